@@ -1,0 +1,95 @@
+//! Connection configuration.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use crate::extension::ExtensionFactory;
+
+/// Limits, timers and negotiated extensions for a [`Connection`](crate::Connection).
+///
+/// Shared behind an `Arc` so that thousands of connections cost one copy.
+/// Build it with struct-update syntax:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = hubbub_core::Config {
+///     max_message_size: 16 << 20,
+///     idle_timeout: Some(Duration::from_secs(30)),
+///     ..Default::default()
+/// };
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    /// Largest message (summed over its fragments, after decompression)
+    /// accepted from the peer; larger messages close with 1009.
+    pub max_message_size: usize,
+    /// Largest single frame payload accepted; `None` means the message limit.
+    pub max_frame_size: Option<usize>,
+    /// Largest HTTP head (request or response line plus headers); a larger
+    /// request is answered 431.
+    pub max_head_size: usize,
+    /// Answer pings with pongs automatically.
+    pub auto_pong: bool,
+    /// Outgoing data messages larger than this are split into fragments of
+    /// this size; `None` sends every message as one frame.
+    pub fragment_size: Option<usize>,
+    /// Time allowed for the opening handshake.
+    pub handshake_timeout: Option<Duration>,
+    /// Close the connection (1001) after this long without inbound bytes.
+    pub idle_timeout: Option<Duration>,
+    /// Send a keep-alive ping after this long without inbound bytes.
+    pub ping_interval: Option<Duration>,
+    /// After a keep-alive ping, close (1001) if nothing arrives within this.
+    pub pong_timeout: Option<Duration>,
+    /// After sending a close frame, wait this long for the peer's close.
+    pub close_timeout: Duration,
+    /// Extensions to negotiate, in order of preference.
+    pub extensions: Vec<Arc<dyn ExtensionFactory>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_message_size: 64 << 10,
+            max_frame_size: None,
+            max_head_size: 64 << 10,
+            auto_pong: true,
+            fragment_size: None,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Some(Duration::from_secs(20)),
+            close_timeout: Duration::from_secs(5),
+            extensions: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The effective per-frame payload limit.
+    pub fn frame_limit(&self) -> usize {
+        self.max_frame_size
+            .unwrap_or(self.max_message_size)
+            .min(self.max_message_size)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("max_head_size", &self.max_head_size)
+            .field("auto_pong", &self.auto_pong)
+            .field("fragment_size", &self.fragment_size)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field(
+                "extensions",
+                &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,847 @@
+//! The connection state machine.
+//!
+//! # Driving a connection
+//!
+//! A [`Connection`] is fed three kinds of input and produces three kinds of
+//! output. After any input or command, drain the outputs in this order:
+//!
+//! 1. **Events** — call [`poll_event`](Connection::poll_event) until `None`
+//!    and act on each (answer [`Event::Request`] with `accept`/`reject`,
+//!    deliver messages, ...). Acting may queue more output.
+//! 2. **Bytes** — while [`pending_bytes`](Connection::pending_bytes) is not
+//!    zero, fill an `IoSlice` array with
+//!    [`transmit_slices`](Connection::transmit_slices), write it with one
+//!    vectored write, and report how much was written with
+//!    [`advance_transmit`](Connection::advance_transmit).
+//! 3. **Deadline** — sleep until [`poll_timeout`](Connection::poll_timeout)
+//!    (or until input arrives), then call
+//!    [`handle_timeout`](Connection::handle_timeout). A spurious or early
+//!    call is harmless.
+//!
+//! Inputs are [`handle_input`](Connection::handle_input) (bytes read),
+//! [`handle_eof`](Connection::handle_eof) (the peer closed its half) and
+//! `handle_timeout`; commands are `accept`, `reject`, `send`,
+//! `send_encoded`, `ping` and `close`.
+//!
+//! When [`Event::Closed`] or [`Event::HandshakeFailed`] has been reported and
+//! the bytes are flushed, shut down the write half of the transport and keep
+//! feeding reads until [`is_finished`](Connection::is_finished): the peer
+//! then gets our last frame before the socket goes away, instead of a reset.
+
+use std::{collections::VecDeque, io::IoSlice, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use rand_chacha::{
+    rand_core::{Rng, SeedableRng},
+    ChaCha8Rng,
+};
+
+use crate::{
+    close::Initiator,
+    extension::{DecodeError, Extension, Offer},
+    frame::{Header, MAX_HEADER},
+    handshake::{
+        self, parse_request, write_switching_protocols, Accept, ClientRequest, HandshakeError,
+        Reject, Request, Response,
+    },
+    mask::apply_mask_at,
+    outbox::Outbox,
+    timers::{Timer, TimerTable},
+    utf8::Utf8Validator,
+    CloseCode, Closed, Config, EncodedFrame, Message, OpCode, ProtocolError, UsageError,
+};
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts upgrade requests; sends unmasked frames.
+    Server,
+    /// Sends the upgrade request; masks every frame.
+    Client,
+}
+
+/// What the handshake settled, reported by [`Event::Open`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Opened {
+    /// The chosen subprotocol.
+    pub protocol: Option<String>,
+    /// The negotiated extension, as sent in `Sec-WebSocket-Extensions`.
+    pub extensions: Option<String>,
+}
+
+/// Something the application should know about.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Server role: a valid upgrade request arrived. Inspect it with
+    /// [`Connection::request`], then answer with [`Connection::accept`] or
+    /// [`Connection::reject`].
+    Request,
+    /// The handshake completed; messages may flow.
+    Open(Opened),
+    /// A complete data message.
+    Message(Message),
+    /// A ping arrived (already answered when `auto_pong` is on).
+    Ping(Bytes),
+    /// A pong arrived.
+    Pong(Bytes),
+    /// The peer broke the protocol; a close frame carrying
+    /// [`ProtocolError::close_code`] is queued and [`Event::Closed`] follows.
+    ProtocolError(ProtocolError),
+    /// The opening handshake failed (terminal: no `Closed` follows). On the
+    /// server an HTTP error response is queued.
+    HandshakeFailed(HandshakeError),
+    /// The connection is over (terminal).
+    Closed(Closed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Server: reading the upgrade request.
+    ReadingRequest,
+    /// Server: request parsed, waiting for `accept` or `reject`.
+    AwaitingDecision,
+    /// Client: request sent, reading the response.
+    ReadingResponse,
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    CloseSent,
+    /// Nothing more is sent or delivered; waiting for EOF or the linger timer.
+    Closed,
+}
+
+/// Handshake data, dropped once the connection opens.
+enum Handshake {
+    Server { buf: Vec<u8> },
+    Decision { request: Request, after_head: Vec<u8> },
+    Client { key: String, buf: Vec<u8>, protocols: Vec<String> },
+}
+
+/// A data message being reassembled.
+struct Partial {
+    text: bool,
+    compressed: bool,
+    data: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+/// Frame-decoding state between reads.
+#[derive(Default)]
+struct Reader {
+    /// Bytes of a header split across reads.
+    head: [u8; MAX_HEADER],
+    head_len: u8,
+    /// The frame whose payload is arriving, and how much of it has.
+    frame: Option<(Header, u64)>,
+    /// The fragmented (or partly received) data message.
+    message: Option<Box<Partial>>,
+    /// A control frame's payload split across reads.
+    control: Vec<u8>,
+}
+
+/// One WebSocket connection, server or client role. See the module
+/// documentation for the polling order.
+pub struct Connection {
+    config: Arc<Config>,
+    role: Role,
+    state: State,
+    finished: bool,
+    reader: Reader,
+    outbox: Outbox,
+    events: VecDeque<Event>,
+    timers: TimerTable,
+    handshake: Option<Box<Handshake>>,
+    extension: Option<Box<dyn Extension>>,
+    /// Client only: frame masks come from here.
+    rng: Option<Box<ChaCha8Rng>>,
+    response: Option<Box<Response>>,
+}
+
+impl Connection {
+    /// A server-side connection waiting for the upgrade request.
+    pub fn server(config: Arc<Config>, now: Instant) -> Self {
+        let mut conn = Self::new(config, Role::Server, now);
+        conn.state = State::ReadingRequest;
+        conn.handshake = Some(Box::new(Handshake::Server { buf: Vec::new() }));
+        conn
+    }
+
+    /// A client-side connection; the upgrade request is queued at once.
+    /// `seed` feeds the CSPRNG for the handshake key and the frame masks:
+    /// pass 32 bytes from the operating system's generator.
+    pub fn client(config: Arc<Config>, now: Instant, request: &ClientRequest, seed: [u8; 32]) -> Self {
+        let mut conn = Self::new(config, Role::Client, now);
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let key = handshake::key_from_nonce(nonce);
+        let offers: Vec<Offer> = conn.config.extensions.iter().flat_map(|f| f.client_offers()).collect();
+        let mut head = Vec::with_capacity(256);
+        request.write_to(&key, &offers, &mut head);
+        conn.outbox.push_encoded(head.into());
+        conn.rng = Some(Box::new(rng));
+        conn.state = State::ReadingResponse;
+        conn.handshake = Some(Box::new(Handshake::Client {
+            key,
+            buf: Vec::new(),
+            protocols: request.protocols().to_vec(),
+        }));
+        conn
+    }
+
+    fn new(config: Arc<Config>, role: Role, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Handshake, config.handshake_timeout.map(|t| now + t));
+        Connection {
+            config,
+            role,
+            state: State::ReadingRequest,
+            finished: false,
+            reader: Reader::default(),
+            outbox: Outbox::default(),
+            events: VecDeque::new(),
+            timers,
+            handshake: None,
+            extension: None,
+            rng: None,
+            response: None,
+        }
+    }
+
+    // ----- inputs -------------------------------------------------------
+
+    /// Bytes received from the transport, in order. Every byte is consumed
+    /// (partial frames are kept), so the caller may reuse its buffer.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        match self.state {
+            State::ReadingRequest => self.read_request(now, data),
+            State::AwaitingDecision => self.buffer_early_frames(data),
+            State::ReadingResponse => self.read_response(now, data),
+            State::Open | State::CloseSent => {
+                self.note_activity(now);
+                self.read_frames(now, data);
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// The transport reached end of stream (the peer closed its half).
+    pub fn handle_eof(&mut self, now: Instant) {
+        match self.state {
+            State::ReadingRequest | State::AwaitingDecision | State::ReadingResponse => {
+                self.fail_handshake(now, HandshakeError::Eof);
+            }
+            State::Open | State::CloseSent => {
+                let initiator = match self.state {
+                    State::Open => Initiator::Remote,
+                    _ => Initiator::Local,
+                };
+                self.finish(now, CloseCode::ABNORMAL, "connection ended without a close frame".into(), false, initiator);
+            }
+            State::Closed => {}
+        }
+        self.finished = true;
+        self.timers.clear_all();
+    }
+
+    /// Fire every timer whose deadline is at or before `now`. Calling it
+    /// early, late or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for timer in self.timers.take_expired(now) {
+            match timer {
+                Timer::Handshake => self.fail_handshake(now, HandshakeError::Timeout),
+                Timer::Idle => self.local_close(now, CloseCode::GOING_AWAY, "idle timeout"),
+                Timer::KeepAlive => {
+                    if self.state == State::Open {
+                        self.push_control(OpCode::Ping, b"");
+                        self.arm(Timer::KeepAlive, now, self.config.ping_interval);
+                        if self.timers.get(Timer::PongDeadline).is_none() {
+                            self.arm(Timer::PongDeadline, now, self.config.pong_timeout);
+                        }
+                    }
+                }
+                Timer::PongDeadline => self.local_close(now, CloseCode::GOING_AWAY, "ping timeout"),
+                Timer::CloseHandshake => {
+                    if self.state == State::CloseSent {
+                        self.finish(now, CloseCode::ABNORMAL, "close handshake timed out".into(), false, Initiator::Local);
+                    }
+                }
+                Timer::Linger => self.finished = true,
+            }
+        }
+    }
+
+    // ----- commands -----------------------------------------------------
+
+    /// The pending upgrade request (server role, after [`Event::Request`],
+    /// until `accept` or `reject`).
+    pub fn request(&self) -> Option<&Request> {
+        match self.handshake.as_deref() {
+            Some(Handshake::Decision { request, .. }) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// Accept the pending upgrade request: queue the `101` response,
+    /// negotiate extensions, and open the connection. Frames that arrived
+    /// early are processed now.
+    pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), UsageError> {
+        let Some(Handshake::Decision { request, after_head }) = self.take_decision() else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        let mut negotiated = None;
+        for factory in &self.config.extensions {
+            let offers: Vec<&Offer> = request.extensions().iter().filter(|o| o.name == factory.name()).collect();
+            if offers.is_empty() {
+                continue;
+            }
+            if let Some((response, state)) = factory.accept_offer(&offers) {
+                negotiated = Some(response.to_string());
+                self.extension = Some(state);
+                break;
+            }
+        }
+        let mut head = Vec::with_capacity(160);
+        write_switching_protocols(&request, &accept, negotiated.as_deref(), &mut head);
+        self.outbox.push_encoded(head.into());
+        self.open(now, Opened { protocol: accept.protocol, extensions: negotiated });
+        if !after_head.is_empty() {
+            self.read_frames(now, &after_head);
+        }
+        Ok(())
+    }
+
+    /// Refuse the pending upgrade request with an HTTP error response.
+    pub fn reject(&mut self, now: Instant, reject: Reject) -> Result<(), UsageError> {
+        if self.take_decision().is_none() {
+            return Err(UsageError::NoPendingRequest);
+        }
+        self.send_rejection(now, reject);
+        Ok(())
+    }
+
+    /// Queue a data message (fragmented per `Config::fragment_size`).
+    pub fn send(&mut self, message: Message) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::NotOpen);
+        }
+        let (text, payload) = match message {
+            Message::Text(text) => (true, Bytes::from(text)),
+            Message::Binary(data) => (false, data),
+        };
+        let (rsv, payload) = match self.extension.as_mut().and_then(|e| e.encode(&payload, text)) {
+            Some((rsv, encoded)) => (rsv, Bytes::from(encoded)),
+            None => (0, payload),
+        };
+        let mut opcode = if text { OpCode::Text } else { OpCode::Binary };
+        let fragment = self.config.fragment_size.unwrap_or(usize::MAX).max(1);
+        let mut rest = payload;
+        let mut rsv = rsv;
+        loop {
+            let piece = rest.split_to(rest.len().min(fragment));
+            let fin = rest.is_empty();
+            let header = Header { fin, rsv, opcode, mask: self.next_mask(), len: piece.len() as u64 };
+            self.outbox.push_data(header, piece);
+            if fin {
+                return Ok(());
+            }
+            opcode = OpCode::Continuation;
+            rsv = 0;
+        }
+    }
+
+    /// Queue a pre-encoded server frame; its bytes are shared, not copied.
+    pub fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), UsageError> {
+        if self.role == Role::Client {
+            return Err(UsageError::EncodedFrameOnClient);
+        }
+        if self.state != State::Open {
+            return Err(UsageError::NotOpen);
+        }
+        self.outbox.push_encoded(frame.as_bytes().clone());
+        Ok(())
+    }
+
+    /// Queue a ping (ahead of queued data). At most 125 bytes.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        if payload.len() > 125 {
+            return Err(UsageError::ControlPayloadTooLong);
+        }
+        if self.state != State::Open {
+            return Err(UsageError::NotOpen);
+        }
+        self.push_control(OpCode::Ping, payload);
+        Ok(())
+    }
+
+    /// Start the close handshake: the close frame goes after the data
+    /// already queued, and no data may be sent after it. `code` must be one
+    /// a peer may receive (1000–1003, 1007–1014, 3000–4999).
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        if !code.is_valid_on_wire() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > 123 {
+            return Err(UsageError::CloseReasonTooLong);
+        }
+        if self.state != State::Open {
+            return Err(UsageError::NotOpen);
+        }
+        self.local_close(now, code, reason);
+        Ok(())
+    }
+
+    // ----- outputs ------------------------------------------------------
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called, if any timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The deadline of one named timer.
+    pub fn deadline(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
+    }
+
+    /// Fill `dst` with the bytes waiting to be written, in wire order, for
+    /// one vectored write; returns the number of slices filled. Large and
+    /// broadcast payloads appear by reference, never copied.
+    pub fn transmit_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.outbox.slices(dst)
+    }
+
+    /// Report that the first `n` bytes of the transmit queue were written.
+    ///
+    /// # Panics
+    /// If `n` exceeds [`pending_bytes`](Self::pending_bytes): a caller bug.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.outbox.advance(n);
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// True while data messages may be sent.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// True once the connection ended (closed or handshake failed): nothing
+    /// more will be delivered or queued.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True when the transport can be dropped: closed, transmit queue
+    /// flushed, and the peer's EOF seen or the linger time passed.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Closed && (self.finished || self.outbox.is_empty() && self.timers.next().is_none())
+    }
+
+    /// This connection's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The validated `101` response (client role, once open).
+    pub fn response(&self) -> Option<&Response> {
+        self.response.as_deref()
+    }
+
+    // ----- handshake ----------------------------------------------------
+
+    fn read_request(&mut self, now: Instant, data: &[u8]) {
+        let Some(Handshake::Server { buf }) = self.handshake.as_deref_mut() else { return };
+        buf.extend_from_slice(data);
+        match parse_request(buf, self.config.max_head_size) {
+            Ok(None) => {}
+            Ok(Some((request, head_len))) => {
+                let after_head = buf.split_off(head_len);
+                self.handshake = Some(Box::new(Handshake::Decision { request, after_head }));
+                self.state = State::AwaitingDecision;
+                self.events.push_back(Event::Request);
+            }
+            Err(reject) => self.send_rejection(now, reject),
+        }
+    }
+
+    /// Frames that arrive before the application decided are kept (up to
+    /// the head limit) and processed on `accept`.
+    fn buffer_early_frames(&mut self, data: &[u8]) {
+        if let Some(Handshake::Decision { after_head, .. }) = self.handshake.as_deref_mut() {
+            if after_head.len() + data.len() <= self.config.max_head_size {
+                after_head.extend_from_slice(data);
+            }
+        }
+    }
+
+    fn take_decision(&mut self) -> Option<Handshake> {
+        if self.state != State::AwaitingDecision {
+            return None;
+        }
+        self.handshake.take().map(|h| *h)
+    }
+
+    fn send_rejection(&mut self, now: Instant, reject: Reject) {
+        let mut head = Vec::with_capacity(128);
+        reject.write_to(&mut head);
+        self.outbox.push_encoded(head.into());
+        let error = HandshakeError::Rejected { status: reject.status(), reason: reject.body().to_owned() };
+        self.fail_handshake(now, error);
+    }
+
+    fn read_response(&mut self, now: Instant, data: &[u8]) {
+        let Some(Handshake::Client { key, buf, protocols }) = self.handshake.as_deref_mut() else { return };
+        buf.extend_from_slice(data);
+        let offered: Vec<&str> = self.config.extensions.iter().map(|f| f.name()).collect();
+        let (response, head_len) = match handshake::parse_response(buf, self.config.max_head_size, key, protocols, &offered) {
+            Ok(None) => return,
+            Ok(Some(parsed)) => parsed,
+            Err(error) => return self.fail_handshake(now, error),
+        };
+        let after_head = buf.split_off(head_len);
+        let mut accepted = response.extensions().iter();
+        let negotiated = match (accepted.next(), accepted.next()) {
+            (None, _) => None,
+            (Some(_), Some(_)) => {
+                let error = HandshakeError::BadExtension("more than one extension accepted".into());
+                return self.fail_handshake(now, error);
+            }
+            (Some(offer), None) => {
+                let factory = self.config.extensions.iter().find(|f| f.name() == offer.name);
+                match factory.map(|f| f.accept_response(offer)) {
+                    Some(Ok(state)) => {
+                        self.extension = Some(state);
+                        Some(offer.to_string())
+                    }
+                    Some(Err(why)) => return self.fail_handshake(now, HandshakeError::BadExtension(why)),
+                    None => return self.fail_handshake(now, HandshakeError::BadExtension(offer.name.clone())),
+                }
+            }
+        };
+        let opened = Opened { protocol: response.protocol().map(str::to_owned), extensions: negotiated };
+        self.response = Some(Box::new(response));
+        self.open(now, opened);
+        if !after_head.is_empty() {
+            self.read_frames(now, &after_head);
+        }
+    }
+
+    fn open(&mut self, now: Instant, opened: Opened) {
+        self.handshake = None;
+        self.state = State::Open;
+        self.timers.set(Timer::Handshake, None);
+        self.note_activity(now);
+        self.events.push_back(Event::Open(opened));
+    }
+
+    fn fail_handshake(&mut self, now: Instant, error: HandshakeError) {
+        if !matches!(self.state, State::ReadingRequest | State::AwaitingDecision | State::ReadingResponse) {
+            return;
+        }
+        self.handshake = None;
+        self.events.push_back(Event::HandshakeFailed(error));
+        self.enter_closed(now);
+    }
+
+    // ----- frames -------------------------------------------------------
+
+    fn read_frames(&mut self, now: Instant, mut data: &[u8]) {
+        while !data.is_empty() && matches!(self.state, State::Open | State::CloseSent) {
+            let step = match self.reader.frame {
+                Some((header, received)) => {
+                    let take = (header.len - received).min(data.len() as u64) as usize;
+                    self.on_payload(now, header, received, &data[..take]);
+                    Ok(take)
+                }
+                None => self.read_header(now, data),
+            };
+            match step {
+                Ok(used) => data = &data[used..],
+                Err(error) => return self.fail(now, error),
+            }
+        }
+    }
+
+    /// Parse (or continue parsing) a frame header; returns the bytes of
+    /// `data` used.
+    fn read_header(&mut self, now: Instant, data: &[u8]) -> Result<usize, ProtocolError> {
+        let stashed = self.reader.head_len as usize;
+        let parsed = if stashed == 0 {
+            Header::parse(data)?
+        } else {
+            let take = (MAX_HEADER - stashed).min(data.len());
+            self.reader.head[stashed..stashed + take].copy_from_slice(&data[..take]);
+            Header::parse(&self.reader.head[..stashed + take])?
+        };
+        let Some((header, head_len)) = parsed else {
+            // Incomplete: keep what we have (less than a header's worth).
+            let take = (MAX_HEADER - stashed).min(data.len());
+            self.reader.head[stashed..stashed + take].copy_from_slice(&data[..take]);
+            self.reader.head_len += take as u8;
+            return Ok(take);
+        };
+        self.reader.head_len = 0;
+        let used = head_len - stashed;
+        self.start_frame(header)?;
+        let payload = &data[used..];
+        if header.len == 0 || header.len <= payload.len() as u64 {
+            let len = header.len as usize;
+            self.on_payload(now, header, 0, &payload[..len]);
+            return Ok(used + len);
+        }
+        Ok(used)
+    }
+
+    /// Validate a header against RFC 6455 §5 and the limits, and set up the
+    /// frame's reception.
+    fn start_frame(&mut self, header: Header) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let allowed_rsv = match (&self.extension, starts_message) {
+            (Some(ext), true) => ext.rsv_bits(),
+            _ => 0,
+        };
+        if header.rsv & !allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if header.len > 125 {
+                return Err(ProtocolError::ControlFrameTooLong);
+            }
+        } else {
+            match (header.opcode, &self.reader.message) {
+                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::Text | OpCode::Binary, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                _ => {}
+            }
+            if header.len > self.config.frame_limit() as u64 {
+                return Err(ProtocolError::FrameTooLarge);
+            }
+            if starts_message {
+                self.reader.message = Some(Box::new(Partial {
+                    text: header.opcode == OpCode::Text,
+                    compressed: header.rsv != 0,
+                    data: Vec::new(),
+                    utf8: Utf8Validator::new(),
+                }));
+            }
+            let message = self.reader.message.as_deref().map_or(0, |m| m.data.len());
+            let compressed = self.reader.message.as_deref().is_some_and(|m| m.compressed);
+            if !compressed && message as u64 + header.len > self.config.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooLarge);
+            }
+        }
+        self.reader.frame = Some((header, 0));
+        Ok(())
+    }
+
+    /// A piece of the current frame's payload (`received` bytes of it came
+    /// before).
+    fn on_payload(&mut self, now: Instant, header: Header, received: u64, chunk: &[u8]) {
+        let done = received + chunk.len() as u64 == header.len;
+        self.reader.frame = if done { None } else { Some((header, received + chunk.len() as u64)) };
+        let mask = header.mask.unwrap_or([0; 4]);
+        let offset = received as usize;
+        if header.opcode.is_control() {
+            let start = self.reader.control.len();
+            self.reader.control.extend_from_slice(chunk);
+            apply_mask_at(&mut self.reader.control[start..], mask, offset);
+            if done {
+                let payload = std::mem::take(&mut self.reader.control);
+                self.on_control(now, header.opcode, payload);
+            }
+            return;
+        }
+        if let Err(error) = self.on_data(header, offset, chunk, done, mask) {
+            self.fail(now, error);
+        }
+    }
+
+    fn on_data(&mut self, header: Header, offset: usize, chunk: &[u8], done: bool, mask: [u8; 4]) -> Result<(), ProtocolError> {
+        let limit = self.config.max_message_size;
+        let Some(message) = self.reader.message.as_deref_mut() else { return Ok(()) };
+        let last = done && header.fin;
+        if message.compressed {
+            let mut plain = chunk.to_vec();
+            apply_mask_at(&mut plain, mask, offset);
+            let ext = self.extension.as_mut().ok_or(ProtocolError::ReservedBits)?;
+            let start = message.data.len();
+            ext.decode(&plain, last, &mut message.data, limit).map_err(|e| match e {
+                DecodeError::TooLarge => ProtocolError::MessageTooLarge,
+                DecodeError::Invalid(why) => ProtocolError::Extension(why),
+            })?;
+            if message.text {
+                message.utf8.feed(&message.data[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        } else {
+            let start = message.data.len();
+            if offset == 0 && done {
+                message.data.reserve_exact(chunk.len());
+            }
+            message.data.extend_from_slice(chunk);
+            apply_mask_at(&mut message.data[start..], mask, offset);
+            // A message arriving whole is validated once, on completion;
+            // anything in pieces is validated as it comes, to fail fast.
+            let whole = last && start == 0 && offset == 0;
+            if message.text && !whole {
+                message.utf8.feed(&message.data[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        if !last {
+            return Ok(());
+        }
+        let Some(message) = self.reader.message.take() else { return Ok(()) };
+        let Partial { text, data, utf8, .. } = *message;
+        let message = if text {
+            utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
+        } else {
+            Message::Binary(data.into())
+        };
+        self.events.push_back(Event::Message(message));
+        Ok(())
+    }
+
+    fn on_control(&mut self, now: Instant, opcode: OpCode, payload: Vec<u8>) {
+        match opcode {
+            OpCode::Ping if self.state == State::Open => {
+                if self.config.auto_pong {
+                    self.push_control(OpCode::Pong, &payload);
+                }
+                self.events.push_back(Event::Ping(payload.into()));
+            }
+            OpCode::Pong if self.state == State::Open => self.events.push_back(Event::Pong(payload.into())),
+            OpCode::Close => match parse_close(&payload) {
+                Ok((code, reason)) => self.on_close_frame(now, code, reason),
+                Err(error) => self.fail(now, error),
+            },
+            _ => {}
+        }
+    }
+
+    fn on_close_frame(&mut self, now: Instant, code: CloseCode, reason: String) {
+        let initiator = match self.state {
+            State::Open => {
+                // Echo the code (§5.5.1); a close without a code is echoed empty.
+                let echo = match code {
+                    CloseCode::NO_STATUS => Vec::new(),
+                    code => code.0.to_be_bytes().to_vec(),
+                };
+                self.push_close_frame(&echo);
+                Initiator::Remote
+            }
+            _ => Initiator::Local,
+        };
+        self.finish(now, code, reason, true, initiator);
+    }
+
+    /// _Fail the WebSocket Connection_ (§7.1.7): send a close with the
+    /// error's code and stop processing input.
+    fn fail(&mut self, now: Instant, error: ProtocolError) {
+        if !matches!(self.state, State::Open | State::CloseSent) {
+            return;
+        }
+        let code = error.close_code();
+        if self.state == State::Open {
+            self.push_close_frame(&close_payload(code, error.close_reason()));
+        }
+        self.events.push_back(Event::ProtocolError(error.clone()));
+        self.finish(now, code, error.close_reason().into(), false, Initiator::Local);
+    }
+
+    /// A close started by us: the application, the idle timer or the pong
+    /// deadline.
+    fn local_close(&mut self, now: Instant, code: CloseCode, reason: &str) {
+        if self.state != State::Open {
+            return;
+        }
+        self.push_close_frame(&close_payload(code, reason));
+        self.state = State::CloseSent;
+        for timer in [Timer::Idle, Timer::KeepAlive, Timer::PongDeadline] {
+            self.timers.set(timer, None);
+        }
+        self.arm(Timer::CloseHandshake, now, Some(self.config.close_timeout));
+    }
+
+    fn finish(&mut self, now: Instant, code: CloseCode, reason: String, clean: bool, initiator: Initiator) {
+        self.events.push_back(Event::Closed(Closed { code, reason, clean, initiator }));
+        self.enter_closed(now);
+    }
+
+    fn enter_closed(&mut self, now: Instant) {
+        self.state = State::Closed;
+        self.reader = Reader::default();
+        self.timers.clear_all();
+        if !self.finished {
+            self.arm(Timer::Linger, now, Some(self.config.close_timeout));
+        }
+    }
+
+    // ----- helpers ------------------------------------------------------
+
+    fn note_activity(&mut self, now: Instant) {
+        if self.state == State::Open {
+            self.arm(Timer::Idle, now, self.config.idle_timeout);
+            self.arm(Timer::KeepAlive, now, self.config.ping_interval);
+            self.timers.set(Timer::PongDeadline, None);
+        }
+    }
+
+    fn arm(&mut self, timer: Timer, now: Instant, after: Option<std::time::Duration>) {
+        self.timers.set(timer, after.map(|d| now + d));
+    }
+
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes())
+    }
+
+    fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        let header = Header { fin: true, rsv: 0, opcode, mask: self.next_mask(), len: payload.len() as u64 };
+        self.outbox.push_control(header, payload);
+    }
+
+    /// Close frames go after queued data, never ahead of it.
+    fn push_close_frame(&mut self, payload: &[u8]) {
+        let header = Header { fin: true, rsv: 0, opcode: OpCode::Close, mask: self.next_mask(), len: payload.len() as u64 };
+        self.outbox.push_data(header, Bytes::copy_from_slice(payload));
+    }
+}
+
+fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.0.to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    payload
+}
+
+/// Decode a close frame payload (§5.5.1, §7.4).
+fn parse_close(payload: &[u8]) -> Result<(CloseCode, String), ProtocolError> {
+    match payload {
+        [] => Ok((CloseCode::NO_STATUS, String::new())),
+        [_] => Err(ProtocolError::InvalidClosePayload),
+        [hi, lo, reason @ ..] => {
+            let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
+            if !code.is_valid_on_wire() {
+                return Err(ProtocolError::InvalidCloseCode(code.0));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok((code, reason.to_owned()))
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The two kinds of error: the peer breaking the protocol, and the local
+//! application misusing the API.
+
+use std::fmt;
+
+use crate::CloseCode;
+
+/// The peer violated RFC 6455 (or a configured limit). The connection fails:
+/// a close frame with [`close_code`](Self::close_code) is queued and the
+/// connection ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A client sent a frame without a mask (§5.1).
+    UnmaskedFrame,
+    /// A server sent a masked frame (§5.1).
+    MaskedFrame,
+    /// RSV bits set that no negotiated extension claims (§5.2).
+    ReservedBits,
+    /// An opcode reserved for future use (§5.2).
+    ReservedOpcode(u8),
+    /// A control frame with more than 125 bytes of payload (§5.5).
+    ControlFrameTooLong,
+    /// A control frame without the FIN bit (§5.5).
+    FragmentedControlFrame,
+    /// A continuation frame with no message to continue (§5.4).
+    UnexpectedContinuation,
+    /// A new data frame while a fragmented message was still open (§5.4).
+    ExpectedContinuation,
+    /// A 64-bit payload length with the most significant bit set (§5.2).
+    InvalidLength,
+    /// Text that is not UTF-8 (§8.1).
+    InvalidUtf8,
+    /// A close frame with a one-byte payload (§5.5.1).
+    InvalidClosePayload,
+    /// A close frame with a code not allowed on the wire (§7.4).
+    InvalidCloseCode(u16),
+    /// A frame larger than the configured frame limit.
+    FrameTooLarge,
+    /// A message larger than the configured message limit.
+    MessageTooLarge,
+    /// A negotiated extension could not decode a message.
+    Extension(String),
+}
+
+impl ProtocolError {
+    /// The close code this error fails the connection with: the one table
+    /// from errors to close codes.
+    pub fn close_code(&self) -> CloseCode {
+        use ProtocolError::*;
+        match self {
+            InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            FrameTooLarge | MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
+            UnmaskedFrame
+            | MaskedFrame
+            | ReservedBits
+            | ReservedOpcode(_)
+            | ControlFrameTooLong
+            | FragmentedControlFrame
+            | UnexpectedContinuation
+            | ExpectedContinuation
+            | InvalidLength
+            | InvalidClosePayload
+            | InvalidCloseCode(_)
+            | Extension(_) => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+
+    /// The reason sent in the close frame: short, fixed, never internal detail.
+    pub fn close_reason(&self) -> &'static str {
+        match self.close_code() {
+            CloseCode::INVALID_PAYLOAD => "invalid utf-8",
+            CloseCode::MESSAGE_TOO_BIG => "message too big",
+            _ => "protocol error",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ProtocolError::*;
+        match self {
+            UnmaskedFrame => f.write_str("client frame is not masked"),
+            MaskedFrame => f.write_str("server frame is masked"),
+            ReservedBits => f.write_str("reserved bits set without a negotiated extension"),
+            ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
+            ControlFrameTooLong => f.write_str("control frame payload over 125 bytes"),
+            FragmentedControlFrame => f.write_str("fragmented control frame"),
+            UnexpectedContinuation => f.write_str("continuation frame without a message to continue"),
+            ExpectedContinuation => f.write_str("new data frame inside a fragmented message"),
+            InvalidLength => f.write_str("payload length has its most significant bit set"),
+            InvalidUtf8 => f.write_str("text is not valid UTF-8"),
+            InvalidClosePayload => f.write_str("close frame payload of one byte"),
+            InvalidCloseCode(code) => write!(f, "close code {code} is not allowed"),
+            FrameTooLarge => f.write_str("frame exceeds the size limit"),
+            MessageTooLarge => f.write_str("message exceeds the size limit"),
+            Extension(what) => write!(f, "extension error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// The local application called the API in a way the protocol forbids; the
+/// call had no effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The connection is not open (handshake pending, or closing/closed).
+    NotOpen,
+    /// `accept` or `reject` without a pending upgrade request.
+    NoPendingRequest,
+    /// A ping or pong payload over 125 bytes.
+    ControlPayloadTooLong,
+    /// A close code that may not be sent (e.g. 1005, 1006, 1015, < 1000).
+    InvalidCloseCode(u16),
+    /// A close reason over 123 bytes.
+    CloseReasonTooLong,
+    /// A pre-encoded server frame sent on a client connection.
+    EncodedFrameOnClient,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use UsageError::*;
+        match self {
+            NotOpen => f.write_str("connection is not open"),
+            NoPendingRequest => f.write_str("no upgrade request is waiting for a decision"),
+            ControlPayloadTooLong => f.write_str("control frame payload over 125 bytes"),
+            InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
+            CloseReasonTooLong => f.write_str("close reason over 123 bytes"),
+            EncodedFrameOnClient => {
+                f.write_str("pre-encoded server frames cannot be sent by a client")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}

@@ -1,0 +1,102 @@
+//! A client core and a server core back to back, no sockets: messages both
+//! ways, fragmentation, ping/pong, broadcast frames.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use hubbub_core::{Config, EncodedFrame, Event, Message, UsageError};
+
+fn received(events: &[Event]) -> Vec<Message> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn echo_both_ways() {
+    let mut pair = Pair::open();
+    let big = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<_>>());
+    let config = || Config { max_message_size: 1 << 20, ..Config::default() };
+    let mut pair_big = Pair::new(config(), config());
+    pair.client.send(Message::Text("hello".into())).unwrap();
+    pair.client.send(Message::Binary(Bytes::new())).unwrap();
+    pair.pump();
+    assert_eq!(received(&pair.server_events), vec![Message::Text("hello".into()), Message::Binary(Bytes::new())]);
+    pair.server.send(Message::Text("héllo back".into())).unwrap();
+    pair.pump();
+    assert_eq!(received(&pair.client_events), vec![Message::Text("héllo back".into())]);
+
+    pair_big.client.send(Message::Binary(big.clone())).unwrap();
+    pair_big.server.send(Message::Binary(big.clone())).unwrap();
+    pair_big.pump();
+    assert_eq!(received(&pair_big.server_events), vec![Message::Binary(big.clone())]);
+    assert_eq!(received(&pair_big.client_events), vec![Message::Binary(big)]);
+}
+
+#[test]
+fn fragmented_sending() {
+    let config = Config { fragment_size: Some(4), ..Config::default() };
+    let mut pair = Pair::new(config.clone(), config);
+    pair.client.send(Message::Text("fragmented text €".into())).unwrap();
+    let wire = drain(&mut pair.client);
+    let frames = parse_frames(&wire);
+    assert_eq!(frames.len(), 5); // 19 bytes in 4-byte fragments
+    assert_eq!((frames[0].0, frames[0].2), (false, 1));
+    assert!(frames[1..4].iter().all(|f| !f.0 && f.2 == 0));
+    assert_eq!((frames[4].0, frames[4].2), (true, 0));
+    pair.server.handle_input(pair.now, &wire);
+    assert_eq!(received(&events(&mut pair.server)), vec![Message::Text("fragmented text €".into())]);
+}
+
+#[test]
+fn client_frames_are_masked_server_frames_are_not() {
+    let mut pair = Pair::open();
+    pair.client.send(Message::Text("x".into())).unwrap();
+    pair.server.send(Message::Text("y".into())).unwrap();
+    assert_ne!(drain(&mut pair.client)[1] & 0x80, 0);
+    assert_eq!(drain(&mut pair.server)[1] & 0x80, 0);
+}
+
+#[test]
+fn application_ping_and_pong() {
+    let mut pair = Pair::open();
+    pair.client.ping(b"are you there").unwrap();
+    pair.pump();
+    assert!(matches!(&pair.server_events[0], Event::Ping(p) if &p[..] == b"are you there"));
+    assert!(matches!(&pair.client_events[0], Event::Pong(p) if &p[..] == b"are you there"));
+}
+
+#[test]
+fn encoded_frame_is_shared_by_many_connections() {
+    let frame = EncodedFrame::text("to everyone");
+    let mut pairs: Vec<Pair> = (0..5).map(|_| Pair::open()).collect();
+    for pair in &mut pairs {
+        pair.server.send_encoded(&frame).unwrap();
+        let mut slots = [std::io::IoSlice::new(&[]); 4];
+        let n = pair.server.transmit_slices(&mut slots);
+        assert_eq!(n, 1);
+        assert_eq!(slots[0].as_ptr(), frame.as_bytes().as_ptr(), "no copy");
+        pair.pump();
+        assert_eq!(received(&pair.client_events), vec![Message::Text("to everyone".into())]);
+    }
+    assert_eq!(pairs[0].client.send_encoded(&frame), Err(UsageError::EncodedFrameOnClient));
+}
+
+#[test]
+fn pong_goes_ahead_of_queued_data() {
+    let mut pair = Pair::open();
+    for i in 0..3 {
+        pair.server.send(Message::Text(format!("queued {i}"))).unwrap();
+    }
+    pair.client.ping(b"p").unwrap();
+    let ping = drain(&mut pair.client);
+    pair.server.handle_input(pair.now, &ping);
+    let frames = parse_frames(&drain(&mut pair.server));
+    assert_eq!(frames[0].2, 0xa, "pong first");
+    assert_eq!(frames.len(), 4);
+}
