@@ -33,15 +33,14 @@ impl ClientRequest {
     /// port 80. An IPv6 address is given without brackets. An empty path
     /// means `/`.
     pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {
-        let path = path.into();
+        let mut path = path.into();
+        if path.is_empty() {
+            path.push('/');
+        }
         Self {
             host: host.into(),
             port: 80,
-            path: if path.is_empty() {
-                "/".to_owned()
-            } else {
-                path
-            },
+            path,
             protocols: Vec::new(),
             headers: Vec::new(),
         }
@@ -71,9 +70,10 @@ impl ClientRequest {
                 "the path has spaces, control or non-ASCII characters; percent-encode them",
             ));
         }
-        let path = match resource.strip_prefix('?') {
-            Some(_) => format!("/{resource}"),
-            None => resource.to_owned(),
+        let path = if resource.starts_with('?') {
+            format!("/{resource}")
+        } else {
+            resource.to_owned()
         };
         Ok(Self::new(host, path).with_port(port))
     }
@@ -177,14 +177,14 @@ fn parse_authority(authority: &str) -> Result<(&str, u16), HandshakeError> {
             if host.parse::<Ipv6Addr>().is_err() {
                 return Err(invalid_url(format!("{host:?} is not an IPv6 address")));
             }
-            match after {
-                "" => (host, None),
-                _ => (
-                    host,
-                    Some(after.strip_prefix(':').ok_or_else(|| {
-                        invalid_url(format!("unexpected {after:?} after the IPv6 address"))
-                    })?),
-                ),
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => {
+                    return Err(invalid_url(format!(
+                        "unexpected {after:?} after the IPv6 address"
+                    )))
+                }
             }
         }
         None => match authority.split_once(':') {
@@ -211,7 +211,8 @@ fn parse_authority(authority: &str) -> Result<(&str, u16), HandshakeError> {
     Ok((host, port))
 }
 
-/// Characters of a registered name or IP address (RFC 3986 §3.2.2).
+/// Characters of a registered name or IP address (RFC 3986 §3.2.2); `:`
+/// only reaches here inside an IPv6 address.
 fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b)
 }

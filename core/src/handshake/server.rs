@@ -125,7 +125,7 @@ fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Rej
         }
         None => {
             return Err(upgrade_required(
-                "The request is missing Sec-WebSocket-Version: 13.".to_owned(),
+                "The request is missing Sec-WebSocket-Version: 13.",
             ))
         }
     }
@@ -179,7 +179,7 @@ fn bad_request(body: impl Into<String>) -> Reject {
     Reject::new(400).with_body(body)
 }
 
-fn upgrade_required(body: String) -> Reject {
+fn upgrade_required(body: impl Into<String>) -> Reject {
     Reject::new(426)
         .with_header("Sec-WebSocket-Version", "13")
         .with_body(body)
