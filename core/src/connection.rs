@@ -112,9 +112,18 @@ enum State {
 
 /// Handshake data, dropped once the connection opens.
 enum Handshake {
-    Server { buf: Vec<u8> },
-    Decision { request: Request, after_head: Vec<u8> },
-    Client { key: String, buf: Vec<u8>, protocols: Vec<String> },
+    Server {
+        buf: Vec<u8>,
+    },
+    Decision {
+        request: Request,
+        after_head: Vec<u8>,
+    },
+    Client {
+        key: String,
+        buf: Vec<u8>,
+        protocols: Vec<String>,
+    },
 }
 
 /// A data message being reassembled.
@@ -169,13 +178,23 @@ impl Connection {
     /// A client-side connection; the upgrade request is queued at once.
     /// `seed` feeds the CSPRNG for the handshake key and the frame masks:
     /// pass 32 bytes from the operating system's generator.
-    pub fn client(config: Arc<Config>, now: Instant, request: &ClientRequest, seed: [u8; 32]) -> Self {
+    pub fn client(
+        config: Arc<Config>,
+        now: Instant,
+        request: &ClientRequest,
+        seed: [u8; 32],
+    ) -> Self {
         let mut conn = Self::new(config, Role::Client, now);
         let mut rng = ChaCha8Rng::from_seed(seed);
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let key = handshake::key_from_nonce(nonce);
-        let offers: Vec<Offer> = conn.config.extensions.iter().flat_map(|f| f.client_offers()).collect();
+        let offers: Vec<Offer> = conn
+            .config
+            .extensions
+            .iter()
+            .flat_map(|f| f.client_offers())
+            .collect();
         let mut head = Vec::with_capacity(256);
         request.write_to(&key, &offers, &mut head);
         conn.outbox.push_encoded(head.into());
@@ -236,7 +255,13 @@ impl Connection {
                     State::Open => Initiator::Remote,
                     _ => Initiator::Local,
                 };
-                self.finish(now, CloseCode::ABNORMAL, "connection ended without a close frame".into(), false, initiator);
+                self.finish(
+                    now,
+                    CloseCode::ABNORMAL,
+                    "connection ended without a close frame".into(),
+                    false,
+                    initiator,
+                );
             }
             State::Closed => {}
         }
@@ -263,7 +288,13 @@ impl Connection {
                 Timer::PongDeadline => self.local_close(now, CloseCode::GOING_AWAY, "ping timeout"),
                 Timer::CloseHandshake => {
                     if self.state == State::CloseSent {
-                        self.finish(now, CloseCode::ABNORMAL, "close handshake timed out".into(), false, Initiator::Local);
+                        self.finish(
+                            now,
+                            CloseCode::ABNORMAL,
+                            "close handshake timed out".into(),
+                            false,
+                            Initiator::Local,
+                        );
                     }
                 }
                 Timer::Linger => self.finished = true,
@@ -286,12 +317,28 @@ impl Connection {
     /// negotiate extensions, and open the connection. Frames that arrived
     /// early are processed now.
     pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), UsageError> {
-        let Some(Handshake::Decision { request, after_head }) = self.take_decision() else {
+        let Some(request) = self.request() else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        if let Some(chosen) = &accept.protocol {
+            if !request.protocols().contains(chosen) {
+                return Err(UsageError::UnofferedProtocol(chosen.clone()));
+            }
+        }
+        let Some(Handshake::Decision {
+            request,
+            after_head,
+        }) = self.take_decision()
+        else {
             return Err(UsageError::NoPendingRequest);
         };
         let mut negotiated = None;
         for factory in &self.config.extensions {
-            let offers: Vec<&Offer> = request.extensions().iter().filter(|o| o.name == factory.name()).collect();
+            let offers: Vec<&Offer> = request
+                .extensions()
+                .iter()
+                .filter(|o| o.name == factory.name())
+                .collect();
             if offers.is_empty() {
                 continue;
             }
@@ -304,7 +351,13 @@ impl Connection {
         let mut head = Vec::with_capacity(160);
         write_switching_protocols(&request, &accept, negotiated.as_deref(), &mut head);
         self.outbox.push_encoded(head.into());
-        self.open(now, Opened { protocol: accept.protocol, extensions: negotiated });
+        self.open(
+            now,
+            Opened {
+                protocol: accept.protocol,
+                extensions: negotiated,
+            },
+        );
         if !after_head.is_empty() {
             self.read_frames(now, &after_head);
         }
@@ -329,7 +382,11 @@ impl Connection {
             Message::Text(text) => (true, Bytes::from(text)),
             Message::Binary(data) => (false, data),
         };
-        let (rsv, payload) = match self.extension.as_mut().and_then(|e| e.encode(&payload, text)) {
+        let (rsv, payload) = match self
+            .extension
+            .as_mut()
+            .and_then(|e| e.encode(&payload, text))
+        {
             Some((rsv, encoded)) => (rsv, Bytes::from(encoded)),
             None => (0, payload),
         };
@@ -340,7 +397,13 @@ impl Connection {
         loop {
             let piece = rest.split_to(rest.len().min(fragment));
             let fin = rest.is_empty();
-            let header = Header { fin, rsv, opcode, mask: self.next_mask(), len: piece.len() as u64 };
+            let header = Header {
+                fin,
+                rsv,
+                opcode,
+                mask: self.next_mask(),
+                len: piece.len() as u64,
+            };
             self.outbox.push_data(header, piece);
             if fin {
                 return Ok(());
@@ -395,7 +458,11 @@ impl Connection {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new(); // hold nothing at rest
+        }
+        event
     }
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
@@ -443,7 +510,8 @@ impl Connection {
     /// True when the transport can be dropped: closed, transmit queue
     /// flushed, and the peer's EOF seen or the linger time passed.
     pub fn is_finished(&self) -> bool {
-        self.state == State::Closed && (self.finished || self.outbox.is_empty() && self.timers.next().is_none())
+        self.state == State::Closed
+            && (self.finished || self.outbox.is_empty() && self.timers.next().is_none())
     }
 
     /// This connection's role.
@@ -459,13 +527,18 @@ impl Connection {
     // ----- handshake ----------------------------------------------------
 
     fn read_request(&mut self, now: Instant, data: &[u8]) {
-        let Some(Handshake::Server { buf }) = self.handshake.as_deref_mut() else { return };
+        let Some(Handshake::Server { buf }) = self.handshake.as_deref_mut() else {
+            return;
+        };
         buf.extend_from_slice(data);
         match parse_request(buf, self.config.max_head_size) {
             Ok(None) => {}
             Ok(Some((request, head_len))) => {
                 let after_head = buf.split_off(head_len);
-                self.handshake = Some(Box::new(Handshake::Decision { request, after_head }));
+                self.handshake = Some(Box::new(Handshake::Decision {
+                    request,
+                    after_head,
+                }));
                 self.state = State::AwaitingDecision;
                 self.events.push_back(Event::Request);
             }
@@ -494,15 +567,31 @@ impl Connection {
         let mut head = Vec::with_capacity(128);
         reject.write_to(&mut head);
         self.outbox.push_encoded(head.into());
-        let error = HandshakeError::Rejected { status: reject.status(), reason: reject.body().to_owned() };
+        let error = HandshakeError::Rejected {
+            status: reject.status(),
+            reason: reject.body().to_owned(),
+        };
         self.fail_handshake(now, error);
     }
 
     fn read_response(&mut self, now: Instant, data: &[u8]) {
-        let Some(Handshake::Client { key, buf, protocols }) = self.handshake.as_deref_mut() else { return };
+        let Some(Handshake::Client {
+            key,
+            buf,
+            protocols,
+        }) = self.handshake.as_deref_mut()
+        else {
+            return;
+        };
         buf.extend_from_slice(data);
         let offered: Vec<&str> = self.config.extensions.iter().map(|f| f.name()).collect();
-        let (response, head_len) = match handshake::parse_response(buf, self.config.max_head_size, key, protocols, &offered) {
+        let (response, head_len) = match handshake::parse_response(
+            buf,
+            self.config.max_head_size,
+            key,
+            protocols,
+            &offered,
+        ) {
             Ok(None) => return,
             Ok(Some(parsed)) => parsed,
             Err(error) => return self.fail_handshake(now, error),
@@ -516,18 +605,30 @@ impl Connection {
                 return self.fail_handshake(now, error);
             }
             (Some(offer), None) => {
-                let factory = self.config.extensions.iter().find(|f| f.name() == offer.name);
+                let factory = self
+                    .config
+                    .extensions
+                    .iter()
+                    .find(|f| f.name() == offer.name);
                 match factory.map(|f| f.accept_response(offer)) {
                     Some(Ok(state)) => {
                         self.extension = Some(state);
                         Some(offer.to_string())
                     }
-                    Some(Err(why)) => return self.fail_handshake(now, HandshakeError::BadExtension(why)),
-                    None => return self.fail_handshake(now, HandshakeError::BadExtension(offer.name.clone())),
+                    Some(Err(why)) => {
+                        return self.fail_handshake(now, HandshakeError::BadExtension(why))
+                    }
+                    None => {
+                        return self
+                            .fail_handshake(now, HandshakeError::BadExtension(offer.name.clone()))
+                    }
                 }
             }
         };
-        let opened = Opened { protocol: response.protocol().map(str::to_owned), extensions: negotiated };
+        let opened = Opened {
+            protocol: response.protocol().map(str::to_owned),
+            extensions: negotiated,
+        };
         self.response = Some(Box::new(response));
         self.open(now, opened);
         if !after_head.is_empty() {
@@ -544,7 +645,10 @@ impl Connection {
     }
 
     fn fail_handshake(&mut self, now: Instant, error: HandshakeError) {
-        if !matches!(self.state, State::ReadingRequest | State::AwaitingDecision | State::ReadingResponse) {
+        if !matches!(
+            self.state,
+            State::ReadingRequest | State::AwaitingDecision | State::ReadingResponse
+        ) {
             return;
         }
         self.handshake = None;
@@ -627,7 +731,9 @@ impl Connection {
         } else {
             match (header.opcode, &self.reader.message) {
                 (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-                (OpCode::Text | OpCode::Binary, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                (OpCode::Text | OpCode::Binary, Some(_)) => {
+                    return Err(ProtocolError::ExpectedContinuation)
+                }
                 _ => {}
             }
             if header.len > self.config.frame_limit() as u64 {
@@ -655,7 +761,11 @@ impl Connection {
     /// before).
     fn on_payload(&mut self, now: Instant, header: Header, received: u64, chunk: &[u8]) {
         let done = received + chunk.len() as u64 == header.len;
-        self.reader.frame = if done { None } else { Some((header, received + chunk.len() as u64)) };
+        self.reader.frame = if done {
+            None
+        } else {
+            Some((header, received + chunk.len() as u64))
+        };
         let mask = header.mask.unwrap_or([0; 4]);
         let offset = received as usize;
         if header.opcode.is_control() {
@@ -673,21 +783,34 @@ impl Connection {
         }
     }
 
-    fn on_data(&mut self, header: Header, offset: usize, chunk: &[u8], done: bool, mask: [u8; 4]) -> Result<(), ProtocolError> {
+    fn on_data(
+        &mut self,
+        header: Header,
+        offset: usize,
+        chunk: &[u8],
+        done: bool,
+        mask: [u8; 4],
+    ) -> Result<(), ProtocolError> {
         let limit = self.config.max_message_size;
-        let Some(message) = self.reader.message.as_deref_mut() else { return Ok(()) };
+        let Some(message) = self.reader.message.as_deref_mut() else {
+            return Ok(());
+        };
         let last = done && header.fin;
         if message.compressed {
             let mut plain = chunk.to_vec();
             apply_mask_at(&mut plain, mask, offset);
             let ext = self.extension.as_mut().ok_or(ProtocolError::ReservedBits)?;
             let start = message.data.len();
-            ext.decode(&plain, last, &mut message.data, limit).map_err(|e| match e {
-                DecodeError::TooLarge => ProtocolError::MessageTooLarge,
-                DecodeError::Invalid(why) => ProtocolError::Extension(why),
-            })?;
+            ext.decode(&plain, last, &mut message.data, limit)
+                .map_err(|e| match e {
+                    DecodeError::TooLarge => ProtocolError::MessageTooLarge,
+                    DecodeError::Invalid(why) => ProtocolError::Extension(why),
+                })?;
             if message.text {
-                message.utf8.feed(&message.data[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                message
+                    .utf8
+                    .feed(&message.data[start..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         } else {
             let start = message.data.len();
@@ -700,14 +823,21 @@ impl Connection {
             // anything in pieces is validated as it comes, to fail fast.
             let whole = last && start == 0 && offset == 0;
             if message.text && !whole {
-                message.utf8.feed(&message.data[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                message
+                    .utf8
+                    .feed(&message.data[start..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         }
         if !last {
             return Ok(());
         }
-        let Some(message) = self.reader.message.take() else { return Ok(()) };
-        let Partial { text, data, utf8, .. } = *message;
+        let Some(message) = self.reader.message.take() else {
+            return Ok(());
+        };
+        let Partial {
+            text, data, utf8, ..
+        } = *message;
         let message = if text {
             utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
             Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
@@ -726,7 +856,9 @@ impl Connection {
                 }
                 self.events.push_back(Event::Ping(payload.into()));
             }
-            OpCode::Pong if self.state == State::Open => self.events.push_back(Event::Pong(payload.into())),
+            OpCode::Pong if self.state == State::Open => {
+                self.events.push_back(Event::Pong(payload.into()))
+            }
             OpCode::Close => match parse_close(&payload) {
                 Ok((code, reason)) => self.on_close_frame(now, code, reason),
                 Err(error) => self.fail(now, error),
@@ -762,7 +894,13 @@ impl Connection {
             self.push_close_frame(&close_payload(code, error.close_reason()));
         }
         self.events.push_back(Event::ProtocolError(error.clone()));
-        self.finish(now, code, error.close_reason().into(), false, Initiator::Local);
+        self.finish(
+            now,
+            code,
+            error.close_reason().into(),
+            false,
+            Initiator::Local,
+        );
     }
 
     /// A close started by us: the application, the idle timer or the pong
@@ -779,8 +917,20 @@ impl Connection {
         self.arm(Timer::CloseHandshake, now, Some(self.config.close_timeout));
     }
 
-    fn finish(&mut self, now: Instant, code: CloseCode, reason: String, clean: bool, initiator: Initiator) {
-        self.events.push_back(Event::Closed(Closed { code, reason, clean, initiator }));
+    fn finish(
+        &mut self,
+        now: Instant,
+        code: CloseCode,
+        reason: String,
+        clean: bool,
+        initiator: Initiator,
+    ) {
+        self.events.push_back(Event::Closed(Closed {
+            code,
+            reason,
+            clean,
+            initiator,
+        }));
         self.enter_closed(now);
     }
 
@@ -812,14 +962,27 @@ impl Connection {
     }
 
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
-        let header = Header { fin: true, rsv: 0, opcode, mask: self.next_mask(), len: payload.len() as u64 };
+        let header = Header {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: self.next_mask(),
+            len: payload.len() as u64,
+        };
         self.outbox.push_control(header, payload);
     }
 
     /// Close frames go after queued data, never ahead of it.
     fn push_close_frame(&mut self, payload: &[u8]) {
-        let header = Header { fin: true, rsv: 0, opcode: OpCode::Close, mask: self.next_mask(), len: payload.len() as u64 };
-        self.outbox.push_data(header, Bytes::copy_from_slice(payload));
+        let header = Header {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Close,
+            mask: self.next_mask(),
+            len: payload.len() as u64,
+        };
+        self.outbox
+            .push_data(header, Bytes::copy_from_slice(payload));
     }
 }
 

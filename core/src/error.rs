@@ -86,7 +86,9 @@ impl fmt::Display for ProtocolError {
             ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
             ControlFrameTooLong => f.write_str("control frame payload over 125 bytes"),
             FragmentedControlFrame => f.write_str("fragmented control frame"),
-            UnexpectedContinuation => f.write_str("continuation frame without a message to continue"),
+            UnexpectedContinuation => {
+                f.write_str("continuation frame without a message to continue")
+            }
             ExpectedContinuation => f.write_str("new data frame inside a fragmented message"),
             InvalidLength => f.write_str("payload length has its most significant bit set"),
             InvalidUtf8 => f.write_str("text is not valid UTF-8"),
@@ -118,6 +120,8 @@ pub enum UsageError {
     CloseReasonTooLong,
     /// A pre-encoded server frame sent on a client connection.
     EncodedFrameOnClient,
+    /// `Accept` chose a subprotocol the client did not offer.
+    UnofferedProtocol(String),
 }
 
 impl fmt::Display for UsageError {
@@ -132,6 +136,7 @@ impl fmt::Display for UsageError {
             EncodedFrameOnClient => {
                 f.write_str("pre-encoded server frames cannot be sent by a client")
             }
+            UnofferedProtocol(p) => write!(f, "subprotocol {p:?} was not offered by the client"),
         }
     }
 }

@@ -95,13 +95,21 @@ impl Header {
             short => (short as u64, 2),
         };
         let mask = if masked {
-            let Some(b) = buf.get(at..at + 4) else { return Ok(None) };
+            let Some(b) = buf.get(at..at + 4) else {
+                return Ok(None);
+            };
             at += 4;
             Some([b[0], b[1], b[2], b[3]])
         } else {
             None
         };
-        let header = Header { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode, mask, len };
+        let header = Header {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0x7,
+            opcode,
+            mask,
+            len,
+        };
         Ok(Some((header, at)))
     }
 
@@ -154,13 +162,21 @@ impl EncodedFrame {
     }
 
     fn new(opcode: OpCode, payload: &[u8]) -> Self {
-        let header = Header { fin: true, rsv: 0, opcode, mask: None, len: payload.len() as u64 };
+        let header = Header {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            len: payload.len() as u64,
+        };
         let mut head = [0u8; MAX_HEADER];
         let head_len = header.encode(&mut head);
         let mut bytes = BytesMut::with_capacity(head_len + payload.len());
         bytes.put_slice(&head[..head_len]);
         bytes.put_slice(payload);
-        EncodedFrame { bytes: bytes.freeze() }
+        EncodedFrame {
+            bytes: bytes.freeze(),
+        }
     }
 
     /// The frame's wire bytes (header and payload).
@@ -175,17 +191,33 @@ mod tests {
     use proptest::prelude::*;
 
     fn header(len: u64, mask: Option<[u8; 4]>) -> Header {
-        Header { fin: true, rsv: 0, opcode: OpCode::Binary, mask, len }
+        Header {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask,
+            len,
+        }
     }
 
     // §5.2: the three length encodings, at their boundaries.
     #[test]
     fn length_encodings() {
-        for (len, size) in [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (1 << 40, 10)] {
+        for (len, size) in [
+            (0, 2),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+            (1 << 40, 10),
+        ] {
             let mut out = [0u8; MAX_HEADER];
             let n = header(len, None).encode(&mut out);
             assert_eq!(n, size, "len {len}");
-            assert_eq!(Header::parse(&out[..n]).unwrap(), Some((header(len, None), n)));
+            assert_eq!(
+                Header::parse(&out[..n]).unwrap(),
+                Some((header(len, None), n))
+            );
             // Fed one byte short: incomplete.
             assert_eq!(Header::parse(&out[..n - 1]).unwrap(), None);
         }
@@ -194,7 +226,9 @@ mod tests {
     // §5.7: a masked "Hello" from the client.
     #[test]
     fn rfc_5_7_masked_hello() {
-        let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let wire = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         let (h, n) = Header::parse(&wire).unwrap().unwrap();
         assert_eq!(n, 6);
         assert_eq!(h.opcode, OpCode::Text);
@@ -206,7 +240,10 @@ mod tests {
     #[test]
     fn reserved_opcodes_and_msb_length() {
         for op in [3u8, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf] {
-            assert_eq!(Header::parse(&[0x80 | op, 0]), Err(ProtocolError::ReservedOpcode(op)));
+            assert_eq!(
+                Header::parse(&[0x80 | op, 0]),
+                Err(ProtocolError::ReservedOpcode(op))
+            );
         }
         let mut wire = vec![0x82, 127];
         wire.extend_from_slice(&(1u64 << 63).to_be_bytes());

@@ -147,18 +147,27 @@ impl Outbox {
             let mut rest = self.tail.split().freeze();
             rest.advance(n);
             if !rest.is_empty() {
-                self.queue.push_back(Chunk { head: rest, body: Bytes::new() });
+                self.queue.push_back(Chunk {
+                    head: rest,
+                    body: Bytes::new(),
+                });
                 self.front_started = true;
             }
         }
+        // Nothing held at rest.
         if self.tail.is_empty() {
-            self.tail = BytesMut::new(); // nothing held at rest
+            self.tail = BytesMut::new();
+        }
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
         }
     }
 
     /// Advance within the started front chunk; returns what is left of `n`.
     fn advance_front(&mut self, n: usize) -> usize {
-        let Some(front) = self.queue.front_mut() else { return n };
+        let Some(front) = self.queue.front_mut() else {
+            return n;
+        };
         let len = front.len();
         if n < len {
             front.advance(n);
@@ -181,7 +190,13 @@ mod tests {
     use crate::OpCode;
 
     fn header(opcode: OpCode, len: usize) -> Header {
-        Header { fin: true, rsv: 0, opcode, mask: None, len: len as u64 }
+        Header {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            len: len as u64,
+        }
     }
 
     fn drain(outbox: &mut Outbox, step: usize) -> Vec<u8> {
@@ -215,7 +230,12 @@ mod tests {
         // [small frame + big header], [big payload, by reference], [small frame]
         assert_eq!(n, 3);
         assert_eq!(slots[1].as_ptr(), big.as_ptr());
-        let expected = [frame(OpCode::Text, b"hi"), frame(OpCode::Binary, &big), frame(OpCode::Text, b"bye")].concat();
+        let expected = [
+            frame(OpCode::Text, b"hi"),
+            frame(OpCode::Binary, &big),
+            frame(OpCode::Text, b"bye"),
+        ]
+        .concat();
         for step in [1, 3, 1000, usize::MAX] {
             let mut o = Outbox::default();
             o.push_data(header(OpCode::Text, 2), Bytes::from_static(b"hi"));
@@ -236,7 +256,12 @@ mod tests {
         outbox.advance(3);
         outbox.push_control(header(OpCode::Pong, 1), b"p");
         let wire = drain(&mut outbox, usize::MAX);
-        let expected = [&frame(OpCode::Text, b"hello")[3..], &frame(OpCode::Text, b"world")[..], &frame(OpCode::Pong, b"p")[..]].concat();
+        let expected = [
+            &frame(OpCode::Text, b"hello")[3..],
+            &frame(OpCode::Text, b"world")[..],
+            &frame(OpCode::Pong, b"p")[..],
+        ]
+        .concat();
         // The started coalesced chunk (both small frames) finishes first.
         assert_eq!(wire, expected);
 
@@ -245,7 +270,10 @@ mod tests {
         outbox.push_data(header(OpCode::Text, 5), Bytes::from_static(b"hello"));
         outbox.push_control(header(OpCode::Pong, 1), b"p");
         let wire = drain(&mut outbox, usize::MAX);
-        assert_eq!(wire, [frame(OpCode::Pong, b"p"), frame(OpCode::Text, b"hello")].concat());
+        assert_eq!(
+            wire,
+            [frame(OpCode::Pong, b"p"), frame(OpCode::Text, b"hello")].concat()
+        );
     }
 
     #[test]

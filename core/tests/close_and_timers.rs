@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hubbub_core::{CloseCode, Closed, Config, Event, Initiator, Message, ProtocolError, Timer, UsageError};
+use hubbub_core::{
+    CloseCode, Closed, Config, Event, Initiator, Message, ProtocolError, Timer, UsageError,
+};
 
 fn closed(events: &[Event]) -> Option<Closed> {
     events.iter().find_map(|e| match e {
@@ -18,21 +20,39 @@ fn closed(events: &[Event]) -> Option<Closed> {
 // §7.4.1 / §7.4.2: which received codes are valid.
 #[test]
 fn received_close_codes() {
-    let valid = [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999];
-    let invalid = [0u16, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535];
+    let valid = [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+        4000, 4999,
+    ];
+    let invalid = [
+        0u16, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+    ];
     for code in valid {
         let (mut server, now) = open_server(Config::default());
         server.handle_input(now, &client_frame(true, 8, &close_payload(code, "bye")));
         let out = drain(&mut server);
-        assert_eq!(close_of(&out), Some((code, String::new())), "echo of {code}");
+        assert_eq!(
+            close_of(&out),
+            Some((code, String::new())),
+            "echo of {code}"
+        );
         let c = closed(&events(&mut server)).unwrap();
-        assert_eq!((c.code, c.reason.as_str(), c.clean, c.initiator), (CloseCode(code), "bye", true, Initiator::Remote));
+        assert_eq!(
+            (c.code, c.reason.as_str(), c.clean, c.initiator),
+            (CloseCode(code), "bye", true, Initiator::Remote)
+        );
     }
     for code in invalid {
         let (mut server, now) = open_server(Config::default());
         server.handle_input(now, &client_frame(true, 8, &close_payload(code, "")));
-        assert_eq!(close_of(&drain(&mut server)).map(|c| c.0), Some(1002), "code {code}");
-        assert!(events(&mut server).iter().any(|e| matches!(e, Event::ProtocolError(ProtocolError::InvalidCloseCode(c)) if *c == code)));
+        assert_eq!(
+            close_of(&drain(&mut server)).map(|c| c.0),
+            Some(1002),
+            "code {code}"
+        );
+        assert!(events(&mut server).iter().any(
+            |e| matches!(e, Event::ProtocolError(ProtocolError::InvalidCloseCode(c)) if *c == code)
+        ));
     }
 }
 
@@ -41,8 +61,14 @@ fn close_payload_edge_cases() {
     // Empty: a close without status, echoed empty, reported as 1005.
     let (mut server, now) = open_server(Config::default());
     server.handle_input(now, &client_frame(true, 8, b""));
-    assert_eq!(parse_frames(&drain(&mut server)), vec![(true, 0, 8, vec![])]);
-    assert_eq!(closed(&events(&mut server)).unwrap().code, CloseCode::NO_STATUS);
+    assert_eq!(
+        parse_frames(&drain(&mut server)),
+        vec![(true, 0, 8, vec![])]
+    );
+    assert_eq!(
+        closed(&events(&mut server)).unwrap().code,
+        CloseCode::NO_STATUS
+    );
     // One byte: protocol error.
     let (mut server, now) = open_server(Config::default());
     server.handle_input(now, &client_frame(true, 8, b"\x03"));
@@ -56,7 +82,14 @@ fn close_payload_edge_cases() {
 #[test]
 fn close_inside_fragmented_message_is_ordinary() {
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(now, &[client_frame(false, 1, b"half"), client_frame(true, 8, &close_payload(1000, ""))].concat());
+    server.handle_input(
+        now,
+        &[
+            client_frame(false, 1, b"half"),
+            client_frame(true, 8, &close_payload(1000, "")),
+        ]
+        .concat(),
+    );
     assert_eq!(close_of(&drain(&mut server)), Some((1000, String::new())));
     let c = closed(&events(&mut server)).unwrap();
     assert!(c.clean);
@@ -65,36 +98,64 @@ fn close_inside_fragmented_message_is_ordinary() {
 #[test]
 fn nothing_after_close() {
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(now, &[client_frame(true, 8, &close_payload(1000, "")), client_frame(true, 1, b"late")].concat());
+    server.handle_input(
+        now,
+        &[
+            client_frame(true, 8, &close_payload(1000, "")),
+            client_frame(true, 1, b"late"),
+        ]
+        .concat(),
+    );
     let events = events(&mut server);
     assert!(!events.iter().any(|e| matches!(e, Event::Message(_))));
-    assert_eq!(server.send(Message::Text("x".into())), Err(UsageError::NotOpen));
+    assert_eq!(
+        server.send(Message::Text("x".into())),
+        Err(UsageError::NotOpen)
+    );
     assert!(server.is_closed());
 }
 
 #[test]
 fn client_initiated_close_handshake() {
     let mut pair = Pair::open();
-    pair.client.close(pair.now, CloseCode::NORMAL, "done").unwrap();
-    assert_eq!(pair.client.send(Message::Text("x".into())), Err(UsageError::NotOpen));
+    pair.client
+        .close(pair.now, CloseCode::NORMAL, "done")
+        .unwrap();
+    assert_eq!(
+        pair.client.send(Message::Text("x".into())),
+        Err(UsageError::NotOpen)
+    );
     pair.pump();
     let s = closed(&pair.server_events).unwrap();
-    assert_eq!((s.code, s.reason.as_str(), s.clean, s.initiator), (CloseCode::NORMAL, "done", true, Initiator::Remote));
+    assert_eq!(
+        (s.code, s.reason.as_str(), s.clean, s.initiator),
+        (CloseCode::NORMAL, "done", true, Initiator::Remote)
+    );
     let c = closed(&pair.client_events).unwrap();
-    assert_eq!((c.code, c.clean, c.initiator), (CloseCode::NORMAL, true, Initiator::Local));
+    assert_eq!(
+        (c.code, c.clean, c.initiator),
+        (CloseCode::NORMAL, true, Initiator::Local)
+    );
     assert!(pair.client.is_closed() && pair.server.is_closed());
 }
 
 #[test]
 fn server_initiated_close_after_queued_data() {
     let mut pair = Pair::open();
-    pair.server.send(Message::Text("last words".into())).unwrap();
-    pair.server.close(pair.now, CloseCode::GOING_AWAY, "shutdown").unwrap();
+    pair.server
+        .send(Message::Text("last words".into()))
+        .unwrap();
+    pair.server
+        .close(pair.now, CloseCode::GOING_AWAY, "shutdown")
+        .unwrap();
     pair.pump();
     let got: Vec<&Event> = pair.client_events.iter().collect();
     assert!(matches!(got[0], Event::Message(Message::Text(t)) if t == "last words"));
     let c = closed(&pair.client_events).unwrap();
-    assert_eq!((c.code, c.reason.as_str()), (CloseCode::GOING_AWAY, "shutdown"));
+    assert_eq!(
+        (c.code, c.reason.as_str()),
+        (CloseCode::GOING_AWAY, "shutdown")
+    );
 }
 
 #[test]
@@ -114,12 +175,28 @@ fn simultaneous_close() {
 fn close_argument_checks() {
     let mut pair = Pair::open();
     for code in [0u16, 999, 1004, 1005, 1006, 1015, 2000, 5000] {
-        assert_eq!(pair.client.close(pair.now, CloseCode(code), ""), Err(UsageError::InvalidCloseCode(code)));
+        assert_eq!(
+            pair.client.close(pair.now, CloseCode(code), ""),
+            Err(UsageError::InvalidCloseCode(code))
+        );
     }
-    assert_eq!(pair.client.close(pair.now, CloseCode::NORMAL, &"x".repeat(124)), Err(UsageError::CloseReasonTooLong));
-    assert!(pair.client.close(pair.now, CloseCode::NORMAL, &"x".repeat(123)).is_ok());
-    assert_eq!(pair.client.close(pair.now, CloseCode::NORMAL, ""), Err(UsageError::NotOpen));
-    assert_eq!(pair.client.ping(&[0; 126]), Err(UsageError::ControlPayloadTooLong));
+    assert_eq!(
+        pair.client
+            .close(pair.now, CloseCode::NORMAL, &"x".repeat(124)),
+        Err(UsageError::CloseReasonTooLong)
+    );
+    assert!(pair
+        .client
+        .close(pair.now, CloseCode::NORMAL, &"x".repeat(123))
+        .is_ok());
+    assert_eq!(
+        pair.client.close(pair.now, CloseCode::NORMAL, ""),
+        Err(UsageError::NotOpen)
+    );
+    assert_eq!(
+        pair.client.ping(&[0; 126]),
+        Err(UsageError::ControlPayloadTooLong)
+    );
 }
 
 #[test]
@@ -134,7 +211,11 @@ fn eof_without_close_is_1006() {
 // ----- timers ----------------------------------------------------------------
 
 fn quiet_config() -> Config {
-    Config { idle_timeout: None, ping_interval: None, ..Config::default() }
+    Config {
+        idle_timeout: None,
+        ping_interval: None,
+        ..Config::default()
+    }
 }
 
 #[test]
@@ -144,7 +225,8 @@ fn close_handshake_timeout() {
     drain(&mut pair.server); // the close frame is lost: the client never answers
     let deadline = pair.server.deadline(Timer::CloseHandshake).unwrap();
     assert_eq!(deadline - pair.now, Duration::from_secs(5));
-    pair.server.handle_timeout(deadline - Duration::from_millis(1)); // early: no-op
+    pair.server
+        .handle_timeout(deadline - Duration::from_millis(1)); // early: no-op
     assert!(!pair.server.is_closed());
     pair.server.handle_timeout(deadline);
     let c = closed(&events(&mut pair.server)).unwrap();
@@ -153,16 +235,25 @@ fn close_handshake_timeout() {
 
 #[test]
 fn idle_timeout_closes_with_1001() {
-    let server = Config { idle_timeout: Some(Duration::from_secs(10)), ping_interval: None, ..Config::default() };
+    let server = Config {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ping_interval: None,
+        ..Config::default()
+    };
     let mut pair = Pair::new(quiet_config(), server);
     pair.advance(Duration::from_secs(6));
-    pair.client.send(Message::Text("still here".into())).unwrap();
+    pair.client
+        .send(Message::Text("still here".into()))
+        .unwrap();
     pair.pump();
     pair.advance(Duration::from_secs(6)); // 12 s since open, 6 since last input
     assert!(pair.server.is_open());
     pair.advance(Duration::from_secs(5));
     let c = closed(&pair.client_events).unwrap();
-    assert_eq!((c.code, c.reason.as_str()), (CloseCode::GOING_AWAY, "idle timeout"));
+    assert_eq!(
+        (c.code, c.reason.as_str()),
+        (CloseCode::GOING_AWAY, "idle timeout")
+    );
 }
 
 #[test]
@@ -177,9 +268,19 @@ fn keep_alive_pings_keep_a_live_peer_open() {
         pair.advance(Duration::from_secs(30));
     }
     assert!(pair.server.is_open() && pair.client.is_open());
-    let pings = pair.client_events.iter().filter(|e| matches!(e, Event::Ping(_))).count();
+    let pings = pair
+        .client_events
+        .iter()
+        .filter(|e| matches!(e, Event::Ping(_)))
+        .count();
     assert_eq!(pings, 10);
-    assert_eq!(pair.server_events.iter().filter(|e| matches!(e, Event::Pong(_))).count(), 10);
+    assert_eq!(
+        pair.server_events
+            .iter()
+            .filter(|e| matches!(e, Event::Pong(_)))
+            .count(),
+        10
+    );
 }
 
 #[test]
@@ -193,22 +294,37 @@ fn pong_deadline_closes_silent_peer() {
     let (mut server, mut now) = open_server(server);
     now += Duration::from_secs(30);
     server.handle_timeout(now);
-    assert_eq!(parse_frames(&drain(&mut server)), vec![(true, 0, 9, vec![])]);
-    assert_eq!(server.deadline(Timer::PongDeadline), Some(now + Duration::from_secs(10)));
+    assert_eq!(
+        parse_frames(&drain(&mut server)),
+        vec![(true, 0, 9, vec![])]
+    );
+    assert_eq!(
+        server.deadline(Timer::PongDeadline),
+        Some(now + Duration::from_secs(10))
+    );
     now += Duration::from_secs(10);
     server.handle_timeout(now);
-    assert_eq!(close_of(&drain(&mut server)), Some((1001, "ping timeout".into())));
+    assert_eq!(
+        close_of(&drain(&mut server)),
+        Some((1001, "ping timeout".into()))
+    );
 }
 
 #[test]
 fn handshake_deadline() {
-    let config = Config { handshake_timeout: Some(Duration::from_secs(3)), ..Config::default() };
+    let config = Config {
+        handshake_timeout: Some(Duration::from_secs(3)),
+        ..Config::default()
+    };
     let now = std::time::Instant::now();
     let mut server = hubbub_core::Connection::server(std::sync::Arc::new(config), now);
     server.handle_input(now, &REQUEST[..10]);
     assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(3)));
     server.handle_timeout(now + Duration::from_secs(3));
-    assert!(matches!(server.poll_event(), Some(Event::HandshakeFailed(hubbub_core::HandshakeError::Timeout))));
+    assert!(matches!(
+        server.poll_event(),
+        Some(Event::HandshakeFailed(hubbub_core::HandshakeError::Timeout))
+    ));
     assert!(server.is_closed());
 }
 

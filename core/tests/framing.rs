@@ -21,7 +21,11 @@ fn feed_all_ways(wire: &[u8]) -> (Vec<Event>, Vec<u8>) {
     let whole = feed(Config::default(), wire, wire.len());
     for step in [1, 2, 3, 7] {
         let split = feed(Config::default(), wire, step);
-        assert_eq!(format!("{:?}", split.0), format!("{:?}", whole.0), "step {step}");
+        assert_eq!(
+            format!("{:?}", split.0),
+            format!("{:?}", whole.0),
+            "step {step}"
+        );
         assert_eq!(split.1, whole.1, "step {step}");
     }
     whole
@@ -47,12 +51,19 @@ fn protocol_error(events: &[Event]) -> Option<ProtocolError> {
 /// Assert the server failed the connection with `code`.
 fn assert_fails(wire: &[u8], code: u16) -> ProtocolError {
     let (events, out) = feed_all_ways(wire);
-    assert_eq!(close_of(&out).map(|c| c.0), Some(code), "events: {events:?}");
+    assert_eq!(
+        close_of(&out).map(|c| c.0),
+        Some(code),
+        "events: {events:?}"
+    );
     let closed = events.iter().find_map(|e| match e {
         Event::Closed(c) => Some(c.clone()),
         _ => None,
     });
-    assert!(matches!(closed, Some(Closed { clean: false, .. })), "{closed:?}");
+    assert!(
+        matches!(closed, Some(Closed { clean: false, .. })),
+        "{closed:?}"
+    );
     protocol_error(&events).expect("a ProtocolError event")
 }
 
@@ -62,9 +73,20 @@ fn assert_fails(wire: &[u8], code: u16) -> ProtocolError {
 fn text_and_binary_all_length_forms() {
     for len in [0usize, 1, 125, 126, 127, 65535, 65536, 65537] {
         let text = "a".repeat(len);
-        let wire = [client_frame(true, 1, text.as_bytes()), client_frame(true, 2, &vec![9; len])].concat();
-        let (events, out) = feed(Config::default().tap(|c| c.max_message_size = 1 << 20), &wire, wire.len());
-        assert_eq!(messages(&events), vec![Message::Text(text), Message::Binary(vec![9u8; len].into())]);
+        let wire = [
+            client_frame(true, 1, text.as_bytes()),
+            client_frame(true, 2, &vec![9; len]),
+        ]
+        .concat();
+        let (events, out) = feed(
+            Config::default().tap(|c| c.max_message_size = 1 << 20),
+            &wire,
+            wire.len(),
+        );
+        assert_eq!(
+            messages(&events),
+            vec![Message::Text(text), Message::Binary(vec![9u8; len].into())]
+        );
         assert!(out.is_empty());
     }
 }
@@ -77,14 +99,22 @@ fn trailing_bytes_wait_for_next_frame() {
     let mut wire = first.clone();
     wire.extend_from_slice(&second[..3]); // half a header of the next frame
     server.handle_input(now, &wire);
-    assert_eq!(messages(&events(&mut server)), vec![Message::Text("one".into())]);
+    assert_eq!(
+        messages(&events(&mut server)),
+        vec![Message::Text("one".into())]
+    );
     server.handle_input(now, &second[3..]);
-    assert_eq!(messages(&events(&mut server)), vec![Message::Text("two".into())]);
+    assert_eq!(
+        messages(&events(&mut server)),
+        vec![Message::Text("two".into())]
+    );
 }
 
 #[test]
 fn many_frames_in_one_read() {
-    let wire: Vec<u8> = (0..100).flat_map(|i| client_frame(true, 1, format!("m{i}").as_bytes())).collect();
+    let wire: Vec<u8> = (0..100)
+        .flat_map(|i| client_frame(true, 1, format!("m{i}").as_bytes()))
+        .collect();
     let (events, _) = feed_all_ways(&wire);
     let got = messages(&events);
     assert_eq!(got.len(), 100);
@@ -102,7 +132,10 @@ fn unmasked_client_frame_is_protocol_error() {
 #[test]
 fn reserved_bits_fail() {
     for rsv in 1..8 {
-        assert_eq!(assert_fails(&frame(true, rsv, 1, Some(MASK), b"x"), 1002), ProtocolError::ReservedBits);
+        assert_eq!(
+            assert_fails(&frame(true, rsv, 1, Some(MASK), b"x"), 1002),
+            ProtocolError::ReservedBits
+        );
     }
 }
 
@@ -110,7 +143,10 @@ fn reserved_bits_fail() {
 #[test]
 fn reserved_opcodes_fail() {
     for op in [3u8, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf] {
-        assert_eq!(assert_fails(&client_frame(true, op, b""), 1002), ProtocolError::ReservedOpcode(op));
+        assert_eq!(
+            assert_fails(&client_frame(true, op, b""), 1002),
+            ProtocolError::ReservedOpcode(op)
+        );
     }
 }
 
@@ -134,25 +170,39 @@ fn fragmented_message_with_interleaved_control() {
     ]
     .concat();
     let (events, out) = feed_all_ways(&wire);
-    assert_eq!(messages(&events), vec![Message::Text("Hello, world".into())]);
+    assert_eq!(
+        messages(&events),
+        vec![Message::Text("Hello, world".into())]
+    );
     assert!(matches!(&events[0], Event::Ping(p) if &p[..] == b"ping!"));
     assert_eq!(parse_frames(&out), vec![(true, 0, 0xa, b"ping!".to_vec())]);
 }
 
 #[test]
 fn continuation_without_start_fails() {
-    assert_eq!(assert_fails(&client_frame(true, 0, b"x"), 1002), ProtocolError::UnexpectedContinuation);
+    assert_eq!(
+        assert_fails(&client_frame(true, 0, b"x"), 1002),
+        ProtocolError::UnexpectedContinuation
+    );
 }
 
 #[test]
 fn new_message_inside_fragmented_fails() {
     let wire = [client_frame(false, 1, b"a"), client_frame(true, 1, b"b")].concat();
-    assert_eq!(assert_fails(&wire, 1002), ProtocolError::ExpectedContinuation);
+    assert_eq!(
+        assert_fails(&wire, 1002),
+        ProtocolError::ExpectedContinuation
+    );
 }
 
 #[test]
 fn empty_fragments() {
-    let wire = [client_frame(false, 2, b""), client_frame(false, 0, b""), client_frame(true, 0, b"")].concat();
+    let wire = [
+        client_frame(false, 2, b""),
+        client_frame(false, 0, b""),
+        client_frame(true, 0, b""),
+    ]
+    .concat();
     let (events, _) = feed_all_ways(&wire);
     assert_eq!(messages(&events), vec![Message::Binary(vec![].into())]);
 }
@@ -161,8 +211,14 @@ fn empty_fragments() {
 
 #[test]
 fn control_frame_rules() {
-    assert_eq!(assert_fails(&client_frame(true, 9, &[0; 126]), 1002), ProtocolError::ControlFrameTooLong);
-    assert_eq!(assert_fails(&client_frame(false, 9, b"x"), 1002), ProtocolError::FragmentedControlFrame);
+    assert_eq!(
+        assert_fails(&client_frame(true, 9, &[0; 126]), 1002),
+        ProtocolError::ControlFrameTooLong
+    );
+    assert_eq!(
+        assert_fails(&client_frame(false, 9, b"x"), 1002),
+        ProtocolError::FragmentedControlFrame
+    );
     // 125 bytes is fine and echoed as a pong.
     let (events, out) = feed_all_ways(&client_frame(true, 9, &[b'p'; 125]));
     assert!(matches!(&events[0], Event::Ping(p) if p.len() == 125));
@@ -178,7 +234,10 @@ fn pong_is_reported_not_answered() {
 
 #[test]
 fn auto_pong_can_be_disabled() {
-    let config = Config { auto_pong: false, ..Config::default() };
+    let config = Config {
+        auto_pong: false,
+        ..Config::default()
+    };
     let (events, out) = feed(config, &client_frame(true, 9, b"x"), 100);
     assert!(matches!(&events[0], Event::Ping(_)));
     assert!(out.is_empty());
@@ -188,13 +247,33 @@ fn auto_pong_can_be_disabled() {
 
 #[test]
 fn invalid_utf8_fails_with_1007() {
-    assert_eq!(assert_fails(&client_frame(true, 1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"), 1007), ProtocolError::InvalidUtf8);
+    assert_eq!(
+        assert_fails(
+            &client_frame(
+                true,
+                1,
+                b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"
+            ),
+            1007
+        ),
+        ProtocolError::InvalidUtf8
+    );
     // Truncated at the end of the message.
-    assert_eq!(assert_fails(&client_frame(true, 1, b"ok\xe2\x82"), 1007), ProtocolError::InvalidUtf8);
+    assert_eq!(
+        assert_fails(&client_frame(true, 1, b"ok\xe2\x82"), 1007),
+        ProtocolError::InvalidUtf8
+    );
     // Split across fragments: valid.
     let euro = "€".as_bytes();
-    let wire = [client_frame(false, 1, &euro[..1]), client_frame(true, 0, &euro[1..])].concat();
-    assert_eq!(messages(&feed_all_ways(&wire).0), vec![Message::Text("€".into())]);
+    let wire = [
+        client_frame(false, 1, &euro[..1]),
+        client_frame(true, 0, &euro[1..]),
+    ]
+    .concat();
+    assert_eq!(
+        messages(&feed_all_ways(&wire).0),
+        vec![Message::Text("€".into())]
+    );
 }
 
 /// Autobahn 6.4.x: the server must fail as soon as the invalid byte arrives,
@@ -202,7 +281,11 @@ fn invalid_utf8_fails_with_1007() {
 #[test]
 fn invalid_utf8_fails_fast_mid_frame_and_mid_message() {
     let (mut server, now) = open_server(Config::default());
-    let wire = client_frame(true, 1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80\xcd\x80edited");
+    let wire = client_frame(
+        true,
+        1,
+        b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80\xcd\x80edited",
+    );
     // Header + payload up to and including 0xf4 0x90: must already fail.
     let cut = 6 + 13;
     server.handle_input(now, &wire[..cut]);
@@ -218,19 +301,32 @@ fn invalid_utf8_fails_fast_mid_frame_and_mid_message() {
 
 #[test]
 fn frame_and_message_limits_close_1009() {
-    let small = || Config { max_message_size: 100, ..Config::default() };
+    let small = || Config {
+        max_message_size: 100,
+        ..Config::default()
+    };
     let (_, out) = feed(small(), &client_frame(true, 2, &[0; 101]), 1000);
     assert_eq!(close_of(&out).map(|c| c.0), Some(1009));
     // Exactly at the limit is fine.
     let (events, _) = feed(small(), &client_frame(true, 2, &[0; 100]), 1000);
     assert_eq!(messages(&events).len(), 1);
     // Counted across fragments.
-    let wire = [client_frame(false, 2, &[0; 60]), client_frame(true, 0, &[0; 60])].concat();
+    let wire = [
+        client_frame(false, 2, &[0; 60]),
+        client_frame(true, 0, &[0; 60]),
+    ]
+    .concat();
     let (events, out) = feed(small(), &wire, 1000);
     assert_eq!(close_of(&out).map(|c| c.0), Some(1009));
-    assert_eq!(protocol_error(&events), Some(ProtocolError::MessageTooLarge));
+    assert_eq!(
+        protocol_error(&events),
+        Some(ProtocolError::MessageTooLarge)
+    );
     // A separate frame limit.
-    let config = Config { max_frame_size: Some(10), ..Config::default() };
+    let config = Config {
+        max_frame_size: Some(10),
+        ..Config::default()
+    };
     let (events, _) = feed(config, &client_frame(true, 2, &[0; 11]), 1000);
     assert_eq!(protocol_error(&events), Some(ProtocolError::FrameTooLarge));
 }
@@ -248,7 +344,11 @@ fn huge_claimed_length_fails_before_payload() {
 
 #[test]
 fn nothing_is_processed_after_failing() {
-    let wire = [frame(true, 0, 1, None, b"unmasked"), client_frame(true, 1, b"after")].concat();
+    let wire = [
+        frame(true, 0, 1, None, b"unmasked"),
+        client_frame(true, 1, b"after"),
+    ]
+    .concat();
     let (events, out) = feed_all_ways(&wire);
     assert!(messages(&events).is_empty());
     assert_eq!(parse_frames(&out).len(), 1, "only the close frame");
@@ -269,9 +369,12 @@ impl Tap for Config {
 fn client_rejects_masked_server_frames() {
     let mut pair = Pair::open();
     let now = pair.now;
-    pair.client.handle_input(now, &frame(true, 0, 1, Some(MASK), b"masked"));
+    pair.client
+        .handle_input(now, &frame(true, 0, 1, Some(MASK), b"masked"));
     let events: Vec<Event> = common::events(&mut pair.client);
-    assert!(events.iter().any(|e| matches!(e, Event::ProtocolError(ProtocolError::MaskedFrame))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::ProtocolError(ProtocolError::MaskedFrame))));
     let _ = Connection::is_closed(&pair.client);
     assert!(pair.client.is_closed());
 }

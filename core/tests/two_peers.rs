@@ -21,28 +21,50 @@ fn received(events: &[Event]) -> Vec<Message> {
 fn echo_both_ways() {
     let mut pair = Pair::open();
     let big = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<_>>());
-    let config = || Config { max_message_size: 1 << 20, ..Config::default() };
+    let config = || Config {
+        max_message_size: 1 << 20,
+        ..Config::default()
+    };
     let mut pair_big = Pair::new(config(), config());
     pair.client.send(Message::Text("hello".into())).unwrap();
     pair.client.send(Message::Binary(Bytes::new())).unwrap();
     pair.pump();
-    assert_eq!(received(&pair.server_events), vec![Message::Text("hello".into()), Message::Binary(Bytes::new())]);
-    pair.server.send(Message::Text("héllo back".into())).unwrap();
+    assert_eq!(
+        received(&pair.server_events),
+        vec![Message::Text("hello".into()), Message::Binary(Bytes::new())]
+    );
+    pair.server
+        .send(Message::Text("héllo back".into()))
+        .unwrap();
     pair.pump();
-    assert_eq!(received(&pair.client_events), vec![Message::Text("héllo back".into())]);
+    assert_eq!(
+        received(&pair.client_events),
+        vec![Message::Text("héllo back".into())]
+    );
 
     pair_big.client.send(Message::Binary(big.clone())).unwrap();
     pair_big.server.send(Message::Binary(big.clone())).unwrap();
     pair_big.pump();
-    assert_eq!(received(&pair_big.server_events), vec![Message::Binary(big.clone())]);
-    assert_eq!(received(&pair_big.client_events), vec![Message::Binary(big)]);
+    assert_eq!(
+        received(&pair_big.server_events),
+        vec![Message::Binary(big.clone())]
+    );
+    assert_eq!(
+        received(&pair_big.client_events),
+        vec![Message::Binary(big)]
+    );
 }
 
 #[test]
 fn fragmented_sending() {
-    let config = Config { fragment_size: Some(4), ..Config::default() };
+    let config = Config {
+        fragment_size: Some(4),
+        ..Config::default()
+    };
     let mut pair = Pair::new(config.clone(), config);
-    pair.client.send(Message::Text("fragmented text €".into())).unwrap();
+    pair.client
+        .send(Message::Text("fragmented text €".into()))
+        .unwrap();
     let wire = drain(&mut pair.client);
     let frames = parse_frames(&wire);
     assert_eq!(frames.len(), 5); // 19 bytes in 4-byte fragments
@@ -50,7 +72,10 @@ fn fragmented_sending() {
     assert!(frames[1..4].iter().all(|f| !f.0 && f.2 == 0));
     assert_eq!((frames[4].0, frames[4].2), (true, 0));
     pair.server.handle_input(pair.now, &wire);
-    assert_eq!(received(&events(&mut pair.server)), vec![Message::Text("fragmented text €".into())]);
+    assert_eq!(
+        received(&events(&mut pair.server)),
+        vec![Message::Text("fragmented text €".into())]
+    );
 }
 
 #[test]
@@ -82,16 +107,24 @@ fn encoded_frame_is_shared_by_many_connections() {
         assert_eq!(n, 1);
         assert_eq!(slots[0].as_ptr(), frame.as_bytes().as_ptr(), "no copy");
         pair.pump();
-        assert_eq!(received(&pair.client_events), vec![Message::Text("to everyone".into())]);
+        assert_eq!(
+            received(&pair.client_events),
+            vec![Message::Text("to everyone".into())]
+        );
     }
-    assert_eq!(pairs[0].client.send_encoded(&frame), Err(UsageError::EncodedFrameOnClient));
+    assert_eq!(
+        pairs[0].client.send_encoded(&frame),
+        Err(UsageError::EncodedFrameOnClient)
+    );
 }
 
 #[test]
 fn pong_goes_ahead_of_queued_data() {
     let mut pair = Pair::open();
     for i in 0..3 {
-        pair.server.send(Message::Text(format!("queued {i}"))).unwrap();
+        pair.server
+            .send(Message::Text(format!("queued {i}")))
+            .unwrap();
     }
     pair.client.ping(b"p").unwrap();
     let ping = drain(&mut pair.client);
@@ -99,4 +132,37 @@ fn pong_goes_ahead_of_queued_data() {
     let frames = parse_frames(&drain(&mut pair.server));
     assert_eq!(frames[0].2, 0xa, "pong first");
     assert_eq!(frames.len(), 4);
+}
+
+#[test]
+fn subprotocol_must_have_been_offered() {
+    let now = std::time::Instant::now();
+    let request = hubbub_core::ClientRequest::new("localhost", "/")
+        .protocol("chat.v2")
+        .protocol("chat.v1");
+    let mut client = hubbub_core::Connection::client(
+        std::sync::Arc::new(Config::default()),
+        now,
+        &request,
+        [3; 32],
+    );
+    let mut server = hubbub_core::Connection::server(std::sync::Arc::new(Config::default()), now);
+    server.handle_input(now, &drain(&mut client));
+    assert!(matches!(server.poll_event(), Some(Event::Request)));
+    assert_eq!(
+        server.request().unwrap().protocols(),
+        ["chat.v2", "chat.v1"]
+    );
+    let wrong = hubbub_core::Accept::new().protocol("chat.v3");
+    assert_eq!(
+        server.accept(now, wrong),
+        Err(UsageError::UnofferedProtocol("chat.v3".into()))
+    );
+    server
+        .accept(now, hubbub_core::Accept::new().protocol("chat.v1"))
+        .unwrap();
+    client.handle_input(now, &drain(&mut server));
+    assert!(
+        matches!(client.poll_event(), Some(Event::Open(o)) if o.protocol.as_deref() == Some("chat.v1"))
+    );
 }

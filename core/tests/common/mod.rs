@@ -76,7 +76,10 @@ pub fn parse_frames(mut wire: &[u8]) -> Vec<(bool, u8, u8, Vec<u8>)> {
         let (b0, b1) = (wire[0], wire[1]);
         let (len, mut at) = match b1 & 0x7f {
             126 => (u16::from_be_bytes([wire[2], wire[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(wire[2..10].try_into().unwrap()) as usize, 10),
+            127 => (
+                u64::from_be_bytes(wire[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
         let mask = if b1 & 0x80 != 0 {
@@ -88,7 +91,10 @@ pub fn parse_frames(mut wire: &[u8]) -> Vec<(bool, u8, u8, Vec<u8>)> {
         };
         let mut payload = wire[at..at + len].to_vec();
         if let Some(m) = mask {
-            payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= m[i % 4]);
+            payload
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b ^= m[i % 4]);
         }
         frames.push((b0 & 0x80 != 0, (b0 >> 4) & 7, b0 & 0x0f, payload));
         wire = &wire[at + len..];
@@ -98,13 +104,19 @@ pub fn parse_frames(mut wire: &[u8]) -> Vec<(bool, u8, u8, Vec<u8>)> {
 
 /// The close frames in a server's output as (code, reason).
 pub fn close_of(wire: &[u8]) -> Option<(u16, String)> {
-    parse_frames(wire).into_iter().find(|f| f.2 == 8).map(|(_, _, _, p)| {
-        if p.is_empty() {
-            (1005, String::new())
-        } else {
-            (u16::from_be_bytes([p[0], p[1]]), String::from_utf8(p[2..].to_vec()).unwrap())
-        }
-    })
+    parse_frames(wire)
+        .into_iter()
+        .find(|f| f.2 == 8)
+        .map(|(_, _, _, p)| {
+            if p.is_empty() {
+                (1005, String::new())
+            } else {
+                (
+                    u16::from_be_bytes([p[0], p[1]]),
+                    String::from_utf8(p[2..].to_vec()).unwrap(),
+                )
+            }
+        })
 }
 
 /// A server that has accepted the RFC's sample request, output drained.
@@ -134,7 +146,13 @@ impl Pair {
         let request = ClientRequest::new("localhost", "/chat");
         let client = Connection::client(Arc::new(client_config), now, &request, [7; 32]);
         let server = Connection::server(Arc::new(server_config), now);
-        let mut pair = Pair { client, server, now, client_events: vec![], server_events: vec![] };
+        let mut pair = Pair {
+            client,
+            server,
+            now,
+            client_events: vec![],
+            server_events: vec![],
+        };
         pair.pump();
         assert!(matches!(pair.server_events.remove(0), Event::Request));
         pair.server.accept(pair.now, Accept::new()).unwrap();

@@ -1,0 +1,69 @@
+//! An idle connection is small: a few hundred bytes of state, no buffers
+//! held at rest (DESIGN §3). Measured with a counting global allocator.
+
+mod common;
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::atomic::{AtomicIsize, Ordering},
+};
+
+use common::*;
+use hubbub_core::{Config, Connection, Event};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    // SAFETY: forwards to the system allocator unchanged; only counts.
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    // SAFETY: as above.
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[test]
+fn idle_connection_cost() {
+    let size = std::mem::size_of::<Connection>();
+    println!("size_of::<Connection>() = {size}");
+    assert!(size <= 512, "Connection grew to {size} bytes");
+
+    // Heap held by an open server connection after traffic has passed
+    // (the shared Arc<Config> excluded).
+    let config = std::sync::Arc::new(Config::default());
+    let now = std::time::Instant::now();
+    let before = LIVE.load(Ordering::SeqCst);
+    let mut server = Connection::server(config, now);
+    server.handle_input(now, REQUEST);
+    assert!(matches!(server.poll_event(), Some(Event::Request)));
+    server.accept(now, hubbub_core::Accept::new()).unwrap();
+    drain(&mut server);
+    for i in 0..50 {
+        server.handle_input(
+            now,
+            &client_frame(true, 1, format!("message {i}").as_bytes()),
+        );
+        server.handle_input(now, &client_frame(false, 2, &[1; 3000]));
+        server.handle_input(now, &client_frame(true, 0, &[2; 10]));
+        server.handle_input(now, &client_frame(true, 9, b"ping"));
+        while let Some(event) = server.poll_event() {
+            if let Event::Message(m) = event {
+                server.send(m).unwrap();
+            }
+        }
+        drain(&mut server);
+    }
+    let after = LIVE.load(Ordering::SeqCst);
+    println!("heap held at rest after traffic: {} bytes", after - before);
+    assert_eq!(after - before, 0, "an idle connection holds no heap");
+    drop(server);
+}
