@@ -1,0 +1,388 @@
+//! Application settings from the environment and a `.env` file (the
+//! environment wins), with the keys and defaults of the design brief (§5).
+//! An invalid value stops start-up with an error naming the key and value.
+
+use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
+
+use hubbub_core::Config;
+
+/// Every setting, resolved and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `SERVER_HOST`: address of the HTTP routes.
+    pub server_host: String,
+    /// `SERVER_PORT`: port of the HTTP routes.
+    pub server_port: u16,
+    /// `WEBSOCKET_HOST`: address of the WebSocket listener.
+    pub websocket_host: String,
+    /// `WEBSOCKET_PORT`: port of the WebSocket listener (equal to
+    /// `server_port` means one shared port).
+    pub websocket_port: u16,
+    /// `WEBSOCKET_MAX_MESSAGE_SIZE`: bytes; larger messages close with 1009.
+    pub max_message_size: usize,
+    /// `WEBSOCKET_IDLE_TIMEOUT`: close after this long without inbound
+    /// traffic; `None` when set to 0.
+    pub idle_timeout: Option<Duration>,
+    /// `WEBSOCKET_PING_INTERVAL`: keep-alive pings; `None` when set to 0.
+    pub ping_interval: Option<Duration>,
+    /// `WEBSOCKET_AUTO_PING_PONG`: answer pings automatically.
+    pub auto_ping_pong: bool,
+    /// `WEBSOCKET_ENABLE_DEFLATE`: negotiate permessage-deflate.
+    pub enable_deflate: bool,
+    /// `PUBLIC_PATH`: directory of static files.
+    pub public_path: String,
+    /// `PUBLIC_MOUNT`: URL prefix of the static files.
+    pub public_mount: String,
+    /// `PUBLIC_INDEX`: file served for a directory.
+    pub public_index: String,
+    /// `PUBLIC_CACHE_CONTROL`: `Cache-Control` of static responses.
+    pub public_cache_control: String,
+    /// `PUBLIC_SPA_FALLBACK`: serve the index for unknown paths.
+    pub public_spa_fallback: bool,
+    /// `STORE_PATH`: SQLite history file, if the application wants one.
+    pub store_path: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server_host: "0.0.0.0".into(),
+            server_port: 8080,
+            websocket_host: "0.0.0.0".into(),
+            websocket_port: 9090,
+            max_message_size: 65536,
+            idle_timeout: Some(Duration::from_secs(60)),
+            ping_interval: Some(Duration::from_secs(30)),
+            auto_ping_pong: true,
+            enable_deflate: true,
+            public_path: "public".into(),
+            public_mount: "/".into(),
+            public_index: "index.html".into(),
+            public_cache_control: "no-cache".into(),
+            public_spa_fallback: false,
+            store_path: None,
+        }
+    }
+}
+
+/// A setting with an unusable value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    /// The key, e.g. `WEBSOCKET_PORT`.
+    pub key: &'static str,
+    /// The value found.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}={:?}: expected {}",
+            self.key, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Settings {
+    /// Read `.env` in the working directory (if present) and the process
+    /// environment; the environment wins.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Self::from_env_and_file(Path::new(".env"))
+    }
+
+    /// Like [`from_env`](Self::from_env) with an explicit `.env` path.
+    pub fn from_env_and_file(dotenv: &Path) -> Result<Settings, SettingsError> {
+        let file = read_dotenv(dotenv).map_err(|why| SettingsError {
+            key: "(.env)",
+            value: dotenv.display().to_string(),
+            expected: why,
+        })?;
+        Self::from_lookup(|key| std::env::var(key).ok().or_else(|| file.get(key).cloned()))
+    }
+
+    /// Resolve every key through `lookup` (unset keys keep their defaults).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let d = Settings::default();
+        let get = |key: &'static str| lookup(key).map(|v| (key, v.trim().to_owned()));
+        Ok(Settings {
+            server_host: get("SERVER_HOST")
+                .map(host)
+                .transpose()?
+                .unwrap_or(d.server_host),
+            server_port: get("SERVER_PORT")
+                .map(port)
+                .transpose()?
+                .unwrap_or(d.server_port),
+            websocket_host: get("WEBSOCKET_HOST")
+                .map(host)
+                .transpose()?
+                .unwrap_or(d.websocket_host),
+            websocket_port: get("WEBSOCKET_PORT")
+                .map(port)
+                .transpose()?
+                .unwrap_or(d.websocket_port),
+            max_message_size: get("WEBSOCKET_MAX_MESSAGE_SIZE")
+                .map(message_size)
+                .transpose()?
+                .unwrap_or(d.max_message_size),
+            idle_timeout: get("WEBSOCKET_IDLE_TIMEOUT")
+                .map(seconds)
+                .transpose()?
+                .unwrap_or(d.idle_timeout),
+            ping_interval: get("WEBSOCKET_PING_INTERVAL")
+                .map(seconds)
+                .transpose()?
+                .unwrap_or(d.ping_interval),
+            auto_ping_pong: get("WEBSOCKET_AUTO_PING_PONG")
+                .map(boolean)
+                .transpose()?
+                .unwrap_or(d.auto_ping_pong),
+            enable_deflate: get("WEBSOCKET_ENABLE_DEFLATE")
+                .map(boolean)
+                .transpose()?
+                .unwrap_or(d.enable_deflate),
+            public_path: get("PUBLIC_PATH")
+                .map(non_empty)
+                .transpose()?
+                .unwrap_or(d.public_path),
+            public_mount: get("PUBLIC_MOUNT")
+                .map(mount)
+                .transpose()?
+                .unwrap_or(d.public_mount),
+            public_index: get("PUBLIC_INDEX")
+                .map(non_empty)
+                .transpose()?
+                .unwrap_or(d.public_index),
+            public_cache_control: get("PUBLIC_CACHE_CONTROL")
+                .map(|(_, v)| v)
+                .unwrap_or(d.public_cache_control),
+            public_spa_fallback: get("PUBLIC_SPA_FALLBACK")
+                .map(boolean)
+                .transpose()?
+                .unwrap_or(d.public_spa_fallback),
+            store_path: get("STORE_PATH").map(|(_, v)| v).filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// True when HTTP and WebSocket share one listener.
+    pub fn shared_port(&self) -> bool {
+        self.server_port == self.websocket_port && self.server_host == self.websocket_host
+    }
+
+    /// The protocol configuration these settings imply.
+    pub fn core_config(&self) -> Arc<Config> {
+        Arc::new(Config {
+            max_message_size: self.max_message_size,
+            idle_timeout: self.idle_timeout,
+            ping_interval: self.ping_interval,
+            auto_pong: self.auto_ping_pong,
+            ..Config::default()
+        })
+    }
+}
+
+/// Parse a `.env` file without touching the process environment.
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, &'static str> {
+    let iter = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter,
+        Err(e) if e.not_found() => return Ok(HashMap::new()),
+        Err(_) => return Err("a readable .env file"),
+    };
+    iter.collect::<Result<_, _>>()
+        .map_err(|_| "a .env file of KEY=VALUE lines")
+}
+
+type Entry = (&'static str, String);
+
+fn invalid(key: &'static str, value: String, expected: &'static str) -> SettingsError {
+    SettingsError {
+        key,
+        value,
+        expected,
+    }
+}
+
+fn host((key, value): Entry) -> Result<String, SettingsError> {
+    if value.is_empty() || value.contains(char::is_whitespace) {
+        return Err(invalid(key, value, "a host name or IP address"));
+    }
+    Ok(value)
+}
+
+/// Ports are 0 (any free port) or 1024–65535, as in the reference.
+fn port((key, value): Entry) -> Result<u16, SettingsError> {
+    match value.parse::<u16>() {
+        Ok(p) if p == 0 || p >= 1024 => Ok(p),
+        _ => Err(invalid(key, value, "a port: 0 or 1024-65535")),
+    }
+}
+
+fn message_size((key, value): Entry) -> Result<usize, SettingsError> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        _ => Err(invalid(key, value, "a size in bytes of at least 1024")),
+    }
+}
+
+/// Whole seconds; 0 or less turns the timer off.
+fn seconds((key, value): Entry) -> Result<Option<Duration>, SettingsError> {
+    match value.parse::<i64>() {
+        Ok(n) if n <= 0 => Ok(None),
+        Ok(n) => Ok(Some(Duration::from_secs(n as u64))),
+        Err(_) => Err(invalid(key, value, "a whole number of seconds (0 = off)")),
+    }
+}
+
+fn boolean((key, value): Entry) -> Result<bool, SettingsError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" => Ok(false),
+        _ => Err(invalid(key, value, "true/false (also 1/0, on/off, yes/no)")),
+    }
+}
+
+fn non_empty((key, value): Entry) -> Result<String, SettingsError> {
+    if value.is_empty() {
+        return Err(invalid(key, value, "a non-empty value"));
+    }
+    Ok(value)
+}
+
+fn mount((key, value): Entry) -> Result<String, SettingsError> {
+    if !value.starts_with('/') {
+        return Err(invalid(key, value, "a URL path starting with /"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_brief() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(
+            (s.server_port, s.websocket_port, s.max_message_size),
+            (8080, 9090, 65536)
+        );
+        assert_eq!(
+            (s.idle_timeout, s.ping_interval),
+            (Some(Duration::from_secs(60)), Some(Duration::from_secs(30)))
+        );
+        assert!(s.auto_ping_pong && s.enable_deflate && !s.public_spa_fallback);
+        assert_eq!(
+            (
+                s.public_path.as_str(),
+                s.public_mount.as_str(),
+                s.public_index.as_str()
+            ),
+            ("public", "/", "index.html")
+        );
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let s = from(&[
+            ("WEBSOCKET_PORT", "9001"),
+            ("WEBSOCKET_IDLE_TIMEOUT", "0"),
+            ("WEBSOCKET_PING_INTERVAL", "-5"),
+            ("WEBSOCKET_ENABLE_DEFLATE", "off"),
+            ("WEBSOCKET_AUTO_PING_PONG", "NO"),
+            ("PUBLIC_SPA_FALLBACK", "yes"),
+            ("WEBSOCKET_MAX_MESSAGE_SIZE", " 1024 "),
+            ("SERVER_PORT", "9001"),
+            ("SERVER_HOST", "0.0.0.0"),
+        ])
+        .unwrap();
+        assert_eq!(s.websocket_port, 9001);
+        assert_eq!((s.idle_timeout, s.ping_interval), (None, None));
+        assert!(!s.enable_deflate && !s.auto_ping_pong && s.public_spa_fallback);
+        assert_eq!(s.max_message_size, 1024);
+        assert!(s.shared_port());
+        let config = s.core_config();
+        assert_eq!(
+            (
+                config.max_message_size,
+                config.idle_timeout,
+                config.auto_pong
+            ),
+            (1024, None, false)
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_value() {
+        for (key, value) in [
+            ("WEBSOCKET_PORT", "80"),
+            ("WEBSOCKET_PORT", "70000"),
+            ("SERVER_PORT", "http"),
+            ("WEBSOCKET_MAX_MESSAGE_SIZE", "1023"),
+            ("WEBSOCKET_IDLE_TIMEOUT", "1m"),
+            ("WEBSOCKET_ENABLE_DEFLATE", "maybe"),
+            ("PUBLIC_MOUNT", "static"),
+            ("WEBSOCKET_HOST", ""),
+        ] {
+            let err = from(&[(key, value)]).unwrap_err();
+            assert_eq!((err.key, err.value.as_str()), (key, value));
+            let shown = err.to_string();
+            assert!(shown.contains(key) && shown.contains(value), "{shown}");
+        }
+    }
+
+    #[test]
+    fn environment_wins_over_dotenv() {
+        let dir = std::env::temp_dir().join(format!("hubbub-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(".env");
+        std::fs::write(
+            &file,
+            "# comment\nHUBBUB_TEST_ONLY=1\nWEBSOCKET_PORT=9100\nPUBLIC_INDEX=\"home.html\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_env_and_file(&file).unwrap();
+        assert_eq!(
+            (s.websocket_port, s.public_index.as_str()),
+            (9100, "home.html")
+        );
+        // A key set in the environment overrides the file (lookup order is
+        // the same function; exercised without mutating the process env).
+        let map: HashMap<String, String> = dotenvy::from_path_iter(&file)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let s = Settings::from_lookup(|k| {
+            if k == "WEBSOCKET_PORT" {
+                Some("9200".into())
+            } else {
+                map.get(k).cloned()
+            }
+        })
+        .unwrap();
+        assert_eq!(s.websocket_port, 9200);
+        // A missing file is fine; defaults apply.
+        assert_eq!(
+            Settings::from_env_and_file(&dir.join("missing.env"))
+                .unwrap()
+                .websocket_port,
+            std::env::var("WEBSOCKET_PORT")
+                .ok()
+                .map_or(9090, |p| p.parse().unwrap())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
