@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Autobahn|Testsuite (fuzzingclient) against the `echo` example server.
+#
+#   autobahn/run.sh [--cases "1.*,2.*"] [--runtime tokio] [--timeout SECONDS]
+#
+# Installs the suite into autobahn/.venv when missing (CPython 2.7.18 from
+# pyenv, `pip install --target`), builds `echo` in release mode, starts it on
+# a free loopback port, runs the selected cases (1-10 by default; 12 and 13
+# need permessage-deflate), compares every case's `behavior` and
+# `behaviorClose` with autobahn/expected.json, prints the counts, and exits
+# non-zero on any mismatch. Reports go to autobahn/reports/.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+CASES="1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*"
+EXCLUDE="12.*,13.*"
+RUNTIME=tokio
+TIMEOUT=${AUTOBAHN_TIMEOUT:-1800}
+SUITE_VERSION=25.10.1
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --cases) CASES=$2; shift 2 ;;
+        --cases=*) CASES=${1#*=}; shift ;;
+        --runtime) RUNTIME=$2; shift 2 ;;
+        --runtime=*) RUNTIME=${1#*=}; shift ;;
+        --timeout) TIMEOUT=$2; shift 2 ;;
+        --timeout=*) TIMEOUT=${1#*=}; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "autobahn: $*" >&2; }
+
+# --- the suite: Python 2.7 and autobahntestsuite ----------------------------
+PYTHON=${AUTOBAHN_PYTHON:-}
+if [ -z "$PYTHON" ]; then
+    command -v pyenv >/dev/null || { log "pyenv not found: it provides CPython 2.7.18"; exit 1; }
+    PYTHON="$(pyenv root)/versions/2.7.18/bin/python2.7"
+    if [ ! -x "$PYTHON" ]; then
+        log "installing CPython 2.7.18 with pyenv"
+        timeout 1200 pyenv install -s 2.7.18
+    fi
+fi
+[ -x "$PYTHON" ] || { log "no Python 2.7 at $PYTHON"; exit 1; }
+if [ ! -f "$HERE/.venv/autobahntestsuite/__init__.py" ]; then
+    log "installing autobahntestsuite $SUITE_VERSION into autobahn/.venv"
+    timeout 900 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
+        --target "$HERE/.venv" "autobahntestsuite==$SUITE_VERSION"
+fi
+
+# --- the server ----------------------------------------------------------------
+log "building echo (release)"
+(cd "$ROOT" && cargo build --release --quiet -p hubbub-examples --bin echo)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+ECHO="$TARGET_DIR/release/echo"
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REPORTS="$HERE/reports"
+mkdir -p "$REPORTS"
+SERVER_LOG="$REPORTS/echo-$RUNTIME.log"
+"$ECHO" --port "$PORT" --runtime "$RUNTIME" >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+for _ in $(seq 100); do
+    grep -q listening "$SERVER_LOG" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { log "echo exited:"; cat "$SERVER_LOG" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q listening "$SERVER_LOG" || { log "echo did not start listening within 10 s"; exit 1; }
+
+# --- the run --------------------------------------------------------------------
+OUTDIR="$REPORTS/$RUNTIME"
+rm -rf "$OUTDIR"
+SPEC="$REPORTS/spec-$RUNTIME.json"
+python3 - "$SPEC" "$PORT" "$RUNTIME" "$OUTDIR" "$CASES" "$EXCLUDE" <<'EOF'
+import json, sys
+spec, port, runtime, outdir, cases, exclude = sys.argv[1:]
+split = lambda s: [p.strip() for p in s.split(',') if p.strip()]
+json.dump({
+    'outdir': outdir,
+    'servers': [{'agent': 'hubbub-' + runtime, 'url': 'ws://127.0.0.1:%s' % port}],
+    'cases': split(cases),
+    'exclude-cases': split(exclude),
+    'exclude-agent-cases': {},
+}, open(spec, 'w'), indent=2)
+EOF
+
+log "running cases $CASES against echo --runtime $RUNTIME on port $PORT (timeout ${TIMEOUT}s)"
+START=$(date +%s)
+(cd "$REPORTS" && timeout "$TIMEOUT" "$PYTHON" "$HERE/wstest.py" -m fuzzingclient -s "$SPEC") \
+    >"$REPORTS/wstest-$RUNTIME.log" 2>&1 || {
+    status=$?
+    log "wstest failed (exit $status; 124 means the ${TIMEOUT}s timeout); last lines:"
+    tail -20 "$REPORTS/wstest-$RUNTIME.log" >&2
+    exit 1
+}
+log "suite finished in $(( $(date +%s) - START )) s"
+kill -0 "$SERVER_PID" 2>/dev/null || { log "echo died during the run:"; tail -20 "$SERVER_LOG" >&2; exit 1; }
+
+python3 "$HERE/compare.py" "$OUTDIR/index.json" "$HERE/expected.json" "$CASES" "$EXCLUDE"

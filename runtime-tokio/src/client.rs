@@ -1,0 +1,312 @@
+//! The client side: `ws://` URLs, timeouts for every step, and optional
+//! automatic reconnection.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use hubbub_core::{Accept, ClientRequest, CloseCode, Closed, Config, Connection, Message};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    time::{timeout, Instant},
+};
+
+use crate::{error::Step, rt, websocket::Core, Error, WebSocket};
+
+/// How a client connects.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = hubbub_tokio::ClientConfig {
+///     protocols: vec!["chat".into()],
+///     headers: vec![("Authorization".into(), "Bearer abc".into())],
+///     reconnect: Some(hubbub_tokio::Reconnect::default()),
+///     ..Default::default()
+/// };
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Protocol settings: limits, keep-alive pings (`ping_interval`,
+    /// `pong_timeout`), `idle_timeout`, and the opening handshake's
+    /// `handshake_timeout`.
+    pub config: Arc<Config>,
+    /// Time allowed to resolve the host name.
+    pub dns_timeout: Option<Duration>,
+    /// Time allowed to open the TCP connection (all addresses together).
+    pub connect_timeout: Option<Duration>,
+    /// Subprotocols to offer, most preferred first.
+    pub protocols: Vec<String>,
+    /// Extra request headers, as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// Reconnect when the connection drops ([`Client`] only); off by default.
+    pub reconnect: Option<Reconnect>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            config: Arc::new(Config::default()),
+            dns_timeout: Some(Duration::from_secs(5)),
+            connect_timeout: Some(Duration::from_secs(10)),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            reconnect: None,
+        }
+    }
+}
+
+/// When and how often a [`Client`] reconnects: exponential backoff with
+/// jitter. Attempt `n` (from 1) waits `min(max_delay, initial_delay ×
+/// 2^(n-1))`, less a random fraction of up to `jitter` of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconnect {
+    /// Wait before the first attempt.
+    pub initial_delay: Duration,
+    /// The longest wait between attempts.
+    pub max_delay: Duration,
+    /// Give up after this many failed attempts in a row; `None` never gives up.
+    pub max_attempts: Option<u32>,
+    /// The fraction of each wait (0.0–1.0) that is random.
+    pub jitter: f64,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            max_attempts: None,
+            jitter: 0.5,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The wait before attempt `attempt` (1 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doubling = 2f64.powi(attempt.saturating_sub(1).min(62) as i32);
+        let full = self.max_delay.min(self.initial_delay.mul_f64(doubling));
+        let random = getrandom::u64().unwrap_or(0) as f64 / u64::MAX as f64;
+        full.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * random)
+    }
+}
+
+/// Connect to a `ws://host[:port]/path` URL with the default
+/// [`ClientConfig`].
+pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+    connect_with(url, &ClientConfig::default()).await
+}
+
+/// Connect to a `ws://` URL: resolve the host, open a TCP connection (with
+/// `TCP_NODELAY`), and run the opening handshake, each step within its
+/// timeout. The error names the step that failed and, for the handshake,
+/// the check.
+pub async fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<TcpStream>, Error> {
+    let mut request = ClientRequest::from_url(url).map_err(Error::Handshake)?;
+    for protocol in &config.protocols {
+        request = request.protocol(protocol.as_str());
+    }
+    for (name, value) in &config.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let addrs = within(
+        config.dns_timeout,
+        Step::Dns,
+        resolve(request.host(), request.port()),
+    )
+    .await?;
+    let stream = within(config.connect_timeout, Step::Connect, connect_any(&addrs)).await?;
+    let _ = stream.set_nodelay(true);
+    client(stream, &request, config.config.clone()).await
+}
+
+/// Run the client side of the opening handshake over an already connected
+/// `stream`, within `config.handshake_timeout`.
+pub async fn client<S>(
+    stream: S,
+    request: &ClientRequest,
+    config: Arc<Config>,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|error| Error::Io(io::Error::other(error)))?;
+    let mut core = Core::new(Connection::client(config, rt::now(), request, seed), stream);
+    core.open(|_| Ok(Accept::new())).await?;
+    Ok(WebSocket::from_core(core))
+}
+
+async fn within<T>(
+    limit: Option<Duration>,
+    step: Step,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match limit {
+        Some(limit) => timeout(limit, work)
+            .await
+            .map_err(|_| Error::Timeout(step))?,
+        None => work.await,
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(Error::Dns)?
+        .collect();
+    if addrs.is_empty() {
+        let message = format!("no address found for {host}");
+        return Err(Error::Dns(io::Error::new(io::ErrorKind::NotFound, message)));
+    }
+    Ok(addrs)
+}
+
+/// Try each address in turn; the error names the last one tried.
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = Some(io::Error::new(error.kind(), format!("{addr}: {error}"))),
+        }
+    }
+    Err(Error::Connect(
+        last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+    ))
+}
+
+/// What a [`Client`] reports.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A data message.
+    Message(Message),
+    /// The connection dropped (how it ended, when known); reconnection
+    /// attempts follow, with backoff.
+    Disconnected(Option<Closed>),
+    /// A new connection is open, after `attempts` attempts.
+    Reconnected {
+        /// Attempts this reconnection took (1 if the first one worked).
+        attempts: u32,
+    },
+}
+
+enum State {
+    Connected(Box<WebSocket<TcpStream>>),
+    /// Waiting to make attempt `attempt` at `at`.
+    Waiting {
+        attempt: u32,
+        at: Instant,
+    },
+    Done,
+}
+
+/// A client connection that reconnects by itself when
+/// [`ClientConfig::reconnect`] is set, and tells the application each time
+/// through [`ClientEvent`]s.
+///
+/// Any end of the connection not asked for with [`close`](Self::close)
+/// (a dropped socket, a close frame from a restarting server, a keep-alive
+/// ping left unanswered) leads to reconnection. `next_event` is cancel-safe: the state it waits in lives in
+/// the client, and a dropped reconnection attempt is simply made again.
+pub struct Client {
+    url: String,
+    config: ClientConfig,
+    state: State,
+    reconnects: u64,
+}
+
+impl Client {
+    /// Connect to `url`. The first connection is not retried: its error is
+    /// returned as is.
+    pub async fn connect(url: &str, config: ClientConfig) -> Result<Client, Error> {
+        let ws = connect_with(url, &config).await?;
+        Ok(Client {
+            url: url.to_owned(),
+            config,
+            state: State::Connected(Box::new(ws)),
+            reconnects: 0,
+        })
+    }
+
+    /// The next message or reconnection event; `None` once the connection
+    /// is over for good (closed by us, or dropped with reconnection off).
+    /// When reconnection gives up, the last error comes first.
+    pub async fn next_event(&mut self) -> Option<Result<ClientEvent, Error>> {
+        loop {
+            match &mut self.state {
+                State::Done => return None,
+                State::Connected(ws) => match ws.recv().await {
+                    Some(Ok(message)) => return Some(Ok(ClientEvent::Message(message))),
+                    Some(Err(error)) => return Some(Err(error)),
+                    None => {
+                        let closed = ws.closed().cloned();
+                        let Some(policy) = &self.config.reconnect else {
+                            self.state = State::Done;
+                            return None;
+                        };
+                        self.state = State::Waiting {
+                            attempt: 1,
+                            at: Instant::now() + policy.delay(1),
+                        };
+                        return Some(Ok(ClientEvent::Disconnected(closed)));
+                    }
+                },
+                State::Waiting { attempt, at } => {
+                    let (attempt, at) = (*attempt, *at);
+                    tokio::time::sleep_until(at).await;
+                    match connect_with(&self.url, &self.config).await {
+                        Ok(ws) => {
+                            self.state = State::Connected(Box::new(ws));
+                            self.reconnects += 1;
+                            return Some(Ok(ClientEvent::Reconnected { attempts: attempt }));
+                        }
+                        Err(error) => {
+                            let policy = self.config.reconnect.clone().unwrap_or_default();
+                            if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                                self.state = State::Done;
+                                return Some(Err(error));
+                            }
+                            let next = attempt + 1;
+                            self.state = State::Waiting {
+                                attempt: next,
+                                at: Instant::now() + policy.delay(next),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send a message; fails with [`Error::Closed`] while disconnected.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        match &mut self.state {
+            State::Connected(ws) => ws.send(message).await,
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// Close the connection for good (no reconnection) and wait for the
+    /// close handshake.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Option<Closed>, Error> {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        match state {
+            State::Connected(mut ws) => ws.close(code, reason).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The current connection, if connected.
+    pub fn websocket(&mut self) -> Option<&mut WebSocket<TcpStream>> {
+        match &mut self.state {
+            State::Connected(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// How many times the client has reconnected.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+}

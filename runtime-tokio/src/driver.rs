@@ -1,0 +1,289 @@
+//! The connection driver: moves bytes between a transport and a
+//! [`Connection`], and sleeps until the core's next deadline.
+//!
+//! It depends only on the two small traits below, [`Transport`] and
+//! [`Timer`], so any runtime can reuse it: this crate implements them for
+//! tokio. The driver makes no protocol decision; it follows the polling
+//! order documented on [`Connection`]:
+//!
+//! 1. hand out the core's events;
+//! 2. write everything pending with one vectored write;
+//! 3. once the core is closed and flushed, shut down the write half;
+//! 4. fire the core's timer when its deadline passes;
+//! 5. read into a buffer shared by every connection on the thread and feed
+//!    it to the core, then start over.
+//!
+//! A connection at rest holds no read or write buffer of its own: reads go
+//! through a 64 KiB thread-local buffer, and bytes to write stay in the core.
+
+use std::{
+    cell::RefCell,
+    io::{self, IoSlice},
+    task::{Context, Poll, Waker},
+    time::Instant,
+};
+
+use hubbub_core::{Connection, Event};
+
+/// The byte stream a connection runs over (a TCP socket, usually).
+pub trait Transport {
+    /// Read into `buf`; `Ok(0)` means end of stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Write from `bufs` in order; returns how many bytes were written.
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    /// Flush buffered writes, if the transport buffers.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Shut down the write half (TCP: send FIN).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// One resettable timer and the clock it runs on.
+pub trait Timer {
+    /// The current time on the timer's clock.
+    fn now(&self) -> Instant;
+    /// Fire at `deadline` (replacing any earlier setting).
+    fn reset(&mut self, deadline: Instant);
+    /// Ready once the deadline set by [`reset`](Self::reset) has passed.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// Most slices handed to one vectored write.
+const MAX_SLICES: usize = 64;
+
+/// Size of the per-thread read buffer.
+const READ_BUFFER: usize = 64 << 10;
+
+/// Reading stops while more than this many bytes wait to be written and the
+/// transport does not accept them: a peer that does not read cannot make us
+/// queue unbounded replies (pongs, close echoes, the application's answers).
+pub const BACKLOG_LIMIT: usize = 256 << 10;
+
+thread_local! {
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
+}
+
+/// Owns a [`Connection`], its transport and its timer, and drives them.
+pub struct Driver<T: Transport, K: Timer> {
+    conn: Connection,
+    io: T,
+    timer: K,
+    /// The deadline the timer is set to, if it is set.
+    armed: Option<Instant>,
+    /// End of stream (or a read error) seen: no more reads.
+    read_closed: bool,
+    /// The write half is shut down.
+    shut_down: bool,
+    /// Bytes were written since the last successful flush.
+    unflushed: bool,
+    /// The transport failed: nothing more is written or read.
+    dead: bool,
+    /// An I/O error not yet reported.
+    error: Option<io::Error>,
+}
+
+impl<T: Transport, K: Timer> Driver<T, K> {
+    /// Drive `conn` over `io`, sleeping with `timer`.
+    pub fn new(conn: Connection, io: T, timer: K) -> Self {
+        Driver {
+            conn,
+            io,
+            timer,
+            armed: None,
+            read_closed: false,
+            shut_down: false,
+            unflushed: false,
+            dead: false,
+            error: None,
+        }
+    }
+
+    /// The connection, to issue commands (`send`, `close`, ...).
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The connection, read-only.
+    pub fn conn_ref(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.io
+    }
+
+    /// The current time on the timer's clock: pass it to commands.
+    pub fn now(&self) -> Instant {
+        self.timer.now()
+    }
+
+    /// Drive the connection until the core has an event, the connection is
+    /// finished (`Ready(Ok(None))`: drop the transport), or nothing can
+    /// progress (`Pending`: the waker is registered for input, output and
+    /// the deadline). An I/O error is reported once; the connection then
+    /// ends with a `Closed` event (code 1006).
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Event>>> {
+        loop {
+            if let Some(error) = self.error.take() {
+                return Poll::Ready(Err(error));
+            }
+            if let Some(event) = self.conn.poll_event() {
+                return Poll::Ready(Ok(Some(event)));
+            }
+            let write_blocked = self.poll_write(cx).is_pending();
+            if self.error.is_some() {
+                continue;
+            }
+            if self.conn.is_closed() && !write_blocked && !self.shut_down && !self.dead {
+                // Our last frame is out: send FIN, then wait for the peer's.
+                if let Poll::Ready(result) = self.io.poll_shutdown(cx) {
+                    self.shut_down = true;
+                    if result.is_err() {
+                        self.dead = true;
+                    }
+                }
+            }
+            // Once finished, one last write attempt was made above (a close
+            // echo to a peer that half-closed); what it could not take is
+            // given up rather than waited for.
+            if self.conn.is_finished() {
+                return Poll::Ready(Ok(None));
+            }
+            if self.poll_timer(cx).is_ready() {
+                continue;
+            }
+            if self.read_closed || write_blocked && self.conn.pending_bytes() > BACKLOG_LIMIT {
+                return Poll::Pending;
+            }
+            match self.poll_read(cx) {
+                Poll::Ready(()) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Write and flush everything pending. `Ready(Ok)` once nothing is left;
+    /// an I/O error is returned here (once) and ends the connection.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let written = self.poll_write(cx);
+        if let Some(error) = self.error.take() {
+            return Poll::Ready(Err(error));
+        }
+        written.map(Ok)
+    }
+
+    /// Best effort, without waiting: write what the transport takes now.
+    /// Used when the connection is dropped, so a queued close frame still
+    /// has its chance to leave.
+    pub fn try_flush(&mut self) {
+        let _ = self.poll_write(&mut Context::from_waker(Waker::noop()));
+    }
+
+    /// Write all pending bytes (one vectored write per call, unless the
+    /// transport takes only part), then flush the transport.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while !self.dead && self.conn.pending_bytes() > 0 {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let n = self.conn.transmit_slices(&mut slices);
+                self.io.poll_write_vectored(cx, &slices[..n])
+            };
+            match result {
+                Poll::Ready(Ok(0)) => self.fail(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.conn.advance_transmit(n);
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(error)) => self.fail(error),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.unflushed && !self.dead {
+            match self.io.poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(error)) => self.fail(error),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// Keep the timer set to the core's deadline; `Ready` when it fired (and
+    /// the core was told).
+    ///
+    /// The core moves its idle and keep-alive deadlines later on every read.
+    /// Resetting the runtime's timer each time would cost more than the
+    /// read, so the timer is only moved *earlier*; when it fires before the
+    /// core's deadline, it is simply set again.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            return Poll::Pending;
+        };
+        if self.armed.is_none_or(|armed| deadline < armed) {
+            self.timer.reset(deadline);
+            self.armed = Some(deadline);
+        }
+        match self.timer.poll(cx) {
+            Poll::Ready(()) => {
+                self.armed = None;
+                self.conn.handle_timeout(self.timer.now());
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// One read into the thread's buffer, handed to the core.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let read = READ_BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => self.read_into(cx, &mut buf),
+            // Only reachable if a transport drives another connection from
+            // inside its own read; fall back to a temporary buffer.
+            Err(_) => self.read_into(cx, &mut vec![0; READ_BUFFER]),
+        });
+        match read {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => self.fail(error),
+            Poll::Pending => return Poll::Pending,
+        }
+        Poll::Ready(())
+    }
+
+    fn read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<()>> {
+        let n = match self.io.poll_read(cx, buf) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        };
+        let now = self.timer.now();
+        if n == 0 {
+            self.read_closed = true;
+            self.conn.handle_eof(now);
+        } else {
+            self.conn.handle_input(now, &buf[..n]);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The transport failed: report the error once and end the connection.
+    fn fail(&mut self, error: io::Error) {
+        self.dead = true;
+        self.read_closed = true;
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+        self.conn.handle_eof(self.timer.now());
+    }
+}
+
+impl<T: Transport, K: Timer> Drop for Driver<T, K> {
+    /// A connection dropped early still gets its queued bytes (a close
+    /// frame, say) written, if the transport takes them at once.
+    fn drop(&mut self) {
+        self.try_flush();
+    }
+}

@@ -1,0 +1,69 @@
+//! # hubbub-tokio
+//!
+//! [hubbub](hubbub_core) WebSockets on tokio: a [`WebSocket`] that is a
+//! `Stream` of messages and a `Sink` for them, the server and client
+//! handshakes, a TCP [`Server`], and a [`Client`] that can reconnect.
+//!
+//! Every protocol decision is made by the sans-IO core
+//! ([`hubbub_core::Connection`]); this crate only moves bytes and keeps
+//! time. One [driver](driver) per connection reads into a buffer shared by
+//! the thread, writes everything queued in one vectored write, and sleeps
+//! until the core's next deadline (keep-alive ping, idle timeout, close
+//! handshake).
+//!
+//! ## An echo server
+//! ```no_run
+//! use hubbub_tokio::{Config, Server};
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//!     Server::new(Config::default())
+//!         .serve(listener, |mut ws| async move {
+//!             // `feed` queues; the replies to one read leave in one write.
+//!             while let Some(message) = ws.recv().await {
+//!                 if let Ok(message) = message {
+//!                     let _ = ws.feed(message).await;
+//!                 }
+//!             }
+//!         })
+//!         .await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## A client
+//! ```no_run
+//! use hubbub_tokio::{CloseCode, Message};
+//!
+//! # async fn run() -> Result<(), hubbub_tokio::Error> {
+//! let mut ws = hubbub_tokio::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send("hello").await?;
+//! if let Some(Ok(Message::Text(text))) = ws.recv().await {
+//!     println!("{text}");
+//! }
+//! ws.close(CloseCode::NORMAL, "bye").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! With `futures_util`, a [`WebSocket`] works with `StreamExt` and
+//! `SinkExt`, and [`WebSocket::split`] gives halves for two tasks.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+pub mod driver;
+mod error;
+mod rt;
+mod server;
+mod websocket;
+
+pub use client::{client, connect, connect_with, Client, ClientConfig, ClientEvent, Reconnect};
+pub use error::{Error, Step};
+pub use hubbub_core::{
+    Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
+    ProtocolError, Reject, Request, UsageError,
+};
+pub use rt::{Io, TokioTimer};
+pub use server::{accept, accept_with, Server};
+pub use websocket::{ReadHalf, WebSocket, WriteHalf};

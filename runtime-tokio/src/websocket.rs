@@ -1,0 +1,514 @@
+//! [`WebSocket`] and its halves.
+
+use std::{
+    future::poll_fn,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    task::{ready, Context, Poll, Wake, Waker},
+};
+
+use bytes::Bytes;
+use futures_core::{FusedStream, Stream};
+use futures_sink::Sink;
+use futures_util::task::AtomicWaker;
+use hubbub_core::{
+    Accept, CloseCode, Closed, Connection, Event, HandshakeError, Message, Reject, Request,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{
+    driver::{Driver, BACKLOG_LIMIT},
+    rt::{Io, TokioDriver, TokioTimer},
+    Error,
+};
+
+/// Everything a connection owns; shared by the two halves after a split.
+pub(crate) struct Core<S: AsyncRead + AsyncWrite + Unpin> {
+    driver: TokioDriver<S>,
+    /// How the connection ended, once it has.
+    closed: Option<Closed>,
+    last_pong: Option<Bytes>,
+    protocol: Option<String>,
+    /// The stream has returned `None`.
+    ended: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
+    pub(crate) fn new(conn: Connection, stream: S) -> Self {
+        Core {
+            driver: Driver::new(conn, Io(stream), TokioTimer::default()),
+            closed: None,
+            last_pong: None,
+            protocol: None,
+            ended: false,
+        }
+    }
+
+    /// Run the opening handshake until the connection is open. `decide`
+    /// answers the upgrade request (server role).
+    pub(crate) async fn open<D>(&mut self, decide: D) -> Result<(), Error>
+    where
+        D: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        let mut decide = Some(decide);
+        let mut failure = None;
+        poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await
+    }
+
+    fn poll_open<D>(
+        &mut self,
+        cx: &mut Context<'_>,
+        decide: &mut Option<D>,
+        failure: &mut Option<HandshakeError>,
+    ) -> Poll<Result<(), Error>>
+    where
+        D: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        loop {
+            let event = match ready!(self.driver.poll_event(cx)) {
+                Ok(Some(event)) => event,
+                // Finished after a failed handshake: the HTTP answer is out.
+                Ok(None) => {
+                    return Poll::Ready(Err(failure.take().map_or(Error::Closed, Error::handshake)))
+                }
+                Err(error) => return Poll::Ready(Err(Error::Io(error))),
+            };
+            match event {
+                Event::Request => {
+                    let now = self.driver.now();
+                    let conn = self.driver.conn();
+                    let answer = match (decide.take(), conn.request()) {
+                        (Some(decide), Some(request)) => decide(request),
+                        _ => Ok(Accept::new()),
+                    };
+                    match answer {
+                        Ok(accept) => conn.accept(now, accept)?,
+                        Err(reject) => conn.reject(now, reject)?,
+                    }
+                }
+                Event::Open(opened) => {
+                    self.protocol = opened.protocol;
+                    return Poll::Ready(Ok(()));
+                }
+                Event::HandshakeFailed(error) => {
+                    if self.driver.conn_ref().pending_bytes() == 0 {
+                        return Poll::Ready(Err(Error::handshake(error)));
+                    }
+                    // Deliver the HTTP error response before giving up.
+                    *failure = Some(error);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        while !self.ended {
+            let event = match ready!(self.driver.poll_event(cx)) {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    self.ended = true;
+                    break;
+                }
+                Err(error) => return Poll::Ready(Some(Err(Error::Io(error)))),
+            };
+            match event {
+                Event::Message(message) => return Poll::Ready(Some(Ok(message))),
+                Event::Pong(payload) => self.last_pong = Some(payload),
+                Event::ProtocolError(error) => {
+                    return Poll::Ready(Some(Err(Error::Protocol(error))))
+                }
+                Event::Closed(closed) => self.closed = Some(closed),
+                Event::HandshakeFailed(error) => {
+                    return Poll::Ready(Some(Err(Error::handshake(error))))
+                }
+                // Pings are answered by the core; nothing else is expected.
+                _ => {}
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if !self.driver.conn_ref().is_open() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        if self.driver.conn_ref().pending_bytes() < BACKLOG_LIMIT {
+            return Poll::Ready(Ok(()));
+        }
+        match self.driver.poll_flush(cx) {
+            Poll::Ready(Err(error)) => Poll::Ready(Err(Error::Io(error))),
+            _ if self.driver.conn_ref().pending_bytes() < BACKLOG_LIMIT => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        let conn = self.driver.conn();
+        if !conn.is_open() {
+            return Err(Error::Closed);
+        }
+        Ok(conn.send(message)?)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.driver.poll_flush(cx))?;
+        match self.driver.conn_ref().pending_bytes() {
+            0 => Poll::Ready(Ok(())),
+            // The transport failed earlier: these bytes will never leave.
+            _ => Poll::Ready(Err(Error::Closed)),
+        }
+    }
+
+    fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let conn = self.driver.conn();
+        if !conn.is_open() {
+            return Err(Error::Closed);
+        }
+        Ok(conn.ping(payload)?)
+    }
+
+    fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let now = self.driver.now();
+        let conn = self.driver.conn();
+        if !conn.is_open() {
+            return Err(Error::Closed);
+        }
+        Ok(conn.close(now, code, reason)?)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.driver.conn_ref().is_open() {
+            self.start_close(CloseCode::NORMAL, "")?;
+        }
+        self.poll_flush(cx)
+    }
+}
+
+/// A WebSocket connection over a byte stream `S` (a `TcpStream`, usually).
+///
+/// Receive with [`Stream`] (`next()` from `futures_util::StreamExt`) or
+/// [`recv`](Self::recv); send with [`Sink`] or [`send`](Self::send) /
+/// [`feed`](Self::feed).
+///
+/// - **Control frames** are handled inside: pings are answered, pongs are
+///   recorded ([`last_pong`](Self::last_pong)) and neither is a stream item,
+///   so a read loop sees only data messages.
+/// - **Errors**: a protocol violation by the peer is one `Err` item; the
+///   core has queued the matching close frame, and the stream goes on to
+///   `None` once the connection is over.
+/// - **The end**: the stream returns `None` when the connection is over and
+///   the socket can be dropped (close frames exchanged, write half shut
+///   down, the peer's end of stream seen or the close timeout passed).
+///   [`closed`](Self::closed) then tells how it ended. Keep reading until
+///   `None` for a clean close: a socket dropped earlier may reach the peer
+///   as a reset.
+/// - **Cancel safety**: every piece of state lives in this value, so a
+///   pending `recv()`, `next()`, `send()` or `feed()` may be dropped (e.g.
+///   in `select!`) without losing a message; a message handed to
+///   `start_send` is queued at once.
+/// - **Writes are batched**: the bytes of every queued frame leave in one
+///   vectored write when the stream next polls or the sink is flushed.
+pub struct WebSocket<S: AsyncRead + AsyncWrite + Unpin> {
+    core: Core<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    pub(crate) fn from_core(core: Core<S>) -> Self {
+        WebSocket { core }
+    }
+
+    /// The next data message; `None` once the connection is over.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.core.poll_next(cx)).await
+    }
+
+    /// Queue a message and write everything queued.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queue a message without writing it yet (waiting first while more
+    /// than 256 KiB are queued). It is written by the next
+    /// [`flush`](Self::flush), `send`, or by the stream before it reads:
+    /// an echo loop of `recv` and `feed` writes all its answers to one
+    /// read in one system call.
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(cx)).await?;
+        self.core.start_send(message.into())
+    }
+
+    /// Write everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_flush(cx)).await
+    }
+
+    /// Send a ping (at most 125 bytes). Its pong shows up in
+    /// [`last_pong`](Self::last_pong) while the stream is polled.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.core.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Queue a close frame; the stream goes on delivering messages the peer
+    /// sent before its close, and then `None`.
+    pub fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.core.start_close(code, reason)
+    }
+
+    /// Close the connection and wait until the close handshake is over and
+    /// the socket released. Messages arriving meanwhile are discarded (use
+    /// [`start_close`](Self::start_close) and keep reading to get them).
+    /// Returns how the connection ended. `code` must be one that may be sent
+    /// (1000–1003, 1007–1014, 3000–4999) and `reason` at most 123 bytes.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        if self.core.driver.conn_ref().is_open() {
+            self.core.start_close(code, reason)?;
+        }
+        while self.recv().await.is_some() {}
+        self.core.closed.clone().ok_or(Error::Closed)
+    }
+
+    /// True while messages may be sent.
+    pub fn is_open(&self) -> bool {
+        self.core.driver.conn_ref().is_open()
+    }
+
+    /// How the connection ended (set when the stream sees the close).
+    pub fn closed(&self) -> Option<&Closed> {
+        self.core.closed.as_ref()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.core.protocol.as_deref()
+    }
+
+    /// The payload of the last pong received.
+    pub fn last_pong(&self) -> Option<&Bytes> {
+        self.core.last_pong.as_ref()
+    }
+
+    /// The underlying stream (e.g. for its peer address).
+    pub fn get_ref(&self) -> &S {
+        &self.core.driver.transport().0
+    }
+
+    /// Split into a sending and a receiving half that may be used from
+    /// different tasks. Either half alone keeps the connection running:
+    /// while only the read half is polled, pongs and close echoes are still
+    /// written; while only the write half is, queued frames are written (but
+    /// nothing is read).
+    pub fn split(self) -> (WriteHalf<S>, ReadHalf<S>) {
+        let wakers = Arc::new(Wakers::default());
+        let shared = Arc::new(Shared {
+            core: Mutex::new(self.core),
+            waker: Waker::from(wakers.clone()),
+            wakers,
+        });
+        (
+            WriteHalf {
+                shared: shared.clone(),
+            },
+            ReadHalf { shared },
+        )
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().core.poll_next(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for WebSocket<S> {
+    fn is_terminated(&self) -> bool {
+        self.core.ended
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.get_mut().core.start_send(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_flush(cx)
+    }
+
+    /// Sends a normal close (1000) and flushes it; the stream then ends
+    /// when the peer answers.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_close(cx)
+    }
+}
+
+/// The wakers of the tasks polling each half. Any readiness of the shared
+/// transport or timer wakes both: whichever runs first does the I/O the
+/// other one waited for.
+#[derive(Default)]
+struct Wakers {
+    read: AtomicWaker,
+    write: AtomicWaker,
+}
+
+impl Wake for Wakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.read.wake();
+        self.write.wake();
+    }
+}
+
+struct Shared<S: AsyncRead + AsyncWrite + Unpin> {
+    /// Locked only inside a poll, never across an await.
+    core: Mutex<Core<S>>,
+    wakers: Arc<Wakers>,
+    /// Wakes both halves; handed to the transport and the timer.
+    waker: Waker,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, Core<S>> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `f` on the core with a context that wakes both halves, after
+    /// registering the caller's waker in its half's slot.
+    fn poll<R>(
+        &self,
+        slot: &AtomicWaker,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Core<S>, &mut Context<'_>) -> R,
+    ) -> R {
+        slot.register(cx.waker());
+        let mut cx = Context::from_waker(&self.waker);
+        f(&mut self.lock(), &mut cx)
+    }
+}
+
+/// The receiving half of a split [`WebSocket`]: a [`Stream`] of messages.
+/// Polling it also writes what the core queued (pongs, close echoes, and
+/// anything sent through the write half).
+pub struct ReadHalf<S: AsyncRead + AsyncWrite + Unpin> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
+    /// The next data message; `None` once the connection is over.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_next_message(cx)).await
+    }
+
+    fn poll_next_message(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.shared
+            .poll(&self.shared.wakers.read, cx, Core::poll_next)
+    }
+
+    /// How the connection ended (set when this half sees the close).
+    pub fn closed(&self) -> Option<Closed> {
+        self.shared.lock().closed.clone()
+    }
+
+    /// The payload of the last pong received.
+    pub fn last_pong(&self) -> Option<Bytes> {
+        self.shared.lock().last_pong.clone()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_next_message(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for ReadHalf<S> {
+    fn is_terminated(&self) -> bool {
+        self.shared.lock().ended
+    }
+}
+
+/// The sending half of a split [`WebSocket`]: a [`Sink`] of messages.
+pub struct WriteHalf<S: AsyncRead + AsyncWrite + Unpin> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
+    fn with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Core<S>, &mut Context<'_>) -> R,
+    ) -> R {
+        self.shared.poll(&self.shared.wakers.write, cx, f)
+    }
+
+    /// Queue a message and write everything queued.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queue a message without writing it yet (waiting first while more
+    /// than 256 KiB are queued).
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        poll_fn(|cx| self.with(cx, Core::poll_ready)).await?;
+        self.shared.lock().start_send(message.into())
+    }
+
+    /// Write everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.with(cx, Core::poll_flush)).await
+    }
+
+    /// Send a ping (at most 125 bytes).
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.shared.lock().ping(payload)?;
+        self.flush().await
+    }
+
+    /// Send a close frame and write it. The read half then ends when the
+    /// peer answers.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.shared.lock().start_close(code, reason)?;
+        self.flush().await
+    }
+
+    /// True while messages may be sent.
+    pub fn is_open(&self) -> bool {
+        self.shared.lock().driver.conn_ref().is_open()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, Core::poll_ready)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        self.shared.lock().start_send(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, Core::poll_flush)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, Core::poll_close)
+    }
+}
