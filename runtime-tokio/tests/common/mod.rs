@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests: servers on loopback ports,
+//! bounded waits.
+#![allow(dead_code)]
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use hubbub_tokio::{Closed, Config, Server, WebSocket};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+    task::JoinHandle,
+};
+
+/// Every wait in the tests is bounded by this.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// Await `work`, failing the test if it takes longer than [`LIMIT`].
+pub async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(LIMIT, work).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: no result within {LIMIT:?}"),
+    }
+}
+
+/// A configuration with room for the large-message tests.
+pub fn big_config() -> Config {
+    Config {
+        max_message_size: 16 << 20,
+        ..Config::default()
+    }
+}
+
+/// Our echo server on a free loopback port. Every connection's end is
+/// reported on the returned channel.
+pub async fn echo_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<Option<Closed>>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let server = tokio::spawn(Server::new(config).serve(listener, move |ws| echo(ws, tx.clone())));
+    (addr, rx, server)
+}
+
+/// Echo every message, then report how the connection ended.
+pub async fn echo(mut ws: WebSocket<TcpStream>, done: mpsc::UnboundedSender<Option<Closed>>) {
+    while let Some(message) = ws.recv().await {
+        if let Ok(message) = message {
+            let _ = ws.feed(message).await;
+        }
+    }
+    let _ = done.send(ws.closed().cloned());
+}
+
+/// An echo server written with tokio-tungstenite: the independent peer.
+pub async fn tungstenite_echo_server() -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .max_message_size(Some(64 << 20))
+                    .max_frame_size(Some(64 << 20));
+                let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_text() || message.is_binary() {
+                        if ws.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, server)
+}
+
+/// `ws://` URL for `addr`.
+pub fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+/// Shared config handle.
+pub fn arc(config: Config) -> Arc<Config> {
+    Arc::new(config)
+}
+
+/// A deterministic payload of `len` bytes.
+pub fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
