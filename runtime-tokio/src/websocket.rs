@@ -52,7 +52,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     {
         let mut decide = Some(decide);
         let mut failure = None;
-        poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await
+        poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
+        // Send the 101 now: the application may not poll for a while.
+        poll_fn(|cx| self.driver.poll_flush(cx)).await?;
+        Ok(())
     }
 
     fn poll_open<D>(

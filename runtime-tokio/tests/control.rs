@@ -15,15 +15,23 @@ use tokio_tungstenite::tungstenite;
 #[tokio::test]
 async fn our_server_answers_pings() {
     let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr))).await.unwrap();
-    ws.send(tungstenite::Message::Ping(Bytes::from_static(b"are you there"))).await.unwrap();
+    let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr)))
+        .await
+        .unwrap();
+    ws.send(tungstenite::Message::Ping(Bytes::from_static(
+        b"are you there",
+    )))
+    .await
+    .unwrap();
     match bounded("pong", ws.next()).await {
         Some(Ok(tungstenite::Message::Pong(payload))) => assert_eq!(&payload[..], b"are you there"),
         other => panic!("expected a pong, got {other:?}"),
     }
     // Pings are not stream items on our side: the echo of the next message
     // is the next thing the client sees.
-    ws.send(tungstenite::Message::text("after ping")).await.unwrap();
+    ws.send(tungstenite::Message::text("after ping"))
+        .await
+        .unwrap();
     match bounded("echo", ws.next()).await {
         Some(Ok(tungstenite::Message::Text(text))) => assert_eq!(text.as_str(), "after ping"),
         other => panic!("expected the echo, got {other:?}"),
@@ -33,23 +41,35 @@ async fn our_server_answers_pings() {
 #[tokio::test]
 async fn our_client_pings_and_records_the_pong() {
     let (addr, _server) = tungstenite_echo_server().await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr))).await.unwrap();
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
     assert!(ws.last_pong().is_none());
     ws.ping(b"hello?").await.unwrap();
     // The pong is recorded while the stream is polled; a message sent after
     // the ping comes back after the pong.
     ws.send("marker").await.unwrap();
-    assert_eq!(bounded("echo", ws.recv()).await.unwrap().unwrap(), Message::Text("marker".into()));
+    assert_eq!(
+        bounded("echo", ws.recv()).await.unwrap().unwrap(),
+        Message::Text("marker".into())
+    );
     assert_eq!(ws.last_pong().map(|p| &p[..]), Some(&b"hello?"[..]));
     // Too long for a control frame: refused, nothing sent.
-    assert!(matches!(ws.ping(&[0; 126]).await, Err(Error::Usage(UsageError::ControlPayloadTooLong))));
+    assert!(matches!(
+        ws.ping(&[0; 126]).await,
+        Err(Error::Usage(UsageError::ControlPayloadTooLong))
+    ));
 }
 
 #[tokio::test]
 async fn client_close_with_code_and_reason_reaches_our_server() {
     let (addr, mut ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr))).await.unwrap();
-    let closed = bounded("close", ws.close(CloseCode(4321), "going home")).await.unwrap();
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
+    let closed = bounded("close", ws.close(CloseCode(4321), "going home"))
+        .await
+        .unwrap();
     // Our side: the server echoed our code.
     assert_eq!(closed.code.0, 4321);
     assert!(closed.clean);
@@ -67,36 +87,53 @@ async fn client_close_with_code_and_reason_reaches_our_server() {
 #[tokio::test]
 async fn invalid_close_codes_are_refused_locally() {
     let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr))).await.unwrap();
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
     for code in [1005, 1006, 1015, 999, 5000] {
-        assert!(matches!(ws.start_close(CloseCode(code), ""), Err(Error::Usage(UsageError::InvalidCloseCode(c))) if c == code));
+        assert!(
+            matches!(ws.start_close(CloseCode(code), ""), Err(Error::Usage(UsageError::InvalidCloseCode(c))) if c == code)
+        );
     }
-    assert!(matches!(ws.start_close(CloseCode::NORMAL, &"r".repeat(124)), Err(Error::Usage(_))));
+    assert!(matches!(
+        ws.start_close(CloseCode::NORMAL, &"r".repeat(124)),
+        Err(Error::Usage(_))
+    ));
     // Still open and usable.
     ws.send("still here").await.unwrap();
-    assert_eq!(bounded("echo", ws.recv()).await.unwrap().unwrap(), Message::Text("still here".into()));
+    assert_eq!(
+        bounded("echo", ws.recv()).await.unwrap().unwrap(),
+        Message::Text("still here".into())
+    );
 }
 
 /// A server that greets, then closes with 4000 "server says bye".
-async fn closing_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<hubbub_tokio::Closed>) {
+async fn closing_server() -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<hubbub_tokio::Closed>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(Server::new(Config::default()).serve(listener, move |mut ws| {
-        let tx = tx.clone();
-        async move {
-            ws.send("welcome").await.unwrap();
-            let closed = ws.close(CloseCode(4000), "server says bye").await.unwrap();
-            let _ = tx.send(closed);
-        }
-    }));
+    tokio::spawn(
+        Server::new(Config::default()).serve(listener, move |mut ws| {
+            let tx = tx.clone();
+            async move {
+                ws.send("welcome").await.unwrap();
+                let closed = ws.close(CloseCode(4000), "server says bye").await.unwrap();
+                let _ = tx.send(closed);
+            }
+        }),
+    );
     (addr, rx)
 }
 
 #[tokio::test]
 async fn server_initiated_close_to_tungstenite_client() {
     let (addr, mut ends) = closing_server().await;
-    let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr))).await.unwrap();
+    let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr)))
+        .await
+        .unwrap();
     match bounded("greeting", ws.next()).await {
         Some(Ok(tungstenite::Message::Text(text))) => assert_eq!(text.as_str(), "welcome"),
         other => panic!("expected the greeting, got {other:?}"),
@@ -112,17 +149,28 @@ async fn server_initiated_close_to_tungstenite_client() {
     while let Some(Ok(_)) = bounded("end", ws.next()).await {}
     drop(ws); // the server waits for our end of stream before it is done
     let server_side = bounded("server end", ends.recv()).await.unwrap();
-    assert_eq!((server_side.code.0, server_side.clean, server_side.initiator), (4000, true, Initiator::Local));
+    assert_eq!(
+        (server_side.code.0, server_side.clean, server_side.initiator),
+        (4000, true, Initiator::Local)
+    );
 }
 
 #[tokio::test]
 async fn server_initiated_close_to_our_client() {
     let (addr, mut ends) = closing_server().await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr))).await.unwrap();
-    assert_eq!(bounded("greeting", ws.recv()).await.unwrap().unwrap(), Message::Text("welcome".into()));
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bounded("greeting", ws.recv()).await.unwrap().unwrap(),
+        Message::Text("welcome".into())
+    );
     assert!(bounded("end", ws.recv()).await.is_none());
     let closed = ws.closed().unwrap();
-    assert_eq!((closed.code.0, closed.reason.as_str()), (4000, "server says bye"));
+    assert_eq!(
+        (closed.code.0, closed.reason.as_str()),
+        (4000, "server says bye")
+    );
     assert_eq!((closed.clean, closed.initiator), (true, Initiator::Remote));
     let server_side = bounded("server end", ends.recv()).await.unwrap();
     assert_eq!(server_side.code.0, 4000);
@@ -142,15 +190,25 @@ async fn close_without_answer_times_out() {
         drop(ws);
     });
     let config = hubbub_tokio::ClientConfig {
-        config: std::sync::Arc::new(Config { close_timeout: Duration::from_millis(300), ..Config::default() }),
+        config: std::sync::Arc::new(Config {
+            close_timeout: Duration::from_millis(300),
+            ..Config::default()
+        }),
         ..Default::default()
     };
-    let mut ws = bounded("connect", hubbub_tokio::connect_with(&url(addr), &config)).await.unwrap();
+    let mut ws = bounded("connect", hubbub_tokio::connect_with(&url(addr), &config))
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
-    let closed = bounded("close", ws.close(CloseCode::NORMAL, "")).await.unwrap();
+    let closed = bounded("close", ws.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
     assert_eq!(closed.code.0, 1006);
     assert!(!closed.clean);
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(4), "waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(4),
+        "waited {waited:?}"
+    );
     silent.abort();
 }

@@ -29,14 +29,22 @@ fn messages() -> Vec<Message> {
 
 fn client_config(fragment_size: Option<usize>) -> ClientConfig {
     ClientConfig {
-        config: Arc::new(Config { fragment_size, ..big_config() }),
+        config: Arc::new(Config {
+            fragment_size,
+            ..big_config()
+        }),
         ..Default::default()
     }
 }
 
 /// Send every message, then read every echo, checking order and content.
 async fn exchange_with_our_client(address: &str, fragment_size: Option<usize>) {
-    let ws = bounded("connect", connect_with(address, &client_config(fragment_size))).await.unwrap();
+    let ws = bounded(
+        "connect",
+        connect_with(address, &client_config(fragment_size)),
+    )
+    .await
+    .unwrap();
     let sent = messages();
     // Sending and receiving concurrently: the echoes of the large messages
     // come back while later ones are still being written.
@@ -51,11 +59,16 @@ async fn exchange_with_our_client(address: &str, fragment_size: Option<usize>) {
         })
     };
     for (i, expected) in sent.iter().enumerate() {
-        let got = bounded("echo", rx.next()).await.expect("stream ended early").unwrap();
+        let got = bounded("echo", rx.next())
+            .await
+            .expect("stream ended early")
+            .unwrap();
         assert_eq!(&got, expected, "message {i}");
     }
     let mut tx = sending.await.unwrap();
-    tx.close(hubbub_tokio::CloseCode::NORMAL, "done").await.unwrap();
+    tx.close(hubbub_tokio::CloseCode::NORMAL, "done")
+        .await
+        .unwrap();
     assert!(bounded("end of stream", rx.next()).await.is_none());
     let closed = rx.closed().expect("close recorded");
     assert_eq!(closed.code.0, 1000);
@@ -67,14 +80,21 @@ async fn our_client_against_our_server() {
     let (addr, mut ends, _server) = echo_server(big_config()).await;
     exchange_with_our_client(&url(addr), None).await;
     let closed = bounded("server end", ends.recv()).await.unwrap().unwrap();
-    assert_eq!((closed.code.0, closed.reason.as_str(), closed.clean), (1000, "done", true));
+    assert_eq!(
+        (closed.code.0, closed.reason.as_str(), closed.clean),
+        (1000, "done", true)
+    );
 }
 
 #[tokio::test]
 async fn fragmented_both_ways_between_our_peers() {
     // The client sends in 1000-byte fragments, the server answers in
     // 4096-byte ones; both reassemble.
-    let (addr, _ends, _server) = echo_server(Config { fragment_size: Some(4096), ..big_config() }).await;
+    let (addr, _ends, _server) = echo_server(Config {
+        fragment_size: Some(4096),
+        ..big_config()
+    })
+    .await;
     exchange_with_our_client(&url(addr), Some(1000)).await;
 }
 
@@ -122,19 +142,30 @@ async fn exchange_with_tungstenite_client(server_config: Config) {
         })
     };
     for (i, expected) in sent.iter().enumerate() {
-        let got = bounded("echo", rx.next()).await.expect("stream ended early").unwrap();
+        let got = bounded("echo", rx.next())
+            .await
+            .expect("stream ended early")
+            .unwrap();
         assert_eq!(got, to_tungstenite(expected), "message {i}");
     }
     let mut tx = sending.await.unwrap();
-    let frame = tungstenite::protocol::CloseFrame { code: 4001.into(), reason: "bye now".into() };
-    tx.send(tungstenite::Message::Close(Some(frame))).await.unwrap();
+    let frame = tungstenite::protocol::CloseFrame {
+        code: 4001.into(),
+        reason: "bye now".into(),
+    };
+    tx.send(tungstenite::Message::Close(Some(frame)))
+        .await
+        .unwrap();
     // The server echoes the close code and ends the connection.
     match bounded("close echo", rx.next()).await {
         Some(Ok(tungstenite::Message::Close(Some(echo)))) => assert_eq!(u16::from(echo.code), 4001),
         other => panic!("expected a close echo, got {other:?}"),
     }
     let closed = bounded("server end", ends.recv()).await.unwrap().unwrap();
-    assert_eq!((closed.code.0, closed.reason.as_str(), closed.clean), (4001, "bye now", true));
+    assert_eq!(
+        (closed.code.0, closed.reason.as_str(), closed.clean),
+        (4001, "bye now", true)
+    );
 }
 
 #[tokio::test]
@@ -144,13 +175,19 @@ async fn tungstenite_client_against_our_server() {
 
 #[tokio::test]
 async fn tungstenite_client_reassembles_our_fragments() {
-    exchange_with_tungstenite_client(Config { fragment_size: Some(1500), ..big_config() }).await;
+    exchange_with_tungstenite_client(Config {
+        fragment_size: Some(1500),
+        ..big_config()
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn many_small_messages_keep_their_order() {
     let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr))).await.unwrap();
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
     // Queue many without flushing in between: they leave in batched writes.
     for i in 0..2000 {
         ws.feed(format!("message {i}")).await.unwrap();
@@ -160,15 +197,25 @@ async fn many_small_messages_keep_their_order() {
         let got = bounded("echo", ws.recv()).await.unwrap().unwrap();
         assert_eq!(got, Message::Text(format!("message {i}")));
     }
-    let closed = bounded("close", ws.close(hubbub_tokio::CloseCode::NORMAL, "")).await.unwrap();
+    let closed = bounded("close", ws.close(hubbub_tokio::CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
     assert!(closed.clean);
 }
 
 #[tokio::test]
 async fn oversized_message_closes_with_1009() {
-    let (addr, mut ends, _server) = echo_server(Config { max_message_size: 1000, ..Config::default() }).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr))).await.unwrap();
-    ws.send(Message::Binary(payload(1001, 1).into())).await.unwrap();
+    let (addr, mut ends, _server) = echo_server(Config {
+        max_message_size: 1000,
+        ..Config::default()
+    })
+    .await;
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
+    ws.send(Message::Binary(payload(1001, 1).into()))
+        .await
+        .unwrap();
     assert!(bounded("end", ws.recv()).await.is_none());
     assert_eq!(ws.closed().unwrap().code.0, 1009);
     let server_side = bounded("server end", ends.recv()).await.unwrap().unwrap();

@@ -33,7 +33,13 @@ pub fn big_config() -> Config {
 
 /// Our echo server on a free loopback port. Every connection's end is
 /// reported on the returned channel.
-pub async fn echo_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<Option<Closed>>, JoinHandle<()>) {
+pub async fn echo_server(
+    config: Config,
+) -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<Option<Closed>>,
+    JoinHandle<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -57,19 +63,22 @@ pub async fn tungstenite_echo_server() -> (SocketAddr, JoinHandle<()>) {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
                     .max_message_size(Some(64 << 20))
                     .max_frame_size(Some(64 << 20));
-                let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                else {
                     return;
                 };
                 while let Some(Ok(message)) = ws.next().await {
-                    if message.is_text() || message.is_binary() {
-                        if ws.send(message).await.is_err() {
-                            break;
-                        }
+                    if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err()
+                    {
+                        break;
                     }
                 }
             });
@@ -90,5 +99,7 @@ pub fn arc(config: Config) -> Arc<Config> {
 
 /// A deterministic payload of `len` bytes.
 pub fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
