@@ -23,6 +23,12 @@
 //! `handle_timeout`; commands are `accept`, `reject`, `send`,
 //! `send_encoded`, `ping` and `close`.
 //!
+//! Events come out in input order, and so do the changes of state that
+//! input causes: a close frame, a protocol error or EOF takes effect when the
+//! application reaches it in `poll_event`, not when it is parsed. A message
+//! that arrived just before a close frame can therefore still be answered,
+//! and the answer goes out before our close frame.
+//!
 //! When [`Event::Closed`] or [`Event::HandshakeFailed`] has been reported and
 //! the bytes are flushed, shut down the write half of the transport and keep
 //! feeding reads until [`is_finished`](Connection::is_finished): the peer
@@ -110,6 +116,26 @@ enum State {
     Closed,
 }
 
+/// An event, or the end of the input side, queued in the order the input
+/// produced them. An ending takes effect only when the application reaches
+/// it in [`Connection::poll_event`]: messages that arrived before a close
+/// frame or a protocol error can still be answered, and the answers go out
+/// before our close frame.
+enum Queued {
+    Event(Event),
+    End(Ending, Instant),
+}
+
+/// How the input side ended.
+enum Ending {
+    /// A valid close frame arrived.
+    PeerClose(CloseCode, String),
+    /// The peer broke the protocol: _Fail the WebSocket Connection_ (§7.1.7).
+    Fail(ProtocolError),
+    /// The transport ended without a close frame.
+    Eof,
+}
+
 /// Handshake data, dropped once the connection opens.
 enum Handshake {
     Server {
@@ -155,9 +181,12 @@ pub struct Connection {
     role: Role,
     state: State,
     finished: bool,
+    /// A close frame, protocol error or EOF ended the input (its `Ending` is
+    /// queued): later input is ignored.
+    input_ended: bool,
     reader: Reader,
     outbox: Outbox,
-    events: VecDeque<Event>,
+    events: VecDeque<Queued>,
     timers: TimerTable,
     handshake: Option<Box<Handshake>>,
     extension: Option<Box<dyn Extension>>,
@@ -216,6 +245,7 @@ impl Connection {
             role,
             state: State::ReadingRequest,
             finished: false,
+            input_ended: false,
             reader: Reader::default(),
             outbox: Outbox::default(),
             events: VecDeque::new(),
@@ -236,10 +266,11 @@ impl Connection {
             State::ReadingRequest => self.read_request(now, data),
             State::AwaitingDecision => self.buffer_early_frames(data),
             State::ReadingResponse => self.read_response(now, data),
-            State::Open | State::CloseSent => {
+            State::Open | State::CloseSent if !self.input_ended => {
                 self.note_activity(now);
                 self.read_frames(now, data);
             }
+            State::Open | State::CloseSent => {}
             State::Closed => {}
         }
     }
@@ -250,19 +281,7 @@ impl Connection {
             State::ReadingRequest | State::AwaitingDecision | State::ReadingResponse => {
                 self.fail_handshake(now, HandshakeError::Eof);
             }
-            State::Open | State::CloseSent => {
-                let initiator = match self.state {
-                    State::Open => Initiator::Remote,
-                    _ => Initiator::Local,
-                };
-                self.finish(
-                    now,
-                    CloseCode::ABNORMAL,
-                    "connection ended without a close frame".into(),
-                    false,
-                    initiator,
-                );
-            }
+            State::Open | State::CloseSent => self.end_input(now, Ending::Eof),
             State::Closed => {}
         }
         self.finished = true;
@@ -287,7 +306,8 @@ impl Connection {
                 }
                 Timer::PongDeadline => self.local_close(now, CloseCode::GOING_AWAY, "ping timeout"),
                 Timer::CloseHandshake => {
-                    if self.state == State::CloseSent {
+                    // A queued ending closes the connection when reached.
+                    if self.state == State::CloseSent && !self.input_ended {
                         self.finish(
                             now,
                             CloseCode::ABNORMAL,
@@ -458,7 +478,14 @@ impl Connection {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front();
+        let mut event = None;
+        while event.is_none() {
+            event = match self.events.pop_front() {
+                None => break,
+                Some(Queued::Event(event)) => Some(event),
+                Some(Queued::End(ending, at)) => self.apply_ending(ending, at),
+            };
+        }
         if self.events.is_empty() && self.events.capacity() > 0 {
             self.events = VecDeque::new(); // hold nothing at rest
         }
@@ -540,7 +567,7 @@ impl Connection {
                     after_head,
                 }));
                 self.state = State::AwaitingDecision;
-                self.events.push_back(Event::Request);
+                self.push_event(Event::Request);
             }
             Err(reject) => self.send_rejection(now, reject),
         }
@@ -641,7 +668,7 @@ impl Connection {
         self.state = State::Open;
         self.timers.set(Timer::Handshake, None);
         self.note_activity(now);
-        self.events.push_back(Event::Open(opened));
+        self.push_event(Event::Open(opened));
     }
 
     fn fail_handshake(&mut self, now: Instant, error: HandshakeError) {
@@ -652,14 +679,14 @@ impl Connection {
             return;
         }
         self.handshake = None;
-        self.events.push_back(Event::HandshakeFailed(error));
+        self.push_event(Event::HandshakeFailed(error));
         self.enter_closed(now);
     }
 
     // ----- frames -------------------------------------------------------
 
     fn read_frames(&mut self, now: Instant, mut data: &[u8]) {
-        while !data.is_empty() && matches!(self.state, State::Open | State::CloseSent) {
+        while !data.is_empty() && !self.input_ended {
             let step = match self.reader.frame {
                 Some((header, received)) => {
                     let take = (header.len - received).min(data.len() as u64) as usize;
@@ -844,7 +871,7 @@ impl Connection {
         } else {
             Message::Binary(data.into())
         };
-        self.events.push_back(Event::Message(message));
+        self.push_event(Event::Message(message));
         Ok(())
     }
 
@@ -854,53 +881,83 @@ impl Connection {
                 if self.config.auto_pong {
                     self.push_control(OpCode::Pong, &payload);
                 }
-                self.events.push_back(Event::Ping(payload.into()));
+                self.push_event(Event::Ping(payload.into()));
             }
             OpCode::Pong if self.state == State::Open => {
-                self.events.push_back(Event::Pong(payload.into()))
+                self.push_event(Event::Pong(payload.into()))
             }
             OpCode::Close => match parse_close(&payload) {
-                Ok((code, reason)) => self.on_close_frame(now, code, reason),
+                Ok((code, reason)) => self.end_input(now, Ending::PeerClose(code, reason)),
                 Err(error) => self.fail(now, error),
             },
             _ => {}
         }
     }
 
-    fn on_close_frame(&mut self, now: Instant, code: CloseCode, reason: String) {
-        let initiator = match self.state {
-            State::Open => {
-                // Echo the code (§5.5.1); a close without a code is echoed empty.
-                let echo = match code {
-                    CloseCode::NO_STATUS => Vec::new(),
-                    code => code.0.to_be_bytes().to_vec(),
-                };
-                self.push_close_frame(&echo);
-                Initiator::Remote
-            }
-            _ => Initiator::Local,
-        };
-        self.finish(now, code, reason, true, initiator);
-    }
-
-    /// _Fail the WebSocket Connection_ (§7.1.7): send a close with the
-    /// error's code and stop processing input.
-    fn fail(&mut self, now: Instant, error: ProtocolError) {
-        if !matches!(self.state, State::Open | State::CloseSent) {
+    /// Stop reading; the ending takes effect when the application reaches
+    /// it in the event order.
+    fn end_input(&mut self, now: Instant, ending: Ending) {
+        if self.input_ended {
             return;
         }
-        let code = error.close_code();
-        if self.state == State::Open {
-            self.push_close_frame(&close_payload(code, error.close_reason()));
-        }
-        self.events.push_back(Event::ProtocolError(error.clone()));
-        self.finish(
-            now,
-            code,
-            error.close_reason().into(),
-            false,
-            Initiator::Local,
-        );
+        self.input_ended = true;
+        self.reader = Reader::default();
+        self.events.push_back(Queued::End(ending, now));
+    }
+
+    fn fail(&mut self, now: Instant, error: ProtocolError) {
+        self.end_input(now, Ending::Fail(error));
+    }
+
+    /// Carry out a queued ending; `None` if the connection already ended
+    /// another way (a timer) in the meantime.
+    fn apply_ending(&mut self, ending: Ending, at: Instant) -> Option<Event> {
+        let initiator = match self.state {
+            State::Open => Initiator::Remote,
+            State::CloseSent => Initiator::Local,
+            _ => return None,
+        };
+        let was_open = self.state == State::Open;
+        let event = match ending {
+            Ending::PeerClose(code, reason) => {
+                if was_open {
+                    // Echo the code (§5.5.1); a close without one is echoed empty.
+                    let echo = match code {
+                        CloseCode::NO_STATUS => Vec::new(),
+                        code => code.0.to_be_bytes().to_vec(),
+                    };
+                    self.push_close_frame(&echo);
+                }
+                Event::Closed(Closed {
+                    code,
+                    reason,
+                    clean: true,
+                    initiator,
+                })
+            }
+            Ending::Fail(error) => {
+                let (code, reason) = (error.close_code(), error.close_reason());
+                if was_open {
+                    self.push_close_frame(&close_payload(code, reason));
+                }
+                let closed = Closed {
+                    code,
+                    reason: reason.into(),
+                    clean: false,
+                    initiator: Initiator::Local,
+                };
+                self.events.push_front(Queued::Event(Event::Closed(closed)));
+                Event::ProtocolError(error)
+            }
+            Ending::Eof => Event::Closed(Closed {
+                code: CloseCode::ABNORMAL,
+                reason: "connection ended without a close frame".into(),
+                clean: false,
+                initiator,
+            }),
+        };
+        self.enter_closed(at);
+        Some(event)
     }
 
     /// A close started by us: the application, the idle timer or the pong
@@ -925,7 +982,7 @@ impl Connection {
         clean: bool,
         initiator: Initiator,
     ) {
-        self.events.push_back(Event::Closed(Closed {
+        self.push_event(Event::Closed(Closed {
             code,
             reason,
             clean,
@@ -944,6 +1001,10 @@ impl Connection {
     }
 
     // ----- helpers ------------------------------------------------------
+
+    fn push_event(&mut self, event: Event) {
+        self.events.push_back(Queued::Event(event));
+    }
 
     fn note_activity(&mut self, now: Instant) {
         if self.state == State::Open {

@@ -29,14 +29,17 @@ fn received_close_codes() {
     ];
     for code in valid {
         let (mut server, now) = open_server(Config::default());
-        server.handle_input(now, &client_frame(true, 8, &close_payload(code, "bye")));
-        let out = drain(&mut server);
+        let (events, out) = respond(
+            &mut server,
+            now,
+            &client_frame(true, 8, &close_payload(code, "bye")),
+        );
         assert_eq!(
             close_of(&out),
             Some((code, String::new())),
             "echo of {code}"
         );
-        let c = closed(&events(&mut server)).unwrap();
+        let c = closed(&events).unwrap();
         assert_eq!(
             (c.code, c.reason.as_str(), c.clean, c.initiator),
             (CloseCode(code), "bye", true, Initiator::Remote)
@@ -44,13 +47,13 @@ fn received_close_codes() {
     }
     for code in invalid {
         let (mut server, now) = open_server(Config::default());
-        server.handle_input(now, &client_frame(true, 8, &close_payload(code, "")));
-        assert_eq!(
-            close_of(&drain(&mut server)).map(|c| c.0),
-            Some(1002),
-            "code {code}"
+        let (events, out) = respond(
+            &mut server,
+            now,
+            &client_frame(true, 8, &close_payload(code, "")),
         );
-        assert!(events(&mut server).iter().any(
+        assert_eq!(close_of(&out).map(|c| c.0), Some(1002), "code {code}");
+        assert!(events.iter().any(
             |e| matches!(e, Event::ProtocolError(ProtocolError::InvalidCloseCode(c)) if *c == code)
         ));
     }
@@ -60,38 +63,30 @@ fn received_close_codes() {
 fn close_payload_edge_cases() {
     // Empty: a close without status, echoed empty, reported as 1005.
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(now, &client_frame(true, 8, b""));
-    assert_eq!(
-        parse_frames(&drain(&mut server)),
-        vec![(true, 0, 8, vec![])]
-    );
-    assert_eq!(
-        closed(&events(&mut server)).unwrap().code,
-        CloseCode::NO_STATUS
-    );
+    let (events, out) = respond(&mut server, now, &client_frame(true, 8, b""));
+    assert_eq!(parse_frames(&out), vec![(true, 0, 8, vec![])]);
+    assert_eq!(closed(&events).unwrap().code, CloseCode::NO_STATUS);
     // One byte: protocol error.
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(now, &client_frame(true, 8, b"\x03"));
-    assert_eq!(close_of(&drain(&mut server)).map(|c| c.0), Some(1002));
+    let (_, out) = respond(&mut server, now, &client_frame(true, 8, b"\x03"));
+    assert_eq!(close_of(&out).map(|c| c.0), Some(1002));
     // Reason not UTF-8: 1007.
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(now, &client_frame(true, 8, b"\x03\xe8\xff"));
-    assert_eq!(close_of(&drain(&mut server)).map(|c| c.0), Some(1007));
+    let (_, out) = respond(&mut server, now, &client_frame(true, 8, b"\x03\xe8\xff"));
+    assert_eq!(close_of(&out).map(|c| c.0), Some(1007));
 }
 
 #[test]
 fn close_inside_fragmented_message_is_ordinary() {
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(
-        now,
-        &[
-            client_frame(false, 1, b"half"),
-            client_frame(true, 8, &close_payload(1000, "")),
-        ]
-        .concat(),
-    );
-    assert_eq!(close_of(&drain(&mut server)), Some((1000, String::new())));
-    let c = closed(&events(&mut server)).unwrap();
+    let input = [
+        client_frame(false, 1, b"half"),
+        client_frame(true, 8, &close_payload(1000, "")),
+    ]
+    .concat();
+    let (events, out) = respond(&mut server, now, &input);
+    assert_eq!(close_of(&out), Some((1000, String::new())));
+    let c = closed(&events).unwrap();
     assert!(c.clean);
 }
 
@@ -331,11 +326,46 @@ fn handshake_deadline() {
 #[test]
 fn linger_then_finished() {
     let (mut server, now) = open_server(Config::default());
-    server.handle_input(now, &client_frame(true, 8, &close_payload(1000, "")));
-    drain(&mut server);
+    respond(
+        &mut server,
+        now,
+        &client_frame(true, 8, &close_payload(1000, "")),
+    );
     assert!(server.is_closed() && !server.is_finished());
     let linger = server.poll_timeout().unwrap();
     server.handle_timeout(linger);
     assert!(server.is_finished());
     assert_eq!(server.poll_timeout(), None);
+}
+
+/// Autobahn 3.2 / 7.1.x: a message and then a bad frame (or a close) in the
+/// same read. The message is delivered while the connection is still open,
+/// so the application's answer goes out before our close frame.
+#[test]
+fn answers_to_earlier_messages_precede_the_close() {
+    for (second, code) in [
+        (frame(true, 2, 1, Some(MASK), b"rsv"), 1002),
+        (client_frame(true, 8, &close_payload(1000, "")), 1000),
+        (client_frame(true, 1, b"\xff"), 1007),
+    ] {
+        let (mut server, now) = open_server(Config::default());
+        server.handle_input(now, &[client_frame(true, 1, b"first"), second].concat());
+        while let Some(event) = server.poll_event() {
+            if let Event::Message(m) = event {
+                server.send(m).unwrap(); // still open here
+            }
+        }
+        let frames = parse_frames(&drain(&mut server));
+        assert_eq!(frames[0], (true, 0, 1, b"first".to_vec()), "echo first");
+        assert_eq!(close_of(&drain_all(frames)).map(|c| c.0), Some(code));
+        assert!(server.is_closed());
+    }
+}
+
+fn drain_all(frames: Vec<(bool, u8, u8, Vec<u8>)>) -> Vec<u8> {
+    // Re-encode parsed server frames to feed `close_of`.
+    frames
+        .into_iter()
+        .flat_map(|(fin, rsv, op, payload)| frame(fin, rsv, op, None, &payload))
+        .collect()
 }

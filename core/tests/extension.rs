@@ -165,8 +165,12 @@ fn rsv1_only_on_first_frame_and_limit_applies_after_decoding() {
     server.accept(now, Accept::new()).unwrap();
     drain(&mut server);
     let inverted: Vec<u8> = [b'z'; 11].iter().map(|b| !b).collect();
-    server.handle_input(now, &frame(true, 0b100, 2, Some(MASK), &inverted));
-    assert_eq!(close_of(&drain(&mut server)).map(|c| c.0), Some(1009));
+    let (_, out) = respond(
+        &mut server,
+        now,
+        &frame(true, 0b100, 2, Some(MASK), &inverted),
+    );
+    assert_eq!(close_of(&out).map(|c| c.0), Some(1009));
 }
 
 #[test]

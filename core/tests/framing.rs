@@ -288,13 +288,13 @@ fn invalid_utf8_fails_fast_mid_frame_and_mid_message() {
     );
     // Header + payload up to and including 0xf4 0x90: must already fail.
     let cut = 6 + 13;
-    server.handle_input(now, &wire[..cut]);
-    assert_eq!(close_of(&drain(&mut server)).map(|c| c.0), Some(1007));
+    let (_, out) = respond(&mut server, now, &wire[..cut]);
+    assert_eq!(close_of(&out).map(|c| c.0), Some(1007));
 
     let (mut server, now) = open_server(Config::default());
     server.handle_input(now, &client_frame(false, 1, b"valid "));
-    server.handle_input(now, &client_frame(false, 0, b"\xf4\x90"));
-    assert_eq!(close_of(&drain(&mut server)).map(|c| c.0), Some(1007));
+    let (_, out) = respond(&mut server, now, &client_frame(false, 0, b"\xf4\x90"));
+    assert_eq!(close_of(&out).map(|c| c.0), Some(1007));
 }
 
 // ----- limits -----------------------------------------------------------------

@@ -195,3 +195,11 @@ impl Pair {
         self.pump();
     }
 }
+
+/// Feed `input`, then follow the documented polling order: take the events,
+/// then the bytes to write.
+pub fn respond(conn: &mut Connection, now: Instant, input: &[u8]) -> (Vec<Event>, Vec<u8>) {
+    conn.handle_input(now, input);
+    let events = events(conn);
+    (events, drain(conn))
+}
