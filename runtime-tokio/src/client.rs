@@ -216,6 +216,16 @@ pub struct Client {
     reconnects: u64,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("connected", &matches!(self.state, State::Connected(_)))
+            .field("reconnects", &self.reconnects)
+            .finish()
+    }
+}
+
 impl Client {
     /// Connect to `url`. The first connection is not retried: its error is
     /// returned as is.

@@ -85,6 +85,18 @@ pub struct Driver<T: Transport, K: Timer> {
     error: Option<io::Error>,
 }
 
+impl<T: Transport, K: Timer> std::fmt::Debug for Driver<T, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("pending_bytes", &self.conn.pending_bytes())
+            .field("armed", &self.armed)
+            .field("read_closed", &self.read_closed)
+            .field("shut_down", &self.shut_down)
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Transport, K: Timer> Driver<T, K> {
     /// Drive `conn` over `io`, sleeping with `timer`.
     pub fn new(conn: Connection, io: T, timer: K) -> Self {

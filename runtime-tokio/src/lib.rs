@@ -67,3 +67,8 @@ pub use hubbub_core::{
 pub use rt::{Io, TokioTimer};
 pub use server::{accept, accept_with, Server};
 pub use websocket::{ReadHalf, WebSocket, WriteHalf};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

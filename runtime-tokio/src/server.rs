@@ -81,6 +81,14 @@ pub struct Server {
     decide: Arc<Decide>,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Server {
     fn default() -> Self {
         Self::new(Config::default())

@@ -206,10 +206,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 ///   [`closed`](Self::closed) then tells how it ended. Keep reading until
 ///   `None` for a clean close: a socket dropped earlier may reach the peer
 ///   as a reset.
+/// - **Progress**: reading, answering pings and firing timers (keep-alive,
+///   idle, close deadlines) happen while the stream is polled; keep a
+///   `recv()`/`next()` pending (or a [`ReadHalf`] polled) for as long as the
+///   connection should live. Sending alone only writes.
 /// - **Cancel safety**: every piece of state lives in this value, so a
-///   pending `recv()`, `next()`, `send()` or `feed()` may be dropped (e.g.
-///   in `select!`) without losing a message; a message handed to
-///   `start_send` is queued at once.
+///   pending `recv()` or `next()` may be dropped (e.g. in `select!`) without
+///   losing a message. A message is queued whole or not at all: a `feed()`
+///   dropped while waiting for room has not queued its message, and a
+///   `send()` dropped while flushing has (it is written by the next poll).
 /// - **Writes are batched**: the bytes of every queued frame leave in one
 ///   vectored write when the stream next polls or the sink is flushed.
 pub struct WebSocket<S: AsyncRead + AsyncWrite + Unpin> {
@@ -319,6 +324,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let conn = self.core.driver.conn_ref();
+        f.debug_struct("WebSocket")
+            .field("role", &conn.role())
+            .field("open", &conn.is_open())
+            .field("pending_bytes", &conn.pending_bytes())
+            .field("closed", &self.core.closed)
+            .finish()
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     type Item = Result<Message, Error>;
 
@@ -409,6 +426,12 @@ pub struct ReadHalf<S: AsyncRead + AsyncWrite + Unpin> {
     shared: Arc<Shared<S>>,
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for ReadHalf<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadHalf").finish_non_exhaustive()
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     /// The next data message; `None` once the connection is over.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
@@ -448,6 +471,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for ReadHalf<S> {
 /// The sending half of a split [`WebSocket`]: a [`Sink`] of messages.
 pub struct WriteHalf<S: AsyncRead + AsyncWrite + Unpin> {
     shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for WriteHalf<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteHalf").finish_non_exhaustive()
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
