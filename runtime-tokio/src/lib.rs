@@ -6,7 +6,7 @@
 //!
 //! Every protocol decision is made by the sans-IO core
 //! ([`hubbub_core::Connection`]); this crate only moves bytes and keeps
-//! time. One [driver](driver) per connection reads into a buffer shared by
+//! time. One driver per connection ([`driver`]) reads into a buffer shared by
 //! the thread, writes everything queued in one vectored write, and sleeps
 //! until the core's next deadline (keep-alive ping, idle timeout, close
 //! handshake).
