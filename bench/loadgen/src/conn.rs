@@ -1,0 +1,175 @@
+//! One client connection: non-blocking connect, upgrade, then raw frames.
+//! The connection only moves bytes; what to send and what the frames mean
+//! is up to the workload, which sees them through [`ConnEvent`]s.
+
+use std::io::{self, ErrorKind, Read, Write};
+
+use mio::net::TcpStream;
+
+use crate::frame::{Event, Parser};
+use crate::handshake::{parse_response, Response};
+
+/// Reads done for one readiness event before yielding to other
+/// connections; the connection is then serviced again on the next turn.
+const MAX_READS_PER_TURN: usize = 16;
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// TCP connect in progress.
+    Connecting,
+    /// Upgrade request sent (or queued), waiting for `101`.
+    Handshaking,
+    /// Upgraded: frames flow.
+    Open,
+    /// The server closed the TCP connection.
+    Closed,
+}
+
+/// What servicing a connection found.
+#[derive(Debug)]
+pub enum ConnEvent<'a> {
+    /// The server answered `101`.
+    Upgraded,
+    /// A frame or message from the server.
+    Frame(Event<'a>),
+    /// The server closed the TCP connection.
+    Eof,
+}
+
+/// A client connection and its buffers.
+pub struct Conn {
+    stream: TcpStream,
+    state: State,
+    /// Bytes queued for the server, sent from `out_pos` on.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Response head received so far (freed once upgraded).
+    head: Vec<u8>,
+    parser: Parser,
+}
+
+impl Conn {
+    /// Wraps a connecting stream; `request` is sent once connected.
+    pub fn new(stream: TcpStream, request: Vec<u8>) -> Conn {
+        Conn {
+            stream,
+            state: State::Connecting,
+            out: request,
+            out_pos: 0,
+            head: Vec::new(),
+            parser: Parser::default(),
+        }
+    }
+
+    /// The underlying stream (to register it with the poller).
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The output queue: append frames, then call [`Conn::flush`].
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Handles readiness: completes the connect, writes what is queued and
+    /// reads what has arrived, reporting through `on`. `hangup` says the
+    /// readiness event reported the peer's FIN or an error: then reading goes
+    /// on until EOF instead of stopping at the first short read. Returns
+    /// `true` when reading stopped early and the connection must be serviced
+    /// again.
+    pub fn service(
+        &mut self,
+        scratch: &mut [u8],
+        hangup: bool,
+        on: &mut impl FnMut(ConnEvent<'_>),
+    ) -> io::Result<bool> {
+        if self.state == State::Connecting {
+            if let Some(e) = self.stream.take_error()? {
+                return Err(e);
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.state = State::Handshaking,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.flush()?;
+        for _ in 0..MAX_READS_PER_TURN {
+            if self.state == State::Closed {
+                return Ok(false);
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.state = State::Closed;
+                    on(ConnEvent::Eof);
+                }
+                Ok(n) => {
+                    self.ingest(&scratch[..n], on)?;
+                    // A short read drained the socket; with edge-triggered
+                    // readiness new data (or a FIN) raises a new event, so
+                    // skip the read that would only say EAGAIN: one syscall
+                    // less per message.
+                    if n < scratch.len() && !hangup {
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes queued bytes until done or the kernel pushes back.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.state == State::Connecting {
+            return Ok(());
+        }
+        // Each turn sends at least one byte or stops: bounded by the queue.
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos >= 1 << 16 {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        Ok(())
+    }
+
+    /// Interprets received bytes according to the state.
+    fn ingest(&mut self, data: &[u8], on: &mut impl FnMut(ConnEvent<'_>)) -> io::Result<()> {
+        let frames = if self.state == State::Handshaking {
+            self.head.extend_from_slice(data);
+            match parse_response(&self.head) {
+                Response::Partial => return Ok(()),
+                Response::Refused(status) => {
+                    return Err(io::Error::new(
+                        ErrorKind::ConnectionRefused,
+                        format!("upgrade refused: {status}"),
+                    ));
+                }
+                Response::Upgraded(at) => {
+                    self.state = State::Open;
+                    on(ConnEvent::Upgraded);
+                    let head = std::mem::take(&mut self.head);
+                    self.parser
+                        .feed(&head[at..], &mut |e| on(ConnEvent::Frame(e)))
+                }
+            }
+        } else {
+            self.parser.feed(data, &mut |e| on(ConnEvent::Frame(e)))
+        };
+        frames.map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0))
+    }
+}

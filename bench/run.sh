@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# Benchmarks hubbub's `echo` against peer servers written as their crates'
+# examples are (tokio-tungstenite, fastwebsockets), on loopback only.
+#
+#   bench/run.sh [--quick]
+#
+# Each server runs pinned to CPU 0 (`taskset -c 0`), the single-threaded load
+# generator to CPU 1, one fresh server process per workload. The server's CPU
+# time (utime+stime from /proc/PID/stat) is read before and after each run and
+# divided by the messages (or handshakes, deliveries) the load generator
+# counted; RSS comes from /proc/PID/status. Prints one table with ratios of
+# hubbub against each peer; raw JSON lines are kept in $BENCH_OUT.
+#
+# --quick: 3 s runs (smoke test). Environment: SERVER_CPU (0), LOAD_CPU (1),
+# BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300).
+# Absolute numbers drift 10-15 % between runs: compare ratios within a run.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+QUICK=0
+case "${1:-}" in
+    --quick) QUICK=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+DUR=10; HOLD=2; MESSAGES=2000
+if [ "$QUICK" = 1 ]; then DUR=3; HOLD=1; MESSAGES=500; fi
+# The broadcast runs end when every delivery arrived; this only caps them.
+BROADCAST_CAP=20
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PORT=${BENCH_PORT:-9300}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/hubbub-bench.XXXXXX)}
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+CLK_TCK=$(getconf CLK_TCK)
+
+LOADGEN="$HERE/target/release/loadgen"
+HUBBUB_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+SERVERS=(hubbub tungstenite fastwebsockets)
+declare -A BIN=(
+    [hubbub]="$HUBBUB_TARGET/release/echo"
+    [tungstenite]="$HERE/target/release/tungstenite-echo"
+    [fastwebsockets]="$HERE/target/release/fastwebsockets-echo"
+)
+
+# ---------------------------------------------------------------- cleanup
+SERVER_PID=""
+LOADGEN_PID=""
+cleanup() {
+    if [ -n "$LOADGEN_PID" ]; then kill "$LOADGEN_PID" 2>/dev/null || true; fi
+    stop_server
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+# --------------------------------------------------------------- /proc readers
+# utime+stime in clock ticks (fields 14 and 15; the command name in field 2
+# is skipped by cutting at its closing parenthesis).
+# Prints 0 when the process is gone.
+cpu_ticks() { { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $12 + $13} END {print t + 0}'; }
+# A /proc/PID/status field in KiB (VmRSS, VmHWM); 0 when the process is gone.
+status_kib() { { cat "/proc/$1/status" 2>/dev/null || true; } | awk -v k="$2:" '$1 == k {v = $2} END {print v + 0}'; }
+# A field of a flat JSON line: numbers as they are, strings unquoted.
+jget() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<<"$1" | tr -d '"'; }
+
+# ---------------------------------------------------------------- servers
+# start_server NAME [ARGS...]: starts NAME pinned to SERVER_CPU on a fresh
+# port and waits (at most 10 s) for its `listening` line.
+start_server() {
+    local name=$1; shift
+    PORT=$((PORT + 1))
+    local logf="$OUT/$name.$PORT.log"
+    taskset -c "$SERVER_CPU" "${BIN[$name]}" --port "$PORT" "$@" >"$logf" 2>&1 &
+    SERVER_PID=$!
+    local _
+    for _ in $(seq 100); do
+        if grep -q listening "$logf"; then return 0; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            wait "$SERVER_PID" 2>/dev/null || true
+            SERVER_PID=""
+            SERVER_ERROR=$(tr '\n' ' ' <"$logf")
+            return 1
+        fi
+        sleep 0.1
+    done
+    SERVER_ERROR="no 'listening' line within 10 s"
+    stop_server
+    return 1
+}
+
+# Stops the current server: SIGTERM, then SIGKILL after 5 s.
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local _
+    for _ in $(seq 50); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# ---------------------------------------------------------------- results
+declare -A R   # R[server|row|metric] = value
+NOTES=()
+
+# record SERVER ROW KEY VALUE
+record() { R["$1|$2|$3"]=$4; }
+
+# Runs the load generator pinned to LOAD_CPU against the current server;
+# prints its JSON line. A hard `timeout` backs its own watchdog.
+loadgen() {
+    local line rc=0
+    line=$(timeout -k 5 300 taskset -c "$LOAD_CPU" "$LOADGEN" "$@" --port "$PORT" | grep '^{') || rc=$?
+    printf '%s\n' "$line"
+    return "$rc"
+}
+
+# measure SERVER ROW COUNT_FIELD LOADGEN_ARGS...: one throughput run; records
+# rate, server CPU per counted item, peak RSS and the loadgen's own CPU.
+measure() {
+    local server=$1 row=$2 count_field=$3 rate_field=$4; shift 4
+    local t0 t1 json rc=0
+    t0=$(cpu_ticks "$SERVER_PID")
+    json=$(loadgen "$@") || rc=$?
+    t1=$(cpu_ticks "$SERVER_PID")
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        NOTES+=("$server $row: the server died during the run ($(tail -n 1 "$OUT/$server.$PORT.log"))")
+        return 0
+    fi
+    printf '{"server":"%s","row":"%s","server_cpu_ticks":%s,"server_hwm_kib":%s,"result":%s}\n' \
+        "$server" "$row" "$((t1 - t0))" "$(status_kib "$SERVER_PID" VmHWM)" "${json:-null}" >>"$RESULTS"
+    if [ -z "$json" ]; then
+        NOTES+=("$server $row: load generator failed (status $rc)")
+        return 0
+    fi
+    if [ "$(jget "$json" supported)" = false ]; then
+        NOTES+=("$server $row: $(jget "$json" note)")
+        return 0
+    fi
+    local count rate
+    count=$(jget "$json" "$count_field")
+    rate=$(jget "$json" "$rate_field")
+    record "$server" "$row" rate "$rate"
+    record "$server" "$row" cpu "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$count" \
+        'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n }')"
+    record "$server" "$row" rss "$(awk -v k="$(status_kib "$SERVER_PID" VmHWM)" 'BEGIN { printf "%.1f", k / 1024 }')"
+    record "$server" "$row" p99 "$(jget "$json" p99_us)"
+    record "$server" "$row" lg "$(jget "$json" client_cpu_pct)"
+    record "$server" "$row" lost "$(jget "$json" lost)"
+    local first_error ended
+    first_error=$(jget "$json" first_error)
+    if [ -n "$first_error" ]; then NOTES+=("$server $row: $first_error"); fi
+    ended=$(jget "$json" ended)
+    if [ -n "$ended" ] && [ "$ended" != complete ]; then
+        NOTES+=("$server $row: ended by $ended with $(jget "$json" delivered) of $(jget "$json" expected) delivered")
+    fi
+}
+
+# idle SERVER: holds 10 000 connections; RSS growth per connection.
+measure_idle() {
+    local server=$1 conns=10000
+    local out="$OUT/idle.$server.out" rss0 rss1 json _
+    sleep 0.2
+    rss0=$(status_kib "$SERVER_PID" VmRSS)
+    timeout -k 5 120 taskset -c "$LOAD_CPU" "$LOADGEN" idle --conns "$conns" --hold "$HOLD" \
+        --port "$PORT" >"$out" 2>&1 &
+    LOADGEN_PID=$!
+    for _ in $(seq 600); do
+        grep -q holding "$out" && break
+        kill -0 "$LOADGEN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if grep -q holding "$out"; then
+        sleep 0.5   # let the server settle (buffers released after the upgrade)
+        rss1=$(status_kib "$SERVER_PID" VmRSS)
+    fi
+    wait "$LOADGEN_PID" || true
+    LOADGEN_PID=""
+    json=$(grep '^{' "$out" || true)
+    printf '{"server":"%s","row":"idle","rss_before_kib":%s,"rss_holding_kib":%s,"result":%s}\n' \
+        "$server" "$rss0" "${rss1:-null}" "${json:-null}" >>"$RESULTS"
+    if [ -z "${rss1:-}" ] || [ -z "$json" ]; then
+        NOTES+=("$server idle: $(tail -n 2 "$out" | tr '\n' ' ')")
+        return 0
+    fi
+    local established
+    established=$(jget "$json" established)
+    record "$server" idle rss "$(awk -v a="$rss0" -v b="$rss1" -v n="$established" \
+        'BEGIN { if (n > 0) printf "%.2f", (b - a) / n }')"
+    record "$server" idle established "$established"
+    record "$server" idle lg "$(jget "$json" client_cpu_pct)"
+    if [ "$established" != "$conns" ]; then
+        NOTES+=("$server idle: only $established of $conns connections ($(jget "$json" first_error))")
+    fi
+}
+
+# ---------------------------------------------------------------- build
+log "== building (release)"
+(cd "$ROOT" && cargo build --release --quiet -p hubbub-examples --bin echo)
+(cd "$HERE" && CARGO_TARGET_DIR="$HERE/target" cargo build --release --quiet -p loadgen -p peers)
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(nproc)" -lt 2 ]; then log "warning: fewer than 2 CPUs; server and load generator share one"; fi
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+
+# ---------------------------------------------------------------- runs
+ECHO_ROWS=(echo20 echo1k echo64k)
+declare -A ECHO_ARGS=(
+    [echo20]="--conns 100 --inflight 1 --size 20"
+    [echo1k]="--conns 10 --inflight 64 --size 1024"
+    [echo64k]="--conns 1 --inflight 1 --size 65536"
+)
+START=$(date +%s)
+for server in "${SERVERS[@]}"; do
+    for row in "${ECHO_ROWS[@]}"; do
+        log "== $server: $row"
+        if start_server "$server"; then
+            # shellcheck disable=SC2086  # the arguments are words
+            measure "$server" "$row" msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR"
+        else
+            NOTES+=("$server $row: server did not start: $SERVER_ERROR")
+        fi
+        stop_server
+    done
+
+    log "== $server: idle"
+    if start_server "$server"; then measure_idle "$server"; else NOTES+=("$server idle: $SERVER_ERROR"); fi
+    stop_server
+
+    log "== $server: handshakes"
+    if start_server "$server"; then
+        measure "$server" handshakes handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR"
+    else
+        NOTES+=("$server handshakes: $SERVER_ERROR")
+    fi
+    stop_server
+
+    log "== $server: broadcast"
+    if start_server "$server" --broadcast; then
+        measure "$server" broadcast delivered deliveries_per_sec broadcast --subscribers 1000 \
+            --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"
+        stop_server
+        if [ "$server" = hubbub ]; then
+            log "== $server: broadcast over rooms"
+            if start_server "$server" --broadcast; then
+                measure "$server" rooms delivered deliveries_per_sec broadcast --subscribers 10000 \
+                    --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP"
+            fi
+            stop_server
+        fi
+    else
+        NOTES+=("$server broadcast: skipped, server refused --broadcast: $SERVER_ERROR")
+        [ "$server" = hubbub ] && NOTES+=("hubbub rooms: skipped (no broadcast mode)")
+    fi
+done
+ELAPSED=$(( $(date +%s) - START ))
+
+# ---------------------------------------------------------------- table
+# cell SERVER ROW METRIC: the value or "-".
+cell() { local v=${R["$1|$2|$3"]:-}; printf '%s' "${v:--}"; }
+# ratio A B: A/B to two decimals, or "-".
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+# human N: 1234567 -> 1.23 M, 12345 -> 12.3 k, 1234.5 -> 1235.
+human() {
+    awk -v n="$1" 'BEGIN {
+        if (n == "-") print "-";
+        else if (n >= 1e6) printf "%.2f M", n / 1e6;
+        else if (n >= 1e4) printf "%.1f k", n / 1e3;
+        else printf "%.0f", n }'
+}
+# whole N: rounded to an integer.
+whole() { awk -v n="$1" 'BEGIN { if (n == "-") print "-"; else printf "%.0f", n }'; }
+
+declare -A LABEL=(
+    [echo20]="echo 100 conns x 1 x 20 B"
+    [echo1k]="echo 10 conns x 64 pipelined x 1 KiB"
+    [echo64k]="echo 1 conn x 64 KiB"
+    [idle]="10 000 idle connections"
+    [handshakes]="handshakes, 50 parallel"
+    [broadcast]="broadcast 1000 subs x $MESSAGES x 64 B"
+    [rooms]="broadcast 10 000 subs / 100 rooms"
+)
+# ROW METRIC UNIT-LABEL FORMAT (h: 1.2 M / 12.3 k, i: integer, p: as recorded)
+TABLE=(
+    "echo20 rate msg/s h" "echo20 cpu µs-server-CPU/msg p" "echo20 p99 p99-latency-µs i" "echo20 lg loadgen-CPU-% i"
+    "echo1k rate msg/s h" "echo1k cpu µs-server-CPU/msg p" "echo1k lg loadgen-CPU-% i"
+    "echo64k rate msg/s h" "echo64k cpu µs-server-CPU/msg p" "echo64k lg loadgen-CPU-% i"
+    "idle rss KiB-RSS/conn p"
+    "handshakes rate handshakes/s h" "handshakes cpu µs-server-CPU/handshake p" "handshakes lg loadgen-CPU-% i"
+    "broadcast rate deliveries/s h" "broadcast cpu µs-server-CPU/delivery p" "broadcast lost lost p"
+    "broadcast rss peak-RSS-MiB p" "broadcast lg loadgen-CPU-% i"
+    "rooms rate deliveries/s h" "rooms lost lost p" "rooms rss peak-RSS-MiB p"
+)
+
+printf '\n'
+printf 'hubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average before %s\n' \
+    "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE"
+printf 'command: bench/run.sh%s   (raw results: %s)\n\n' "$([ "$QUICK" = 1 ] && echo ' --quick')" "$RESULTS"
+FMT='%-38s %-26s %11s %12s %15s %9s %9s\n'
+# shellcheck disable=SC2059  # FMT is the format
+printf "$FMT" workload metric hubbub tungstenite fastwebsockets hub/tung hub/fws
+# shellcheck disable=SC2059
+printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ------------ \
+    --------------- --------- ---------
+last_row=""
+for spec in "${TABLE[@]}"; do
+    read -r row metric unit fmt <<<"$spec"
+    h=$(cell hubbub "$row" "$metric"); t=$(cell tungstenite "$row" "$metric"); f=$(cell fastwebsockets "$row" "$metric")
+    [ "$h$t$f" = "---" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
+    label=""
+    if [ "$row" != "$last_row" ]; then label=${LABEL[$row]}; last_row=$row; fi
+    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f")
+    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; fi
+    case $fmt in
+        h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
+        i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
+    esac
+    # shellcheck disable=SC2059
+    printf "$FMT" "$label" "${unit//-/ }" "$h" "$t" "$f" "$rt" "$rf"
+done
+printf '\nRatios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
+printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
+printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
+printf 'Total run time %s s.\n' "$ELAPSED"
+if [ "${#NOTES[@]}" -gt 0 ]; then
+    printf '\nNotes:\n'
+    printf '  - %s\n' "${NOTES[@]}"
+fi
+awk -v l="$LOAD_BEFORE" 'BEGIN { if (l > 0.5) printf "\nwarning: load average was %s before the run: other work shares the CPUs, numbers are noisy\n", l }'
