@@ -8,7 +8,8 @@
 //!
 //! 1. hand out the core's events;
 //! 2. write everything pending with one vectored write;
-//! 3. once the core is closed and flushed, shut down the write half;
+//! 3. once the core is closed and flushed, shut down the write half (a
+//!    client does so only once the server has closed its own);
 //! 4. fire the core's timer when its deadline passes;
 //! 5. read into a buffer shared by every connection on the thread and feed
 //!    it to the core, then start over.
@@ -23,7 +24,7 @@ use std::{
     time::Instant,
 };
 
-use hubbub_core::{Connection, Event};
+use hubbub_core::{Connection, Event, Role};
 
 /// The byte stream a connection runs over (a TCP socket, usually).
 pub trait Transport {
@@ -150,8 +151,11 @@ impl<T: Transport, K: Timer> Driver<T, K> {
             if self.error.is_some() {
                 continue;
             }
-            if self.conn.is_closed() && !write_blocked && !self.shut_down && !self.dead {
-                // Our last frame is out: send FIN, then wait for the peer's.
+            // Our last frame is out. A server sends FIN, then waits for the
+            // peer's; a client waits for the server to close first (RFC 6455
+            // §7.1.1) so that the server holds TIME_WAIT, and shuts down below.
+            let server = self.conn.role() == Role::Server;
+            if server && self.conn.is_closed() && !write_blocked && !self.shut_down && !self.dead {
                 if let Poll::Ready(result) = self.io.poll_shutdown(cx) {
                     self.shut_down = true;
                     if result.is_err() {
@@ -163,6 +167,12 @@ impl<T: Transport, K: Timer> Driver<T, K> {
             // echo to a peer that half-closed); what it could not take is
             // given up rather than waited for.
             if self.conn.is_finished() {
+                if !self.shut_down && !self.dead {
+                    // A client's turn to send FIN, now that the server's came
+                    // (or the wait for it ended); no waiting for it though.
+                    self.shut_down = true;
+                    let _ = self.io.poll_shutdown(cx);
+                }
                 return Poll::Ready(Ok(None));
             }
             if self.poll_timer(cx).is_ready() {

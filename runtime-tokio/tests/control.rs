@@ -212,3 +212,47 @@ async fn close_without_answer_times_out() {
     );
     silent.abort();
 }
+
+#[tokio::test]
+async fn client_lets_the_server_close_tcp_first() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw server: answers the upgrade, sends a close frame, reads the echo.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let accept = hubbub_core::handshake::accept_key(key.as_bytes());
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&[0x88, 0x02, 0x03, 0xe8]).await.unwrap();
+        // The masked close echo: 2 + 4 + 2 bytes.
+        let mut echo = [0; 8];
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(echo[0], 0x88);
+        // The client must not send FIN before we do (RFC 6455 §7.1.1).
+        let early = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+        assert!(early.is_err(), "client closed TCP first: {early:?}");
+        stream.shutdown().await.unwrap();
+        // Now it does, promptly.
+        let n = bounded("client FIN", stream.read(&mut buf)).await.unwrap();
+        assert_eq!(n, 0);
+    });
+    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+        .await
+        .unwrap();
+    assert!(bounded("end", ws.recv()).await.is_none());
+    assert_eq!(ws.closed().unwrap().code.0, 1000);
+    bounded("server", server).await.unwrap();
+}
