@@ -261,12 +261,17 @@ impl<T: Transport, K: Timer> Driver<T, K> {
 
     /// One read into the thread's buffer, handed to the core.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let read = READ_BUF.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => self.read_into(cx, &mut buf),
-            // Only reachable if a transport drives another connection from
-            // inside its own read; fall back to a temporary buffer.
-            Err(_) => self.read_into(cx, &mut vec![0; READ_BUFFER]),
-        });
+        let shared = READ_BUF
+            .try_with(|cell| {
+                cell.try_borrow_mut()
+                    .ok()
+                    .map(|mut buf| self.read_into(cx, &mut buf))
+            })
+            .ok()
+            .flatten();
+        // `None` only if a transport drives another connection from inside
+        // its own read, or during thread teardown: use a temporary buffer.
+        let read = shared.unwrap_or_else(|| self.read_into(cx, &mut vec![0; READ_BUFFER]));
         match read {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(error)) => self.fail(error),
