@@ -71,8 +71,10 @@ seed() {
         local ping='\x89\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58'
         local frag='\x01\x83\x37\xfa\x21\x3d\x7f\x9f\x4d\x80\x82\x37\xfa\x21\x3d\x5b\x95'
         local close='\x88\x82\x37\xfa\x21\x3d\x34\x12'
+        # shellcheck disable=SC2059 # the variables hold printf escapes
         printf "\\x00\\xff$hello$ping$frag$close" >"$corpus/seed-server"
         # The same, split in small pieces, with timers, actions and EOF.
+        # shellcheck disable=SC2059
         printf "\\xe3\\x00\\x02\\x05\\x0b$hello$ping$frag$close" >"$corpus/seed-server-split"
         # Client role: unmasked server frames.
         printf '\x08\xff\x81\x05Hello\x89\x05Hello\x01\x03Hel\x80\x02lo\x88\x02\x03\xe8' >"$corpus/seed-client"
@@ -97,19 +99,36 @@ build_plain() {
         --target-dir "$target_dir" --bins >&2
 }
 
-case "$mode" in
-nightly) for t in "${targets[@]}"; do
-    (cd "$fuzz_dir" && cargo +nightly fuzz build --target-dir "$target_dir" "$t") >&2
-done ;;
-stable) for t in "${targets[@]}"; do
-    (cd "$fuzz_dir" && cargo fuzz build -s none --target-dir "$target_dir" "$t") >&2
-done ;;
-plain) build_plain ;;
-*)
-    log "unknown FUZZ_MODE=$mode"
-    exit 2
-    ;;
-esac
+build() {
+    local t
+    case "$1" in
+    nightly) for t in "${targets[@]}"; do
+        (cd "$fuzz_dir" && cargo +nightly fuzz build --target-dir "$target_dir" "$t") >&2 || return 1
+    done ;;
+    stable) for t in "${targets[@]}"; do
+        (cd "$fuzz_dir" && cargo fuzz build -s none --target-dir "$target_dir" "$t") >&2 || return 1
+    done ;;
+    plain) build_plain ;;
+    *)
+        log "unknown FUZZ_MODE=$1"
+        exit 2
+        ;;
+    esac
+}
+
+# Fall back a mode when a build fails (a nightly without its sanitizer
+# runtime, say).
+until build "$mode"; do
+    case "$mode" in
+    nightly) mode=stable ;;
+    stable) mode=plain ;;
+    *)
+        log "cannot build the fuzz targets"
+        exit 2
+        ;;
+    esac
+    log "build failed; falling back to mode $mode"
+done
 
 failed=()
 for t in "${targets[@]}"; do
