@@ -7,9 +7,15 @@
 #![warn(missing_docs)]
 
 mod envelope;
+mod hub;
+mod metrics;
 mod rooms;
+mod session;
 mod settings;
 
 pub use envelope::Envelope;
+pub use hub::{Hub, HubBuilder, SessionError};
+pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
+pub use session::{OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};

@@ -1,0 +1,74 @@
+//! Counters kept by the library itself (not by user code).
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+};
+
+/// A monotonically increasing (or, for gauges, adjustable) count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Add one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// Add `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Subtract one (gauges only).
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a hub counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Sessions opened since start.
+    pub connections_total: Counter,
+    /// Sessions open now.
+    pub connections_active: Counter,
+    /// Messages received (text and binary).
+    pub messages_in: Counter,
+    /// Payload bytes received.
+    pub bytes_in: Counter,
+    /// Messages handed to connections for sending.
+    pub messages_out: Counter,
+    /// Payload bytes handed to connections for sending.
+    pub bytes_out: Counter,
+    /// Errors reported to `on_error`.
+    pub errors: Counter,
+    /// Messages dropped because a queue was full (policy `Drop`).
+    pub slow_consumer_drops: Counter,
+    /// Sessions closed because their queue was full (policy `Close`).
+    pub slow_consumer_closes: Counter,
+    /// Frames queued by broadcasts, summed over recipients.
+    pub broadcast_deliveries: Counter,
+    closes: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl Metrics {
+    /// Count a session that ended with `code`.
+    pub fn count_close(&self, code: u16) {
+        let mut closes = self.closes.lock().unwrap_or_else(|p| p.into_inner());
+        *closes.entry(code).or_default() += 1;
+    }
+
+    /// Sessions ended, by close code.
+    pub fn closes_by_code(&self) -> BTreeMap<u16, u64> {
+        self.closes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
