@@ -415,7 +415,10 @@ impl Connection {
         let mut rest = payload;
         let mut rsv = rsv;
         loop {
-            let piece = rest.split_to(rest.len().min(fragment));
+            let piece = match rest.len() <= fragment {
+                true => std::mem::take(&mut rest),
+                false => rest.split_to(fragment),
+            };
             let fin = rest.is_empty();
             let header = Header {
                 fin,
