@@ -50,6 +50,18 @@ pub enum Error {
     Closed,
 }
 
+impl From<hubbub_realtime::driver::OpenError> for Error {
+    fn from(error: hubbub_realtime::driver::OpenError) -> Self {
+        use hubbub_realtime::driver::OpenError;
+        match error {
+            OpenError::Handshake(error) => Error::handshake(error),
+            OpenError::Io(error) => Error::Io(error),
+            OpenError::Usage(error) => Error::Usage(error),
+            _ => Error::Closed,
+        }
+    }
+}
+
 impl Error {
     /// Map a failed handshake, naming a timeout as such.
     pub(crate) fn handshake(error: HandshakeError) -> Self {

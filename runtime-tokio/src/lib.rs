@@ -52,7 +52,6 @@
 #![warn(missing_docs)]
 
 mod client;
-pub mod driver;
 mod error;
 mod rt;
 mod server;
@@ -64,6 +63,7 @@ pub use hubbub_core::{
     Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
     ProtocolError, Reject, Request, UsageError,
 };
+pub use hubbub_realtime::driver;
 pub use rt::{Io, TokioTimer};
 pub use server::{accept, accept_with, Server};
 pub use websocket::{ReadHalf, WebSocket, WriteHalf};

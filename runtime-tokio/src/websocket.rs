@@ -11,9 +11,7 @@ use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
-use hubbub_core::{
-    Accept, CloseCode, Closed, Connection, Event, HandshakeError, Message, Reject, Request,
-};
+use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Reject, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{
@@ -50,59 +48,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     where
         D: FnOnce(&Request) -> Result<Accept, Reject>,
     {
-        let mut decide = Some(decide);
-        let mut failure = None;
-        poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
-        // Send the 101 now: the application may not poll for a while.
-        poll_fn(|cx| self.driver.poll_flush(cx)).await?;
+        self.protocol = self.driver.open(decide).await?.protocol;
         Ok(())
-    }
-
-    fn poll_open<D>(
-        &mut self,
-        cx: &mut Context<'_>,
-        decide: &mut Option<D>,
-        failure: &mut Option<HandshakeError>,
-    ) -> Poll<Result<(), Error>>
-    where
-        D: FnOnce(&Request) -> Result<Accept, Reject>,
-    {
-        loop {
-            let event = match ready!(self.driver.poll_event(cx)) {
-                Ok(Some(event)) => event,
-                // Finished after a failed handshake: the HTTP answer is out.
-                Ok(None) => {
-                    return Poll::Ready(Err(failure.take().map_or(Error::Closed, Error::handshake)))
-                }
-                Err(error) => return Poll::Ready(Err(Error::Io(error))),
-            };
-            match event {
-                Event::Request => {
-                    let now = self.driver.now();
-                    let conn = self.driver.conn();
-                    let answer = match (decide.take(), conn.request()) {
-                        (Some(decide), Some(request)) => decide(request),
-                        _ => Ok(Accept::new()),
-                    };
-                    match answer {
-                        Ok(accept) => conn.accept(now, accept)?,
-                        Err(reject) => conn.reject(now, reject)?,
-                    }
-                }
-                Event::Open(opened) => {
-                    self.protocol = opened.protocol;
-                    return Poll::Ready(Ok(()));
-                }
-                Event::HandshakeFailed(error) => {
-                    if self.driver.conn_ref().pending_bytes() == 0 {
-                        return Poll::Ready(Err(Error::handshake(error)));
-                    }
-                    // Deliver the HTTP error response before giving up.
-                    *failure = Some(error);
-                }
-                _ => {}
-            }
-        }
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {

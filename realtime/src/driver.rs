@@ -19,12 +19,16 @@
 
 use std::{
     cell::RefCell,
+    fmt,
+    future::poll_fn,
     io::{self, IoSlice},
-    task::{Context, Poll, Waker},
+    task::{ready, Context, Poll, Waker},
     time::Instant,
 };
 
-use hubbub_core::{Connection, Event, Role};
+use hubbub_core::{
+    Accept, Connection, Event, HandshakeError, Opened, Reject, Request, Role, UsageError,
+};
 
 /// The byte stream a connection runs over (a TCP socket, usually).
 pub trait Transport {
@@ -66,6 +70,34 @@ pub const BACKLOG_LIMIT: usize = 256 << 10;
 thread_local! {
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
+
+/// Why [`Driver::open`] could not open the connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The handshake failed; a server's HTTP error answer was written first.
+    Handshake(HandshakeError),
+    /// The transport failed.
+    Io(io::Error),
+    /// The core refused the application's answer (e.g. a subprotocol the
+    /// client did not offer).
+    Usage(UsageError),
+    /// The connection ended before opening.
+    Closed,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Handshake(e) => write!(f, "handshake failed: {e}"),
+            OpenError::Io(e) => write!(f, "transport error: {e}"),
+            OpenError::Usage(e) => write!(f, "{e}"),
+            OpenError::Closed => f.write_str("connection ended before opening"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
 
 /// Owns a [`Connection`], its transport and its timer, and drives them.
 pub struct Driver<T: Transport, K: Timer> {
@@ -132,6 +164,69 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// The current time on the timer's clock: pass it to commands.
     pub fn now(&self) -> Instant {
         self.timer.now()
+    }
+
+    /// Run the opening handshake until the connection is open, and write
+    /// the server's `101` before returning (the application may not poll
+    /// again for a while). `decide` answers a server's upgrade request; a
+    /// client never calls it.
+    pub async fn open<D>(&mut self, decide: D) -> Result<Opened, OpenError>
+    where
+        D: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        let mut decide = Some(decide);
+        let mut failure = None;
+        let opened = poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
+        poll_fn(|cx| self.poll_flush(cx))
+            .await
+            .map_err(OpenError::Io)?;
+        Ok(opened)
+    }
+
+    fn poll_open<D>(
+        &mut self,
+        cx: &mut Context<'_>,
+        decide: &mut Option<D>,
+        failure: &mut Option<HandshakeError>,
+    ) -> Poll<Result<Opened, OpenError>>
+    where
+        D: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        loop {
+            let event = match ready!(self.poll_event(cx)) {
+                Ok(Some(event)) => event,
+                // Finished after a failed handshake: the HTTP answer is out.
+                Ok(None) => {
+                    return Poll::Ready(Err(failure
+                        .take()
+                        .map_or(OpenError::Closed, OpenError::Handshake)))
+                }
+                Err(error) => return Poll::Ready(Err(OpenError::Io(error))),
+            };
+            match event {
+                Event::Request => {
+                    let now = self.now();
+                    let answer = match (decide.take(), self.conn.request()) {
+                        (Some(decide), Some(request)) => decide(request),
+                        _ => Ok(Accept::new()),
+                    };
+                    let done = match answer {
+                        Ok(accept) => self.conn.accept(now, accept),
+                        Err(reject) => self.conn.reject(now, reject),
+                    };
+                    done.map_err(OpenError::Usage)?;
+                }
+                Event::Open(opened) => return Poll::Ready(Ok(opened)),
+                Event::HandshakeFailed(error) => {
+                    if self.conn.pending_bytes() == 0 {
+                        return Poll::Ready(Err(OpenError::Handshake(error)));
+                    }
+                    // Deliver the HTTP error response before giving up.
+                    *failure = Some(error);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Drive the connection until the core has an event, the connection is
