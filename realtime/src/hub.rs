@@ -12,7 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hubbub_core::{CloseCode, EncodedFrame, Message, ProtocolError};
+use hubbub_core::{Accept, CloseCode, EncodedFrame, Message, ProtocolError, Reject, Request};
 use serde_json::Value;
 
 use crate::{
@@ -53,6 +53,7 @@ type OnBinary = Box<dyn Fn(&Session, &Bytes) + Send + Sync>;
 type OnTyped = Box<dyn Fn(&Session, &str, &Value) + Send + Sync>;
 type OnClose = Box<dyn Fn(&Session, CloseCode, &str) + Send + Sync>;
 type OnError = Box<dyn Fn(&Session, &SessionError) + Send + Sync>;
+type OnUpgrade = Box<dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync>;
 
 /// The application's callbacks; each is optional.
 #[derive(Default)]
@@ -63,9 +64,11 @@ struct Handlers {
     typed: Option<OnTyped>,
     close: Option<OnClose>,
     error: Option<OnError>,
+    upgrade: Option<OnUpgrade>,
 }
 
 pub(crate) struct HubInner {
+    path: Option<String>,
     sessions: RwLock<HashMap<SessionId, Session>>,
     rooms: Mutex<Rooms>,
     handlers: Handlers,
@@ -78,6 +81,7 @@ pub(crate) struct HubInner {
 /// Builds a [`Hub`]: callbacks and the outbound queue limit.
 #[derive(Default)]
 pub struct HubBuilder {
+    path: Option<String>,
     handlers: Handlers,
     limit: OutboundLimit,
 }
@@ -119,6 +123,20 @@ impl HubBuilder {
         self.handlers.error = Some(Box::new(f));
         self
     }
+    /// Accept upgrades on this path only; others are answered 404.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+    /// Decide on each upgrade request (after the path check): check the
+    /// origin or credentials, choose a subprotocol.
+    pub fn on_upgrade(
+        mut self,
+        f: impl Fn(&Request) -> Result<Accept, Reject> + Send + Sync + 'static,
+    ) -> Self {
+        self.handlers.upgrade = Some(Box::new(f));
+        self
+    }
     /// Bound every session's outbound queue.
     pub fn outbound_limit(mut self, limit: OutboundLimit) -> Self {
         self.limit = limit;
@@ -127,6 +145,7 @@ impl HubBuilder {
     /// The hub.
     pub fn build(self) -> Hub {
         Hub(Arc::new(HubInner {
+            path: self.path,
             sessions: RwLock::default(),
             rooms: Mutex::default(),
             handlers: self.handlers,
@@ -155,6 +174,10 @@ impl Hub {
     /// Start building a hub.
     pub fn builder() -> HubBuilder {
         HubBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<HubInner>) -> Hub {
+        Hub(inner)
     }
 
     // ----- sessions and rooms -------------------------------------------
@@ -299,6 +322,22 @@ impl Hub {
     }
 
     // ----- adapter side -------------------------------------------------
+
+    /// Answer an upgrade request: the path check, then `on_upgrade`.
+    pub fn decide(&self, request: &Request) -> Result<Accept, Reject> {
+        if self
+            .0
+            .path
+            .as_deref()
+            .is_some_and(|path| path != request.path())
+        {
+            return Err(Reject::not_found());
+        }
+        match &self.0.handlers.upgrade {
+            Some(on_upgrade) => on_upgrade(request),
+            None => Ok(Accept::new()),
+        }
+    }
 
     /// A connection opened: register its session and call `on_open`.
     /// `None` while shutting down (the adapter should close with 1001).

@@ -11,6 +11,7 @@ mod envelope;
 mod hub;
 mod metrics;
 mod rooms;
+mod runner;
 mod session;
 mod settings;
 
@@ -18,5 +19,6 @@ pub use envelope::Envelope;
 pub use hub::{Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
+pub use runner::run_session;
 pub use session::{OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};

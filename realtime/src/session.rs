@@ -88,6 +88,22 @@ pub struct SessionInfo {
     pub protocol: Option<String>,
 }
 
+impl SessionInfo {
+    /// What a session keeps of its upgrade request.
+    pub fn from_request(peer: Option<SocketAddr>, request: &hubbub_core::Request) -> Self {
+        SessionInfo {
+            peer,
+            path: request.path().to_owned(),
+            query: request.query().map(str::to_owned),
+            headers: request
+                .headers()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            protocol: None,
+        }
+    }
+}
+
 /// One item of the outbound queue.
 #[derive(Debug)]
 enum Outgoing {
@@ -222,6 +238,12 @@ impl Session {
         wake(out);
     }
 
+    /// The hub this session belongs to (`None` once the hub is gone): join
+    /// rooms and broadcast from inside a callback.
+    pub fn hub(&self) -> Option<crate::Hub> {
+        self.0.hub.upgrade().map(crate::Hub::from_inner)
+    }
+
     /// Report an application error on this session to the `on_error`
     /// handler.
     pub fn emit_error(&self, message: impl Into<String>) {
@@ -296,6 +318,7 @@ impl Session {
         waker: &Waker,
     ) -> bool {
         let mut out = self.lock();
+        let (mut messages, mut bytes) = (0, 0);
         while conn.pending_bytes() < high_water {
             let Some(item) = out.items.pop_front() else {
                 break;
@@ -303,10 +326,12 @@ impl Session {
             match item {
                 Outgoing::Message(message) => {
                     out.bytes -= message.len();
+                    (messages, bytes) = (messages + 1, bytes + message.len());
                     let _ = conn.send(message);
                 }
                 Outgoing::Frame(frame) => {
                     out.bytes -= frame.as_bytes().len();
+                    (messages, bytes) = (messages + 1, bytes + frame.as_bytes().len());
                     let _ = conn.send_encoded(&frame);
                 }
                 Outgoing::Close(code, reason) => {
@@ -322,6 +347,13 @@ impl Session {
         }
         if !out.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             out.waker = Some(waker.clone());
+        }
+        drop(out);
+        if messages > 0 {
+            if let Some(hub) = self.0.hub.upgrade() {
+                hub.metrics.messages_out.add(messages);
+                hub.metrics.bytes_out.add(bytes as u64);
+            }
         }
         false
     }

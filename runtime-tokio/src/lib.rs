@@ -53,17 +53,23 @@
 
 mod client;
 mod error;
+mod hub_server;
 mod rt;
 mod server;
 mod websocket;
 
 pub use client::{client, connect, connect_with, Client, ClientConfig, ClientEvent, Reconnect};
 pub use error::{Error, Step};
+pub use hub_server::{shutdown_signal, HubServer, ServerHandle, DEFAULT_GRACE};
 pub use hubbub_core::{
     Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
     ProtocolError, Reject, Request, UsageError,
 };
 pub use hubbub_realtime::driver;
+pub use hubbub_realtime::{
+    Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
+    Settings, SettingsError, SlowConsumer,
+};
 pub use rt::{Io, TokioTimer};
 pub use server::{accept, accept_with, Server};
 pub use websocket::{ReadHalf, WebSocket, WriteHalf};

@@ -1,0 +1,161 @@
+//! A realtime [`Hub`] served on tokio: an accept loop, one task per session
+//! (running the shared [`run_session`]), and a two-phase shutdown.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use hubbub_core::{Config, Connection};
+use hubbub_realtime::{driver::Driver, run_session, Hub};
+use tokio::{
+    net::{TcpListener, ToSocketAddrs},
+    sync::oneshot,
+    task::{JoinHandle, JoinSet},
+};
+
+use crate::rt::{self, Io, TokioTimer};
+
+/// How long [`HubServer::run`] waits for sessions to close on shutdown.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// A bound listener serving a [`Hub`].
+///
+/// ```no_run
+/// use hubbub_tokio::{Config, Hub, HubServer};
+/// # async fn run() -> std::io::Result<()> {
+/// let hub = Hub::builder()
+///     .on_message(|session, text| {
+///         let _ = session.send_text(text); // echo
+///     })
+///     .build();
+/// HubServer::bind("127.0.0.1:9090", hub, Config::default().into()).await?.run().await
+/// # }
+/// ```
+pub struct HubServer {
+    listener: TcpListener,
+    hub: Hub,
+    config: Arc<Config>,
+}
+
+impl HubServer {
+    /// Bind `addr` for `hub`, with `config` for every connection.
+    pub async fn bind(addr: impl ToSocketAddrs, hub: Hub, config: Arc<Config>) -> io::Result<Self> {
+        Ok(Self::from_listener(
+            TcpListener::bind(addr).await?,
+            hub,
+            config,
+        ))
+    }
+
+    /// Serve `hub` on an already bound listener.
+    pub fn from_listener(listener: TcpListener, hub: Hub, config: Arc<Config>) -> Self {
+        HubServer {
+            listener,
+            hub,
+            config,
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Start serving in a background task on the current runtime.
+    pub fn start(self) -> io::Result<ServerHandle> {
+        let addr = self.listener.local_addr()?;
+        let hub = self.hub.clone();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(self, stopped));
+        Ok(ServerHandle {
+            addr,
+            hub,
+            stop,
+            task,
+        })
+    }
+
+    /// Serve until Ctrl-C or SIGTERM, then shut down gracefully.
+    pub async fn run(self) -> io::Result<()> {
+        let handle = self.start()?;
+        shutdown_signal().await;
+        handle.shutdown(DEFAULT_GRACE).await;
+        Ok(())
+    }
+}
+
+/// A running [`HubServer`].
+pub struct ServerHandle {
+    addr: SocketAddr,
+    hub: Hub,
+    stop: oneshot::Sender<Duration>,
+    task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The hub being served.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Two-phase shutdown: stop accepting and send close 1001 to every
+    /// session; then wait up to `grace` for them to finish and release
+    /// whatever is left.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(grace);
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(server: HubServer, mut stop: oneshot::Receiver<Duration>) {
+    let HubServer {
+        listener,
+        hub,
+        config,
+    } = server;
+    let mut sessions = JoinSet::new();
+    let grace = loop {
+        tokio::select! {
+            grace = &mut stop => break grace.unwrap_or(DEFAULT_GRACE),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = Connection::server(config.clone(), rt::now());
+                    let driver = Driver::new(conn, Io(stream), TokioTimer::default());
+                    sessions.spawn(run_session(driver, hub.clone(), Some(peer)));
+                }
+                // Out of descriptors or similar: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    };
+    drop(listener);
+    hub.shutdown();
+    let drained = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    });
+    let _ = drained.await;
+    sessions.abort_all();
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
