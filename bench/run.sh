@@ -277,6 +277,11 @@ human() {
         else if (n >= 1e4) printf "%.1f k", n / 1e3;
         else printf "%.0f", n }'
 }
+# bound_mark SERVER ROW: "*" when the load generator used >= 90 % of its CPU
+# in that run (the rate is then limited by the load generator too).
+bound_mark() {
+    awk -v c="${R["$1|$2|lg"]:-0}" 'BEGIN { if (c >= 90) printf "*" }'
+}
 # whole N: rounded to an integer.
 whole() { awk -v n="$1" 'BEGIN { if (n == "-") print "-"; else printf "%.0f", n }'; }
 
@@ -324,10 +329,15 @@ for spec in "${TABLE[@]}"; do
         h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
         i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
     esac
+    if [ "$metric" = rate ]; then
+        h+=$(bound_mark hubbub "$row"); t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
+    fi
     # shellcheck disable=SC2059
     printf "$FMT" "$label" "${unit//-/ }" "$h" "$t" "$f" "$rt" "$rf"
 done
 printf '\nRatios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
+printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
+printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
 printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
 printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
 printf 'Total run time %s s.\n' "$ELAPSED"

@@ -50,6 +50,18 @@ pub struct Options {
     /// Broadcast messages published but not yet delivered to every
     /// subscriber, at most (0: no limit, the publisher sends at once).
     pub window: usize,
+    /// How a handshake loop ends its connection.
+    pub close: CloseStyle,
+}
+
+/// How `handshakes` ends each connection once upgraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseStyle {
+    /// Close frame, wait for the server's close (or FIN), then reset.
+    Frame,
+    /// Reset right after the `101` (no close frame): measures the upgrade
+    /// alone and costs the load generator least.
+    Reset,
 }
 
 /// Usage text printed on `--help` and on errors.
@@ -58,7 +70,7 @@ usage: loadgen MODE --port P [options]
 modes:
   echo        --conns 100 --inflight 1 --size 20 --duration 10
   idle        --conns 10000 --hold 3
-  handshakes  --conns 50 --duration 10
+  handshakes  --conns 50 --duration 10 [--close frame|reset]
   broadcast   --subscribers 1000 --messages 2000 --size 64 [--rooms R] [--window 0 (no limit)]
 common options:
   --host H             loopback address only (127.0.0.0/8, ::1, localhost); default 127.0.0.1
@@ -107,6 +119,15 @@ impl Options {
                 "--messages" => opts.messages = number(&flag, &value, 1, MAX_MESSAGES)?,
                 "--rooms" => opts.rooms = number(&flag, &value, 0, MAX_CONNS)?,
                 "--window" => opts.window = number(&flag, &value, 0, MAX_MESSAGES)?,
+                "--close" => {
+                    opts.close = match value.as_str() {
+                        "frame" => CloseStyle::Frame,
+                        "reset" => CloseStyle::Reset,
+                        _ => {
+                            return Err(format!("--close: expected frame or reset, not {value:?}"))
+                        }
+                    }
+                }
                 _ => return Err(format!("unknown option {flag:?} {value:?}")),
             }
         }
@@ -145,6 +166,7 @@ impl Options {
             messages: 2000,
             rooms: 0,
             window: 0,
+            close: CloseStyle::Frame,
         }
     }
 
@@ -257,5 +279,10 @@ mod tests {
         assert!(parse("broadcast --port 1 --size 8").is_err());
         assert!(parse("frob --port 1").is_err());
         assert!(parse("echo --port 1 --path nope").is_err());
+        assert!(parse("handshakes --port 1 --close later").is_err());
+        assert_eq!(
+            parse("handshakes --port 1 --close reset").unwrap().close,
+            CloseStyle::Reset
+        );
     }
 }

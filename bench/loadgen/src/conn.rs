@@ -1,6 +1,12 @@
 //! One client connection: non-blocking connect, upgrade, then raw frames.
 //! The connection only moves bytes; what to send and what the frames mean
 //! is up to the workload, which sees them through [`ConnEvent`]s.
+//!
+//! The upgrade request is written as soon as the socket exists: on loopback
+//! the TCP handshake has usually completed inside `connect()`, and if not,
+//! the write says `EAGAIN` and is retried when the socket becomes writable
+//! (a failed connect surfaces as the write's error). This saves the wake-up
+//! and the `SO_ERROR`/`getpeername` checks a connect-then-write would cost.
 
 use std::io::{self, ErrorKind, Read, Write};
 
@@ -16,9 +22,8 @@ const MAX_READS_PER_TURN: usize = 16;
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// TCP connect in progress.
-    Connecting,
-    /// Upgrade request sent (or queued), waiting for `101`.
+    /// Upgrade request queued or sent (the TCP connect may still be in
+    /// progress), waiting for `101`.
     Handshaking,
     /// Upgraded: frames flow.
     Open,
@@ -50,11 +55,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Wraps a connecting stream; `request` is sent once connected.
+    /// Wraps a connecting stream; `request` goes out on the first
+    /// [`Conn::flush`] that finds the connection established.
     pub fn new(stream: TcpStream, request: Vec<u8>) -> Conn {
         Conn {
             stream,
-            state: State::Connecting,
+            state: State::Handshaking,
             out: request,
             out_pos: 0,
             head: Vec::new(),
@@ -72,7 +78,7 @@ impl Conn {
         &mut self.out
     }
 
-    /// Handles readiness: completes the connect, writes what is queued and
+    /// Handles readiness: writes what is queued and
     /// reads what has arrived, reporting through `on`. `hangup` says the
     /// readiness event reported the peer's FIN or an error: then reading goes
     /// on until EOF instead of stopping at the first short read. Returns
@@ -84,16 +90,6 @@ impl Conn {
         hangup: bool,
         on: &mut impl FnMut(ConnEvent<'_>),
     ) -> io::Result<bool> {
-        if self.state == State::Connecting {
-            if let Some(e) = self.stream.take_error()? {
-                return Err(e);
-            }
-            match self.stream.peer_addr() {
-                Ok(_) => self.state = State::Handshaking,
-                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
         self.flush()?;
         for _ in 0..MAX_READS_PER_TURN {
             if self.state == State::Closed {
@@ -124,9 +120,6 @@ impl Conn {
 
     /// Writes queued bytes until done or the kernel pushes back.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.state == State::Connecting {
-            return Ok(());
-        }
         // Each turn sends at least one byte or stops: bounded by the queue.
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
@@ -145,6 +138,12 @@ impl Conn {
             self.out_pos = 0;
         }
         Ok(())
+    }
+
+    /// Makes the next close send a reset instead of a FIN (`SO_LINGER` 0):
+    /// neither side keeps the connection in TIME_WAIT.
+    pub fn reset_on_close(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.stream).set_linger(Some(std::time::Duration::ZERO))
     }
 
     /// Interprets received bytes according to the state.

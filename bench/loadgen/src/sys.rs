@@ -15,12 +15,12 @@ const SOURCE_ADDRESSES: usize = 64;
 /// Starts a non-blocking connection to `target`; `seq` picks the source
 /// address. The connection completes when the socket becomes writable.
 pub fn connect(target: SocketAddr, seq: usize) -> io::Result<mio::net::TcpStream> {
+    // SOCK_NONBLOCK at creation: one fcntl less per connection.
     let socket = Socket::new(
         Domain::for_address(target),
-        Type::STREAM,
+        Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     if target.is_ipv4() {
         // Defer the port choice to connect(), which only needs the 4-tuple

@@ -1,13 +1,20 @@
-//! `handshakes`: `conns` parallel loops of connect, upgrade, close frame,
-//! and wait for the server to close the TCP connection (so the client side
-//! holds no TIME_WAIT), until the deadline.
+//! `handshakes`: `conns` parallel loops of connect, upgrade, close, until the
+//! deadline.
+//!
+//! With `--close frame` (default) the loop sends a close frame and, once the
+//! server's close frame (or its FIN) arrives, closes the socket with a reset
+//! (`SO_LINGER` 0) rather than a FIN: the WebSocket close is complete by
+//! then, and on loopback the sender pays for the receiver's TCP processing,
+//! so a FIN would charge the server's TIME_WAIT bookkeeping to the load
+//! generator, which must stay cheaper than the server it measures. With
+//! `--close reset` the socket is reset right after the `101`.
 
 use std::time::{Duration, Instant};
 
 use super::{poll_timeout, Clock, Outcome};
-use crate::cli::Options;
+use crate::cli::{CloseStyle, Options};
 use crate::conn::ConnEvent;
-use crate::frame;
+use crate::frame::{self, Event};
 use crate::hist::Histogram;
 use crate::pool::Pool;
 use crate::report::{CpuMeter, Report};
@@ -79,7 +86,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             let (mut upgraded, mut ended) = (false, false);
             let result = pool.service(id, &mut |e| match e {
                 ConnEvent::Upgraded => upgraded = true,
-                ConnEvent::Eof => ended = true,
+                ConnEvent::Eof | ConnEvent::Frame(Event::Close) => ended = true,
                 ConnEvent::Frame(_) => {}
             });
             let now = clock.now_ns();
@@ -89,8 +96,16 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
                     tally.handshakes += 1;
                     hist.record(now.saturating_sub(t0));
                     phases[id] = Some(Phase::Closing(now));
-                    frame::push_close(conn.out(), key);
-                    conn.flush()?;
+                    match opts.close {
+                        CloseStyle::Frame => {
+                            frame::push_close(conn.out(), key);
+                            conn.flush()?;
+                        }
+                        CloseStyle::Reset => {
+                            conn.reset_on_close()?;
+                            ended = true;
+                        }
+                    }
                 }
                 Ok(())
             });
@@ -103,11 +118,13 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
                 Ok(()) if ended => {
                     if matches!(phases[id], Some(Phase::Closing(_))) {
                         tally.cycles += 1;
+                        if let Some(conn) = pool.get(id) {
+                            let _ = conn.reset_on_close();
+                        }
                     } else {
                         tally.failed += 1;
-                        tally
-                            .first_error
-                            .get_or_insert_with(|| "closed before the upgrade".into());
+                        let why = "closed before the upgrade";
+                        tally.first_error.get_or_insert_with(|| why.into());
                     }
                     true
                 }
@@ -128,6 +145,14 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
 
     let mut r = Report::new("handshakes");
     r.int("conns", opts.conns)
+        .text(
+            "close",
+            if opts.close == CloseStyle::Frame {
+                "frame"
+            } else {
+                "reset"
+            },
+        )
         .float("duration_s", elapsed)
         .int("handshakes", tally.handshakes)
         .float("handshakes_per_sec", tally.handshakes as f64 / elapsed)
