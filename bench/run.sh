@@ -66,6 +66,10 @@ log() { printf '%s\n' "$*" >&2; }
 cpu_ticks() { { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $12 + $13} END {print t + 0}'; }
 # A /proc/PID/status field in KiB (VmRSS, VmHWM); 0 when the process is gone.
 status_kib() { { cat "/proc/$1/status" 2>/dev/null || true; } | awk -v k="$2:" '$1 == k {v = $2} END {print v + 0}'; }
+# Busy ticks of all CPUs (user, nice, system, irq, softirq, steal).
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# CPU ticks of this shell's reaped children (the load generator runs).
+child_ticks() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
 # A field of a flat JSON line: numbers as they are, strings unquoted.
 jget() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<<"$1" | tr -d '"'; }
 
@@ -128,10 +132,10 @@ loadgen() {
 # rate, server CPU per counted item, peak RSS and the loadgen's own CPU.
 measure() {
     local server=$1 row=$2 count_field=$3 rate_field=$4; shift 4
-    local t0 t1 json rc=0
-    t0=$(cpu_ticks "$SERVER_PID")
+    local t0 t1 b0 b1 c0 c1 w0 w1 json rc=0
+    t0=$(cpu_ticks "$SERVER_PID"); b0=$(busy_ticks); c0=$(child_ticks); w0=$(date +%s%N)
     json=$(loadgen "$@") || rc=$?
-    t1=$(cpu_ticks "$SERVER_PID")
+    t1=$(cpu_ticks "$SERVER_PID"); b1=$(busy_ticks); c1=$(child_ticks); w1=$(date +%s%N)
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         NOTES+=("$server $row: the server died during the run ($(tail -n 1 "$OUT/$server.$PORT.log"))")
         return 0
@@ -155,6 +159,10 @@ measure() {
     record "$server" "$row" rss "$(awk -v k="$(status_kib "$SERVER_PID" VmHWM)" 'BEGIN { printf "%.1f", k / 1024 }')"
     record "$server" "$row" p99 "$(jget "$json" p99_us)"
     record "$server" "$row" lg "$(jget "$json" client_cpu_pct)"
+    # CPU used by anything but this server and the load generator, in % of
+    # one core over the run: how noisy the machine was.
+    record "$server" "$row" other "$(awk -v b=$((b1 - b0)) -v s=$((t1 - t0)) -v c=$((c1 - c0)) \
+        -v ns=$((w1 - w0)) -v hz="$CLK_TCK" 'BEGIN { o = b - s - c; if (o < 0) o = 0; printf "%.0f", 100 * o / hz / (ns / 1e9) }')"
     record "$server" "$row" lost "$(jget "$json" lost)"
     local first_error ended
     first_error=$(jget "$json" first_error)
@@ -282,6 +290,11 @@ human() {
 bound_mark() {
     awk -v c="${R["$1|$2|lg"]:-0}" 'BEGIN { if (c >= 90) printf "*" }'
 }
+# with_other SERVER ROW LG: "loadgen % / other %".
+with_other() {
+    [ "$3" = - ] && { printf -- -; return; }
+    printf '%s / %s' "$(whole "$3")" "${R["$1|$2|other"]:--}"
+}
 # whole N: rounded to an integer.
 whole() { awk -v n="$1" 'BEGIN { if (n == "-") print "-"; else printf "%.0f", n }'; }
 
@@ -296,13 +309,13 @@ declare -A LABEL=(
 )
 # ROW METRIC UNIT-LABEL FORMAT (h: 1.2 M / 12.3 k, i: integer, p: as recorded)
 TABLE=(
-    "echo20 rate msg/s h" "echo20 cpu µs-server-CPU/msg p" "echo20 p99 p99-latency-µs i" "echo20 lg loadgen-CPU-% i"
-    "echo1k rate msg/s h" "echo1k cpu µs-server-CPU/msg p" "echo1k lg loadgen-CPU-% i"
-    "echo64k rate msg/s h" "echo64k cpu µs-server-CPU/msg p" "echo64k lg loadgen-CPU-% i"
+    "echo20 rate msg/s h" "echo20 cpu µs-server-CPU/msg p" "echo20 p99 p99-latency-µs i" "echo20 lg loadgen/other-CPU-% o"
+    "echo1k rate msg/s h" "echo1k cpu µs-server-CPU/msg p" "echo1k lg loadgen/other-CPU-% o"
+    "echo64k rate msg/s h" "echo64k cpu µs-server-CPU/msg p" "echo64k lg loadgen/other-CPU-% o"
     "idle rss KiB-RSS/conn p"
-    "handshakes rate handshakes/s h" "handshakes cpu µs-server-CPU/handshake p" "handshakes lg loadgen-CPU-% i"
+    "handshakes rate handshakes/s h" "handshakes cpu µs-server-CPU/handshake p" "handshakes lg loadgen/other-CPU-% o"
     "broadcast rate deliveries/s h" "broadcast cpu µs-server-CPU/delivery p" "broadcast lost lost p"
-    "broadcast rss peak-RSS-MiB p" "broadcast lg loadgen-CPU-% i"
+    "broadcast rss peak-RSS-MiB p" "broadcast lg loadgen/other-CPU-% o"
     "rooms rate deliveries/s h" "rooms lost lost p" "rooms rss peak-RSS-MiB p"
 )
 
@@ -328,6 +341,8 @@ for spec in "${TABLE[@]}"; do
     case $fmt in
         h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
         i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
+        o) h=$(with_other hubbub "$row" "$h"); t=$(with_other tungstenite "$row" "$t")
+           f=$(with_other fastwebsockets "$row" "$f") ;;
     esac
     if [ "$metric" = rate ]; then
         h+=$(bound_mark hubbub "$row"); t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
@@ -338,6 +353,7 @@ done
 printf '\nRatios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
 printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
 printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
+printf '"other" is CPU used by anything else during the run, in %% of one core: above ~10 the row is noisy.\n'
 printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
 printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
 printf 'Total run time %s s.\n' "$ELAPSED"
