@@ -31,16 +31,6 @@ fn feed_all_ways(wire: &[u8]) -> (Vec<Event>, Vec<u8>) {
     whole
 }
 
-fn messages(events: &[Event]) -> Vec<Message> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn protocol_error(events: &[Event]) -> Option<ProtocolError> {
     events.iter().find_map(|e| match e {
         Event::ProtocolError(p) => Some(p.clone()),

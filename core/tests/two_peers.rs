@@ -7,16 +7,6 @@ use bytes::Bytes;
 use common::*;
 use hubbub_core::{Config, EncodedFrame, Event, Message, UsageError};
 
-fn received(events: &[Event]) -> Vec<Message> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn echo_both_ways() {
     let mut pair = Pair::open();
@@ -30,7 +20,7 @@ fn echo_both_ways() {
     pair.client.send(Message::Binary(Bytes::new())).unwrap();
     pair.pump();
     assert_eq!(
-        received(&pair.server_events),
+        messages(&pair.server_events),
         vec![Message::Text("hello".into()), Message::Binary(Bytes::new())]
     );
     pair.server
@@ -38,7 +28,7 @@ fn echo_both_ways() {
         .unwrap();
     pair.pump();
     assert_eq!(
-        received(&pair.client_events),
+        messages(&pair.client_events),
         vec![Message::Text("héllo back".into())]
     );
 
@@ -46,11 +36,11 @@ fn echo_both_ways() {
     pair_big.server.send(Message::Binary(big.clone())).unwrap();
     pair_big.pump();
     assert_eq!(
-        received(&pair_big.server_events),
+        messages(&pair_big.server_events),
         vec![Message::Binary(big.clone())]
     );
     assert_eq!(
-        received(&pair_big.client_events),
+        messages(&pair_big.client_events),
         vec![Message::Binary(big)]
     );
 }
@@ -73,7 +63,7 @@ fn fragmented_sending() {
     assert_eq!((frames[4].0, frames[4].2), (true, 0));
     pair.server.handle_input(pair.now, &wire);
     assert_eq!(
-        received(&events(&mut pair.server)),
+        messages(&events(&mut pair.server)),
         vec![Message::Text("fragmented text €".into())]
     );
 }
@@ -108,7 +98,7 @@ fn encoded_frame_is_shared_by_many_connections() {
         assert_eq!(slots[0].as_ptr(), frame.as_bytes().as_ptr(), "no copy");
         pair.pump();
         assert_eq!(
-            received(&pair.client_events),
+            messages(&pair.client_events),
             vec![Message::Text("to everyone".into())]
         );
     }

@@ -379,15 +379,7 @@ mod tests {
         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
     ];
 
-    fn head(status_line: &str, headers: &[&str]) -> Vec<u8> {
-        let mut out = format!("{status_line}\r\n");
-        for header in headers {
-            out.push_str(header);
-            out.push_str("\r\n");
-        }
-        out.push_str("\r\n");
-        out.into_bytes()
-    }
+    use super::super::test_head as head;
 
     fn valid_plus(extra: &[&str]) -> Vec<u8> {
         let mut headers = VALID.to_vec();

@@ -188,6 +188,18 @@ fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// An HTTP head from a first line and header lines (tests of both roles).
+#[cfg(test)]
+pub(crate) fn test_head(first_line: &str, headers: &[&str]) -> Vec<u8> {
+    let mut out = format!("{first_line}\r\n");
+    for header in headers {
+        out.push_str(header);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

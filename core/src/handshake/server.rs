@@ -408,15 +408,7 @@ mod tests {
         "Sec-WebSocket-Version: 13",
     ];
 
-    fn head(request_line: &str, headers: &[&str]) -> Vec<u8> {
-        let mut out = format!("{request_line}\r\n");
-        for header in headers {
-            out.push_str(header);
-            out.push_str("\r\n");
-        }
-        out.push_str("\r\n");
-        out.into_bytes()
-    }
+    use super::super::test_head as head;
 
     /// The valid request with the header `name` replaced by `line`, or
     /// dropped when `line` is `None`.

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_core::{Accept, ClientRequest, Config, Connection, Event};
+use hubbub_core::{Accept, ClientRequest, Config, Connection, Event, Message};
 
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -202,4 +202,15 @@ pub fn respond(conn: &mut Connection, now: Instant, input: &[u8]) -> (Vec<Event>
     conn.handle_input(now, input);
     let events = events(conn);
     (events, drain(conn))
+}
+
+/// The data messages among `events`, in order.
+pub fn messages(events: &[Event]) -> Vec<Message> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
 }
