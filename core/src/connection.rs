@@ -51,7 +51,7 @@ use crate::{
         Reject, Request, Response,
     },
     mask::apply_mask_at,
-    outbox::Outbox,
+    outbox::{Outbox, COALESCE_LIMIT},
     timers::{Timer, TimerTable},
     utf8::Utf8Validator,
     CloseCode, Closed, Config, EncodedFrame, Message, OpCode, ProtocolError, UsageError,
@@ -398,28 +398,36 @@ impl Connection {
         if self.state != State::Open {
             return Err(UsageError::NotOpen);
         }
-        let (text, payload) = match message {
-            Message::Text(text) => (true, Bytes::from(text)),
-            Message::Binary(data) => (false, data),
-        };
-        let (rsv, payload) = match self
+        let text = matches!(message, Message::Text(_));
+        let encoded = self
             .extension
             .as_mut()
-            .and_then(|e| e.encode(&payload, text))
-        {
-            Some((rsv, encoded)) => (rsv, Bytes::from(encoded)),
-            None => (0, payload),
-        };
-        let mut opcode = if text { OpCode::Text } else { OpCode::Binary };
+            .and_then(|e| e.encode(message.as_bytes(), text));
+        let opcode = if text { OpCode::Text } else { OpCode::Binary };
+        match encoded {
+            Some((rsv, encoded)) => self.push_message(opcode, rsv, Payload::Shared(encoded.into())),
+            // Copied into the outbox anyway (masked, or small): encode
+            // straight from the message, without making it `Bytes` first.
+            None if self.role == Role::Client || message.len() <= COALESCE_LIMIT => {
+                self.push_message(opcode, 0, Payload::Borrowed(message.as_bytes()))
+            }
+            None => {
+                let payload = match message {
+                    Message::Text(text) => Bytes::from(text),
+                    Message::Binary(data) => data,
+                };
+                self.push_message(opcode, 0, Payload::Shared(payload))
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue a data message as frames of at most `Config::fragment_size`.
+    fn push_message(&mut self, mut opcode: OpCode, mut rsv: u8, mut rest: Payload<'_>) {
         let fragment = self.config.fragment_size.unwrap_or(usize::MAX).max(1);
-        let mut rest = payload;
-        let mut rsv = rsv;
         loop {
-            let piece = match rest.len() <= fragment {
-                true => std::mem::take(&mut rest),
-                false => rest.split_to(fragment),
-            };
-            let fin = rest.is_empty();
+            let piece = rest.split_to(fragment.min(rest.len()));
+            let fin = rest.len() == 0;
             let header = Header {
                 fin,
                 rsv,
@@ -427,9 +435,12 @@ impl Connection {
                 mask: self.next_mask(),
                 len: piece.len() as u64,
             };
-            self.outbox.push_data(header, piece);
+            match piece {
+                Payload::Borrowed(piece) => self.outbox.push_copy(header, piece),
+                Payload::Shared(piece) => self.outbox.push_data(header, piece),
+            }
             if fin {
-                return Ok(());
+                return;
             }
             opcode = OpCode::Continuation;
             rsv = 0;
@@ -1045,8 +1056,36 @@ impl Connection {
             mask: self.next_mask(),
             len: payload.len() as u64,
         };
-        self.outbox
-            .push_data(header, Bytes::copy_from_slice(payload));
+        self.outbox.push_copy(header, payload);
+    }
+}
+
+/// An outgoing payload: borrowed when the outbox copies it anyway, shared
+/// when it is queued by reference.
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Bytes),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Borrowed(bytes) => bytes.len(),
+            Payload::Shared(bytes) => bytes.len(),
+        }
+    }
+
+    /// The first `n` bytes; `self` keeps the rest.
+    fn split_to(&mut self, n: usize) -> Self {
+        match self {
+            Payload::Borrowed(bytes) => {
+                let (head, rest) = bytes.split_at(n);
+                *bytes = rest;
+                Payload::Borrowed(head)
+            }
+            Payload::Shared(bytes) if n == bytes.len() => Payload::Shared(std::mem::take(bytes)),
+            Payload::Shared(bytes) => Payload::Shared(bytes.split_to(n)),
+        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! buffer; large payloads and pre-encoded broadcast frames are kept as shared
 //! `Bytes` and never copied. Control frames (ping, pong) jump ahead of queued
 //! data, but only at a frame boundary: every queued chunk ends on one.
+//!
+//! At rest (everything written) the outbox holds at most the coalescing
+//! buffer, and only if its capacity is at most [`TAIL_KEEP`] bytes: a
+//! connection that sends small messages reuses one small buffer instead of
+//! allocating and freeing one per write; a larger buffer is released.
 
 use std::{collections::VecDeque, io::IoSlice};
 
@@ -16,7 +21,12 @@ use crate::{
 
 /// Payloads up to this size are copied next to their header; larger ones are
 /// queued by reference.
-const COALESCE_LIMIT: usize = 1024;
+pub(crate) const COALESCE_LIMIT: usize = 1024;
+
+/// The coalescing buffer is kept, emptied, after a write that consumed all
+/// of it if its capacity is at most this; larger buffers are freed. This is
+/// the outbox's whole footprint at rest.
+pub(crate) const TAIL_KEEP: usize = 512;
 
 /// Whole frames: `head` (coalesced frames and/or a header) then `body`
 /// (a shared payload, possibly empty).
@@ -62,22 +72,28 @@ impl Outbox {
 
     /// Queue a control frame ahead of data.
     pub fn push_control(&mut self, header: Header, payload: &[u8]) {
-        Self::encode_into(&mut self.control, header, payload);
-        self.len += frame_len(&header, payload.len());
+        self.len += Self::encode_into(&mut self.control, header, payload);
     }
 
     /// Queue a data (or close) frame after everything already queued.
     /// Masked or small payloads are copied; large unmasked ones are shared.
     pub fn push_data(&mut self, header: Header, payload: Bytes) {
-        self.len += frame_len(&header, payload.len());
-        if header.mask.is_some() || payload.len() <= COALESCE_LIMIT {
-            Self::encode_into(&mut self.tail, header, &payload);
+        if copies(&header) {
+            self.push_copy(header, &payload);
         } else {
             let mut head = [0u8; MAX_HEADER];
             let n = header.encode(&mut head);
             self.tail.put_slice(&head[..n]);
+            self.len += n + payload.len();
             self.push_chunk(payload);
         }
+    }
+
+    /// Queue a data frame whose payload is copied next to its header (what
+    /// [`push_data`](Self::push_data) does when [`copies`] says so), from a
+    /// slice: the caller need not make it `Bytes` first.
+    pub fn push_copy(&mut self, header: Header, payload: &[u8]) {
+        self.len += Self::encode_into(&mut self.tail, header, payload);
     }
 
     /// Queue bytes that are already on-the-wire form (an HTTP head, a
@@ -88,11 +104,27 @@ impl Outbox {
     }
 
     fn push_chunk(&mut self, body: Bytes) {
-        let head = self.tail.split().freeze();
+        let head = self.take_tail();
         self.queue.push_back(Chunk { head, body });
     }
 
-    fn encode_into(buf: &mut BytesMut, header: Header, payload: &[u8]) {
+    /// The coalesced bytes as shared `Bytes`, leaving `tail` empty. A small
+    /// buffer (one that would be kept at rest) is copied out and kept
+    /// exclusively owned, so it is reused; a large one is handed over.
+    fn take_tail(&mut self) -> Bytes {
+        if self.tail.is_empty() {
+            Bytes::new()
+        } else if self.tail.capacity() <= TAIL_KEEP {
+            let head = Bytes::copy_from_slice(&self.tail);
+            self.tail.clear();
+            head
+        } else {
+            std::mem::take(&mut self.tail).freeze()
+        }
+    }
+
+    /// Append the frame to `buf`; returns its length on the wire.
+    fn encode_into(buf: &mut BytesMut, header: Header, payload: &[u8]) -> usize {
         let mut head = [0u8; MAX_HEADER];
         let n = header.encode(&mut head);
         buf.reserve(n + payload.len());
@@ -102,28 +134,28 @@ impl Outbox {
         if let Some(mask) = header.mask {
             apply_mask_at(&mut buf[start..], mask, 0);
         }
+        n + payload.len()
     }
 
     /// Fill `dst` with the pending bytes in wire order; returns how many
     /// slices were filled.
     pub fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let (started, rest) = match self.front_started {
-            true => (self.queue.front(), self.queue.range(1..)),
-            false => (None, self.queue.range(..)),
-        };
-        let pieces = started
-            .into_iter()
-            .flat_map(|c| [&c.head[..], &c.body[..]])
-            .chain([&self.control[..]])
-            .chain(rest.flat_map(|c| [&c.head[..], &c.body[..]]))
-            .chain([&self.tail[..]])
-            .filter(|piece| !piece.is_empty());
-        let mut filled = 0;
-        for (slot, piece) in dst.iter_mut().zip(pieces) {
-            *slot = IoSlice::new(piece);
-            filled += 1;
+        let mut out = Slots { dst, filled: 0 };
+        let mut rest = self.queue.iter();
+        if self.front_started {
+            if let Some(front) = rest.next() {
+                out.chunk(front);
+            }
         }
-        filled
+        out.put(&self.control);
+        for chunk in rest {
+            if out.is_full() {
+                break;
+            }
+            out.chunk(chunk);
+        }
+        out.put(&self.tail);
+        out.filled
     }
 
     /// `n` bytes from the front (in [`slices`](Self::slices) order) were written.
@@ -133,33 +165,38 @@ impl Outbox {
         if self.front_started {
             n = self.advance_front(n);
         }
-        let from_control = n.min(self.control.len());
-        self.control.advance(from_control);
-        n -= from_control;
-        if self.control.is_empty() {
-            self.control = BytesMut::new();
+        if !self.control.is_empty() {
+            let from_control = n.min(self.control.len());
+            self.control.advance(from_control);
+            n -= from_control;
+            if self.control.is_empty() {
+                self.control = BytesMut::new();
+            }
         }
         while n > 0 && !self.queue.is_empty() {
             self.front_started = true;
             n = self.advance_front(n);
         }
-        if n > 0 {
-            let mut rest = self.tail.split().freeze();
-            rest.advance(n);
-            if !rest.is_empty() {
-                self.queue.push_back(Chunk {
-                    head: rest,
-                    body: Bytes::new(),
-                });
-                self.front_started = true;
+        if n == 0 {
+            return;
+        }
+        if n == self.tail.len() {
+            // All written: keep a small buffer for the next frames.
+            if self.tail.capacity() <= TAIL_KEEP {
+                self.tail.clear();
+            } else {
+                self.tail = BytesMut::new();
             }
-        }
-        // Nothing held at rest.
-        if self.tail.is_empty() {
-            self.tail = BytesMut::new();
-        }
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            self.queue = VecDeque::new();
+        } else {
+            // The write stopped inside the tail: the rest becomes a started
+            // chunk, so control frames wait for its frame boundary.
+            let mut rest = self.take_tail();
+            rest.advance(n);
+            self.queue.push_back(Chunk {
+                head: rest,
+                body: Bytes::new(),
+            });
+            self.front_started = true;
         }
     }
 
@@ -175,13 +212,43 @@ impl Outbox {
         }
         self.queue.pop_front();
         self.front_started = false;
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new(); // no chunk queue held at rest
+        }
         n - len
     }
 }
 
-fn frame_len(header: &Header, payload: usize) -> usize {
-    let mut scratch = [0u8; MAX_HEADER];
-    header.encode(&mut scratch) + payload
+/// `IoSlice` slots being filled, skipping empty pieces.
+struct Slots<'s, 'a> {
+    dst: &'s mut [IoSlice<'a>],
+    filled: usize,
+}
+
+impl<'a> Slots<'_, 'a> {
+    fn is_full(&self) -> bool {
+        self.filled == self.dst.len()
+    }
+
+    fn put(&mut self, piece: &'a [u8]) {
+        if !piece.is_empty() {
+            if let Some(slot) = self.dst.get_mut(self.filled) {
+                *slot = IoSlice::new(piece);
+                self.filled += 1;
+            }
+        }
+    }
+
+    fn chunk(&mut self, chunk: &'a Chunk) {
+        self.put(&chunk.head);
+        self.put(&chunk.body);
+    }
+}
+
+/// Whether a data frame's payload is copied into the outbox rather than
+/// shared: masked payloads (masking needs a copy) and small ones.
+fn copies(header: &Header) -> bool {
+    header.mask.is_some() || header.len <= COALESCE_LIMIT as u64
 }
 
 #[cfg(test)]
@@ -277,13 +344,33 @@ mod tests {
     }
 
     #[test]
-    fn holds_no_buffer_when_drained() {
+    fn holds_at_most_a_small_buffer_when_drained() {
         let mut outbox = Outbox::default();
         outbox.push_data(header(OpCode::Text, 5), Bytes::from_static(b"hello"));
         outbox.push_control(header(OpCode::Ping, 0), b"");
         drain(&mut outbox, 2);
-        assert_eq!(outbox.tail.capacity(), 0);
+        // A small coalescing buffer is kept for reuse, nothing else.
+        assert!(outbox.tail.capacity() <= TAIL_KEEP);
         assert_eq!(outbox.control.capacity(), 0);
-        assert!(outbox.queue.is_empty());
+        assert_eq!(outbox.queue.capacity(), 0);
+
+        // A large one is released, whether written at once or in pieces.
+        for step in [usize::MAX, 700] {
+            let mut outbox = Outbox::default();
+            outbox.push_data(header(OpCode::Binary, 1000), Bytes::from(vec![1u8; 1000]));
+            assert!(outbox.tail.capacity() > TAIL_KEEP);
+            drain(&mut outbox, step);
+            assert_eq!(outbox.tail.capacity(), 0, "step {step}");
+            assert_eq!(outbox.queue.capacity(), 0, "step {step}");
+        }
+
+        // A large payload shared by reference: its header is copied out of
+        // the kept buffer, which stays small and exclusively owned.
+        let mut outbox = Outbox::default();
+        outbox.push_data(header(OpCode::Text, 2), Bytes::from_static(b"hi"));
+        outbox.push_data(header(OpCode::Binary, 5000), Bytes::from(vec![7u8; 5000]));
+        drain(&mut outbox, usize::MAX);
+        assert!(outbox.tail.capacity() <= TAIL_KEEP);
+        assert_eq!(outbox.queue.capacity(), 0);
     }
 }
