@@ -1,5 +1,7 @@
-//! Payload masking (RFC 6455 §5.3), in safe code that the compiler
-//! vectorises: the key is widened to a 64-byte block and XORed block by block.
+//! Payload masking (RFC 6455 §5.3), in safe code: short buffers are XORed
+//! eight bytes at a time with the key widened to a `u64`; long ones block by
+//! block with the key widened to a 64-byte block, which the compiler
+//! vectorises.
 
 const BLOCK: usize = 64;
 
@@ -11,9 +13,17 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
 /// XOR `buf` with `mask`, where `buf` starts at payload offset `offset`
 /// (for payloads that arrive in pieces).
 pub(crate) fn apply_mask_at(buf: &mut [u8], mask: [u8; 4], offset: usize) {
+    // The key as it lines up with `buf[0]`, repeated over eight bytes.
+    let mut key = mask;
+    key.rotate_left(offset & 3);
+    let [a, b, c, d] = key;
+    let word = [a, b, c, d, a, b, c, d];
+    if buf.len() < BLOCK {
+        return xor_words(buf, word);
+    }
     let mut wide = [0u8; BLOCK];
-    for (i, byte) in wide.iter_mut().enumerate() {
-        *byte = mask[(i + offset) & 3];
+    for part in wide.chunks_exact_mut(8) {
+        part.copy_from_slice(&word);
     }
     let mut blocks = buf.chunks_exact_mut(BLOCK);
     for block in &mut blocks {
@@ -21,8 +31,21 @@ pub(crate) fn apply_mask_at(buf: &mut [u8], mask: [u8; 4], offset: usize) {
             *byte ^= key;
         }
     }
-    // BLOCK is a multiple of 4, so the tail starts at the same key phase.
-    for (byte, key) in blocks.into_remainder().iter_mut().zip(&wide) {
+    // BLOCK is a multiple of 4, so the rest starts at the same key phase.
+    xor_words(blocks.into_remainder(), word);
+}
+
+/// XOR `buf` (starting at key phase 0) with `word`, eight bytes at a time.
+fn xor_words(buf: &mut [u8], word: [u8; 8]) {
+    let key = u64::from_ne_bytes(word);
+    let mut words = buf.chunks_exact_mut(8);
+    for part in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(part);
+        part.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ key).to_ne_bytes());
+    }
+    // Eight is a multiple of 4: the rest starts at key phase 0 too.
+    for (byte, key) in words.into_remainder().iter_mut().zip(word) {
         *byte ^= key;
     }
 }
