@@ -116,6 +116,12 @@ enum State {
     Closed,
 }
 
+/// The event queue keeps its allocation at rest while it holds at most this
+/// many entries (the first allocation's size), so a connection receiving a
+/// message per read does not allocate a queue per read. Larger queues,
+/// grown by a burst, are released once drained.
+const EVENTS_KEEP: usize = 4;
+
 /// An event, or the end of the input side, queued in the order the input
 /// produced them. An ending takes effect only when the application reaches
 /// it in [`Connection::poll_event`]: messages that arrived before a close
@@ -168,8 +174,9 @@ struct Reader {
     head_len: u8,
     /// The frame whose payload is arriving, and how much of it has.
     frame: Option<(Header, u64)>,
-    /// The fragmented (or partly received) data message.
-    message: Option<Box<Partial>>,
+    /// The fragmented (or partly received) data message. Kept inline: a
+    /// message that arrives whole in one frame never gets here.
+    message: Option<Partial>,
     /// A control frame's payload split across reads.
     control: Vec<u8>,
 }
@@ -492,16 +499,20 @@ impl Connection {
 
     /// The next event, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let mut event = None;
-        while event.is_none() {
-            event = match self.events.pop_front() {
-                None => break,
-                Some(Queued::Event(event)) => Some(event),
-                Some(Queued::End(ending, at)) => self.apply_ending(ending, at),
-            };
-        }
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = VecDeque::new(); // hold nothing at rest
+        let event = loop {
+            match self.events.pop_front() {
+                Some(Queued::Event(event)) => break Some(event),
+                Some(Queued::End(ending, at)) => {
+                    if let Some(event) = self.apply_ending(ending, at) {
+                        break Some(event);
+                    }
+                }
+                None => break None,
+            }
+        };
+        if self.events.is_empty() && self.events.capacity() > EVENTS_KEEP {
+            // A burst's queue is released; a small one is kept for reuse.
+            self.events = VecDeque::new();
         }
         event
     }
@@ -736,19 +747,28 @@ impl Connection {
         };
         self.reader.head_len = 0;
         let used = head_len - stashed;
-        self.start_frame(header)?;
+        self.check_frame(&header)?;
         let payload = &data[used..];
-        if header.len == 0 || header.len <= payload.len() as u64 {
-            let len = header.len as usize;
-            self.on_payload(now, header, 0, &payload[..len]);
-            return Ok(used + len);
+        if header.len > payload.len() as u64 {
+            self.start_frame(header);
+            return Ok(used);
         }
-        Ok(used)
+        let len = header.len as usize;
+        let payload = &payload[..len];
+        let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if starts_message && header.fin && header.rsv == 0 {
+            // The common case: a whole unfragmented, uncompressed message
+            // (check_frame made sure no other message is in progress).
+            self.on_whole_message(now, header, payload);
+        } else {
+            self.start_frame(header);
+            self.on_payload(now, header, 0, payload);
+        }
+        Ok(used + len)
     }
 
-    /// Validate a header against RFC 6455 §5 and the limits, and set up the
-    /// frame's reception.
-    fn start_frame(&mut self, header: Header) -> Result<(), ProtocolError> {
+    /// Validate a header against RFC 6455 §5 and the limits.
+    fn check_frame(&self, header: &Header) -> Result<(), ProtocolError> {
         match (self.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
@@ -769,33 +789,56 @@ impl Connection {
             if header.len > 125 {
                 return Err(ProtocolError::ControlFrameTooLong);
             }
-        } else {
-            match (header.opcode, &self.reader.message) {
-                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-                (OpCode::Text | OpCode::Binary, Some(_)) => {
-                    return Err(ProtocolError::ExpectedContinuation)
-                }
-                _ => {}
+            return Ok(());
+        }
+        let message = &self.reader.message;
+        match (header.opcode, message) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
             }
-            if header.len > self.config.frame_limit() as u64 {
-                return Err(ProtocolError::FrameTooLarge);
-            }
-            if starts_message {
-                self.reader.message = Some(Box::new(Partial {
-                    text: header.opcode == OpCode::Text,
-                    compressed: header.rsv != 0,
-                    data: Vec::new(),
-                    utf8: Utf8Validator::new(),
-                }));
-            }
-            let message = self.reader.message.as_deref().map_or(0, |m| m.data.len());
-            let compressed = self.reader.message.as_deref().is_some_and(|m| m.compressed);
-            if !compressed && message as u64 + header.len > self.config.max_message_size as u64 {
-                return Err(ProtocolError::MessageTooLarge);
-            }
+            _ => {}
+        }
+        if header.len > self.config.frame_limit() as u64 {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+        let (received, compressed) = match message {
+            Some(m) => (m.data.len(), m.compressed),
+            None => (0, header.rsv != 0),
+        };
+        if !compressed && received as u64 + header.len > self.config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        Ok(())
+    }
+
+    /// Set up the reception of a checked frame's payload.
+    fn start_frame(&mut self, header: Header) {
+        if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            self.reader.message = Some(Partial {
+                text: header.opcode == OpCode::Text,
+                compressed: header.rsv != 0,
+                data: Vec::new(),
+                utf8: Utf8Validator::new(),
+            });
         }
         self.reader.frame = Some((header, 0));
-        Ok(())
+    }
+
+    /// A checked, unfragmented, uncompressed data frame whose whole payload
+    /// is in `payload`: the message is built directly, validated once.
+    fn on_whole_message(&mut self, now: Instant, header: Header, payload: &[u8]) {
+        let mut data = payload.to_vec();
+        apply_mask_at(&mut data, header.mask.unwrap_or([0; 4]), 0);
+        let message = if header.opcode == OpCode::Text {
+            match String::from_utf8(data) {
+                Ok(text) => Message::Text(text),
+                Err(_) => return self.fail(now, ProtocolError::InvalidUtf8),
+            }
+        } else {
+            Message::Binary(data.into())
+        };
+        self.push_event(Event::Message(message));
     }
 
     /// A piece of the current frame's payload (`received` bytes of it came
@@ -833,7 +876,7 @@ impl Connection {
         mask: [u8; 4],
     ) -> Result<(), ProtocolError> {
         let limit = self.config.max_message_size;
-        let Some(message) = self.reader.message.as_deref_mut() else {
+        let Some(message) = self.reader.message.as_mut() else {
             return Ok(());
         };
         let last = done && header.fin;
@@ -878,7 +921,7 @@ impl Connection {
         };
         let Partial {
             text, data, utf8, ..
-        } = *message;
+        } = message;
         let message = if text {
             utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
             Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)

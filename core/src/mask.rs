@@ -13,14 +13,13 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
 /// XOR `buf` with `mask`, where `buf` starts at payload offset `offset`
 /// (for payloads that arrive in pieces).
 pub(crate) fn apply_mask_at(buf: &mut [u8], mask: [u8; 4], offset: usize) {
-    // The key as it lines up with `buf[0]`, repeated over eight bytes.
-    let mut key = mask;
-    key.rotate_left(offset & 3);
-    let [a, b, c, d] = key;
-    let word = [a, b, c, d, a, b, c, d];
+    // The key as it lines up with `buf[0]` (rotated by the offset's phase),
+    // as a little-endian word: byte order in memory is what matters.
+    let key = u32::from_le_bytes(mask).rotate_right(8 * (offset & 3) as u32);
     if buf.len() < BLOCK {
-        return xor_words(buf, word);
+        return xor_words(buf, key);
     }
+    let word = (u64::from(key) | u64::from(key) << 32).to_le_bytes();
     let mut wide = [0u8; BLOCK];
     for part in wide.chunks_exact_mut(8) {
         part.copy_from_slice(&word);
@@ -32,20 +31,29 @@ pub(crate) fn apply_mask_at(buf: &mut [u8], mask: [u8; 4], offset: usize) {
         }
     }
     // BLOCK is a multiple of 4, so the rest starts at the same key phase.
-    xor_words(blocks.into_remainder(), word);
+    xor_words(blocks.into_remainder(), key);
 }
 
-/// XOR `buf` (starting at key phase 0) with `word`, eight bytes at a time.
-fn xor_words(buf: &mut [u8], word: [u8; 8]) {
-    let key = u64::from_ne_bytes(word);
+/// XOR `buf` with `key` (a little-endian word lined up with `buf[0]`),
+/// eight, then four, then one byte at a time.
+fn xor_words(buf: &mut [u8], key: u32) {
+    let wide = u64::from(key) | u64::from(key) << 32;
     let mut words = buf.chunks_exact_mut(8);
     for part in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(part);
-        part.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ key).to_ne_bytes());
+        part.copy_from_slice(&(u64::from_le_bytes(bytes) ^ wide).to_le_bytes());
     }
-    // Eight is a multiple of 4: the rest starts at key phase 0 too.
-    for (byte, key) in words.into_remainder().iter_mut().zip(word) {
+    // Eight and four are multiples of 4: each rest starts at key phase 0.
+    let mut rest = words.into_remainder();
+    if rest.len() >= 4 {
+        let (part, tail) = rest.split_at_mut(4);
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(part);
+        part.copy_from_slice(&(u32::from_le_bytes(bytes) ^ key).to_le_bytes());
+        rest = tail;
+    }
+    for (byte, key) in rest.iter_mut().zip(key.to_le_bytes()) {
         *byte ^= key;
     }
 }
