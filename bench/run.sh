@@ -12,7 +12,9 @@
 # hubbub against each peer; raw JSON lines are kept in $BENCH_OUT.
 #
 # --quick: 3 s runs (smoke test). Environment: SERVER_CPU (0), LOAD_CPU (1),
-# BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300).
+# BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300),
+# RETRY_ABOVE (15: a row during which other processes used more than this %
+# of a core is run once more, and the quieter run kept).
 # Absolute numbers drift 10-15 % between runs: compare ratios within a run.
 set -euo pipefail
 
@@ -29,6 +31,8 @@ DUR=10; HOLD=2; MESSAGES=2000
 if [ "$QUICK" = 1 ]; then DUR=3; HOLD=1; MESSAGES=500; fi
 # The broadcast runs end when every delivery arrived; this only caps them.
 BROADCAST_CAP=20
+# Rerun a row when other processes used more than this % of a core meanwhile.
+RETRY_ABOVE=${RETRY_ABOVE:-15}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${BENCH_PORT:-9300}
@@ -84,7 +88,7 @@ start_server() {
     SERVER_PID=$!
     local _
     for _ in $(seq 100); do
-        if grep -q listening "$logf"; then return 0; fi
+        if grep -qs listening "$logf"; then return 0; fi
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             wait "$SERVER_PID" 2>/dev/null || true
             SERVER_PID=""
@@ -227,47 +231,60 @@ declare -A ECHO_ARGS=(
     [echo1k]="--conns 10 --inflight 64 --size 1024"
     [echo64k]="--conns 1 --inflight 1 --size 65536"
 )
+# run_row SERVER ROW [SERVER_ARGS...] -- MEASURE_ARGS...: a fresh server, one
+# measured run, stop. When other processes used more than RETRY_ABOVE % of a
+# core meanwhile, the row is run once more and the quieter run is kept.
+# Returns 1 when the server did not start.
+run_row() {
+    local server=$1 row=$2; shift 2
+    local server_args=()
+    while [ "$1" != -- ]; do server_args+=("$1"); shift; done
+    shift
+    local attempt k other best_other=""
+    local -A best=()
+    for attempt in 1 2; do
+        log "== $server: $row$([ "$attempt" = 2 ] && echo " (again)")"
+        if ! start_server "$server" "${server_args[@]}"; then
+            NOTES+=("$server $row: server did not start: $SERVER_ERROR")
+            return 1
+        fi
+        measure "$server" "$row" "$@"
+        stop_server
+        other=${R["$server|$row|other"]:-0}
+        if [ -n "$best_other" ] && [ "$best_other" -le "$other" ]; then
+            for k in "${!best[@]}"; do R["$server|$row|$k"]=${best[$k]}; done
+            other=$best_other
+        fi
+        if [ "$other" -le "$RETRY_ABOVE" ] || [ "$attempt" = 2 ]; then break; fi
+        for k in rate cpu rss p99 lg other lost; do best[$k]=${R["$server|$row|$k"]:-}; done
+        best_other=$other
+        log "   (other processes used $other % of a core: once more)"
+    done
+    if [ "$other" -gt "$RETRY_ABOVE" ]; then NOTES+=("$server $row: noisy, other processes used $other % of a core"); fi
+    return 0
+}
+
 START=$(date +%s)
 for server in "${SERVERS[@]}"; do
     for row in "${ECHO_ROWS[@]}"; do
-        log "== $server: $row"
-        if start_server "$server"; then
-            # shellcheck disable=SC2086  # the arguments are words
-            measure "$server" "$row" msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR"
-        else
-            NOTES+=("$server $row: server did not start: $SERVER_ERROR")
-        fi
-        stop_server
+        # shellcheck disable=SC2086  # the arguments are words
+        run_row "$server" "$row" -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR" || true
     done
 
     log "== $server: idle"
     if start_server "$server"; then measure_idle "$server"; else NOTES+=("$server idle: $SERVER_ERROR"); fi
     stop_server
 
-    log "== $server: handshakes"
-    if start_server "$server"; then
-        measure "$server" handshakes handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR"
-    else
-        NOTES+=("$server handshakes: $SERVER_ERROR")
-    fi
-    stop_server
+    run_row "$server" handshakes -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR" || true
 
-    log "== $server: broadcast"
-    if start_server "$server" --broadcast; then
-        measure "$server" broadcast delivered deliveries_per_sec broadcast --subscribers 1000 \
-            --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"
-        stop_server
+    if run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
+        --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"; then
         if [ "$server" = hubbub ]; then
-            log "== $server: broadcast over rooms"
-            if start_server "$server" --broadcast; then
-                measure "$server" rooms delivered deliveries_per_sec broadcast --subscribers 10000 \
-                    --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP"
-            fi
-            stop_server
+            run_row "$server" rooms --broadcast -- delivered deliveries_per_sec broadcast --subscribers 10000 \
+                --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
         fi
-    else
-        NOTES+=("$server broadcast: skipped, server refused --broadcast: $SERVER_ERROR")
-        [ "$server" = hubbub ] && NOTES+=("hubbub rooms: skipped (no broadcast mode)")
+    elif [ "$server" = hubbub ]; then
+        NOTES+=("hubbub rooms: skipped (no broadcast mode)")
     fi
 done
 ELAPSED=$(( $(date +%s) - START ))
