@@ -1,6 +1,25 @@
-//! Runnable hubbub programs (see `src/bin/`), and the little they share.
+//! Runnable hubbub programs (see `src/bin/`), and the little they share:
+//! command-line parsing with the common `--runtime` flag, the `listening`
+//! line, the exit codes, the wait for SIGTERM or Ctrl-C, and the small
+//! bits of the demo protocols.
+//!
+//! Exit codes of every program: 0 after a clean shutdown, 2 for a usage or
+//! configuration error (or a runtime this build does not have yet), 1 when
+//! serving failed.
 
-use std::fmt;
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    future::Future,
+    process::ExitCode,
+    time::Duration,
+};
+
+pub mod http;
+pub mod protocol;
+
+/// How long a server waits for its sessions to close after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The runtimes a program can run on (`--runtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,18 +61,232 @@ impl fmt::Display for Runtime {
     }
 }
 
-/// Wait for SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+/// Which options a program takes, besides `--runtime` and `--help`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spec {
+    /// Options followed by a value (`--port 9001` or `--port=9001`).
+    pub values: &'static [&'static str],
+    /// Options without a value (`--broadcast`).
+    pub switches: &'static [&'static str],
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `--runtime` (default `tokio`).
+    pub runtime: Runtime,
+    /// The arguments that are not options, in order. Everything after `--`
+    /// is positional.
+    pub positional: Vec<String>,
+    values: HashMap<&'static str, String>,
+    switches: HashSet<&'static str>,
+}
+
+/// Why a command line was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// `-h` or `--help`.
+    Help,
+    /// A mistake, explained.
+    Invalid(String),
+}
+
+impl Options {
+    /// Parse `args` (without the program name) against `spec`.
+    pub fn parse(args: impl IntoIterator<Item = String>, spec: Spec) -> Result<Options, ArgsError> {
+        let mut options = Options {
+            runtime: Runtime::Tokio,
+            positional: Vec::new(),
+            values: HashMap::new(),
+            switches: HashSet::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--" {
+                options.positional.extend(args.by_ref());
+                break;
             }
-            return;
+            if arg == "-h" || arg == "--help" {
+                return Err(ArgsError::Help);
+            }
+            if !arg.starts_with("--") {
+                options.positional.push(arg);
+                continue;
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) => (flag, Some(value.to_owned())),
+                None => (arg.as_str(), None),
+            };
+            let takes_value = flag == "--runtime" || spec.values.contains(&flag);
+            if takes_value {
+                let value = inline
+                    .or_else(|| args.next())
+                    .ok_or_else(|| ArgsError::Invalid(format!("{flag} needs a value")))?;
+                if flag == "--runtime" {
+                    options.runtime = Runtime::parse(&value).map_err(ArgsError::Invalid)?;
+                } else if let Some(&name) = spec.values.iter().find(|&&v| v == flag) {
+                    options.values.insert(name, value);
+                }
+            } else if let Some(&name) = spec.switches.iter().find(|&&s| s == flag) {
+                if inline.is_some() {
+                    return Err(ArgsError::Invalid(format!("{flag} takes no value")));
+                }
+                options.switches.insert(name);
+            } else {
+                return Err(ArgsError::Invalid(format!("unknown argument {arg:?}")));
+            }
+        }
+        Ok(options)
+    }
+
+    /// The value given to option `name`, if any.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// The value of option `name` parsed as `T`; `what` describes a valid
+    /// value for the error message.
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, String> {
+        self.value(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("invalid {name} {v:?}: expected {what}"))
+            })
+            .transpose()
+    }
+
+    /// Whether switch `name` was given.
+    pub fn switch(&self, name: &str) -> bool {
+        self.switches.contains(name)
+    }
+}
+
+/// A program's name and usage line, and what every program does the same
+/// way: parse the command line, refuse runtimes not built yet, run on a
+/// single-threaded tokio runtime, report errors with the right exit code.
+#[derive(Debug, Clone, Copy)]
+pub struct Program {
+    /// The binary's name, the prefix of its messages.
+    pub name: &'static str,
+    /// One usage line.
+    pub usage: &'static str,
+}
+
+impl Program {
+    /// Parse the process's arguments. On `--help` the usage goes to stdout
+    /// and the exit code is 0; on a mistake, or a runtime this build cannot
+    /// run on, an explanation goes to stderr and the exit code is 2.
+    pub fn options(&self, spec: Spec) -> Result<Options, ExitCode> {
+        let options = match Options::parse(std::env::args().skip(1), spec) {
+            Ok(options) => options,
+            Err(ArgsError::Help) => {
+                println!("usage: {}", self.usage);
+                return Err(ExitCode::SUCCESS);
+            }
+            Err(ArgsError::Invalid(message)) => return Err(self.usage_error(message)),
+        };
+        if !options.runtime.is_available() {
+            return Err(self.exit(
+                2,
+                format_args!("runtime {} is not available yet", options.runtime),
+            ));
+        }
+        Ok(options)
+    }
+
+    /// Print `message` and the usage to stderr; exit code 2.
+    pub fn usage_error(&self, message: impl fmt::Display) -> ExitCode {
+        eprintln!("{}: {message}", self.name);
+        eprintln!("usage: {}", self.usage);
+        ExitCode::from(2)
+    }
+
+    /// Print `message` to stderr; exit code `code`.
+    pub fn exit(&self, code: u8, message: impl fmt::Display) -> ExitCode {
+        eprintln!("{}: {message}", self.name);
+        ExitCode::from(code)
+    }
+
+    /// Print the line that tells scripts the sockets are bound:
+    /// `NAME: listening on WHERE (runtime tokio)`.
+    pub fn listening(&self, place: impl fmt::Display) {
+        println!("{}: listening on {place} (runtime tokio)", self.name);
+    }
+
+    /// Run `main` to completion on a single-threaded tokio runtime. An
+    /// error is printed and gives exit code 1.
+    pub fn run<F, E>(&self, main: F) -> ExitCode
+    where
+        F: Future<Output = Result<(), E>>,
+        E: fmt::Display,
+    {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => return self.exit(1, error),
+        };
+        match runtime.block_on(main) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => self.exit(1, error),
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Wait for SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    hubbub_tokio::shutdown_signal().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: Spec = Spec {
+        values: &["--port", "--max-message"],
+        switches: &["--broadcast"],
+    };
+
+    fn parse(line: &str) -> Result<Options, ArgsError> {
+        Options::parse(line.split_whitespace().map(str::to_owned), SPEC)
+    }
+
+    #[test]
+    fn options_values_switches_and_positional() {
+        let o = parse("--port 9001 --broadcast --max-message=10 a -- --b").unwrap();
+        assert_eq!(o.runtime, Runtime::Tokio);
+        assert_eq!(o.value("--port"), Some("9001"));
+        assert_eq!(o.parsed::<u16>("--port", "a port"), Ok(Some(9001)));
+        assert_eq!(o.parsed::<usize>("--max-message", "bytes"), Ok(Some(10)));
+        assert!(o.switch("--broadcast"));
+        assert_eq!(o.positional, ["a", "--b"]);
+        let o = parse("--runtime=mio x").unwrap();
+        assert_eq!(
+            (o.runtime, o.positional.as_slice()),
+            (Runtime::Mio, &["x".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let err = |line| match parse(line) {
+            Err(ArgsError::Invalid(message)) => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err("--port"), "--port needs a value");
+        assert_eq!(err("--nope"), "unknown argument \"--nope\"");
+        assert_eq!(err("--broadcast=1"), "--broadcast takes no value");
+        assert!(err("--runtime async-std").contains("unknown runtime \"async-std\""));
+        assert_eq!(parse("--help").unwrap_err(), ArgsError::Help);
+        let o = parse("--port x").unwrap();
+        assert_eq!(
+            o.parsed::<u16>("--port", "a port"),
+            Err("invalid --port \"x\": expected a port".into())
+        );
+    }
 }

@@ -5,102 +5,69 @@
 //! ```
 //!
 //! Binds 127.0.0.1:P, sets TCP_NODELAY, and sends every text and binary
-//! message back to its sender, same opcode, in order. Runs on one thread.
+//! message back to its sender, same opcode, in order. With `--broadcast` it
+//! sends every message to every *other* connected client instead, in order,
+//! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
+//! one thread.
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use hubbub_examples::{shutdown_signal, Runtime};
-use hubbub_tokio::{Config, Server, WebSocket};
+use hubbub_examples::{shutdown_signal, Program, Spec, SHUTDOWN_GRACE};
+use hubbub_tokio::{
+    CloseCode, Config, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
+};
 use tokio::net::{TcpListener, TcpStream};
 
-const USAGE: &str =
-    "usage: echo --port P [--max-message BYTES] [--deflate] [--broadcast] [--runtime tokio|smol|mio]";
+const PROGRAM: Program = Program {
+    name: "echo",
+    usage:
+        "echo --port P [--max-message BYTES] [--deflate] [--broadcast] [--runtime tokio|smol|mio]",
+};
+
+/// Default `--max-message`: 16 MiB.
+const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
 struct Args {
     port: u16,
     max_message: usize,
-    deflate: bool,
     broadcast: bool,
-    runtime: Runtime,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        port: 0,
-        max_message: 16 << 20,
-        deflate: false,
-        broadcast: false,
-        runtime: Runtime::Tokio,
-    };
-    let mut port = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--port" => {
-                let v = value("--port")?;
-                port = Some(v.parse().map_err(|_| format!("invalid --port {v:?}"))?);
-            }
-            "--max-message" => {
-                let v = value("--max-message")?;
-                args.max_message = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                    format!("invalid --max-message {v:?}: expected a positive number of bytes")
-                })?;
-            }
-            "--runtime" => args.runtime = Runtime::parse(&value("--runtime")?)?,
-            "--deflate" => args.deflate = true,
-            "--broadcast" => args.broadcast = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    args.port = port.ok_or("--port is required")?;
-    Ok(args)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("echo: {message}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let options = match PROGRAM.options(Spec {
+        values: &["--port", "--max-message"],
+        switches: &["--deflate", "--broadcast"],
+    }) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
-    if !args.runtime.is_available() {
-        eprintln!("echo: runtime {} is not available yet", args.runtime);
-        return ExitCode::from(2);
-    }
-    if args.broadcast {
-        eprintln!("echo: --broadcast is not available yet (it comes with the realtime layer)");
-        return ExitCode::from(2);
-    }
-    if args.deflate {
+    let parsed = (|| {
+        if let Some(extra) = options.positional.first() {
+            return Err(format!("unexpected argument {extra:?}"));
+        }
+        let port = options
+            .parsed("--port", "a port number")?
+            .ok_or("--port is required")?;
+        let max_message = options
+            .parsed::<usize>("--max-message", "a positive number of bytes")?
+            .unwrap_or(DEFAULT_MAX_MESSAGE);
+        if max_message == 0 {
+            return Err("invalid --max-message \"0\": expected a positive number of bytes".into());
+        }
+        Ok(Args {
+            port,
+            max_message,
+            broadcast: options.switch("--broadcast"),
+        })
+    })();
+    let args = match parsed {
+        Ok(args) => args,
+        Err(message) => return PROGRAM.usage_error(message),
+    };
+    if options.switch("--deflate") {
         eprintln!("echo: note: permessage-deflate is not available yet; --deflate is ignored");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    match runtime.and_then(|rt| rt.block_on(serve(args))) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("echo: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    PROGRAM.run(serve(args))
 }
 
 async fn serve(args: Args) -> std::io::Result<()> {
@@ -115,10 +82,10 @@ async fn serve(args: Args) -> std::io::Result<()> {
         handshake_timeout: Some(Duration::from_secs(10)),
         ..Config::default()
     };
-    println!(
-        "echo: listening on {} (runtime tokio)",
-        listener.local_addr()?
-    );
+    if args.broadcast {
+        return broadcast(listener, config, args.max_message).await;
+    }
+    PROGRAM.listening(listener.local_addr()?);
     tokio::select! {
         () = Server::new(config).serve(listener, echo) => {}
         () = shutdown_signal() => {}
@@ -135,4 +102,37 @@ async fn echo(mut ws: WebSocket<TcpStream>) {
             let _ = ws.feed(message).await;
         }
     }
+}
+
+/// `--broadcast`: a hub that forwards every message to every other session.
+async fn broadcast(
+    listener: TcpListener,
+    config: Config,
+    max_message: usize,
+) -> std::io::Result<()> {
+    let hub = Hub::builder()
+        .on_message(|session, text| {
+            if let Some(hub) = session.hub() {
+                hub.broadcast_text(text, Some(session));
+            }
+        })
+        .on_binary(|session, data| {
+            if let Some(hub) = session.hub() {
+                hub.broadcast_binary(data, Some(session));
+            }
+        })
+        // A publisher may outrun its subscribers by a burst: room for a few
+        // thousand small messages or two of the largest, then 1013.
+        .outbound_limit(OutboundLimit {
+            max_bytes: max_message.saturating_mul(2).max(4 << 20),
+            max_messages: 1 << 16,
+            policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+        })
+        .build();
+    let server = HubServer::from_listener(listener, hub, Arc::new(config));
+    PROGRAM.listening(format_args!("{} (broadcast)", server.local_addr()?));
+    let handle = server.start()?;
+    shutdown_signal().await;
+    handle.shutdown(SHUTDOWN_GRACE).await;
+    Ok(())
 }

@@ -1,0 +1,139 @@
+//! A command-line chat client, on hubbub's own tokio client (DESIGN.md §6).
+//!
+//! ```text
+//! chat-client URL NICK [LINE...] [--runtime tokio|smol|mio]
+//! ```
+//!
+//! Connects to `URL` (e.g. `ws://127.0.0.1:9001/chat`, a `room-chat`
+//! server) and prints every message it receives as `[NICK] message`. It
+//! sends each `LINE` given on the command line, or else each line read from
+//! standard input. Once the lines are sent (or standard input ends) it waits
+//! for replies until none has arrived for 0.5 s (5 s at most), then closes
+//! the connection (1000) and exits 0. Put `--` before lines that start with
+//! `--`. While the connection is quiet it sends a keep-alive ping every
+//! 15 s (and gives up on a server that answers none within 20 s). SIGTERM or
+//! Ctrl-C closes the connection and exits 0; a connection the server ends
+//! exits 0 too, a failure 1.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use hubbub_examples::{shutdown_signal, Program, Spec};
+use hubbub_tokio::{ClientConfig, CloseCode, Config, Message};
+use tokio::{
+    sync::mpsc,
+    time::{sleep_until, timeout, Instant},
+};
+
+const PROGRAM: Program = Program {
+    name: "chat-client",
+    usage: "chat-client URL NICK [LINE...] [--runtime tokio|smol|mio]",
+};
+
+/// Keep-alive pings after this long without traffic.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// After the input ends: stop once no reply came for this long...
+const QUIET: Duration = Duration::from_millis(500);
+/// ...or this long after the input ended, whichever is first.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let options = match PROGRAM.options(Spec::default()) {
+        Ok(options) => options,
+        Err(code) => return code,
+    };
+    let (url, nick, lines) = match options.positional.as_slice() {
+        [url, nick, lines @ ..] => (url.clone(), nick.clone(), lines.to_vec()),
+        _ => return PROGRAM.usage_error("URL and NICK are required"),
+    };
+    PROGRAM.run(chat(url, nick, lines))
+}
+
+/// The lines to send: the given ones, or standard input's, read by a
+/// thread of its own (reading stdin blocks).
+fn input(lines: Vec<String>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(64);
+    if lines.is_empty() {
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    } else {
+        tokio::spawn(async move {
+            for line in lines {
+                if tx.send(line).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+async fn chat(url: String, nick: String, lines: Vec<String>) -> Result<(), hubbub_tokio::Error> {
+    let config = ClientConfig {
+        config: Arc::new(Config {
+            max_message_size: 16 << 20,
+            ping_interval: Some(PING_EVERY),
+            pong_timeout: Some(Duration::from_secs(20)),
+            // The pings keep the connection alive; a silent chat is fine.
+            idle_timeout: None,
+            ..Config::default()
+        }),
+        ..ClientConfig::default()
+    };
+    let mut ws = hubbub_tokio::connect_with(&url, &config).await?;
+    PROGRAM.listening(format_args!("{url} as {nick}"));
+    let mut input = input(lines);
+    let mut input_open = true;
+    // Set once the input ended: when to stop waiting for replies.
+    let mut stop_at: Option<(Instant, Instant)> = None; // (quiet deadline, hard deadline)
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = stop_at.map(|(quiet, hard)| quiet.min(hard));
+        tokio::select! {
+            message = ws.recv() => match message {
+                Some(Ok(message)) => {
+                    println!("[{nick}] {}", show(&message));
+                    if let Some((quiet, _)) = &mut stop_at {
+                        *quiet = Instant::now() + QUIET;
+                    }
+                }
+                Some(Err(error)) => eprintln!("[{nick}] error: {error}"),
+                None => {
+                    match ws.closed() {
+                        Some(closed) => println!("[{nick}] connection closed: {} {}", closed.code, closed.reason),
+                        None => println!("[{nick}] connection closed"),
+                    }
+                    return Ok(());
+                }
+            },
+            line = input.recv(), if input_open => match line {
+                Some(line) => ws.send(line).await?,
+                None => {
+                    input_open = false;
+                    let now = Instant::now();
+                    stop_at = Some((now + QUIET, now + MAX_WAIT));
+                }
+            },
+            () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
+            () = &mut shutdown => break,
+        }
+    }
+    // Bounded even if the server never answers the close.
+    let _ = timeout(Duration::from_secs(6), ws.close(CloseCode::NORMAL, "bye")).await;
+    Ok(())
+}
+
+/// A received message as one line of output.
+fn show(message: &Message) -> String {
+    match message {
+        Message::Text(text) => text.to_string(),
+        Message::Binary(data) => String::from_utf8_lossy(data).into_owned(),
+        other => format!("{other:?}"),
+    }
+}

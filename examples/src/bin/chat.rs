@@ -1,0 +1,171 @@
+//! The chat demo (DESIGN.md §6): a web page and a WebSocket chat with
+//! rooms.
+//!
+//! ```text
+//! cd examples/chat && cargo run --release -p hubbub-examples --bin chat
+//! ```
+//!
+//! Settings come from `.env` in the working directory and the environment
+//! (the environment wins); an invalid value stops start-up with exit code 2.
+//! HTTP on `SERVER_HOST:SERVER_PORT` (8080) serves `GET /` (the page,
+//! `PUBLIC_PATH/PUBLIC_INDEX`) and `GET /api/health`; the WebSocket chat
+//! listens on `WEBSOCKET_HOST:WEBSOCKET_PORT` (9090), path `/`:
+//!
+//! | client sends | server answers |
+//! |---|---|
+//! | (connects) | `welcome to hubbub chat` |
+//! | `ping` | `pong` |
+//! | `{"type":"room.join","payload":{"room":R}}` | `joined room: R` |
+//! | `{"type":"room.leave","payload":{"room":R}}` | `left room: R` |
+//! | `{"type":"chat.message","payload":{"room":R,"text":T}}` | every member of R: `room R: T` |
+//! | the same with an empty text | the sender: `message rejected: empty text` |
+//! | any other type T | `unknown message type: T` |
+//!
+//! The room may also be the envelope's top-level `room`; none means
+//! `general`. Port 0 binds any free port; the `listening` line shows the
+//! ports bound.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use hubbub_examples::{
+    http::{self, Response},
+    protocol::{room_of, text_of},
+    shutdown_signal, Program, Spec, SHUTDOWN_GRACE,
+};
+use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
+use tokio::net::TcpListener;
+
+const PROGRAM: Program = Program {
+    name: "chat",
+    usage: "chat [--runtime tokio|smol|mio]   (settings: .env and environment, see DESIGN.md §5)",
+};
+
+const HEALTH: &str = r#"{"ok":true,"service":"websocket-chat"}"#;
+
+fn main() -> ExitCode {
+    let options = match PROGRAM.options(Spec::default()) {
+        Ok(options) => options,
+        Err(code) => return code,
+    };
+    if let Some(extra) = options.positional.first() {
+        return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"));
+    }
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return PROGRAM.exit(2, error),
+    };
+    if settings.server_port != 0 && settings.shared_port() {
+        return PROGRAM.exit(
+            2,
+            format_args!(
+                "SERVER_PORT and WEBSOCKET_PORT are both {}: one shared port needs hubbub's \
+                 HTTP layer, which this demo does not use yet; give them different ports",
+                settings.server_port
+            ),
+        );
+    }
+    PROGRAM.run(serve(settings))
+}
+
+async fn serve(settings: Settings) -> std::io::Result<()> {
+    let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
+    if !index.is_file() {
+        eprintln!(
+            "chat: warning: {} not found (run from examples/chat/, or set PUBLIC_PATH)",
+            index.display()
+        );
+    }
+    let http = TcpListener::bind((settings.server_host.as_str(), settings.server_port)).await?;
+    let ws = HubServer::bind(
+        (settings.websocket_host.as_str(), settings.websocket_port),
+        chat_hub(),
+        settings.core_config(),
+    )
+    .await?;
+    let (http_addr, ws_addr) = (http.local_addr()?, ws.local_addr()?);
+    let handle = ws.start()?;
+    let http_task = tokio::spawn(http::serve(http, move |request| route(request, &settings)));
+    PROGRAM.listening(format_args!(
+        "http://{http_addr} (page and /api/health) and ws://{ws_addr}/ (chat)"
+    ));
+    shutdown_signal().await;
+    http_task.abort();
+    handle.shutdown(SHUTDOWN_GRACE).await;
+    println!("chat: stopped");
+    Ok(())
+}
+
+/// The HTTP routes.
+fn route(request: &http::Request, settings: &Settings) -> Response {
+    let index_path = format!("/{}", settings.public_index);
+    let known = ["/", index_path.as_str(), "/api/health"];
+    if !known.contains(&request.path.as_str()) {
+        return Response::error(404);
+    }
+    if request.method != "GET" && request.method != "HEAD" {
+        return Response::method_not_allowed("GET, HEAD");
+    }
+    if request.path == "/api/health" {
+        return Response::json(HEALTH).with_header("Cache-Control", "no-cache");
+    }
+    let file = PathBuf::from(&settings.public_path).join(&settings.public_index);
+    match std::fs::read(&file) {
+        Ok(page) => Response::new(200, "text/html; charset=utf-8", page)
+            .with_header("Cache-Control", settings.public_cache_control.clone()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Response::error(404),
+        Err(_) => Response::error(500),
+    }
+}
+
+/// The chat's callbacks.
+fn chat_hub() -> Hub {
+    Hub::builder()
+        .path("/")
+        .on_open(|session| {
+            let _ = session.send_text("welcome to hubbub chat");
+            println!("chat: client {} connected", session.id());
+        })
+        .on_message(on_text)
+        .on_close(|session, code, _| {
+            println!("chat: client {} disconnected ({code})", session.id());
+        })
+        .on_error(|session, error| {
+            eprintln!("chat: client {}: {error}", session.id());
+        })
+        .build()
+}
+
+/// Raw `ping` first; then envelopes (read whole here, rather than in
+/// `on_typed_message`, because the room may be the envelope's top-level
+/// `room`).
+fn on_text(session: &Session, text: &str) {
+    if text == "ping" {
+        let _ = session.send_text("pong");
+        return;
+    }
+    let Some(envelope) = Envelope::parse(text) else {
+        return; // plain text other than `ping` means nothing here
+    };
+    let Some(hub) = session.hub() else { return };
+    let room = room_of(&envelope);
+    let reply = match envelope.event_type.as_str() {
+        "room.join" => {
+            hub.join(session, room);
+            format!("joined room: {room}")
+        }
+        "room.leave" => {
+            hub.leave(session, room);
+            format!("left room: {room}")
+        }
+        "chat.message" => {
+            let text = text_of(&envelope.payload);
+            if !text.is_empty() {
+                hub.room_text(room, &format!("room {room}: {text}"), None);
+                return;
+            }
+            "message rejected: empty text".to_owned()
+        }
+        other => format!("unknown message type: {other}"),
+    };
+    let _ = session.send_text(reply);
+}

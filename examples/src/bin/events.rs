@@ -1,0 +1,116 @@
+//! The recommended typed event protocol (DESIGN.md §6), WebSocket only.
+//!
+//! ```text
+//! events [--runtime tokio|smol|mio]
+//! ```
+//!
+//! Listens on `WEBSOCKET_HOST:WEBSOCKET_PORT` (from `.env` and the
+//! environment; 0.0.0.0:9090 by default), path `/`. Every message is an
+//! envelope `{"type":..,"payload":{..}}`:
+//!
+//! | event | answer |
+//! |---|---|
+//! | a client connects | to everyone: `system.connected` `{"message":"A client connected"}` |
+//! | `app.ping` | to everyone: `app.pong` `{"status":"ok","transport":"websocket"}` |
+//! | `chat.message` with a non-empty `text` | to everyone: the message, unchanged |
+//! | `chat.message` without text | to the sender: `chat.error` `{"error":"message_required","message":"Message text is required"}` |
+//! | any other type T | to the sender: `app.unknown` `{"type":T,"message":"Unknown event type"}` |
+//! | text that is not an envelope | to everyone: `echo.raw` `{"text":..}` |
+
+use std::process::ExitCode;
+
+use hubbub_examples::{
+    protocol::{envelope_text, text_of},
+    shutdown_signal, Program, Spec, SHUTDOWN_GRACE,
+};
+use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
+use serde_json::json;
+
+const PROGRAM: Program = Program {
+    name: "events",
+    usage: "events [--runtime tokio|smol|mio]   (settings: .env and environment, see DESIGN.md §5)",
+};
+
+fn main() -> ExitCode {
+    let options = match PROGRAM.options(Spec::default()) {
+        Ok(options) => options,
+        Err(code) => return code,
+    };
+    if let Some(extra) = options.positional.first() {
+        return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"));
+    }
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return PROGRAM.exit(2, error),
+    };
+    PROGRAM.run(serve(settings))
+}
+
+async fn serve(settings: Settings) -> std::io::Result<()> {
+    let hub = Hub::builder()
+        .path("/")
+        .on_open(|session| {
+            if let Some(hub) = session.hub() {
+                let text = envelope_text(
+                    "system.connected",
+                    &[("message", json!("A client connected"))],
+                );
+                hub.broadcast_text(&text, None);
+            }
+        })
+        .on_message(on_text)
+        .on_error(|session, error| eprintln!("events: client {}: {error}", session.id()))
+        .build();
+    let server = HubServer::bind(
+        (settings.websocket_host.as_str(), settings.websocket_port),
+        hub,
+        settings.core_config(),
+    )
+    .await?;
+    PROGRAM.listening(format_args!("ws://{}/", server.local_addr()?));
+    let handle = server.start()?;
+    shutdown_signal().await;
+    handle.shutdown(SHUTDOWN_GRACE).await;
+    Ok(())
+}
+
+/// Every text message. The envelope is parsed here (rather than in
+/// `on_typed_message`) so a valid chat message is forwarded as the very
+/// text the client sent.
+fn on_text(session: &Session, text: &str) {
+    let Some(hub) = session.hub() else { return };
+    let Some(envelope) = Envelope::parse(text) else {
+        hub.broadcast_text(&envelope_text("echo.raw", &[("text", json!(text))]), None);
+        return;
+    };
+    match envelope.event_type.as_str() {
+        "app.ping" => {
+            let pong = envelope_text(
+                "app.pong",
+                &[("status", json!("ok")), ("transport", json!("websocket"))],
+            );
+            hub.broadcast_text(&pong, None);
+        }
+        "chat.message" if !text_of(&envelope.payload).is_empty() => {
+            hub.broadcast_text(text, None);
+        }
+        "chat.message" => {
+            let _ = session.send_text(envelope_text(
+                "chat.error",
+                &[
+                    ("error", json!("message_required")),
+                    ("message", json!("Message text is required")),
+                ],
+            ));
+        }
+        other => {
+            let _ = session.send_text(envelope_text(
+                "app.unknown",
+                &[
+                    ("type", json!(other)),
+                    ("message", json!("Unknown event type")),
+                ],
+            ));
+        }
+    }
+}

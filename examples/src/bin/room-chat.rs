@@ -1,0 +1,73 @@
+//! A chat room on one WebSocket path (DESIGN.md §6).
+//!
+//! ```text
+//! room-chat [PORT] [--runtime tokio|smol|mio]     (PORT: 9001 by default, 0 = any free port)
+//! ```
+//!
+//! Listens on 0.0.0.0:PORT, path `/chat` (any other path is answered 404 at
+//! the upgrade). Every message a participant sends goes to every
+//! participant, the sender included, as `<session id>: <text>` (binary
+//! messages likewise, as binary). Joins and leaves are printed with the
+//! number online. Try it with `chat-client ws://127.0.0.1:9001/chat NICK`.
+
+use std::process::ExitCode;
+
+use hubbub_examples::{shutdown_signal, Program, Spec, SHUTDOWN_GRACE};
+use hubbub_tokio::{Config, Hub, HubServer};
+
+const PROGRAM: Program = Program {
+    name: "room-chat",
+    usage: "room-chat [PORT] [--runtime tokio|smol|mio]",
+};
+
+const DEFAULT_PORT: u16 = 9001;
+
+fn main() -> ExitCode {
+    let options = match PROGRAM.options(Spec::default()) {
+        Ok(options) => options,
+        Err(code) => return code,
+    };
+    let port = match options.positional.as_slice() {
+        [] => DEFAULT_PORT,
+        [port] => match port.parse() {
+            Ok(port) => port,
+            Err(_) => return PROGRAM.usage_error(format_args!("invalid PORT {port:?}")),
+        },
+        [_, extra, ..] => {
+            return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"))
+        }
+    };
+    PROGRAM.run(serve(port))
+}
+
+async fn serve(port: u16) -> std::io::Result<()> {
+    let hub = Hub::builder()
+        .path("/chat")
+        .on_open(|session| {
+            let online = session.hub().map_or(0, |hub| hub.session_count());
+            println!("[chat] join {} ({online} online)", session.id());
+        })
+        .on_close(|session, _, _| {
+            let online = session.hub().map_or(0, |hub| hub.session_count());
+            println!("[chat] leave {} ({online} online)", session.id());
+        })
+        .on_message(|session, text| {
+            if let Some(hub) = session.hub() {
+                hub.broadcast_text(&format!("{}: {text}", session.id()), None);
+            }
+        })
+        .on_binary(|session, data| {
+            if let Some(hub) = session.hub() {
+                let mut message = format!("{}: ", session.id()).into_bytes();
+                message.extend_from_slice(data);
+                hub.broadcast_binary(&message, None);
+            }
+        })
+        .build();
+    let server = HubServer::bind(("0.0.0.0", port), hub, Config::default().into()).await?;
+    PROGRAM.listening(format_args!("ws://{}/chat", server.local_addr()?));
+    let handle = server.start()?;
+    shutdown_signal().await;
+    handle.shutdown(SHUTDOWN_GRACE).await;
+    Ok(())
+}
