@@ -50,6 +50,54 @@ impl Utf8Validator {
         }
     }
 
+    /// Validate the next piece and append it to `out` as text: each byte is
+    /// validated once, so the accumulated `String` needs no re-validation.
+    /// Fails as [`feed`](Self::feed) does, as soon as the input is invalid;
+    /// an unfinished character at the end is carried to the next call.
+    pub(crate) fn push_valid(
+        &mut self,
+        mut input: &[u8],
+        out: &mut String,
+    ) -> Result<(), InvalidUtf8> {
+        if self.partial_len > 0 {
+            let have = self.partial_len as usize;
+            let need = char_width(self.partial[0]) - have;
+            let take = need.min(input.len());
+            self.partial[have..have + take].copy_from_slice(&input[..take]);
+            self.partial_len += take as u8;
+            input = &input[take..];
+            match std::str::from_utf8(&self.partial[..self.partial_len as usize]) {
+                Ok(c) => {
+                    out.push_str(c);
+                    self.partial_len = 0;
+                }
+                Err(e) if e.error_len().is_some() => return Err(InvalidUtf8),
+                Err(_) => return Ok(()), // still unfinished, input exhausted
+            }
+        }
+        // Set aside a character cut off at the end, so that what is
+        // validated (once) is whole characters only.
+        let cut = unfinished_tail(input);
+        let (whole, tail) = input.split_at(input.len() - cut);
+        out.push_str(std::str::from_utf8(whole).map_err(|_| InvalidUtf8)?);
+        if !tail.is_empty() {
+            // Known bytes that can never start a valid character fail now.
+            if let Err(e) = std::str::from_utf8(tail) {
+                if e.error_len().is_some() {
+                    return Err(InvalidUtf8);
+                }
+            }
+            self.partial[..tail.len()].copy_from_slice(tail);
+            self.partial_len = tail.len() as u8;
+        }
+        Ok(())
+    }
+
+    /// Bytes of an unfinished character carried to the next piece.
+    pub(crate) fn carried(&self) -> usize {
+        self.partial_len as usize
+    }
+
     /// The message ended: valid only if no character is left unfinished.
     pub fn finish(&self) -> Result<(), InvalidUtf8> {
         if self.partial_len == 0 {
@@ -58,6 +106,20 @@ impl Utf8Validator {
             Err(InvalidUtf8)
         }
     }
+}
+
+/// How many bytes at the end of `input` are the start of a character that
+/// the input cuts short (0 to 3); invalid bytes are left to the validator.
+fn unfinished_tail(input: &[u8]) -> usize {
+    for back in 1..=3.min(input.len()) {
+        let byte = input[input.len() - back];
+        if byte & 0xc0 != 0x80 {
+            // A lead byte (or ASCII): is its character cut short?
+            let cut = byte >= 0xc0 && char_width(byte) > back;
+            return if cut { back } else { 0 };
+        }
+    }
+    0
 }
 
 /// Length of the character a (valid) lead byte starts.
@@ -116,7 +178,87 @@ mod tests {
         assert_eq!(feed_all(&[b"\xf0", b"\x9d", b"\x84"]), Err(InvalidUtf8));
     }
 
+    /// Feed `pieces` with `push_valid`: the text, or the index of the piece
+    /// (`pieces.len()` for the end) at which it failed.
+    fn push_all(pieces: &[&[u8]]) -> Result<String, usize> {
+        let mut v = Utf8Validator::new();
+        let mut out = String::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            v.push_valid(piece, &mut out).map_err(|_| i)?;
+            assert_accounted(&out, &v, pieces[..=i].iter().map(|p| p.len()).sum());
+        }
+        v.finish().map_err(|_| pieces.len())?;
+        Ok(out)
+    }
+
+    /// What was consumed is either in `out` or carried.
+    fn assert_accounted(out: &str, v: &Utf8Validator, fed: usize) {
+        assert_eq!(out.len() + v.carried(), fed);
+    }
+
+    /// The index of the piece at which `feed` fails, as for `push_all`.
+    fn feed_fails_at(pieces: &[&[u8]]) -> Option<usize> {
+        let mut v = Utf8Validator::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            if v.feed(piece).is_err() {
+                return Some(i);
+            }
+        }
+        v.finish().err().map(|_| pieces.len())
+    }
+
+    #[test]
+    fn push_valid_accumulates_split_characters() {
+        let text = "κόσμε 𝄞 €";
+        let bytes = text.as_bytes();
+        for split in 0..=bytes.len() {
+            assert_eq!(
+                push_all(&[&bytes[..split], &bytes[split..]]).as_deref(),
+                Ok(text)
+            );
+        }
+        let one_by_one: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(push_all(&one_by_one).as_deref(), Ok(text));
+        // Fails fast, on the piece that makes the prefix impossible.
+        assert_eq!(push_all(&[b"ok\xf4", b"\x90", b"x"]), Err(1));
+        assert_eq!(push_all(&[b"ok\xed\xa0"]), Err(0));
+        assert_eq!(push_all(&[b"ok\xf8"]), Err(0));
+        assert_eq!(push_all(&[b"abc\xe2\x82"]), Err(1));
+    }
+
     proptest! {
+        #[test]
+        fn push_valid_agrees_with_std_and_feed(
+            data in proptest::collection::vec(
+                prop_oneof![any::<u8>(), 0x80u8..0xc0, 0xc2u8..0xf5], 0..64),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts { pieces.push(&data[start..cut]); start = cut; }
+            pieces.push(&data[start..]);
+            let pushed = push_all(&pieces);
+            match std::str::from_utf8(&data) {
+                Ok(text) => prop_assert_eq!(pushed.as_deref(), Ok(text)),
+                Err(_) => prop_assert!(pushed.is_err()),
+            }
+            prop_assert_eq!(pushed.err(), feed_fails_at(&pieces));
+        }
+
+        #[test]
+        fn push_valid_passes_valid_strings(text in "\\PC*", cuts in proptest::collection::vec(0usize..200, 0..4)) {
+            let bytes = text.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts { pieces.push(&bytes[start..cut]); start = cut; }
+            pieces.push(&bytes[start..]);
+            prop_assert_eq!(push_all(&pieces), Ok(text.clone()));
+        }
+
         #[test]
         fn agrees_with_std(data in proptest::collection::vec(any::<u8>(), 0..64),
                            cuts in proptest::collection::vec(0usize..64, 0..4)) {

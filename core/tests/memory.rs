@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicIsize, Ordering},
+    cell::Cell,
 };
 
 use common::*;
@@ -14,17 +14,31 @@ use hubbub_core::{Config, Connection, Event};
 
 struct Counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+thread_local! {
+    /// Bytes allocated minus bytes freed by this thread: each test measures
+    /// its own thread, undisturbed by the test harness's other threads.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    // Ignored while the thread-local is being torn down.
+    let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+}
+
+/// Bytes this thread holds, as counted so far.
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     // SAFETY: forwards to the system allocator unchanged; only counts.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
+        count(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     // SAFETY: as above.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
+        count(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -50,7 +64,7 @@ fn idle_connection_cost() {
     // (the shared Arc<Config> excluded).
     let config = std::sync::Arc::new(Config::default());
     let now = std::time::Instant::now();
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = live();
     let mut server = Connection::server(config, now);
     server.handle_input(now, REQUEST);
     assert!(matches!(server.poll_event(), Some(Event::Request)));
@@ -81,7 +95,7 @@ fn idle_connection_cost() {
         }
     }
     drain(&mut server);
-    let after = LIVE.load(Ordering::SeqCst);
+    let after = live();
     println!("heap held at rest after traffic: {} bytes", after - before);
     assert!(
         after - before <= OUTBOX_KEPT + EVENTS_KEPT,
@@ -89,4 +103,33 @@ fn idle_connection_cost() {
         after - before
     );
     drop(server);
+}
+
+/// A frame's header alone allocates nothing; its first payload bytes reserve
+/// room for the rest of the frame (it passed the limits), and the message is
+/// received into that buffer without growing it (ARCHITECTURE.md §5).
+#[test]
+fn header_alone_reserves_nothing() {
+    let (mut server, now) = open_server(Config::default());
+    drain(&mut server);
+    while server.poll_event().is_some() {}
+    let len = 60_000;
+    for (opcode, payload) in [(1u8, vec![b'a'; len]), (2, vec![7u8; len])] {
+        let wire = client_frame(true, opcode, &payload);
+        let header = wire.len() - len;
+        let before = live();
+        server.handle_input(now, &wire[..header]);
+        assert_eq!(live() - before, 0, "header alone");
+        server.handle_input(now, &wire[header..header + 1]);
+        let reserved = live() - before;
+        assert_eq!(reserved, len as isize, "reserved on the first byte");
+        server.handle_input(now, &wire[header + 1..]);
+        let held = live() - before;
+        assert_eq!(held, reserved, "the buffer grew");
+        let message = match server.poll_event() {
+            Some(Event::Message(message)) => message,
+            other => panic!("expected the message, got {other:?}"),
+        };
+        assert_eq!(message.as_bytes(), &payload[..]);
+    }
 }
