@@ -68,6 +68,8 @@ struct Tally {
     out_of_order: u64,
     bogus: u64,
     self_echo: u64,
+    /// Subscribers the server disconnected during the publish phase.
+    disconnected: u64,
     /// Why the publish phase ended: `complete`, `stall` or `deadline`.
     ended: &'static str,
     last_seq: Vec<u64>,
@@ -163,6 +165,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         .int("out_of_order", tally.out_of_order)
         .int("bogus", tally.bogus)
         .int("self_echo", tally.self_echo)
+        .int("disconnected", tally.disconnected)
         .float("client_cpu_pct", cpu.percent());
     Ok(Outcome::ok(r))
 }
@@ -338,16 +341,26 @@ fn publish(f: &mut Fanout, opts: &Options, deadline: Instant) -> Result<(Tally, 
             let now = clock.now_ns();
             let before = t.delivered;
             let rooms_mode = f.rooms;
-            let result = f.pool.service(id, &mut |e| {
-                if let ConnEvent::Frame(Event::Message { prefix, .. }) = e {
+            let mut closed = false;
+            let result = f.pool.service(id, &mut |e| match e {
+                ConnEvent::Frame(Event::Message { prefix, .. }) => {
                     t.record(role, stamp(prefix, rooms_mode), now, messages);
                 }
+                ConnEvent::Frame(Event::Close) | ConnEvent::Eof => closed = true,
+                _ => {}
             });
             if t.delivered > before {
                 last_delivery = Instant::now();
             }
-            if let Err(e) = result {
-                return Err(format!("connection failed while publishing: {e}"));
+            if closed || result.is_err() {
+                if role == Role::Publisher {
+                    let why = result.err().map_or("closed".into(), |e| e.to_string());
+                    return Err(format!("the server dropped the publisher: {why}"));
+                }
+                // A subscriber the server dropped (slow-consumer policy, or
+                // an error): its missing deliveries show up as loss.
+                t.disconnected += 1;
+                f.pool.close(id);
             }
         }
         while t.complete < t.sent
