@@ -1,35 +1,16 @@
-//! The `echo` binary as other programs use it (DESIGN.md §6).
+//! The `echo` binary as other programs use it (DESIGN.md §6), driven by
+//! tokio-tungstenite.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+mod common;
 
-use hubbub_tokio::{CloseCode, Message};
+use common::{close, connect, next, run_to_end, runtime, send, send_binary, start};
 
 const ECHO: &str = env!("CARGO_BIN_EXE_echo");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(ECHO).args(args).output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn other_runtimes_are_not_available_yet() {
     for runtime in ["smol", "mio"] {
-        let (code, stderr) = run_to_end(&["--port", "1", "--runtime", runtime]);
+        let (code, _, stderr) = run_to_end(ECHO, &["--port", "1", "--runtime", runtime], None, &[]);
         assert_eq!(code, Some(2));
         assert!(
             stderr.contains(&format!("runtime {runtime} is not available yet")),
@@ -40,99 +21,111 @@ fn other_runtimes_are_not_available_yet() {
 
 #[test]
 fn bad_arguments_are_clear_errors() {
-    let (code, stderr) = run_to_end(&["--port", "1", "--runtime", "async-std"]);
-    assert_eq!(code, Some(2));
-    assert!(stderr.contains("unknown runtime \"async-std\""), "{stderr}");
-    let (code, stderr) = run_to_end(&[]);
-    assert_eq!(code, Some(2));
-    assert!(stderr.contains("--port is required"), "{stderr}");
-    let (code, stderr) = run_to_end(&["--port", "1", "--broadcast"]);
-    assert_eq!(code, Some(2));
-    assert!(stderr.contains("not available yet"), "{stderr}");
+    for (args, expected) in [
+        (
+            &["--port", "1", "--runtime", "async-std"][..],
+            "unknown runtime \"async-std\"",
+        ),
+        (&[], "--port is required"),
+        (&["--port", "x"], "invalid --port \"x\""),
+        (
+            &["--port", "1", "--max-message", "0"],
+            "invalid --max-message \"0\"",
+        ),
+        (&["--port", "1", "--loud"], "unknown argument \"--loud\""),
+    ] {
+        let (code, _, stderr) = run_to_end(ECHO, args, None, &[]);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage: echo --port P"), "{stderr}");
+    }
+    let (code, stdout, _) = run_to_end(ECHO, &["--help"], None, &[]);
+    assert_eq!((code, stdout.starts_with("usage: echo")), (Some(0), true));
 }
 
 #[test]
 fn echoes_in_order_and_exits_on_sigterm() {
-    let port = free_port();
-    let mut child = Command::new(ECHO)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--max-message",
-            "100000",
-            "--deflate",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line:?}");
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let url = format!("ws://127.0.0.1:{port}/");
-        let config = hubbub_tokio::ClientConfig {
-            config: std::sync::Arc::new(hubbub_tokio::Config {
-                max_message_size: 1 << 20,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let connecting = hubbub_tokio::connect_with(&url, &config);
-        let mut ws = tokio::time::timeout(Duration::from_secs(10), connecting)
-            .await
-            .unwrap()
-            .unwrap();
-        let sent = vec![
-            Message::Text("hello".into()),
-            Message::Binary(vec![1, 2, 3].into()),
-            Message::Text(String::new()),
-            Message::Binary(vec![9; 100_000].into()),
-        ];
-        for message in &sent {
-            ws.feed(message.clone()).await.unwrap();
-        }
-        ws.flush().await.unwrap();
-        for expected in &sent {
-            let got = tokio::time::timeout(Duration::from_secs(10), ws.recv())
-                .await
-                .unwrap();
-            assert_eq!(&got.unwrap().unwrap(), expected);
-        }
+    let server = start(
+        ECHO,
+        &["--port", "0", "--max-message", "100000", "--deflate"],
+        None,
+        &[],
+    );
+    let port = port(&server);
+    runtime().block_on(async {
+        let mut ws = connect(&format!("ws://127.0.0.1:{port}/")).await;
+        send(&mut ws, "hello").await;
+        send_binary(&mut ws, &[1, 2, 3]).await;
+        send(&mut ws, "").await;
+        send_binary(&mut ws, &[b'x'; 100_000]).await;
+        assert_eq!(next(&mut ws).await, "hello");
+        assert_eq!(next(&mut ws).await, "binary:\u{1}\u{2}\u{3}");
+        assert_eq!(next(&mut ws).await, "");
+        assert_eq!(
+            next(&mut ws).await,
+            format!("binary:{}", "x".repeat(100_000))
+        );
         // Over --max-message: closed with 1009.
-        ws.send(Message::Binary(vec![0; 100_001].into()))
-            .await
-            .unwrap();
-        assert!(tokio::time::timeout(Duration::from_secs(10), ws.recv())
-            .await
-            .unwrap()
-            .is_none());
-        assert_eq!(ws.closed().unwrap().code, CloseCode::MESSAGE_TOO_BIG);
+        send_binary(&mut ws, &[0; 100_001]).await;
+        assert_eq!(next(&mut ws).await, "close 1009");
     });
-
-    // SIGTERM: a clean exit.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "echo did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "{exit:?}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = server.stderr();
+    assert!(server.terminate().success());
     assert!(stderr.contains("--deflate is ignored"), "{stderr}");
+}
+
+#[test]
+fn broadcast_reaches_every_other_client_in_order() {
+    let server = start(ECHO, &["--port", "0", "--broadcast"], None, &[]);
+    assert!(
+        server.listening.contains("broadcast"),
+        "{}",
+        server.listening
+    );
+    let port = port(&server);
+    runtime().block_on(async {
+        let url = format!("ws://127.0.0.1:{port}/");
+        let (mut a, mut b, mut c) = (
+            connect(&url).await,
+            connect(&url).await,
+            connect(&url).await,
+        );
+        // c's message reaching a and b shows all three are registered.
+        send(&mut c, "ready").await;
+        assert_eq!(next(&mut a).await, "ready");
+        assert_eq!(next(&mut b).await, "ready");
+        send(&mut a, "one").await;
+        send_binary(&mut a, b"two").await;
+        for i in 0..100 {
+            send(&mut a, &format!("n{i}")).await;
+        }
+        for peer in [&mut b, &mut c] {
+            assert_eq!(next(peer).await, "one");
+            assert_eq!(next(peer).await, "binary:two");
+            for i in 0..100 {
+                assert_eq!(next(peer).await, format!("n{i}"));
+            }
+        }
+        // The sender got none of its own: the next thing it receives is b's.
+        send(&mut b, "from b").await;
+        assert_eq!(next(&mut a).await, "from b");
+        assert_eq!(next(&mut c).await, "from b");
+        // A client that left is skipped; the others go on.
+        close(c).await;
+        send(&mut a, "after c").await;
+        assert_eq!(next(&mut b).await, "after c");
+        close(a).await;
+        close(b).await;
+    });
+    assert!(server.terminate().success());
+}
+
+/// The port of `echo: listening on 127.0.0.1:PORT ...`.
+fn port(server: &common::Running) -> u16 {
+    let addr = server
+        .listening
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {:?}", server.listening));
+    addr["127.0.0.1:".len()..].parse().unwrap()
 }

@@ -1,0 +1,320 @@
+//! What the demo tests share: starting a binary and reading its
+//! `listening` line, stopping it with SIGTERM, and a WebSocket peer from a
+//! client library we did not write (tokio-tungstenite). Every wait is
+//! bounded.
+#![allow(dead_code)] // each test file uses a part
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{mpsc, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// Longest wait for anything a test expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running binary.
+pub struct Running {
+    child: Child,
+    /// The `listening` line.
+    pub listening: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Start `binary` with `args`, in `dir` (if any), with `env` added, and wait
+/// for its `listening` line.
+pub fn start(binary: &str, args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Running {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    spawn(command)
+}
+
+/// Spawn `command` (stdout and stderr piped) and wait for its `listening`
+/// line.
+pub fn spawn(mut command: Command) -> Running {
+    let mut child = command.spawn().expect("spawn the binary");
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let lines = stdout.clone();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if line.contains("listening") {
+                let _ = tx.send(line.clone());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let mut err = child.stderr.take().unwrap();
+    let errors = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            errors
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let listening = match rx.recv_timeout(WAIT) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "no `listening` line within {WAIT:?}; stderr: {}",
+                stderr.lock().unwrap()
+            );
+        }
+    };
+    Running {
+        child,
+        listening,
+        stdout,
+        stderr,
+    }
+}
+
+impl Running {
+    /// The ports of the URLs in the `listening` line, in order
+    /// (`http://0.0.0.0:8080 ... ws://0.0.0.0:9090/`).
+    pub fn ports(&self) -> Vec<u16> {
+        ports_in(&self.listening)
+    }
+
+    /// Lines printed so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Wait until a printed line satisfies `pred`.
+    pub fn wait_for_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.stdout().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line {what} within {WAIT:?}; stdout: {:?}",
+                self.stdout()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait until stderr contains `needle`.
+    pub fn wait_for_stderr(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} on stderr within {WAIT:?}: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The child's standard input (when spawned with `Stdio::piped()`).
+    pub fn take_stdin(&mut self) -> std::process::ChildStdin {
+        self.child.stdin.take().expect("stdin piped")
+    }
+
+    /// Send SIGTERM.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
+    /// Send SIGTERM and wait (bounded) for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.sigterm();
+        self.wait()
+    }
+
+    /// Wait (bounded) for the exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the binary did not exit within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Every `:PORT` that follows a `scheme://host` in `line`.
+pub fn ports_in(line: &str) -> Vec<u16> {
+    line.split("://")
+        .skip(1)
+        .filter_map(|rest| {
+            let authority = rest.split(['/', ' ']).next()?;
+            authority.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Run `binary` to its end (bounded) with `env` added, in `dir`; returns
+/// the exit code, stdout and stderr.
+pub fn run_to_end(
+    binary: &str,
+    args: &[&str],
+    dir: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{binary} {args:?} did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A fresh empty directory under the system's temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hubbub-examples-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A single-threaded tokio runtime for a test's client side.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A WebSocket client connection (tokio-tungstenite).
+pub type Peer =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connect to `url`.
+pub async fn connect(url: &str) -> Peer {
+    try_connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+/// Connect to `url`, returning the error.
+pub async fn try_connect(url: &str) -> Result<Peer, tungstenite::Error> {
+    match timeout(WAIT, tokio_tungstenite::connect_async(url)).await {
+        Ok(result) => result.map(|(peer, _)| peer),
+        Err(_) => panic!("no connection to {url} within {WAIT:?}"),
+    }
+}
+
+/// The next data message as text (`binary:` and the bytes, lossily, for a
+/// binary one; `close CODE` for a close frame).
+pub async fn next(peer: &mut Peer) -> String {
+    loop {
+        let message = timeout(WAIT, peer.next())
+            .await
+            .unwrap_or_else(|_| panic!("no message within {WAIT:?}"));
+        match message {
+            Some(Ok(Message::Text(text))) => return text.to_string(),
+            Some(Ok(Message::Binary(data))) => {
+                return format!("binary:{}", String::from_utf8_lossy(&data))
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return format!("close {}", frame.map_or(1005, |f| u16::from(f.code)))
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The next message, parsed as JSON.
+pub async fn next_json(peer: &mut Peer) -> serde_json::Value {
+    let text = next(peer).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
+}
+
+/// Send a text message.
+pub async fn send(peer: &mut Peer, text: &str) {
+    timeout(WAIT, peer.send(Message::text(text)))
+        .await
+        .expect("send in time")
+        .expect("send");
+}
+
+/// Send a binary message.
+pub async fn send_binary(peer: &mut Peer, data: &[u8]) {
+    timeout(WAIT, peer.send(Message::binary(data.to_vec())))
+        .await
+        .expect("send in time")
+        .expect("send");
+}
+
+/// Close and read to the end.
+pub async fn close(mut peer: Peer) {
+    let _ = timeout(WAIT, peer.close(None)).await;
+    let _ = timeout(WAIT, async { while peer.next().await.is_some() {} }).await;
+}
