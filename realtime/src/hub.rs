@@ -192,8 +192,18 @@ impl Hub {
         self.0.read_sessions().len()
     }
 
-    /// Add `session` to `room` (joining twice is harmless).
+    /// Add `session` to `room` (joining twice is harmless). Returns true if
+    /// it was not a member yet; false too for a session that has ended,
+    /// which joins nothing (so no room keeps a member that will never
+    /// leave).
     pub fn join(&self, session: &Session, room: &str) -> bool {
+        // Under the sessions lock: `closed` removes the session under the
+        // write lock before it leaves every room, so a join either lands
+        // before that (and is undone) or sees the session gone.
+        let sessions = self.0.read_sessions();
+        if !sessions.contains_key(&session.id()) {
+            return false;
+        }
         self.0.lock_rooms().join(session.id(), room)
     }
 
@@ -309,8 +319,13 @@ impl Hub {
     /// Stop accepting sessions and close every open one with 1001 (phase one
     /// of shutdown; adapters then wait, bounded, for the sessions to end).
     pub fn shutdown(&self) {
-        self.0.accepting.store(false, Ordering::SeqCst);
-        let sessions: Vec<Session> = self.0.read_sessions().values().cloned().collect();
+        let sessions: Vec<Session> = {
+            // Under the write lock, so that no session opens unseen: `open`
+            // checks `accepting` under the same lock.
+            let sessions = self.0.write_sessions();
+            self.0.accepting.store(false, Ordering::SeqCst);
+            sessions.values().cloned().collect()
+        };
         for session in sessions {
             session.close(CloseCode::GOING_AWAY, "server shutting down");
         }
@@ -342,12 +357,16 @@ impl Hub {
     /// A connection opened: register its session and call `on_open`.
     /// `None` while shutting down (the adapter should close with 1001).
     pub fn open(&self, info: SessionInfo) -> Option<Session> {
-        if !self.is_accepting() {
-            return None;
-        }
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let session = Session::new(id, info, self.0.limit, Arc::downgrade(&self.0));
-        self.0.write_sessions().insert(id, session.clone());
+        let session = {
+            let mut sessions = self.0.write_sessions();
+            if !self.is_accepting() {
+                return None;
+            }
+            let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+            let session = Session::new(id, info, self.0.limit, Arc::downgrade(&self.0));
+            sessions.insert(id, session.clone());
+            session
+        };
         self.0.metrics.connections_total.inc();
         self.0.metrics.connections_active.inc();
         if let Some(on_open) = &self.0.handlers.open {
@@ -384,18 +403,32 @@ impl Hub {
     }
 
     /// The connection ended: leave every room, forget the session, call
-    /// `on_close` once.
+    /// `on_close`. Only the first call for a session does anything, so
+    /// `on_close` runs exactly once.
     pub fn closed(&self, session: &Session, code: CloseCode, reason: &str) {
+        if self.forget(session, code) {
+            if let Some(on_close) = &self.0.handlers.close {
+                on_close(session, code, reason);
+            }
+        }
+    }
+
+    /// Like [`closed`](Self::closed) without calling `on_close`: for a
+    /// session whose task is unwinding from a panic (a second panic in a
+    /// callback would abort the process).
+    pub fn release(&self, session: &Session, code: CloseCode) {
+        self.forget(session, code);
+    }
+
+    fn forget(&self, session: &Session, code: CloseCode) -> bool {
         session.mark_closed();
         if self.0.write_sessions().remove(&session.id()).is_none() {
-            return; // already reported
+            return false; // already reported
         }
         self.0.lock_rooms().leave_all(session.id());
         self.0.metrics.connections_active.dec();
         self.0.metrics.count_close(code.0);
-        if let Some(on_close) = &self.0.handlers.close {
-            on_close(session, code, reason);
-        }
+        true
     }
 
     /// Report an error on `session` to `on_error`.
@@ -436,5 +469,445 @@ impl fmt::Debug for Hub {
         f.debug_struct("Hub")
             .field("sessions", &self.session_count())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{atomic::AtomicUsize, mpsc},
+        task::Waker,
+        thread,
+        time::{Duration, Instant},
+    };
+
+    use std::io::IoSlice;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        session::{tests::open_connection, Queued},
+        SendError, SlowConsumer, HIGH_WATER,
+    };
+
+    /// Run `f` on a thread; fail if it takes more than five seconds (a
+    /// deadlock shows up as a failure, not a hung test run).
+    fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("finished within 5 s (no deadlock)")
+    }
+
+    fn info(path: &str) -> SessionInfo {
+        SessionInfo {
+            path: path.into(),
+            ..SessionInfo::default()
+        }
+    }
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn logging_hub(log: &Log) -> Hub {
+        let (l1, l2, l3, l4, l5, l6) = (
+            log.clone(),
+            log.clone(),
+            log.clone(),
+            log.clone(),
+            log.clone(),
+            log.clone(),
+        );
+        Hub::builder()
+            .on_open(move |s| l1.lock().unwrap().push(format!("open {}", s.id())))
+            .on_message(move |_, text| l2.lock().unwrap().push(format!("raw {text}")))
+            .on_binary(move |_, data| l3.lock().unwrap().push(format!("binary {data:?}")))
+            .on_typed_message(move |_, kind, payload| {
+                l4.lock().unwrap().push(format!("typed {kind} {payload}"))
+            })
+            .on_close(move |_, code, reason| {
+                l5.lock().unwrap().push(format!("close {code} {reason}"))
+            })
+            .on_error(move |_, error| l6.lock().unwrap().push(format!("error {error:?}")))
+            .build()
+    }
+
+    fn take(log: &Log) -> Vec<String> {
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
+    /// Texts (or frame payloads, for broadcasts) queued on `session`.
+    fn texts(session: &Session) -> Vec<String> {
+        session
+            .peek()
+            .into_iter()
+            .map(|item| match item {
+                Queued::Text(text) => text,
+                Queued::Frame(bytes) => frame_payload(&bytes),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The payload of an unmasked server frame, as text.
+    fn frame_payload(bytes: &[u8]) -> String {
+        let start = match bytes[1] & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    }
+
+    #[test]
+    fn callbacks_raw_then_typed_binary_and_close_once() {
+        let log = Log::default();
+        let hub = logging_hub(&log);
+        let s = hub.open(info("/")).unwrap();
+        let envelope = r#"{"type":"a.b","payload":{"x":{"y":[1,{"z":null}]}},"room":"r"}"#;
+        let not_envelopes = [
+            "[1]",
+            r#"{"type":""}"#,
+            r#"{"type":1}"#,
+            "{oops",
+            r#"{"payload":{}}"#,
+        ];
+        let mut inputs = vec!["plain", envelope];
+        inputs.extend(not_envelopes);
+        for text in &inputs {
+            hub.deliver(&s, &Message::Text(text.to_string()));
+        }
+        hub.deliver(&s, &Message::Binary(Bytes::from_static(b"\x01\x02")));
+        hub.closed(&s, CloseCode(4000), "done");
+        hub.closed(&s, CloseCode::ABNORMAL, "again");
+        hub.release(&s, CloseCode::ABNORMAL);
+        assert_eq!(
+            take(&log),
+            vec![
+                format!("open {}", s.id()),
+                "raw plain".into(),
+                r#"raw {"type":"a.b","payload":{"x":{"y":[1,{"z":null}]}},"room":"r"}"#.into(),
+                r#"typed a.b {"x":{"y":[1,{"z":null}]}}"#.into(),
+                "raw [1]".into(),
+                r#"raw {"type":""}"#.into(),
+                r#"raw {"type":1}"#.into(),
+                "raw {oops".into(),
+                r#"raw {"payload":{}}"#.into(),
+                r#"binary b"\x01\x02""#.into(),
+                "close 4000 done".into(),
+            ]
+        );
+        let m = hub.metrics();
+        assert_eq!(m.messages_in.get(), 8);
+        let text_bytes: usize = inputs.iter().map(|t| t.len()).sum();
+        assert_eq!(m.bytes_in.get(), (text_bytes + 2) as u64);
+        assert_eq!(
+            (m.connections_total.get(), m.connections_active.get()),
+            (1, 0)
+        );
+        assert_eq!(m.closes_by_code().get(&4000), Some(&1));
+        assert_eq!(s.send_text("late"), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn emit_error_reaches_on_error_and_is_counted() {
+        let log = Log::default();
+        let hub = logging_hub(&log);
+        let s = hub.open(info("/")).unwrap();
+        take(&log);
+        s.emit_error("bad input");
+        assert_eq!(take(&log), vec![r#"error Application("bad input")"#]);
+        assert_eq!(hub.metrics().errors.get(), 1);
+        assert_eq!(
+            SessionError::Application("bad input".into()).to_string(),
+            "bad input"
+        );
+    }
+
+    #[test]
+    fn release_forgets_without_on_close() {
+        let log = Log::default();
+        let hub = logging_hub(&log);
+        let s = hub.open(info("/")).unwrap();
+        hub.join(&s, "r");
+        take(&log);
+        hub.release(&s, CloseCode::ABNORMAL);
+        hub.closed(&s, CloseCode::ABNORMAL, "");
+        assert!(take(&log).is_empty());
+        assert_eq!((hub.session_count(), hub.rooms().len()), (0, 0));
+    }
+
+    #[test]
+    fn rooms_join_leave_members_and_vanishing() {
+        let hub = Hub::builder().build();
+        let [a, b, c] = [(); 3].map(|_| hub.open(info("/")).unwrap());
+        assert!(hub.join(&a, "r1"));
+        assert!(!hub.join(&a, "r1"), "joining twice is harmless");
+        assert!(hub.join(&b, "r1") && hub.join(&b, "r2") && hub.join(&c, "r2"));
+        let sorted = |mut v: Vec<SessionId>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(hub.members("r1")), vec![a.id(), b.id()]);
+        let mut of_b = hub.rooms_of(&b);
+        of_b.sort();
+        assert_eq!(of_b, vec!["r1", "r2"]);
+        assert!(hub.members("nowhere").is_empty());
+        assert!(!hub.leave(&a, "nowhere"), "unknown room: no-op");
+        assert_eq!(hub.room_text("nowhere", "x", None), 0);
+
+        // Isolation: r1 reaches a and b only; `except` skips the sender.
+        assert_eq!(hub.room_text("r1", "to r1", None), 2);
+        assert_eq!(hub.room_text("r2", "to r2", Some(&c)), 1);
+        assert_eq!(texts(&a), vec!["to r1"]);
+        assert_eq!(texts(&b), vec!["to r1", "to r2"]);
+        assert!(texts(&c).is_empty());
+
+        // Leave; the empty room vanishes.
+        assert!(hub.leave(&a, "r1") && hub.leave(&b, "r1"));
+        assert!(!hub.leave(&b, "r1"));
+        assert_eq!(hub.rooms(), vec!["r2"]);
+        assert_eq!(hub.room_text("r1", "gone", None), 0);
+
+        // Leave-all on close; a closed session joins nothing.
+        hub.closed(&b, CloseCode::NORMAL, "");
+        assert_eq!(hub.members("r2"), vec![c.id()]);
+        assert!(hub.rooms_of(&b).is_empty());
+        assert!(!hub.join(&b, "r3"), "a closed session joins nothing");
+        assert_eq!(hub.rooms(), vec!["r2"], "no room kept for a dead member");
+        hub.closed(&c, CloseCode::NORMAL, "");
+        assert!(hub.rooms().is_empty());
+        assert_eq!(hub.session(a.id()), Some(a.clone()));
+        assert_eq!(hub.session(c.id()), None);
+    }
+
+    #[test]
+    fn broadcast_reaches_everyone_but_except_and_binary_and_json() {
+        let hub = Hub::builder().build();
+        let [a, b] = [(); 2].map(|_| hub.open(info("/")).unwrap());
+        assert_eq!(hub.broadcast_text("t", Some(&a)), 1);
+        assert_eq!(
+            hub.broadcast_json("e.v", json!({"n": [1, {"m": 2}]}), None),
+            2
+        );
+        hub.join(&a, "r");
+        assert_eq!(hub.room_json("r", "r.v", json!(null), None), 1);
+        assert_eq!(hub.broadcast_binary(b"\x00\xff", None), 2);
+        assert_eq!(hub.room_binary("r", b"\x01", Some(&a)), 0);
+        assert_eq!(
+            texts(&a)[..2],
+            [
+                r#"{"type":"e.v","payload":{"n":[1,{"m":2}]}}"#,
+                r#"{"type":"r.v","payload":null}"#
+            ]
+        );
+        assert_eq!(
+            texts(&b)[..2],
+            ["t", r#"{"type":"e.v","payload":{"n":[1,{"m":2}]}}"#]
+        );
+        let Some(Queued::Frame(frame)) = b.peek().pop() else {
+            panic!()
+        };
+        assert_eq!(&frame[..], b"\x82\x02\x00\xff", "one binary frame");
+        assert_eq!(hub.metrics().broadcast_deliveries.get(), 1 + 2 + 1 + 2);
+    }
+
+    #[test]
+    fn broadcast_frames_are_encoded_once_and_shared_down_to_the_wire() {
+        let hub = Hub::builder().build();
+        let sessions: Vec<Session> = (0..3).map(|_| hub.open(info("/")).unwrap()).collect();
+        let text = "x".repeat(300);
+        assert_eq!(hub.broadcast_text(&text, None), 3);
+        let frames: Vec<Bytes> = sessions
+            .iter()
+            .map(|s| match &s.peek()[..] {
+                [Queued::Frame(bytes)] => bytes.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(frame_payload(&frames[0]), text);
+        for frame in &frames[1..] {
+            assert_eq!(frame.as_ptr(), frames[0].as_ptr(), "one allocation, shared");
+        }
+        // In the protocol core too: each connection's transmit queue points
+        // at those same bytes (no per-recipient copy on the way out).
+        for session in &sessions {
+            let mut conn = open_connection();
+            session.drain_into(&mut conn, Instant::now(), HIGH_WATER, Waker::noop());
+            let mut slices = [IoSlice::new(&[]); 8];
+            let n = conn.transmit_slices(&mut slices);
+            assert!(
+                slices[..n].iter().any(|s| s.as_ptr() == frames[0].as_ptr()),
+                "the frame is written from the shared allocation"
+            );
+            assert_eq!(conn.pending_bytes(), frames[0].len());
+        }
+    }
+
+    #[test]
+    fn direct_sends_and_broadcasts_keep_their_order() {
+        let hub = Hub::builder().build();
+        let [a, b] = [(); 2].map(|_| hub.open(info("/")).unwrap());
+        for i in 0..100 {
+            if i % 3 == 0 {
+                a.send_text(format!("{i}")).unwrap();
+            } else {
+                hub.broadcast_text(&format!("{i}"), None);
+            }
+        }
+        let expected: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        assert_eq!(texts(&a), expected);
+        let for_b: Vec<String> = (0..100)
+            .filter(|i| i % 3 != 0)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(texts(&b), for_b);
+    }
+
+    #[test]
+    fn slow_consumer_policies_are_counted_and_spare_the_others() {
+        let errors = Arc::new(AtomicUsize::new(0));
+        let e = errors.clone();
+        let limit = OutboundLimit {
+            max_bytes: 1000,
+            max_messages: 10_000,
+            policy: SlowConsumer::Drop,
+        };
+        let hub = Hub::builder().outbound_limit(limit).build();
+        let [slow, fast] = [(); 2].map(|_| hub.open(info("/")).unwrap());
+        // Frames of 100 bytes (2 of header): ten fit in 1000 bytes.
+        for i in 0..50 {
+            hub.broadcast_text(&format!("{i:0>98}"), None);
+            assert!(slow.queued_bytes() <= 1000);
+            if i % 5 == 0 {
+                // `fast` reads: its queue is moved into a core.
+                let mut conn = open_connection();
+                fast.drain_into(&mut conn, Instant::now(), usize::MAX, Waker::noop());
+            }
+        }
+        assert_eq!(
+            hub.metrics().slow_consumer_drops.get(),
+            40,
+            "10 fit, 40 dropped"
+        );
+        assert_eq!(texts(&slow).len(), 10);
+        assert!(slow.is_open());
+        assert_eq!(hub.metrics().slow_consumer_closes.get(), 0);
+
+        // Close: counted once and reported once, however many senders race.
+        let hub = Hub::builder()
+            .outbound_limit(OutboundLimit {
+                policy: SlowConsumer::Close(CloseCode::POLICY_VIOLATION),
+                ..limit
+            })
+            .on_error(move |_, error| {
+                assert_eq!(error, &SessionError::SlowConsumer);
+                e.fetch_add(1, Ordering::SeqCst);
+            })
+            .build();
+        let slow = hub.open(info("/")).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let hub = hub.clone();
+                thread::spawn(move || {
+                    for _ in 0..100 {
+                        hub.broadcast_text(&"y".repeat(99), None);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(hub.metrics().slow_consumer_closes.get(), 1);
+        assert_eq!(errors.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            slow.peek(),
+            vec![Queued::Close(1008, "slow consumer".into())]
+        );
+    }
+
+    #[test]
+    fn shutdown_closes_everyone_with_1001_and_refuses_new_sessions() {
+        let hub = Hub::builder().build();
+        let sessions: Vec<Session> = (0..3).map(|_| hub.open(info("/")).unwrap()).collect();
+        sessions[0].send_text("queued first").unwrap();
+        hub.shutdown();
+        assert!(!hub.is_accepting());
+        assert!(hub.open(info("/")).is_none());
+        assert_eq!(hub.metrics().connections_total.get(), 3);
+        for s in &sessions {
+            assert!(!s.is_open());
+            assert_eq!(
+                s.peek().last(),
+                Some(&Queued::Close(1001, "server shutting down".into()))
+            );
+        }
+        assert_eq!(sessions[0].peek()[0], Queued::Text("queued first".into()));
+    }
+
+    #[test]
+    fn callbacks_may_call_any_hub_or_session_method() {
+        within(|| {
+            let log = Log::default();
+            let (l1, l2) = (log.clone(), log.clone());
+            let hub = Hub::builder()
+                .on_open(|s| {
+                    let hub = s.hub().unwrap();
+                    s.send_text("welcome").unwrap();
+                    hub.join(s, "lobby");
+                    hub.room_text("lobby", &format!("{} joined", s.id()), Some(s));
+                    assert!(hub.rooms_of(s).contains(&"lobby".to_string()));
+                    let _ = (hub.session_count(), hub.members("lobby"), hub.rooms());
+                })
+                .on_message(|s, text| {
+                    let hub = s.hub().unwrap();
+                    match text {
+                        "close" => s.close(CloseCode::NORMAL, "asked"),
+                        "shout" => {
+                            hub.broadcast_json("shout", json!({"from": s.id()}), None);
+                        }
+                        room => {
+                            hub.join(s, room);
+                            hub.room_text(room, "hi", None);
+                        }
+                    }
+                })
+                .on_error(move |s, error| {
+                    l1.lock().unwrap().push(format!("{error}"));
+                    s.close(CloseCode::INTERNAL_ERROR, "");
+                    let _ = s.hub().unwrap().session_count();
+                })
+                .on_close(move |s, _, _| {
+                    let hub = s.hub().unwrap();
+                    assert_eq!(s.send_text("to a closed session"), Err(SendError::Closed));
+                    assert!(hub.rooms_of(s).is_empty(), "left every room first");
+                    hub.broadcast_text(&format!("{} left", s.id()), None);
+                    l2.lock().unwrap().push(format!("closed {}", s.id()));
+                    s.emit_error("from on_close");
+                })
+                .build();
+            let a = hub.open(info("/")).unwrap();
+            let b = hub.open(info("/")).unwrap();
+            hub.deliver(&a, &Message::Text("shout".into()));
+            hub.deliver(&b, &Message::Text("r".into()));
+            hub.deliver(&a, &Message::Text("close".into()));
+            hub.closed(&a, CloseCode::NORMAL, "");
+            assert_eq!(
+                texts(&b),
+                vec![
+                    "welcome".to_string(),
+                    format!(r#"{{"type":"shout","payload":{{"from":{}}}}}"#, a.id()),
+                    "hi".into(),
+                    format!("{} left", a.id()),
+                ]
+            );
+            assert_eq!(
+                *log.lock().unwrap(),
+                vec![format!("closed {}", a.id()), "from on_close".into()]
+            );
+        });
     }
 }

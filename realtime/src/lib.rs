@@ -1,8 +1,10 @@
 //! # hubbub-realtime
 //!
 //! The application layer of hubbub, written once and free of any runtime:
-//! settings from the environment, the typed event envelope, rooms, and (in
-//! progress) sessions and broadcast. Every runtime adapter exposes it.
+//! settings from the environment, the typed event envelope, rooms,
+//! sessions with bounded outbound queues, encode-once broadcast, and the
+//! loop that runs a connection as a session ([`run_session`],
+//! [`drive_session`]). Every runtime adapter exposes it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,6 +21,6 @@ pub use envelope::Envelope;
 pub use hub::{Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
-pub use runner::run_session;
-pub use session::{OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
+pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
+pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};

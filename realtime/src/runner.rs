@@ -2,6 +2,9 @@
 //! (routing by the hub), then messages to callbacks and the session's
 //! outbound queue to the wire, until the connection ends. Written once over
 //! the [`Driver`]; every async adapter only supplies the transport and timer.
+//!
+//! [`drive_session`] is the loop itself, without the hub: a client adapter
+//! runs its connections through it too.
 
 use std::{
     future::poll_fn,
@@ -9,7 +12,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use hubbub_core::{CloseCode, Event};
+use hubbub_core::{CloseCode, Closed, Event, Initiator, Message};
 
 use crate::{
     driver::{Driver, Timer, Transport},
@@ -19,9 +22,93 @@ use crate::{
 /// At most this many bytes wait in the protocol core; the rest of a
 /// session's sends wait in its bounded queue, where the slow-consumer policy
 /// sees them.
-const HIGH_WATER: usize = 64 << 10;
+pub const HIGH_WATER: usize = 64 << 10;
+
+/// What [`drive_session`] reports, in the order it happened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A data message arrived.
+    Message(Message),
+    /// The peer broke the protocol (the core is closing with the error's
+    /// code) or the transport failed.
+    Error(SessionError),
+    /// The connection ended: reported exactly once, and last. The session
+    /// refuses sends from here on.
+    Closed(Closed),
+}
+
+/// Run an open connection: move `session`'s outbound queue into the core
+/// (at most [`HIGH_WATER`] bytes at a time) and report what arrives to
+/// `on_event`, until the connection is over and the transport may be
+/// dropped.
+pub async fn drive_session<T: Transport, K: Timer>(
+    driver: &mut Driver<T, K>,
+    session: &Session,
+    mut on_event: impl FnMut(SessionEvent),
+) {
+    let mut closed = false;
+    poll_fn(|cx| poll_session(driver, session, &mut closed, &mut on_event, cx)).await;
+}
+
+fn poll_session<T: Transport, K: Timer>(
+    driver: &mut Driver<T, K>,
+    session: &Session,
+    closed: &mut bool,
+    on_event: &mut impl FnMut(SessionEvent),
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    loop {
+        let now = driver.now();
+        let drained = session.drain_into(driver.conn(), now, HIGH_WATER, cx.waker());
+        let event = match driver.poll_event(cx) {
+            Poll::Pending => {
+                // The driver wrote what the core held and now waits for the
+                // peer; the queue's rest must follow without another wake.
+                if drained.remaining && driver.conn_ref().pending_bytes() < HIGH_WATER {
+                    continue;
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(Some(event))) => event,
+            Poll::Ready(Ok(None)) => {
+                if !std::mem::replace(closed, true) {
+                    // The core reports one terminal event; should a transport
+                    // end without it, the session still ends exactly once.
+                    session.mark_closed();
+                    on_event(SessionEvent::Closed(Closed {
+                        code: CloseCode::ABNORMAL,
+                        reason: "connection lost".into(),
+                        clean: false,
+                        initiator: Initiator::Remote,
+                    }));
+                }
+                return Poll::Ready(());
+            }
+            Poll::Ready(Err(error)) => {
+                on_event(SessionEvent::Error(SessionError::Io(error.to_string())));
+                continue;
+            }
+        };
+        match event {
+            Event::Message(message) => on_event(SessionEvent::Message(message)),
+            Event::ProtocolError(error) => {
+                on_event(SessionEvent::Error(SessionError::Protocol(error)))
+            }
+            Event::Closed(end) if !std::mem::replace(closed, true) => {
+                session.mark_closed();
+                on_event(SessionEvent::Closed(end));
+            }
+            _ => {}
+        }
+    }
+}
 
 /// Serve one connection as a session of `hub` until it ends.
+///
+/// If this future is dropped before the connection ends (the adapter
+/// aborted the task after the shutdown's grace period), the session is
+/// still forgotten and `on_close` called, with 1006.
 pub async fn run_session<T: Transport, K: Timer>(
     mut driver: Driver<T, K>,
     hub: Hub,
@@ -40,7 +127,16 @@ pub async fn run_session<T: Transport, K: Timer>(
     let Ok(opened) = opened else { return };
     info.protocol = opened.protocol;
     match hub.open(info) {
-        Some(session) => poll_fn(|cx| poll_session(&mut driver, &hub, &session, cx)).await,
+        Some(session) => {
+            let guard = Registered { hub: &hub, session };
+            let session = &guard.session;
+            drive_session(&mut driver, session, |event| match event {
+                SessionEvent::Message(message) => hub.deliver(session, &message),
+                SessionEvent::Error(error) => hub.error(session, &error),
+                SessionEvent::Closed(end) => hub.closed(session, end.code, &end.reason),
+            })
+            .await;
+        }
         None => {
             // Shutting down: refuse politely, then finish the close.
             let now = driver.now();
@@ -52,33 +148,20 @@ pub async fn run_session<T: Transport, K: Timer>(
     }
 }
 
-fn poll_session<T: Transport, K: Timer>(
-    driver: &mut Driver<T, K>,
-    hub: &Hub,
-    session: &Session,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    loop {
-        let now = driver.now();
-        session.drain_into(driver.conn(), now, HIGH_WATER, cx.waker());
-        let event = match driver.poll_event(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(Some(event))) => event,
-            Poll::Ready(Ok(None)) => {
-                // Finished; reports nothing if `Closed` was already seen.
-                hub.closed(session, CloseCode::ABNORMAL, "connection lost");
-                return Poll::Ready(());
-            }
-            Poll::Ready(Err(error)) => {
-                hub.error(session, &SessionError::Io(error.to_string()));
-                continue;
-            }
-        };
-        match event {
-            Event::Message(message) => hub.deliver(session, &message),
-            Event::ProtocolError(error) => hub.error(session, &SessionError::Protocol(error)),
-            Event::Closed(closed) => hub.closed(session, closed.code, &closed.reason),
-            _ => {}
+/// Ends a session that is still registered when its task goes away.
+struct Registered<'a> {
+    hub: &'a Hub,
+    session: Session,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.hub.release(&self.session, CloseCode::ABNORMAL);
+        } else {
+            // A no-op when the connection already ended.
+            self.hub
+                .closed(&self.session, CloseCode::ABNORMAL, "session task ended");
         }
     }
 }

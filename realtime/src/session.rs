@@ -51,6 +51,16 @@ impl Default for OutboundLimit {
     }
 }
 
+/// What [`Session::drain_into`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Drained {
+    /// A close was handed to the core.
+    pub closed: bool,
+    /// Items are still queued: the core is at its high-water mark.
+    pub remaining: bool,
+}
+
 /// Why a send did not queue anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -150,6 +160,14 @@ impl Session {
         }))
     }
 
+    /// A session that belongs to no hub: the same bounded outbound queue,
+    /// for a connection driven by other code (a client, say). Its id is 0,
+    /// [`hub`](Self::hub) is `None`, nothing is counted, and
+    /// [`emit_error`](Self::emit_error) reaches no handler.
+    pub fn detached(info: SessionInfo, limit: OutboundLimit) -> Session {
+        Session::new(0, info, limit, Weak::new())
+    }
+
     /// The session's id, unique for the hub's lifetime.
     pub fn id(&self) -> SessionId {
         self.0.id
@@ -221,20 +239,14 @@ impl Session {
     }
 
     /// Close the session after what is already queued. Invalid codes (not
-    /// sendable on the wire) become 1000.
+    /// sendable on the wire) become 1000; the reason is cut to 123 bytes.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        let code = if code.is_valid_on_wire() {
-            code
-        } else {
-            CloseCode::NORMAL
-        };
-        let reason = truncate_utf8(reason, 123).to_owned();
         let mut out = self.lock();
         if out.closing {
             return;
         }
         out.closing = true;
-        out.items.push_back(Outgoing::Close(code, reason));
+        out.items.push_back(close_item(code, reason));
         wake(out);
     }
 
@@ -252,9 +264,15 @@ impl Session {
         }
     }
 
-    /// Bytes waiting in the outbound queue.
+    /// Bytes waiting in the outbound queue (never more than the limit's
+    /// `max_bytes`; what the core holds for writing is not counted).
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
+    }
+
+    /// Messages waiting in the outbound queue.
+    pub fn queued_messages(&self) -> usize {
+        self.lock().items.len()
     }
 
     fn enqueue(&self, item: Outgoing) -> Result<(), SendError> {
@@ -268,81 +286,85 @@ impl Session {
             return Err(SendError::Closed);
         }
         let limit = &self.0.limit;
-        if out.bytes + len > limit.max_bytes || out.items.len() >= limit.max_messages {
-            drop(out);
-            self.on_full();
-            return Err(SendError::Full);
+        if out.bytes + len <= limit.max_bytes && out.items.len() < limit.max_messages {
+            out.bytes += len;
+            out.items.push_back(item);
+            wake(out);
+            return Ok(());
         }
-        out.bytes += len;
-        out.items.push_back(item);
-        wake(out);
-        Ok(())
-    }
-
-    fn on_full(&self) {
-        let hub = self.0.hub.upgrade();
-        match self.0.limit.policy {
+        // Full. Decided under the lock, so concurrent senders agree on who
+        // closed the session and it is counted once.
+        match limit.policy {
             SlowConsumer::Drop => {
-                if let Some(hub) = &hub {
+                drop(out);
+                if let Some(hub) = self.0.hub.upgrade() {
                     hub.metrics.slow_consumer_drops.inc();
                 }
             }
             SlowConsumer::Close(code) => {
-                // Drop what is queued: the consumer is not reading it.
-                let first = {
-                    let mut out = self.lock();
-                    let first = !out.closing;
-                    out.items.clear();
-                    out.bytes = 0;
-                    first
-                };
-                if first {
-                    self.close(code, "slow consumer");
-                    if let Some(hub) = &hub {
-                        hub.metrics.slow_consumer_closes.inc();
-                        hub.emit_error(self, &crate::SessionError::SlowConsumer);
-                    }
+                // What is queued is dropped (the consumer is not reading it)
+                // and the close goes first, past the core's high-water mark.
+                out.items = VecDeque::new();
+                out.bytes = 0;
+                out.closing = true;
+                out.items.push_back(close_item(code, "slow consumer"));
+                wake(out);
+                if let Some(hub) = self.0.hub.upgrade() {
+                    hub.metrics.slow_consumer_closes.inc();
+                    hub.emit_error(self, &crate::SessionError::SlowConsumer);
                 }
             }
         }
+        Err(SendError::Full)
     }
 
     /// Adapter side: move queued items into the protocol core, keeping at
-    /// most about `high_water` bytes pending there, and register `waker` for
-    /// more. Returns true when a close was handed to the core.
+    /// most about `high_water` bytes pending there (a queued close is handed
+    /// over regardless), and register `waker` for more.
+    ///
+    /// When the result says items [`remain`](Drained::remaining), call again
+    /// once the core has written some of its bytes: nothing else will wake
+    /// the task for them.
     pub fn drain_into(
         &self,
         conn: &mut Connection,
         now: std::time::Instant,
         high_water: usize,
         waker: &Waker,
-    ) -> bool {
+    ) -> Drained {
         let mut out = self.lock();
         let (mut messages, mut bytes) = (0, 0);
-        while conn.pending_bytes() < high_water {
-            let Some(item) = out.items.pop_front() else {
-                break;
+        let mut closed = false;
+        loop {
+            let room = conn.pending_bytes() < high_water;
+            let item = match out.items.front() {
+                Some(Outgoing::Close(..)) => out.items.pop_front(),
+                Some(_) if room => out.items.pop_front(),
+                _ => None,
             };
             match item {
-                Outgoing::Message(message) => {
+                None => break,
+                Some(Outgoing::Message(message)) => {
                     out.bytes -= message.len();
                     (messages, bytes) = (messages + 1, bytes + message.len());
                     let _ = conn.send(message);
                 }
-                Outgoing::Frame(frame) => {
+                Some(Outgoing::Frame(frame)) => {
                     out.bytes -= frame.as_bytes().len();
                     (messages, bytes) = (messages + 1, bytes + frame.as_bytes().len());
                     let _ = conn.send_encoded(&frame);
                 }
-                Outgoing::Close(code, reason) => {
+                Some(Outgoing::Close(code, reason)) => {
                     let _ = conn.close(now, code, &reason);
                     out.items.clear();
                     out.bytes = 0;
-                    return true;
+                    closed = true;
+                    break;
                 }
             }
         }
-        if out.items.is_empty() && out.items.capacity() > 0 {
+        let remaining = !out.items.is_empty();
+        if !remaining && out.items.capacity() > 0 {
             out.items = VecDeque::new(); // nothing held at rest
         }
         if !out.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
@@ -355,7 +377,7 @@ impl Session {
                 hub.metrics.bytes_out.add(bytes as u64);
             }
         }
-        false
+        Drained { closed, remaining }
     }
 
     /// Adapter side: the connection ended; refuse further sends.
@@ -375,6 +397,16 @@ impl Session {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A close item with a code that may be sent and a reason that fits.
+fn close_item(code: CloseCode, reason: &str) -> Outgoing {
+    let code = if code.is_valid_on_wire() {
+        code
+    } else {
+        CloseCode::NORMAL
+    };
+    Outgoing::Close(code, truncate_utf8(reason, 123).to_owned())
 }
 
 fn wake(mut out: MutexGuard<'_, Outbound>) {
@@ -410,3 +442,173 @@ impl PartialEq for Session {
 }
 
 impl Eq for Session {}
+
+/// A test's view of one queued item.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Queued {
+    Text(String),
+    Binary(Bytes),
+    /// A broadcast frame: its shared wire bytes.
+    Frame(Bytes),
+    Close(u16, String),
+}
+
+#[cfg(test)]
+impl Session {
+    /// What the outbound queue holds, in order.
+    pub(crate) fn peek(&self) -> Vec<Queued> {
+        self.lock()
+            .items
+            .iter()
+            .map(|item| match item {
+                Outgoing::Message(Message::Text(text)) => Queued::Text(text.clone()),
+                Outgoing::Message(Message::Binary(data)) => Queued::Binary(data.clone()),
+                Outgoing::Message(other) => {
+                    Queued::Binary(Bytes::copy_from_slice(other.as_bytes()))
+                }
+                Outgoing::Frame(frame) => Queued::Frame(frame.as_bytes().clone()),
+                Outgoing::Close(code, reason) => Queued::Close(code.0, reason.clone()),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::{sync::Arc, task::Waker, time::Instant};
+
+    use hubbub_core::{Accept, Config, Connection, Event};
+
+    use super::*;
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    /// An open server connection whose `101` has been written.
+    pub(crate) fn open_connection() -> Connection {
+        let now = Instant::now();
+        let mut conn = Connection::server(Arc::new(Config::default()), now);
+        conn.handle_input(now, REQUEST);
+        assert!(matches!(conn.poll_event(), Some(Event::Request)));
+        conn.accept(now, Accept::new()).unwrap();
+        assert!(matches!(conn.poll_event(), Some(Event::Open(_))));
+        conn.advance_transmit(conn.pending_bytes());
+        conn
+    }
+
+    fn session(limit: OutboundLimit) -> Session {
+        Session::detached(SessionInfo::default(), limit)
+    }
+
+    #[test]
+    fn queue_is_bounded_in_messages_and_bytes() {
+        let s = session(OutboundLimit {
+            max_bytes: 100,
+            max_messages: 3,
+            policy: SlowConsumer::Drop,
+        });
+        assert_eq!(s.send_text("x".repeat(60)), Ok(()));
+        assert_eq!(s.send_text("y".repeat(41)), Err(SendError::Full), "101 B");
+        assert_eq!(s.send_text("y".repeat(40)), Ok(()), "exactly 100 B");
+        assert_eq!(s.send_binary(Bytes::new()), Ok(()));
+        assert_eq!(s.send_binary(Bytes::new()), Err(SendError::Full), "4th");
+        assert_eq!((s.queued_bytes(), s.queued_messages()), (100, 3));
+        assert!(s.is_open(), "Drop keeps the session open");
+    }
+
+    #[test]
+    fn slow_consumer_close_drops_the_queue_and_closes_first() {
+        let s = session(OutboundLimit {
+            max_bytes: 10,
+            max_messages: 100,
+            policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+        });
+        s.send_text("0123456789").unwrap();
+        assert_eq!(s.send_text("!"), Err(SendError::Full));
+        assert!(!s.is_open());
+        assert_eq!(s.peek(), vec![Queued::Close(1013, "slow consumer".into())]);
+        assert_eq!(s.queued_bytes(), 0);
+        assert_eq!(s.send_text("late"), Err(SendError::Closed));
+        s.close(CloseCode::NORMAL, "again");
+        assert_eq!(s.peek().len(), 1, "a second close is ignored");
+    }
+
+    #[test]
+    fn close_codes_and_reasons_are_made_sendable() {
+        let s = session(OutboundLimit::default());
+        s.close(CloseCode::ABNORMAL, &"é".repeat(100));
+        let [Queued::Close(code, reason)] = &s.peek()[..] else {
+            panic!("{:?}", s.peek())
+        };
+        assert_eq!(*code, 1000, "1006 may not be sent");
+        assert_eq!(reason.len(), 122, "cut to 123 bytes on a char boundary");
+    }
+
+    #[test]
+    fn drain_keeps_the_core_at_its_high_water_mark_but_passes_a_close() {
+        let s = session(OutboundLimit::default());
+        let mut conn = open_connection();
+        let now = Instant::now();
+        for _ in 0..10 {
+            s.send_binary(vec![7u8; 1000]).unwrap();
+        }
+        let drained = s.drain_into(&mut conn, now, 2500, Waker::noop());
+        assert!(drained.remaining && !drained.closed);
+        assert_eq!(s.queued_messages(), 7, "three in the core (≥ 2500 B)");
+        s.close(CloseCode::GOING_AWAY, "bye");
+        // The close waits behind queued data...
+        assert!(s.drain_into(&mut conn, now, 2500, Waker::noop()).remaining);
+        conn.advance_transmit(conn.pending_bytes());
+        let mut drained = Drained::default();
+        for _ in 0..10 {
+            drained = s.drain_into(&mut conn, now, 2500, Waker::noop());
+            if drained.closed {
+                break;
+            }
+            conn.advance_transmit(conn.pending_bytes());
+        }
+        assert!(drained.closed && !drained.remaining);
+        assert!(!conn.is_open(), "the close reached the core");
+
+        // ...but a close at the front passes a full core (a consumer that
+        // does not read must still be closed).
+        let s = session(OutboundLimit {
+            max_bytes: 1000,
+            max_messages: 100,
+            policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+        });
+        let mut conn = open_connection();
+        s.send_binary(vec![0u8; 1000]).unwrap();
+        s.drain_into(&mut conn, now, 10, Waker::noop());
+        s.send_binary(vec![0u8; 1000]).unwrap();
+        assert_eq!(s.send_binary(vec![0u8; 1]), Err(SendError::Full));
+        assert!(conn.pending_bytes() >= 10);
+        let drained = s.drain_into(&mut conn, now, 10, Waker::noop());
+        assert!(drained.closed);
+        assert!(!conn.is_open());
+    }
+
+    #[test]
+    fn a_send_wakes_the_task_once_registered() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let s = session(OutboundLimit::default());
+        let mut conn = open_connection();
+        s.drain_into(&mut conn, Instant::now(), HIGH, &waker);
+        s.send_text("a").unwrap();
+        s.send_text("b").unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once per drain");
+        s.drain_into(&mut conn, Instant::now(), HIGH, &waker);
+        s.close(CloseCode::NORMAL, "");
+        assert_eq!(count.0.load(Ordering::SeqCst), 2, "a close wakes too");
+    }
+
+    const HIGH: usize = 64 << 10;
+}

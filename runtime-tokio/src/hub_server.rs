@@ -101,9 +101,10 @@ impl ServerHandle {
         &self.hub
     }
 
-    /// Two-phase shutdown: stop accepting and send close 1001 to every
-    /// session; then wait up to `grace` for them to finish and release
-    /// whatever is left.
+    /// Two-phase shutdown: stop accepting (new connections are refused) and
+    /// send close 1001 to every session; then wait up to `grace` for them to
+    /// finish, and abort the rest (their `on_close` sees 1006). When this
+    /// returns, every session has ended and the hub holds none.
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(grace);
         let _ = self.task.await;
@@ -139,7 +140,10 @@ async fn accept_loop(server: HubServer, mut stop: oneshot::Receiver<Duration>) {
         while sessions.join_next().await.is_some() {}
     });
     let _ = drained.await;
+    // Phase two's end: sessions still running are aborted; each one's
+    // `on_close` runs (1006) as its task is dropped, before we return.
     sessions.abort_all();
+    while sessions.join_next().await.is_some() {}
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
