@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The chat demo's page in a real headless browser: Debian's Chromium driven
+# by playwright-core (examples/chat/browser-test/). Installs what is missing
+# (Chromium from apt, Node.js if absent, the npm packages from the lockfile),
+# builds `chat`, and runs the test with a time limit. Exits non-zero on any
+# failure. The screenshot goes to $SCREENSHOT (default /tmp/hubbub-chat.png).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TEST_DIR="$ROOT/examples/chat/browser-test"
+SCREENSHOT=${SCREENSHOT:-/tmp/hubbub-chat.png}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium"
+    apt_install chromium
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "== installing nodejs and npm"
+    apt_install nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+    echo "browser-test: playwright-core needs Node.js 20 or later (found $(node --version))" >&2
+    exit 1
+fi
+
+echo "== npm ci ($TEST_DIR)"
+(cd "$TEST_DIR" && npm ci --no-audit --no-fund)
+
+echo "== building chat"
+cargo build --quiet -p hubbub-examples --bin chat
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+CHAT_BIN="$TARGET_DIR/debug/chat"
+
+echo "== chat page in headless Chromium"
+timeout 180 node "$TEST_DIR/chat.test.mjs" "$CHAT_BIN" "$SCREENSHOT"
