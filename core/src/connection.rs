@@ -116,10 +116,10 @@ enum State {
     Closed,
 }
 
-/// The event queue keeps its allocation at rest while it holds at most this
-/// many entries (the first allocation's size), so a connection receiving a
-/// message per read does not allocate a queue per read. Larger queues,
-/// grown by a burst, are released once drained.
+/// Once drained, the event queue keeps its allocation if its capacity is at
+/// most this many entries (the size of its first allocation), so a
+/// connection receiving a message per read does not allocate a queue per
+/// read. Larger queues, grown by a burst, are released.
 const EVENTS_KEEP: usize = 4;
 
 /// An event, or the end of the input side, queued in the order the input
@@ -212,8 +212,8 @@ struct Reader {
     head_len: u8,
     /// The frame whose payload is arriving, and how much of it has.
     frame: Option<(Header, u64)>,
-    /// The fragmented (or partly received) data message. Kept inline: a
-    /// message that arrives whole in one frame never gets here.
+    /// The fragmented (or partly received) data message, kept inline. A
+    /// whole unfragmented, uncompressed message in one read never gets here.
     message: Option<Partial>,
     /// A control frame's payload split across reads.
     control: Vec<u8>,
