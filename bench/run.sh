@@ -168,9 +168,13 @@ measure() {
     record "$server" "$row" other "$(awk -v b=$((b1 - b0)) -v s=$((t1 - t0)) -v c=$((c1 - c0)) \
         -v ns=$((w1 - w0)) -v hz="$CLK_TCK" 'BEGIN { o = b - s - c; if (o < 0) o = 0; printf "%.0f", 100 * o / hz / (ns / 1e9) }')"
     record "$server" "$row" lost "$(jget "$json" lost)"
-    local first_error ended
+    local first_error ended mismatched
     first_error=$(jget "$json" first_error)
     if [ -n "$first_error" ]; then NOTES+=("$server $row: $first_error"); fi
+    mismatched=$(jget "$json" mismatched)
+    if [ -n "$mismatched" ] && [ "$mismatched" != 0 ]; then
+        NOTES+=("$server $row: $mismatched echoes differed in opcode or length")
+    fi
     ended=$(jget "$json" ended)
     if [ -n "$ended" ] && [ "$ended" != complete ]; then
         NOTES+=("$server $row: ended by $ended with $(jget "$json" delivered) of $(jget "$json" expected) delivered")

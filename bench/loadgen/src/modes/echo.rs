@@ -50,6 +50,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     let mut hist = Histogram::default();
     let mut received: u64 = 0;
     let mut errors = 0usize;
+    // Echoes whose opcode or length differ from what was sent.
+    let mut mismatched = 0u64;
+    let size = opts.size as u64;
     let mut first_error: Option<String> = None;
     let mut ready = Vec::new();
     while Instant::now() < deadline {
@@ -66,8 +69,11 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             let mut got = 0;
             let mut closed = false;
             let result = pool.service(id, &mut |e| match e {
-                ConnEvent::Frame(Event::Message { .. }) => {
+                ConnEvent::Frame(Event::Message { opcode, len, .. }) => {
                     got += 1;
+                    if opcode != opcode::BINARY || len != size {
+                        mismatched += 1;
+                    }
                     if let Some(t) = fifo.pop_front() {
                         hist.record(now.saturating_sub(t));
                     }
@@ -117,6 +123,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         )
         .latency(&hist)
         .int("conn_errors", errors + est.failed)
+        .int("mismatched", mismatched)
         .float("client_cpu_pct", cpu.percent());
     if let Some(e) = first_error.or(est.first_error) {
         r.text("first_error", &e);

@@ -78,6 +78,7 @@ mod tests {
             assert_eq!(o.status, 0);
             assert!(int(&o, "msgs") > 0, "{}", o.report.json());
             assert_eq!(int(&o, "conn_errors"), 0, "{}", o.report.json());
+            assert_eq!(int(&o, "mismatched"), 0, "{}", o.report.json());
         }
     }
 
