@@ -17,7 +17,7 @@
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use hubbub_examples::{shutdown_signal, Program, Spec};
+use hubbub_examples::{Program, Spec};
 use hubbub_tokio::{ClientConfig, CloseCode, Config, Message};
 use tokio::{
     sync::mpsc,
@@ -73,7 +73,11 @@ fn input(lines: Vec<String>) -> mpsc::Receiver<String> {
     rx
 }
 
-async fn chat(url: String, nick: String, lines: Vec<String>) -> Result<(), hubbub_tokio::Error> {
+async fn chat(
+    url: String,
+    nick: String,
+    lines: Vec<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = ClientConfig {
         config: Arc::new(Config {
             max_message_size: 16 << 20,
@@ -86,13 +90,11 @@ async fn chat(url: String, nick: String, lines: Vec<String>) -> Result<(), hubbu
         ..ClientConfig::default()
     };
     let mut ws = hubbub_tokio::connect_with(&url, &config).await?;
-    PROGRAM.listening(format_args!("{url} as {nick}"));
+    let mut shutdown = PROGRAM.listening(format_args!("{url} as {nick}"))?;
     let mut input = input(lines);
     let mut input_open = true;
     // Set once the input ended: when to stop waiting for replies.
     let mut stop_at: Option<(Instant, Instant)> = None; // (quiet deadline, hard deadline)
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     loop {
         let deadline = stop_at.map(|(quiet, hard)| quiet.min(hard));
         tokio::select! {

@@ -30,7 +30,7 @@ use std::{path::PathBuf, process::ExitCode};
 use hubbub_examples::{
     http::{self, Response},
     protocol::{room_of, text_of},
-    shutdown_signal, Program, Spec, SHUTDOWN_GRACE,
+    Program, Spec, SHUTDOWN_GRACE,
 };
 use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
 use tokio::net::TcpListener;
@@ -85,10 +85,10 @@ async fn serve(settings: Settings) -> std::io::Result<()> {
     let (http_addr, ws_addr) = (http.local_addr()?, ws.local_addr()?);
     let handle = ws.start()?;
     let http_task = tokio::spawn(http::serve(http, move |request| route(request, &settings)));
-    PROGRAM.listening(format_args!(
+    let shutdown = PROGRAM.listening(format_args!(
         "http://{http_addr} (page and /api/health) and ws://{ws_addr}/ (chat)"
-    ));
-    shutdown_signal().await;
+    ))?;
+    shutdown.await;
     http_task.abort();
     handle.shutdown(SHUTDOWN_GRACE).await;
     println!("chat: stopped");

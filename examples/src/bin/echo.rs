@@ -12,7 +12,7 @@
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use hubbub_examples::{shutdown_signal, Program, Spec, SHUTDOWN_GRACE};
+use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
 use hubbub_tokio::{
     CloseCode, Config, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
 };
@@ -85,10 +85,10 @@ async fn serve(args: Args) -> std::io::Result<()> {
     if args.broadcast {
         return broadcast(listener, config, args.max_message).await;
     }
-    PROGRAM.listening(listener.local_addr()?);
+    let shutdown = PROGRAM.listening(listener.local_addr()?)?;
     tokio::select! {
         () = Server::new(config).serve(listener, echo) => {}
-        () = shutdown_signal() => {}
+        () = shutdown => {}
     }
     Ok(())
 }
@@ -130,9 +130,9 @@ async fn broadcast(
         })
         .build();
     let server = HubServer::from_listener(listener, hub, Arc::new(config));
-    PROGRAM.listening(format_args!("{} (broadcast)", server.local_addr()?));
     let handle = server.start()?;
-    shutdown_signal().await;
+    let shutdown = PROGRAM.listening(format_args!("{} (broadcast)", handle.local_addr()))?;
+    shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }

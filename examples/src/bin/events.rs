@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use hubbub_examples::{
     protocol::{envelope_text, text_of},
-    shutdown_signal, Program, Spec, SHUTDOWN_GRACE,
+    Program, Spec, SHUTDOWN_GRACE,
 };
 use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
 use serde_json::json;
@@ -67,9 +67,9 @@ async fn serve(settings: Settings) -> std::io::Result<()> {
         settings.core_config(),
     )
     .await?;
-    PROGRAM.listening(format_args!("ws://{}/", server.local_addr()?));
     let handle = server.start()?;
-    shutdown_signal().await;
+    let shutdown = PROGRAM.listening(format_args!("ws://{}/", handle.local_addr()))?;
+    shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }

@@ -12,7 +12,7 @@
 
 use std::process::ExitCode;
 
-use hubbub_examples::{shutdown_signal, Program, Spec, SHUTDOWN_GRACE};
+use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
 use hubbub_tokio::{Config, Hub, HubServer};
 
 const PROGRAM: Program = Program {
@@ -65,9 +65,9 @@ async fn serve(port: u16) -> std::io::Result<()> {
         })
         .build();
     let server = HubServer::bind(("0.0.0.0", port), hub, Config::default().into()).await?;
-    PROGRAM.listening(format_args!("ws://{}/chat", server.local_addr()?));
     let handle = server.start()?;
-    shutdown_signal().await;
+    let shutdown = PROGRAM.listening(format_args!("ws://{}/chat", handle.local_addr()))?;
+    shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
