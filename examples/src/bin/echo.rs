@@ -121,8 +121,8 @@ async fn broadcast(
                 hub.broadcast_binary(data, Some(session));
             }
         })
-        // A publisher may outrun its subscribers by a burst: room for a few
-        // thousand small messages or two of the largest, then 1013.
+        // A publisher may outrun its subscribers by a burst: room for 65 536
+        // messages or two of the largest, then the laggard is closed (1013).
         .outbound_limit(OutboundLimit {
             max_bytes: max_message.saturating_mul(2).max(4 << 20),
             max_messages: 1 << 16,
