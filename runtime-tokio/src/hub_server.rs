@@ -6,12 +6,29 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use hubbub_core::{Config, Connection};
 use hubbub_realtime::{driver::Driver, run_session, Hub};
 use tokio::{
-    net::{TcpListener, ToSocketAddrs},
+    net::{TcpListener, TcpSocket, ToSocketAddrs},
     sync::oneshot,
     task::{JoinHandle, JoinSet},
 };
 
 use crate::rt::{self, Io, TokioTimer};
+
+/// The listen backlog of [`HubServer::bind`].
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR` on Unix, as
+/// std sets it, so a restarted server can bind while old connections are
+/// in `TIME_WAIT`).
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// How long [`HubServer::run`] waits for sessions to close on shutdown.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -36,13 +53,20 @@ pub struct HubServer {
 }
 
 impl HubServer {
-    /// Bind `addr` for `hub`, with `config` for every connection.
+    /// Bind `addr` for `hub`, with `config` for every connection. The
+    /// listen backlog is [`LISTEN_BACKLOG`] (the kernel may cap it), so a burst of
+    /// connections (clients reconnecting after a restart, say) is queued
+    /// rather than dropped and retried a second later.
     pub async fn bind(addr: impl ToSocketAddrs, hub: Hub, config: Arc<Config>) -> io::Result<Self> {
-        Ok(Self::from_listener(
-            TcpListener::bind(addr).await?,
-            hub,
-            config,
-        ))
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen(addr) {
+                Ok(listener) => return Ok(Self::from_listener(listener, hub, config)),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
     }
 
     /// Serve `hub` on an already bound listener.

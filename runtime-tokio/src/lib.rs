@@ -60,7 +60,7 @@ mod websocket;
 
 pub use client::{client, connect, connect_with, Client, ClientConfig, ClientEvent, Reconnect};
 pub use error::{Error, Step};
-pub use hub_server::{shutdown_signal, HubServer, ServerHandle, DEFAULT_GRACE};
+pub use hub_server::{shutdown_signal, HubServer, ServerHandle, DEFAULT_GRACE, LISTEN_BACKLOG};
 pub use hubbub_core::{
     Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
     ProtocolError, Reject, Request, UsageError,

@@ -1,22 +1,43 @@
-//! The realtime hub served on tokio, driven by tokio-tungstenite (a client
-//! we did not write): callbacks, rooms, broadcast, typed events, shutdown.
+//! The realtime hub served on tokio, end to end: every callback, rooms,
+//! ordering, protocol errors and shutdown. Peers are tokio-tungstenite (a
+//! client we did not write), our own client, and a raw socket client that
+//! can break the protocol.
+
+mod common;
 
 use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
 };
 
+use common::{
+    bounded,
+    raw::{self, Raw},
+};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{Config, Hub, HubServer, ServerHandle};
-use serde_json::json;
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message as TMessage;
+use hubbub_tokio::{
+    Accept, ClientConfig, CloseCode, Config, Hub, HubBuilder, HubServer, Message, ProtocolError,
+    SendError, ServerHandle, SessionError, SessionId,
+};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{
+    protocol::{frame::coding::CloseCode as TCode, CloseFrame},
+    Message as TMessage,
+};
 
 type Peer =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn start(hub: Hub) -> ServerHandle {
-    HubServer::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
+    start_with(hub, Config::default()).await
+}
+
+async fn start_with(hub: Hub, config: Config) -> ServerHandle {
+    HubServer::bind("127.0.0.1:0", hub, Arc::new(config))
         .await
         .unwrap()
         .start()
@@ -25,22 +46,15 @@ async fn start(hub: Hub) -> ServerHandle {
 
 async fn peer(handle: &ServerHandle, path: &str) -> Peer {
     let url = format!("ws://{}{}", handle.local_addr(), path);
-    timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .0
+    bounded("connect", tokio_tungstenite::connect_async(url))
+        .await
+        .unwrap()
+        .0
 }
 
 async fn next_text(peer: &mut Peer) -> String {
     loop {
-        match timeout(Duration::from_secs(5), peer.next())
-            .await
-            .expect("a message within 5 s")
-        {
+        match bounded("a message", peer.next()).await {
             Some(Ok(TMessage::Text(text))) => return text.to_string(),
             Some(Ok(TMessage::Close(frame))) => {
                 return format!("close {}", frame.map_or(1005, |f| u16::from(f.code)))
@@ -51,68 +65,384 @@ async fn next_text(peer: &mut Peer) -> String {
     }
 }
 
+/// Read until the connection is over (bounded).
+async fn drain(peer: &mut Peer) {
+    while let Some(Ok(_)) = bounded("the end of the stream", peer.next()).await {}
+}
+
 async fn send(peer: &mut Peer, text: &str) {
     peer.send(TMessage::text(text)).await.unwrap();
 }
 
+/// Wait (bounded, polling every few ms) until `condition` holds.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// Everything the callbacks saw, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Open(SessionId),
+    Text(SessionId, String),
+    Binary(SessionId, Vec<u8>),
+    Typed(SessionId, String, Value),
+    Close(SessionId, u16, String),
+    Error(SessionId, SessionError),
+}
+
+/// A hub builder whose every callback reports to the returned channel.
+fn recording() -> (HubBuilder, mpsc::UnboundedReceiver<Seen>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = [(); 6].map(|_| tx.clone());
+    let [t1, t2, t3, t4, t5, t6] = t;
+    let builder = Hub::builder()
+        .on_open(move |s| t1.send(Seen::Open(s.id())).unwrap())
+        .on_message(move |s, text| t2.send(Seen::Text(s.id(), text.into())).unwrap())
+        .on_binary(move |s, data| t3.send(Seen::Binary(s.id(), data.to_vec())).unwrap())
+        .on_typed_message(move |s, kind, payload| {
+            t4.send(Seen::Typed(s.id(), kind.into(), payload.clone()))
+                .unwrap()
+        })
+        .on_close(move |s, code, reason| {
+            let _ = t5.send(Seen::Close(s.id(), code.0, reason.into()));
+        })
+        .on_error(move |s, error| {
+            let _ = t6.send(Seen::Error(s.id(), error.clone()));
+        });
+    (builder, rx)
+}
+
+async fn seen(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+    bounded("a callback", rx.recv()).await.expect("hub alive")
+}
+
+/// The id of the next session to open.
+async fn opened(rx: &mut mpsc::UnboundedReceiver<Seen>) -> SessionId {
+    match seen(rx).await {
+        Seen::Open(id) => id,
+        other => panic!("expected an open, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn callbacks_run_in_order_raw_then_typed() {
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
-    let hub = Hub::builder()
-        .on_open(move |s| l1.lock().unwrap().push(format!("open {}", s.path())))
-        .on_message(move |s, text| {
-            l2.lock().unwrap().push(format!("raw {text}"));
-            let _ = s.send_text(format!("echo {text}"));
-        })
-        .on_typed_message(move |s, kind, payload| {
-            l3.lock().unwrap().push(format!("typed {kind} {payload}"));
-            let _ = s.send_json("ack", json!({ "type": kind }));
-        })
-        .on_close(move |_, code, reason| l4.lock().unwrap().push(format!("close {code} {reason}")))
-        .build();
-    let server = start(hub).await;
+    let (builder, mut rx) = recording();
+    let hub = builder.build();
+    let server = start(hub.clone()).await;
     let mut p = peer(&server, "/room?x=1").await;
+    let id = opened(&mut rx).await;
+    let nested = json!({"text": "hi", "meta": {"tags": [1, {"deep": null}], "n": 2.5}});
+    let envelope = json!({"type": "chat.message", "payload": nested, "room": "r", "ts": 7});
     send(&mut p, "plain").await;
-    assert_eq!(next_text(&mut p).await, "echo plain");
-    send(&mut p, r#"{"type":"chat.message","payload":{"text":"hi"}}"#).await;
+    send(&mut p, &envelope.to_string()).await;
+    for not_envelope in ["[1,2]", r#"{"type":""}"#, r#"{"kind":"x"}"#, "{broken"] {
+        send(&mut p, not_envelope).await;
+    }
+    p.send(TMessage::binary(vec![0u8, 1, 255])).await.unwrap();
+    p.close(Some(CloseFrame {
+        code: TCode::from(4001),
+        reason: "bye now".into(),
+    }))
+    .await
+    .unwrap();
+    drain(&mut p).await;
+    let mut all = Vec::new();
+    loop {
+        let event = seen(&mut rx).await;
+        let last = matches!(event, Seen::Close(..));
+        all.push(event);
+        if last {
+            break;
+        }
+    }
     assert_eq!(
-        next_text(&mut p).await,
-        r#"echo {"type":"chat.message","payload":{"text":"hi"}}"#
-    );
-    assert_eq!(
-        next_text(&mut p).await,
-        r#"{"type":"ack","payload":{"type":"chat.message"}}"#
-    );
-    p.close(None).await.unwrap();
-    while p.next().await.is_some() {}
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        *log.lock().unwrap(),
+        all,
         vec![
-            "open /room".to_string(),
-            "raw plain".into(),
-            r#"raw {"type":"chat.message","payload":{"text":"hi"}}"#.into(),
-            r#"typed chat.message {"text":"hi"}"#.into(),
-            "close 1005 ".into(),
+            Seen::Text(id, "plain".into()),
+            Seen::Text(id, envelope.to_string()),
+            Seen::Typed(id, "chat.message".into(), nested),
+            Seen::Text(id, "[1,2]".into()),
+            Seen::Text(id, r#"{"type":""}"#.into()),
+            Seen::Text(id, r#"{"kind":"x"}"#.into()),
+            Seen::Text(id, "{broken".into()),
+            Seen::Binary(id, vec![0, 1, 255]),
+            Seen::Close(id, 4001, "bye now".into()),
         ]
     );
+    server.shutdown(Duration::from_secs(1)).await;
+    assert!(rx.try_recv().is_err(), "nothing after the close");
+    assert_eq!(hub.metrics().messages_in.get(), 7);
+}
+
+#[tokio::test]
+async fn sessions_know_their_handshake() {
+    let seen_info = Arc::new(Mutex::new(None));
+    let info = seen_info.clone();
+    let hub = Hub::builder()
+        .on_upgrade(|request| {
+            if request.protocols().iter().any(|p| p == "chat") {
+                Ok(Accept::new().protocol("chat"))
+            } else {
+                Ok(Accept::new())
+            }
+        })
+        .on_open(move |s| {
+            *info.lock().unwrap() = Some((
+                s.path().to_owned(),
+                s.query().map(str::to_owned),
+                s.header("x-token").map(str::to_owned),
+                s.protocol().map(str::to_owned),
+                s.peer_addr(),
+            ));
+            s.send_text("ready").unwrap();
+        })
+        .build();
+    let server = start(hub).await;
+    let config = ClientConfig {
+        protocols: vec!["chat".into()],
+        headers: vec![("X-Token".into(), "abc".into())],
+        ..ClientConfig::default()
+    };
+    let url = format!("ws://{}/live/feed?since=3", server.local_addr());
+    let mut ws = bounded("connect", hubbub_tokio::connect_with(&url, &config))
+        .await
+        .unwrap();
+    assert_eq!(ws.protocol(), Some("chat"));
+    let ready = bounded("ready", ws.recv()).await;
+    assert!(matches!(ready, Some(Ok(Message::Text(t))) if t == "ready"));
+    let local = ws.get_ref().local_addr().unwrap();
+    assert_eq!(
+        seen_info.lock().unwrap().take().unwrap(),
+        (
+            "/live/feed".into(),
+            Some("since=3".into()),
+            Some("abc".into()),
+            Some("chat".into()),
+            Some(local)
+        )
+    );
+    bounded("close", ws.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
     server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
-async fn rooms_isolate_and_broadcast_excludes_sender() {
+async fn a_vanished_peer_is_closed_once_with_1006() {
+    let (builder, mut rx) = recording();
+    let server = start(builder.build()).await;
+    let closes = |all: &[Seen], id| {
+        all.iter()
+            .filter(|e| matches!(e, Seen::Close(i, ..) if *i == id))
+            .count()
+    };
+
+    // FIN without a close frame.
+    let quiet = Raw::connect(server.local_addr(), "/").await;
+    let a = opened(&mut rx).await;
+    drop(quiet);
+    assert_eq!(
+        seen(&mut rx).await,
+        Seen::Close(a, 1006, "connection ended without a close frame".into())
+    );
+
+    // A reset: the transport error is reported, then the 1006 close.
+    let rude = Raw::connect(server.local_addr(), "/").await;
+    let b = opened(&mut rx).await;
+    #[allow(deprecated)] // SO_LINGER 0: drop sends a reset and does not block
+    rude.stream.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(rude);
+    let mut all = Vec::new();
+    while closes(&all, b) == 0 {
+        all.push(seen(&mut rx).await);
+    }
+    assert!(
+        matches!(&all[..], [Seen::Error(i, SessionError::Io(_)), Seen::Close(j, 1006, _)] if *i == b && *j == b),
+        "{all:?}"
+    );
+
+    let hub = server.hub().clone();
+    server.shutdown(Duration::from_secs(1)).await;
+    while let Ok(event) = rx.try_recv() {
+        all.push(event);
+    }
+    assert_eq!(
+        (closes(&all, a), closes(&all, b)),
+        (0, 1),
+        "no second close"
+    );
+    assert_eq!(hub.metrics().closes_by_code().get(&1006), Some(&2));
+    assert_eq!(hub.session_count(), 0);
+}
+
+#[tokio::test]
+async fn protocol_errors_reach_on_error_and_close_with_their_code() {
+    let (builder, mut rx) = recording();
+    let config = Config {
+        max_message_size: 1024,
+        ..Config::default()
+    };
+    let server = start_with(builder.build(), config).await;
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        ("unmasked", raw::encode(true, raw::TEXT, b"hi", false), 1002),
+        (
+            "bad utf-8",
+            raw::encode(true, raw::TEXT, b"\xff\xfe", true),
+            1007,
+        ),
+        (
+            "too big",
+            raw::encode(true, raw::BINARY, &[0; 2000], true),
+            1009,
+        ),
+        ("reserved opcode", raw::encode(true, 0x3, b"", true), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let mut peer = Raw::connect(server.local_addr(), "/").await;
+        let id = opened(&mut rx).await;
+        tokio::io::AsyncWriteExt::write_all(&mut peer.stream, &bytes)
+            .await
+            .unwrap();
+        assert_eq!(
+            bounded("the close", peer.close_code()).await,
+            Some(code),
+            "{what}"
+        );
+        match seen(&mut rx).await {
+            Seen::Error(i, SessionError::Protocol(error)) => {
+                assert_eq!((i, error.close_code().0), (id, code), "{what}: {error}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(
+            matches!(seen(&mut rx).await, Seen::Close(i, c, _) if i == id && c == code),
+            "{what}"
+        );
+        assert_eq!(
+            bounded("EOF", peer.frame()).await,
+            None,
+            "{what}: server ends the TCP stream"
+        );
+    }
+    assert_eq!(server.hub().metrics().errors.get(), 4);
+    server.shutdown(Duration::from_secs(1)).await;
+    let _ = ProtocolError::UnmaskedFrame; // the variant the first case hits
+}
+
+#[tokio::test]
+async fn emit_error_reaches_on_error() {
+    let (builder, mut rx) = recording();
+    let hub = builder
+        .on_message(|s, text| {
+            if text.is_empty() {
+                s.emit_error("empty message");
+                s.close(CloseCode::POLICY_VIOLATION, "empty");
+            }
+        })
+        .build();
+    let server = start(hub).await;
+    let mut p = peer(&server, "/").await;
+    let id = opened(&mut rx).await;
+    send(&mut p, "").await;
+    assert_eq!(next_text(&mut p).await, "close 1008");
+    assert_eq!(
+        seen(&mut rx).await,
+        Seen::Error(id, SessionError::Application("empty message".into()))
+    );
+    drain(&mut p).await;
+    assert!(matches!(seen(&mut rx).await, Seen::Close(i, 1008, _) if i == id));
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn callbacks_call_back_into_the_hub_without_deadlock() {
+    let closes = Arc::new(AtomicUsize::new(0));
+    let c = closes.clone();
+    let hub = Hub::builder()
+        .on_open(|s| {
+            let hub = s.hub().unwrap();
+            s.send_text(format!("welcome {}", s.id())).unwrap();
+            hub.join(s, "lobby");
+            hub.room_text("lobby", &format!("{} arrived", s.id()), Some(s));
+        })
+        .on_message(|s, text| {
+            let hub = s.hub().unwrap();
+            match text.split_once(' ') {
+                Some(("join", room)) => {
+                    hub.join(s, room);
+                    hub.room_text(room, &format!("{} joined {room}", s.id()), None);
+                }
+                Some(("say", words)) => {
+                    hub.broadcast_json("said", json!({"from": s.id(), "text": words}), Some(s));
+                }
+                _ if text == "bye" => {
+                    s.send_text("closing").unwrap();
+                    s.close(CloseCode::NORMAL, "bye");
+                    assert_eq!(s.send_text("after"), Err(SendError::Closed));
+                }
+                _ => {}
+            }
+        })
+        .on_close(move |s, _, _| {
+            let hub = s.hub().unwrap();
+            assert_eq!(s.send_text("to myself"), Err(SendError::Closed));
+            hub.broadcast_text(&format!("{} left", s.id()), None);
+            hub.room_text("lobby", "lobby shrank", None);
+            let _ = (hub.session_count(), hub.rooms());
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    let server = start(hub.clone()).await;
+    let mut a = peer(&server, "/").await;
+    let welcome_a = next_text(&mut a).await;
+    let a_id: u64 = welcome_a.strip_prefix("welcome ").unwrap().parse().unwrap();
+    let mut b = peer(&server, "/").await;
+    let welcome_b = next_text(&mut b).await;
+    let b_id: u64 = welcome_b.strip_prefix("welcome ").unwrap().parse().unwrap();
+    assert_eq!(next_text(&mut a).await, format!("{b_id} arrived"));
+    send(&mut b, "join dev").await;
+    assert_eq!(next_text(&mut b).await, format!("{b_id} joined dev"));
+    send(&mut b, "say hello").await;
+    let said: Value = serde_json::from_str(&next_text(&mut a).await).unwrap();
+    assert_eq!(
+        said,
+        json!({"type": "said", "payload": {"from": b_id, "text": "hello"}})
+    );
+    send(&mut a, "bye").await;
+    assert_eq!(next_text(&mut a).await, "closing");
+    assert_eq!(next_text(&mut a).await, "close 1000");
+    drain(&mut a).await;
+    assert_eq!(next_text(&mut b).await, format!("{a_id} left"));
+    assert_eq!(next_text(&mut b).await, "lobby shrank");
+    assert_eq!(hub.members("lobby"), vec![b_id]);
+    assert_eq!(closes.load(Ordering::SeqCst), 1);
+    server.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(closes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn rooms_isolate_leave_and_vanish_over_the_wire() {
     let hub = Hub::builder()
         .on_typed_message(|s, kind, payload| {
             let hub = s.hub().expect("hub alive");
             let room = payload["room"].as_str().unwrap_or("general");
             match kind {
                 "join" => {
-                    hub.join(s, room);
-                    let _ = s.send_text(format!("joined {room}"));
+                    let first = hub.join(s, room);
+                    let _ = s.send_text(format!("joined {room} {first}"));
+                }
+                "leave" => {
+                    let was = hub.leave(s, room);
+                    let _ = s.send_text(format!("left {room} {was}"));
                 }
                 "say" => {
-                    hub.room_text(room, payload["text"].as_str().unwrap_or(""), Some(s));
+                    let n = hub.room_text(room, payload["text"].as_str().unwrap_or(""), Some(s));
+                    let _ = s.send_text(format!("sent to {n}"));
                 }
                 _ => {}
             }
@@ -124,67 +454,197 @@ async fn rooms_isolate_and_broadcast_excludes_sender() {
         peer(&server, "/").await,
         peer(&server, "/").await,
     );
+    let join = |room: &str| json!({"type": "join", "payload": {"room": room}}).to_string();
+    let say = |room: &str, text: &str| {
+        json!({"type": "say", "payload": {"room": room, "text": text}}).to_string()
+    };
     for (p, room) in [(&mut a, "r1"), (&mut b, "r1"), (&mut c, "r2")] {
-        send(
-            p,
-            &json!({"type":"join","payload":{"room":room}}).to_string(),
-        )
-        .await;
-        assert_eq!(next_text(p).await, format!("joined {room}"));
+        send(p, &join(room)).await;
+        assert_eq!(next_text(p).await, format!("joined {room} true"));
     }
-    send(
-        &mut a,
-        r#"{"type":"say","payload":{"room":"r1","text":"to r1"}}"#,
-    )
-    .await;
+    send(&mut a, &join("r1")).await;
+    assert_eq!(
+        next_text(&mut a).await,
+        "joined r1 false",
+        "twice is harmless"
+    );
+    send(&mut a, &say("r1", "to r1")).await;
+    assert_eq!(next_text(&mut a).await, "sent to 1", "sender excluded");
     assert_eq!(next_text(&mut b).await, "to r1");
+    send(&mut c, &say("r2", "only c's room")).await;
+    assert_eq!(next_text(&mut c).await, "sent to 0");
+    send(&mut c, &say("nowhere", "void")).await;
+    assert_eq!(next_text(&mut c).await, "sent to 0", "unknown room: no-op");
+    // A marker proves nothing from r2 or `nowhere` reached a or b before it.
+    hub.broadcast_text("everyone", None);
+    for p in [&mut a, &mut b, &mut c] {
+        assert_eq!(next_text(p).await, "everyone");
+    }
+    // Leave; leaving again or an unknown room is a no-op.
     send(
-        &mut c,
-        r#"{"type":"say","payload":{"room":"r2","text":"only c's room"}}"#,
+        &mut b,
+        &json!({"type": "leave", "payload": {"room": "r1"}}).to_string(),
     )
     .await;
-    // b gets nothing from r2; a (sender) gets nothing from its own message.
-    hub.broadcast_text("everyone", None);
-    assert_eq!(next_text(&mut a).await, "everyone");
-    assert_eq!(next_text(&mut b).await, "everyone");
-    assert_eq!(next_text(&mut c).await, "everyone");
+    assert_eq!(next_text(&mut b).await, "left r1 true");
+    send(
+        &mut b,
+        &json!({"type": "leave", "payload": {"room": "r1"}}).to_string(),
+    )
+    .await;
+    assert_eq!(next_text(&mut b).await, "left r1 false");
+    send(&mut a, &say("r1", "b is gone")).await;
+    assert_eq!(next_text(&mut a).await, "sent to 0");
     let mut rooms = hub.rooms();
     rooms.sort();
     assert_eq!(rooms, vec!["r1", "r2"]);
-    // Leaving on disconnect: c's room vanishes.
+    // Leaving on disconnect: c's room vanishes, a's stays.
     c.close(None).await.unwrap();
-    while c.next().await.is_some() {}
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    drain(&mut c).await;
+    until("c's session ends", || hub.session_count() == 2).await;
     assert_eq!(hub.rooms(), vec!["r1"]);
-    assert_eq!(hub.session_count(), 2);
+    assert_eq!(hub.members("r1").len(), 1);
+    server.shutdown(Duration::from_secs(1)).await;
+    assert!(hub.rooms().is_empty());
+}
+
+#[tokio::test]
+async fn direct_sends_and_broadcasts_arrive_in_order_past_the_high_water_mark() {
+    // One message triggers 600 sends of ~1 KiB (600 KiB, ten times what
+    // the runner keeps in the core), interleaving direct sends and
+    // broadcasts; nothing else happens afterwards, so every part of the
+    // queue must be written without a further wake-up.
+    let hub = Hub::builder()
+        .on_message(|s, text| {
+            if text != "go" {
+                return;
+            }
+            let hub = s.hub().unwrap();
+            let pad = "p".repeat(1000);
+            for i in 0..600 {
+                if i % 2 == 0 {
+                    s.send_text(format!("{i} direct {pad}")).unwrap();
+                } else {
+                    hub.broadcast_text(&format!("{i} broadcast {pad}"), None);
+                }
+            }
+        })
+        .build();
+    let server = start(hub).await;
+    let mut a = peer(&server, "/").await;
+    let mut b = peer(&server, "/").await;
+    until("two sessions", || server.hub().session_count() == 2).await;
+    send(&mut a, "go").await;
+    for i in 0..600 {
+        let text = next_text(&mut a).await;
+        let kind = if i % 2 == 0 { "direct" } else { "broadcast" };
+        assert!(
+            text.starts_with(&format!("{i} {kind} ")),
+            "a #{i}: {}",
+            &text[..20]
+        );
+    }
+    for i in (1..600).step_by(2) {
+        let text = next_text(&mut b).await;
+        assert!(
+            text.starts_with(&format!("{i} broadcast ")),
+            "b #{i}: {}",
+            &text[..20]
+        );
+    }
     server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
 async fn shutdown_sends_1001_to_everyone() {
-    let server = start(Hub::builder().build()).await;
+    let (builder, mut rx) = recording();
+    let server = start(builder.build()).await;
     let mut peers = Vec::new();
     for _ in 0..20 {
         peers.push(peer(&server, "/").await);
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..20 {
+        opened(&mut rx).await;
+    }
     assert_eq!(server.hub().session_count(), 20);
     let hub = server.hub().clone();
-    let stopping = tokio::spawn(server.shutdown(Duration::from_secs(3)));
+    let stopping = tokio::spawn(server.shutdown(Duration::from_secs(10)));
     for p in &mut peers {
         assert_eq!(next_text(p).await, "close 1001");
     }
-    // Let each peer flush its close echo and see the server's EOF.
+    // Each peer echoes the close and sees the server's end of stream...
     for p in &mut peers {
-        while let Ok(Some(_)) = timeout(Duration::from_secs(5), p.next()).await {}
+        drain(p).await;
     }
-    drop(peers); // our FIN: the server's sessions finish without lingering
-    timeout(Duration::from_secs(5), stopping)
-        .await
-        .unwrap()
-        .unwrap();
+    // ...and its FIN lets the server's sessions finish well within the
+    // grace period, without waiting for a linger timer.
+    drop(peers);
+    let began = Instant::now();
+    bounded("shutdown", stopping).await.unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
     assert_eq!(hub.session_count(), 0);
     assert_eq!(hub.metrics().closes_by_code().get(&1001), Some(&20));
+    for _ in 0..20 {
+        assert!(matches!(seen(&mut rx).await, Seen::Close(_, 1001, _)));
+    }
+}
+
+#[tokio::test]
+async fn shutdown_waits_a_bounded_time_and_refuses_new_connections() {
+    let (builder, mut rx) = recording();
+    let server = start(builder.build()).await;
+    let addr = server.local_addr();
+    // Two peers that never answer the close (nor read), one that does, and
+    // a TCP connection still in its opening handshake.
+    let mut deaf = vec![Raw::connect(addr, "/").await, Raw::connect(addr, "/").await];
+    let mut polite = peer(&server, "/").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(opened(&mut rx).await);
+    }
+    let half_open = Raw::tcp(addr).await;
+    let hub = server.hub().clone();
+    let began = Instant::now();
+    let grace = Duration::from_millis(600);
+    let stopping = tokio::spawn(server.shutdown(grace));
+    assert_eq!(next_text(&mut polite).await, "close 1001");
+    drain(&mut polite).await;
+    // Phase one is over as soon as the 1001s are out: new connections are
+    // refused while the deaf sessions hold phase two.
+    until("the polite session ends", || hub.session_count() == 2).await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "connected during shutdown: {refused:?}");
+    bounded("shutdown", stopping).await.unwrap();
+    let took = began.elapsed();
+    assert!(
+        took >= grace,
+        "waited the grace period for the deaf peers: {took:?}"
+    );
+    assert!(
+        took < grace + Duration::from_secs(3),
+        "then gave up: {took:?}"
+    );
+    // The deaf sessions were released, and reported closed (1006) once.
+    assert_eq!(hub.session_count(), 0);
+    let mut closes = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        if let Seen::Close(id, code, _) = event {
+            closes.push((id, code));
+        }
+    }
+    closes.sort();
+    let mut expected = vec![(ids[0], 1006), (ids[1], 1006), (ids[2], 1001)];
+    expected.sort();
+    assert_eq!(closes, expected);
+    // The deaf peers got the 1001 all the same.
+    for d in &mut deaf {
+        assert_eq!(bounded("close", d.close_code()).await, Some(1001));
+    }
+    drop(half_open);
 }
 
 #[tokio::test]
@@ -194,5 +654,24 @@ async fn path_routing_answers_404() {
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
     peer(&server, "/chat").await;
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn idle_sessions_are_closed_by_the_core_timer() {
+    let (builder, mut rx) = recording();
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ping_interval: None,
+        ..Config::default()
+    };
+    let server = start_with(builder.build(), config).await;
+    let mut p = Raw::connect(server.local_addr(), "/").await;
+    let id = opened(&mut rx).await;
+    assert_eq!(bounded("idle close", p.close_code()).await, Some(1001));
+    p.send_close(1001, "").await;
+    assert!(matches!(seen(&mut rx).await, Seen::Close(i, 1001, _) if i == id));
+    assert_eq!(bounded("EOF", p.frame()).await, None);
+    drop(p);
     server.shutdown(Duration::from_secs(1)).await;
 }

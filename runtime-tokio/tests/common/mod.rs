@@ -2,6 +2,8 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
