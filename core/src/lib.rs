@@ -52,8 +52,3 @@ pub use mask::apply_mask;
 pub use message::Message;
 pub use timers::Timer;
 pub use utf8::Utf8Validator;
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

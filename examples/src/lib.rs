@@ -318,3 +318,9 @@ mod tests {
         );
     }
 }
+
+/// The project README's examples, compiled (and the sans-IO one run) as doc
+/// tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
