@@ -385,4 +385,123 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Every key of the brief, removed from a child's environment so the
+    /// parent's cannot leak into a case.
+    const KEYS: [&str; 15] = [
+        "SERVER_HOST",
+        "SERVER_PORT",
+        "WEBSOCKET_HOST",
+        "WEBSOCKET_PORT",
+        "WEBSOCKET_MAX_MESSAGE_SIZE",
+        "WEBSOCKET_IDLE_TIMEOUT",
+        "WEBSOCKET_PING_INTERVAL",
+        "WEBSOCKET_AUTO_PING_PONG",
+        "WEBSOCKET_ENABLE_DEFLATE",
+        "PUBLIC_PATH",
+        "PUBLIC_MOUNT",
+        "PUBLIC_INDEX",
+        "PUBLIC_CACHE_CONTROL",
+        "PUBLIC_SPA_FALLBACK",
+        "STORE_PATH",
+    ];
+
+    /// The child half of `process_environment_wins_over_dotenv_file`: does
+    /// nothing unless that test started this binary to run it, with a
+    /// prepared working directory and environment.
+    #[test]
+    fn child_prints_settings_from_env() {
+        if std::env::var_os("HUBBUB_SETTINGS_CHILD").is_none() {
+            return;
+        }
+        match Settings::from_env() {
+            Ok(s) => println!(
+                "SETTINGS port={} index={} idle={:?} deflate={} store={:?}",
+                s.websocket_port, s.public_index, s.idle_timeout, s.enable_deflate, s.store_path
+            ),
+            Err(e) => println!("SETTINGS error {e}"),
+        }
+    }
+
+    /// `Settings::from_env` in a real process: `.env` in the working
+    /// directory, the process environment winning over it.
+    #[test]
+    fn process_environment_wins_over_dotenv_file() {
+        let dir = std::env::temp_dir().join(format!("hubbub-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |dotenv: &str, env: &[(&str, &str)]| -> String {
+            std::fs::write(dir.join(".env"), dotenv).unwrap();
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+            child
+                .args(["--exact", "settings::tests::child_prints_settings_from_env"])
+                .args(["--nocapture", "--test-threads=1"])
+                .current_dir(&dir)
+                .env("HUBBUB_SETTINGS_CHILD", "1");
+            for key in KEYS {
+                child.env_remove(key);
+            }
+            child.envs(env.iter().copied());
+            let out = child.output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            // The harness prints "test <name> ... " first, on the same line.
+            let line = stdout.lines().find_map(|l| l.split_once("SETTINGS "));
+            line.expect("the child ran").1.to_owned()
+        };
+        let dotenv = "# the app's defaults\nWEBSOCKET_PORT=9100\nPUBLIC_INDEX=\"home.html\"\n\
+                      WEBSOCKET_IDLE_TIMEOUT=soon\nSTORE_PATH=/tmp/h.db\n";
+        // The file alone: its invalid idle timeout stops start-up, named.
+        assert_eq!(
+            run(dotenv, &[]),
+            r#"error invalid WEBSOCKET_IDLE_TIMEOUT="soon": expected a whole number of seconds (0 = off)"#
+        );
+        // The environment wins, key by key; the file fills in the rest.
+        assert_eq!(
+            run(
+                dotenv,
+                &[("WEBSOCKET_PORT", "9200"), ("WEBSOCKET_IDLE_TIMEOUT", "5")]
+            ),
+            r#"port=9200 index=home.html idle=Some(5s) deflate=true store=Some("/tmp/h.db")"#
+        );
+        // An invalid value in the environment is named too, even where the
+        // file's is fine.
+        assert_eq!(
+            run(
+                dotenv,
+                &[("WEBSOCKET_IDLE_TIMEOUT", "0"), ("WEBSOCKET_PORT", "80")]
+            ),
+            r#"error invalid WEBSOCKET_PORT="80": expected a port: 0 or 1024-65535"#
+        );
+        assert_eq!(
+            run("", &[("WEBSOCKET_ENABLE_DEFLATE", "perhaps")]),
+            r#"error invalid WEBSOCKET_ENABLE_DEFLATE="perhaps": expected true/false (also 1/0, on/off, yes/no)"#
+        );
+        // An empty value set in the environment is a value, not "unset".
+        assert!(run("", &[("SERVER_PORT", "")]).starts_with(r#"error invalid SERVER_PORT="""#));
+        // A broken file is named as such.
+        let broken = run("WEBSOCKET_PORT=9100\nthis is not a pair\n", &[]);
+        assert!(broken.starts_with("error invalid (.env)="), "{broken}");
+        // No file: the defaults.
+        std::fs::remove_file(dir.join(".env")).unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "settings::tests::child_prints_settings_from_env",
+                "--nocapture",
+            ])
+            .current_dir(&dir)
+            .env("HUBBUB_SETTINGS_CHILD", "1");
+        for key in KEYS {
+            child.env_remove(key);
+        }
+        let stdout = String::from_utf8(child.output().unwrap().stdout).unwrap();
+        assert!(
+            stdout.contains(
+                "SETTINGS port=9090 index=index.html idle=Some(60s) deflate=true store=None"
+            ),
+            "{stdout}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
