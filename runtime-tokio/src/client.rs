@@ -10,7 +10,10 @@ use tokio::{
     time::{timeout, Instant},
 };
 
-use crate::{error::Step, rt, websocket::Core, Error, WebSocket};
+use hubbub_realtime::Envelope;
+use serde_json::Value;
+
+use crate::{error::Step, rt, websocket::Core, ClientBuilder, Error, WebSocket};
 
 /// How a client connects.
 ///
@@ -227,6 +230,30 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// Build a client driven by callbacks (`on_open`, `on_message`,
+    /// `on_typed_message`, `on_binary`, `on_close`, `on_error`), like the
+    /// server's hub; see [`ClientBuilder`].
+    ///
+    /// ```no_run
+    /// use hubbub_tokio::Client;
+    /// use serde_json::json;
+    ///
+    /// # async fn run() -> Result<(), hubbub_tokio::Error> {
+    /// let client = Client::builder("ws://127.0.0.1:9090/")
+    ///     .on_open(|client| {
+    ///         let _ = client.send_json("room.join", json!({"room": "general"}));
+    ///     })
+    ///     .on_typed_message(|_, event_type, payload| println!("{event_type}: {payload}"))
+    ///     .on_message(|_, text| println!("raw: {text}"))
+    ///     .connect()
+    ///     .await?;
+    /// client.send_json("chat.message", json!({"room": "general", "text": "hi"}))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
+    }
+
     /// Connect to `url`. The first connection is not retried: its error is
     /// returned as is.
     pub async fn connect(url: &str, config: ClientConfig) -> Result<Client, Error> {
@@ -295,6 +322,13 @@ impl Client {
             State::Connected(ws) => ws.send(message).await,
             _ => Err(Error::Closed),
         }
+    }
+
+    /// Send the envelope `{"type": event_type, "payload": payload}` as a
+    /// text message; fails with [`Error::Closed`] while disconnected.
+    pub async fn send_json(&mut self, event_type: &str, payload: Value) -> Result<(), Error> {
+        self.send(Message::Text(Envelope::new(event_type, payload).to_json()))
+            .await
     }
 
     /// Close the connection for good (no reconnection) and wait for the

@@ -52,6 +52,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod client_builder;
 mod error;
 mod hub_server;
 mod rt;
@@ -59,6 +60,7 @@ mod server;
 mod websocket;
 
 pub use client::{client, connect, connect_with, Client, ClientConfig, ClientEvent, Reconnect};
+pub use client_builder::{ClientBuilder, ClientHandle};
 pub use error::{Error, Step};
 pub use hub_server::{shutdown_signal, HubServer, ServerHandle, DEFAULT_GRACE, LISTEN_BACKLOG};
 pub use hubbub_core::{

@@ -12,6 +12,8 @@ use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
 use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Reject, Request};
+use hubbub_realtime::Envelope;
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{
@@ -176,6 +178,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The next data message; `None` once the connection is over.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.core.poll_next(cx)).await
+    }
+
+    /// The driver and the agreed subprotocol, for a loop of its own (the
+    /// callback client's).
+    pub(crate) fn into_driver(self) -> (TokioDriver<S>, Option<String>) {
+        (self.core.driver, self.core.protocol)
+    }
+
+    /// Send the envelope `{"type": event_type, "payload": payload}` as a
+    /// text message (see [`Envelope`](hubbub_realtime::Envelope)), and
+    /// write everything queued.
+    pub async fn send_json(&mut self, event_type: &str, payload: Value) -> Result<(), Error> {
+        self.send(Message::Text(Envelope::new(event_type, payload).to_json()))
+            .await
     }
 
     /// Queue a message and write everything queued.
@@ -446,6 +462,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         poll_fn(|cx| self.with(cx, Core::poll_ready)).await?;
         self.shared.lock().start_send(message.into())
+    }
+
+    /// Send the envelope `{"type": event_type, "payload": payload}` as a
+    /// text message, and write everything queued.
+    pub async fn send_json(&mut self, event_type: &str, payload: Value) -> Result<(), Error> {
+        self.send(Message::Text(Envelope::new(event_type, payload).to_json()))
+            .await
     }
 
     /// Write everything queued.

@@ -1,0 +1,421 @@
+//! A client driven by callbacks, mirroring the server's [`Hub`]: built with
+//! [`Client::builder`](crate::Client::builder), run by a task of its own,
+//! and reached through a cheap [`ClientHandle`] whose sends never block.
+//!
+//! Each connection runs through the same loop as a server session
+//! ([`drive_session`]), with a detached [`Session`] as its bounded outbound
+//! queue.
+//!
+//! [`Hub`]: hubbub_realtime::Hub
+
+use std::{
+    fmt,
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+};
+
+use bytes::Bytes;
+use hubbub_core::{CloseCode, Message};
+use hubbub_realtime::{
+    drive_session, Envelope, OutboundLimit, SendError, Session, SessionError, SessionEvent,
+    SessionInfo, SlowConsumer,
+};
+use serde_json::Value;
+use tokio::{net::TcpStream, sync::watch, sync::Notify};
+
+use crate::{client::connect_with, ClientConfig, Error, WebSocket};
+
+type OnOpen = Box<dyn Fn(&ClientHandle) + Send + Sync>;
+type OnText = Box<dyn Fn(&ClientHandle, &str) + Send + Sync>;
+type OnBinary = Box<dyn Fn(&ClientHandle, &Bytes) + Send + Sync>;
+type OnTyped = Box<dyn Fn(&ClientHandle, &str, &Value) + Send + Sync>;
+type OnClose = Box<dyn Fn(&ClientHandle, CloseCode, &str) + Send + Sync>;
+type OnError = Box<dyn Fn(&ClientHandle, &Error) + Send + Sync>;
+
+#[derive(Default)]
+struct Handlers {
+    open: Option<OnOpen>,
+    message: Option<OnText>,
+    binary: Option<OnBinary>,
+    typed: Option<OnTyped>,
+    close: Option<OnClose>,
+    error: Option<OnError>,
+}
+
+/// Builds a callback-driven client: see [`Client::builder`](crate::Client::builder).
+///
+/// The callbacks are those of the server's `HubBuilder`, with a
+/// [`ClientHandle`] in place of the session: `on_open` for every connection
+/// (the first and each reconnection), `on_message` for every text message
+/// and then `on_typed_message` when the text is an [`Envelope`],
+/// `on_binary`, `on_close` once per connection, and `on_error` for protocol
+/// and transport errors and failed reconnection attempts. They run on the
+/// client's task and must not block; sending from them only enqueues.
+pub struct ClientBuilder {
+    url: String,
+    config: ClientConfig,
+    limit: OutboundLimit,
+    handlers: Handlers,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("config", &self.config)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    pub(crate) fn new(url: String) -> Self {
+        ClientBuilder {
+            url,
+            config: ClientConfig::default(),
+            limit: OutboundLimit {
+                policy: SlowConsumer::Drop,
+                ..OutboundLimit::default()
+            },
+            handlers: Handlers::default(),
+        }
+    }
+
+    /// How to connect: timeouts, protocol limits and pings, subprotocols,
+    /// headers, and [`reconnect`](ClientConfig::reconnect) (off by default).
+    pub fn config(mut self, config: ClientConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Bound the outbound queue. The default is 4 MiB and 1024 messages
+    /// with policy [`SlowConsumer::Drop`]: a send to a full queue fails with
+    /// [`SendError::Full`] and the connection stays up. (With
+    /// `SlowConsumer::Close`, a full queue closes the connection instead.)
+    pub fn outbound_limit(mut self, limit: OutboundLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Called when a connection opens: the first one and every
+    /// reconnection (see [`ClientHandle::reconnects`]). A good place to
+    /// join rooms, so that a reconnected client joins them again.
+    pub fn on_open(mut self, f: impl Fn(&ClientHandle) + Send + Sync + 'static) -> Self {
+        self.handlers.open = Some(Box::new(f));
+        self
+    }
+
+    /// Called for every text message (before `on_typed_message`).
+    pub fn on_message(mut self, f: impl Fn(&ClientHandle, &str) + Send + Sync + 'static) -> Self {
+        self.handlers.message = Some(Box::new(f));
+        self
+    }
+
+    /// Called for every binary message.
+    pub fn on_binary(mut self, f: impl Fn(&ClientHandle, &Bytes) + Send + Sync + 'static) -> Self {
+        self.handlers.binary = Some(Box::new(f));
+        self
+    }
+
+    /// Called for text that is an envelope (`{"type": ..., "payload":
+    /// ...}`), with its type and payload (any JSON value, nested values
+    /// kept), after `on_message`. Other text reaches `on_message` only.
+    pub fn on_typed_message(
+        mut self,
+        f: impl Fn(&ClientHandle, &str, &Value) + Send + Sync + 'static,
+    ) -> Self {
+        self.handlers.typed = Some(Box::new(f));
+        self
+    }
+
+    /// Called once when a connection ends, with the close code and reason
+    /// (1006 when it ended without a close handshake). Reconnection, if
+    /// configured, follows.
+    pub fn on_close(
+        mut self,
+        f: impl Fn(&ClientHandle, CloseCode, &str) + Send + Sync + 'static,
+    ) -> Self {
+        self.handlers.close = Some(Box::new(f));
+        self
+    }
+
+    /// Called for a protocol error by the server ([`Error::Protocol`]: the
+    /// connection then closes with its code), a transport error
+    /// ([`Error::Io`]), and each failed reconnection attempt (the error of
+    /// [`connect_with`](crate::connect_with)).
+    pub fn on_error(mut self, f: impl Fn(&ClientHandle, &Error) + Send + Sync + 'static) -> Self {
+        self.handlers.error = Some(Box::new(f));
+        self
+    }
+
+    /// Connect, call `on_open`, and run the client on a task of the current
+    /// tokio runtime. The first connection is not retried: its error is
+    /// returned as is. The task runs until [`ClientHandle::close`], or until
+    /// the connection ends with reconnection off (or given up).
+    pub async fn connect(self) -> Result<ClientHandle, Error> {
+        let ws = connect_with(&self.url, &self.config).await?;
+        let (done, finished) = watch::channel(false);
+        let handle = ClientHandle(Arc::new(Shared {
+            url: self.url,
+            current: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+            reconnects: AtomicU64::new(0),
+            finished,
+        }));
+        let task = Task {
+            handle: handle.clone(),
+            handlers: self.handlers,
+            config: self.config,
+            limit: self.limit,
+            done,
+        };
+        // `on_open` runs before `connect` returns, so its sends go first.
+        let first = task.open(ws);
+        tokio::spawn(task.run(first));
+        Ok(handle)
+    }
+}
+
+struct Shared {
+    url: String,
+    /// The open connection's outbound queue.
+    current: Mutex<Option<Session>>,
+    /// `close` was called: no reconnection.
+    stopping: AtomicBool,
+    /// Wakes a reconnection wait when `close` is called.
+    stop: Notify,
+    reconnects: AtomicU64,
+    /// Becomes true when the client's task has ended.
+    finished: watch::Receiver<bool>,
+}
+
+/// A handle on a running callback client: cheap to clone, `Send + Sync`.
+/// Sending never blocks: it enqueues on the current connection's bounded
+/// queue, and fails with [`SendError::Closed`] while there is none
+/// (between a drop and a reconnection, or after the end).
+#[derive(Clone)]
+pub struct ClientHandle(Arc<Shared>);
+
+impl fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHandle")
+            .field("url", &self.0.url)
+            .field("connected", &self.is_connected())
+            .field("reconnects", &self.reconnects())
+            .finish()
+    }
+}
+
+impl ClientHandle {
+    fn current(&self) -> MutexGuard<'_, Option<Session>> {
+        self.0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_session(
+        &self,
+        f: impl FnOnce(&Session) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        // Cloned out so that no lock is held while sending.
+        let session = self.current().clone();
+        session.map_or(Err(SendError::Closed), |s| f(&s))
+    }
+
+    /// Queue a text message.
+    pub fn send_text(&self, text: impl Into<String>) -> Result<(), SendError> {
+        self.with_session(|s| s.send_text(text))
+    }
+
+    /// Queue a binary message.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.with_session(|s| s.send_binary(data))
+    }
+
+    /// Queue the envelope `{"type": event_type, "payload": payload}`.
+    pub fn send_json(&self, event_type: &str, payload: Value) -> Result<(), SendError> {
+        self.with_session(|s| s.send_json(event_type, payload))
+    }
+
+    /// Queue an envelope (with its optional `id`, `kind`, `room`, `ts`).
+    pub fn send_envelope(&self, envelope: &Envelope) -> Result<(), SendError> {
+        self.with_session(|s| s.send_envelope(envelope))
+    }
+
+    /// Close for good: the close frame follows what is queued, `on_close`
+    /// runs when the handshake is over, and there is no reconnection. Wait
+    /// for the end with [`closed`](Self::closed). Invalid codes become 1000.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.0.stopping.store(true, Ordering::SeqCst);
+        if let Some(session) = self.current().clone() {
+            session.close(code, reason);
+        }
+        // A stored permit: a reconnection wait that starts later ends too.
+        self.0.stop.notify_one();
+    }
+
+    /// True while a connection is open and accepting sends.
+    pub fn is_connected(&self) -> bool {
+        self.current().as_ref().is_some_and(Session::is_open)
+    }
+
+    /// How many times the client has reconnected.
+    pub fn reconnects(&self) -> u64 {
+        self.0.reconnects.load(Ordering::SeqCst)
+    }
+
+    /// The server's address on the current connection.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.current().as_ref().and_then(Session::peer_addr)
+    }
+
+    /// The subprotocol agreed on the current connection.
+    pub fn protocol(&self) -> Option<String> {
+        self.current()
+            .as_ref()
+            .and_then(|s| s.protocol().map(str::to_owned))
+    }
+
+    /// The URL the client connects to.
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// Wait until the client has ended for good: closed with
+    /// [`close`](Self::close), or its connection ended with reconnection
+    /// off or given up. Every `on_close` has run by then.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut finished = self.0.finished.clone();
+        async move {
+            let _ = finished.wait_for(|done| *done).await;
+        }
+    }
+}
+
+/// The client's task: one connection after another.
+struct Task {
+    handle: ClientHandle,
+    handlers: Handlers,
+    config: ClientConfig,
+    limit: OutboundLimit,
+    done: watch::Sender<bool>,
+}
+
+/// An open connection and its queue.
+type Open = (crate::rt::TokioDriver<TcpStream>, Session);
+
+impl Task {
+    /// Make `ws` the current connection and call `on_open`.
+    fn open(&self, ws: WebSocket<TcpStream>) -> Open {
+        let (driver, protocol) = ws.into_driver();
+        let info = SessionInfo {
+            peer: driver.transport().0.peer_addr().ok(),
+            protocol,
+            ..SessionInfo::default()
+        };
+        let session = Session::detached(info, self.limit);
+        *self.handle.current() = Some(session.clone());
+        if self.handle.0.stopping.load(Ordering::SeqCst) {
+            session.close(CloseCode::NORMAL, ""); // `close` raced the connect
+        }
+        if let Some(on_open) = &self.handlers.open {
+            on_open(&self.handle);
+        }
+        (driver, session)
+    }
+
+    async fn run(self, first: Open) {
+        let mut next = Some(first);
+        while let Some((mut driver, session)) = next.take() {
+            drive_session(&mut driver, &session, |event| self.dispatch(event)).await;
+            drop(driver);
+            next = self.reconnect().await.map(|ws| {
+                self.handle.0.reconnects.fetch_add(1, Ordering::SeqCst);
+                self.open(ws)
+            });
+        }
+        *self.handle.current() = None;
+        self.done.send_replace(true);
+    }
+
+    fn dispatch(&self, event: SessionEvent) {
+        let (handle, handlers) = (&self.handle, &self.handlers);
+        match event {
+            SessionEvent::Message(Message::Text(text)) => {
+                if let Some(on_message) = &handlers.message {
+                    on_message(handle, &text);
+                }
+                if let Some(on_typed) = &handlers.typed {
+                    if let Some(envelope) = Envelope::parse(&text) {
+                        on_typed(handle, &envelope.event_type, &envelope.payload);
+                    }
+                }
+            }
+            SessionEvent::Message(Message::Binary(data)) => {
+                if let Some(on_binary) = &handlers.binary {
+                    on_binary(handle, &data);
+                }
+            }
+            SessionEvent::Error(error) => {
+                if let Some(on_error) = &handlers.error {
+                    on_error(handle, &client_error(error));
+                }
+            }
+            SessionEvent::Closed(closed) => {
+                // No sends to a connection that is over (the next one, if
+                // any, is installed only after this one's loop has ended).
+                *handle.current() = None;
+                if let Some(on_close) = &handlers.close {
+                    on_close(handle, closed.code, &closed.reason);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The next connection, per the reconnection policy; `None` to stop.
+    async fn reconnect(&self) -> Option<WebSocket<TcpStream>> {
+        let policy = self.config.reconnect.clone()?;
+        let shared = &self.handle.0;
+        for attempt in 1.. {
+            if shared.stopping.load(Ordering::SeqCst) {
+                return None;
+            }
+            let attempt_once = async {
+                tokio::time::sleep(policy.delay(attempt)).await;
+                connect_with(&shared.url, &self.config).await
+            };
+            let result = tokio::select! {
+                result = attempt_once => result,
+                () = shared.stop.notified() => return None,
+            };
+            match result {
+                Ok(ws) => return Some(ws),
+                Err(error) => {
+                    if let Some(on_error) = &self.handlers.error {
+                        on_error(&self.handle, &error);
+                    }
+                    if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                        return None;
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A session's error as this crate's error.
+fn client_error(error: SessionError) -> Error {
+    match error {
+        SessionError::Protocol(error) => Error::Protocol(error),
+        other => Error::Io(io::Error::other(other.to_string())),
+    }
+}
