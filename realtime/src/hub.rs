@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     fmt,
+    panic::{self, AssertUnwindSafe},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, RwLock,
@@ -159,8 +160,11 @@ impl HubBuilder {
 
 /// Every open session, the rooms and the callbacks. Cheap to clone.
 ///
-/// Callbacks run on the connection's task with no lock held, so they may
-/// call any hub or session method.
+/// Callbacks run with no lock held, so they may call any hub or session
+/// method. Most run on the connection's task; `on_error` for a slow
+/// consumer runs on the task whose send found the queue full, and
+/// `on_close` for a session aborted at the end of a shutdown runs where its
+/// task is dropped. Callbacks must not block.
 #[derive(Clone)]
 pub struct Hub(Arc<HubInner>);
 
@@ -356,6 +360,10 @@ impl Hub {
 
     /// A connection opened: register its session and call `on_open`.
     /// `None` while shutting down (the adapter should close with 1001).
+    ///
+    /// The adapter must end the session with [`closed`](Self::closed)
+    /// (or [`release`](Self::release) when unwinding from a panic in a
+    /// callback); [`run_session`](crate::run_session) does.
     pub fn open(&self, info: SessionInfo) -> Option<Session> {
         let session = {
             let mut sessions = self.0.write_sessions();
@@ -370,7 +378,13 @@ impl Hub {
         self.0.metrics.connections_total.inc();
         self.0.metrics.connections_active.inc();
         if let Some(on_open) = &self.0.handlers.open {
-            on_open(&session);
+            // A panicking `on_open` must not leave its session registered:
+            // the caller has no session to end yet.
+            let opened = panic::catch_unwind(AssertUnwindSafe(|| on_open(&session)));
+            if let Err(panicked) = opened {
+                self.release(&session, CloseCode::INTERNAL_ERROR);
+                panic::resume_unwind(panicked);
+            }
         }
         Some(session)
     }

@@ -33,7 +33,10 @@ pub enum SlowConsumer {
 /// Bounds of a session's outbound queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboundLimit {
-    /// Most bytes queued (the reference closes at 4 MiB).
+    /// Most bytes queued (the reference closes at 4 MiB): the payloads of
+    /// direct sends, the whole frames (a few header bytes more) of
+    /// broadcasts. Bytes already handed to the protocol core (at most
+    /// about 64 KiB, see [`HIGH_WATER`](crate::HIGH_WATER)) are not counted.
     pub max_bytes: usize,
     /// Most messages queued (the reference closes at 1024).
     pub max_messages: usize,

@@ -238,7 +238,7 @@ impl Client {
     /// use hubbub_tokio::Client;
     /// use serde_json::json;
     ///
-    /// # async fn run() -> Result<(), hubbub_tokio::Error> {
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = Client::builder("ws://127.0.0.1:9090/")
     ///     .on_open(|client| {
     ///         let _ = client.send_json("room.join", json!({"room": "general"}));

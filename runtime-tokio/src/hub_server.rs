@@ -107,6 +107,9 @@ impl HubServer {
 }
 
 /// A running [`HubServer`].
+///
+/// Dropping the handle starts the shutdown too (without waiting for it):
+/// keep the handle for as long as the server should run.
 pub struct ServerHandle {
     addr: SocketAddr,
     hub: Hub,

@@ -2,7 +2,8 @@
 //!
 //! [hubbub](hubbub_core) WebSockets on tokio: a [`WebSocket`] that is a
 //! `Stream` of messages and a `Sink` for them, the server and client
-//! handshakes, a TCP [`Server`], and a [`Client`] that can reconnect.
+//! handshakes, a TCP [`Server`], a [`Client`] that can reconnect, and the
+//! realtime layer's [`Hub`] served by a [`HubServer`].
 //!
 //! Every protocol decision is made by the sans-IO core
 //! ([`hubbub_core::Connection`]); this crate only moves bytes and keeps
@@ -48,6 +49,46 @@
 //!
 //! With `futures_util`, a [`WebSocket`] works with `StreamExt` and
 //! `SinkExt`, and [`WebSocket::split`] gives halves for two tasks.
+//!
+//! ## A realtime server
+//! [`HubServer`] serves a [`Hub`] (from `hubbub-realtime`): callbacks
+//! (`on_open`, `on_message`, `on_binary`, `on_typed_message`, `on_close`,
+//! `on_error`), [`Session`] handles whose sends never block, rooms,
+//! encode-once broadcast, typed JSON [`Envelope`]s, slow-consumer policies
+//! and a two-phase shutdown ([`ServerHandle::shutdown`]). The README has a
+//! complete example.
+//!
+//! ## Clients: a stream, or callbacks
+//! Two shapes, both with `send_json`:
+//! - [`Client::connect`] and [`Client::next_event`]: a stream of
+//!   [`ClientEvent`]s, for `async` code that awaits between messages or
+//!   `select!`s over several sources (as [`WebSocket`] itself is).
+//! - [`Client::builder`]: the server's callbacks on the client side, with a
+//!   [`ClientHandle`] that is cheap to clone and whose sends only enqueue.
+//!   Text that is an envelope reaches `on_typed_message` (after
+//!   `on_message`), `on_open` runs on every (re)connection, `on_close` once
+//!   per connection. This is the shape to choose for an event-driven client
+//!   talking to a [`Hub`]: it mirrors the server, and typed events arrive
+//!   parsed.
+//!
+//! ```no_run
+//! use hubbub_tokio::{Client, ClientConfig, Reconnect};
+//! use serde_json::json;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder("ws://127.0.0.1:9090/")
+//!     .config(ClientConfig { reconnect: Some(Reconnect::default()), ..Default::default() })
+//!     .on_open(|client| {
+//!         let _ = client.send_json("room.join", json!({"room": "general"}));
+//!     })
+//!     .on_typed_message(|_, event_type, payload| println!("{event_type}: {payload}"))
+//!     .on_close(|_, code, reason| println!("closed: {code} {reason}"))
+//!     .connect()
+//!     .await?;
+//! client.send_json("chat.message", json!({"room": "general", "text": "hi"}))?;
+//! client.closed().await; // until closed for good
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

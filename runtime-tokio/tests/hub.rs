@@ -675,3 +675,76 @@ async fn idle_sessions_are_closed_by_the_core_timer() {
     drop(p);
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_panicking_callback_ends_only_its_own_session() {
+    let hub = Hub::builder()
+        .on_open(|s| {
+            s.hub().unwrap().join(s, "all");
+            assert!(s.path() != "/panic-on-open", "on_open panics (on purpose)");
+        })
+        .on_message(|s, text| {
+            assert!(text != "boom", "on_message panics (on purpose)");
+            let _ = s.send_text(text);
+        })
+        .build();
+    let server = start(hub.clone()).await;
+    let mut calm = peer(&server, "/").await;
+    until("one session", || hub.session_count() == 1).await;
+
+    let mut doomed = peer(&server, "/").await;
+    until("two sessions", || hub.session_count() == 2).await;
+    send(&mut doomed, "boom").await;
+    // Its connection ends (abruptly: no close frame from a panicked task).
+    bounded("the doomed connection ends", async {
+        while let Some(Ok(_)) = doomed.next().await {}
+    })
+    .await;
+    until("the doomed session is released", || {
+        hub.session_count() == 1
+    })
+    .await;
+    assert_eq!(hub.members("all").len(), 1, "it left its rooms");
+
+    let url = format!("ws://{}/panic-on-open", server.local_addr());
+    if let Ok((mut early, _)) = tokio_tungstenite::connect_async(url).await {
+        bounded("the early connection ends", async {
+            while let Some(Ok(_)) = early.next().await {}
+        })
+        .await;
+    }
+    until("a session whose on_open panicked is released", || {
+        hub.metrics().connections_total.get() == 3 && hub.session_count() == 1
+    })
+    .await;
+    assert_eq!(hub.members("all").len(), 1);
+
+    // The server and the other session carry on.
+    send(&mut calm, "still here").await;
+    assert_eq!(next_text(&mut calm).await, "still here");
+    let mut late = peer(&server, "/").await;
+    send(&mut late, "hello").await;
+    assert_eq!(next_text(&mut late).await, "hello");
+    drop((calm, late));
+    server.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(hub.session_count(), 0);
+}
+
+#[tokio::test]
+async fn dropping_the_server_handle_shuts_down() {
+    let hub = Hub::builder().build();
+    let server = start(hub.clone()).await;
+    let addr = server.local_addr();
+    let mut p = peer(&server, "/").await;
+    until("one session", || hub.session_count() == 1).await;
+    drop(server);
+    assert_eq!(next_text(&mut p).await, "close 1001");
+    drain(&mut p).await;
+    until("the listener is closed", || !hub.is_accepting()).await;
+    bounded("refused", async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
