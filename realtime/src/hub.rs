@@ -880,6 +880,12 @@ mod tests {
                     let hub = s.hub().unwrap();
                     match text {
                         "close" => s.close(CloseCode::NORMAL, "asked"),
+                        "stop" => {
+                            let me = hub.session(s.id()).unwrap();
+                            let _ = (hub.metrics().messages_in.get(), me.is_open());
+                            hub.shutdown();
+                            assert!(!s.is_open() && !hub.is_accepting());
+                        }
                         "shout" => {
                             hub.broadcast_json("shout", json!({"from": s.id()}), None);
                         }
@@ -921,6 +927,11 @@ mod tests {
             assert_eq!(
                 *log.lock().unwrap(),
                 vec![format!("closed {}", a.id()), "from on_close".into()]
+            );
+            hub.deliver(&b, &Message::Text("stop".into()));
+            assert_eq!(
+                b.peek().last(),
+                Some(&Queued::Close(1001, "server shutting down".into()))
             );
         });
     }
