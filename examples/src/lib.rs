@@ -212,12 +212,14 @@ impl Program {
         ExitCode::from(code)
     }
 
-    /// Catch SIGTERM and Ctrl-C (see [`shutdown_signal`]), then print the
+    /// Catch SIGTERM and Ctrl-C ([`hubbub_tokio::shutdown_signal`], which
+    /// installs its handlers at once, so a signal sent right after the line
+    /// below shuts down cleanly), then print the
     /// line that tells scripts the sockets are bound:
     /// `NAME: listening on WHERE (runtime tokio)`. Returns the future of
     /// the signal.
     pub fn listening(&self, place: impl fmt::Display) -> std::io::Result<Shutdown> {
-        let shutdown = shutdown_signal()?;
+        let shutdown = Box::pin(hubbub_tokio::shutdown_signal());
         println!("{}: listening on {place} (runtime tokio)", self.name);
         Ok(shutdown)
     }
@@ -245,31 +247,6 @@ impl Program {
 
 /// SIGTERM or Ctrl-C (SIGINT), as a future.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Catch SIGTERM and Ctrl-C (SIGINT) from now on, and return a future that
-/// completes at the first of them. Call it (inside the runtime) *before*
-/// printing the `listening` line: a signal sent right after that line then
-/// shuts down cleanly instead of killing the process.
-pub fn shutdown_signal() -> std::io::Result<Shutdown> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        Ok(Box::pin(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }))
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(Box::pin(async {
-            let _ = tokio::signal::ctrl_c().await;
-        }))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -99,8 +99,9 @@ impl HubServer {
 
     /// Serve until Ctrl-C or SIGTERM, then shut down gracefully.
     pub async fn run(self) -> io::Result<()> {
+        let signal = shutdown_signal();
         let handle = self.start()?;
-        shutdown_signal().await;
+        signal.await;
         handle.shutdown(DEFAULT_GRACE).await;
         Ok(())
     }
@@ -173,20 +174,37 @@ async fn accept_loop(server: HubServer, mut stop: oneshot::Receiver<Duration>) {
     while sessions.join_next().await.is_some() {}
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-pub async fn shutdown_signal() {
+/// Resolves on Ctrl-C, or SIGTERM on Unix. The handlers are installed when
+/// this is *called* (inside a tokio runtime), not when it is first polled, so
+/// a signal that arrives in between — say, right after a "listening" line —
+/// is not lost.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let (mut term, mut interrupt) = {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = next_signal(&mut term) => {}
+            _ = next_signal(&mut interrupt) => {}
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The next delivery of `signal`; never, if it could not be installed.
+#[cfg(unix)]
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
