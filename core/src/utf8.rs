@@ -1,9 +1,14 @@
 //! Incremental UTF-8 validation (RFC 6455 §8.1) that fails as soon as the
 //! bytes seen so far can no longer begin a valid string.
 //!
-//! Built on `std::str::from_utf8`, whose error tells apart "invalid" from
-//! "ends in the middle of a character": at most three bytes of an unfinished
-//! character are carried between calls.
+//! Built on `simdutf8::compat::from_utf8` (SIMD, with std's error
+//! semantics: `valid_up_to` and `error_len`, which tells apart "invalid"
+//! from "ends in the middle of a character"; inputs under 64 bytes go to
+//! std's validator): at most three bytes of an unfinished character are
+//! carried between calls. The property tests below compare it with
+//! `std::str::from_utf8`.
+
+use simdutf8::compat::from_utf8;
 
 /// Validates a text message piece by piece.
 #[derive(Debug, Clone, Default)]
@@ -32,13 +37,13 @@ impl Utf8Validator {
             self.partial[have..have + take].copy_from_slice(&input[..take]);
             self.partial_len += take as u8;
             input = &input[take..];
-            match std::str::from_utf8(&self.partial[..self.partial_len as usize]) {
+            match from_utf8(&self.partial[..self.partial_len as usize]) {
                 Ok(_) => self.partial_len = 0,
                 Err(e) if e.error_len().is_some() => return Err(InvalidUtf8),
                 Err(_) => return Ok(()), // still unfinished, input exhausted
             }
         }
-        match std::str::from_utf8(input) {
+        match from_utf8(input) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
             Err(e) => {
@@ -66,7 +71,7 @@ impl Utf8Validator {
             self.partial[have..have + take].copy_from_slice(&input[..take]);
             self.partial_len += take as u8;
             input = &input[take..];
-            match std::str::from_utf8(&self.partial[..self.partial_len as usize]) {
+            match from_utf8(&self.partial[..self.partial_len as usize]) {
                 Ok(c) => {
                     out.push_str(c);
                     self.partial_len = 0;
@@ -79,10 +84,10 @@ impl Utf8Validator {
         // validated (once) is whole characters only.
         let cut = unfinished_tail(input);
         let (whole, tail) = input.split_at(input.len() - cut);
-        out.push_str(std::str::from_utf8(whole).map_err(|_| InvalidUtf8)?);
+        out.push_str(from_utf8(whole).map_err(|_| InvalidUtf8)?);
         if !tail.is_empty() {
             // Known bytes that can never start a valid character fail now.
-            if let Err(e) = std::str::from_utf8(tail) {
+            if let Err(e) = from_utf8(tail) {
                 if e.error_len().is_some() {
                     return Err(InvalidUtf8);
                 }
@@ -106,6 +111,11 @@ impl Utf8Validator {
             Err(InvalidUtf8)
         }
     }
+}
+
+/// Validate a whole text (with simdutf8, as [`Utf8Validator`] does).
+pub(crate) fn validate(input: &[u8]) -> Result<&str, InvalidUtf8> {
+    from_utf8(input).map_err(|_| InvalidUtf8)
 }
 
 /// How many bytes at the end of `input` are the start of a character that
@@ -226,12 +236,75 @@ mod tests {
         assert_eq!(push_all(&[b"abc\xe2\x82"]), Err(1));
     }
 
+    /// Valid text (up to 1,200 bytes, so simdutf8's 64-byte SIMD blocks are
+    /// exercised, not only its hand-off to std under 64 bytes) with a few
+    /// bytes overwritten and the end possibly cut off.
+    fn damaged_text() -> impl Strategy<Value = Vec<u8>> {
+        (
+            "\\PC{0,300}",
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            proptest::option::of(any::<usize>()),
+        )
+            .prop_map(|(text, damage, cut)| {
+                let mut bytes = text.into_bytes();
+                if !bytes.is_empty() {
+                    for (at, byte) in damage {
+                        let len = bytes.len();
+                        bytes[at % len] = byte;
+                    }
+                }
+                if let Some(cut) = cut {
+                    bytes.truncate(cut % (bytes.len() + 1));
+                }
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// simdutf8's `compat` errors are std's: same `valid_up_to`, same
+        /// `error_len` (invalid vs. cut off at the end), which `feed` and
+        /// `push_valid` rely on.
+        #[test]
+        fn simdutf8_errors_are_std_errors(data in damaged_text()) {
+            match (from_utf8(&data), std::str::from_utf8(&data)) {
+                (Ok(simd), Ok(std)) => prop_assert_eq!(simd, std),
+                (Err(simd), Err(std)) => {
+                    prop_assert_eq!(simd.valid_up_to(), std.valid_up_to());
+                    prop_assert_eq!(simd.error_len(), std.error_len());
+                }
+                (simd, std) => prop_assert!(false, "simdutf8 {:?}, std {:?}", simd, std),
+            }
+        }
+
+        /// `feed` and `push_valid` on damaged text cut anywhere: the same
+        /// verdict as std on the whole, failing on the same piece.
+        #[test]
+        fn damaged_text_in_pieces(data in damaged_text(),
+                                  cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (data.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts { pieces.push(&data[start..cut]); start = cut; }
+            pieces.push(&data[start..]);
+            let pushed = push_all(&pieces);
+            match std::str::from_utf8(&data) {
+                Ok(text) => prop_assert_eq!(pushed.as_deref(), Ok(text)),
+                Err(_) => prop_assert!(pushed.is_err()),
+            }
+            prop_assert_eq!(pushed.err(), feed_fails_at(&pieces));
+            prop_assert_eq!(validate(&data).ok(), std::str::from_utf8(&data).ok());
+        }
+    }
+
     proptest! {
         #[test]
         fn push_valid_agrees_with_std_and_feed(
             data in proptest::collection::vec(
-                prop_oneof![any::<u8>(), 0x80u8..0xc0, 0xc2u8..0xf5], 0..64),
-            cuts in proptest::collection::vec(0usize..64, 0..6),
+                prop_oneof![any::<u8>(), 0x80u8..0xc0, 0xc2u8..0xf5], 0..300),
+            cuts in proptest::collection::vec(0usize..300, 0..6),
         ) {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
             cuts.sort_unstable();
@@ -248,7 +321,7 @@ mod tests {
         }
 
         #[test]
-        fn push_valid_passes_valid_strings(text in "\\PC*", cuts in proptest::collection::vec(0usize..200, 0..4)) {
+        fn push_valid_passes_valid_strings(text in "\\PC{0,300}", cuts in proptest::collection::vec(0usize..1200, 0..4)) {
             let bytes = text.as_bytes();
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
             cuts.sort_unstable();
@@ -260,8 +333,8 @@ mod tests {
         }
 
         #[test]
-        fn agrees_with_std(data in proptest::collection::vec(any::<u8>(), 0..64),
-                           cuts in proptest::collection::vec(0usize..64, 0..4)) {
+        fn agrees_with_std(data in proptest::collection::vec(any::<u8>(), 0..300),
+                           cuts in proptest::collection::vec(0usize..300, 0..4)) {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
             cuts.sort_unstable();
             let mut pieces = Vec::new();
@@ -272,7 +345,7 @@ mod tests {
         }
 
         #[test]
-        fn valid_strings_pass_any_split(text in "\\PC*", cut in 0usize..200) {
+        fn valid_strings_pass_any_split(text in "\\PC{0,300}", cut in 0usize..1200) {
             let bytes = text.as_bytes();
             let cut = cut.min(bytes.len());
             prop_assert_eq!(feed_all(&[&bytes[..cut], &bytes[cut..]]), Ok(()));

@@ -266,6 +266,87 @@ fn invalid_utf8_fails_with_1007() {
     );
 }
 
+/// Text of exactly `len` bytes with 1- to 4-byte characters throughout.
+fn mixed_text(len: usize) -> String {
+    let mut text = String::new();
+    while text.len() + 4 <= len {
+        text.push(['a', 'é', '€', '𝄞', ' '][text.len() % 5]);
+    }
+    while text.len() < len {
+        text.push('x');
+    }
+    text
+}
+
+/// Whole text messages take the one-`Vec` path under 64 bytes and the
+/// simdutf8 paths from 64 up (stack buffers of 256 B, 1 KiB and 2 KiB, then
+/// 2 KiB pieces; unmasked, in place): every size around a boundary, valid
+/// and invalid, masked (server) and unmasked (client), in one read and
+/// with the header read first.
+#[test]
+fn whole_text_messages_of_every_path() {
+    let config = || Config::default().tap(|c| c.max_message_size = 1 << 20);
+    let sizes = [
+        0usize, 1, 3, 62, 63, 64, 65, 127, 128, 255, 256, 257, 1023, 1024, 1025, 2047, 2048, 2049,
+        4095, 4096, 4097, 65_000, 70_000,
+    ];
+    for len in sizes {
+        let text = mixed_text(len);
+        let mut cases: Vec<(Vec<u8>, bool)> = vec![(text.clone().into_bytes(), true)];
+        for at in [0, len / 2, len.saturating_sub(1)] {
+            if at < len {
+                let mut bad = text.clone().into_bytes();
+                bad[at] = 0xff;
+                cases.push((bad, false));
+            }
+        }
+        if len >= 3 {
+            // A surrogate, and a character cut off by the end of the message.
+            let mut bad = mixed_text(len - 3).into_bytes();
+            bad.extend_from_slice(b"\xed\xa0\x80");
+            cases.push((bad, false));
+            let mut tail = mixed_text(len - 2).into_bytes();
+            tail.extend_from_slice(b"\xe2\x82");
+            cases.push((tail, false));
+        }
+        for (payload, valid) in cases {
+            assert_eq!(payload.len(), len);
+            let expect = valid.then(|| String::from_utf8(payload.clone()).unwrap());
+            // Server: masked, in one read and with the header read first.
+            let wire = client_frame(true, 1, &payload);
+            let head = wire.len() - len;
+            for first in [wire.len(), head] {
+                let (mut server, now) = open_server(config());
+                server.handle_input(now, &wire[..first]);
+                server.handle_input(now, &wire[first..]);
+                let events = events(&mut server);
+                check_text(&events, expect.as_deref(), len, first);
+            }
+            // Client: unmasked.
+            let wire = frame(true, 0, 1, None, &payload);
+            let mut pair = Pair::new(config(), config());
+            pair.client.handle_input(pair.now, &wire);
+            let events = common::events(&mut pair.client);
+            check_text(&events, expect.as_deref(), len, wire.len());
+        }
+    }
+}
+
+fn check_text(events: &[Event], expect: Option<&str>, len: usize, first: usize) {
+    match expect {
+        Some(text) => assert_eq!(
+            messages(events),
+            vec![Message::Text(text.into())],
+            "{len} B, first read {first}"
+        ),
+        None => assert_eq!(
+            protocol_error(events),
+            Some(ProtocolError::InvalidUtf8),
+            "{len} B, first read {first}"
+        ),
+    }
+}
+
 /// Autobahn 6.4.x: the server must fail as soon as the invalid byte arrives,
 /// before the rest of the message.
 #[test]
