@@ -206,6 +206,17 @@ impl Program {
         ExitCode::from(2)
     }
 
+    /// For programs configured only by settings: accept just the common
+    /// flags, then read the settings (`.env` and environment). Any error is
+    /// printed and gives exit code 2.
+    pub fn settings(&self) -> Result<hubbub_tokio::Settings, ExitCode> {
+        let options = self.options(Spec::default())?;
+        if let Some(extra) = options.positional.first() {
+            return Err(self.usage_error(format_args!("unexpected argument {extra:?}")));
+        }
+        hubbub_tokio::Settings::from_env().map_err(|error| self.exit(2, error))
+    }
+
     /// Print `message` to stderr; exit code `code`.
     pub fn exit(&self, code: u8, message: impl fmt::Display) -> ExitCode {
         eprintln!("{}: {message}", self.name);

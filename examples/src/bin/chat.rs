@@ -30,7 +30,7 @@ use std::{path::PathBuf, process::ExitCode};
 use hubbub_examples::{
     http::{self, Response},
     protocol::{room_of, text_of},
-    Program, Spec, SHUTDOWN_GRACE,
+    Program, SHUTDOWN_GRACE,
 };
 use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
 use tokio::net::TcpListener;
@@ -43,16 +43,9 @@ const PROGRAM: Program = Program {
 const HEALTH: &str = r#"{"ok":true,"service":"websocket-chat"}"#;
 
 fn main() -> ExitCode {
-    let options = match PROGRAM.options(Spec::default()) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
-    if let Some(extra) = options.positional.first() {
-        return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"));
-    }
-    let settings = match Settings::from_env() {
+    let settings = match PROGRAM.settings() {
         Ok(settings) => settings,
-        Err(error) => return PROGRAM.exit(2, error),
+        Err(code) => return code,
     };
     if settings.server_port != 0 && settings.shared_port() {
         return PROGRAM.exit(

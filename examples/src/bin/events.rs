@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use hubbub_examples::{
     protocol::{envelope_text, text_of},
-    Program, Spec, SHUTDOWN_GRACE,
+    Program, SHUTDOWN_GRACE,
 };
 use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
 use serde_json::json;
@@ -32,16 +32,9 @@ const PROGRAM: Program = Program {
 };
 
 fn main() -> ExitCode {
-    let options = match PROGRAM.options(Spec::default()) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
-    if let Some(extra) = options.positional.first() {
-        return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"));
-    }
-    let settings = match Settings::from_env() {
+    let settings = match PROGRAM.settings() {
         Ok(settings) => settings,
-        Err(error) => return PROGRAM.exit(2, error),
+        Err(code) => return code,
     };
     PROGRAM.run(serve(settings))
 }
