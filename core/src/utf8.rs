@@ -190,6 +190,34 @@ mod tests {
 
     /// Feed `pieces` with `push_valid`: the text, or the index of the piece
     /// (`pieces.len()` for the end) at which it failed.
+    /// `data` cut at `cuts` (clamped to its length, in any order).
+    fn split_at_cuts<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(data.len())).collect();
+        cuts.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for cut in cuts {
+            pieces.push(&data[start..cut]);
+            start = cut;
+        }
+        pieces.push(&data[start..]);
+        pieces
+    }
+
+    /// Cut `data` at `cuts` and check `push_valid` and
+    /// `feed` piece by piece against std on the whole: same verdict, same
+    /// text, failing on the same piece.
+    fn check_pieces(data: &[u8], cuts: &[usize]) -> Result<(), TestCaseError> {
+        let pieces = split_at_cuts(data, cuts);
+        let pushed = push_all(&pieces);
+        match std::str::from_utf8(data) {
+            Ok(text) => prop_assert_eq!(pushed.as_deref(), Ok(text)),
+            Err(_) => prop_assert!(pushed.is_err()),
+        }
+        prop_assert_eq!(pushed.err(), feed_fails_at(&pieces));
+        Ok(())
+    }
+
     fn push_all(pieces: &[&[u8]]) -> Result<String, usize> {
         let mut v = Utf8Validator::new();
         let mut out = String::new();
@@ -283,18 +311,8 @@ mod tests {
         #[test]
         fn damaged_text_in_pieces(data in damaged_text(),
                                   cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (data.len() + 1)).collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for cut in cuts { pieces.push(&data[start..cut]); start = cut; }
-            pieces.push(&data[start..]);
-            let pushed = push_all(&pieces);
-            match std::str::from_utf8(&data) {
-                Ok(text) => prop_assert_eq!(pushed.as_deref(), Ok(text)),
-                Err(_) => prop_assert!(pushed.is_err()),
-            }
-            prop_assert_eq!(pushed.err(), feed_fails_at(&pieces));
+            let cuts: Vec<usize> = cuts.into_iter().map(|c| c % (data.len() + 1)).collect();
+            check_pieces(&data, &cuts)?;
             prop_assert_eq!(validate(&data).ok(), std::str::from_utf8(&data).ok());
         }
     }
@@ -306,41 +324,19 @@ mod tests {
                 prop_oneof![any::<u8>(), 0x80u8..0xc0, 0xc2u8..0xf5], 0..300),
             cuts in proptest::collection::vec(0usize..300, 0..6),
         ) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for cut in cuts { pieces.push(&data[start..cut]); start = cut; }
-            pieces.push(&data[start..]);
-            let pushed = push_all(&pieces);
-            match std::str::from_utf8(&data) {
-                Ok(text) => prop_assert_eq!(pushed.as_deref(), Ok(text)),
-                Err(_) => prop_assert!(pushed.is_err()),
-            }
-            prop_assert_eq!(pushed.err(), feed_fails_at(&pieces));
+            check_pieces(&data, &cuts)?;
         }
 
         #[test]
         fn push_valid_passes_valid_strings(text in "\\PC{0,300}", cuts in proptest::collection::vec(0usize..1200, 0..4)) {
             let bytes = text.as_bytes();
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for cut in cuts { pieces.push(&bytes[start..cut]); start = cut; }
-            pieces.push(&bytes[start..]);
-            prop_assert_eq!(push_all(&pieces), Ok(text.clone()));
+            prop_assert_eq!(push_all(&split_at_cuts(bytes, &cuts)), Ok(text.clone()));
         }
 
         #[test]
         fn agrees_with_std(data in proptest::collection::vec(any::<u8>(), 0..300),
                            cuts in proptest::collection::vec(0usize..300, 0..4)) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for cut in cuts { pieces.push(&data[start..cut]); start = cut; }
-            pieces.push(&data[start..]);
+            let pieces = split_at_cuts(&data, &cuts);
             prop_assert_eq!(feed_all(&pieces).is_ok(), std::str::from_utf8(&data).is_ok());
         }
 

@@ -31,19 +31,7 @@ pub struct Running {
 /// Start `binary` with `args`, in `dir` (if any), with `env` added, and wait
 /// for its `listening` line.
 pub fn start(binary: &str, args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Running {
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    spawn(command)
+    spawn(command(binary, args, dir, env))
 }
 
 /// Spawn `command` (stdout and stderr piped) and wait for its `listening`
@@ -206,18 +194,7 @@ pub fn run_to_end(
     dir: Option<&Path>,
     env: &[(&str, &str)],
 ) -> (Option<i32>, String, String) {
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
+    let mut command = command(binary, args, dir, env);
     let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + WAIT;
     while child.try_wait().unwrap().is_none() {
@@ -317,4 +294,20 @@ pub async fn send_binary(peer: &mut Peer, data: &[u8]) {
 pub async fn close(mut peer: Peer) {
     let _ = timeout(WAIT, peer.close(None)).await;
     let _ = timeout(WAIT, async { while peer.next().await.is_some() {} }).await;
+}
+
+/// `binary` with `args`, run in `dir` (if any) with `env` added, stdin
+/// closed and both outputs piped.
+fn command(binary: &str, args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command.envs(env.iter().copied());
+    command
 }
