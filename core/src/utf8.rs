@@ -17,6 +17,16 @@ pub struct Utf8Validator {
     partial_len: u8,
 }
 
+/// What became of a character carried between pieces.
+enum Carried {
+    /// None was carried.
+    Nothing,
+    /// It is complete and valid.
+    Completed(char),
+    /// The piece ended before it did.
+    Unfinished,
+}
+
 /// The bytes are not, and cannot become, valid UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidUtf8;
@@ -30,18 +40,8 @@ impl Utf8Validator {
     /// Validate the next piece. Fails as soon as the input is invalid,
     /// including a truncated character whose known bytes already are.
     pub fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
-        if self.partial_len > 0 {
-            let have = self.partial_len as usize;
-            let need = char_width(self.partial[0]) - have;
-            let take = need.min(input.len());
-            self.partial[have..have + take].copy_from_slice(&input[..take]);
-            self.partial_len += take as u8;
-            input = &input[take..];
-            match from_utf8(&self.partial[..self.partial_len as usize]) {
-                Ok(_) => self.partial_len = 0,
-                Err(e) if e.error_len().is_some() => return Err(InvalidUtf8),
-                Err(_) => return Ok(()), // still unfinished, input exhausted
-            }
+        if let Carried::Unfinished = self.finish_carried(&mut input)? {
+            return Ok(());
         }
         match from_utf8(input) {
             Ok(_) => Ok(()),
@@ -64,21 +64,10 @@ impl Utf8Validator {
         mut input: &[u8],
         out: &mut String,
     ) -> Result<(), InvalidUtf8> {
-        if self.partial_len > 0 {
-            let have = self.partial_len as usize;
-            let need = char_width(self.partial[0]) - have;
-            let take = need.min(input.len());
-            self.partial[have..have + take].copy_from_slice(&input[..take]);
-            self.partial_len += take as u8;
-            input = &input[take..];
-            match from_utf8(&self.partial[..self.partial_len as usize]) {
-                Ok(c) => {
-                    out.push_str(c);
-                    self.partial_len = 0;
-                }
-                Err(e) if e.error_len().is_some() => return Err(InvalidUtf8),
-                Err(_) => return Ok(()), // still unfinished, input exhausted
-            }
+        match self.finish_carried(&mut input)? {
+            Carried::Unfinished => return Ok(()),
+            Carried::Completed(c) => out.push(c),
+            Carried::Nothing => {}
         }
         // Set aside a character cut off at the end, so that what is
         // validated (once) is whole characters only.
@@ -96,6 +85,30 @@ impl Utf8Validator {
             self.partial_len = tail.len() as u8;
         }
         Ok(())
+    }
+
+    /// Complete the character carried from the previous piece with the
+    /// first bytes of `input`, consuming them.
+    fn finish_carried(&mut self, input: &mut &[u8]) -> Result<Carried, InvalidUtf8> {
+        if self.partial_len == 0 {
+            return Ok(Carried::Nothing);
+        }
+        let have = self.partial_len as usize;
+        let take = (char_width(self.partial[0]) - have).min(input.len());
+        self.partial[have..have + take].copy_from_slice(&input[..take]);
+        self.partial_len += take as u8;
+        *input = &input[take..];
+        match from_utf8(&self.partial[..self.partial_len as usize]) {
+            Ok(text) => {
+                self.partial_len = 0;
+                Ok(text
+                    .chars()
+                    .next()
+                    .map_or(Carried::Nothing, Carried::Completed))
+            }
+            Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
+            Err(_) => Ok(Carried::Unfinished), // input exhausted first
+        }
     }
 
     /// Bytes of an unfinished character carried to the next piece.
