@@ -8,7 +8,7 @@ use std::{
     panic::{self, AssertUnwindSafe},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, RwLock,
+        Arc, Mutex, RwLock, Weak,
     },
 };
 
@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::{
     session::{OutboundLimit, SessionInfo},
-    Envelope, Metrics, Rooms, Session, SessionId,
+    Envelope, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
 };
 
 /// An error reported to the `on_error` handler.
@@ -33,6 +33,8 @@ pub enum SessionError {
     SlowConsumer,
     /// Raised by the application with [`Session::emit_error`].
     Application(String),
+    /// The message store failed a request made for this session.
+    Store(StoreError),
 }
 
 impl fmt::Display for SessionError {
@@ -42,6 +44,7 @@ impl fmt::Display for SessionError {
             SessionError::Io(e) => write!(f, "transport error: {e}"),
             SessionError::SlowConsumer => f.write_str("slow consumer: outbound queue full"),
             SessionError::Application(e) => f.write_str(e),
+            SessionError::Store(e) => write!(f, "{e}"),
         }
     }
 }
@@ -77,6 +80,7 @@ pub(crate) struct HubInner {
     limit: OutboundLimit,
     accepting: AtomicBool,
     pub(crate) metrics: Metrics,
+    store: Option<StoreHandle>,
 }
 
 /// Builds a [`Hub`]: callbacks and the outbound queue limit.
@@ -85,6 +89,7 @@ pub struct HubBuilder {
     path: Option<String>,
     handlers: Handlers,
     limit: OutboundLimit,
+    store: Option<StoreHandle>,
 }
 
 impl HubBuilder {
@@ -143,6 +148,12 @@ impl HubBuilder {
         self.limit = limit;
         self
     }
+    /// Keep room history in this store (see [`Hub::publish`] and
+    /// [`Hub::resume`]).
+    pub fn store(mut self, store: StoreHandle) -> Self {
+        self.store = Some(store);
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
         Hub(Arc::new(HubInner {
@@ -154,6 +165,7 @@ impl HubBuilder {
             limit: self.limit,
             accepting: AtomicBool::new(true),
             metrics: Metrics::default(),
+            store: self.store,
         }))
     }
 }
@@ -182,6 +194,15 @@ impl Hub {
 
     pub(crate) fn from_inner(inner: Arc<HubInner>) -> Hub {
         Hub(inner)
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<HubInner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The message store attached with [`HubBuilder::store`].
+    pub fn store(&self) -> Option<&StoreHandle> {
+        self.0.store.as_ref()
     }
 
     // ----- sessions and rooms -------------------------------------------

@@ -10,17 +10,24 @@
 
 pub mod driver;
 mod envelope;
+mod history;
 mod hub;
 mod metrics;
 mod rooms;
 mod runner;
 mod session;
 mod settings;
+pub mod store;
 
 pub use envelope::Envelope;
+pub use history::RESUMED;
 pub use hub::{Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};
+pub use store::{
+    MessageStore, NewMessage, Replay, Retention, StoreError, StoreHandle, StoreWorker,
+    StoredMessage,
+};

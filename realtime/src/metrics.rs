@@ -54,6 +54,14 @@ pub struct Metrics {
     pub slow_consumer_closes: Counter,
     /// Frames queued by broadcasts, summed over recipients.
     pub broadcast_deliveries: Counter,
+    /// Messages appended to the message store (acknowledged).
+    pub store_appends: Counter,
+    /// Appends the store failed or refused (busy, stopped, an I/O error).
+    pub store_append_errors: Counter,
+    /// Sum of the acknowledged appends' latencies, in microseconds, from
+    /// `Hub::publish` to the store's acknowledgment (the mean is this over
+    /// `store_appends`).
+    pub store_append_latency_us: Counter,
     closes: Mutex<BTreeMap<u16, u64>>,
 }
 

@@ -1,0 +1,351 @@
+//! Room history through the hub: [`Hub::publish`] stores a room message
+//! and then delivers it with its id; [`Hub::resume`] replays what a
+//! reconnecting client missed, then lets live messages follow.
+//!
+//! Both run on the store's worker thread, in the order they were asked
+//! for: a publish is delivered to the room in its completion callback, and
+//! a resume reads the replay, sends it and joins the room in one step
+//! there. So no publish can be delivered between the replay's read and the
+//! join (it would be lost) nor be read by the replay and delivered live as
+//! well (a duplicate): the race is excluded by construction.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::{Envelope, Hub, NewMessage, Session, SessionError, StoreError, StoredMessage};
+
+/// The type of the envelope that ends a replay.
+pub const RESUMED: &str = "room.resumed";
+
+impl Hub {
+    /// Store `envelope` as a message of `room`, then send it to the room's
+    /// members as an envelope carrying its store id (`id`, `room`, `ts`
+    /// set by the store). See [`publish_rendered`](Self::publish_rendered).
+    pub fn publish(&self, room: &str, envelope: Envelope) -> Result<(), StoreError> {
+        self.publish_rendered(room, envelope, |stored| stored.to_envelope().to_json())
+    }
+
+    /// Store `envelope` as a message of `room`; once the store has
+    /// acknowledged it, send `render(stored)` to the room's members.
+    ///
+    /// Never blocks: the append is queued to the store's worker. Members
+    /// receive published messages in id order. `Err` means nothing was
+    /// queued ([`StoreError::NoStore`] without a store, `Busy` when the
+    /// store's queue is full); a later failure of the store is counted in
+    /// `store_append_errors` and the message is not delivered (what is
+    /// delivered is what a replay can find).
+    pub fn publish_rendered(
+        &self,
+        room: &str,
+        envelope: Envelope,
+        render: impl FnOnce(&StoredMessage) -> String + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let Some(store) = self.store() else {
+            return Err(StoreError::NoStore);
+        };
+        let hub = self.downgrade();
+        let started = Instant::now();
+        let queued = store.append(NewMessage::from_envelope(room, envelope), move |result| {
+            let Some(hub) = hub.upgrade().map(Hub::from_inner) else {
+                return;
+            };
+            let metrics = hub.metrics();
+            match result {
+                Ok(stored) => {
+                    metrics.store_appends.inc();
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    metrics.store_append_latency_us.add(micros);
+                    hub.room_text(&stored.room, &render(&stored), None);
+                }
+                Err(_) => metrics.store_append_errors.inc(),
+            }
+        });
+        if queued.is_err() {
+            self.metrics().store_append_errors.inc();
+        }
+        queued
+    }
+
+    /// Bring `session` back into `room` after a reconnect: send it, each as
+    /// its own text message, the room's stored messages with an id above
+    /// `since` (the last id it saw; 0 for all), at most `limit` of them,
+    /// oldest first; then join it to the room and send
+    /// `{"type":"room.resumed","payload":{"room":R,"since":S,"last_id":L,
+    /// "replayed":N,"complete":B}}`, after which live messages follow with
+    /// no gap and no duplicate. `complete` is false when messages may be
+    /// missing (the limit cut the replay, retention removed some, or
+    /// `since` is an id this store never gave).
+    ///
+    /// Never blocks (the work is queued to the store's worker). Keep
+    /// `limit` below the session's outbound queue bound. A store failure is
+    /// reported to `on_error` ([`SessionError::Store`]); the session still
+    /// joins and gets `complete: false`.
+    pub fn resume(
+        &self,
+        session: &Session,
+        room: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<(), StoreError> {
+        let Some(store) = self.store() else {
+            return Err(StoreError::NoStore);
+        };
+        let (hub, session, room) = (self.downgrade(), session.clone(), room.to_owned());
+        store.call(move |store| {
+            let Some(hub) = hub.upgrade().map(Hub::from_inner) else {
+                return;
+            };
+            let (messages, complete) = match store.replay_from(since, Some(&room), limit) {
+                Ok(replay) => (replay.messages, replay.complete),
+                Err(error) => {
+                    hub.error(&session, &SessionError::Store(error));
+                    (Vec::new(), false)
+                }
+            };
+            for message in &messages {
+                let _ = session.send_text(message.to_envelope().to_json());
+            }
+            hub.join(&session, &room);
+            let last_id = messages.last().map_or(since, |m| m.id);
+            let resumed = json!({
+                "room": room,
+                "since": since,
+                "last_id": last_id,
+                "replayed": messages.len(),
+                "complete": complete,
+            });
+            let _ = session.send_envelope(&Envelope::new(RESUMED, resumed));
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{mpsc, Arc, Barrier},
+        time::Duration,
+    };
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{
+        session::{Queued, SessionInfo},
+        store::{MemoryStore, WorkerConfig},
+        MessageStore, Replay, Retention, StoreWorker,
+    };
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn texts(session: &Session) -> Vec<String> {
+        session
+            .peek()
+            .into_iter()
+            .map(|item| match item {
+                Queued::Text(text) => text,
+                Queued::Frame(bytes) => {
+                    // An unmasked server frame of < 64 KiB.
+                    let start = if bytes[1] & 0x7f == 126 { 4 } else { 2 };
+                    String::from_utf8_lossy(&bytes[start..]).into_owned()
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Wait until the worker has handled everything queued so far.
+    fn settle(hub: &Hub) {
+        let (tx, rx) = mpsc::channel();
+        hub.store()
+            .unwrap()
+            .call(move |_| tx.send(()).unwrap())
+            .unwrap();
+        rx.recv_timeout(WAIT).unwrap();
+    }
+
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn hub_with(store: impl MessageStore) -> Hub {
+        let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
+        Hub::builder().store(handle).build()
+    }
+
+    #[test]
+    fn publish_stores_then_delivers_with_ids_in_order_and_counts() {
+        let hub = hub_with(MemoryStore::default());
+        let [a, b] = [(); 2].map(|_| hub.open(SessionInfo::default()).unwrap());
+        hub.join(&a, "dev");
+        for n in 0..3 {
+            let e = Envelope::new("chat.message", serde_json::json!({"text": n}));
+            hub.publish("dev", e).unwrap();
+        }
+        hub.publish_rendered("dev", Envelope::new("x", Value::Null), |m| {
+            format!("#{} in {}", m.id, m.room)
+        })
+        .unwrap();
+        settle(&hub);
+        let got = texts(&a);
+        assert_eq!(got.len(), 4);
+        for (n, text) in got[..3].iter().enumerate() {
+            let e = json(text);
+            assert_eq!(e["id"], (n + 1).to_string());
+            assert_eq!((e["room"].as_str(), e["type"].as_str()), (Some("dev"), Some("chat.message")));
+            assert_eq!(e["payload"]["text"], n);
+            assert!(e["ts"].as_u64().is_some());
+        }
+        assert_eq!(got[3], "#4 in dev");
+        assert!(texts(&b).is_empty(), "not a member");
+        let m = hub.metrics();
+        assert_eq!((m.store_appends.get(), m.store_append_errors.get()), (4, 0));
+        assert!(m.store_append_latency_us.get() > 0);
+        let stored = hub_history(&hub, "dev");
+        assert_eq!(stored.len(), 4);
+
+        let no_store = Hub::builder().build();
+        assert_eq!(
+            no_store.publish("dev", Envelope::new("x", Value::Null)),
+            Err(StoreError::NoStore)
+        );
+        let s = no_store.open(SessionInfo::default()).unwrap();
+        assert_eq!(no_store.resume(&s, "dev", 0, 10), Err(StoreError::NoStore));
+    }
+
+    fn hub_history(hub: &Hub, room: &str) -> Vec<StoredMessage> {
+        let (tx, rx) = mpsc::channel();
+        hub.store()
+            .unwrap()
+            .list_by_room(room, 100, None, move |r| tx.send(r).unwrap())
+            .unwrap();
+        rx.recv_timeout(WAIT).unwrap().unwrap()
+    }
+
+    #[test]
+    fn resume_replays_what_was_missed_then_marks_the_end_then_live() {
+        let hub = hub_with(MemoryStore::new(Retention::UNLIMITED));
+        for n in 0..5 {
+            hub.publish(if n == 2 { "ops" } else { "dev" }, Envelope::new("m", n.into()))
+                .unwrap();
+        }
+        let s = hub.open(SessionInfo::default()).unwrap();
+        hub.resume(&s, "dev", 1, 100).unwrap();
+        hub.publish("dev", Envelope::new("m", 5.into())).unwrap();
+        settle(&hub);
+        let got: Vec<Value> = texts(&s).iter().map(|t| json(t)).collect();
+        let ids: Vec<&str> = got.iter().filter_map(|e| e["id"].as_str()).collect();
+        assert_eq!(ids, ["2", "4", "5", "6"], "replay (2, 4, 5), then live 6");
+        assert_eq!(got[3]["type"], RESUMED);
+        assert_eq!(
+            got[3]["payload"],
+            serde_json::json!({"room": "dev", "since": 1, "last_id": 5, "replayed": 3, "complete": true})
+        );
+        assert_eq!(hub.members("dev"), vec![s.id()]);
+
+        // A limit that cuts: not complete.
+        let t = hub.open(SessionInfo::default()).unwrap();
+        hub.resume(&t, "dev", 0, 2).unwrap();
+        settle(&hub);
+        let got: Vec<Value> = texts(&t).iter().map(|t| json(t)).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2]["payload"]["complete"], false);
+        assert_eq!(got[2]["payload"]["last_id"], 2);
+    }
+
+    /// A store whose replay waits, so a publish arrives while it is read.
+    struct SlowReplay(MemoryStore, Arc<Barrier>);
+
+    impl MessageStore for SlowReplay {
+        fn append(&mut self, batch: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+            self.0.append(batch)
+        }
+        fn list_by_room(
+            &mut self,
+            room: &str,
+            limit: usize,
+            before: Option<u64>,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            self.0.list_by_room(room, limit, before)
+        }
+        fn replay_from(
+            &mut self,
+            after: u64,
+            room: Option<&str>,
+            limit: usize,
+        ) -> Result<Replay, StoreError> {
+            self.1.wait(); // the replay has started
+            self.1.wait(); // the test has published meanwhile
+            self.0.replay_from(after, room, limit)
+        }
+    }
+
+    #[test]
+    fn a_message_published_while_the_replay_is_read_comes_once_after_it() {
+        let gate = Arc::new(Barrier::new(2));
+        let hub = hub_with(SlowReplay(MemoryStore::default(), gate.clone()));
+        hub.publish("dev", Envelope::new("m", 1.into())).unwrap();
+        let s = hub.open(SessionInfo::default()).unwrap();
+        hub.resume(&s, "dev", 0, 100).unwrap();
+        gate.wait(); // the worker is inside replay_from
+        hub.publish("dev", Envelope::new("m", 2.into())).unwrap();
+        // A member that joined long ago gets it too, once.
+        let other = hub.open(SessionInfo::default()).unwrap();
+        hub.join(&other, "dev");
+        gate.wait();
+        settle(&hub);
+        let got: Vec<Value> = texts(&s).iter().map(|t| json(t)).collect();
+        let kinds: Vec<String> = got
+            .iter()
+            .map(|e| match e["id"].as_str() {
+                Some(id) => format!("msg {id}"),
+                None => format!("{} {}", e["type"].as_str().unwrap(), e["payload"]["last_id"]),
+            })
+            .collect();
+        assert_eq!(kinds, ["msg 1", "room.resumed 1", "msg 2"]);
+        assert_eq!(texts(&other).len(), 1);
+    }
+
+    /// A store that always fails.
+    struct Broken;
+
+    impl MessageStore for Broken {
+        fn append(&mut self, _: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+            Err(StoreError::Backend("disk on fire".into()))
+        }
+        fn list_by_room(
+            &mut self,
+            _: &str,
+            _: usize,
+            _: Option<u64>,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            Err(StoreError::Backend("disk on fire".into()))
+        }
+        fn replay_from(&mut self, _: u64, _: Option<&str>, _: usize) -> Result<Replay, StoreError> {
+            Err(StoreError::Backend("disk on fire".into()))
+        }
+    }
+
+    #[test]
+    fn store_failures_are_counted_reported_and_deliver_nothing() {
+        let (tx, rx) = mpsc::channel();
+        let handle = StoreWorker::spawn(Broken, WorkerConfig::default()).unwrap();
+        let hub = Hub::builder()
+            .store(handle)
+            .on_error(move |_, error| tx.send(error.to_string()).unwrap())
+            .build();
+        let s = hub.open(SessionInfo::default()).unwrap();
+        hub.join(&s, "dev");
+        hub.publish("dev", Envelope::new("m", Value::Null)).unwrap();
+        let t = hub.open(SessionInfo::default()).unwrap();
+        hub.resume(&t, "dev", 3, 10).unwrap();
+        settle(&hub);
+        assert!(texts(&s).is_empty(), "a message not stored is not delivered");
+        assert_eq!(hub.metrics().store_append_errors.get(), 1);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), "message store: disk on fire");
+        let resumed = json(&texts(&t)[0]);
+        assert_eq!(resumed["payload"]["complete"], false);
+        assert_eq!(resumed["payload"]["last_id"], 3);
+        assert!(hub.members("dev").contains(&t.id()), "joined anyway");
+    }
+}
