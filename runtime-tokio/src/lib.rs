@@ -109,6 +109,7 @@ pub use hubbub_core::{
     ProtocolError, Reject, Request, UsageError,
 };
 pub use hubbub_realtime::driver;
+pub use hubbub_realtime::store;
 pub use hubbub_realtime::{
     Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
     Settings, SettingsError, SlowConsumer,

@@ -1,0 +1,171 @@
+//! Room history over real WebSockets: messages published through the hub
+//! carry their store id; a client that reconnects with the last id it saw
+//! gets what it missed, then live messages — no gap, no duplicate — while
+//! messages keep being published during its replays.
+
+mod common;
+
+use std::{sync::Arc, thread, time::Duration};
+
+use common::bounded;
+use futures_util::{SinkExt, StreamExt};
+use hubbub_tokio::{
+    store::{MemoryStore, StoreWorker, WorkerConfig},
+    Config, Envelope, Hub, HubServer, ServerHandle,
+};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as TMessage;
+
+type Peer =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Messages the publisher sends: even `n` to `dev`, odd to `ops`; the
+/// store gives message `n` the id `n + 1`.
+const PUBLISHED: u64 = 600;
+
+/// A hub with history whose clients resume with
+/// `{"type":"room.join","payload":{"room":R,"since":ID}}`.
+fn history_hub() -> Hub {
+    let store = StoreWorker::spawn(MemoryStore::default(), WorkerConfig::default()).unwrap();
+    Hub::builder()
+        .store(store)
+        .on_typed_message(|session, kind, payload| {
+            if kind == "room.join" {
+                let room = payload["room"].as_str().unwrap_or("general");
+                let since = payload["since"].as_u64().unwrap_or(0);
+                let hub = session.hub().unwrap();
+                hub.resume(session, room, since, 10_000).unwrap();
+            }
+        })
+        .build()
+}
+
+async fn start(hub: Hub) -> ServerHandle {
+    HubServer::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
+        .await
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
+async fn join(handle: &ServerHandle, room: &str, since: u64) -> Peer {
+    let url = format!("ws://{}/", handle.local_addr());
+    let (mut peer, _) = bounded("connect", tokio_tungstenite::connect_async(url))
+        .await
+        .unwrap();
+    let join = json!({"type": "room.join", "payload": {"room": room, "since": since}});
+    peer.send(TMessage::text(join.to_string())).await.unwrap();
+    peer
+}
+
+async fn next_json(peer: &mut Peer) -> Value {
+    loop {
+        match bounded("a message", peer.next()).await {
+            Some(Ok(TMessage::Text(text))) => return serde_json::from_str(&text).unwrap(),
+            Some(Ok(TMessage::Ping(_) | TMessage::Pong(_))) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Publish [`PUBLISHED`] messages from a plain thread, a few at a time.
+fn publish_all(hub: Hub) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for n in 0..PUBLISHED {
+            let room = if n % 2 == 0 { "dev" } else { "ops" };
+            let envelope = Envelope::new("chat.message", json!({"room": room, "n": n}));
+            hub.publish(room, envelope).unwrap();
+            if n % 8 == 0 {
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+    })
+}
+
+/// The store id of a published message, checked against its payload.
+fn id_of(message: &Value) -> u64 {
+    let id: u64 = message["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(message["payload"]["n"], id - 1, "{message}");
+    assert_eq!(message["room"], "dev", "{message}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_clients_miss_nothing_and_see_nothing_twice() {
+    let hub = history_hub();
+    let server = start(hub.clone()).await;
+    let dev_ids: Vec<u64> = (0..PUBLISHED).step_by(2).map(|n| n + 1).collect();
+    let last = *dev_ids.last().unwrap();
+
+    // A member that stays, for comparison.
+    let mut stayer = join(&server, "dev", 0).await;
+    let resumed = next_json(&mut stayer).await;
+    assert_eq!(resumed["type"], "room.resumed");
+    assert_eq!(resumed["payload"]["replayed"], 0);
+
+    let publisher = publish_all(hub.clone());
+
+    // A client that drops its connection every few messages and comes
+    // back with the last id it saw, while the publisher goes on.
+    let mut seen = Vec::new();
+    let mut connections = 0;
+    while seen.last() != Some(&last) {
+        connections += 1;
+        assert!(connections < 500, "bounded");
+        let since = seen.last().copied().unwrap_or(0);
+        let mut peer = join(&server, "dev", since).await;
+        let mut resumed = false;
+        for _ in 0..(7 + connections % 23) {
+            let message = next_json(&mut peer).await;
+            if message["type"] == "room.resumed" {
+                let p = &message["payload"];
+                assert_eq!(p["since"], since);
+                assert_eq!(p["last_id"], seen.last().copied().unwrap_or(since));
+                assert_eq!(p["complete"], true, "{message}");
+                assert_eq!(p["room"], "dev");
+                resumed = true;
+                continue;
+            }
+            seen.push(id_of(&message));
+            if seen.last() == Some(&last) {
+                break;
+            }
+        }
+        if !resumed {
+            // Stopped inside the replay: that is a reconnect too.
+            let _ = peer.close(None).await;
+        } else {
+            drop(peer); // vanish without a close frame
+        }
+    }
+    assert_eq!(seen, dev_ids, "every dev message once, in order");
+    assert!(connections > 5, "the test reconnected ({connections})");
+
+    let mut live = Vec::new();
+    while live.last() != Some(&last) {
+        live.push(id_of(&next_json(&mut stayer).await));
+    }
+    assert_eq!(live, dev_ids);
+    publisher.join().unwrap();
+    assert_eq!(hub.metrics().store_appends.get(), PUBLISHED);
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_resume_from_an_id_the_store_never_gave_is_not_complete() {
+    let hub = history_hub();
+    let server = start(hub.clone()).await;
+    for n in 0..5 {
+        hub.publish("dev", Envelope::new("chat.message", json!({"room": "dev", "n": n})))
+            .unwrap();
+    }
+    let mut peer = join(&server, "dev", 4).await;
+    assert_eq!(id_of(&next_json(&mut peer).await), 5);
+    let resumed = next_json(&mut peer).await;
+    assert_eq!(resumed["payload"]["complete"], true);
+    let mut peer = join(&server, "dev", 99).await;
+    let resumed = next_json(&mut peer).await;
+    assert_eq!(resumed["type"], "room.resumed");
+    assert_eq!(resumed["payload"]["complete"], false, "an id never given");
+    server.shutdown(Duration::from_secs(1)).await;
+}
