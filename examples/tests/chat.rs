@@ -19,13 +19,21 @@ fn chat_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat")
 }
 
-/// `chat` run from `examples/chat/` on free ports.
+/// `chat` run from `examples/chat/` on free ports, with its history in a
+/// fresh temporary file.
 fn start_chat() -> (Running, u16, u16) {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let store = temp_dir(&format!("chat-store-{run}")).join("chat.db");
     let server = start(
         CHAT,
         &[],
         Some(&chat_dir()),
-        &[("SERVER_PORT", "0"), ("WEBSOCKET_PORT", "0")],
+        &[
+            ("SERVER_PORT", "0"),
+            ("WEBSOCKET_PORT", "0"),
+            ("STORE_PATH", store.to_str().unwrap()),
+        ],
     );
     let ports = server.ports();
     assert_eq!(ports.len(), 2, "{}", server.listening);
@@ -205,12 +213,8 @@ fn websocket_protocol() {
         fence(&mut b).await;
 
         // Unknown types, to the sender only.
-        send(
-            &mut b,
-            r#"{"type":"room.history","payload":{"room":"dev"}}"#,
-        )
-        .await;
-        assert_eq!(next(&mut b).await, "unknown message type: room.history");
+        send(&mut b, r#"{"type":"room.kick","payload":{"room":"dev"}}"#).await;
+        assert_eq!(next(&mut b).await, "unknown message type: room.kick");
         send(&mut b, r#"{"type":"dance"}"#).await;
         assert_eq!(next(&mut b).await, "unknown message type: dance");
         fence(&mut a).await;

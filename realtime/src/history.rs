@@ -192,7 +192,10 @@ mod tests {
         for (n, text) in got[..3].iter().enumerate() {
             let e = json(text);
             assert_eq!(e["id"], (n + 1).to_string());
-            assert_eq!((e["room"].as_str(), e["type"].as_str()), (Some("dev"), Some("chat.message")));
+            assert_eq!(
+                (e["room"].as_str(), e["type"].as_str()),
+                (Some("dev"), Some("chat.message"))
+            );
             assert_eq!(e["payload"]["text"], n);
             assert!(e["ts"].as_u64().is_some());
         }
@@ -226,8 +229,11 @@ mod tests {
     fn resume_replays_what_was_missed_then_marks_the_end_then_live() {
         let hub = hub_with(MemoryStore::new(Retention::UNLIMITED));
         for n in 0..5 {
-            hub.publish(if n == 2 { "ops" } else { "dev" }, Envelope::new("m", n.into()))
-                .unwrap();
+            hub.publish(
+                if n == 2 { "ops" } else { "dev" },
+                Envelope::new("m", n.into()),
+            )
+            .unwrap();
         }
         let s = hub.open(SessionInfo::default()).unwrap();
         hub.resume(&s, "dev", 1, 100).unwrap();
@@ -299,7 +305,11 @@ mod tests {
             .iter()
             .map(|e| match e["id"].as_str() {
                 Some(id) => format!("msg {id}"),
-                None => format!("{} {}", e["type"].as_str().unwrap(), e["payload"]["last_id"]),
+                None => format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap(),
+                    e["payload"]["last_id"]
+                ),
             })
             .collect();
         assert_eq!(kinds, ["msg 1", "room.resumed 1", "msg 2"]);
@@ -340,9 +350,15 @@ mod tests {
         let t = hub.open(SessionInfo::default()).unwrap();
         hub.resume(&t, "dev", 3, 10).unwrap();
         settle(&hub);
-        assert!(texts(&s).is_empty(), "a message not stored is not delivered");
+        assert!(
+            texts(&s).is_empty(),
+            "a message not stored is not delivered"
+        );
         assert_eq!(hub.metrics().store_append_errors.get(), 1);
-        assert_eq!(rx.recv_timeout(WAIT).unwrap(), "message store: disk on fire");
+        assert_eq!(
+            rx.recv_timeout(WAIT).unwrap(),
+            "message store: disk on fire"
+        );
         let resumed = json(&texts(&t)[0]);
         assert_eq!(resumed["payload"]["complete"], false);
         assert_eq!(resumed["payload"]["last_id"], 3);

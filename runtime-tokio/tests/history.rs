@@ -156,8 +156,11 @@ async fn a_resume_from_an_id_the_store_never_gave_is_not_complete() {
     let hub = history_hub();
     let server = start(hub.clone()).await;
     for n in 0..5 {
-        hub.publish("dev", Envelope::new("chat.message", json!({"room": "dev", "n": n})))
-            .unwrap();
+        hub.publish(
+            "dev",
+            Envelope::new("chat.message", json!({"room": "dev", "n": n})),
+        )
+        .unwrap();
     }
     let mut peer = join(&server, "dev", 4).await;
     assert_eq!(id_of(&next_json(&mut peer).await), 5);

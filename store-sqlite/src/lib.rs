@@ -267,7 +267,13 @@ impl MessageStore for SqliteStore {
             .map_err(backend)?;
         let ids = insert(&tx, batch).map_err(backend)?;
         let last_id = ids[ids.len() - 1];
-        prune(&tx, &self.config.retention, &mut self.last_age_check, last_id).map_err(backend)?;
+        prune(
+            &tx,
+            &self.config.retention,
+            &mut self.last_age_check,
+            last_id,
+        )
+        .map_err(backend)?;
         // Acknowledged only once this returns: committed (and synced, as
         // `synchronous` says).
         tx.commit().map_err(backend)?;

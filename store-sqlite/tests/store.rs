@@ -87,8 +87,16 @@ fn ids_are_not_reused_after_a_purge_and_a_restart() {
     let new = store.append(&[message("r", 1)]).unwrap();
     assert!(new[0] > old_ids[1], "{new:?} after {old_ids:?}");
     let replay = store.replay_from(0, Some("r"), 10).unwrap();
-    assert!(!replay.complete, "the purge is remembered across the restart");
-    assert!(store.replay_from(old_ids[1], Some("r"), 10).unwrap().complete);
+    assert!(
+        !replay.complete,
+        "the purge is remembered across the restart"
+    );
+    assert!(
+        store
+            .replay_from(old_ids[1], Some("r"), 10)
+            .unwrap()
+            .complete
+    );
 }
 
 #[test]
@@ -150,8 +158,9 @@ fn concurrent_appends_get_distinct_increasing_ids() {
                 let mut store = SqliteStore::open(&*path, config).unwrap();
                 let mut ids = Vec::new();
                 for n in 0..100 {
-                    let batch: Vec<NewMessage> =
-                        (0..3).map(|i| message(&format!("w{w}"), n * 3 + i)).collect();
+                    let batch: Vec<NewMessage> = (0..3)
+                        .map(|i| message(&format!("w{w}"), n * 3 + i))
+                        .collect();
                     ids.extend(store.append(&batch).unwrap());
                 }
                 ids
@@ -192,11 +201,18 @@ fn concurrent_appends_get_distinct_increasing_ids() {
     }
     let acks: Vec<(i32, u64, u64)> = (0..800).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
     let ids: Vec<u64> = acks.iter().map(|a| a.2).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "acknowledged in id order");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "acknowledged in id order"
+    );
     assert!(ids[0] > *all.iter().max().unwrap());
     for t in 0..8 {
         let mine: Vec<u64> = acks.iter().filter(|a| a.0 == t).map(|a| a.1).collect();
-        assert_eq!(mine, (0..100).collect::<Vec<_>>(), "each thread's order kept");
+        assert_eq!(
+            mine,
+            (0..100).collect::<Vec<_>>(),
+            "each thread's order kept"
+        );
     }
 }
 
@@ -234,7 +250,10 @@ fn acknowledged_appends_survive_kill_9() {
     let mut acked = Vec::new();
     while acked.len() < 300 {
         let left = WAIT.saturating_sub(started.elapsed());
-        acked.push(rx.recv_timeout(left).expect("acknowledgments from the child"));
+        acked.push(
+            rx.recv_timeout(left)
+                .expect("acknowledgments from the child"),
+        );
     }
     child.kill().unwrap(); // SIGKILL: no destructor, no checkpoint
     child.wait().unwrap();
@@ -264,8 +283,11 @@ fn kill_9_child() {
         synchronous: Synchronous::Normal,
         ..SqliteConfig::default()
     };
-    let handle = StoreWorker::spawn(SqliteStore::open(path, config).unwrap(), WorkerConfig::default())
-        .unwrap();
+    let handle = StoreWorker::spawn(
+        SqliteStore::open(path, config).unwrap(),
+        WorkerConfig::default(),
+    )
+    .unwrap();
     let until = Instant::now() + Duration::from_secs(60);
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -276,7 +298,11 @@ fn kill_9_child() {
                         break;
                     }
                     let text = format!("t{t}-{n}");
-                    let message = NewMessage::new("crash", "chat.message", serde_json::json!({ "room": "crash", "text": text }));
+                    let message = NewMessage::new(
+                        "crash",
+                        "chat.message",
+                        serde_json::json!({ "room": "crash", "text": text }),
+                    );
                     let queued = handle.append(message, move |r| {
                         let id = r.unwrap().id;
                         let mut out = std::io::stdout().lock();

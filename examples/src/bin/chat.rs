@@ -19,20 +19,29 @@
 //! | `{"type":"room.leave","payload":{"room":R}}` | `left room: R` |
 //! | `{"type":"chat.message","payload":{"room":R,"text":T}}` | every member of R: `room R: T` |
 //! | the same with an empty text | the sender: `message rejected: empty text` |
+//! | `{"type":"room.history","payload":{"room":R,"limit":N}}` | `{"type":"room.history","payload":{"room":R,"messages":[..]}}`: the last N (default 50, at most 500) of R, oldest first |
+//! | `{"type":"room.join","payload":{"room":R,"since":ID}}` | `joined room: R`, then R's messages after ID, then `room.resumed` (README: history and recovery) |
 //! | any other type T | `unknown message type: T` |
 //!
 //! The room may also be the envelope's top-level `room`; none means
 //! `general`. Port 0 binds any free port; the `listening` line shows the
-//! ports bound.
+//! ports bound. Every chat message is stored (with hubbub-sqlite) in
+//! `STORE_PATH` (`chat.db` beside the `.env` by default; the newest
+//! 100 000 messages are kept) before it is delivered.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use hubbub_examples::{
     http::{self, Response},
-    protocol::{room_of, text_of},
+    protocol::{envelope_text, room_of, text_of},
     Program, SHUTDOWN_GRACE,
 };
-use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
+use hubbub_sqlite::{SqliteConfig, SqliteStore};
+use hubbub_tokio::{
+    store::{Retention, StoreHandle, StoreWorker, WorkerConfig},
+    Envelope, Hub, HubServer, Session, Settings,
+};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 const PROGRAM: Program = Program {
@@ -41,6 +50,15 @@ const PROGRAM: Program = Program {
 };
 
 const HEALTH: &str = r#"{"ok":true,"service":"websocket-chat"}"#;
+
+/// The history file when `STORE_PATH` is not set (relative to the working
+/// directory, where the `.env` is read).
+const DEFAULT_STORE: &str = "chat.db";
+/// Messages `room.history` returns by default, and at most.
+const HISTORY_DEFAULT: u64 = 50;
+const HISTORY_MAX: u64 = 500;
+/// Messages a resume replays at most (below the outbound queue's 1024).
+const REPLAY_MAX: usize = 500;
 
 fn main() -> ExitCode {
     let settings = match PROGRAM.settings() {
@@ -57,10 +75,26 @@ fn main() -> ExitCode {
             ),
         );
     }
-    PROGRAM.run(serve(settings))
+    let path = settings.store_path.as_deref().unwrap_or(DEFAULT_STORE);
+    let config = SqliteConfig {
+        retention: Retention {
+            max_messages: Some(100_000),
+            max_age: None,
+        },
+        ..SqliteConfig::default()
+    };
+    let store = match SqliteStore::open(path, config) {
+        Ok(store) => store,
+        Err(error) => return PROGRAM.exit(1, format_args!("history {path}: {error}")),
+    };
+    let store = match StoreWorker::spawn(store, WorkerConfig::default()) {
+        Ok(store) => store,
+        Err(error) => return PROGRAM.exit(1, error),
+    };
+    PROGRAM.run(serve(settings, store))
 }
 
-async fn serve(settings: Settings) -> std::io::Result<()> {
+async fn serve(settings: Settings, store: StoreHandle) -> std::io::Result<()> {
     let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
     if !index.is_file() {
         eprintln!(
@@ -71,7 +105,7 @@ async fn serve(settings: Settings) -> std::io::Result<()> {
     let http = TcpListener::bind((settings.server_host.as_str(), settings.server_port)).await?;
     let ws = HubServer::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
-        chat_hub(),
+        chat_hub(store),
         settings.core_config(),
     )
     .await?;
@@ -111,9 +145,10 @@ fn route(request: &http::Request, settings: &Settings) -> Response {
 }
 
 /// The chat's callbacks.
-fn chat_hub() -> Hub {
+fn chat_hub(store: StoreHandle) -> Hub {
     Hub::builder()
         .path("/")
+        .store(store)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
             println!("chat: client {} connected", session.id());
@@ -143,7 +178,12 @@ fn on_text(session: &Session, text: &str) {
     let room = room_of(&envelope);
     let reply = match envelope.event_type.as_str() {
         "room.join" => {
-            hub.join(session, room);
+            let since = envelope.payload.get("since").and_then(Value::as_u64);
+            // With `since`, the join happens after the replay (on the
+            // store's thread); without a store, a plain join.
+            if since.is_none_or(|since| hub.resume(session, room, since, REPLAY_MAX).is_err()) {
+                hub.join(session, room);
+            }
             format!("joined room: {room}")
         }
         "room.leave" => {
@@ -152,13 +192,50 @@ fn on_text(session: &Session, text: &str) {
         }
         "chat.message" => {
             let text = text_of(&envelope.payload);
-            if !text.is_empty() {
-                hub.room_text(room, &format!("room {room}: {text}"), None);
-                return;
+            if text.is_empty() {
+                "message rejected: empty text".to_owned()
+            } else {
+                // Stored first; delivered once the store acknowledged it.
+                let line = format!("room {room}: {text}");
+                let message = Envelope::new("chat.message", json!({"room": room, "text": text}));
+                match hub.publish_rendered(room, message, move |_| line) {
+                    Ok(()) => return,
+                    Err(error) => format!("message rejected: {error}"),
+                }
             }
-            "message rejected: empty text".to_owned()
+        }
+        "room.history" => {
+            let limit = envelope.payload.get("limit").and_then(Value::as_u64);
+            let limit = limit.unwrap_or(HISTORY_DEFAULT).min(HISTORY_MAX) as usize;
+            send_history(&hub, session, room, limit);
+            return;
         }
         other => format!("unknown message type: {other}"),
     };
     let _ = session.send_text(reply);
+}
+
+/// Answer `room.history`: one message with the last `limit` messages of
+/// `room`, oldest first, read on the store's thread.
+fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
+    let (session, room) = (session.clone(), room.to_owned());
+    let Some(store) = hub.store() else { return };
+    let reply = session.clone();
+    let queued = store.list_by_room(room.clone(), limit, None, move |result| {
+        let messages = match result {
+            Ok(messages) => messages
+                .iter()
+                .map(|m| serde_json::to_value(m.to_envelope()).unwrap_or_default())
+                .collect(),
+            Err(error) => {
+                session.emit_error(format!("room.history: {error}"));
+                Vec::new()
+            }
+        };
+        let payload = [("room", json!(room)), ("messages", Value::Array(messages))];
+        let _ = session.send_text(envelope_text("room.history", &payload));
+    });
+    if let Err(error) = queued {
+        let _ = reply.send_text(format!("history unavailable: {error}"));
+    }
 }

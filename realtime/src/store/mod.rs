@@ -255,7 +255,10 @@ mod tests {
         envelope.kind = Some("event".into());
         envelope.id = Some("client-id".into());
         let new = NewMessage::from_envelope("dev", envelope);
-        assert_eq!((new.room.as_str(), new.kind.as_deref()), ("dev", Some("event")));
+        assert_eq!(
+            (new.room.as_str(), new.kind.as_deref()),
+            ("dev", Some("event"))
+        );
         assert!(new.ts > 1_600_000_000_000, "stamped now, in ms");
         let stored = new.clone().stored(42);
         let envelope = stored.to_envelope();

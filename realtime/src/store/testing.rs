@@ -134,7 +134,11 @@ pub fn ids_increase_and_batches_are_in_order(mut store: impl MessageStore) {
 pub fn retention_by_count(mut store: impl MessageStore) {
     let mut ids = Vec::new();
     for n in 0..8 {
-        ids.extend(store.append(&[message(if n == 7 { "b" } else { "a" }, n)]).unwrap());
+        ids.extend(
+            store
+                .append(&[message(if n == 7 { "b" } else { "a" }, n)])
+                .unwrap(),
+        );
     }
     let a = store.list_by_room("a", 100, None).unwrap();
     assert_eq!(texts(&a), ["m3", "m4", "m5", "m6"]);
@@ -161,11 +165,19 @@ pub fn retention_by_age_never_reuses_ids(mut store: impl MessageStore) {
     let old_ids = store.append(&batch).unwrap();
     // The old messages went at the latest with the next append.
     let new = store.append(&[message("r", 3)]).unwrap();
-    assert!(new[0] > old_ids[2], "ids never reused: {new:?} after {old_ids:?}");
+    assert!(
+        new[0] > old_ids[2],
+        "ids never reused: {new:?} after {old_ids:?}"
+    );
     let kept = store.list_by_room("r", 100, None).unwrap();
     assert_eq!(texts(&kept), ["m3"]);
     let replay = store.replay_from(0, Some("r"), 100).unwrap();
     assert_eq!(texts(&replay.messages), ["m3"]);
     assert!(!replay.complete, "the old ones were removed");
-    assert!(store.replay_from(old_ids[2], Some("r"), 100).unwrap().complete);
+    assert!(
+        store
+            .replay_from(old_ids[2], Some("r"), 100)
+            .unwrap()
+            .complete
+    );
 }

@@ -220,7 +220,10 @@ mod tests {
         }
     }
 
-    fn gated(fail: bool, config: WorkerConfig) -> (StoreHandle, Arc<Mutex<Vec<usize>>>, Arc<Barrier>) {
+    fn gated(
+        fail: bool,
+        config: WorkerConfig,
+    ) -> (StoreHandle, Arc<Mutex<Vec<usize>>>, Arc<Barrier>) {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let gate = Arc::new(Barrier::new(2));
         let store = Gated {
@@ -347,14 +350,21 @@ mod tests {
             }
         }
         let (tx, rx) = mpsc::channel();
-        let handle = StoreWorker::spawn(Dropped(MemoryStore::default(), tx), WorkerConfig::default())
-            .unwrap();
+        let handle =
+            StoreWorker::spawn(Dropped(MemoryStore::default(), tx), WorkerConfig::default())
+                .unwrap();
         let (done_tx, done_rx) = mpsc::channel();
         handle
-            .append(message("r", 0), move |r| done_tx.send(r.map(|m| m.id)).unwrap())
+            .append(message("r", 0), move |r| {
+                done_tx.send(r.map(|m| m.id)).unwrap()
+            })
             .unwrap();
         drop(handle);
-        assert_eq!(done_rx.recv_timeout(WAIT).unwrap(), Ok(1), "queued work is drained");
+        assert_eq!(
+            done_rx.recv_timeout(WAIT).unwrap(),
+            Ok(1),
+            "queued work is drained"
+        );
         rx.recv_timeout(WAIT).expect("the store is dropped");
     }
 }

@@ -1,0 +1,147 @@
+//! The chat demo's history: `room.history`, the store surviving `kill -9`
+//! of the server, and `room.join` with `since` after a reconnect.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{close, connect, next, next_json, runtime, send, start, temp_dir, Peer, Running};
+use serde_json::Value;
+
+const CHAT: &str = env!("CARGO_BIN_EXE_chat");
+
+/// `chat` from `examples/chat/` on free ports with its history in `store`;
+/// the WebSocket URL.
+fn start_chat(store: &Path) -> (Running, String) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat");
+    let server = start(
+        CHAT,
+        &[],
+        Some(&dir),
+        &[
+            ("SERVER_PORT", "0"),
+            ("WEBSOCKET_PORT", "0"),
+            ("STORE_PATH", store.to_str().unwrap()),
+        ],
+    );
+    let url = format!("ws://127.0.0.1:{}/", server.ports()[1]);
+    (server, url)
+}
+
+async fn client(url: &str) -> Peer {
+    let mut peer = connect(url).await;
+    assert_eq!(next(&mut peer).await, "welcome to hubbub chat");
+    peer
+}
+
+async fn say(peer: &mut Peer, room: &str, text: &str) {
+    let message =
+        format!(r#"{{"type":"chat.message","payload":{{"room":"{room}","text":"{text}"}}}}"#);
+    send(peer, &message).await;
+}
+
+/// Ask for `room`'s history; the texts and ids of the messages returned.
+async fn history(peer: &mut Peer, room: &str, limit: Option<u64>) -> Vec<(String, u64)> {
+    let limit = limit.map_or(String::new(), |l| format!(r#","limit":{l}"#));
+    let ask = format!(r#"{{"type":"room.history","payload":{{"room":"{room}"{limit}}}}}"#);
+    send(peer, &ask).await;
+    let reply = next_json(peer).await;
+    assert_eq!(reply["type"], "room.history");
+    assert_eq!(reply["payload"]["room"], room);
+    let messages = reply["payload"]["messages"].as_array().unwrap();
+    messages
+        .iter()
+        .map(|m| {
+            assert_eq!(m["type"], "chat.message", "{m}");
+            assert_eq!(m["payload"]["room"], room, "{m}");
+            assert_eq!(m["room"], room, "{m}");
+            assert!(m["ts"].as_u64().is_some(), "{m}");
+            let id = m["id"].as_str().unwrap().parse().unwrap();
+            (m["payload"]["text"].as_str().unwrap().to_owned(), id)
+        })
+        .collect()
+}
+
+fn texts(found: &[(String, u64)]) -> Vec<&str> {
+    found.iter().map(|(text, _)| text.as_str()).collect()
+}
+
+#[test]
+fn history_is_served_survives_kill_9_and_replays_after_a_reconnect() {
+    let store = temp_dir("chat-history").join("chat.db");
+    let (server, url) = start_chat(&store);
+    let before = runtime().block_on(async {
+        let mut a = client(&url).await;
+        send(&mut a, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
+        assert_eq!(next(&mut a).await, "joined room: dev");
+        for text in ["one", "two", "three"] {
+            say(&mut a, "dev", text).await;
+            // Delivered only once stored: this is the acknowledgment.
+            assert_eq!(next(&mut a).await, format!("room dev: {text}"));
+        }
+        say(&mut a, "ops", "elsewhere").await;
+
+        let last_two = history(&mut a, "dev", Some(2)).await;
+        assert_eq!(
+            texts(&last_two),
+            ["two", "three"],
+            "the last N, oldest first"
+        );
+        let all = history(&mut a, "dev", None).await;
+        assert_eq!(texts(&all), ["one", "two", "three"]);
+        assert!(all.windows(2).all(|w| w[0].1 < w[1].1), "{all:?}");
+        assert_eq!(all[1..], last_two[..]);
+        assert_eq!(texts(&history(&mut a, "ops", None).await), ["elsewhere"]);
+        assert!(history(&mut a, "dev", Some(0)).await.is_empty());
+        assert!(history(&mut a, "nowhere", None).await.is_empty());
+        close(a).await;
+        all
+    });
+
+    // SIGKILL (dropping `Running` kills the process): no shutdown code runs.
+    drop(server);
+    let (server, url) = start_chat(&store);
+    runtime().block_on(async {
+        let mut b = client(&url).await;
+        assert_eq!(
+            history(&mut b, "dev", None).await,
+            before,
+            "kept across kill -9"
+        );
+        send(&mut b, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
+        assert_eq!(next(&mut b).await, "joined room: dev");
+        say(&mut b, "dev", "four").await;
+        assert_eq!(next(&mut b).await, "room dev: four");
+
+        // A client that saw "one" comes back: it gets what it missed, the
+        // end of the replay, then live messages.
+        let mut c = client(&url).await;
+        let since = before[0].1;
+        let join = format!(r#"{{"type":"room.join","payload":{{"room":"dev","since":{since}}}}}"#);
+        send(&mut c, &join).await;
+        assert_eq!(next(&mut c).await, "joined room: dev");
+        let mut missed = Vec::new();
+        let resumed: Value = loop {
+            let message = next_json(&mut c).await;
+            if message["type"] == "room.resumed" {
+                break message;
+            }
+            missed.push(message["payload"]["text"].as_str().unwrap().to_owned());
+        };
+        assert_eq!(missed, ["two", "three", "four"]);
+        assert_eq!(resumed["payload"]["complete"], true);
+        assert_eq!(resumed["payload"]["since"], since);
+        say(&mut b, "dev", "five").await;
+        assert_eq!(next(&mut c).await, "room dev: five");
+        let ids: Vec<u64> = history(&mut c, "dev", None)
+            .await
+            .iter()
+            .map(|m| m.1)
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert!(ids[3] > before[2].1, "ids go on after the restart");
+        close(b).await;
+        close(c).await;
+    });
+    assert!(server.terminate().success());
+}
