@@ -77,8 +77,11 @@ impl Hub {
     /// missing (the limit cut the replay, retention removed some, or
     /// `since` is an id this store never gave).
     ///
-    /// Never blocks (the work is queued to the store's worker). Keep
-    /// `limit` below the session's outbound queue bound. A store failure is
+    /// A session already in `room` leaves it at once and joins again after
+    /// the replay, so a message it would otherwise get live as well as in
+    /// the replay comes once. Never blocks (the work is queued to the
+    /// store's worker). Keep `limit` below the session's outbound queue
+    /// bound. A store failure is
     /// reported to `on_error` ([`SessionError::Store`]); the session still
     /// joins and gets `complete: false`.
     pub fn resume(
@@ -91,6 +94,7 @@ impl Hub {
         let Some(store) = self.store() else {
             return Err(StoreError::NoStore);
         };
+        self.leave(session, room);
         let (hub, session, room) = (self.downgrade(), session.clone(), room.to_owned());
         store.call(move |store| {
             let Some(hub) = hub.upgrade().map(Hub::from_inner) else {
@@ -248,6 +252,25 @@ mod tests {
             serde_json::json!({"room": "dev", "since": 1, "last_id": 5, "replayed": 3, "complete": true})
         );
         assert_eq!(hub.members("dev"), vec![s.id()]);
+
+        // Resuming while a member: a message published just before (its
+        // delivery not yet done) comes once, in the replay.
+        let gate = Arc::new(Barrier::new(2));
+        let worker_gate = gate.clone();
+        let hold = move |_: &mut dyn MessageStore| {
+            worker_gate.wait();
+        };
+        hub.store().unwrap().call(hold).unwrap(); // the worker waits
+        hub.publish("dev", Envelope::new("m", 6.into())).unwrap();
+        hub.resume(&s, "dev", 6, 100).unwrap();
+        gate.wait();
+        settle(&hub);
+        let got: Vec<Value> = texts(&s)[5..].iter().map(|t| json(t)).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(
+            (got[0]["id"].as_str(), &got[1]["type"]),
+            (Some("7"), &json!(RESUMED))
+        );
 
         // A limit that cuts: not complete.
         let t = hub.open(SessionInfo::default()).unwrap();
