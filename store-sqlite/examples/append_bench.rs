@@ -10,12 +10,17 @@
 
 use std::{
     path::Path,
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc, Arc,
+    },
     thread,
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::{store::WorkerConfig, MessageStore, NewMessage, StoreWorker};
+use hubbub_realtime::{
+    store::WorkerConfig, MessageStore, NewMessage, Replay, StoreError, StoreWorker, StoredMessage,
+};
 use hubbub_sqlite::{SqliteConfig, SqliteStore, Synchronous};
 use serde_json::json;
 
@@ -46,11 +51,41 @@ fn unbatched(dir: &Path, synchronous: Synchronous, count: u64) -> Duration {
     started.elapsed()
 }
 
+/// A store that counts its commits (calls to `append`).
+struct Counted(SqliteStore, Arc<AtomicU64>);
+
+impl MessageStore for Counted {
+    fn append(&mut self, batch: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.append(batch)
+    }
+    fn list_by_room(
+        &mut self,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.list_by_room(room, limit, before)
+    }
+    fn replay_from(
+        &mut self,
+        after: u64,
+        room: Option<&str>,
+        limit: usize,
+    ) -> Result<Replay, StoreError> {
+        self.0.replay_from(after, room, limit)
+    }
+}
+
 /// `count` messages from 8 threads through a worker that commits whatever
 /// has queued (up to 512) together; the time until the last
-/// acknowledgment.
-fn batched(dir: &Path, synchronous: Synchronous, count: u64) -> Duration {
-    let store = open(dir, &format!("batched-{synchronous:?}.db"), synchronous);
+/// acknowledgment, and the number of commits.
+fn batched(dir: &Path, synchronous: Synchronous, count: u64) -> (Duration, u64) {
+    let commits = Arc::new(AtomicU64::new(0));
+    let store = Counted(
+        open(dir, &format!("batched-{synchronous:?}.db"), synchronous),
+        commits.clone(),
+    );
     let handle = StoreWorker::spawn(store, WorkerConfig::default()).expect("worker");
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
@@ -77,7 +112,7 @@ fn batched(dir: &Path, synchronous: Synchronous, count: u64) -> Duration {
     for _ in 0..count {
         assert!(rx.recv().expect("ack"), "append failed");
     }
-    started.elapsed()
+    (started.elapsed(), commits.load(Ordering::Relaxed))
 }
 
 fn main() {
@@ -85,22 +120,28 @@ fn main() {
     let dir = std::env::args()
         .nth(1)
         .map_or_else(|| temp.path().to_path_buf(), Into::into);
-    println!("| mode | synchronous | messages | seconds | appends/s |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| mode | synchronous | messages | commits | seconds | appends/s |");
+    println!("|---|---|---:|---:|---:|---:|");
     for synchronous in [Synchronous::Normal, Synchronous::Full] {
         let count = 2_000;
         let time = unbatched(&dir, synchronous, count);
-        report("one per commit", synchronous, count, time);
+        report("one per commit", synchronous, count, count, time);
         let count = 100_000;
-        let time = batched(&dir, synchronous, count);
-        report("batched (worker, 8 threads)", synchronous, count, time);
+        let (time, commits) = batched(&dir, synchronous, count);
+        report(
+            "batched (worker, 8 threads)",
+            synchronous,
+            count,
+            commits,
+            time,
+        );
     }
 }
 
-fn report(mode: &str, synchronous: Synchronous, count: u64, time: Duration) {
+fn report(mode: &str, synchronous: Synchronous, count: u64, commits: u64, time: Duration) {
     let rate = count as f64 / time.as_secs_f64();
     println!(
-        "| {mode} | {synchronous:?} | {count} | {:.2} | {rate:.0} |",
+        "| {mode} | {synchronous:?} | {count} | {commits} | {:.2} | {rate:.0} |",
         time.as_secs_f64()
     );
 }
