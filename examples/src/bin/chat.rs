@@ -178,12 +178,17 @@ fn on_text(session: &Session, text: &str) {
     let room = room_of(&envelope);
     let reply = match envelope.event_type.as_str() {
         "room.join" => {
-            let since = envelope.payload.get("since").and_then(Value::as_u64);
-            // With `since`, the join happens after the replay (on the
-            // store's thread); without a store, a plain join.
-            if since.is_none_or(|since| hub.resume(session, room, since, REPLAY_MAX).is_err()) {
-                hub.join(session, room);
+            if let Some(since) = envelope.payload.get("since").and_then(Value::as_u64) {
+                // The reply first: the replay comes from the store's
+                // thread, which joins the session after it.
+                let _ = session.send_text(format!("joined room: {room}"));
+                if let Err(error) = hub.resume(session, room, since, REPLAY_MAX) {
+                    hub.join(session, room);
+                    let _ = session.send_text(format!("history unavailable: {error}"));
+                }
+                return;
             }
+            hub.join(session, room);
             format!("joined room: {room}")
         }
         "room.leave" => {
