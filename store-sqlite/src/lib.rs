@@ -206,24 +206,28 @@ fn user_version(db: &Connection) -> Result<u32, StoreError> {
 }
 
 /// Run the migrations the file has not seen, each in a transaction with
-/// its `user_version` bump.
+/// its `user_version` bump. The version is read inside the write
+/// transaction, so two processes opening a new file at once migrate it
+/// once.
 fn migrate(db: &mut Connection) -> Result<(), StoreError> {
-    let version = user_version(db)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
-            "schema version {version} is newer than this program's ({SCHEMA_VERSION})"
-        )));
-    }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    loop {
         let tx = db
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "schema version {version} is newer than this program's ({SCHEMA_VERSION})"
+            )));
+        }
+        let Some(migration) = MIGRATIONS.get(version as usize) else {
+            return Ok(()); // up to date (the transaction rolls back: nothing done)
+        };
         tx.execute_batch(migration).map_err(backend)?;
-        tx.pragma_update(None, "user_version", index + 1)
+        tx.pragma_update(None, "user_version", version + 1)
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
-    Ok(())
 }
 
 /// Insert `batch` in order; the ids given.
