@@ -117,7 +117,9 @@ fn history_is_served_survives_kill_9_and_replays_after_a_reconnect() {
         // end of the replay, then live messages.
         let mut c = client(&url).await;
         let since = before[0].1;
-        let join = format!(r#"{{"type":"room.join","payload":{{"room":"dev","since":{since}}}}}"#);
+        // The id as the envelopes carry it (a string); a number works too.
+        let join =
+            format!(r#"{{"type":"room.join","payload":{{"room":"dev","since":"{since}"}}}}"#);
         send(&mut c, &join).await;
         assert_eq!(next(&mut c).await, "joined room: dev");
         let mut missed = Vec::new();

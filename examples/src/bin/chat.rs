@@ -38,7 +38,7 @@ use hubbub_examples::{
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_tokio::{
-    store::{Retention, StoreHandle, StoreWorker, WorkerConfig},
+    store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
     Envelope, Hub, HubServer, Session, Settings,
 };
 use serde_json::{json, Value};
@@ -178,7 +178,7 @@ fn on_text(session: &Session, text: &str) {
     let room = room_of(&envelope);
     let reply = match envelope.event_type.as_str() {
         "room.join" => {
-            if let Some(since) = envelope.payload.get("since").and_then(Value::as_u64) {
+            if let Some(since) = envelope.payload.get("since").and_then(id_from_json) {
                 // The reply first: the replay comes from the store's
                 // thread, which joins the session after it.
                 let _ = session.send_text(format!("joined room: {room}"));

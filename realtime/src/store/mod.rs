@@ -237,6 +237,16 @@ impl<S: MessageStore + ?Sized> MessageStore for Box<S> {
     }
 }
 
+/// A store id sent back by a client: a JSON number or a decimal string
+/// (envelopes carry ids as strings). `None` for anything else.
+pub fn id_from_json(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -272,6 +282,22 @@ mod tests {
             StoredMessage::from_envelope(&Envelope::new("x", Value::Null)),
             None
         );
+    }
+
+    #[test]
+    fn ids_from_json_numbers_and_strings() {
+        assert_eq!(id_from_json(&json!(42)), Some(42));
+        assert_eq!(id_from_json(&json!("42")), Some(42));
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("x"),
+            json!(" 4"),
+            json!(null),
+            json!([1]),
+        ] {
+            assert_eq!(id_from_json(&bad), None, "{bad}");
+        }
     }
 
     #[test]
