@@ -55,6 +55,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX messages_room_id ON messages (room, id);
      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
      INSERT INTO meta (key, value) VALUES ('pruned_through', 0);",
+    // 2: the retention horizon per room, so that retention in one room
+    // does not make replays of another incomplete.
+    // What version 1 removed counts for every room.
+    "CREATE TABLE pruned_rooms (room TEXT PRIMARY KEY, through INTEGER NOT NULL) WITHOUT ROWID;
+     INSERT INTO meta (key, value)
+         SELECT 'pruned_before_rooms', value FROM meta WHERE key = 'pruned_through';",
 ];
 
 /// The schema version this crate writes.
@@ -187,6 +193,14 @@ fn prune(
         }
     }
     if let Some(through) = through {
+        // The rooms losing messages, with the last id each loses (at most
+        // PRUNE_BATCH rows, through the primary key).
+        tx.execute(
+            "INSERT INTO pruned_rooms (room, through) \
+             SELECT room, max(id) FROM messages WHERE id <= ?1 GROUP BY room \
+             ON CONFLICT (room) DO UPDATE SET through = max(through, excluded.through)",
+            [through],
+        )?;
         tx.execute("DELETE FROM messages WHERE id <= ?1", [through])?;
         tx.execute(
             "UPDATE meta SET value = max(value, ?1) WHERE key = 'pruned_through'",
@@ -334,18 +348,21 @@ impl MessageStore for SqliteStore {
                 .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                 .map_err(backend)?
         };
-        let (pruned_through, last_id): (u64, u64) = tx
+        let (pruned, last_id): (u64, u64) = tx
             .query_row(
-                "SELECT (SELECT value FROM meta WHERE key = 'pruned_through'), \
+                "SELECT CASE WHEN ?1 IS NULL \
+                   THEN (SELECT value FROM meta WHERE key = 'pruned_through') \
+                   ELSE max(coalesce((SELECT through FROM pruned_rooms WHERE room = ?1), 0), \
+                            (SELECT value FROM meta WHERE key = 'pruned_before_rooms')) END, \
                  (SELECT seq FROM sqlite_sequence WHERE name = 'messages')",
-                [],
+                [room],
                 |row| Ok((row.get(0)?, row.get::<_, Option<u64>>(1)?.unwrap_or(0))),
             )
             .map_err(backend)?;
         tx.finish().map_err(backend)?;
         let cut = messages.len() > limit;
         messages.truncate(limit);
-        let complete = !cut && after >= pruned_through && after <= last_id;
+        let complete = !cut && after >= pruned && after <= last_id;
         Ok(Replay { messages, complete })
     }
 }

@@ -123,6 +123,50 @@ fn retention_removes_a_bounded_number_per_append() {
     assert_eq!(store.list_by_room("r", 100, None).unwrap()[0].id, 2995);
 }
 
+/// A version 1 file (before per-room retention horizons), as that version
+/// wrote it: messages 3 to 5 kept, 1 and 2 removed by retention.
+const VERSION_1: &str = "
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, type TEXT NOT NULL,
+        kind TEXT, ts INTEGER NOT NULL, payload TEXT NOT NULL);
+    CREATE INDEX messages_room_id ON messages (room, id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('pruned_through', 2);
+    INSERT INTO messages VALUES
+        (1, 'dev', 'chat.message', NULL, 1, '{}'), (2, 'ops', 'chat.message', NULL, 1, '{}'),
+        (3, 'dev', 'chat.message', NULL, 1, '{\"text\":\"m3\"}'),
+        (4, 'ops', 'chat.message', 'event', 1, '{\"text\":\"m4\"}'),
+        (5, 'dev', 'chat.message', NULL, 1, '{\"text\":\"m5\"}');
+    DELETE FROM messages WHERE id <= 2;
+    PRAGMA user_version = 1;";
+
+#[test]
+fn a_version_1_file_is_migrated_and_keeps_its_messages_and_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(VERSION_1)
+        .unwrap();
+    let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(SCHEMA_VERSION, 2);
+    let dev = store.list_by_room("dev", 10, None).unwrap();
+    assert_eq!(texts(&dev), ["m3", "m5"]);
+    assert_eq!(
+        store.get(4).unwrap().unwrap().kind.as_deref(),
+        Some("event")
+    );
+    // What version 1 removed still makes older replays incomplete.
+    assert!(!store.replay_from(0, Some("dev"), 10).unwrap().complete);
+    assert!(store.replay_from(2, Some("dev"), 10).unwrap().complete);
+    assert_eq!(store.append(&[message("dev", 6)]).unwrap(), [6]);
+    drop(store);
+    // Opening again migrates nothing more.
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    assert_eq!(store.len().unwrap(), 4);
+}
+
 #[test]
 fn a_file_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: the history in a `VecDeque`, bounded by retention.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use super::{now_ms, MessageStore, NewMessage, Replay, Retention, StoreError, StoredMessage};
 
@@ -13,9 +13,10 @@ pub struct MemoryStore {
     retention: Retention,
     /// The last id given.
     last_id: u64,
-    /// The highest id retention removed: replays from below it are not
-    /// complete.
+    /// The highest id retention removed, in all rooms and per room:
+    /// replays from below it are not complete.
     pruned_through: u64,
+    pruned_rooms: HashMap<String, u64>,
 }
 
 impl MemoryStore {
@@ -47,6 +48,7 @@ impl MemoryStore {
                 break;
             }
             self.pruned_through = oldest.id;
+            *self.pruned_rooms.entry(oldest.room.clone()).or_default() = oldest.id;
             self.messages.pop_front();
         }
     }
@@ -98,7 +100,11 @@ impl MessageStore for MemoryStore {
             .collect();
         let cut = messages.len() > limit;
         messages.truncate(limit);
-        let complete = !cut && after >= self.pruned_through && after <= self.last_id;
+        let pruned = match room {
+            Some(room) => self.pruned_rooms.get(room).copied().unwrap_or(0),
+            None => self.pruned_through,
+        };
+        let complete = !cut && after >= pruned && after <= self.last_id;
         Ok(Replay { messages, complete })
     }
 }

@@ -128,8 +128,9 @@ pub struct Replay {
     /// The messages after the given id, oldest first.
     pub messages: Vec<StoredMessage>,
     /// False when some messages after the given id may be missing: the
-    /// limit cut the replay, retention removed messages after that id, or
-    /// the id is one this store never issued (a client of another store).
+    /// limit cut the replay, retention removed messages after that id (of
+    /// the room asked for), or the id is one this store never issued (a
+    /// client of another store).
     pub complete: bool,
 }
 

@@ -150,6 +150,11 @@ pub fn retention_by_count(mut store: impl MessageStore) {
     assert!(replay.complete, "nothing after {} was removed", ids[2]);
     let replay = store.replay_from(ids[1], Some("a"), 100).unwrap();
     assert!(!replay.complete, "{} was removed", ids[2]);
+    // Retention is tracked per room: b lost nothing.
+    let replay = store.replay_from(0, Some("b"), 100).unwrap();
+    assert_eq!(texts(&replay.messages), ["m7"]);
+    assert!(replay.complete, "nothing of b was removed");
+    assert!(!store.replay_from(0, None, 100).unwrap().complete);
 }
 
 /// Messages older than `max_age` (1 h) are removed on a later append; once
