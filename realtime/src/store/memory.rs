@@ -4,10 +4,11 @@ use std::collections::{HashMap, VecDeque};
 
 use super::{now_ms, MessageStore, NewMessage, Replay, Retention, StoreError, StoredMessage};
 
-/// A history kept in memory (lost on restart), bounded by [`Retention`].
+/// A history kept in memory (lost on restart), bounded by [`Retention`]
+/// (by default the newest [`MemoryStore::DEFAULT_MAX`] messages).
 /// Messages are kept in id order, so replays find their start by binary
 /// search; `list_by_room` scans from the newest end.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     messages: VecDeque<StoredMessage>,
     retention: Retention,
@@ -19,12 +20,28 @@ pub struct MemoryStore {
     pruned_rooms: HashMap<String, u64>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new(Retention {
+            max_messages: Some(Self::DEFAULT_MAX),
+            max_age: None,
+        })
+    }
+}
+
 impl MemoryStore {
-    /// An empty store keeping what `retention` allows.
+    /// The messages kept by [`MemoryStore::default`].
+    pub const DEFAULT_MAX: u64 = 10_000;
+
+    /// An empty store keeping what `retention` allows
+    /// ([`Retention::UNLIMITED`] lets it grow without bound).
     pub fn new(retention: Retention) -> Self {
         MemoryStore {
+            messages: VecDeque::new(),
             retention,
-            ..MemoryStore::default()
+            last_id: 0,
+            pruned_through: 0,
+            pruned_rooms: HashMap::new(),
         }
     }
 
