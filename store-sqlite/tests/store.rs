@@ -53,6 +53,12 @@ fn a_reopened_file_keeps_its_messages_and_goes_on_with_its_ids() {
     };
     let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
     assert_eq!(store.len().unwrap(), 3);
+    // WAL is recorded in the file: another connection sees it.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = other
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
     let dev = store.list_by_room("dev", 10, None).unwrap();
     assert_eq!(texts(&dev), ["m0", "m2"]);
     assert_eq!(dev[1].id, first[2]);
