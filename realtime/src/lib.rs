@@ -14,6 +14,7 @@ mod hub;
 mod metrics;
 mod rooms;
 mod runner;
+pub mod runtime;
 mod session;
 mod settings;
 
@@ -21,6 +22,7 @@ pub use envelope::Envelope;
 pub use hub::{Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
+pub use runtime::{Runtime, RuntimeDriver};
 pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};
