@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod adapter;
 mod envelope;
 mod hub;
 mod metrics;

@@ -46,6 +46,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// the runtime's blocking pool).
     fn resolve(host: &str, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
 
+    /// Resolves on Ctrl-C, or SIGTERM on Unix. The handlers are installed
+    /// when this is *called*, not when it is first polled, so a signal that
+    /// arrives in between is not lost.
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static;
+
     /// Open a TCP connection to `addr` and set `TCP_NODELAY` on it.
     fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
