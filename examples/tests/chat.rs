@@ -346,10 +346,10 @@ fn invalid_settings_exit_2_naming_the_key() {
 
 #[test]
 fn runtime_flag() {
-    let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "smol"], Some(&chat_dir()), &[]);
+    let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "mio"], Some(&chat_dir()), &[]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("runtime smol is not available yet"),
+        stderr.contains("runtime mio is not available yet"),
         "{stderr}"
     );
     let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "uv"], Some(&chat_dir()), &[]);

@@ -25,15 +25,14 @@
 //! `general`. Port 0 binds any free port; the `listening` line shows the
 //! ports bound.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{error::Error, path::PathBuf, process::ExitCode};
 
 use hubbub_examples::{
-    http::{self, Response},
+    http::{self, bind, Response},
     protocol::{room_of, text_of},
-    Program, SHUTDOWN_GRACE,
+    until, Main, Program, Rt, SHUTDOWN_GRACE,
 };
-use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
-use tokio::net::TcpListener;
+use hubbub_realtime::{adapter::HubServer, Envelope, Hub, Session, Settings};
 
 const PROGRAM: Program = Program {
     name: "chat",
@@ -43,7 +42,7 @@ const PROGRAM: Program = Program {
 const HEALTH: &str = r#"{"ok":true,"service":"websocket-chat"}"#;
 
 fn main() -> ExitCode {
-    let settings = match PROGRAM.settings() {
+    let (runtime, settings) = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -57,10 +56,18 @@ fn main() -> ExitCode {
             ),
         );
     }
-    PROGRAM.run(serve(settings))
+    PROGRAM.run(runtime, Chat(settings))
 }
 
-async fn serve(settings: Settings) -> std::io::Result<()> {
+struct Chat(Settings);
+
+impl Main for Chat {
+    async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
+        Ok(serve::<R>(self.0).await?)
+    }
+}
+
+async fn serve<R: Rt>(settings: Settings) -> std::io::Result<()> {
     let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
     if !index.is_file() {
         eprintln!(
@@ -68,21 +75,23 @@ async fn serve(settings: Settings) -> std::io::Result<()> {
             index.display()
         );
     }
-    let http = TcpListener::bind((settings.server_host.as_str(), settings.server_port)).await?;
-    let ws = HubServer::bind(
+    let http = bind::<R>((settings.server_host.as_str(), settings.server_port))?;
+    let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
         chat_hub(),
         settings.core_config(),
     )
     .await?;
-    let (http_addr, ws_addr) = (http.local_addr()?, ws.local_addr()?);
+    let (http_addr, ws_addr) = (R::local_addr(&http)?, ws.local_addr()?);
     let handle = ws.start()?;
-    let http_task = tokio::spawn(http::serve(http, move |request| route(request, &settings)));
-    let shutdown = PROGRAM.listening(format_args!(
+    let shutdown = PROGRAM.listening::<R>(format_args!(
         "http://{http_addr} (page and /api/health) and ws://{ws_addr}/ (chat)"
     ))?;
-    shutdown.await;
-    http_task.abort();
+    until(
+        http::serve::<R, _>(http, move |request| route(request, &settings)),
+        shutdown,
+    )
+    .await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     println!("chat: stopped");
     Ok(())

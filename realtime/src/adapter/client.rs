@@ -149,8 +149,8 @@ pub async fn client<T: Transport, K: Timer>(
     Ok(WebSocket::from_core(core))
 }
 
-/// `work`, or `None` if it takes longer than `limit`.
-pub(crate) async fn timeout<R: Runtime, T>(
+/// `work`, or `None` if it takes longer than `limit` on `R`'s clock.
+pub async fn timeout<R: Runtime, T>(
     limit: Duration,
     work: impl Future<Output = T>,
 ) -> Option<T> {

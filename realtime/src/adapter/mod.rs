@@ -17,7 +17,8 @@ mod server;
 mod websocket;
 
 pub use client::{
-    client, connect, connect_with, Client, ClientConfig, ClientEvent, Reconnect, RuntimeWebSocket,
+    client, connect, connect_with, timeout, Client, ClientConfig, ClientEvent, Reconnect,
+    RuntimeWebSocket,
 };
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use error::{Error, Step};
