@@ -7,29 +7,30 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{bounded, echo_server, url};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{CloseCode, Config, Message, Server};
-use tokio::{net::TcpListener, sync::mpsc};
+use hubbub_tests::prelude::*;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
-#[tokio::test]
-async fn pongs_flow_while_only_the_read_half_is_polled() {
+async fn pongs_flow_while_only_the_read_half_is_polled<R: Rt>() {
     // The server splits each connection: the read half runs in one task and
     // forwards messages to the write half's task, which only sends when
     // told. Pings from the peer are answered by the read half alone.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = listen::<R>();
     let (ended_tx, mut ended) = mpsc::unbounded_channel();
-    tokio::spawn(Server::new(Config::default()).serve(listener, move |ws| {
+    tokio::spawn(Server::<R>::new(Config::default()).serve(listener, move |ws| {
         let ended_tx = ended_tx.clone();
         async move {
             let (mut tx, mut rx) = ws.split();
             let (to_writer, mut from_reader) = mpsc::channel::<Message>(16);
-            let writer = tokio::spawn(async move {
+            // A task of the connection's runtime (the handler runs on `R`).
+            let (writer_done, writer) = tokio::sync::oneshot::channel();
+            R::spawn(async move {
                 while let Some(message) = from_reader.recv().await {
                     if tx.send(message).await.is_err() {
                         break;
                     }
                 }
+                let _ = writer_done.send(());
             });
             while let Some(message) = rx.next().await {
                 if let Ok(Message::Text(text)) = message {
@@ -82,10 +83,9 @@ async fn pongs_flow_while_only_the_read_half_is_polled() {
     );
 }
 
-#[tokio::test]
-async fn halves_on_two_tasks_send_and_receive_concurrently() {
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+async fn halves_on_two_tasks_send_and_receive_concurrently<R: Rt>() {
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
+    let ws = bounded("connect", connect::<R>(&url(addr)))
         .await
         .unwrap();
     let (mut tx, mut rx) = ws.split();
@@ -115,16 +115,15 @@ async fn halves_on_two_tasks_send_and_receive_concurrently() {
     assert!(rx.closed().unwrap().clean);
     assert!(matches!(
         tx.send("late").await,
-        Err(hubbub_tokio::Error::Closed)
+        Err(Error::Closed)
     ));
 }
 
-#[tokio::test]
-async fn cancelled_receives_lose_nothing() {
+async fn cancelled_receives_lose_nothing<R: Rt>() {
     // next() raced against a short timer, over and over: every message still
     // arrives exactly once, in order.
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
+    let mut ws = bounded("connect", connect::<R>(&url(addr)))
         .await
         .unwrap();
     const N: usize = 200;
@@ -143,3 +142,9 @@ async fn cancelled_receives_lose_nothing() {
     let expected: Vec<Message> = (0..N).map(|i| Message::Text(format!("{i}"))).collect();
     assert_eq!(got, expected);
 }
+
+hubbub_tests::cross_runtime!(
+    pongs_flow_while_only_the_read_half_is_polled,
+    halves_on_two_tasks_send_and_receive_concurrently,
+    cancelled_receives_lose_nothing,
+);
