@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{close, connect, next, next_json, run_to_end, runtime, send, start, temp_dir, Peer};
+use common::{
+    close, connect, each_runtime, next, next_json, run_to_end, runtime, send, start, temp_dir, Peer,
+};
 use serde_json::json;
 
 const EVENTS: &str = env!("CARGO_BIN_EXE_events");
@@ -24,10 +26,11 @@ async fn fence(peer: &mut Peer) {
 
 #[test]
 fn typed_event_protocol() {
-    let dir = temp_dir("events"); // no .env there: the environment alone
-    let server = start(EVENTS, &[], Some(&dir), &[("WEBSOCKET_PORT", "0")]);
-    let port = server.ports()[0];
-    runtime().block_on(async {
+    each_runtime(|| {
+        let dir = temp_dir("events"); // no .env there: the environment alone
+        let server = start(EVENTS, &[], Some(&dir), &[("WEBSOCKET_PORT", "0")]);
+        let port = server.ports()[0];
+        runtime().block_on(async {
         let url = format!("ws://127.0.0.1:{port}/");
         // On connect: system.connected to everyone, the newcomer included.
         let mut a = connect(&url).await;
@@ -97,8 +100,9 @@ fn typed_event_protocol() {
         close(b).await;
         close(c).await;
     });
-    assert!(server.terminate().success());
-    std::fs::remove_dir_all(&dir).unwrap();
+        assert!(server.terminate().success());
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
 }
 
 #[test]

@@ -8,8 +8,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod driver;
 pub mod adapter;
+pub mod driver;
 mod envelope;
 mod hub;
 mod metrics;
@@ -23,7 +23,7 @@ pub use envelope::Envelope;
 pub use hub::{Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
-pub use runtime::{Runtime, RuntimeDriver};
 pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
+pub use runtime::{Runtime, RuntimeDriver};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};

@@ -71,5 +71,4 @@ pub trait Runtime: Send + Sync + 'static {
 }
 
 /// The driver over a runtime's stream and timer.
-pub type RuntimeDriver<R> =
-    crate::driver::Driver<<R as Runtime>::Stream, <R as Runtime>::Timer>;
+pub type RuntimeDriver<R> = crate::driver::Driver<<R as Runtime>::Stream, <R as Runtime>::Timer>;

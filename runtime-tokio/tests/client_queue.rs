@@ -7,7 +7,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use hubbub_tokio::{Client, CloseCode, Config, Hub, HubServer, OutboundLimit, SendError, SlowConsumer};
+use hubbub_tokio::{
+    Client, CloseCode, Config, Hub, HubServer, OutboundLimit, SendError, SlowConsumer,
+};
 use tokio::{sync::mpsc, time::timeout};
 
 /// Every wait is bounded by this.
@@ -53,4 +55,3 @@ async fn the_outbound_queue_is_bounded() {
     );
     server.shutdown(Duration::from_secs(1)).await;
 }
-

@@ -14,12 +14,7 @@
 //! which needs no executor of its own, so nothing of tokio drives them.
 #![warn(missing_docs)]
 
-use std::{
-    future::Future,
-    io,
-    net::SocketAddr,
-    sync::Arc,
-};
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
 pub use hubbub_smol::Smol;
 pub use hubbub_tokio::Tokio;

@@ -65,9 +65,7 @@ async fn raw_client(addr: std::net::SocketAddr) -> TcpStream {
 
 async fn peer_vanishing_mid_frame_is_closed_1006_and_others_go_on<R: Rt>() {
     let (addr, mut ends, _server) = echo_server::<R>(Config::default()).await;
-    let mut survivor = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut survivor = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     survivor.send("before").await.unwrap();
     assert_eq!(
         bounded("echo", survivor.recv()).await.unwrap().unwrap(),

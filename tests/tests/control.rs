@@ -39,9 +39,7 @@ async fn our_server_answers_pings<R: Rt>() {
 
 async fn our_client_pings_and_records_the_pong<R: Rt>() {
     let (addr, _server) = tungstenite_echo_server().await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     assert!(ws.last_pong().is_none());
     ws.ping(b"hello?").await.unwrap();
     // The pong is recorded while the stream is polled; a message sent after
@@ -61,9 +59,7 @@ async fn our_client_pings_and_records_the_pong<R: Rt>() {
 
 async fn client_close_with_code_and_reason_reaches_our_server<R: Rt>() {
     let (addr, mut ends, _server) = echo_server::<R>(Config::default()).await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     let closed = bounded("close", ws.close(CloseCode(4321), "going home"))
         .await
         .unwrap();
@@ -83,9 +79,7 @@ async fn client_close_with_code_and_reason_reaches_our_server<R: Rt>() {
 
 async fn invalid_close_codes_are_refused_locally<R: Rt>() {
     let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     for code in [1005, 1006, 1015, 999, 5000] {
         assert!(
             matches!(ws.start_close(CloseCode(code), ""), Err(Error::Usage(UsageError::InvalidCloseCode(c))) if c == code)
@@ -104,10 +98,7 @@ async fn invalid_close_codes_are_refused_locally<R: Rt>() {
 }
 
 /// A server that greets, then closes with 4000 "server says bye".
-async fn closing_server<R: Rt>() -> (
-    std::net::SocketAddr,
-    mpsc::UnboundedReceiver<Closed>,
-) {
+async fn closing_server<R: Rt>() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Closed>) {
     let (listener, addr) = listen::<R>();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(
@@ -151,9 +142,7 @@ async fn server_initiated_close_to_tungstenite_client<R: Rt>() {
 
 async fn server_initiated_close_to_our_client<R: Rt>() {
     let (addr, mut ends) = closing_server::<R>().await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     assert_eq!(
         bounded("greeting", ws.recv()).await.unwrap().unwrap(),
         Message::Text("welcome".into())
@@ -240,9 +229,7 @@ async fn client_lets_the_server_close_tcp_first<R: Rt>() {
         let n = bounded("client FIN", stream.read(&mut buf)).await.unwrap();
         assert_eq!(n, 0);
     });
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     assert!(bounded("end", ws.recv()).await.is_none());
     assert_eq!(ws.closed().unwrap().code.0, 1000);
     bounded("server", server).await.unwrap();

@@ -222,10 +222,13 @@ async fn unresolvable_host_names_the_dns_step<R: Rt>() {
         dns_timeout: Some(Duration::from_secs(3)),
         ..Default::default()
     };
-    let error = bounded("dns", connect_with::<R>("ws://no-such-host.invalid/", &config))
-        .await
-        .err()
-        .unwrap();
+    let error = bounded(
+        "dns",
+        connect_with::<R>("ws://no-such-host.invalid/", &config),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(
         matches!(error, Error::Dns(_) | Error::Timeout(Step::Dns)),
         "{error}"

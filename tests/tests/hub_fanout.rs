@@ -118,6 +118,4 @@ async fn broadcast_reaches_thousands_once_and_in_order<R: Rt>() {
     );
 }
 
-hubbub_tests::cross_runtime!(
-    broadcast_reaches_thousands_once_and_in_order,
-);
+hubbub_tests::cross_runtime!(broadcast_reaches_thousands_once_and_in_order,);

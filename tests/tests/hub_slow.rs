@@ -119,7 +119,10 @@ struct Run {
 /// Connect a slow consumer (tiny receive buffer, never reads) and healthy
 /// readers, then broadcast `TOTAL` messages, paced by the healthy readers
 /// only, checking the slow session's queue after every broadcast.
-async fn broadcast_past_a_slow_consumer<R: Rt>(policy: SlowConsumer, close_timeout: Duration) -> Run {
+async fn broadcast_past_a_slow_consumer<R: Rt>(
+    policy: SlowConsumer,
+    close_timeout: Duration,
+) -> Run {
     let (server, mut rx) = start::<R>(policy, close_timeout).await;
     let slow = Raw::connect_with(server.local_addr(), "/", Some(4096)).await;
     let slow_id = opened(&mut rx).await;
@@ -219,7 +222,8 @@ async fn close_policy_closes_the_slow_consumer_with_its_code<R: Rt>() {
 }
 
 async fn drop_policy_drops_and_counts_and_the_session_stays_open<R: Rt>() {
-    let mut run = broadcast_past_a_slow_consumer::<R>(SlowConsumer::Drop, Duration::from_secs(5)).await;
+    let mut run =
+        broadcast_past_a_slow_consumer::<R>(SlowConsumer::Drop, Duration::from_secs(5)).await;
     let hub = run.server.hub().clone();
     let drops = hub.metrics().slow_consumer_drops.get();
     assert!(drops > 0 && drops < TOTAL as u64, "{drops} dropped");

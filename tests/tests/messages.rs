@@ -66,9 +66,7 @@ async fn exchange_with_our_client<R: Rt>(address: &str, fragment_size: Option<us
         assert_eq!(&got, expected, "message {i}");
     }
     let mut tx = sending.await.unwrap();
-    tx.close(CloseCode::NORMAL, "done")
-        .await
-        .unwrap();
+    tx.close(CloseCode::NORMAL, "done").await.unwrap();
     assert!(bounded("end of stream", rx.next()).await.is_none());
     let closed = rx.closed().expect("close recorded");
     assert_eq!(closed.code.0, 1000);
@@ -178,9 +176,7 @@ async fn tungstenite_client_reassembles_our_fragments<R: Rt>() {
 
 async fn many_small_messages_keep_their_order<R: Rt>() {
     let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     // Queue many without flushing in between: they leave in batched writes.
     for i in 0..2000 {
         ws.feed(format!("message {i}")).await.unwrap();
@@ -202,9 +198,7 @@ async fn oversized_message_closes_with_1009<R: Rt>() {
         ..Config::default()
     })
     .await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     ws.send(Message::Binary(payload(1001, 1).into()))
         .await
         .unwrap();

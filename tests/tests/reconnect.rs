@@ -62,9 +62,12 @@ async fn reconnects_after_the_server_restarts<R: Rt>() {
         .local_addr()
         .unwrap();
     let server = start_server::<R>(addr).await;
-    let mut client = bounded("connect", Client::<R>::connect(&url(addr), reconnecting(None)))
-        .await
-        .unwrap();
+    let mut client = bounded(
+        "connect",
+        Client::<R>::connect(&url(addr), reconnecting(None)),
+    )
+    .await
+    .unwrap();
     echo_roundtrip::<R>(&mut client, "first life").await;
 
     // Stop the server: every connection dies with it.

@@ -17,31 +17,33 @@ async fn pongs_flow_while_only_the_read_half_is_polled<R: Rt>() {
     // told. Pings from the peer are answered by the read half alone.
     let (listener, addr) = listen::<R>();
     let (ended_tx, mut ended) = mpsc::unbounded_channel();
-    tokio::spawn(Server::<R>::new(Config::default()).serve(listener, move |ws| {
-        let ended_tx = ended_tx.clone();
-        async move {
-            let (mut tx, mut rx) = ws.split();
-            let (to_writer, mut from_reader) = mpsc::channel::<Message>(16);
-            // A task of the connection's runtime (the handler runs on `R`).
-            let (writer_done, writer) = tokio::sync::oneshot::channel();
-            R::spawn(async move {
-                while let Some(message) = from_reader.recv().await {
-                    if tx.send(message).await.is_err() {
-                        break;
+    tokio::spawn(
+        Server::<R>::new(Config::default()).serve(listener, move |ws| {
+            let ended_tx = ended_tx.clone();
+            async move {
+                let (mut tx, mut rx) = ws.split();
+                let (to_writer, mut from_reader) = mpsc::channel::<Message>(16);
+                // A task of the connection's runtime (the handler runs on `R`).
+                let (writer_done, writer) = tokio::sync::oneshot::channel();
+                R::spawn(async move {
+                    while let Some(message) = from_reader.recv().await {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = writer_done.send(());
+                });
+                while let Some(message) = rx.next().await {
+                    if let Ok(Message::Text(text)) = message {
+                        let _ = to_writer.send(Message::Text(format!("echo: {text}"))).await;
                     }
                 }
-                let _ = writer_done.send(());
-            });
-            while let Some(message) = rx.next().await {
-                if let Ok(Message::Text(text)) = message {
-                    let _ = to_writer.send(Message::Text(format!("echo: {text}"))).await;
-                }
+                drop(to_writer);
+                writer.await.unwrap();
+                let _ = ended_tx.send(rx.closed());
             }
-            drop(to_writer);
-            writer.await.unwrap();
-            let _ = ended_tx.send(rx.closed());
-        }
-    }));
+        }),
+    );
 
     let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr)))
         .await
@@ -85,9 +87,7 @@ async fn pongs_flow_while_only_the_read_half_is_polled<R: Rt>() {
 
 async fn halves_on_two_tasks_send_and_receive_concurrently<R: Rt>() {
     let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
-    let ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     let (mut tx, mut rx) = ws.split();
     const N: usize = 500;
     let sender = tokio::spawn(async move {
@@ -113,19 +113,14 @@ async fn halves_on_two_tasks_send_and_receive_concurrently<R: Rt>() {
     assert!(!tx.is_open());
     assert!(bounded("end", rx.next()).await.is_none());
     assert!(rx.closed().unwrap().clean);
-    assert!(matches!(
-        tx.send("late").await,
-        Err(Error::Closed)
-    ));
+    assert!(matches!(tx.send("late").await, Err(Error::Closed)));
 }
 
 async fn cancelled_receives_lose_nothing<R: Rt>() {
     // next() raced against a short timer, over and over: every message still
     // arrives exactly once, in order.
     let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
-    let mut ws = bounded("connect", connect::<R>(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     const N: usize = 200;
     for i in 0..N {
         ws.feed(format!("{i}")).await.unwrap();

@@ -80,7 +80,10 @@ impl Main for Echo {
 }
 
 async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
-    let listener = R::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), LISTEN_BACKLOG)?;
+    let listener = R::bind(
+        SocketAddr::from(([127, 0, 0, 1], args.port)),
+        LISTEN_BACKLOG,
+    )?;
     let config = Config {
         max_message_size: args.max_message,
         max_frame_size: Some(args.max_message),
@@ -95,7 +98,11 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
         return broadcast::<R>(listener, config, args.max_message).await;
     }
     let shutdown = PROGRAM.listening::<R>(R::local_addr(&listener)?)?;
-    until(Server::<R>::new(config).serve(listener, echo::<R>), shutdown).await;
+    until(
+        Server::<R>::new(config).serve(listener, echo::<R>),
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

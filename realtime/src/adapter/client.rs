@@ -128,8 +128,12 @@ pub async fn connect_with<R: Runtime>(
         resolve::<R>(request.host(), request.port()),
     )
     .await?;
-    let stream = within::<R, _>(config.connect_timeout, Step::Connect, connect_any::<R>(&addrs))
-        .await?;
+    let stream = within::<R, _>(
+        config.connect_timeout,
+        Step::Connect,
+        connect_any::<R>(&addrs),
+    )
+    .await?;
     client(stream, R::Timer::default(), &request, config.config.clone()).await
 }
 
@@ -150,10 +154,7 @@ pub async fn client<T: Transport, K: Timer>(
 }
 
 /// `work`, or `None` if it takes longer than `limit` on `R`'s clock.
-pub async fn timeout<R: Runtime, T>(
-    limit: Duration,
-    work: impl Future<Output = T>,
-) -> Option<T> {
+pub async fn timeout<R: Runtime, T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
     match select(pin!(work), pin!(R::sleep(limit))).await {
         Either::Left((done, _)) => Some(done),
         Either::Right(((), _)) => None,

@@ -260,4 +260,3 @@ async fn accept_loop<R: Runtime>(server: HubServer<R>, stop: Arc<Stop>, _finishe
     sessions.abort.set();
     sessions.idle().await;
 }
-

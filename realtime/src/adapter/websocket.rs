@@ -7,17 +7,17 @@ use std::{
     task::{ready, Context, Poll, Wake, Waker},
 };
 
+use super::Error;
+use crate::{
+    driver::{Driver, Timer, Transport, BACKLOG_LIMIT},
+    Envelope,
+};
 use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
 use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Reject, Request};
 use serde_json::Value;
-use super::Error;
-use crate::{
-    driver::{Driver, Timer, Transport, BACKLOG_LIMIT},
-    Envelope,
-};
 
 /// Everything a connection owns; shared by the two halves after a split.
 pub(crate) struct Core<T: Transport, K: Timer> {
