@@ -1,11 +1,8 @@
 //! A one-way flag that tasks can wait on, independent of any runtime.
 
-use std::{
-    future::Future,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
 };
 
 use event_listener::Event;
@@ -42,7 +39,7 @@ impl Flag {
     }
 
     /// [`wait`](Self::wait) on a shared flag, as an owned future.
-    pub(crate) fn wait_owned(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
-        async move { self.wait().await }
+    pub(crate) async fn wait_owned(self: Arc<Self>) {
+        self.wait().await
     }
 }
