@@ -222,8 +222,10 @@ async fn accept_loop<R: Runtime>(server: HubServer<R>, stop: Arc<Stop>, _finishe
         config,
     } = server;
     let sessions = Arc::new(Sessions::default());
+    // One wait for the stop request across all accepts.
+    let mut stopped = pin!(stop.flag.wait());
     loop {
-        let accepted = match select(pin!(stop.flag.wait()), pin!(R::accept(&listener))).await {
+        let accepted = match select(stopped.as_mut(), pin!(R::accept(&listener))).await {
             Either::Left(((), _)) => break,
             Either::Right((accepted, _)) => accepted,
         };
