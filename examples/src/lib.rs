@@ -176,8 +176,8 @@ impl Options {
 }
 
 /// A program's name and usage line, and what every program does the same
-/// way: parse the command line, refuse runtimes not built yet, run on a
-/// single-threaded tokio runtime, report errors with the right exit code.
+/// way: parse the command line, refuse runtimes not built yet, run on the
+/// chosen runtime ([`Program::run`]), report errors with the right exit code.
 #[derive(Debug, Clone, Copy)]
 pub struct Program {
     /// The binary's name, the prefix of its messages.

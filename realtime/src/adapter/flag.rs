@@ -85,7 +85,10 @@ mod tests {
         let started = std::time::Instant::now();
         block_on(flag.clone().wait_owned());
         assert!(flag.is_set());
-        assert!(started.elapsed() < Duration::from_secs(4), "not woken by set");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "not woken by set"
+        );
         setter.join().unwrap();
     }
 
