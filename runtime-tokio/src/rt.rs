@@ -121,7 +121,7 @@ impl Runtime for Tokio {
 
     async fn connect(addr: SocketAddr) -> io::Result<Io<TcpStream>> {
         let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let _ = stream.set_nodelay(true); // best effort, as on accept
         Ok(Io(stream))
     }
 
