@@ -73,62 +73,64 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
 
 #[test]
 fn http_routes() {
-    each_runtime(|| {
-        let (server, http_port, _) = start_chat();
-        let get = |path: &str| {
-            http(
-                http_port,
-                &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
-            )
-        };
+    each_runtime(http_routes_once);
+}
 
-        let (status, headers, body) = get("/api/health");
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        assert_eq!(header(&headers, "content-type"), "application/json");
-        assert_eq!(body, br#"{"ok":true,"service":"websocket-chat"}"#);
-
-        let page = std::fs::read(chat_dir().join("public/index.html")).unwrap();
-        let (status, headers, body) = get("/");
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
-        assert_eq!(header(&headers, "cache-control"), "no-cache");
-        assert_eq!(body, page);
-        let text = String::from_utf8(body).unwrap();
-        for id in ["room", "join", "message", "send", "log"] {
-            assert!(text.contains(&format!("id=\"{id}\"")), "no element #{id}");
-        }
-        // No external resources.
-        assert!(!text.contains("http://") && !text.contains("https://"));
-        assert_eq!(get("/?from=test").2, page);
-        assert_eq!(get("/index.html").2, page);
-
-        let (status, _, body) = http(http_port, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 200 OK", 0));
-        let (status, headers, _) = http(
+fn http_routes_once() {
+    let (server, http_port, _) = start_chat();
+    let get = |path: &str| {
+        http(
             http_port,
-            "POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd",
-        );
-        assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
-        assert_eq!(header(&headers, "allow"), "GET, HEAD");
-        assert_eq!(get("/missing").0, "HTTP/1.1 404 Not Found");
-        assert_eq!(get("/api/health/x").0, "HTTP/1.1 404 Not Found");
-        let (status, _, _) = http(http_port, "NOT HTTP\r\n\r\n");
-        assert_eq!(status, "HTTP/1.1 400 Bad Request");
-        // A head sent in pieces is read whole.
-        let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
-        stream.set_read_timeout(Some(common::WAIT)).unwrap();
-        stream.write_all(b"GET /api/hea").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        stream
-            .write_all(b"lth HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-        assert!(response.ends_with(r#"{"ok":true,"service":"websocket-chat"}"#));
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+    };
 
-        assert!(server.terminate().success());
-    });
+    let (status, headers, body) = get("/api/health");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    assert_eq!(body, br#"{"ok":true,"service":"websocket-chat"}"#);
+
+    let page = std::fs::read(chat_dir().join("public/index.html")).unwrap();
+    let (status, headers, body) = get("/");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&headers, "cache-control"), "no-cache");
+    assert_eq!(body, page);
+    let text = String::from_utf8(body).unwrap();
+    for id in ["room", "join", "message", "send", "log"] {
+        assert!(text.contains(&format!("id=\"{id}\"")), "no element #{id}");
+    }
+    // No external resources.
+    assert!(!text.contains("http://") && !text.contains("https://"));
+    assert_eq!(get("/?from=test").2, page);
+    assert_eq!(get("/index.html").2, page);
+
+    let (status, _, body) = http(http_port, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 200 OK", 0));
+    let (status, headers, _) = http(
+        http_port,
+        "POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd",
+    );
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    assert_eq!(header(&headers, "allow"), "GET, HEAD");
+    assert_eq!(get("/missing").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(get("/api/health/x").0, "HTTP/1.1 404 Not Found");
+    let (status, _, _) = http(http_port, "NOT HTTP\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    // A head sent in pieces is read whole.
+    let mut stream = TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+    stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    stream.write_all(b"GET /api/hea").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stream
+        .write_all(b"lth HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with(r#"{"ok":true,"service":"websocket-chat"}"#));
+
+    assert!(server.terminate().success());
 }
 
 async fn joined(peer: &mut Peer, room: &str) {
@@ -148,160 +150,166 @@ async fn fence(peer: &mut Peer) {
 
 #[test]
 fn websocket_protocol() {
-    each_runtime(|| {
-        let (server, _, ws_port) = start_chat();
-        runtime().block_on(async {
-            let url = format!("ws://127.0.0.1:{ws_port}/");
-            let (mut a, mut b, mut c) = (
-                connect(&url).await,
-                connect(&url).await,
-                connect(&url).await,
-            );
-            for peer in [&mut a, &mut b, &mut c] {
-                assert_eq!(next(peer).await, "welcome to hubbub chat");
-            }
-            fence(&mut a).await;
+    each_runtime(websocket_protocol_once);
+}
 
-            // a and b in dev, c in ops.
-            joined(&mut a, "dev").await;
-            joined(&mut b, "dev").await;
-            joined(&mut c, "ops").await;
-            // Joining twice is harmless.
-            joined(&mut b, "dev").await;
+fn websocket_protocol_once() {
+    let (server, _, ws_port) = start_chat();
+    runtime().block_on(async {
+        let url = format!("ws://127.0.0.1:{ws_port}/");
+        let (mut a, mut b, mut c) = (
+            connect(&url).await,
+            connect(&url).await,
+            connect(&url).await,
+        );
+        for peer in [&mut a, &mut b, &mut c] {
+            assert_eq!(next(peer).await, "welcome to hubbub chat");
+        }
+        fence(&mut a).await;
 
-            // Every member of the room, the sender included; nobody else.
-            send(
-                &mut a,
-                r#"{"type":"chat.message","payload":{"room":"dev","text":"hello dev"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut a).await, "room dev: hello dev");
-            assert_eq!(next(&mut b).await, "room dev: hello dev");
-            // The room may be the envelope's top-level `room`.
-            send(
-                &mut c,
-                r#"{"type":"chat.message","room":"ops","payload":{"text":"hi ops"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut c).await, "room ops: hi ops");
-            // A message to a room the sender is not in reaches its members only.
-            send(
-                &mut c,
-                r#"{"type":"chat.message","payload":{"room":"dev","text":"from outside"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut a).await, "room dev: from outside");
-            assert_eq!(next(&mut b).await, "room dev: from outside");
-            fence(&mut c).await; // c received nothing of dev's
+        // a and b in dev, c in ops.
+        joined(&mut a, "dev").await;
+        joined(&mut b, "dev").await;
+        joined(&mut c, "ops").await;
+        // Joining twice is harmless.
+        joined(&mut b, "dev").await;
 
-            // Empty text: to the sender only.
-            send(
-                &mut a,
-                r#"{"type":"chat.message","payload":{"room":"dev","text":""}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut a).await, "message rejected: empty text");
-            send(
-                &mut a,
-                r#"{"type":"chat.message","payload":{"room":"dev"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut a).await, "message rejected: empty text");
-            fence(&mut b).await;
+        // Every member of the room, the sender included; nobody else.
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":"hello dev"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "room dev: hello dev");
+        assert_eq!(next(&mut b).await, "room dev: hello dev");
+        // The room may be the envelope's top-level `room`.
+        send(
+            &mut c,
+            r#"{"type":"chat.message","room":"ops","payload":{"text":"hi ops"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut c).await, "room ops: hi ops");
+        // A message to a room the sender is not in reaches its members only.
+        send(
+            &mut c,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":"from outside"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "room dev: from outside");
+        assert_eq!(next(&mut b).await, "room dev: from outside");
+        fence(&mut c).await; // c received nothing of dev's
 
-            // Unknown types, to the sender only.
-            send(
-                &mut b,
-                r#"{"type":"room.history","payload":{"room":"dev"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut b).await, "unknown message type: room.history");
-            send(&mut b, r#"{"type":"dance"}"#).await;
-            assert_eq!(next(&mut b).await, "unknown message type: dance");
-            fence(&mut a).await;
+        // Empty text: to the sender only.
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":""}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "message rejected: empty text");
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"room":"dev"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "message rejected: empty text");
+        fence(&mut b).await;
 
-            // No room means `general`.
-            send(&mut a, r#"{"type":"room.join","payload":{}}"#).await;
-            assert_eq!(next(&mut a).await, "joined room: general");
-            send(&mut c, r#"{"type":"room.join"}"#).await;
-            assert_eq!(next(&mut c).await, "joined room: general");
-            send(
-                &mut a,
-                r#"{"type":"chat.message","payload":{"text":"to general"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut a).await, "room general: to general");
-            assert_eq!(next(&mut c).await, "room general: to general");
-            fence(&mut b).await; // b is not in general
+        // Unknown types, to the sender only.
+        send(
+            &mut b,
+            r#"{"type":"room.history","payload":{"room":"dev"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut b).await, "unknown message type: room.history");
+        send(&mut b, r#"{"type":"dance"}"#).await;
+        assert_eq!(next(&mut b).await, "unknown message type: dance");
+        fence(&mut a).await;
 
-            // Leaving: the reply, then no more of the room.
-            send(&mut b, r#"{"type":"room.leave","payload":{"room":"dev"}}"#).await;
-            assert_eq!(next(&mut b).await, "left room: dev");
-            send(
-                &mut a,
-                r#"{"type":"chat.message","payload":{"room":"dev","text":"b left"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut a).await, "room dev: b left");
-            fence(&mut b).await;
-            send(&mut c, r#"{"type":"room.leave"}"#).await;
-            assert_eq!(next(&mut c).await, "left room: general");
+        // No room means `general`.
+        send(&mut a, r#"{"type":"room.join","payload":{}}"#).await;
+        assert_eq!(next(&mut a).await, "joined room: general");
+        send(&mut c, r#"{"type":"room.join"}"#).await;
+        assert_eq!(next(&mut c).await, "joined room: general");
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"text":"to general"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "room general: to general");
+        assert_eq!(next(&mut c).await, "room general: to general");
+        fence(&mut b).await; // b is not in general
 
-            // Plain text other than `ping` gets no answer.
-            send(&mut a, "hello?").await;
-            fence(&mut a).await;
+        // Leaving: the reply, then no more of the room.
+        send(&mut b, r#"{"type":"room.leave","payload":{"room":"dev"}}"#).await;
+        assert_eq!(next(&mut b).await, "left room: dev");
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":"b left"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "room dev: b left");
+        fence(&mut b).await;
+        send(&mut c, r#"{"type":"room.leave"}"#).await;
+        assert_eq!(next(&mut c).await, "left room: general");
 
-            // A client that disconnects leaves its rooms; the others go on.
-            close(a).await;
-            send(&mut c, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-            assert_eq!(next(&mut c).await, "joined room: dev");
-            send(
-                &mut c,
-                r#"{"type":"chat.message","payload":{"room":"dev","text":"still here"}}"#,
-            )
-            .await;
-            assert_eq!(next(&mut c).await, "room dev: still here");
-            fence(&mut b).await;
-            close(b).await;
-            close(c).await;
-        });
-        assert!(server.terminate().success());
+        // Plain text other than `ping` gets no answer.
+        send(&mut a, "hello?").await;
+        fence(&mut a).await;
+
+        // A client that disconnects leaves its rooms; the others go on.
+        close(a).await;
+        send(&mut c, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
+        assert_eq!(next(&mut c).await, "joined room: dev");
+        send(
+            &mut c,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":"still here"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut c).await, "room dev: still here");
+        fence(&mut b).await;
+        close(b).await;
+        close(c).await;
     });
+    assert!(server.terminate().success());
 }
 
 #[test]
 fn websocket_on_other_paths_is_refused() {
-    each_runtime(|| {
-        let (server, _, ws_port) = start_chat();
-        runtime().block_on(async {
-            match common::try_connect(&format!("ws://127.0.0.1:{ws_port}/other")).await {
-                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                    assert_eq!(response.status(), 404)
-                }
-                other => panic!("expected a 404, got {other:?}"),
+    each_runtime(websocket_on_other_paths_is_refused_once);
+}
+
+fn websocket_on_other_paths_is_refused_once() {
+    let (server, _, ws_port) = start_chat();
+    runtime().block_on(async {
+        match common::try_connect(&format!("ws://127.0.0.1:{ws_port}/other")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 404)
             }
-        });
-        assert!(server.terminate().success());
+            other => panic!("expected a 404, got {other:?}"),
+        }
     });
+    assert!(server.terminate().success());
 }
 
 #[test]
 fn shutdown_closes_sessions_with_1001_and_exits_0() {
-    each_runtime(|| {
-        let (server, _, ws_port) = start_chat();
-        let rt = runtime();
-        let mut peer = rt.block_on(async {
-            let mut peer = connect(&format!("ws://127.0.0.1:{ws_port}/")).await;
-            assert_eq!(next(&mut peer).await, "welcome to hubbub chat");
-            peer
-        });
-        server.sigterm();
-        rt.block_on(async { assert_eq!(next(&mut peer).await, "close 1001") });
-        drop(peer);
-        let mut server = server;
-        assert!(server.wait().success());
-        server.wait_for_line("chat: stopped", |l| l == "chat: stopped");
+    each_runtime(shutdown_closes_sessions_with_1001_and_exits_0_once);
+}
+
+fn shutdown_closes_sessions_with_1001_and_exits_0_once() {
+    let (server, _, ws_port) = start_chat();
+    let rt = runtime();
+    let mut peer = rt.block_on(async {
+        let mut peer = connect(&format!("ws://127.0.0.1:{ws_port}/")).await;
+        assert_eq!(next(&mut peer).await, "welcome to hubbub chat");
+        peer
     });
+    server.sigterm();
+    rt.block_on(async { assert_eq!(next(&mut peer).await, "close 1001") });
+    drop(peer);
+    let mut server = server;
+    assert!(server.wait().success());
+    server.wait_for_line("chat: stopped", |l| l == "chat: stopped");
 }
 
 #[test]

@@ -43,83 +43,87 @@ fn bad_arguments_are_clear_errors() {
 
 #[test]
 fn echoes_in_order_and_exits_on_sigterm() {
-    each_runtime(|| {
-        let server = start(
-            ECHO,
-            &["--port", "0", "--max-message", "100000", "--deflate"],
-            None,
-            &[],
+    each_runtime(echoes_in_order_and_exits_on_sigterm_once);
+}
+
+fn echoes_in_order_and_exits_on_sigterm_once() {
+    let server = start(
+        ECHO,
+        &["--port", "0", "--max-message", "100000", "--deflate"],
+        None,
+        &[],
+    );
+    let port = port(&server);
+    runtime().block_on(async {
+        let mut ws = connect(&format!("ws://127.0.0.1:{port}/")).await;
+        send(&mut ws, "hello").await;
+        send_binary(&mut ws, &[1, 2, 3]).await;
+        send(&mut ws, "").await;
+        send_binary(&mut ws, &[b'x'; 100_000]).await;
+        assert_eq!(next(&mut ws).await, "hello");
+        assert_eq!(next(&mut ws).await, "binary:\u{1}\u{2}\u{3}");
+        assert_eq!(next(&mut ws).await, "");
+        assert_eq!(
+            next(&mut ws).await,
+            format!("binary:{}", "x".repeat(100_000))
         );
-        let port = port(&server);
-        runtime().block_on(async {
-            let mut ws = connect(&format!("ws://127.0.0.1:{port}/")).await;
-            send(&mut ws, "hello").await;
-            send_binary(&mut ws, &[1, 2, 3]).await;
-            send(&mut ws, "").await;
-            send_binary(&mut ws, &[b'x'; 100_000]).await;
-            assert_eq!(next(&mut ws).await, "hello");
-            assert_eq!(next(&mut ws).await, "binary:\u{1}\u{2}\u{3}");
-            assert_eq!(next(&mut ws).await, "");
-            assert_eq!(
-                next(&mut ws).await,
-                format!("binary:{}", "x".repeat(100_000))
-            );
-            // Over --max-message: closed with 1009.
-            send_binary(&mut ws, &[0; 100_001]).await;
-            assert_eq!(next(&mut ws).await, "close 1009");
-        });
-        let stderr = server.stderr();
-        assert!(server.terminate().success());
-        assert!(stderr.contains("--deflate is ignored"), "{stderr}");
+        // Over --max-message: closed with 1009.
+        send_binary(&mut ws, &[0; 100_001]).await;
+        assert_eq!(next(&mut ws).await, "close 1009");
     });
+    let stderr = server.stderr();
+    assert!(server.terminate().success());
+    assert!(stderr.contains("--deflate is ignored"), "{stderr}");
 }
 
 #[test]
 fn broadcast_reaches_every_other_client_in_order() {
-    each_runtime(|| {
-        let server = start(ECHO, &["--port", "0", "--broadcast"], None, &[]);
-        assert!(
-            server.listening.contains("broadcast"),
-            "{}",
-            server.listening
+    each_runtime(broadcast_reaches_every_other_client_in_order_once);
+}
+
+fn broadcast_reaches_every_other_client_in_order_once() {
+    let server = start(ECHO, &["--port", "0", "--broadcast"], None, &[]);
+    assert!(
+        server.listening.contains("broadcast"),
+        "{}",
+        server.listening
+    );
+    let port = port(&server);
+    runtime().block_on(async {
+        let url = format!("ws://127.0.0.1:{port}/");
+        let (mut a, mut b, mut c) = (
+            connect(&url).await,
+            connect(&url).await,
+            connect(&url).await,
         );
-        let port = port(&server);
-        runtime().block_on(async {
-            let url = format!("ws://127.0.0.1:{port}/");
-            let (mut a, mut b, mut c) = (
-                connect(&url).await,
-                connect(&url).await,
-                connect(&url).await,
-            );
-            // c's message reaching a and b shows all three are registered.
-            send(&mut c, "ready").await;
-            assert_eq!(next(&mut a).await, "ready");
-            assert_eq!(next(&mut b).await, "ready");
-            send(&mut a, "one").await;
-            send_binary(&mut a, b"two").await;
+        // c's message reaching a and b shows all three are registered.
+        send(&mut c, "ready").await;
+        assert_eq!(next(&mut a).await, "ready");
+        assert_eq!(next(&mut b).await, "ready");
+        send(&mut a, "one").await;
+        send_binary(&mut a, b"two").await;
+        for i in 0..100 {
+            send(&mut a, &format!("n{i}")).await;
+        }
+        for peer in [&mut b, &mut c] {
+            assert_eq!(next(peer).await, "one");
+            assert_eq!(next(peer).await, "binary:two");
             for i in 0..100 {
-                send(&mut a, &format!("n{i}")).await;
+                assert_eq!(next(peer).await, format!("n{i}"));
             }
-            for peer in [&mut b, &mut c] {
-                assert_eq!(next(peer).await, "one");
-                assert_eq!(next(peer).await, "binary:two");
-                for i in 0..100 {
-                    assert_eq!(next(peer).await, format!("n{i}"));
-                }
-            }
-            // The sender got none of its own: the next thing it receives is b's.
-            send(&mut b, "from b").await;
-            assert_eq!(next(&mut a).await, "from b");
-            assert_eq!(next(&mut c).await, "from b");
-            // A client that left is skipped; the others go on.
-            close(c).await;
-            send(&mut a, "after c").await;
-            assert_eq!(next(&mut b).await, "after c");
-            close(a).await;
-            close(b).await;
-        });
-        assert!(server.terminate().success());
+        }
+        // The sender got none of its own: the next thing it receives is b's.
+        send(&mut b, "from b").await;
+        assert_eq!(next(&mut a).await, "from b");
+        assert_eq!(next(&mut c).await, "from b");
+        // A client that left is skipped; the others go on.
+        close(c).await;
+        send(&mut a, "after c").await;
+        assert_eq!(next(&mut b).await, "after c");
+        close(a).await;
+        close(b).await;
     });
+    assert!(server.terminate().success());
 }
 
 /// The port of `echo: listening on 127.0.0.1:PORT ...`.

@@ -26,11 +26,14 @@ async fn fence(peer: &mut Peer) {
 
 #[test]
 fn typed_event_protocol() {
-    each_runtime(|| {
-        let dir = temp_dir("events"); // no .env there: the environment alone
-        let server = start(EVENTS, &[], Some(&dir), &[("WEBSOCKET_PORT", "0")]);
-        let port = server.ports()[0];
-        runtime().block_on(async {
+    each_runtime(typed_event_protocol_once);
+}
+
+fn typed_event_protocol_once() {
+    let dir = temp_dir("events"); // no .env there: the environment alone
+    let server = start(EVENTS, &[], Some(&dir), &[("WEBSOCKET_PORT", "0")]);
+    let port = server.ports()[0];
+    runtime().block_on(async {
         let url = format!("ws://127.0.0.1:{port}/");
         // On connect: system.connected to everyone, the newcomer included.
         let mut a = connect(&url).await;
@@ -100,9 +103,8 @@ fn typed_event_protocol() {
         close(b).await;
         close(c).await;
     });
-        assert!(server.terminate().success());
-        std::fs::remove_dir_all(&dir).unwrap();
-    });
+    assert!(server.terminate().success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
