@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks hubbub's `echo` against peer servers written as their crates'
-# examples are (tokio-tungstenite, fastwebsockets), on loopback only.
+# Benchmarks hubbub's `echo` (on tokio, and on smol with --runtime smol)
+# against peer servers written as their crates' examples are
+# (tokio-tungstenite, fastwebsockets), on loopback only.
 #
 #   bench/run.sh [--quick]
 #
@@ -44,11 +45,17 @@ CLK_TCK=$(getconf CLK_TCK)
 
 LOADGEN="$HERE/target/release/loadgen"
 HUBBUB_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVERS=(hubbub tungstenite fastwebsockets)
+SERVERS=(hubbub hubbub-smol tungstenite fastwebsockets)
 declare -A BIN=(
     [hubbub]="$HUBBUB_TARGET/release/echo"
+    [hubbub-smol]="$HUBBUB_TARGET/release/echo"
     [tungstenite]="$HERE/target/release/tungstenite-echo"
     [fastwebsockets]="$HERE/target/release/fastwebsockets-echo"
+)
+# Arguments every start of a server gets (hubbub's runtime).
+declare -A SERVER_FLAGS=(
+    [hubbub]="--runtime tokio"
+    [hubbub-smol]="--runtime smol"
 )
 
 # ---------------------------------------------------------------- cleanup
@@ -84,7 +91,8 @@ start_server() {
     local name=$1; shift
     PORT=$((PORT + 1))
     local logf="$OUT/$name.$PORT.log"
-    taskset -c "$SERVER_CPU" "${BIN[$name]}" --port "$PORT" "$@" >"$logf" 2>&1 &
+    # shellcheck disable=SC2086  # the flags are words
+    taskset -c "$SERVER_CPU" "${BIN[$name]}" --port "$PORT" ${SERVER_FLAGS[$name]:-} "$@" >"$logf" 2>&1 &
     SERVER_PID=$!
     local _
     for _ in $(seq 100); do
@@ -283,12 +291,12 @@ for server in "${SERVERS[@]}"; do
 
     if run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
         --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"; then
-        if [ "$server" = hubbub ]; then
+        if [[ $server == hubbub* ]]; then
             run_row "$server" rooms --broadcast -- delivered deliveries_per_sec broadcast --subscribers 10000 \
                 --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
         fi
-    elif [ "$server" = hubbub ]; then
-        NOTES+=("hubbub rooms: skipped (no broadcast mode)")
+    elif [[ $server == hubbub* ]]; then
+        NOTES+=("$server rooms: skipped (no broadcast mode)")
     fi
 done
 ELAPSED=$(( $(date +%s) - START ))
@@ -344,34 +352,37 @@ printf '\n'
 printf 'hubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average before %s\n' \
     "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE"
 printf 'command: bench/run.sh%s   (raw results: %s)\n\n' "$([ "$QUICK" = 1 ] && echo ' --quick')" "$RESULTS"
-FMT='%-38s %-26s %11s %12s %15s %9s %9s\n'
+FMT='%-38s %-26s %11s %11s %12s %15s %9s %9s %9s\n'
 # shellcheck disable=SC2059  # FMT is the format
-printf "$FMT" workload metric hubbub tungstenite fastwebsockets hub/tung hub/fws
+printf "$FMT" workload metric hubbub smol tungstenite fastwebsockets hub/tung hub/fws smol/tung
 # shellcheck disable=SC2059
-printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ------------ \
-    --------------- --------- ---------
+printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ----------- ------------ \
+    --------------- --------- --------- ---------
 last_row=""
 for spec in "${TABLE[@]}"; do
     read -r row metric unit fmt <<<"$spec"
     h=$(cell hubbub "$row" "$metric"); t=$(cell tungstenite "$row" "$metric"); f=$(cell fastwebsockets "$row" "$metric")
-    [ "$h$t$f" = "---" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
+    s=$(cell hubbub-smol "$row" "$metric")
+    [ "$h$s$t$f" = "----" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
     label=""
     if [ "$row" != "$last_row" ]; then label=${LABEL[$row]}; last_row=$row; fi
-    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f")
-    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; fi
+    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f"); rs=$(ratio "$s" "$t")
+    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; rs=""; fi
     case $fmt in
-        h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
-        i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
-        o) h=$(with_other hubbub "$row" "$h"); t=$(with_other tungstenite "$row" "$t")
-           f=$(with_other fastwebsockets "$row" "$f") ;;
+        h) h=$(human "$h"); s=$(human "$s"); t=$(human "$t"); f=$(human "$f") ;;
+        i) h=$(whole "$h"); s=$(whole "$s"); t=$(whole "$t"); f=$(whole "$f") ;;
+        o) h=$(with_other hubbub "$row" "$h"); s=$(with_other hubbub-smol "$row" "$s")
+           t=$(with_other tungstenite "$row" "$t"); f=$(with_other fastwebsockets "$row" "$f") ;;
     esac
     if [ "$metric" = rate ]; then
-        h+=$(bound_mark hubbub "$row"); t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
+        h+=$(bound_mark hubbub "$row"); s+=$(bound_mark hubbub-smol "$row")
+        t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
     fi
     # shellcheck disable=SC2059
-    printf "$FMT" "$label" "${unit//-/ }" "$h" "$t" "$f" "$rt" "$rf"
+    printf "$FMT" "$label" "${unit//-/ }" "$h" "$s" "$t" "$f" "$rt" "$rf" "$rs"
 done
-printf '\nRatios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
+printf '\nhubbub is the echo binary on tokio, smol the same binary with --runtime smol.\n'
+printf 'Ratios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
 printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
 printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
 printf '"other" is CPU used by anything else during the run, in %% of one core: above ~10 the row is noisy.\n'

@@ -3,12 +3,18 @@
 //! with `Connection: close`), heads parsed by `httparse`, bodies sized by
 //! `Content-Length`, `HEAD` answered like `GET` without the body.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{
+    future::poll_fn,
+    io::{self, IoSlice},
+    net::ToSocketAddrs,
+    sync::Arc,
+    time::Duration,
+};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    time::timeout,
+use hubbub_realtime::{
+    adapter::{timeout, LISTEN_BACKLOG},
+    driver::Transport,
+    Runtime,
 };
 
 /// Largest request head accepted; a larger one is answered 431.
@@ -160,36 +166,70 @@ fn parse(bytes: &[u8]) -> Parsed {
     }
 }
 
+/// A listener on runtime `R` bound to the first address of `addr` that
+/// binds.
+pub fn bind<R: Runtime>(addr: impl ToSocketAddrs) -> io::Result<R::Listener> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        match R::bind(addr, LISTEN_BACKLOG) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+}
+
 /// Accept connections on `listener` forever, answering each request with
-/// `route`. Run it in a task and drop the task to stop.
-pub async fn serve<F>(listener: TcpListener, route: F)
+/// `route`. Drop the future to stop accepting (the connections already
+/// accepted finish on their own tasks).
+pub async fn serve<R, F>(listener: R::Listener, route: F)
 where
+    R: Runtime,
     F: Fn(&Request) -> Response + Send + Sync + 'static,
 {
     let route = Arc::new(route);
     loop {
-        match listener.accept().await {
+        match R::accept(&listener).await {
             Ok((stream, _)) => {
                 let route = route.clone();
-                tokio::spawn(async move {
-                    let _ = handle(stream, &*route).await;
+                R::spawn(async move {
+                    let _ = handle::<R, _>(stream, &*route).await;
                 });
             }
             // Out of descriptors or similar: back off instead of spinning.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) => R::sleep(Duration::from_millis(20)).await,
         }
     }
 }
 
-async fn handle<F>(mut stream: TcpStream, route: &F) -> io::Result<()>
+/// One read from `stream`; 0 at its end.
+async fn read(stream: &mut impl Transport, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| stream.poll_read(cx, buf)).await
+}
+
+/// Write all of `bytes` to `stream`, then shut down its write half.
+async fn write_and_shutdown(stream: &mut impl Transport, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = poll_fn(|cx| stream.poll_write_vectored(cx, &[IoSlice::new(bytes)])).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    poll_fn(|cx| stream.poll_flush(cx)).await?;
+    poll_fn(|cx| stream.poll_shutdown(cx)).await
+}
+
+async fn handle<R, F>(mut stream: R::Stream, route: &F) -> io::Result<()>
 where
+    R: Runtime,
     F: Fn(&Request) -> Response,
 {
     let mut buf = Vec::with_capacity(1024);
     let read_head = async {
         loop {
             let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await?;
+            let n = read(&mut stream, &mut chunk).await?;
             if n == 0 {
                 return Ok(None);
             }
@@ -200,12 +240,12 @@ where
             }
         }
     };
-    let (response, head_only, unread) = match timeout(READ_TIMEOUT, read_head).await {
-        Err(_) => (Response::error(408), false, 0),
-        Ok(Err(error)) => return Err(error),
-        Ok(Ok(None)) => return Ok(()), // closed before a whole request
-        Ok(Ok(Some(Parsed::Error(status)))) => (Response::error(status), false, 0),
-        Ok(Ok(Some(Parsed::Complete {
+    let (response, head_only, unread) = match timeout::<R, _>(READ_TIMEOUT, read_head).await {
+        None => (Response::error(408), false, 0),
+        Some(Err(error)) => return Err(error),
+        Some(Ok(None)) => return Ok(()), // closed before a whole request
+        Some(Ok(Some(Parsed::Error(status)))) => (Response::error(status), false, 0),
+        Some(Ok(Some(Parsed::Complete {
             request,
             head_len,
             body_len,
@@ -213,23 +253,22 @@ where
             let unread = (head_len + body_len).saturating_sub(buf.len());
             (route(&request), request.method == "HEAD", unread)
         }
-        Ok(Ok(Some(Parsed::Partial))) => unreachable!("the loop reads on"),
+        Some(Ok(Some(Parsed::Partial))) => unreachable!("the loop reads on"),
     };
-    stream.write_all(&response.to_bytes(head_only)).await?;
-    stream.shutdown().await?;
+    write_and_shutdown(&mut stream, &response.to_bytes(head_only)).await?;
     // Read (and discard) what the client may still send, so our close is
     // not a reset that could destroy the response in flight.
     let drain = async {
         let mut left = unread.max(LINGER_BYTES);
         let mut chunk = [0u8; 4096];
         while left > 0 {
-            match stream.read(&mut chunk).await {
+            match read(&mut stream, &mut chunk).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => left = left.saturating_sub(n),
             }
         }
     };
-    let _ = timeout(LINGER, drain).await;
+    let _ = timeout::<R, _>(LINGER, drain).await;
     Ok(())
 }
 

@@ -6,15 +6,24 @@
 //! Exit codes of every program: 0 after a clean shutdown, 2 for a usage or
 //! configuration error (or a runtime this build does not have yet), 1 when
 //! serving failed.
+//!
+//! Every program's body is written once, generic over [`Rt`] (an async
+//! runtime hubbub has an adapter for), as a [`Main`]; [`Program::run`] is the
+//! one place that maps `--runtime` to a runtime.
 
 use std::{
     collections::{HashMap, HashSet},
+    error::Error,
     fmt,
     future::Future,
+    io,
     pin::Pin,
     process::ExitCode,
     time::Duration,
 };
+
+use hubbub_smol::Smol;
+use hubbub_tokio::Tokio;
 
 pub mod http;
 pub mod protocol;
@@ -48,7 +57,7 @@ impl Runtime {
 
     /// Whether this build can run on it.
     pub fn is_available(self) -> bool {
-        self == Runtime::Tokio
+        matches!(self, Runtime::Tokio | Runtime::Smol)
     }
 }
 
@@ -167,8 +176,8 @@ impl Options {
 }
 
 /// A program's name and usage line, and what every program does the same
-/// way: parse the command line, refuse runtimes not built yet, run on a
-/// single-threaded tokio runtime, report errors with the right exit code.
+/// way: parse the command line, refuse runtimes not built yet, run on the
+/// chosen runtime ([`Program::run`]), report errors with the right exit code.
 #[derive(Debug, Clone, Copy)]
 pub struct Program {
     /// The binary's name, the prefix of its messages.
@@ -209,12 +218,14 @@ impl Program {
     /// For programs configured only by settings: accept just the common
     /// flags, then read the settings (`.env` and environment). Any error is
     /// printed and gives exit code 2.
-    pub fn settings(&self) -> Result<hubbub_tokio::Settings, ExitCode> {
+    pub fn settings(&self) -> Result<(Runtime, hubbub_realtime::Settings), ExitCode> {
         let options = self.options(Spec::default())?;
         if let Some(extra) = options.positional.first() {
             return Err(self.usage_error(format_args!("unexpected argument {extra:?}")));
         }
-        hubbub_tokio::Settings::from_env().map_err(|error| self.exit(2, error))
+        hubbub_realtime::Settings::from_env()
+            .map(|settings| (options.runtime, settings))
+            .map_err(|error| self.exit(2, error))
     }
 
     /// Print `message` to stderr; exit code `code`.
@@ -223,36 +234,82 @@ impl Program {
         ExitCode::from(code)
     }
 
-    /// Catch SIGTERM and Ctrl-C ([`hubbub_tokio::shutdown_signal`], which
+    /// Catch SIGTERM and Ctrl-C (the runtime's `shutdown_signal`, which
     /// installs its handlers at once, so a signal sent right after the line
-    /// below shuts down cleanly), then print the
-    /// line that tells scripts the sockets are bound:
-    /// `NAME: listening on WHERE (runtime tokio)`. Returns the future of
-    /// the signal.
-    pub fn listening(&self, place: impl fmt::Display) -> std::io::Result<Shutdown> {
-        let shutdown = Box::pin(hubbub_tokio::shutdown_signal());
-        println!("{}: listening on {place} (runtime tokio)", self.name);
+    /// below shuts down cleanly), then print the line that tells scripts the
+    /// sockets are bound: `NAME: listening on WHERE (runtime R)`. Returns
+    /// the future of the signal.
+    pub fn listening<R: Rt>(&self, place: impl fmt::Display) -> io::Result<Shutdown> {
+        let shutdown = Box::pin(R::shutdown_signal());
+        println!("{}: listening on {place} (runtime {})", self.name, R::NAME);
         Ok(shutdown)
     }
 
-    /// Run `main` to completion on a single-threaded tokio runtime. An
-    /// error is printed and gives exit code 1.
-    pub fn run<F, E>(&self, main: F) -> ExitCode
-    where
-        F: Future<Output = Result<(), E>>,
-        E: fmt::Display,
-    {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(error) => return self.exit(1, error),
-        };
-        match runtime.block_on(main) {
-            Ok(()) => ExitCode::SUCCESS,
+    /// Run `main` to completion on `runtime`: the one place where
+    /// `--runtime` picks an adapter. An error is printed and gives exit
+    /// code 1; a runtime this build does not have gives exit code 2.
+    pub fn run<M: Main>(&self, runtime: Runtime, main: M) -> ExitCode {
+        match runtime {
+            Runtime::Tokio => self.run_on::<Tokio, M>(main),
+            Runtime::Smol => self.run_on::<Smol, M>(main),
+            Runtime::Mio => self.exit(2, format_args!("runtime {runtime} is not available yet")),
+        }
+    }
+
+    fn run_on<R: Rt, M: Main>(&self, main: M) -> ExitCode {
+        match R::block_on(main.main::<R>()) {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(error)) => self.exit(1, error),
             Err(error) => self.exit(1, error),
         }
+    }
+}
+
+/// Run `work` until `shutdown` resolves; `None` if it was cut short.
+pub async fn until<F: Future>(work: F, shutdown: Shutdown) -> Option<F::Output> {
+    match futures_util::future::select(std::pin::pin!(work), shutdown).await {
+        futures_util::future::Either::Left((output, _)) => Some(output),
+        futures_util::future::Either::Right(((), _)) => None,
+    }
+}
+
+/// A program's body, written once for every async runtime.
+pub trait Main {
+    /// Run the program on runtime `R`.
+    fn main<R: Rt>(self) -> impl Future<Output = Result<(), Box<dyn Error>>>;
+}
+
+/// An async runtime the programs run on: hubbub's [`Runtime`] plus what a
+/// `main` needs (a name, and running a future to completion).
+///
+/// [`Runtime`]: hubbub_realtime::Runtime
+pub trait Rt: hubbub_realtime::Runtime {
+    /// The `--runtime` name.
+    const NAME: &'static str;
+    /// Run `future` to completion on this thread (tasks it spawns run on
+    /// the runtime's executor).
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output>;
+}
+
+impl Rt for Tokio {
+    const NAME: &'static str = "tokio";
+
+    /// A single-threaded tokio runtime.
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(runtime.block_on(future))
+    }
+}
+
+impl Rt for Smol {
+    const NAME: &'static str = "smol";
+
+    /// `smol::block_on`; spawned tasks run on smol's global executor
+    /// (`SMOL_THREADS`, one thread by default).
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+        Ok(smol::block_on(future))
     }
 }
 

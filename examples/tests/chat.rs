@@ -11,7 +11,9 @@ use std::{
     path::PathBuf,
 };
 
-use common::{close, connect, next, run_to_end, runtime, send, start, temp_dir, Peer, Running};
+use common::{
+    close, connect, each_runtime, next, run_to_end, runtime, send, start, temp_dir, Peer, Running,
+};
 
 const CHAT: &str = env!("CARGO_BIN_EXE_chat");
 
@@ -79,6 +81,10 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
 
 #[test]
 fn http_routes() {
+    each_runtime(http_routes_once);
+}
+
+fn http_routes_once() {
     let (server, http_port, _) = start_chat();
     let get = |path: &str| {
         http(
@@ -152,6 +158,10 @@ async fn fence(peer: &mut Peer) {
 
 #[test]
 fn websocket_protocol() {
+    each_runtime(websocket_protocol_once);
+}
+
+fn websocket_protocol_once() {
     let (server, _, ws_port) = start_chat();
     runtime().block_on(async {
         let url = format!("ws://127.0.0.1:{ws_port}/");
@@ -269,6 +279,10 @@ fn websocket_protocol() {
 
 #[test]
 fn websocket_on_other_paths_is_refused() {
+    each_runtime(websocket_on_other_paths_is_refused_once);
+}
+
+fn websocket_on_other_paths_is_refused_once() {
     let (server, _, ws_port) = start_chat();
     runtime().block_on(async {
         match common::try_connect(&format!("ws://127.0.0.1:{ws_port}/other")).await {
@@ -283,6 +297,10 @@ fn websocket_on_other_paths_is_refused() {
 
 #[test]
 fn shutdown_closes_sessions_with_1001_and_exits_0() {
+    each_runtime(shutdown_closes_sessions_with_1001_and_exits_0_once);
+}
+
+fn shutdown_closes_sessions_with_1001_and_exits_0_once() {
     let (server, _, ws_port) = start_chat();
     let rt = runtime();
     let mut peer = rt.block_on(async {
@@ -350,10 +368,10 @@ fn invalid_settings_exit_2_naming_the_key() {
 
 #[test]
 fn runtime_flag() {
-    let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "smol"], Some(&chat_dir()), &[]);
+    let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "mio"], Some(&chat_dir()), &[]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("runtime smol is not available yet"),
+        stderr.contains("runtime mio is not available yet"),
         "{stderr}"
     );
     let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "uv"], Some(&chat_dir()), &[]);

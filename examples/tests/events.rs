@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{close, connect, next, next_json, run_to_end, runtime, send, start, temp_dir, Peer};
+use common::{
+    close, connect, each_runtime, next, next_json, run_to_end, runtime, send, start, temp_dir, Peer,
+};
 use serde_json::json;
 
 const EVENTS: &str = env!("CARGO_BIN_EXE_events");
@@ -24,6 +26,10 @@ async fn fence(peer: &mut Peer) {
 
 #[test]
 fn typed_event_protocol() {
+    each_runtime(typed_event_protocol_once);
+}
+
+fn typed_event_protocol_once() {
     let dir = temp_dir("events"); // no .env there: the environment alone
     let server = start(EVENTS, &[], Some(&dir), &[("WEBSOCKET_PORT", "0")]);
     let port = server.ports()[0];

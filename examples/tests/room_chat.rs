@@ -8,7 +8,10 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::{close, connect, next, run_to_end, runtime, send, send_binary, spawn, start, Running};
+use common::{
+    close, connect, each_runtime, next, run_to_end, runtime, runtime_args, send, send_binary,
+    spawn, start, Running,
+};
 
 const ROOM_CHAT: &str = env!("CARGO_BIN_EXE_room-chat");
 const CHAT_CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
@@ -28,6 +31,10 @@ fn split(line: &str) -> (&str, &str) {
 
 #[test]
 fn broadcasts_to_everyone_with_the_sender_id() {
+    each_runtime(broadcasts_to_everyone_with_the_sender_id_once);
+}
+
+fn broadcasts_to_everyone_with_the_sender_id_once() {
     let (server, url) = start_room_chat();
     runtime().block_on(async {
         let mut a = connect(&url).await;
@@ -77,6 +84,10 @@ fn broadcasts_to_everyone_with_the_sender_id() {
 
 #[test]
 fn other_paths_are_404_at_the_upgrade() {
+    each_runtime(other_paths_are_404_at_the_upgrade_once);
+}
+
+fn other_paths_are_404_at_the_upgrade_once() {
     let (server, url) = start_room_chat();
     runtime().block_on(async {
         for path in ["/", "/chat/", "/chatroom", "/other"] {
@@ -99,6 +110,10 @@ fn other_paths_are_404_at_the_upgrade() {
 
 #[test]
 fn chat_client_sends_lines_and_prints_replies() {
+    each_runtime(chat_client_sends_lines_and_prints_replies_once);
+}
+
+fn chat_client_sends_lines_and_prints_replies_once() {
     let (server, url) = start_room_chat();
     runtime().block_on(async {
         // A listener that sees what the client sends.
@@ -142,6 +157,7 @@ fn chat_client_sends_lines_and_prints_replies() {
         // Lines from standard input, up to its end.
         let mut command = Command::new(CHAT_CLIENT);
         command
+            .args(runtime_args())
             .args([url.as_str(), "bob"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -173,9 +189,14 @@ fn chat_client_sends_lines_and_prints_replies() {
 
 #[test]
 fn chat_client_exits_on_sigterm_and_reports_errors() {
+    each_runtime(chat_client_exits_on_sigterm_and_reports_errors_once);
+}
+
+fn chat_client_exits_on_sigterm_and_reports_errors_once() {
     let (server, url) = start_room_chat();
     let mut command = Command::new(CHAT_CLIENT);
     command
+        .args(runtime_args())
         .args([url.as_str(), "carol"])
         .stdin(Stdio::piped()) // kept open: the client waits
         .stdout(Stdio::piped())
@@ -193,10 +214,10 @@ fn chat_client_exits_on_sigterm_and_reports_errors() {
     let (code, _, stderr) = run_to_end(CHAT_CLIENT, &["ws://127.0.0.1:1/"], None, &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("URL and NICK are required"), "{stderr}");
-    let (code, _, stderr) = run_to_end(ROOM_CHAT, &["--runtime", "smol"], None, &[]);
+    let (code, _, stderr) = run_to_end(ROOM_CHAT, &["--runtime", "mio"], None, &[]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("runtime smol is not available yet"),
+        stderr.contains("runtime mio is not available yet"),
         "{stderr}"
     );
     let (code, _, stderr) = run_to_end(ROOM_CHAT, &["port"], None, &[]);

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adapter;
 pub mod driver;
 mod envelope;
 mod history;
@@ -15,6 +16,7 @@ mod hub;
 mod metrics;
 mod rooms;
 mod runner;
+pub mod runtime;
 mod session;
 mod settings;
 pub mod store;
@@ -25,6 +27,7 @@ pub use hub::{Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, Metrics};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
+pub use runtime::{Runtime, RuntimeDriver};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use settings::{Settings, SettingsError};
 pub use store::{

@@ -1,26 +1,37 @@
-//! The driver's two traits implemented for tokio types.
+//! The driver's two traits and the shared layer's [`Runtime`] implemented
+//! for tokio.
 
 use std::{
     future::Future,
     io::{self, IoSlice},
+    net::SocketAddr,
+    ops::Deref,
     pin::Pin,
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
+use hubbub_realtime::Runtime;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpSocket, TcpStream},
     time::Sleep,
 };
 
-use crate::driver::{Driver, Timer, Transport};
-
-/// The driver as this crate uses it.
-pub(crate) type TokioDriver<S> = Driver<Io<S>, TokioTimer>;
+use crate::driver::{Timer, Transport};
 
 /// Any tokio byte stream as a [`Transport`].
 #[derive(Debug)]
 pub struct Io<S>(pub S);
+
+/// The stream, so that `ws.get_ref().peer_addr()` reads as before.
+impl<S> Deref for Io<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.0
+    }
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -75,7 +86,67 @@ impl Timer for TokioTimer {
     }
 }
 
-/// The current time on tokio's clock, as the core wants it.
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
+/// The tokio runtime (the current one, of whichever flavour), for the
+/// generic types of [`hubbub_realtime::adapter`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    type Stream = Io<TcpStream>;
+    type Timer = TokioTimer;
+    type Listener = TcpListener;
+
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep(duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
+
+    fn spawn<F>(future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(future);
+    }
+
+    async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+        crate::signal::shutdown_signal()
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<Io<TcpStream>> {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true); // best effort, as on accept
+        Ok(Io(stream))
+    }
+
+    fn peer_addr(stream: &Io<TcpStream>) -> io::Result<SocketAddr> {
+        stream.0.peer_addr()
+    }
+
+    fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(backlog)
+    }
+
+    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
+    async fn accept(listener: &TcpListener) -> io::Result<(Io<TcpStream>, SocketAddr)> {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((Io(stream), peer))
+    }
 }

@@ -1,4 +1,4 @@
-//! A command-line chat client, on hubbub's own tokio client (DESIGN.md §6).
+//! A command-line chat client, on hubbub's own client (DESIGN.md §6).
 //!
 //! ```text
 //! chat-client URL NICK [LINE...] [--runtime tokio|smol|mio]
@@ -15,14 +15,18 @@
 //! Ctrl-C closes the connection and exits 0; a connection the server ends
 //! exits 0 too, a failure 1.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
-
-use hubbub_examples::{Program, Spec};
-use hubbub_tokio::{ClientConfig, CloseCode, Config, Message};
-use tokio::{
-    sync::mpsc,
-    time::{sleep_until, timeout, Instant},
+use std::{
+    error::Error,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
 };
+
+use hubbub_core::{CloseCode, Config, Message};
+use hubbub_examples::{Main, Program, Rt, Spec};
+use hubbub_realtime::adapter::{connect_with, timeout, ClientConfig};
+// tokio's channel and `select!` work under any executor.
+use tokio::sync::mpsc;
 
 const PROGRAM: Program = Program {
     name: "chat-client",
@@ -45,13 +49,25 @@ fn main() -> ExitCode {
         [url, nick, lines @ ..] => (url.clone(), nick.clone(), lines.to_vec()),
         _ => return PROGRAM.usage_error("URL and NICK are required"),
     };
-    PROGRAM.run(chat(url, nick, lines))
+    PROGRAM.run(options.runtime, ChatClient { url, nick, lines })
+}
+
+struct ChatClient {
+    url: String,
+    nick: String,
+    lines: Vec<String>,
+}
+
+impl Main for ChatClient {
+    async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
+        chat::<R>(self.url, self.nick, self.lines).await
+    }
 }
 
 /// The lines to send: the given ones, or standard input's, read by a
 /// thread of its own (reading stdin blocks).
 fn input(lines: Vec<String>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(lines.len().max(64));
     if lines.is_empty() {
         std::thread::spawn(move || {
             for line in std::io::stdin().lines() {
@@ -62,18 +78,15 @@ fn input(lines: Vec<String>) -> mpsc::Receiver<String> {
             }
         });
     } else {
-        tokio::spawn(async move {
-            for line in lines {
-                if tx.send(line).await.is_err() {
-                    break;
-                }
-            }
-        });
+        for line in lines {
+            // Room for every line: the channel was sized for them.
+            let _ = tx.try_send(line);
+        }
     }
     rx
 }
 
-async fn chat(
+async fn chat<R: Rt>(
     url: String,
     nick: String,
     lines: Vec<String>,
@@ -89,8 +102,8 @@ async fn chat(
         }),
         ..ClientConfig::default()
     };
-    let mut ws = hubbub_tokio::connect_with(&url, &config).await?;
-    let mut shutdown = PROGRAM.listening(format_args!("{url} as {nick}"))?;
+    let mut ws = connect_with::<R>(&url, &config).await?;
+    let mut shutdown = PROGRAM.listening::<R>(format_args!("{url} as {nick}"))?;
     let mut input = input(lines);
     let mut input_open = true;
     // Set once the input ended: when to stop waiting for replies.
@@ -102,7 +115,7 @@ async fn chat(
                 Some(Ok(message)) => {
                     println!("[{nick}] {}", show(&message));
                     if let Some((quiet, _)) = &mut stop_at {
-                        *quiet = Instant::now() + QUIET;
+                        *quiet = R::now() + QUIET;
                     }
                 }
                 Some(Err(error)) => eprintln!("[{nick}] error: {error}"),
@@ -118,16 +131,16 @@ async fn chat(
                 Some(line) => ws.send(line).await?,
                 None => {
                     input_open = false;
-                    let now = Instant::now();
+                    let now = R::now();
                     stop_at = Some((now + QUIET, now + MAX_WAIT));
                 }
             },
-            () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
+            () = R::sleep(deadline.map_or(Duration::ZERO, |at| at.saturating_duration_since(R::now()))), if deadline.is_some() => break,
             () = &mut shutdown => break,
         }
     }
     // Bounded even if the server never answers the close.
-    let _ = timeout(Duration::from_secs(6), ws.close(CloseCode::NORMAL, "bye")).await;
+    let _ = timeout::<R, _>(Duration::from_secs(6), ws.close(CloseCode::NORMAL, "bye")).await;
     Ok(())
 }
 

@@ -29,20 +29,20 @@
 //! `STORE_PATH` (`chat.db` beside the `.env` by default; the newest
 //! 100 000 messages are kept) before it is delivered.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{error::Error, path::PathBuf, process::ExitCode};
 
 use hubbub_examples::{
-    http::{self, Response},
+    http::{self, bind, Response},
     protocol::{envelope_text, room_of, text_of},
-    Program, SHUTDOWN_GRACE,
+    until, Main, Program, Rt, SHUTDOWN_GRACE,
+};
+use hubbub_realtime::{
+    adapter::HubServer,
+    store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
+    Envelope, Hub, Session, Settings,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
-use hubbub_tokio::{
-    store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Envelope, Hub, HubServer, Session, Settings,
-};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 const PROGRAM: Program = Program {
     name: "chat",
@@ -61,7 +61,7 @@ const HISTORY_MAX: u64 = 500;
 const REPLAY_MAX: usize = 500;
 
 fn main() -> ExitCode {
-    let settings = match PROGRAM.settings() {
+    let (runtime, settings) = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -91,10 +91,18 @@ fn main() -> ExitCode {
         Ok(store) => store,
         Err(error) => return PROGRAM.exit(1, error),
     };
-    PROGRAM.run(serve(settings, store))
+    PROGRAM.run(runtime, Chat(settings, store))
 }
 
-async fn serve(settings: Settings, store: StoreHandle) -> std::io::Result<()> {
+struct Chat(Settings, StoreHandle);
+
+impl Main for Chat {
+    async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
+        Ok(serve::<R>(self.0, self.1).await?)
+    }
+}
+
+async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result<()> {
     let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
     if !index.is_file() {
         eprintln!(
@@ -102,21 +110,23 @@ async fn serve(settings: Settings, store: StoreHandle) -> std::io::Result<()> {
             index.display()
         );
     }
-    let http = TcpListener::bind((settings.server_host.as_str(), settings.server_port)).await?;
-    let ws = HubServer::bind(
+    let http = bind::<R>((settings.server_host.as_str(), settings.server_port))?;
+    let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
         chat_hub(store),
         settings.core_config(),
     )
     .await?;
-    let (http_addr, ws_addr) = (http.local_addr()?, ws.local_addr()?);
+    let (http_addr, ws_addr) = (R::local_addr(&http)?, ws.local_addr()?);
     let handle = ws.start()?;
-    let http_task = tokio::spawn(http::serve(http, move |request| route(request, &settings)));
-    let shutdown = PROGRAM.listening(format_args!(
+    let shutdown = PROGRAM.listening::<R>(format_args!(
         "http://{http_addr} (page and /api/health) and ws://{ws_addr}/ (chat)"
     ))?;
-    shutdown.await;
-    http_task.abort();
+    until(
+        http::serve::<R, _>(http, move |request| route(request, &settings)),
+        shutdown,
+    )
+    .await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     println!("chat: stopped");
     Ok(())

@@ -8,15 +8,16 @@
 //! message back to its sender, same opcode, in order. With `--broadcast` it
 //! sends every message to every *other* connected client instead, in order,
 //! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
-//! one thread.
+//! one thread (tokio); on smol, connections run on smol's executor thread.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
-use hubbub_tokio::{
-    CloseCode, Config, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
+use hubbub_core::{CloseCode, Config};
+use hubbub_examples::{until, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
+use hubbub_realtime::{
+    adapter::{HubServer, RuntimeWebSocket, Server, LISTEN_BACKLOG},
+    Hub, OutboundLimit, SlowConsumer,
 };
-use tokio::net::{TcpListener, TcpStream};
 
 const PROGRAM: Program = Program {
     name: "echo",
@@ -67,11 +68,22 @@ fn main() -> ExitCode {
     if options.switch("--deflate") {
         eprintln!("echo: note: permessage-deflate is not available yet; --deflate is ignored");
     }
-    PROGRAM.run(serve(args))
+    PROGRAM.run(options.runtime, Echo(args))
 }
 
-async fn serve(args: Args) -> std::io::Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
+struct Echo(Args);
+
+impl Main for Echo {
+    async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
+        Ok(serve::<R>(self.0).await?)
+    }
+}
+
+async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
+    let listener = R::bind(
+        SocketAddr::from(([127, 0, 0, 1], args.port)),
+        LISTEN_BACKLOG,
+    )?;
     let config = Config {
         max_message_size: args.max_message,
         max_frame_size: Some(args.max_message),
@@ -83,19 +95,20 @@ async fn serve(args: Args) -> std::io::Result<()> {
         ..Config::default()
     };
     if args.broadcast {
-        return broadcast(listener, config, args.max_message).await;
+        return broadcast::<R>(listener, config, args.max_message).await;
     }
-    let shutdown = PROGRAM.listening(listener.local_addr()?)?;
-    tokio::select! {
-        () = Server::new(config).serve(listener, echo) => {}
-        () = shutdown => {}
-    }
+    let shutdown = PROGRAM.listening::<R>(R::local_addr(&listener)?)?;
+    until(
+        Server::<R>::new(config).serve(listener, echo::<R>),
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
 /// Queue every message back; the stream writes the queued answers to one
 /// read in one system call before it reads again.
-async fn echo(mut ws: WebSocket<TcpStream>) {
+async fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>) {
     while let Some(message) = ws.recv().await {
         if let Ok(message) = message {
             // After a close has started, sends fail; keep reading to the end.
@@ -105,8 +118,8 @@ async fn echo(mut ws: WebSocket<TcpStream>) {
 }
 
 /// `--broadcast`: a hub that forwards every message to every other session.
-async fn broadcast(
-    listener: TcpListener,
+async fn broadcast<R: Rt>(
+    listener: R::Listener,
     config: Config,
     max_message: usize,
 ) -> std::io::Result<()> {
@@ -129,9 +142,9 @@ async fn broadcast(
             policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
         })
         .build();
-    let server = HubServer::from_listener(listener, hub, Arc::new(config));
+    let server = HubServer::<R>::from_listener(listener, hub, Arc::new(config));
     let handle = server.start()?;
-    let shutdown = PROGRAM.listening(format_args!("{} (broadcast)", handle.local_addr()))?;
+    let shutdown = PROGRAM.listening::<R>(format_args!("{} (broadcast)", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

@@ -17,13 +17,13 @@
 //! | any other type T | to the sender: `app.unknown` `{"type":T,"message":"Unknown event type"}` |
 //! | text that is not an envelope | to everyone: `echo.raw` `{"text":..}` |
 
-use std::process::ExitCode;
+use std::{error::Error, process::ExitCode};
 
 use hubbub_examples::{
     protocol::{envelope_text, text_of},
-    Program, SHUTDOWN_GRACE,
+    Main, Program, Rt, SHUTDOWN_GRACE,
 };
-use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
+use hubbub_realtime::{adapter::HubServer, Envelope, Hub, Session, Settings};
 use serde_json::json;
 
 const PROGRAM: Program = Program {
@@ -32,14 +32,22 @@ const PROGRAM: Program = Program {
 };
 
 fn main() -> ExitCode {
-    let settings = match PROGRAM.settings() {
+    let (runtime, settings) = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    PROGRAM.run(serve(settings))
+    PROGRAM.run(runtime, Events(settings))
 }
 
-async fn serve(settings: Settings) -> std::io::Result<()> {
+struct Events(Settings);
+
+impl Main for Events {
+    async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
+        Ok(serve::<R>(self.0).await?)
+    }
+}
+
+async fn serve<R: Rt>(settings: Settings) -> std::io::Result<()> {
     let hub = Hub::builder()
         .path("/")
         .on_open(|session| {
@@ -54,14 +62,14 @@ async fn serve(settings: Settings) -> std::io::Result<()> {
         .on_message(on_text)
         .on_error(|session, error| eprintln!("events: client {}: {error}", session.id()))
         .build();
-    let server = HubServer::bind(
+    let server = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
         hub,
         settings.core_config(),
     )
     .await?;
     let handle = server.start()?;
-    let shutdown = PROGRAM.listening(format_args!("ws://{}/", handle.local_addr()))?;
+    let shutdown = PROGRAM.listening::<R>(format_args!("ws://{}/", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

@@ -10,10 +10,11 @@
 //! messages likewise, as binary). Joins and leaves are printed with the
 //! number online. Try it with `chat-client ws://127.0.0.1:9001/chat NICK`.
 
-use std::process::ExitCode;
+use std::{error::Error, process::ExitCode};
 
-use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
-use hubbub_tokio::{Config, Hub, HubServer};
+use hubbub_core::Config;
+use hubbub_examples::{Main, Program, Rt, Spec, SHUTDOWN_GRACE};
+use hubbub_realtime::{adapter::HubServer, Hub};
 
 const PROGRAM: Program = Program {
     name: "room-chat",
@@ -37,10 +38,18 @@ fn main() -> ExitCode {
             return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"))
         }
     };
-    PROGRAM.run(serve(port))
+    PROGRAM.run(options.runtime, RoomChat(port))
 }
 
-async fn serve(port: u16) -> std::io::Result<()> {
+struct RoomChat(u16);
+
+impl Main for RoomChat {
+    async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
+        Ok(serve::<R>(self.0).await?)
+    }
+}
+
+async fn serve<R: Rt>(port: u16) -> std::io::Result<()> {
     let hub = Hub::builder()
         .path("/chat")
         .on_open(|session| {
@@ -64,9 +73,9 @@ async fn serve(port: u16) -> std::io::Result<()> {
             }
         })
         .build();
-    let server = HubServer::bind(("0.0.0.0", port), hub, Config::default().into()).await?;
+    let server = HubServer::<R>::bind(("0.0.0.0", port), hub, Config::default().into()).await?;
     let handle = server.start()?;
-    let shutdown = PROGRAM.listening(format_args!("ws://{}/chat", handle.local_addr()))?;
+    let shutdown = PROGRAM.listening::<R>(format_args!("ws://{}/chat", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

@@ -16,6 +16,34 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+/// The runtimes every program is tested on (`--runtime`); mio joins when
+/// its adapter does.
+pub const RUNTIMES: &[&str] = &["tokio", "smol"];
+
+thread_local! {
+    /// The runtime the programs started on this thread run on.
+    static RUNTIME: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `test` once per runtime in [`RUNTIMES`]: every program it starts
+/// gets that `--runtime`.
+pub fn each_runtime(test: impl Fn()) {
+    for runtime in RUNTIMES {
+        eprintln!("-- runtime {runtime}");
+        RUNTIME.set(Some(runtime));
+        test();
+        RUNTIME.set(None);
+    }
+}
+
+/// Inside [`each_runtime`], `--runtime NAME` (put first, so that `args`
+/// naming another runtime win); otherwise nothing.
+pub fn runtime_args() -> Vec<&'static str> {
+    RUNTIME
+        .get()
+        .map_or(Vec::new(), |runtime| vec!["--runtime", runtime])
+}
+
 /// Longest wait for anything a test expects.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -301,6 +329,7 @@ pub async fn close(mut peer: Peer) {
 fn command(binary: &str, args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(binary);
     command
+        .args(runtime_args())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

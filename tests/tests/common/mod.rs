@@ -7,12 +7,8 @@ pub mod raw;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{Closed, Config, Server, WebSocket};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-    task::JoinHandle,
-};
+use hubbub_tests::prelude::*;
+use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 /// Every wait in the tests is bounded by this.
 pub const LIMIT: Duration = Duration::from_secs(20);
@@ -35,22 +31,23 @@ pub fn big_config() -> Config {
 
 /// Our echo server on a free loopback port. Every connection's end is
 /// reported on the returned channel.
-pub async fn echo_server(
+pub async fn echo_server<R: Rt>(
     config: Config,
 ) -> (
     SocketAddr,
     mpsc::UnboundedReceiver<Option<Closed>>,
     JoinHandle<()>,
 ) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = listen::<R>();
     let (tx, rx) = mpsc::unbounded_channel();
-    let server = tokio::spawn(Server::new(config).serve(listener, move |ws| echo(ws, tx.clone())));
+    let serve = Server::<R>::new(config).serve(listener, move |ws| echo::<R>(ws, tx.clone()));
+    // The accept loop runs in a tokio task; each connection, on `R`.
+    let server = tokio::spawn(serve);
     (addr, rx, server)
 }
 
 /// Echo every message, then report how the connection ended.
-pub async fn echo(mut ws: WebSocket<TcpStream>, done: mpsc::UnboundedSender<Option<Closed>>) {
+pub async fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>, done: mpsc::UnboundedSender<Option<Closed>>) {
     while let Some(message) = ws.recv().await {
         if let Ok(message) = message {
             let _ = ws.feed(message).await;

@@ -5,20 +5,19 @@ mod common;
 
 use common::{bounded, echo_server, url};
 use futures_util::StreamExt;
-use hubbub_tokio::{CloseCode, Config, Message};
+use hubbub_tests::prelude::*;
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinSet};
 
 const CONNECTIONS: usize = 300;
 const MESSAGES: usize = 20;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundreds_of_concurrent_connections() {
-    let (addr, mut ends, _server) = echo_server(Config::default()).await;
+async fn hundreds_of_concurrent_connections<R: Rt>() {
+    let (addr, mut ends, _server) = echo_server::<R>(Config::default()).await;
     let mut clients = JoinSet::new();
     for c in 0..CONNECTIONS {
         let url = url(addr);
         clients.spawn(async move {
-            let mut ws = hubbub_tokio::connect(&url).await.unwrap();
+            let mut ws = connect::<R>(&url).await.unwrap();
             for m in 0..MESSAGES {
                 ws.send(format!("{c}/{m}")).await.unwrap();
                 let echo = ws.next().await.unwrap().unwrap();
@@ -64,12 +63,9 @@ async fn raw_client(addr: std::net::SocketAddr) -> TcpStream {
     stream
 }
 
-#[tokio::test]
-async fn peer_vanishing_mid_frame_is_closed_1006_and_others_go_on() {
-    let (addr, mut ends, _server) = echo_server(Config::default()).await;
-    let mut survivor = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+async fn peer_vanishing_mid_frame_is_closed_1006_and_others_go_on<R: Rt>() {
+    let (addr, mut ends, _server) = echo_server::<R>(Config::default()).await;
+    let mut survivor = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     survivor.send("before").await.unwrap();
     assert_eq!(
         bounded("echo", survivor.recv()).await.unwrap().unwrap(),
@@ -100,9 +96,8 @@ async fn peer_vanishing_mid_frame_is_closed_1006_and_others_go_on() {
     assert!(survivor.is_open());
 }
 
-#[tokio::test]
-async fn peer_resetting_the_connection_is_closed_1006() {
-    let (addr, mut ends, _server) = echo_server(Config::default()).await;
+async fn peer_resetting_the_connection_is_closed_1006<R: Rt>() {
+    let (addr, mut ends, _server) = echo_server::<R>(Config::default()).await;
     let mut raw = raw_client(addr).await;
     raw.write_all(&[0x81, 0x85, 0, 0, 0]).await.unwrap();
     // SO_LINGER 0: the close sends a reset instead of a FIN.
@@ -111,3 +106,9 @@ async fn peer_resetting_the_connection_is_closed_1006() {
     let closed = bounded("server end", ends.recv()).await.unwrap().unwrap();
     assert_eq!((closed.code.0, closed.clean), (1006, false));
 }
+
+hubbub_tests::cross_runtime!(
+    hundreds_of_concurrent_connections,
+    peer_vanishing_mid_frame_is_closed_1006_and_others_go_on,
+    peer_resetting_the_connection_is_closed_1006,
+);

@@ -18,10 +18,7 @@ use common::{
     raw::{self, Raw},
 };
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{
-    Accept, ClientConfig, CloseCode, Config, Hub, HubBuilder, HubServer, Message, ProtocolError,
-    SendError, ServerHandle, SessionError, SessionId,
-};
+use hubbub_tests::prelude::*;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{
@@ -32,12 +29,12 @@ use tokio_tungstenite::tungstenite::{
 type Peer =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn start(hub: Hub) -> ServerHandle {
-    start_with(hub, Config::default()).await
+async fn start<R: Rt>(hub: Hub) -> ServerHandle {
+    start_with::<R>(hub, Config::default()).await
 }
 
-async fn start_with(hub: Hub, config: Config) -> ServerHandle {
-    HubServer::bind("127.0.0.1:0", hub, Arc::new(config))
+async fn start_with<R: Rt>(hub: Hub, config: Config) -> ServerHandle {
+    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(config))
         .await
         .unwrap()
         .start()
@@ -129,11 +126,10 @@ async fn opened(rx: &mut mpsc::UnboundedReceiver<Seen>) -> SessionId {
     }
 }
 
-#[tokio::test]
-async fn callbacks_run_in_order_raw_then_typed() {
+async fn callbacks_run_in_order_raw_then_typed<R: Rt>() {
     let (builder, mut rx) = recording();
     let hub = builder.build();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let mut p = peer(&server, "/room?x=1").await;
     let id = opened(&mut rx).await;
     let nested = json!({"text": "hi", "meta": {"tags": [1, {"deep": null}], "n": 2.5}});
@@ -179,8 +175,7 @@ async fn callbacks_run_in_order_raw_then_typed() {
     assert_eq!(hub.metrics().messages_in.get(), 7);
 }
 
-#[tokio::test]
-async fn sessions_know_their_handshake() {
+async fn sessions_know_their_handshake<R: Rt>() {
     let seen_info = Arc::new(Mutex::new(None));
     let info = seen_info.clone();
     let hub = Hub::builder()
@@ -202,20 +197,20 @@ async fn sessions_know_their_handshake() {
             s.send_text("ready").unwrap();
         })
         .build();
-    let server = start(hub).await;
+    let server = start::<R>(hub).await;
     let config = ClientConfig {
         protocols: vec!["chat".into()],
         headers: vec![("X-Token".into(), "abc".into())],
         ..ClientConfig::default()
     };
     let url = format!("ws://{}/live/feed?since=3", server.local_addr());
-    let mut ws = bounded("connect", hubbub_tokio::connect_with(&url, &config))
+    let mut ws = bounded("connect", connect_with::<R>(&url, &config))
         .await
         .unwrap();
     assert_eq!(ws.protocol(), Some("chat"));
     let ready = bounded("ready", ws.recv()).await;
     assert!(matches!(ready, Some(Ok(Message::Text(t))) if t == "ready"));
-    let local = ws.get_ref().local_addr().unwrap();
+    let local = R::stream_local_addr(ws.get_ref()).unwrap();
     assert_eq!(
         seen_info.lock().unwrap().take().unwrap(),
         (
@@ -232,10 +227,9 @@ async fn sessions_know_their_handshake() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn a_vanished_peer_is_closed_once_with_1006() {
+async fn a_vanished_peer_is_closed_once_with_1006<R: Rt>() {
     let (builder, mut rx) = recording();
-    let server = start(builder.build()).await;
+    let server = start::<R>(builder.build()).await;
     let closes = |all: &[Seen], id| {
         all.iter()
             .filter(|e| matches!(e, Seen::Close(i, ..) if *i == id))
@@ -280,14 +274,13 @@ async fn a_vanished_peer_is_closed_once_with_1006() {
     assert_eq!(hub.session_count(), 0);
 }
 
-#[tokio::test]
-async fn protocol_errors_reach_on_error_and_close_with_their_code() {
+async fn protocol_errors_reach_on_error_and_close_with_their_code<R: Rt>() {
     let (builder, mut rx) = recording();
     let config = Config {
         max_message_size: 1024,
         ..Config::default()
     };
-    let server = start_with(builder.build(), config).await;
+    let server = start_with::<R>(builder.build(), config).await;
     let cases: [(&str, Vec<u8>, u16); 4] = [
         ("unmasked", raw::encode(true, raw::TEXT, b"hi", false), 1002),
         (
@@ -334,8 +327,7 @@ async fn protocol_errors_reach_on_error_and_close_with_their_code() {
     let _ = ProtocolError::UnmaskedFrame; // the variant the first case hits
 }
 
-#[tokio::test]
-async fn emit_error_reaches_on_error() {
+async fn emit_error_reaches_on_error<R: Rt>() {
     let (builder, mut rx) = recording();
     let hub = builder
         .on_message(|s, text| {
@@ -345,7 +337,7 @@ async fn emit_error_reaches_on_error() {
             }
         })
         .build();
-    let server = start(hub).await;
+    let server = start::<R>(hub).await;
     let mut p = peer(&server, "/").await;
     let id = opened(&mut rx).await;
     send(&mut p, "").await;
@@ -359,8 +351,7 @@ async fn emit_error_reaches_on_error() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn callbacks_call_back_into_the_hub_without_deadlock() {
+async fn callbacks_call_back_into_the_hub_without_deadlock<R: Rt>() {
     let closes = Arc::new(AtomicUsize::new(0));
     let c = closes.clone();
     let hub = Hub::builder()
@@ -397,7 +388,7 @@ async fn callbacks_call_back_into_the_hub_without_deadlock() {
             c.fetch_add(1, Ordering::SeqCst);
         })
         .build();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let mut a = peer(&server, "/").await;
     let welcome_a = next_text(&mut a).await;
     let a_id: u64 = welcome_a.strip_prefix("welcome ").unwrap().parse().unwrap();
@@ -425,8 +416,7 @@ async fn callbacks_call_back_into_the_hub_without_deadlock() {
     assert_eq!(closes.load(Ordering::SeqCst), 2);
 }
 
-#[tokio::test]
-async fn rooms_isolate_leave_and_vanish_over_the_wire() {
+async fn rooms_isolate_leave_and_vanish_over_the_wire<R: Rt>() {
     let hub = Hub::builder()
         .on_typed_message(|s, kind, payload| {
             let hub = s.hub().expect("hub alive");
@@ -448,7 +438,7 @@ async fn rooms_isolate_leave_and_vanish_over_the_wire() {
             }
         })
         .build();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let (mut a, mut b, mut c) = (
         peer(&server, "/").await,
         peer(&server, "/").await,
@@ -508,8 +498,7 @@ async fn rooms_isolate_leave_and_vanish_over_the_wire() {
     assert!(hub.rooms().is_empty());
 }
 
-#[tokio::test]
-async fn direct_sends_and_broadcasts_arrive_in_order_past_the_high_water_mark() {
+async fn direct_sends_and_broadcasts_arrive_in_order_past_the_high_water_mark<R: Rt>() {
     // One message triggers 600 sends of ~1 KiB (600 KiB, ten times what
     // the runner keeps in the core), interleaving direct sends and
     // broadcasts; nothing else happens afterwards, so every part of the
@@ -530,7 +519,7 @@ async fn direct_sends_and_broadcasts_arrive_in_order_past_the_high_water_mark() 
             }
         })
         .build();
-    let server = start(hub).await;
+    let server = start::<R>(hub).await;
     let mut a = peer(&server, "/").await;
     let mut b = peer(&server, "/").await;
     until("two sessions", || server.hub().session_count() == 2).await;
@@ -555,10 +544,9 @@ async fn direct_sends_and_broadcasts_arrive_in_order_past_the_high_water_mark() 
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn shutdown_sends_1001_to_everyone() {
+async fn shutdown_sends_1001_to_everyone<R: Rt>() {
     let (builder, mut rx) = recording();
-    let server = start(builder.build()).await;
+    let server = start::<R>(builder.build()).await;
     let mut peers = Vec::new();
     for _ in 0..20 {
         peers.push(peer(&server, "/").await);
@@ -593,10 +581,9 @@ async fn shutdown_sends_1001_to_everyone() {
     }
 }
 
-#[tokio::test]
-async fn shutdown_waits_a_bounded_time_and_refuses_new_connections() {
+async fn shutdown_waits_a_bounded_time_and_refuses_new_connections<R: Rt>() {
     let (builder, mut rx) = recording();
-    let server = start(builder.build()).await;
+    let server = start::<R>(builder.build()).await;
     let addr = server.local_addr();
     // Two peers that never answer the close (nor read), one that does, and
     // a TCP connection still in its opening handshake.
@@ -647,9 +634,8 @@ async fn shutdown_waits_a_bounded_time_and_refuses_new_connections() {
     drop(half_open);
 }
 
-#[tokio::test]
-async fn path_routing_answers_404() {
-    let server = start(Hub::builder().path("/chat").build()).await;
+async fn path_routing_answers_404<R: Rt>() {
+    let server = start::<R>(Hub::builder().path("/chat").build()).await;
     let url = format!("ws://{}/other", server.local_addr());
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
@@ -657,15 +643,14 @@ async fn path_routing_answers_404() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn idle_sessions_are_closed_by_the_core_timer() {
+async fn idle_sessions_are_closed_by_the_core_timer<R: Rt>() {
     let (builder, mut rx) = recording();
     let config = Config {
         idle_timeout: Some(Duration::from_millis(300)),
         ping_interval: None,
         ..Config::default()
     };
-    let server = start_with(builder.build(), config).await;
+    let server = start_with::<R>(builder.build(), config).await;
     let mut p = Raw::connect(server.local_addr(), "/").await;
     let id = opened(&mut rx).await;
     assert_eq!(bounded("idle close", p.close_code()).await, Some(1001));
@@ -676,8 +661,7 @@ async fn idle_sessions_are_closed_by_the_core_timer() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn a_panicking_callback_ends_only_its_own_session() {
+async fn a_panicking_callback_ends_only_its_own_session<R: Rt>() {
     let hub = Hub::builder()
         .on_open(|s| {
             s.hub().unwrap().join(s, "all");
@@ -688,7 +672,7 @@ async fn a_panicking_callback_ends_only_its_own_session() {
             let _ = s.send_text(text);
         })
         .build();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let mut calm = peer(&server, "/").await;
     until("one session", || hub.session_count() == 1).await;
 
@@ -730,10 +714,9 @@ async fn a_panicking_callback_ends_only_its_own_session() {
     assert_eq!(hub.session_count(), 0);
 }
 
-#[tokio::test]
-async fn dropping_the_server_handle_shuts_down() {
+async fn dropping_the_server_handle_shuts_down<R: Rt>() {
     let hub = Hub::builder().build();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let addr = server.local_addr();
     let mut p = peer(&server, "/").await;
     until("one session", || hub.session_count() == 1).await;
@@ -748,3 +731,20 @@ async fn dropping_the_server_handle_shuts_down() {
     })
     .await;
 }
+
+hubbub_tests::cross_runtime!(
+    callbacks_run_in_order_raw_then_typed,
+    sessions_know_their_handshake,
+    a_vanished_peer_is_closed_once_with_1006,
+    protocol_errors_reach_on_error_and_close_with_their_code,
+    emit_error_reaches_on_error,
+    callbacks_call_back_into_the_hub_without_deadlock,
+    rooms_isolate_leave_and_vanish_over_the_wire,
+    direct_sends_and_broadcasts_arrive_in_order_past_the_high_water_mark,
+    shutdown_sends_1001_to_everyone,
+    shutdown_waits_a_bounded_time_and_refuses_new_connections,
+    path_routing_answers_404,
+    idle_sessions_are_closed_by_the_core_timer,
+    a_panicking_callback_ends_only_its_own_session,
+    dropping_the_server_handle_shuts_down,
+);

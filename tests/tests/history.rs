@@ -9,10 +9,8 @@ use std::{sync::Arc, thread, time::Duration};
 
 use common::bounded;
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{
-    store::{MemoryStore, StoreWorker, WorkerConfig},
-    Config, Envelope, Hub, HubServer, ServerHandle,
-};
+use hubbub_realtime::store::{MemoryStore, StoreWorker, WorkerConfig};
+use hubbub_tests::prelude::*;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as TMessage;
 
@@ -40,8 +38,8 @@ fn history_hub() -> Hub {
         .build()
 }
 
-async fn start(hub: Hub) -> ServerHandle {
-    HubServer::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
+async fn start<R: Rt>(hub: Hub) -> ServerHandle {
+    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
         .await
         .unwrap()
         .start()
@@ -90,10 +88,9 @@ fn id_of(message: &Value) -> u64 {
     id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnecting_clients_miss_nothing_and_see_nothing_twice() {
+async fn reconnecting_clients_miss_nothing_and_see_nothing_twice<R: Rt>() {
     let hub = history_hub();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let dev_ids: Vec<u64> = (0..PUBLISHED).step_by(2).map(|n| n + 1).collect();
     let last = *dev_ids.last().unwrap();
 
@@ -151,10 +148,9 @@ async fn reconnecting_clients_miss_nothing_and_see_nothing_twice() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn a_resume_from_an_id_the_store_never_gave_is_not_complete() {
+async fn a_resume_from_an_id_the_store_never_gave_is_not_complete<R: Rt>() {
     let hub = history_hub();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     for n in 0..5 {
         hub.publish(
             "dev",
@@ -172,3 +168,8 @@ async fn a_resume_from_an_id_the_store_never_gave_is_not_complete() {
     assert_eq!(resumed["payload"]["complete"], false, "an id never given");
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+hubbub_tests::cross_runtime!(
+    reconnecting_clients_miss_nothing_and_see_nothing_twice,
+    a_resume_from_an_id_the_store_never_gave_is_not_complete,
+);

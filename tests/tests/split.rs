@@ -7,40 +7,43 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{bounded, echo_server, url};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{CloseCode, Config, Message, Server};
-use tokio::{net::TcpListener, sync::mpsc};
+use hubbub_tests::prelude::*;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
-#[tokio::test]
-async fn pongs_flow_while_only_the_read_half_is_polled() {
+async fn pongs_flow_while_only_the_read_half_is_polled<R: Rt>() {
     // The server splits each connection: the read half runs in one task and
     // forwards messages to the write half's task, which only sends when
     // told. Pings from the peer are answered by the read half alone.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = listen::<R>();
     let (ended_tx, mut ended) = mpsc::unbounded_channel();
-    tokio::spawn(Server::new(Config::default()).serve(listener, move |ws| {
-        let ended_tx = ended_tx.clone();
-        async move {
-            let (mut tx, mut rx) = ws.split();
-            let (to_writer, mut from_reader) = mpsc::channel::<Message>(16);
-            let writer = tokio::spawn(async move {
-                while let Some(message) = from_reader.recv().await {
-                    if tx.send(message).await.is_err() {
-                        break;
+    tokio::spawn(
+        Server::<R>::new(Config::default()).serve(listener, move |ws| {
+            let ended_tx = ended_tx.clone();
+            async move {
+                let (mut tx, mut rx) = ws.split();
+                let (to_writer, mut from_reader) = mpsc::channel::<Message>(16);
+                // A task of the connection's runtime (the handler runs on `R`).
+                let (writer_done, writer) = tokio::sync::oneshot::channel();
+                R::spawn(async move {
+                    while let Some(message) = from_reader.recv().await {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = writer_done.send(());
+                });
+                while let Some(message) = rx.next().await {
+                    if let Ok(Message::Text(text)) = message {
+                        let _ = to_writer.send(Message::Text(format!("echo: {text}"))).await;
                     }
                 }
-            });
-            while let Some(message) = rx.next().await {
-                if let Ok(Message::Text(text)) = message {
-                    let _ = to_writer.send(Message::Text(format!("echo: {text}"))).await;
-                }
+                drop(to_writer);
+                writer.await.unwrap();
+                let _ = ended_tx.send(rx.closed());
             }
-            drop(to_writer);
-            writer.await.unwrap();
-            let _ = ended_tx.send(rx.closed());
-        }
-    }));
+        }),
+    );
 
     let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr)))
         .await
@@ -82,12 +85,9 @@ async fn pongs_flow_while_only_the_read_half_is_polled() {
     );
 }
 
-#[tokio::test]
-async fn halves_on_two_tasks_send_and_receive_concurrently() {
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+async fn halves_on_two_tasks_send_and_receive_concurrently<R: Rt>() {
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
+    let ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     let (mut tx, mut rx) = ws.split();
     const N: usize = 500;
     let sender = tokio::spawn(async move {
@@ -113,20 +113,14 @@ async fn halves_on_two_tasks_send_and_receive_concurrently() {
     assert!(!tx.is_open());
     assert!(bounded("end", rx.next()).await.is_none());
     assert!(rx.closed().unwrap().clean);
-    assert!(matches!(
-        tx.send("late").await,
-        Err(hubbub_tokio::Error::Closed)
-    ));
+    assert!(matches!(tx.send("late").await, Err(Error::Closed)));
 }
 
-#[tokio::test]
-async fn cancelled_receives_lose_nothing() {
+async fn cancelled_receives_lose_nothing<R: Rt>() {
     // next() raced against a short timer, over and over: every message still
     // arrives exactly once, in order.
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     const N: usize = 200;
     for i in 0..N {
         ws.feed(format!("{i}")).await.unwrap();
@@ -143,3 +137,9 @@ async fn cancelled_receives_lose_nothing() {
     let expected: Vec<Message> = (0..N).map(|i| Message::Text(format!("{i}"))).collect();
     assert_eq!(got, expected);
 }
+
+hubbub_tests::cross_runtime!(
+    pongs_flow_while_only_the_read_half_is_polled,
+    halves_on_two_tasks_send_and_receive_concurrently,
+    cancelled_receives_lose_nothing,
+);

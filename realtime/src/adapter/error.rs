@@ -1,4 +1,4 @@
-//! The one error type of this crate.
+//! The one error type of the WebSocket adapters.
 
 use std::{fmt, io};
 
@@ -50,9 +50,9 @@ pub enum Error {
     Closed,
 }
 
-impl From<hubbub_realtime::driver::OpenError> for Error {
-    fn from(error: hubbub_realtime::driver::OpenError) -> Self {
-        use hubbub_realtime::driver::OpenError;
+impl From<crate::driver::OpenError> for Error {
+    fn from(error: crate::driver::OpenError) -> Self {
+        use crate::driver::OpenError;
         match error {
             OpenError::Handshake(error) => Error::handshake(error),
             OpenError::Io(error) => Error::Io(error),
@@ -64,7 +64,7 @@ impl From<hubbub_realtime::driver::OpenError> for Error {
 
 impl Error {
     /// Map a failed handshake, naming a timeout as such.
-    pub(crate) fn handshake(error: HandshakeError) -> Self {
+    pub fn handshake(error: HandshakeError) -> Self {
         match error {
             HandshakeError::Timeout => Error::Timeout(Step::Handshake),
             error => Error::Handshake(error),

@@ -6,22 +6,21 @@ mod common;
 use std::{net::SocketAddr, time::Duration};
 
 use common::{bounded, url};
-use hubbub_tokio::{
-    accept, Client, ClientConfig, ClientEvent, CloseCode, Error, Message, Reconnect,
-};
+use hubbub_tests::prelude::*;
 use tokio::{net::TcpListener, task::JoinSet};
 
 /// An echo server whose connections all live in `tasks`, so that dropping
 /// the returned set (with the listener) stops the whole server.
-async fn start_server(addr: SocketAddr) -> JoinSet<()> {
-    let listener = TcpListener::bind(addr).await.unwrap();
+async fn start_server<R: Rt>(addr: SocketAddr) -> JoinSet<()> {
+    let listener = R::bind(addr, 1024).unwrap();
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {
         let mut connections = JoinSet::new();
         loop {
-            let (stream, _) = listener.accept().await.unwrap();
+            let (stream, _) = R::accept(&listener).await.unwrap();
             connections.spawn(async move {
-                let Ok(mut ws) = accept(stream).await else {
+                let timer = R::Timer::default();
+                let Ok(mut ws) = hubbub_realtime::adapter::accept(stream, timer).await else {
                     return;
                 };
                 while let Some(message) = ws.recv().await {
@@ -48,7 +47,7 @@ fn reconnecting(max_attempts: Option<u32>) -> ClientConfig {
     }
 }
 
-async fn echo_roundtrip(client: &mut Client, text: &str) {
+async fn echo_roundtrip<R: Rt>(client: &mut Client<R>, text: &str) {
     client.send(text).await.unwrap();
     match bounded("echo", client.next_event()).await {
         Some(Ok(ClientEvent::Message(Message::Text(got)))) => assert_eq!(got, text),
@@ -56,18 +55,20 @@ async fn echo_roundtrip(client: &mut Client, text: &str) {
     }
 }
 
-#[tokio::test]
-async fn reconnects_after_the_server_restarts() {
+async fn reconnects_after_the_server_restarts<R: Rt>() {
     let addr = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
-    let server = start_server(addr).await;
-    let mut client = bounded("connect", Client::connect(&url(addr), reconnecting(None)))
-        .await
-        .unwrap();
-    echo_roundtrip(&mut client, "first life").await;
+    let server = start_server::<R>(addr).await;
+    let mut client = bounded(
+        "connect",
+        Client::<R>::connect(&url(addr), reconnecting(None)),
+    )
+    .await
+    .unwrap();
+    echo_roundtrip::<R>(&mut client, "first life").await;
 
     // Stop the server: every connection dies with it.
     drop(server);
@@ -83,7 +84,7 @@ async fn reconnects_after_the_server_restarts() {
     // Down for a while: several attempts fail, then the server is back.
     let restart = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        start_server(addr).await
+        start_server::<R>(addr).await
     });
     let attempts = match bounded("reconnect", client.next_event()).await {
         Some(Ok(ClientEvent::Reconnected { attempts })) => attempts,
@@ -95,7 +96,7 @@ async fn reconnects_after_the_server_restarts() {
     );
     assert_eq!(client.reconnects(), 1);
     let _server = restart.await.unwrap();
-    echo_roundtrip(&mut client, "second life").await;
+    echo_roundtrip::<R>(&mut client, "second life").await;
 
     // Closing on purpose ends the client for good.
     let closed = bounded("close", client.close(CloseCode::NORMAL, ""))
@@ -106,21 +107,20 @@ async fn reconnects_after_the_server_restarts() {
     assert!(client.next_event().await.is_none());
 }
 
-#[tokio::test]
-async fn gives_up_after_bounded_attempts() {
+async fn gives_up_after_bounded_attempts<R: Rt>() {
     let addr = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
-    let server = start_server(addr).await;
+    let server = start_server::<R>(addr).await;
     let mut client = bounded(
         "connect",
-        Client::connect(&url(addr), reconnecting(Some(3))),
+        Client::<R>::connect(&url(addr), reconnecting(Some(3))),
     )
     .await
     .unwrap();
-    echo_roundtrip(&mut client, "hello").await;
+    echo_roundtrip::<R>(&mut client, "hello").await;
     drop(server);
     assert!(matches!(
         bounded("disconnect", client.next_event()).await,
@@ -133,21 +133,20 @@ async fn gives_up_after_bounded_attempts() {
     assert!(client.next_event().await.is_none());
 }
 
-#[tokio::test]
-async fn without_reconnect_the_client_just_ends() {
+async fn without_reconnect_the_client_just_ends<R: Rt>() {
     let addr = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
-    let server = start_server(addr).await;
+    let server = start_server::<R>(addr).await;
     let mut client = bounded(
         "connect",
-        Client::connect(&url(addr), ClientConfig::default()),
+        Client::<R>::connect(&url(addr), ClientConfig::default()),
     )
     .await
     .unwrap();
-    echo_roundtrip(&mut client, "hello").await;
+    echo_roundtrip::<R>(&mut client, "hello").await;
     drop(server);
     assert!(bounded("end", client.next_event()).await.is_none());
 }
@@ -179,3 +178,9 @@ fn backoff_doubles_up_to_the_maximum_with_jitter() {
     assert!(distinct.len() > 1);
     assert_eq!(policy.delay(1000), Duration::from_secs(1));
 }
+
+hubbub_tests::cross_runtime!(
+    reconnects_after_the_server_restarts,
+    gives_up_after_bounded_attempts,
+    without_reconnect_the_client_just_ends,
+);

@@ -3,17 +3,18 @@
 use std::{
     future::Future,
     io,
+    marker::PhantomData,
     sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use hubbub_core::{Accept, Config, Connection, Reject, Request};
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::{TcpListener, TcpStream},
-};
 
-use crate::{rt, websocket::Core, Error, WebSocket};
+use super::{websocket::Core, Error, WebSocket};
+use crate::{
+    driver::{Timer, Transport},
+    Runtime,
+};
 
 /// The configuration [`accept`] uses: [`Config::default`].
 fn default_config() -> Arc<Config> {
@@ -21,16 +22,16 @@ fn default_config() -> Arc<Config> {
     DEFAULT.get_or_init(|| Arc::new(Config::default())).clone()
 }
 
-/// Run the server side of the opening handshake on `stream` with the default
-/// configuration, accepting any path and no subprotocol.
-pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    accept_with(stream, default_config(), |_| Ok(Accept::new())).await
+/// Run the server side of the opening handshake on `transport` with the
+/// default configuration, accepting any path and no subprotocol.
+pub async fn accept<T: Transport, K: Timer>(
+    transport: T,
+    timer: K,
+) -> Result<WebSocket<T, K>, Error> {
+    accept_with(transport, timer, default_config(), |_| Ok(Accept::new())).await
 }
 
-/// Run the server side of the opening handshake on `stream`. Once a valid
+/// Run the server side of the opening handshake on `transport`. Once a valid
 /// upgrade request has arrived, `decide` sees it (path, headers, origin,
 /// offered subprotocols) and accepts or rejects it.
 ///
@@ -38,50 +39,46 @@ where
 /// reported as [`Error::Handshake`]; so is a rejection, after the HTTP
 /// response has been written. The handshake must finish within
 /// `config.handshake_timeout` ([`Error::Timeout`] otherwise).
-pub async fn accept_with<S, D>(
-    stream: S,
+pub async fn accept_with<T, K, D>(
+    transport: T,
+    timer: K,
     config: Arc<Config>,
     decide: D,
-) -> Result<WebSocket<S>, Error>
+) -> Result<WebSocket<T, K>, Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    T: Transport,
+    K: Timer,
     D: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    let mut core = Core::new(Connection::server(config, rt::now()), stream);
+    let now = timer.now();
+    let mut core = Core::new(Connection::server(config, now), transport, timer);
     core.open(decide).await?;
     Ok(WebSocket::from_core(core))
 }
 
 type Decide = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
 
-/// A TCP WebSocket server: accepts connections, sets `TCP_NODELAY`, runs
-/// each handshake in a task of its own, and hands every accepted
-/// [`WebSocket`] to the application's handler in that task.
-///
-/// ```no_run
-/// use hubbub_tokio::{Config, Reject, Server};
-/// # async fn run() -> std::io::Result<()> {
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
-/// Server::new(Config::default())
-///     .decide(|request| match request.path() {
-///         "/chat" => Ok(Default::default()),
-///         _ => Err(Reject::not_found()),
-///     })
-///     .serve(listener, |mut ws| async move {
-///         while let Some(Ok(message)) = ws.recv().await {
-///             let _ = ws.feed(message).await;
-///         }
-///     })
-///     .await;
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Server {
+/// A TCP WebSocket server on runtime `R`: accepts connections (with
+/// `TCP_NODELAY`), runs each handshake in a task of its own, and hands every
+/// accepted [`WebSocket`] to the application's handler in that task.
+/// Adapters name it `Server` (e.g. `hubbub_tokio::Server`).
+pub struct Server<R> {
     config: Arc<Config>,
     decide: Arc<Decide>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl std::fmt::Debug for Server {
+impl<R> Clone for Server<R> {
+    fn clone(&self) -> Self {
+        Server {
+            config: self.config.clone(),
+            decide: self.decide.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Server<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("config", &self.config)
@@ -89,18 +86,19 @@ impl std::fmt::Debug for Server {
     }
 }
 
-impl Default for Server {
+impl<R: Runtime> Default for Server<R> {
     fn default() -> Self {
         Self::new(Config::default())
     }
 }
 
-impl Server {
+impl<R: Runtime> Server<R> {
     /// A server whose connections use `config` and accept every request.
     pub fn new(config: Config) -> Self {
         Server {
             config: Arc::new(config),
             decide: Arc::new(|_| Ok(Accept::new())),
+            runtime: PhantomData,
         }
     }
 
@@ -124,27 +122,28 @@ impl Server {
     /// passed to `handler` in a task of its own; failed handshakes are
     /// answered and dropped. A failing `accept` (e.g. out of file
     /// descriptors) pauses the loop briefly instead of ending it.
-    pub async fn serve<H, F>(self, listener: TcpListener, handler: H)
+    pub async fn serve<H, F>(self, listener: R::Listener, handler: H)
     where
-        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        H: Fn(WebSocket<R::Stream, R::Timer>) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
         loop {
-            let stream = match listener.accept().await {
+            let stream = match R::accept(&listener).await {
                 Ok((stream, _)) => stream,
                 Err(error) => {
                     if is_fatal_accept_error(&error) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        R::sleep(Duration::from_millis(50)).await;
                     }
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let (config, decide, handler) =
                 (self.config.clone(), self.decide.clone(), handler.clone());
-            tokio::spawn(async move {
-                if let Ok(ws) = accept_with(stream, config, |request| decide(request)).await {
+            R::spawn(async move {
+                let timer = R::Timer::default();
+                if let Ok(ws) = accept_with(stream, timer, config, |request| decide(request)).await
+                {
                     handler(ws).await;
                 }
             });
@@ -154,7 +153,7 @@ impl Server {
 
 /// Errors that concern the listener rather than one connection; retrying
 /// at once would spin.
-fn is_fatal_accept_error(error: &io::Error) -> bool {
+pub(crate) fn is_fatal_accept_error(error: &io::Error) -> bool {
     !matches!(
         error.kind(),
         io::ErrorKind::ConnectionAborted

@@ -1,28 +1,36 @@
 //! The client side: `ws://` URLs, timeouts for every step, and optional
 //! automatic reconnection.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
-
-use hubbub_core::{Accept, ClientRequest, CloseCode, Closed, Config, Connection, Message};
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
-    time::{timeout, Instant},
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::pin,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
-use hubbub_realtime::Envelope;
+use futures_util::future::{select, Either};
+use hubbub_core::{Accept, ClientRequest, CloseCode, Closed, Config, Connection, Message};
 use serde_json::Value;
 
-use crate::{error::Step, rt, websocket::Core, ClientBuilder, Error, WebSocket};
+use super::{error::Step, websocket::Core, ClientBuilder, Error, WebSocket};
+use crate::{
+    driver::{Timer, Transport},
+    Envelope, Runtime,
+};
+
+/// The WebSocket a client on runtime `R` gets.
+pub type RuntimeWebSocket<R> = WebSocket<<R as Runtime>::Stream, <R as Runtime>::Timer>;
 
 /// How a client connects.
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = hubbub_tokio::ClientConfig {
+/// let config = hubbub_realtime::adapter::ClientConfig {
 ///     protocols: vec!["chat".into()],
 ///     headers: vec![("Authorization".into(), "Bearer abc".into())],
-///     reconnect: Some(hubbub_tokio::Reconnect::default()),
+///     reconnect: Some(hubbub_realtime::adapter::Reconnect::default()),
 ///     ..Default::default()
 /// };
 /// ```
@@ -95,15 +103,18 @@ impl Reconnect {
 
 /// Connect to a `ws://host[:port]/path` URL with the default
 /// [`ClientConfig`].
-pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
-    connect_with(url, &ClientConfig::default()).await
+pub async fn connect<R: Runtime>(url: &str) -> Result<RuntimeWebSocket<R>, Error> {
+    connect_with::<R>(url, &ClientConfig::default()).await
 }
 
 /// Connect to a `ws://` URL: resolve the host, open a TCP connection (with
 /// `TCP_NODELAY`), and run the opening handshake, each step within its
 /// timeout. The error names the step that failed and, for the handshake,
 /// the check.
-pub async fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<TcpStream>, Error> {
+pub async fn connect_with<R: Runtime>(
+    url: &str,
+    config: &ClientConfig,
+) -> Result<RuntimeWebSocket<R>, Error> {
     let mut request = ClientRequest::from_url(url).map_err(Error::Handshake)?;
     for protocol in &config.protocols {
         request = request.protocol(protocol.as_str());
@@ -111,52 +122,60 @@ pub async fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<
     for (name, value) in &config.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let addrs = within(
+    let addrs = within::<R, _>(
         config.dns_timeout,
         Step::Dns,
-        resolve(request.host(), request.port()),
+        resolve::<R>(request.host(), request.port()),
     )
     .await?;
-    let stream = within(config.connect_timeout, Step::Connect, connect_any(&addrs)).await?;
-    let _ = stream.set_nodelay(true);
-    client(stream, &request, config.config.clone()).await
+    let stream = within::<R, _>(
+        config.connect_timeout,
+        Step::Connect,
+        connect_any::<R>(&addrs),
+    )
+    .await?;
+    client(stream, R::Timer::default(), &request, config.config.clone()).await
 }
 
 /// Run the client side of the opening handshake over an already connected
-/// `stream`, within `config.handshake_timeout`.
-pub async fn client<S>(
-    stream: S,
+/// `transport`, within `config.handshake_timeout`.
+pub async fn client<T: Transport, K: Timer>(
+    transport: T,
+    timer: K,
     request: &ClientRequest,
     config: Arc<Config>,
-) -> Result<WebSocket<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<WebSocket<T, K>, Error> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|error| Error::Io(io::Error::other(error)))?;
-    let mut core = Core::new(Connection::client(config, rt::now(), request, seed), stream);
+    let conn = Connection::client(config, timer.now(), request, seed);
+    let mut core = Core::new(conn, transport, timer);
     core.open(|_| Ok(Accept::new())).await?;
     Ok(WebSocket::from_core(core))
 }
 
-async fn within<T>(
+/// `work`, or `None` if it takes longer than `limit` on `R`'s clock.
+pub async fn timeout<R: Runtime, T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    match select(pin!(work), pin!(R::sleep(limit))).await {
+        Either::Left((done, _)) => Some(done),
+        Either::Right(((), _)) => None,
+    }
+}
+
+async fn within<R: Runtime, T>(
     limit: Option<Duration>,
     step: Step,
-    work: impl std::future::Future<Output = Result<T, Error>>,
+    work: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     match limit {
-        Some(limit) => timeout(limit, work)
+        Some(limit) => timeout::<R, _>(limit, work)
             .await
-            .map_err(|_| Error::Timeout(step))?,
+            .ok_or(Error::Timeout(step))?,
         None => work.await,
     }
 }
 
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(Error::Dns)?
-        .collect();
+async fn resolve<R: Runtime>(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let addrs = R::resolve(host, port).await.map_err(Error::Dns)?;
     if addrs.is_empty() {
         let message = format!("no address found for {host}");
         return Err(Error::Dns(io::Error::new(io::ErrorKind::NotFound, message)));
@@ -165,10 +184,10 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
 }
 
 /// Try each address in turn; the error names the last one tried.
-async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
+async fn connect_any<R: Runtime>(addrs: &[SocketAddr]) -> Result<R::Stream, Error> {
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
+        match R::connect(*addr).await {
             Ok(stream) => return Ok(stream),
             Err(error) => last = Some(io::Error::new(error.kind(), format!("{addr}: {error}"))),
         }
@@ -194,8 +213,8 @@ pub enum ClientEvent {
     },
 }
 
-enum State {
-    Connected(Box<WebSocket<TcpStream>>),
+enum State<R: Runtime> {
+    Connected(Box<RuntimeWebSocket<R>>),
     /// Waiting to make attempt `attempt` at `at`.
     Waiting {
         attempt: u32,
@@ -212,14 +231,15 @@ enum State {
 /// (a dropped socket, a close frame from a restarting server, a keep-alive
 /// ping left unanswered) leads to reconnection. `next_event` is cancel-safe: the state it waits in lives in
 /// the client, and a dropped reconnection attempt is simply made again.
-pub struct Client {
+/// Adapters name it `Client` (e.g. `hubbub_tokio::Client`).
+pub struct Client<R: Runtime> {
     url: String,
     config: ClientConfig,
-    state: State,
+    state: State<R>,
     reconnects: u64,
 }
 
-impl std::fmt::Debug for Client {
+impl<R: Runtime> std::fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("url", &self.url)
@@ -229,35 +249,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
-impl Client {
+impl<R: Runtime> Client<R> {
     /// Build a client driven by callbacks (`on_open`, `on_message`,
     /// `on_typed_message`, `on_binary`, `on_close`, `on_error`), like the
-    /// server's hub; see [`ClientBuilder`].
-    ///
-    /// ```no_run
-    /// use hubbub_tokio::Client;
-    /// use serde_json::json;
-    ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = Client::builder("ws://127.0.0.1:9090/")
-    ///     .on_open(|client| {
-    ///         let _ = client.send_json("room.join", json!({"room": "general"}));
-    ///     })
-    ///     .on_typed_message(|_, event_type, payload| println!("{event_type}: {payload}"))
-    ///     .on_message(|_, text| println!("raw: {text}"))
-    ///     .connect()
-    ///     .await?;
-    /// client.send_json("chat.message", json!({"room": "general", "text": "hi"}))?;
-    /// # Ok(()) }
-    /// ```
-    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+    /// server's hub; see [`ClientBuilder`] (the adapter crates' docs have an
+    /// example).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder<R> {
         ClientBuilder::new(url.into())
     }
 
     /// Connect to `url`. The first connection is not retried: its error is
     /// returned as is.
-    pub async fn connect(url: &str, config: ClientConfig) -> Result<Client, Error> {
-        let ws = connect_with(url, &config).await?;
+    pub async fn connect(url: &str, config: ClientConfig) -> Result<Self, Error> {
+        let ws = connect_with::<R>(url, &config).await?;
         Ok(Client {
             url: url.to_owned(),
             config,
@@ -284,15 +288,15 @@ impl Client {
                         };
                         self.state = State::Waiting {
                             attempt: 1,
-                            at: Instant::now() + policy.delay(1),
+                            at: R::now() + policy.delay(1),
                         };
                         return Some(Ok(ClientEvent::Disconnected(closed)));
                     }
                 },
                 State::Waiting { attempt, at } => {
                     let (attempt, at) = (*attempt, *at);
-                    tokio::time::sleep_until(at).await;
-                    match connect_with(&self.url, &self.config).await {
+                    R::sleep(at.saturating_duration_since(R::now())).await;
+                    match connect_with::<R>(&self.url, &self.config).await {
                         Ok(ws) => {
                             self.state = State::Connected(Box::new(ws));
                             self.reconnects += 1;
@@ -307,7 +311,7 @@ impl Client {
                             let next = attempt + 1;
                             self.state = State::Waiting {
                                 attempt: next,
-                                at: Instant::now() + policy.delay(next),
+                                at: R::now() + policy.delay(next),
                             };
                         }
                     }
@@ -342,7 +346,7 @@ impl Client {
     }
 
     /// The current connection, if connected.
-    pub fn websocket(&mut self) -> Option<&mut WebSocket<TcpStream>> {
+    pub fn websocket(&mut self) -> Option<&mut RuntimeWebSocket<R>> {
         match &mut self.state {
             State::Connected(ws) => Some(ws),
             _ => None,

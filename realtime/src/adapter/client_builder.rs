@@ -1,34 +1,40 @@
 //! A client driven by callbacks, mirroring the server's [`Hub`]: built with
-//! [`Client::builder`](crate::Client::builder), run by a task of its own,
+//! [`Client::builder`](super::Client::builder), run by a task of its own,
 //! and reached through a cheap [`ClientHandle`] whose sends never block.
 //!
 //! Each connection runs through the same loop as a server session
 //! ([`drive_session`]), with a detached [`Session`] as its bounded outbound
 //! queue.
 //!
-//! [`Hub`]: hubbub_realtime::Hub
+//! [`Hub`]: crate::Hub
 
 use std::{
     fmt,
     future::Future,
     io,
+    marker::PhantomData,
     net::SocketAddr,
+    pin::pin,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
 };
 
 use bytes::Bytes;
+use futures_util::future::{select, Either};
 use hubbub_core::{CloseCode, Message};
-use hubbub_realtime::{
-    drive_session, Envelope, OutboundLimit, SendError, Session, SessionError, SessionEvent,
-    SessionInfo, SlowConsumer,
-};
 use serde_json::Value;
-use tokio::{net::TcpStream, sync::watch, sync::Notify};
 
-use crate::{client::connect_with, ClientConfig, Error, WebSocket};
+use super::{
+    client::{connect_with, RuntimeWebSocket},
+    flag::Flag,
+    ClientConfig, Error,
+};
+use crate::{
+    drive_session, Envelope, OutboundLimit, Runtime, RuntimeDriver, SendError, Session,
+    SessionError, SessionEvent, SessionInfo, SlowConsumer,
+};
 
 type OnOpen = Box<dyn Fn(&ClientHandle) + Send + Sync>;
 type OnText = Box<dyn Fn(&ClientHandle, &str) + Send + Sync>;
@@ -47,7 +53,8 @@ struct Handlers {
     error: Option<OnError>,
 }
 
-/// Builds a callback-driven client: see [`Client::builder`](crate::Client::builder).
+/// Builds a callback-driven client on runtime `R`: see
+/// [`Client::builder`](super::Client::builder).
 ///
 /// The callbacks are those of the server's `HubBuilder`, with a
 /// [`ClientHandle`] in place of the session: `on_open` for every connection
@@ -56,14 +63,15 @@ struct Handlers {
 /// `on_binary`, `on_close` once per connection, and `on_error` for protocol
 /// and transport errors and failed reconnection attempts. They run on the
 /// client's task and must not block; sending from them only enqueues.
-pub struct ClientBuilder {
+pub struct ClientBuilder<R> {
     url: String,
     config: ClientConfig,
     limit: OutboundLimit,
     handlers: Handlers,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl fmt::Debug for ClientBuilder {
+impl<R> fmt::Debug for ClientBuilder<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("url", &self.url)
@@ -73,7 +81,7 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
-impl ClientBuilder {
+impl<R: Runtime> ClientBuilder<R> {
     pub(crate) fn new(url: String) -> Self {
         ClientBuilder {
             url,
@@ -83,6 +91,7 @@ impl ClientBuilder {
                 ..OutboundLimit::default()
             },
             handlers: Handlers::default(),
+            runtime: PhantomData,
         }
     }
 
@@ -147,37 +156,35 @@ impl ClientBuilder {
     /// Called for a protocol error by the server ([`Error::Protocol`]: the
     /// connection then closes with its code), a transport error
     /// ([`Error::Io`]), and each failed reconnection attempt (the error of
-    /// [`connect_with`](crate::connect_with)).
+    /// [`connect_with`](super::connect_with)).
     pub fn on_error(mut self, f: impl Fn(&ClientHandle, &Error) + Send + Sync + 'static) -> Self {
         self.handlers.error = Some(Box::new(f));
         self
     }
 
-    /// Connect, call `on_open`, and run the client on a task of the current
-    /// tokio runtime. The first connection is not retried: its error is
+    /// Connect, call `on_open`, and run the client on a task of the
+    /// runtime. The first connection is not retried: its error is
     /// returned as is. The task runs until [`ClientHandle::close`], or until
     /// the connection ends with reconnection off (or given up).
     pub async fn connect(self) -> Result<ClientHandle, Error> {
-        let ws = connect_with(&self.url, &self.config).await?;
-        let (done, finished) = watch::channel(false);
+        let ws = connect_with::<R>(&self.url, &self.config).await?;
         let handle = ClientHandle(Arc::new(Shared {
             url: self.url,
             current: Mutex::new(None),
-            stopping: AtomicBool::new(false),
-            stop: Notify::new(),
+            stopping: Flag::default(),
             reconnects: AtomicU64::new(0),
-            finished,
+            finished: Arc::default(),
         }));
         let task = Task {
             handle: handle.clone(),
             handlers: self.handlers,
             config: self.config,
             limit: self.limit,
-            done,
+            runtime: PhantomData::<fn() -> R>,
         };
         // `on_open` runs before `connect` returns, so its sends go first.
         let first = task.open(ws);
-        tokio::spawn(task.run(first));
+        R::spawn(task.run(first));
         Ok(handle)
     }
 }
@@ -186,13 +193,11 @@ struct Shared {
     url: String,
     /// The open connection's outbound queue.
     current: Mutex<Option<Session>>,
-    /// `close` was called: no reconnection.
-    stopping: AtomicBool,
-    /// Wakes a reconnection wait when `close` is called.
-    stop: Notify,
+    /// `close` was called: no reconnection (a reconnection wait ends).
+    stopping: Flag,
     reconnects: AtomicU64,
-    /// Becomes true when the client's task has ended.
-    finished: watch::Receiver<bool>,
+    /// Set when the client's task has ended.
+    finished: Arc<Flag>,
 }
 
 /// A handle on a running callback client: cheap to clone, `Send + Sync`.
@@ -253,12 +258,10 @@ impl ClientHandle {
     /// runs when the handshake is over, and there is no reconnection. Wait
     /// for the end with [`closed`](Self::closed). Invalid codes become 1000.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        self.0.stopping.store(true, Ordering::SeqCst);
+        self.0.stopping.set();
         if let Some(session) = self.current().clone() {
             session.close(code, reason);
         }
-        // A stored permit: a reconnection wait that starts later ends too.
-        self.0.stop.notify_one();
     }
 
     /// True while a connection is open and accepting sends.
@@ -292,37 +295,42 @@ impl ClientHandle {
     /// [`close`](Self::close), or its connection ended with reconnection
     /// off or given up. Every `on_close` has run by then.
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut finished = self.0.finished.clone();
-        async move {
-            let _ = finished.wait_for(|done| *done).await;
-        }
+        self.0.finished.clone().wait_owned()
     }
 }
 
 /// The client's task: one connection after another.
-struct Task {
+struct Task<R> {
     handle: ClientHandle,
     handlers: Handlers,
     config: ClientConfig,
     limit: OutboundLimit,
-    done: watch::Sender<bool>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Drop for Task<R> {
+    /// The task is over, by its end or by the runtime dropping it: wake
+    /// [`ClientHandle::closed`].
+    fn drop(&mut self) {
+        self.handle.0.finished.set();
+    }
 }
 
 /// An open connection and its queue.
-type Open = (crate::rt::TokioDriver<TcpStream>, Session);
+type Open<R> = (RuntimeDriver<R>, Session);
 
-impl Task {
+impl<R: Runtime> Task<R> {
     /// Make `ws` the current connection and call `on_open`.
-    fn open(&self, ws: WebSocket<TcpStream>) -> Open {
+    fn open(&self, ws: RuntimeWebSocket<R>) -> Open<R> {
         let (driver, protocol) = ws.into_driver();
         let info = SessionInfo {
-            peer: driver.transport().0.peer_addr().ok(),
+            peer: R::peer_addr(driver.transport()).ok(),
             protocol,
             ..SessionInfo::default()
         };
         let session = Session::detached(info, self.limit);
         *self.handle.current() = Some(session.clone());
-        if self.handle.0.stopping.load(Ordering::SeqCst) {
+        if self.handle.0.stopping.is_set() {
             session.close(CloseCode::NORMAL, ""); // `close` raced the connect
         }
         if let Some(on_open) = &self.handlers.open {
@@ -331,7 +339,7 @@ impl Task {
         (driver, session)
     }
 
-    async fn run(self, first: Open) {
+    async fn run(self, first: Open<R>) {
         let mut next = Some(first);
         while let Some((mut driver, session)) = next.take() {
             drive_session(&mut driver, &session, |event| self.dispatch(event)).await;
@@ -342,7 +350,6 @@ impl Task {
             });
         }
         *self.handle.current() = None;
-        self.done.send_replace(true);
     }
 
     fn dispatch(&self, event: SessionEvent) {
@@ -381,20 +388,20 @@ impl Task {
     }
 
     /// The next connection, per the reconnection policy; `None` to stop.
-    async fn reconnect(&self) -> Option<WebSocket<TcpStream>> {
+    async fn reconnect(&self) -> Option<RuntimeWebSocket<R>> {
         let policy = self.config.reconnect.clone()?;
         let shared = &self.handle.0;
         for attempt in 1.. {
-            if shared.stopping.load(Ordering::SeqCst) {
+            if shared.stopping.is_set() {
                 return None;
             }
             let attempt_once = async {
-                tokio::time::sleep(policy.delay(attempt)).await;
-                connect_with(&shared.url, &self.config).await
+                R::sleep(policy.delay(attempt)).await;
+                connect_with::<R>(&shared.url, &self.config).await
             };
-            let result = tokio::select! {
-                result = attempt_once => result,
-                () = shared.stop.notified() => return None,
+            let result = match select(pin!(attempt_once), pin!(shared.stopping.wait())).await {
+                Either::Left((result, _)) => result,
+                Either::Right(((), _)) => return None,
             };
             match result {
                 Ok(ws) => return Some(ws),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::{big_config, bounded, echo_server, payload, tungstenite_echo_server, url};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{connect_with, ClientConfig, Config, Message};
+use hubbub_tests::prelude::*;
 use tokio_tungstenite::tungstenite;
 
 /// The messages every peer pairing exchanges: text, binary, empty ones,
@@ -38,10 +38,10 @@ fn client_config(fragment_size: Option<usize>) -> ClientConfig {
 }
 
 /// Send every message, then read every echo, checking order and content.
-async fn exchange_with_our_client(address: &str, fragment_size: Option<usize>) {
+async fn exchange_with_our_client<R: Rt>(address: &str, fragment_size: Option<usize>) {
     let ws = bounded(
         "connect",
-        connect_with(address, &client_config(fragment_size)),
+        connect_with::<R>(address, &client_config(fragment_size)),
     )
     .await
     .unwrap();
@@ -66,19 +66,16 @@ async fn exchange_with_our_client(address: &str, fragment_size: Option<usize>) {
         assert_eq!(&got, expected, "message {i}");
     }
     let mut tx = sending.await.unwrap();
-    tx.close(hubbub_tokio::CloseCode::NORMAL, "done")
-        .await
-        .unwrap();
+    tx.close(CloseCode::NORMAL, "done").await.unwrap();
     assert!(bounded("end of stream", rx.next()).await.is_none());
     let closed = rx.closed().expect("close recorded");
     assert_eq!(closed.code.0, 1000);
     assert!(closed.clean);
 }
 
-#[tokio::test]
-async fn our_client_against_our_server() {
-    let (addr, mut ends, _server) = echo_server(big_config()).await;
-    exchange_with_our_client(&url(addr), None).await;
+async fn our_client_against_our_server<R: Rt>() {
+    let (addr, mut ends, _server) = echo_server::<R>(big_config()).await;
+    exchange_with_our_client::<R>(&url(addr), None).await;
     let closed = bounded("server end", ends.recv()).await.unwrap().unwrap();
     assert_eq!(
         (closed.code.0, closed.reason.as_str(), closed.clean),
@@ -86,28 +83,25 @@ async fn our_client_against_our_server() {
     );
 }
 
-#[tokio::test]
-async fn fragmented_both_ways_between_our_peers() {
+async fn fragmented_both_ways_between_our_peers<R: Rt>() {
     // The client sends in 1000-byte fragments, the server answers in
     // 4096-byte ones; both reassemble.
-    let (addr, _ends, _server) = echo_server(Config {
+    let (addr, _ends, _server) = echo_server::<R>(Config {
         fragment_size: Some(4096),
         ..big_config()
     })
     .await;
-    exchange_with_our_client(&url(addr), Some(1000)).await;
+    exchange_with_our_client::<R>(&url(addr), Some(1000)).await;
 }
 
-#[tokio::test]
-async fn our_client_against_tungstenite_server() {
+async fn our_client_against_tungstenite_server<R: Rt>() {
     let (addr, _server) = tungstenite_echo_server().await;
-    exchange_with_our_client(&url(addr), None).await;
+    exchange_with_our_client::<R>(&url(addr), None).await;
 }
 
-#[tokio::test]
-async fn our_fragmented_client_against_tungstenite_server() {
+async fn our_fragmented_client_against_tungstenite_server<R: Rt>() {
     let (addr, _server) = tungstenite_echo_server().await;
-    exchange_with_our_client(&url(addr), Some(777)).await;
+    exchange_with_our_client::<R>(&url(addr), Some(777)).await;
 }
 
 fn to_tungstenite(message: &Message) -> tungstenite::Message {
@@ -118,8 +112,8 @@ fn to_tungstenite(message: &Message) -> tungstenite::Message {
     }
 }
 
-async fn exchange_with_tungstenite_client(server_config: Config) {
-    let (addr, mut ends, _server) = echo_server(server_config).await;
+async fn exchange_with_tungstenite_client<R: Rt>(server_config: Config) {
+    let (addr, mut ends, _server) = echo_server::<R>(server_config).await;
     let config = tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20));
@@ -168,26 +162,21 @@ async fn exchange_with_tungstenite_client(server_config: Config) {
     );
 }
 
-#[tokio::test]
-async fn tungstenite_client_against_our_server() {
-    exchange_with_tungstenite_client(big_config()).await;
+async fn tungstenite_client_against_our_server<R: Rt>() {
+    exchange_with_tungstenite_client::<R>(big_config()).await;
 }
 
-#[tokio::test]
-async fn tungstenite_client_reassembles_our_fragments() {
-    exchange_with_tungstenite_client(Config {
+async fn tungstenite_client_reassembles_our_fragments<R: Rt>() {
+    exchange_with_tungstenite_client::<R>(Config {
         fragment_size: Some(1500),
         ..big_config()
     })
     .await;
 }
 
-#[tokio::test]
-async fn many_small_messages_keep_their_order() {
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+async fn many_small_messages_keep_their_order<R: Rt>() {
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     // Queue many without flushing in between: they leave in batched writes.
     for i in 0..2000 {
         ws.feed(format!("message {i}")).await.unwrap();
@@ -197,22 +186,19 @@ async fn many_small_messages_keep_their_order() {
         let got = bounded("echo", ws.recv()).await.unwrap().unwrap();
         assert_eq!(got, Message::Text(format!("message {i}")));
     }
-    let closed = bounded("close", ws.close(hubbub_tokio::CloseCode::NORMAL, ""))
+    let closed = bounded("close", ws.close(CloseCode::NORMAL, ""))
         .await
         .unwrap();
     assert!(closed.clean);
 }
 
-#[tokio::test]
-async fn oversized_message_closes_with_1009() {
-    let (addr, mut ends, _server) = echo_server(Config {
+async fn oversized_message_closes_with_1009<R: Rt>() {
+    let (addr, mut ends, _server) = echo_server::<R>(Config {
         max_message_size: 1000,
         ..Config::default()
     })
     .await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     ws.send(Message::Binary(payload(1001, 1).into()))
         .await
         .unwrap();
@@ -221,3 +207,14 @@ async fn oversized_message_closes_with_1009() {
     let server_side = bounded("server end", ends.recv()).await.unwrap().unwrap();
     assert_eq!(server_side.code.0, 1009);
 }
+
+hubbub_tests::cross_runtime!(
+    our_client_against_our_server,
+    fragmented_both_ways_between_our_peers,
+    our_client_against_tungstenite_server,
+    our_fragmented_client_against_tungstenite_server,
+    tungstenite_client_against_our_server,
+    tungstenite_client_reassembles_our_fragments,
+    many_small_messages_keep_their_order,
+    oversized_message_closes_with_1009,
+);

@@ -7,24 +7,21 @@ use std::{
     task::{ready, Context, Poll, Wake, Waker},
 };
 
+use super::Error;
+use crate::{
+    driver::{Driver, Timer, Transport, BACKLOG_LIMIT},
+    Envelope,
+};
 use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
 use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Reject, Request};
-use hubbub_realtime::Envelope;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use crate::{
-    driver::{Driver, BACKLOG_LIMIT},
-    rt::{Io, TokioDriver, TokioTimer},
-    Error,
-};
 
 /// Everything a connection owns; shared by the two halves after a split.
-pub(crate) struct Core<S: AsyncRead + AsyncWrite + Unpin> {
-    driver: TokioDriver<S>,
+pub(crate) struct Core<T: Transport, K: Timer> {
+    driver: Driver<T, K>,
     /// How the connection ended, once it has.
     closed: Option<Closed>,
     last_pong: Option<Bytes>,
@@ -33,10 +30,10 @@ pub(crate) struct Core<S: AsyncRead + AsyncWrite + Unpin> {
     ended: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
-    pub(crate) fn new(conn: Connection, stream: S) -> Self {
+impl<T: Transport, K: Timer> Core<T, K> {
+    pub(crate) fn new(conn: Connection, transport: T, timer: K) -> Self {
         Core {
-            driver: Driver::new(conn, Io(stream), TokioTimer::default()),
+            driver: Driver::new(conn, transport, timer),
             closed: None,
             last_pong: None,
             protocol: None,
@@ -137,7 +134,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 }
 
-/// A WebSocket connection over a byte stream `S` (a `TcpStream`, usually).
+/// A WebSocket connection over a transport `T` (a TCP stream, usually),
+/// keeping time with the timer `K`. Each adapter names it for its runtime
+/// (`hubbub_tokio::WebSocket<TcpStream>`, `hubbub_smol::WebSocket`).
 ///
 /// Receive with [`Stream`] (`next()` from `futures_util::StreamExt`) or
 /// [`recv`](Self::recv); send with [`Sink`] or [`send`](Self::send) /
@@ -166,12 +165,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 ///   `send()` dropped while flushing has (it is written by the next poll).
 /// - **Writes are batched**: the bytes of every queued frame leave in one
 ///   vectored write when the stream next polls or the sink is flushed.
-pub struct WebSocket<S: AsyncRead + AsyncWrite + Unpin> {
-    core: Core<S>,
+pub struct WebSocket<T: Transport, K: Timer> {
+    core: Core<T, K>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    pub(crate) fn from_core(core: Core<S>) -> Self {
+impl<T: Transport, K: Timer> WebSocket<T, K> {
+    pub(crate) fn from_core(core: Core<T, K>) -> Self {
         WebSocket { core }
     }
 
@@ -182,12 +181,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The driver and the agreed subprotocol, for a loop of its own (the
     /// callback client's).
-    pub(crate) fn into_driver(self) -> (TokioDriver<S>, Option<String>) {
+    pub(crate) fn into_driver(self) -> (Driver<T, K>, Option<String>) {
         (self.core.driver, self.core.protocol)
     }
 
     /// Send the envelope `{"type": event_type, "payload": payload}` as a
-    /// text message (see [`Envelope`](hubbub_realtime::Envelope)), and
+    /// text message (see [`Envelope`]), and
     /// write everything queued.
     pub async fn send_json(&mut self, event_type: &str, payload: Value) -> Result<(), Error> {
         self.send(Message::Text(Envelope::new(event_type, payload).to_json()))
@@ -261,9 +260,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.core.last_pong.as_ref()
     }
 
-    /// The underlying stream (e.g. for its peer address).
-    pub fn get_ref(&self) -> &S {
-        &self.core.driver.transport().0
+    /// The underlying transport (e.g. for its peer address).
+    pub fn get_ref(&self) -> &T {
+        self.core.driver.transport()
     }
 
     /// Split into a sending and a receiving half that may be used from
@@ -271,7 +270,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// while only the read half is polled, pongs and close echoes are still
     /// written; while only the write half is, queued frames are written (but
     /// nothing is read).
-    pub fn split(self) -> (WriteHalf<S>, ReadHalf<S>) {
+    pub fn split(self) -> (WriteHalf<T, K>, ReadHalf<T, K>) {
         let wakers = Arc::new(Wakers::default());
         let shared = Arc::new(Shared {
             core: Mutex::new(self.core),
@@ -287,7 +286,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for WebSocket<S> {
+// Nothing in a WebSocket is pinned: it is polled through `&mut` only.
+impl<T: Transport, K: Timer> Unpin for WebSocket<T, K> {}
+
+impl<T: Transport, K: Timer> std::fmt::Debug for WebSocket<T, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let conn = self.core.driver.conn_ref();
         f.debug_struct("WebSocket")
@@ -299,7 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for WebSocket<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+impl<T: Transport, K: Timer> Stream for WebSocket<T, K> {
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -307,13 +309,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for WebSocket<S> {
+impl<T: Transport, K: Timer> FusedStream for WebSocket<T, K> {
     fn is_terminated(&self) -> bool {
         self.core.ended
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+impl<T: Transport, K: Timer> Sink<Message> for WebSocket<T, K> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -355,16 +357,16 @@ impl Wake for Wakers {
     }
 }
 
-struct Shared<S: AsyncRead + AsyncWrite + Unpin> {
+struct Shared<T: Transport, K: Timer> {
     /// Locked only inside a poll, never across an await.
-    core: Mutex<Core<S>>,
+    core: Mutex<Core<T, K>>,
     wakers: Arc<Wakers>,
     /// Wakes both halves; handed to the transport and the timer.
     waker: Waker,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
-    fn lock(&self) -> MutexGuard<'_, Core<S>> {
+impl<T: Transport, K: Timer> Shared<T, K> {
+    fn lock(&self) -> MutexGuard<'_, Core<T, K>> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -374,7 +376,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
         &self,
         slot: &AtomicWaker,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Core<S>, &mut Context<'_>) -> R,
+        f: impl FnOnce(&mut Core<T, K>, &mut Context<'_>) -> R,
     ) -> R {
         slot.register(cx.waker());
         let mut cx = Context::from_waker(&self.waker);
@@ -385,17 +387,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
 /// The receiving half of a split [`WebSocket`]: a [`Stream`] of messages.
 /// Polling it also writes what the core queued (pongs, close echoes, and
 /// anything sent through the write half).
-pub struct ReadHalf<S: AsyncRead + AsyncWrite + Unpin> {
-    shared: Arc<Shared<S>>,
+pub struct ReadHalf<T: Transport, K: Timer> {
+    shared: Arc<Shared<T, K>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for ReadHalf<S> {
+impl<T: Transport, K: Timer> std::fmt::Debug for ReadHalf<T, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadHalf").finish_non_exhaustive()
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
+impl<T: Transport, K: Timer> ReadHalf<T, K> {
     /// The next data message; `None` once the connection is over.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.poll_next_message(cx)).await
@@ -417,7 +419,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
+impl<T: Transport, K: Timer> Stream for ReadHalf<T, K> {
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -425,28 +427,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for ReadHalf<S> {
+impl<T: Transport, K: Timer> FusedStream for ReadHalf<T, K> {
     fn is_terminated(&self) -> bool {
         self.shared.lock().ended
     }
 }
 
 /// The sending half of a split [`WebSocket`]: a [`Sink`] of messages.
-pub struct WriteHalf<S: AsyncRead + AsyncWrite + Unpin> {
-    shared: Arc<Shared<S>>,
+pub struct WriteHalf<T: Transport, K: Timer> {
+    shared: Arc<Shared<T, K>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> std::fmt::Debug for WriteHalf<S> {
+impl<T: Transport, K: Timer> std::fmt::Debug for WriteHalf<T, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteHalf").finish_non_exhaustive()
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
+impl<T: Transport, K: Timer> WriteHalf<T, K> {
     fn with<R>(
         &self,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Core<S>, &mut Context<'_>) -> R,
+        f: impl FnOnce(&mut Core<T, K>, &mut Context<'_>) -> R,
     ) -> R {
         self.shared.poll(&self.shared.wakers.write, cx, f)
     }
@@ -495,7 +497,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
+impl<T: Transport, K: Timer> Sink<Message> for WriteHalf<T, K> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

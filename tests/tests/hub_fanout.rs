@@ -7,7 +7,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::bounded;
-use hubbub_tokio::{CloseCode, Config, Hub, HubServer, Message};
+use hubbub_tests::prelude::*;
 use tokio::task::JoinSet;
 
 /// Subscribers wanted; each costs two descriptors in this process.
@@ -22,8 +22,7 @@ fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcast_reaches_thousands_once_and_in_order() {
+async fn broadcast_reaches_thousands_once_and_in_order<R: Rt>() {
     let subscribers = match open_files_limit() {
         Some(limit) if limit < 2 * SUBSCRIBERS + 200 => {
             let n = limit.saturating_sub(200) / 2;
@@ -42,7 +41,7 @@ async fn broadcast_reaches_thousands_once_and_in_order() {
             session.hub().unwrap().broadcast_text(text, Some(session));
         })
         .build();
-    let server = HubServer::bind("127.0.0.1:0", hub.clone(), Arc::new(Config::default()))
+    let server = HubServer::<R>::bind("127.0.0.1:0", hub.clone(), Arc::new(Config::default()))
         .await
         .unwrap()
         .start()
@@ -56,7 +55,7 @@ async fn broadcast_reaches_thousands_once_and_in_order() {
         let mut connecting = JoinSet::new();
         for _ in (batch * 250)..subscribers.min((batch + 1) * 250) {
             let url = url.clone();
-            connecting.spawn(async move { hubbub_tokio::connect(&url).await.unwrap() });
+            connecting.spawn(async move { connect::<R>(&url).await.unwrap() });
         }
         while let Some(ws) = connecting.join_next().await {
             let mut ws = ws.unwrap();
@@ -77,7 +76,7 @@ async fn broadcast_reaches_thousands_once_and_in_order() {
             });
         }
     }
-    let mut publisher = hubbub_tokio::connect(&url).await.unwrap();
+    let mut publisher = connect::<R>(&url).await.unwrap();
     bounded("every session registered", async {
         while hub.session_count() < subscribers + 1 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -118,3 +117,5 @@ async fn broadcast_reaches_thousands_once_and_in_order() {
         Some(&(subscribers as u64 + 1))
     );
 }
+
+hubbub_tests::cross_runtime!(broadcast_reaches_thousands_once_and_in_order,);

@@ -7,10 +7,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::bounded;
-use hubbub_tokio::{
-    Client, ClientConfig, ClientEvent, CloseCode, Config, Error, Hub, HubServer, Message,
-    OutboundLimit, Reconnect, SendError, ServerHandle, SlowConsumer,
-};
+use hubbub_tests::prelude::*;
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -18,8 +15,8 @@ use tokio::{
     sync::mpsc,
 };
 
-async fn start(hub: Hub) -> ServerHandle {
-    HubServer::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
+async fn start<R: Rt>(hub: Hub) -> ServerHandle {
+    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
         .await
         .unwrap()
         .start()
@@ -61,10 +58,10 @@ enum Got {
     Error(String),
 }
 
-fn recording_client(url: String) -> (hubbub_tokio::ClientBuilder, mpsc::UnboundedReceiver<Got>) {
+fn recording_client<R: Rt>(url: String) -> (ClientBuilder<R>, mpsc::UnboundedReceiver<Got>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let [t1, t2, t3, t4, t5, t6] = [(); 6].map(|_| tx.clone());
-    let builder = Client::builder(url)
+    let builder = Client::<R>::builder(url)
         .on_open(move |c| {
             let _ = t1.send(Got::Open(c.reconnects()));
         })
@@ -111,16 +108,15 @@ async fn got_n(rx: &mut mpsc::UnboundedReceiver<Got>, n: usize) -> Vec<Got> {
     all
 }
 
-#[tokio::test]
-async fn send_json_on_websocket_split_half_and_client() {
-    let server = start(typed_server()).await;
+async fn send_json_on_websocket_split_half_and_client<R: Rt>() {
+    let server = start::<R>(typed_server()).await;
     let url = format!("ws://{}/", server.local_addr());
     let text = |m: Option<Result<Message, Error>>| match m {
         Some(Ok(Message::Text(t))) => t,
         other => panic!("{other:?}"),
     };
 
-    let mut ws = hubbub_tokio::connect(&url).await.unwrap();
+    let mut ws = connect::<R>(&url).await.unwrap();
     assert_eq!(text(ws.recv().await), "welcome");
     text(ws.recv().await);
     ws.send_json("echo", json!({"a": [1, {"b": null}]}))
@@ -139,7 +135,7 @@ async fn send_json_on_websocket_split_half_and_client() {
         r#"{"type":"app.unknown","payload":{"type":"nope"}}"#
     );
 
-    let mut client = Client::connect(&url, ClientConfig::default())
+    let mut client = Client::<R>::connect(&url, ClientConfig::default())
         .await
         .unwrap();
     for _ in 0..2 {
@@ -164,11 +160,10 @@ async fn send_json_on_websocket_split_half_and_client() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn callback_client_mirrors_the_server() {
-    let server = start(typed_server()).await;
+async fn callback_client_mirrors_the_server<R: Rt>() {
+    let server = start::<R>(typed_server()).await;
     let url = format!("ws://{}/", server.local_addr());
-    let (builder, mut rx) = recording_client(url);
+    let (builder, mut rx) = recording_client::<R>(url);
     let client = builder
         .on_open(|c| {
             // Sends from on_open go out first.
@@ -218,10 +213,9 @@ async fn callback_client_mirrors_the_server() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn a_server_close_reaches_on_close_and_ends_the_client() {
-    let server = start(typed_server()).await;
-    let (builder, mut rx) = recording_client(format!("ws://{}/", server.local_addr()));
+async fn a_server_close_reaches_on_close_and_ends_the_client<R: Rt>() {
+    let server = start::<R>(typed_server()).await;
+    let (builder, mut rx) = recording_client::<R>(format!("ws://{}/", server.local_addr()));
     let client = builder.connect().await.unwrap();
     assert_eq!(got(&mut rx).await, Got::Open(0));
     got_n(&mut rx, 3).await; // welcome, hello (raw + typed)
@@ -232,10 +226,9 @@ async fn a_server_close_reaches_on_close_and_ends_the_client() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn the_client_reconnects_and_on_open_runs_again() {
+async fn the_client_reconnects_and_on_open_runs_again<R: Rt>() {
     let hub = typed_server();
-    let server = start(hub.clone()).await;
+    let server = start::<R>(hub.clone()).await;
     let addr = server.local_addr();
     let config = ClientConfig {
         reconnect: Some(Reconnect {
@@ -246,7 +239,7 @@ async fn the_client_reconnects_and_on_open_runs_again() {
         }),
         ..ClientConfig::default()
     };
-    let (builder, mut rx) = recording_client(format!("ws://{addr}/"));
+    let (builder, mut rx) = recording_client::<R>(format!("ws://{addr}/"));
     let client = builder
         .config(config)
         .on_open(|c| {
@@ -266,7 +259,7 @@ async fn the_client_reconnects_and_on_open_runs_again() {
     );
     assert!(!client.is_connected());
     let hub2 = typed_server();
-    let server2 = HubServer::bind(addr, hub2.clone(), Arc::new(Config::default()))
+    let server2 = HubServer::<R>::bind(addr, hub2.clone(), Arc::new(Config::default()))
         .await
         .unwrap()
         .start()
@@ -292,45 +285,6 @@ async fn the_client_reconnects_and_on_open_runs_again() {
     client.close(CloseCode::NORMAL, "");
     bounded("close() ends the reconnection wait", client.closed()).await;
     drop(hub);
-}
-
-#[tokio::test]
-async fn the_outbound_queue_is_bounded() {
-    let (seen, mut seen_rx) = mpsc::unbounded_channel();
-    let hub = Hub::builder()
-        .on_message(move |_, text| {
-            let _ = seen.send(text.to_owned());
-        })
-        .build();
-    let server = start(hub).await;
-    let client = Client::builder(format!("ws://{}/", server.local_addr()))
-        .outbound_limit(OutboundLimit {
-            max_bytes: 1 << 20,
-            max_messages: 10,
-            policy: SlowConsumer::Drop,
-        })
-        .connect()
-        .await
-        .unwrap();
-    // On this single-threaded runtime the client's task cannot run between
-    // these calls: ten fit, the rest are refused.
-    let results: Vec<_> = (0..25).map(|i| client.send_text(format!("{i}"))).collect();
-    assert!(results[..10].iter().all(Result::is_ok));
-    assert!(results[10..].iter().all(|r| *r == Err(SendError::Full)));
-    for i in 0..10 {
-        assert_eq!(
-            bounded("delivery", seen_rx.recv()).await.unwrap(),
-            i.to_string()
-        );
-    }
-    assert!(client.is_connected(), "Drop keeps the connection");
-    client.close(CloseCode::NORMAL, "");
-    bounded("end", client.closed()).await;
-    assert!(
-        seen_rx.try_recv().is_err(),
-        "nothing past the limit was sent"
-    );
-    server.shutdown(Duration::from_secs(1)).await;
 }
 
 /// A server written by hand that completes the handshake, then sends
@@ -375,8 +329,7 @@ async fn misbehaving_server(bytes: Vec<u8>) -> (String, tokio::task::JoinHandle<
     (url, task)
 }
 
-#[tokio::test]
-async fn a_protocol_error_reaches_on_error_then_on_close() {
+async fn a_protocol_error_reaches_on_error_then_on_close<R: Rt>() {
     // A masked frame from a server (1002), then text that is not UTF-8 (1007).
     for (frame, code) in [
         (
@@ -389,7 +342,7 @@ async fn a_protocol_error_reaches_on_error_then_on_close() {
         ),
     ] {
         let (url, server) = misbehaving_server(frame).await;
-        let (builder, mut rx) = recording_client(url);
+        let (builder, mut rx) = recording_client::<R>(url);
         let client = builder.connect().await.unwrap();
         assert_eq!(got(&mut rx).await, Got::Open(0));
         match got(&mut rx).await {
@@ -410,3 +363,11 @@ async fn a_protocol_error_reaches_on_error_then_on_close() {
         assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), code);
     }
 }
+
+hubbub_tests::cross_runtime!(
+    send_json_on_websocket_split_half_and_client,
+    callback_client_mirrors_the_server,
+    a_server_close_reaches_on_close_and_ends_the_client,
+    the_client_reconnects_and_on_open_runs_again,
+    a_protocol_error_reaches_on_error_then_on_close,
+);

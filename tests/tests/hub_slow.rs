@@ -7,10 +7,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{bounded, raw::Raw};
-use hubbub_tokio::{
-    CloseCode, Config, Hub, HubServer, Message, OutboundLimit, ServerHandle, SessionError,
-    SessionId, SlowConsumer,
-};
+use hubbub_tests::prelude::*;
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -44,7 +41,7 @@ enum Seen {
     Close(SessionId, u16),
 }
 
-async fn start(
+async fn start<R: Rt>(
     policy: SlowConsumer,
     close_timeout: Duration,
 ) -> (ServerHandle, mpsc::UnboundedReceiver<Seen>) {
@@ -68,7 +65,7 @@ async fn start(
         close_timeout,
         ..Config::default()
     };
-    let server = HubServer::bind("127.0.0.1:0", hub, Arc::new(config))
+    let server = HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(config))
         .await
         .unwrap()
         .start()
@@ -86,11 +83,11 @@ async fn opened(rx: &mut mpsc::UnboundedReceiver<Seen>) -> SessionId {
 /// A reader (our own client) that checks every broadcast arrives once and
 /// in order, reports its progress, and returns how many it got when the
 /// `end` marker comes.
-fn healthy(server: &ServerHandle) -> (JoinHandle<u32>, watch::Receiver<u32>) {
+fn healthy<R: Rt>(server: &ServerHandle) -> (JoinHandle<u32>, watch::Receiver<u32>) {
     let url = format!("ws://{}/", server.local_addr());
     let (progress, watched) = watch::channel(0);
     let reader = tokio::spawn(async move {
-        let mut ws = hubbub_tokio::connect(&url).await.unwrap();
+        let mut ws = connect::<R>(&url).await.unwrap();
         ws.send("ready").await.unwrap();
         let mut next = 0;
         loop {
@@ -122,14 +119,17 @@ struct Run {
 /// Connect a slow consumer (tiny receive buffer, never reads) and healthy
 /// readers, then broadcast `TOTAL` messages, paced by the healthy readers
 /// only, checking the slow session's queue after every broadcast.
-async fn broadcast_past_a_slow_consumer(policy: SlowConsumer, close_timeout: Duration) -> Run {
-    let (server, mut rx) = start(policy, close_timeout).await;
+async fn broadcast_past_a_slow_consumer<R: Rt>(
+    policy: SlowConsumer,
+    close_timeout: Duration,
+) -> Run {
+    let (server, mut rx) = start::<R>(policy, close_timeout).await;
     let slow = Raw::connect_with(server.local_addr(), "/", Some(4096)).await;
     let slow_id = opened(&mut rx).await;
     let session = server.hub().session(slow_id).unwrap();
     let mut readers = Vec::new();
     for _ in 0..HEALTHY {
-        readers.push(healthy(&server));
+        readers.push(healthy::<R>(&server));
         opened(&mut rx).await;
     }
     let hub = server.hub().clone();
@@ -164,12 +164,11 @@ async fn finish_healthy(run: &mut Run) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_policy_closes_the_slow_consumer_with_its_code() {
+async fn close_policy_closes_the_slow_consumer_with_its_code<R: Rt>() {
     // Room for the slow reader to catch up before the close handshake times
     // out.
     let policy = SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER);
-    let mut run = broadcast_past_a_slow_consumer(policy, Duration::from_secs(15)).await;
+    let mut run = broadcast_past_a_slow_consumer::<R>(policy, Duration::from_secs(15)).await;
     let hub = run.server.hub().clone();
     assert_eq!(hub.metrics().slow_consumer_closes.get(), 1);
     assert_eq!(hub.metrics().slow_consumer_drops.get(), 0);
@@ -222,9 +221,9 @@ async fn close_policy_closes_the_slow_consumer_with_its_code() {
     assert_eq!(hub.metrics().slow_consumer_closes.get(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drop_policy_drops_and_counts_and_the_session_stays_open() {
-    let mut run = broadcast_past_a_slow_consumer(SlowConsumer::Drop, Duration::from_secs(5)).await;
+async fn drop_policy_drops_and_counts_and_the_session_stays_open<R: Rt>() {
+    let mut run =
+        broadcast_past_a_slow_consumer::<R>(SlowConsumer::Drop, Duration::from_secs(5)).await;
     let hub = run.server.hub().clone();
     let drops = hub.metrics().slow_consumer_drops.get();
     assert!(drops > 0 && drops < TOTAL as u64, "{drops} dropped");
@@ -274,13 +273,12 @@ async fn drop_policy_drops_and_counts_and_the_session_stays_open() {
     assert_eq!(hub.metrics().slow_consumer_drops.get(), drops);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_policy_ends_a_consumer_that_never_reads_again() {
+async fn close_policy_ends_a_consumer_that_never_reads_again<R: Rt>() {
     // The close cannot wait behind data the consumer will never read: it is
     // handed to the core at once, the close handshake times out, and the
     // session is released (1006: the peer never answered).
     let policy = SlowConsumer::Close(CloseCode::POLICY_VIOLATION);
-    let mut run = broadcast_past_a_slow_consumer(policy, Duration::from_millis(500)).await;
+    let mut run = broadcast_past_a_slow_consumer::<R>(policy, Duration::from_millis(500)).await;
     let hub = run.server.hub().clone();
     assert_eq!(hub.metrics().slow_consumer_closes.get(), 1);
     finish_healthy(&mut run).await;
@@ -303,3 +301,9 @@ async fn close_policy_ends_a_consumer_that_never_reads_again() {
     .await;
     run.server.shutdown(Duration::from_secs(2)).await;
 }
+
+hubbub_tests::cross_runtime!(
+    close_policy_closes_the_slow_consumer_with_its_code,
+    drop_policy_drops_and_counts_and_the_session_stays_open,
+    close_policy_ends_a_consumer_that_never_reads_again,
+);

@@ -8,13 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{bounded, echo_server, tungstenite_echo_server, url};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_tokio::{CloseCode, Config, Error, Initiator, Message, Server, UsageError};
+use hubbub_tests::prelude::*;
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_tungstenite::tungstenite;
 
-#[tokio::test]
-async fn our_server_answers_pings() {
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
+async fn our_server_answers_pings<R: Rt>() {
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
     let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr)))
         .await
         .unwrap();
@@ -38,12 +37,9 @@ async fn our_server_answers_pings() {
     }
 }
 
-#[tokio::test]
-async fn our_client_pings_and_records_the_pong() {
+async fn our_client_pings_and_records_the_pong<R: Rt>() {
     let (addr, _server) = tungstenite_echo_server().await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     assert!(ws.last_pong().is_none());
     ws.ping(b"hello?").await.unwrap();
     // The pong is recorded while the stream is polled; a message sent after
@@ -61,12 +57,9 @@ async fn our_client_pings_and_records_the_pong() {
     ));
 }
 
-#[tokio::test]
-async fn client_close_with_code_and_reason_reaches_our_server() {
-    let (addr, mut ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+async fn client_close_with_code_and_reason_reaches_our_server<R: Rt>() {
+    let (addr, mut ends, _server) = echo_server::<R>(Config::default()).await;
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     let closed = bounded("close", ws.close(CloseCode(4321), "going home"))
         .await
         .unwrap();
@@ -84,12 +77,9 @@ async fn client_close_with_code_and_reason_reaches_our_server() {
     assert!(ws.recv().await.is_none());
 }
 
-#[tokio::test]
-async fn invalid_close_codes_are_refused_locally() {
-    let (addr, _ends, _server) = echo_server(Config::default()).await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+async fn invalid_close_codes_are_refused_locally<R: Rt>() {
+    let (addr, _ends, _server) = echo_server::<R>(Config::default()).await;
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     for code in [1005, 1006, 1015, 999, 5000] {
         assert!(
             matches!(ws.start_close(CloseCode(code), ""), Err(Error::Usage(UsageError::InvalidCloseCode(c))) if c == code)
@@ -108,15 +98,11 @@ async fn invalid_close_codes_are_refused_locally() {
 }
 
 /// A server that greets, then closes with 4000 "server says bye".
-async fn closing_server() -> (
-    std::net::SocketAddr,
-    mpsc::UnboundedReceiver<hubbub_tokio::Closed>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn closing_server<R: Rt>() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Closed>) {
+    let (listener, addr) = listen::<R>();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(
-        Server::new(Config::default()).serve(listener, move |mut ws| {
+        Server::<R>::new(Config::default()).serve(listener, move |mut ws| {
             let tx = tx.clone();
             async move {
                 ws.send("welcome").await.unwrap();
@@ -128,9 +114,8 @@ async fn closing_server() -> (
     (addr, rx)
 }
 
-#[tokio::test]
-async fn server_initiated_close_to_tungstenite_client() {
-    let (addr, mut ends) = closing_server().await;
+async fn server_initiated_close_to_tungstenite_client<R: Rt>() {
+    let (addr, mut ends) = closing_server::<R>().await;
     let (mut ws, _) = bounded("connect", tokio_tungstenite::connect_async(url(addr)))
         .await
         .unwrap();
@@ -155,12 +140,9 @@ async fn server_initiated_close_to_tungstenite_client() {
     );
 }
 
-#[tokio::test]
-async fn server_initiated_close_to_our_client() {
-    let (addr, mut ends) = closing_server().await;
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+async fn server_initiated_close_to_our_client<R: Rt>() {
+    let (addr, mut ends) = closing_server::<R>().await;
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     assert_eq!(
         bounded("greeting", ws.recv()).await.unwrap().unwrap(),
         Message::Text("welcome".into())
@@ -177,8 +159,7 @@ async fn server_initiated_close_to_our_client() {
     assert!(server_side.clean);
 }
 
-#[tokio::test]
-async fn close_without_answer_times_out() {
+async fn close_without_answer_times_out<R: Rt>() {
     // A peer that completes the handshake and then never reads: our close
     // handshake gives up after close_timeout with 1006.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,14 +170,14 @@ async fn close_without_answer_times_out() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         drop(ws);
     });
-    let config = hubbub_tokio::ClientConfig {
+    let config = ClientConfig {
         config: std::sync::Arc::new(Config {
             close_timeout: Duration::from_millis(300),
             ..Config::default()
         }),
         ..Default::default()
     };
-    let mut ws = bounded("connect", hubbub_tokio::connect_with(&url(addr), &config))
+    let mut ws = bounded("connect", connect_with::<R>(&url(addr), &config))
         .await
         .unwrap();
     let started = std::time::Instant::now();
@@ -213,8 +194,7 @@ async fn close_without_answer_times_out() {
     silent.abort();
 }
 
-#[tokio::test]
-async fn client_lets_the_server_close_tcp_first() {
+async fn client_lets_the_server_close_tcp_first<R: Rt>() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A raw server: answers the upgrade, sends a close frame, reads the echo.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -249,10 +229,19 @@ async fn client_lets_the_server_close_tcp_first() {
         let n = bounded("client FIN", stream.read(&mut buf)).await.unwrap();
         assert_eq!(n, 0);
     });
-    let mut ws = bounded("connect", hubbub_tokio::connect(&url(addr)))
-        .await
-        .unwrap();
+    let mut ws = bounded("connect", connect::<R>(&url(addr))).await.unwrap();
     assert!(bounded("end", ws.recv()).await.is_none());
     assert_eq!(ws.closed().unwrap().code.0, 1000);
     bounded("server", server).await.unwrap();
 }
+
+hubbub_tests::cross_runtime!(
+    our_server_answers_pings,
+    our_client_pings_and_records_the_pong,
+    client_close_with_code_and_reason_reaches_our_server,
+    invalid_close_codes_are_refused_locally,
+    server_initiated_close_to_tungstenite_client,
+    server_initiated_close_to_our_client,
+    close_without_answer_times_out,
+    client_lets_the_server_close_tcp_first,
+);

@@ -7,20 +7,17 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{bounded, echo, url};
-use hubbub_tokio::{
-    connect_with, Accept, ClientConfig, Config, Error, HandshakeError, Reject, Server, Step,
-};
+use hubbub_tests::prelude::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::mpsc,
 };
 
-async fn server(config: Config) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn server<R: Rt>(config: Config) -> std::net::SocketAddr {
+    let (listener, addr) = listen::<R>();
     let (tx, _rx) = mpsc::unbounded_channel();
-    let server = Server::new(config).decide(|request| match request.path() {
+    let server = Server::<R>::new(config).decide(|request| match request.path() {
         "/" | "/chat" => {
             let accept =
                 Accept::new().header("X-Seen-Token", request.header("x-token").unwrap_or("none"));
@@ -32,7 +29,7 @@ async fn server(config: Config) -> std::net::SocketAddr {
         "/forbidden" => Err(Reject::forbidden()),
         _ => Err(Reject::not_found()),
     });
-    tokio::spawn(server.serve(listener, move |ws| echo(ws, tx.clone())));
+    tokio::spawn(server.serve(listener, move |ws| echo::<R>(ws, tx.clone())));
     addr
 }
 
@@ -64,9 +61,8 @@ fn status(response: &str) -> u16 {
         .unwrap_or_else(|| panic!("no status in {response:?}"))
 }
 
-#[tokio::test]
-async fn valid_request_gets_101() {
-    let addr = server(Config::default()).await;
+async fn valid_request_gets_101<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(&upgrade("GET", "/chat", "Sec-WebSocket-Version: 13\r\n"))
@@ -79,9 +75,8 @@ async fn valid_request_gets_101() {
     assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
 }
 
-#[tokio::test]
-async fn post_is_405() {
-    let addr = server(Config::default()).await;
+async fn post_is_405<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let response = raw_exchange(
         addr,
         &upgrade("POST", "/chat", "Sec-WebSocket-Version: 13\r\n"),
@@ -90,9 +85,8 @@ async fn post_is_405() {
     assert_eq!(status(&response), 405, "{response}");
 }
 
-#[tokio::test]
-async fn missing_key_is_400() {
-    let addr = server(Config::default()).await;
+async fn missing_key_is_400<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let request =
         b"GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                     Sec-WebSocket-Version: 13\r\n\r\n";
@@ -100,16 +94,14 @@ async fn missing_key_is_400() {
     assert_eq!(status(&response), 400, "{response}");
 }
 
-#[tokio::test]
-async fn garbage_is_400() {
-    let addr = server(Config::default()).await;
+async fn garbage_is_400<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let response = raw_exchange(addr, b"HELLO THERE\r\n\r\n").await;
     assert_eq!(status(&response), 400, "{response}");
 }
 
-#[tokio::test]
-async fn other_version_is_426_with_version_13() {
-    let addr = server(Config::default()).await;
+async fn other_version_is_426_with_version_13<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let response = raw_exchange(
         addr,
         &upgrade("GET", "/chat", "Sec-WebSocket-Version: 8\r\n"),
@@ -124,9 +116,8 @@ async fn other_version_is_426_with_version_13() {
     );
 }
 
-#[tokio::test]
-async fn oversized_head_is_431() {
-    let addr = server(Config {
+async fn oversized_head_is_431<R: Rt>() {
+    let addr = server::<R>(Config {
         max_head_size: 4096,
         ..Config::default()
     })
@@ -144,9 +135,8 @@ async fn oversized_head_is_431() {
     assert_eq!(status(&response), 431, "{response}");
 }
 
-#[tokio::test]
-async fn application_rejections() {
-    let addr = server(Config::default()).await;
+async fn application_rejections<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let response = raw_exchange(
         addr,
         &upgrade("GET", "/elsewhere", "Sec-WebSocket-Version: 13\r\n"),
@@ -154,7 +144,7 @@ async fn application_rejections() {
     .await;
     assert_eq!(status(&response), 404, "{response}");
     // Our client reports the status it got.
-    let error = connect_with(&format!("ws://{addr}/forbidden"), &ClientConfig::default())
+    let error = connect_with::<R>(&format!("ws://{addr}/forbidden"), &ClientConfig::default())
         .await
         .err()
         .unwrap();
@@ -164,9 +154,8 @@ async fn application_rejections() {
     );
 }
 
-#[tokio::test]
-async fn subprotocol_and_headers() {
-    let addr = server(Config::default()).await;
+async fn subprotocol_and_headers<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
     let config = ClientConfig {
         protocols: vec!["chat".into(), "superchat".into()],
         headers: vec![("X-Token".into(), "secret".into())],
@@ -174,7 +163,7 @@ async fn subprotocol_and_headers() {
     };
     let ws = bounded(
         "connect",
-        connect_with(&format!("ws://{addr}/chat"), &config),
+        connect_with::<R>(&format!("ws://{addr}/chat"), &config),
     )
     .await
     .unwrap();
@@ -182,17 +171,16 @@ async fn subprotocol_and_headers() {
     // No subprotocol offered: none chosen.
     let ws = bounded(
         "connect",
-        connect_with(&format!("ws://{addr}/chat"), &ClientConfig::default()),
+        connect_with::<R>(&format!("ws://{addr}/chat"), &ClientConfig::default()),
     )
     .await
     .unwrap();
     assert_eq!(ws.protocol(), None);
 }
 
-#[tokio::test]
-async fn decide_sees_the_request_headers() {
+async fn decide_sees_the_request_headers<R: Rt>() {
     // The server copies X-Token into X-Seen-Token; a raw client reads it.
-    let addr = server(Config::default()).await;
+    let addr = server::<R>(Config::default()).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(&upgrade(
@@ -208,8 +196,7 @@ async fn decide_sees_the_request_headers() {
     assert!(head.contains("x-seen-token: abc123"), "{head}");
 }
 
-#[tokio::test]
-async fn connect_refused_names_the_connect_step() {
+async fn connect_refused_names_the_connect_step<R: Rt>() {
     // Bind then drop to get a port nobody listens on.
     let port = TcpListener::bind("127.0.0.1:0")
         .await
@@ -217,7 +204,7 @@ async fn connect_refused_names_the_connect_step() {
         .local_addr()
         .unwrap()
         .port();
-    let error = connect_with(&format!("ws://127.0.0.1:{port}/"), &ClientConfig::default())
+    let error = connect_with::<R>(&format!("ws://127.0.0.1:{port}/"), &ClientConfig::default())
         .await
         .err()
         .unwrap();
@@ -230,26 +217,27 @@ async fn connect_refused_names_the_connect_step() {
     }
 }
 
-#[tokio::test]
-async fn unresolvable_host_names_the_dns_step() {
+async fn unresolvable_host_names_the_dns_step<R: Rt>() {
     let config = ClientConfig {
         dns_timeout: Some(Duration::from_secs(3)),
         ..Default::default()
     };
-    let error = bounded("dns", connect_with("ws://no-such-host.invalid/", &config))
-        .await
-        .err()
-        .unwrap();
+    let error = bounded(
+        "dns",
+        connect_with::<R>("ws://no-such-host.invalid/", &config),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(
         matches!(error, Error::Dns(_) | Error::Timeout(Step::Dns)),
         "{error}"
     );
 }
 
-#[tokio::test]
-async fn bad_urls_are_refused() {
+async fn bad_urls_are_refused<R: Rt>() {
     for url in ["http://localhost/", "wss://localhost/", "localhost:80"] {
-        let error = connect_with(url, &ClientConfig::default())
+        let error = connect_with::<R>(url, &ClientConfig::default())
             .await
             .err()
             .unwrap();
@@ -260,8 +248,7 @@ async fn bad_urls_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn silent_server_times_out_the_handshake() {
+async fn silent_server_times_out_the_handshake<R: Rt>() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hold = tokio::spawn(async move {
@@ -275,7 +262,7 @@ async fn silent_server_times_out_the_handshake() {
         }),
         ..Default::default()
     };
-    let error = bounded("handshake", connect_with(&url(addr), &config))
+    let error = bounded("handshake", connect_with::<R>(&url(addr), &config))
         .await
         .err()
         .unwrap();
@@ -298,10 +285,9 @@ async fn fake_server(response: &'static str) -> std::net::SocketAddr {
     addr
 }
 
-#[tokio::test]
-async fn client_names_the_failed_response_check() {
+async fn client_names_the_failed_response_check<R: Rt>() {
     let addr = fake_server("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n").await;
-    let error = connect_with(&url(addr), &ClientConfig::default())
+    let error = connect_with::<R>(&url(addr), &ClientConfig::default())
         .await
         .err()
         .unwrap();
@@ -311,7 +297,7 @@ async fn client_names_the_failed_response_check() {
     );
 
     let addr = fake_server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
-    let error = connect_with(&url(addr), &ClientConfig::default())
+    let error = connect_with::<R>(&url(addr), &ClientConfig::default())
         .await
         .err()
         .unwrap();
@@ -321,11 +307,10 @@ async fn client_names_the_failed_response_check() {
     );
 }
 
-#[tokio::test]
-async fn server_handshake_deadline() {
+async fn server_handshake_deadline<R: Rt>() {
     // A client that connects and sends half a request is dropped after the
     // handshake timeout, with nothing but the close of the socket.
-    let addr = server(Config {
+    let addr = server::<R>(Config {
         handshake_timeout: Some(Duration::from_millis(200)),
         ..Config::default()
     })
@@ -346,3 +331,21 @@ async fn server_handshake_deadline() {
         started.elapsed()
     );
 }
+
+hubbub_tests::cross_runtime!(
+    valid_request_gets_101,
+    post_is_405,
+    missing_key_is_400,
+    garbage_is_400,
+    other_version_is_426_with_version_13,
+    oversized_head_is_431,
+    application_rejections,
+    subprotocol_and_headers,
+    decide_sees_the_request_headers,
+    connect_refused_names_the_connect_step,
+    unresolvable_host_names_the_dns_step,
+    bad_urls_are_refused,
+    silent_server_times_out_the_handshake,
+    client_names_the_failed_response_check,
+    server_handshake_deadline,
+);
