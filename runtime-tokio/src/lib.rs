@@ -105,8 +105,8 @@ pub use client_builder::{ClientBuilder, ClientHandle};
 pub use error::{Error, Step};
 pub use hub_server::{shutdown_signal, HubServer, ServerHandle, DEFAULT_GRACE, LISTEN_BACKLOG};
 pub use hubbub_core::{
-    Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
-    ProtocolError, Reject, Request, UsageError,
+    Accept, ClientRequest, CloseCode, Closed, Config, DeflateConfig, HandshakeError, Initiator,
+    Message, ProtocolError, Reject, Request, UsageError,
 };
 pub use hubbub_realtime::driver;
 pub use hubbub_realtime::{

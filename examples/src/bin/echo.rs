@@ -14,7 +14,7 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
 use hubbub_tokio::{
-    CloseCode, Config, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
+    CloseCode, Config, DeflateConfig, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -31,6 +31,7 @@ struct Args {
     port: u16,
     max_message: usize,
     broadcast: bool,
+    deflate: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,15 +59,13 @@ fn main() -> ExitCode {
             port,
             max_message,
             broadcast: options.switch("--broadcast"),
+            deflate: options.switch("--deflate"),
         })
     })();
     let args = match parsed {
         Ok(args) => args,
         Err(message) => return PROGRAM.usage_error(message),
     };
-    if options.switch("--deflate") {
-        eprintln!("echo: note: permessage-deflate is not available yet; --deflate is ignored");
-    }
     PROGRAM.run(serve(args))
 }
 
@@ -80,6 +79,8 @@ async fn serve(args: Args) -> std::io::Result<()> {
         ping_interval: None,
         pong_timeout: None,
         handshake_timeout: Some(Duration::from_secs(10)),
+        // `--deflate`: permessage-deflate with the default settings.
+        deflate: args.deflate.then(DeflateConfig::default),
         ..Config::default()
     };
     if args.broadcast {
