@@ -79,9 +79,11 @@ impl Deflate {
             .decompressor
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
         let mut buf = [0u8; CHUNK];
-        while !data.is_empty() || !self.stream_ended {
+        loop {
+            // After a final block (BFINAL) the rest of the message is
+            // ignored, as zlib does (RFC 7692 §7.2.3.4 has a byte after it).
             if self.stream_ended {
-                return Err(DecodeError::Invalid("data after the final deflate block".into()));
+                return Ok(());
             }
             let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
             let status = inflater
@@ -104,16 +106,13 @@ impl Deflate {
             }
             if status == Status::StreamEnd {
                 self.stream_ended = true;
-                continue;
-            }
-            if made < buf.len() && data.is_empty() {
-                break;
-            }
-            if used == 0 && made == 0 {
+            } else if data.is_empty() && made < buf.len() {
+                // All input taken and no output pending.
+                return Ok(());
+            } else if used == 0 && made == 0 {
                 return Err(DecodeError::Invalid("inflate made no progress".into()));
             }
         }
-        Ok(())
     }
 
     fn deflate(&mut self, payload: &[u8]) -> Option<Vec<u8>> {

@@ -27,8 +27,8 @@ pub const NAME: &str = "permessage-deflate";
 
 /// permessage-deflate settings, shared by every connection of a
 /// [`Config`](crate::Config). Defaults: context takeover both ways, 15-bit
-/// windows, level 6, messages under 128 bytes sent uncompressed, a ratio
-/// cap of 100 beyond the first 64 KiB of a message.
+/// windows, level 6, messages under 128 bytes sent uncompressed, no ratio
+/// cap (`max_message_size`, checked while inflating, bounds memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
     /// Server: always reply `server_no_context_takeover` (our compressor is
@@ -67,7 +67,7 @@ impl Default for DeflateConfig {
             client_max_window_bits: None,
             level: 6,
             min_compress_size: 128,
-            max_ratio: Some(100),
+            max_ratio: None,
         }
     }
 }
