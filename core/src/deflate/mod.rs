@@ -26,9 +26,11 @@ pub use params::DeflateParams;
 pub const NAME: &str = "permessage-deflate";
 
 /// permessage-deflate settings, shared by every connection of a
-/// [`Config`](crate::Config). Defaults: context takeover both ways, 15-bit
-/// windows, level 6, messages under 128 bytes sent uncompressed, no ratio
-/// cap (`max_message_size`, checked while inflating, bounds memory).
+/// [`Config`](crate::Config). Defaults: `server_no_context_takeover` (a
+/// server keeps no compressor between messages: about 47 KiB per active
+/// connection instead of about 420 KiB, and broadcasts are compressed once),
+/// 15-bit windows, level 6, messages under 128 bytes sent uncompressed, no
+/// ratio cap (`max_message_size`, checked while inflating, bounds memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
     /// Server: always reply `server_no_context_takeover` (our compressor is
@@ -61,7 +63,7 @@ pub const RATIO_FLOOR: usize = 64 << 10;
 impl Default for DeflateConfig {
     fn default() -> Self {
         DeflateConfig {
-            server_no_context_takeover: false,
+            server_no_context_takeover: true,
             client_no_context_takeover: false,
             server_max_window_bits: None,
             client_max_window_bits: None,
