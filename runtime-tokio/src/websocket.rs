@@ -29,6 +29,8 @@ pub(crate) struct Core<S: AsyncRead + AsyncWrite + Unpin> {
     closed: Option<Closed>,
     last_pong: Option<Bytes>,
     protocol: Option<String>,
+    /// The negotiated extension (`Sec-WebSocket-Extensions`).
+    extensions: Option<String>,
     /// The stream has returned `None`.
     ended: bool,
 }
@@ -40,6 +42,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             closed: None,
             last_pong: None,
             protocol: None,
+            extensions: None,
             ended: false,
         }
     }
@@ -50,7 +53,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     where
         D: FnOnce(&Request) -> Result<Accept, Reject>,
     {
-        self.protocol = self.driver.open(decide).await?.protocol;
+        let opened = self.driver.open(decide).await?;
+        (self.protocol, self.extensions) = (opened.protocol, opened.extensions);
         Ok(())
     }
 
@@ -254,6 +258,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.core.protocol.as_deref()
+    }
+
+    /// The negotiated extension as sent in `Sec-WebSocket-Extensions`
+    /// (e.g. `permessage-deflate; server_no_context_takeover`), if any.
+    pub fn extensions(&self) -> Option<&str> {
+        self.core.extensions.as_deref()
     }
 
     /// The payload of the last pong received.
