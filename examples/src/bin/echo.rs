@@ -1,7 +1,7 @@
 //! The echo server used for conformance runs and benchmarks.
 //!
 //! ```text
-//! echo --port P [--max-message BYTES] [--deflate] [--broadcast] [--runtime tokio|smol|mio]
+//! echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--runtime tokio|smol|mio]
 //! ```
 //!
 //! Binds 127.0.0.1:P, sets TCP_NODELAY, and sends every text and binary
@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 const PROGRAM: Program = Program {
     name: "echo",
     usage:
-        "echo --port P [--max-message BYTES] [--deflate] [--broadcast] [--runtime tokio|smol|mio]",
+        "echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--runtime tokio|smol|mio]",
 };
 
 /// Default `--max-message`: 16 MiB.
@@ -31,13 +31,15 @@ struct Args {
     port: u16,
     max_message: usize,
     broadcast: bool,
-    deflate: bool,
+    /// `--deflate` (the default settings: no context takeover on our side)
+    /// or `--deflate-takeover` (context takeover both ways).
+    deflate: Option<DeflateConfig>,
 }
 
 fn main() -> ExitCode {
     let options = match PROGRAM.options(Spec {
         values: &["--port", "--max-message"],
-        switches: &["--deflate", "--broadcast"],
+        switches: &["--deflate", "--deflate-takeover", "--broadcast"],
     }) {
         Ok(options) => options,
         Err(code) => return code,
@@ -59,7 +61,15 @@ fn main() -> ExitCode {
             port,
             max_message,
             broadcast: options.switch("--broadcast"),
-            deflate: options.switch("--deflate"),
+            deflate: match (options.switch("--deflate"), options.switch("--deflate-takeover")) {
+                (true, true) => return Err("--deflate and --deflate-takeover exclude each other".into()),
+                (true, false) => Some(DeflateConfig::default()),
+                (false, true) => Some(DeflateConfig {
+                    server_no_context_takeover: false,
+                    ..DeflateConfig::default()
+                }),
+                (false, false) => None,
+            },
         })
     })();
     let args = match parsed {
@@ -79,8 +89,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
         ping_interval: None,
         pong_timeout: None,
         handshake_timeout: Some(Duration::from_secs(10)),
-        // `--deflate`: permessage-deflate with the default settings.
-        deflate: args.deflate.then(DeflateConfig::default),
+        deflate: args.deflate,
         ..Config::default()
     };
     if args.broadcast {
