@@ -294,6 +294,7 @@ mod tests {
             ),
             ("public", "/", "index.html")
         );
+        assert_eq!(s.core_config().deflate, Some(DeflateConfig::default()));
     }
 
     #[test]
@@ -324,6 +325,7 @@ mod tests {
             ),
             (1024, None, false)
         );
+        assert_eq!(config.deflate, None);
     }
 
     #[test]
