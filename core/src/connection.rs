@@ -998,7 +998,8 @@ impl Connection {
         }
         let Some(Partial {
             text, body, utf8, ..
-        }) = self.reader.message.take() else {
+        }) = self.reader.message.take()
+        else {
             return Ok(());
         };
         if text {

@@ -8,8 +8,8 @@ use std::{io::IoSlice, sync::Arc, time::Instant};
 
 use common::*;
 use hubbub_core::{
-    Accept, ClientRequest, Config, Connection, DeflateConfig, EncodedFrame, Event,
-    HandshakeError, Message,
+    Accept, ClientRequest, Config, Connection, DeflateConfig, EncodedFrame, Event, HandshakeError,
+    Message,
 };
 use proptest::prelude::*;
 
@@ -214,7 +214,10 @@ fn offers_in_several_headers() {
             "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12",
         ],
     );
-    assert_eq!(got.as_deref(), Some("permessage-deflate; client_max_window_bits=10"));
+    assert_eq!(
+        got.as_deref(),
+        Some("permessage-deflate; client_max_window_bits=10")
+    );
 }
 
 // ----- negotiation: client ---------------------------------------------------
@@ -222,7 +225,10 @@ fn offers_in_several_headers() {
 #[test]
 fn client_offer_follows_config() {
     let (_, _, offer) = client_with(deflate(), None);
-    assert_eq!(offer, "permessage-deflate; server_no_context_takeover; client_max_window_bits");
+    assert_eq!(
+        offer,
+        "permessage-deflate; server_no_context_takeover; client_max_window_bits"
+    );
     let (_, _, offer) = client_with(config(takeover()), None);
     assert_eq!(offer, "permessage-deflate; client_max_window_bits");
     let (_, _, offer) = client_with(
@@ -257,32 +263,78 @@ fn client_validates_response() {
     let ok: &[(Config, Option<&str>)] = &[
         (deflate(), None),
         (deflate(), Some("permessage-deflate")),
-        (deflate(), Some("permessage-deflate; server_max_window_bits=9")),
-        (deflate(), Some("permessage-deflate; client_max_window_bits=10")),
-        (deflate(), Some("permessage-deflate; client_max_window_bits=8")),
-        (deflate(), Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")),
-        (asking(), Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=10")),
-        (asking(), Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=\"8\"")),
+        (
+            deflate(),
+            Some("permessage-deflate; server_max_window_bits=9"),
+        ),
+        (
+            deflate(),
+            Some("permessage-deflate; client_max_window_bits=10"),
+        ),
+        (
+            deflate(),
+            Some("permessage-deflate; client_max_window_bits=8"),
+        ),
+        (
+            deflate(),
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        ),
+        (
+            asking(),
+            Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=10"),
+        ),
+        (
+            asking(),
+            Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=\"8\""),
+        ),
     ];
     for (config, response) in ok {
         let (_, event, _) = client_with(config.clone(), *response);
         let Event::Open(opened) = event else {
             panic!("{response:?}: {event:?}")
         };
-        assert_eq!(opened.extensions.is_some(), response.is_some(), "{response:?}");
+        assert_eq!(
+            opened.extensions.is_some(),
+            response.is_some(),
+            "{response:?}"
+        );
     }
     let bad: &[(Config, &str, &str)] = &[
-        (deflate(), "permessage-deflate; mystery", "unknown parameter"),
-        (deflate(), "permessage-deflate; client_max_window_bits", "needs a value"),
-        (deflate(), "permessage-deflate; server_max_window_bits=16", "not in 8..15"),
-        (deflate(), "permessage-deflate; server_no_context_takeover=yes", "takes no value"),
+        (
+            deflate(),
+            "permessage-deflate; mystery",
+            "unknown parameter",
+        ),
+        (
+            deflate(),
+            "permessage-deflate; client_max_window_bits",
+            "needs a value",
+        ),
+        (
+            deflate(),
+            "permessage-deflate; server_max_window_bits=16",
+            "not in 8..15",
+        ),
+        (
+            deflate(),
+            "permessage-deflate; server_no_context_takeover=yes",
+            "takes no value",
+        ),
         (
             deflate(),
             "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
             "twice",
         ),
-        (asking(), "permessage-deflate; server_max_window_bits=10", "server_no_context_takeover"),
-        (asking(), "permessage-deflate; server_no_context_takeover", "not accepted"),
+        (
+            asking(),
+            "permessage-deflate; server_max_window_bits=10",
+            "server_no_context_takeover",
+        ),
+        (
+            asking(),
+            "permessage-deflate; server_no_context_takeover",
+            "not accepted",
+        ),
         (
             asking(),
             "permessage-deflate; server_no_context_takeover; server_max_window_bits=11",
@@ -312,7 +364,10 @@ fn client_limited_to_window_8_sends_plain() {
     let frames = parse_frames(&drain(&mut client));
     assert_eq!((frames[0].1, frames[0].3.len()), (0, 1000));
     let hello = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
-    assert_eq!(texts(&respond(&mut client, Instant::now(), &hello).0), ["Hello"]);
+    assert_eq!(
+        texts(&respond(&mut client, Instant::now(), &hello).0),
+        ["Hello"]
+    );
 }
 
 // ----- the RFC's wire examples (§7.2.3), received by a client ---------------
@@ -337,10 +392,16 @@ fn texts(events: &[Event]) -> Vec<String> {
 fn rfc_7692_examples() {
     let now = Instant::now();
     let cases: &[(&str, &[u8], &[&str])] = &[
-        ("7.2.3.1 one frame", &[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &["Hello"]),
+        (
+            "7.2.3.1 one frame",
+            &[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+            &["Hello"],
+        ),
         (
             "7.2.3.1 fragmented",
-            &[0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00],
+            &[
+                0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00,
+            ],
             &["Hello"],
         ),
         (
@@ -353,7 +414,9 @@ fn rfc_7692_examples() {
         ),
         (
             "7.2.3.3 stored block",
-            &[0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00],
+            &[
+                0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+            ],
             &["Hello"],
         ),
         (
@@ -370,7 +433,11 @@ fn rfc_7692_examples() {
             &["Hello"],
         ),
         // An uncompressed message on a compressed connection (§6).
-        ("uncompressed", &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o'], &["Hello"]),
+        (
+            "uncompressed",
+            &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o'],
+            &["Hello"],
+        ),
     ];
     for (name, wire, want) in cases {
         // Whole, and byte by byte (every split of the compressed payload).
@@ -388,7 +455,10 @@ fn rfc_7692_examples() {
     let mut client = deflate_client();
     let mut wire = vec![0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
     wire.extend_from_slice(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
-    assert_eq!(texts(&respond(&mut client, now, &wire).0), ["Hello", "Hello"]);
+    assert_eq!(
+        texts(&respond(&mut client, now, &wire).0),
+        ["Hello", "Hello"]
+    );
 }
 
 // ----- protocol errors ------------------------------------------------------
@@ -428,9 +498,15 @@ fn invalid_input_closes_with_the_right_code() {
     let second = frame(true, 0b100, 0, Some(MASK), &hello[3..]);
     assert_eq!(close_code(deflate(), &[first, second]), Some(1002));
     // Control frames are never compressed: RSV1 on a ping is 1002.
-    assert_eq!(close_code(deflate(), &[frame(true, 0b100, 9, Some(MASK), b"")]), Some(1002));
+    assert_eq!(
+        close_code(deflate(), &[frame(true, 0b100, 9, Some(MASK), b"")]),
+        Some(1002)
+    );
     // RSV2/RSV3 are not ours.
-    assert_eq!(close_code(deflate(), &[frame(true, 0b010, 1, Some(MASK), &hello)]), Some(1002));
+    assert_eq!(
+        close_code(deflate(), &[frame(true, 0b010, 1, Some(MASK), &hello)]),
+        Some(1002)
+    );
     // Not DEFLATE data: 1002.
     assert_eq!(
         close_code(deflate(), &[frame(true, 0b100, 2, Some(MASK), &[0xff; 16])]),
@@ -438,7 +514,10 @@ fn invalid_input_closes_with_the_right_code() {
     );
     // Invalid UTF-8 in the inflated text, also split across frames: 1007.
     let bad = compress(b"ok \xff\xfe not text");
-    assert_eq!(close_code(deflate(), &[frame(true, 0b100, 1, Some(MASK), &bad)]), Some(1007));
+    assert_eq!(
+        close_code(deflate(), &[frame(true, 0b100, 1, Some(MASK), &bad)]),
+        Some(1007)
+    );
     let truncated = compress("é".as_bytes().split_at(1).0);
     assert_eq!(
         close_code(deflate(), &[frame(true, 0b100, 1, Some(MASK), &truncated)]),
@@ -474,7 +553,20 @@ fn decompression_bomb_closes_1009() {
     let pieces: Vec<&[u8]> = bomb.chunks(100).collect();
     for (i, piece) in pieces.iter().enumerate() {
         let last = i + 1 == pieces.len();
-        out.extend(respond(&mut server, now, &frame(last, if i == 0 { 0b100 } else { 0 }, if i == 0 { 2 } else { 0 }, Some(MASK), piece)).1);
+        out.extend(
+            respond(
+                &mut server,
+                now,
+                &frame(
+                    last,
+                    if i == 0 { 0b100 } else { 0 },
+                    if i == 0 { 2 } else { 0 },
+                    Some(MASK),
+                    piece,
+                ),
+            )
+            .1,
+        );
     }
     assert_eq!(close_of(&out).map(|c| c.0), Some(1009));
     // Exactly at the limit is fine.
@@ -483,7 +575,11 @@ fn decompression_bomb_closes_1009() {
         max_message_size: 64 << 10,
         ..deflate()
     });
-    let (events, _) = respond(&mut server, now, &frame(true, 0b100, 2, Some(MASK), &at_limit));
+    let (events, _) = respond(
+        &mut server,
+        now,
+        &frame(true, 0b100, 2, Some(MASK), &at_limit),
+    );
     assert_eq!(messages(&events)[0].len(), 64 << 10);
 }
 
@@ -548,7 +644,10 @@ fn threshold_rsv1_and_fragments() {
 
 /// Sizes of the compressed payloads of `n` copies of the same message.
 fn repeated_sizes(deflate: DeflateConfig, offer: &str, n: usize) -> Vec<usize> {
-    let (mut server, got) = server_with(config(deflate), &[&format!("Sec-WebSocket-Extensions: {offer}")]);
+    let (mut server, got) = server_with(
+        config(deflate),
+        &[&format!("Sec-WebSocket-Extensions: {offer}")],
+    );
     assert!(got.is_some());
     (0..n)
         .map(|_| {
@@ -606,17 +705,25 @@ fn round_trips_every_parameter_set() {
                 ..config(set.clone())
             };
             let mut pair = Pair::new(cfg.clone(), cfg);
-            for (i, len) in [0usize, 1, 127, 128, 1000, 5000, 70_000].into_iter().enumerate() {
+            for (i, len) in [0usize, 1, 127, 128, 1000, 5000, 70_000]
+                .into_iter()
+                .enumerate()
+            {
                 let text = json(len);
                 let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
                 pair.client.send(Message::Text(text.clone())).unwrap();
-                pair.server.send(Message::Binary(data.clone().into())).unwrap();
+                pair.server
+                    .send(Message::Binary(data.clone().into()))
+                    .unwrap();
                 pair.pump();
                 let got_server = messages(&pair.server_events);
                 let got_client = messages(&pair.client_events);
                 let ctx = format!("{set:?} {fragment_size:?} {len}");
                 assert!(got_server.get(i) == Some(&Message::Text(text)), "{ctx}");
-                assert!(got_client.get(i) == Some(&Message::Binary(data.into())), "{ctx}");
+                assert!(
+                    got_client.get(i) == Some(&Message::Binary(data.into())),
+                    "{ctx}"
+                );
             }
         }
     }
@@ -638,8 +745,11 @@ fn broadcast_is_compressed_once_per_parameter_set() {
     let mut b = server_with(deflate(), &[no_takeover]).0;
     let narrow = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=9";
     let mut c = server_with(deflate(), &[narrow]).0;
-    let mut takeover =
-        server_with(config(takeover()), &["Sec-WebSocket-Extensions: permessage-deflate"]).0;
+    let mut takeover = server_with(
+        config(takeover()),
+        &["Sec-WebSocket-Extensions: permessage-deflate"],
+    )
+    .0;
     let mut plain = server_with(deflate(), &[]).0;
     let frame = EncodedFrame::text(&json(2000));
     for conn in [&mut a, &mut b, &mut c, &mut takeover, &mut plain] {
@@ -649,7 +759,10 @@ fn broadcast_is_compressed_once_per_parameter_set() {
     assert_eq!(slice_addrs(&a), slice_addrs(&b));
     assert_ne!(slice_addrs(&a), slice_addrs(&c));
     // The connection without the extension writes the frame as it is.
-    assert_eq!(slice_addrs(&plain), vec![frame.as_bytes().as_ptr() as usize]);
+    assert_eq!(
+        slice_addrs(&plain),
+        vec![frame.as_bytes().as_ptr() as usize]
+    );
     let wires: Vec<Vec<u8>> = [&mut a, &mut b, &mut c, &mut takeover, &mut plain]
         .into_iter()
         .map(drain)
@@ -663,7 +776,10 @@ fn broadcast_is_compressed_once_per_parameter_set() {
     }
     // Every compressed variant inflates to the message.
     for (wire, offer) in [(&wires[0], no_takeover), (&wires[2], narrow)] {
-        let (client, _, _) = client_with(deflate(), Some(offer.trim_start_matches("Sec-WebSocket-Extensions: ")));
+        let (client, _, _) = client_with(
+            deflate(),
+            Some(offer.trim_start_matches("Sec-WebSocket-Extensions: ")),
+        );
         let mut client = client;
         let (events, _) = respond(&mut client, Instant::now(), wire);
         assert_eq!(texts(&events), [json(2000)]);

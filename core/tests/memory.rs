@@ -146,8 +146,12 @@ fn deflate_cost_per_mode() {
         .repeat(8);
     let mut c = flate2::Compress::new(flate2::Compression::default(), false);
     let mut compressed = Vec::with_capacity(2048);
-    c.compress_vec(json.as_bytes(), &mut compressed, flate2::FlushCompress::Sync)
-        .unwrap();
+    c.compress_vec(
+        json.as_bytes(),
+        &mut compressed,
+        flate2::FlushCompress::Sync,
+    )
+    .unwrap();
     compressed.truncate(compressed.len() - 4);
     let incoming = frame(true, 0b100, 1, Some(MASK), &compressed);
     let plain = frame(true, 0, 1, Some(MASK), json.as_bytes());
@@ -158,7 +162,12 @@ fn deflate_cost_per_mode() {
     // (mode, server config, client offer, at most this many bytes at rest)
     let modes: [(&str, Option<DeflateConfig>, &str, isize); 6] = [
         ("off", None, "", 0),
-        ("takeover both ways, 15 bits", Some(base.clone()), "permessage-deflate", 440 << 10),
+        (
+            "takeover both ways, 15 bits",
+            Some(base.clone()),
+            "permessage-deflate",
+            440 << 10,
+        ),
         (
             "server_no_context_takeover",
             Some(base.clone()),

@@ -115,7 +115,12 @@ fn deflate_takeover_and_off() {
     let server = start(ECHO, &["--port", "0"], None, &[]);
     assert_eq!(extension_answer(port(&server)), None);
     assert!(server.terminate().success());
-    let (code, _, stderr) = run_to_end(ECHO, &["--port", "1", "--deflate", "--deflate-takeover"], None, &[]);
+    let (code, _, stderr) = run_to_end(
+        ECHO,
+        &["--port", "1", "--deflate", "--deflate-takeover"],
+        None,
+        &[],
+    );
     assert_eq!(code, Some(2));
     assert!(stderr.contains("exclude each other"), "{stderr}");
 }

@@ -36,18 +36,39 @@ async fn round_trips(address: &str, deflate: DeflateConfig, expected: &str) {
         .await
         .unwrap();
     let negotiated = ws.extensions().unwrap_or_default().to_owned();
-    assert!(negotiated.starts_with(expected), "negotiated {negotiated:?}");
-    for len in [0, 1, 100, 127, 128, 1000, 1024, 4096, 65_535, 65_536, 300_000, 2 << 20] {
+    assert!(
+        negotiated.starts_with(expected),
+        "negotiated {negotiated:?}"
+    );
+    for len in [
+        0,
+        1,
+        100,
+        127,
+        128,
+        1000,
+        1024,
+        4096,
+        65_535,
+        65_536,
+        300_000,
+        2 << 20,
+    ] {
         for message in [
             Message::Text(json(len)),
             Message::Binary(Bytes::from(payload(len, len as u8))),
         ] {
             ws.send(message.clone()).await.unwrap();
             let echo = bounded("echo", ws.recv()).await.unwrap().unwrap();
-            assert!(echo == message, "{len}-byte message changed on the way back");
+            assert!(
+                echo == message,
+                "{len}-byte message changed on the way back"
+            );
         }
     }
-    ws.close(hubbub_tokio::CloseCode::NORMAL, "done").await.unwrap();
+    ws.close(hubbub_tokio::CloseCode::NORMAL, "done")
+        .await
+        .unwrap();
     assert!(bounded("end", ws.recv()).await.is_none());
 }
 

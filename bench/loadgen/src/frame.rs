@@ -67,7 +67,10 @@ pub fn push_deflated(
     compressor
         .compress_vec(message, &mut payload, flate2::FlushCompress::Sync)
         .expect("deflate");
-    assert!(payload.len() < payload.capacity(), "deflate output buffer too small");
+    assert!(
+        payload.len() < payload.capacity(),
+        "deflate output buffer too small"
+    );
     payload.truncate(payload.len().saturating_sub(4)); // 00 00 ff ff
     push_header(out, opcode | RSV1, payload.len(), key);
     let start = out.len();
@@ -566,7 +569,12 @@ mod tests {
             let mut got = Vec::new();
             for c in wire.chunks(chunk) {
                 p.feed(c, &mut |e| {
-                    if let Event::Message { opcode, len, prefix } = e {
+                    if let Event::Message {
+                        opcode,
+                        len,
+                        prefix,
+                    } = e
+                    {
                         got.push((opcode, len, prefix.to_vec()));
                     }
                 })

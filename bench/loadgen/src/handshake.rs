@@ -109,7 +109,12 @@ mod tests {
 
     #[test]
     fn request_has_the_upgrade_headers() {
-        let req = request("127.0.0.1:9001".parse().unwrap(), "/chat", false, &mut Rng::new(1));
+        let req = request(
+            "127.0.0.1:9001".parse().unwrap(),
+            "/chat",
+            false,
+            &mut Rng::new(1),
+        );
         let req = String::from_utf8(req).unwrap();
         assert!(req.starts_with("GET /chat HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"));
         assert!(req.contains("Sec-WebSocket-Version: 13\r\n"));
@@ -123,7 +128,12 @@ mod tests {
         assert!(key.len() == 24 && key.ends_with("=="), "{key}");
         assert!(req.ends_with("\r\n\r\n"));
         assert!(!req.contains("Extensions"));
-        let req = request("127.0.0.1:9001".parse().unwrap(), "/", true, &mut Rng::new(1));
+        let req = request(
+            "127.0.0.1:9001".parse().unwrap(),
+            "/",
+            true,
+            &mut Rng::new(1),
+        );
         let req = String::from_utf8(req).unwrap();
         assert!(req.ends_with(
             "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
@@ -132,11 +142,14 @@ mod tests {
 
     #[test]
     fn deflate_answer_is_read_from_the_head() {
-        let head = |ext: &str| format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{ext}\r\n");
+        let head = |ext: &str| {
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{ext}\r\n")
+        };
         assert_eq!(deflate_answer(head("").as_bytes()), None);
         let takeover = head("Sec-WebSocket-Extensions: permessage-deflate\r\n");
         assert_eq!(deflate_answer(takeover.as_bytes()), Some(false));
-        let reset = head("sec-websocket-extensions: permessage-deflate; server_no_context_takeover\r\n");
+        let reset =
+            head("sec-websocket-extensions: permessage-deflate; server_no_context_takeover\r\n");
         assert_eq!(deflate_answer(reset.as_bytes()), Some(true));
     }
 

@@ -117,7 +117,9 @@ impl DeflateParams {
     ) -> Result<DeflateParams, String> {
         let w = Written::parse(response).map_err(|e| format!("{NAME} response: {e}"))?;
         if config.server_no_context_takeover && !w.server_nct {
-            return Err(format!("{NAME} response: {SERVER_NCT} requested but not accepted"));
+            return Err(format!(
+                "{NAME} response: {SERVER_NCT} requested but not accepted"
+            ));
         }
         let asked = config.server_max_window_bits.map(|b| b.clamp(8, 15));
         let server_bits = match (w.server_bits, asked) {

@@ -14,7 +14,8 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
 use hubbub_tokio::{
-    CloseCode, Config, DeflateConfig, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
+    CloseCode, Config, DeflateConfig, Hub, HubServer, OutboundLimit, Server, SlowConsumer,
+    WebSocket,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -61,8 +62,13 @@ fn main() -> ExitCode {
             port,
             max_message,
             broadcast: options.switch("--broadcast"),
-            deflate: match (options.switch("--deflate"), options.switch("--deflate-takeover")) {
-                (true, true) => return Err("--deflate and --deflate-takeover exclude each other".into()),
+            deflate: match (
+                options.switch("--deflate"),
+                options.switch("--deflate-takeover"),
+            ) {
+                (true, true) => {
+                    return Err("--deflate and --deflate-takeover exclude each other".into())
+                }
                 (true, false) => Some(DeflateConfig::default()),
                 (false, true) => Some(DeflateConfig {
                     server_no_context_takeover: false,
