@@ -2,8 +2,12 @@
 //! DEFLATE with a sync flush per message, the trailing `00 00 ff ff`
 //! stripped on send and appended on receive.
 //!
-//! zlib state is created on first use and dropped after every message on a
-//! side without context takeover, so such a side holds nothing at rest.
+//! zlib state is created on first use. Without context takeover on our
+//! side, messages are compressed by a compressor shared by the thread (reset
+//! before each message); without it on the peer's side, the inflater is
+//! dropped after every message. Such a side holds nothing at rest.
+
+use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -115,38 +119,80 @@ impl Deflate {
         }
     }
 
+    /// Compress one message. Without context takeover on our side the
+    /// thread's shared compressor for these settings is reset and used:
+    /// no compressor per connection, no allocation per message.
     fn deflate(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
         let Settings {
-            send_bits, level, ..
+            send_bits,
+            send_reset,
+            level,
+            ..
         } = self.settings;
-        let deflater = self.compressor.get_or_insert_with(|| {
-            Compress::new_with_window_bits(Compression::new(level), false, send_bits)
-        });
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        let mut input = payload;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity());
-            }
-            let before = deflater.total_in();
-            if deflater
-                .compress_vec(input, &mut out, FlushCompress::Sync)
-                .is_err()
-            {
-                self.compressor = None;
-                return None;
-            }
-            input = &input[(deflater.total_in() - before) as usize..];
-            // The flush is complete once zlib stops with room to spare.
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
+        let fresh = || Compress::new_with_window_bits(Compression::new(level), false, send_bits);
+        if send_reset {
+            let shared = SHARED_COMPRESSORS.try_with(|shared| {
+                let mut shared = shared.try_borrow_mut().ok()?;
+                let at = match shared.iter().position(|(b, l, _)| (*b, *l) == (send_bits, level)) {
+                    Some(at) => at,
+                    None => {
+                        shared.push((send_bits, level, fresh()));
+                        shared.len() - 1
+                    }
+                };
+                let compressor = &mut shared[at].2;
+                compressor.reset();
+                let out = compress_message(compressor, payload);
+                if out.is_none() {
+                    shared.swap_remove(at);
+                }
+                Some(out)
+            });
+            return match shared {
+                Ok(Some(out)) => out,
+                // The thread is exiting or (never) re-entered: a one-off.
+                _ => compress_message(&mut fresh(), payload),
+            };
         }
-        if out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
+        let compressor = self.compressor.get_or_insert_with(fresh);
+        let out = compress_message(compressor, payload);
+        if out.is_none() {
+            self.compressor = None;
         }
-        Some(out)
+        out
     }
+}
+
+thread_local! {
+    /// Compressors for messages without context takeover, one per (window
+    /// bits, level) used on this thread, reset before each message: such a
+    /// message depends on nothing before it, so any connection may use any
+    /// of them.
+    static SHARED_COMPRESSORS: RefCell<Vec<(u8, u32, Compress)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `payload` compressed with a sync flush, the trailing `00 00 ff ff` cut.
+fn compress_message(compressor: &mut Compress, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let mut input = payload;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity());
+        }
+        let before = compressor.total_in();
+        compressor
+            .compress_vec(input, &mut out, FlushCompress::Sync)
+            .ok()?;
+        input = &input[(compressor.total_in() - before) as usize..];
+        // The flush is complete once zlib stops with room to spare.
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    Some(out)
 }
 
 impl Extension for Deflate {
@@ -180,7 +226,6 @@ impl Extension for Deflate {
             // falling back to the plain payload with context takeover.
             return compressed.map(|c| (0b100, c));
         }
-        self.compressor = None;
         compressed
             .filter(|c| c.len() < payload.len())
             .map(|c| (0b100, c))
