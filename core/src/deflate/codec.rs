@@ -37,7 +37,7 @@ pub(super) struct Settings {
 }
 
 /// The negotiated permessage-deflate state of one connection.
-pub struct Deflate {
+pub(super) struct Deflate {
     settings: Settings,
     compressor: Option<Compress>,
     decompressor: Option<Decompress>,
@@ -69,12 +69,6 @@ impl Deflate {
             message_out: 0,
             stream_ended: false,
         }
-    }
-
-    /// Whether zlib state is held (compressor, decompressor): with no
-    /// context takeover on a side, `false` between messages.
-    pub fn holds_state(&self) -> (bool, bool) {
-        (self.compressor.is_some(), self.decompressor.is_some())
     }
 
     fn inflate(&mut self, mut data: &[u8], sink: Sink<'_>) -> Result<(), DecodeError> {

@@ -19,8 +19,8 @@ mod params;
 
 use crate::extension::{Extension, ExtensionFactory, Offer};
 
-pub use codec::Deflate;
-pub use params::DeflateParams;
+use codec::Deflate;
+use params::DeflateParams;
 
 /// The extension token.
 pub const NAME: &str = "permessage-deflate";

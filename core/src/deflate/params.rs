@@ -12,7 +12,7 @@ const CLIENT_BITS: &str = "client_max_window_bits";
 /// The parameters both ends settled on. Window bits are 15 when the
 /// parameter was absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeflateParams {
+pub(super) struct DeflateParams {
     /// The server resets its compressor after every message.
     pub server_no_context_takeover: bool,
     /// The client resets its compressor after every message.
