@@ -127,7 +127,10 @@ impl Deflate {
         if send_reset {
             let shared = SHARED_COMPRESSORS.try_with(|shared| {
                 let mut shared = shared.try_borrow_mut().ok()?;
-                let at = match shared.iter().position(|(b, l, _)| (*b, *l) == (send_bits, level)) {
+                let at = match shared
+                    .iter()
+                    .position(|(b, l, _)| (*b, *l) == (send_bits, level))
+                {
                     Some(at) => at,
                     None => {
                         shared.push((send_bits, level, fresh()));
