@@ -180,6 +180,9 @@ fn server_negotiation_table() {
         (base.clone(), "permessage-deflate; client_no_context_takeover=1", None),
         (base.clone(), "permessage-deflate; server_no_context_takeover; server_no_context_takeover", None),
         (base.clone(), "permessage-deflate; mystery", None),
+        // Not even extension-list syntax: skipped, not a 400.
+        (base.clone(), "permessage-deflate; =1", None),
+        (base.clone(), "permessage-deflate; server_max_window_bits=\"1", None),
         (
             base.clone(),
             "permessage-deflate; mystery, permessage-deflate; client_no_context_takeover",
