@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Autobahn|Testsuite (fuzzingclient) against the `echo` example server.
 #
-#   autobahn/run.sh [--cases "1.*,2.*"] [--runtime tokio] [--timeout SECONDS]
+#   autobahn/run.sh [--cases "1.*,2.*"] [--runtime tokio] [--timeout SECONDS] [--no-deflate]
 #
 # Installs the suite into autobahn/.venv when missing (CPython 2.7.18 from
 # pyenv, `pip install --target`), builds `echo` in release mode, starts it on
-# a free loopback port, runs the selected cases (1-10 by default; 12 and 13
+# a free loopback port (with --deflate unless --no-deflate), runs the
+# selected cases (1-13 by default; --no-deflate leaves out 12 and 13, which
 # need permessage-deflate), compares every case's `behavior` and
 # `behaviorClose` with autobahn/expected.json, prints the counts, and exits
 # non-zero on any mismatch. Reports go to autobahn/reports/.
@@ -13,8 +14,9 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-CASES="1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*"
-EXCLUDE="12.*,13.*"
+CASES="1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,12.*,13.*"
+EXCLUDE=""
+DEFLATE=--deflate
 RUNTIME=tokio
 TIMEOUT=${AUTOBAHN_TIMEOUT:-1800}
 SUITE_VERSION=25.10.1
@@ -27,7 +29,8 @@ while [ $# -gt 0 ]; do
         --runtime=*) RUNTIME=${1#*=}; shift ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
         --timeout=*) TIMEOUT=${1#*=}; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --no-deflate) DEFLATE=""; EXCLUDE="12.*,13.*"; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -62,7 +65,7 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 REPORTS="$HERE/reports"
 mkdir -p "$REPORTS"
 SERVER_LOG="$REPORTS/echo-$RUNTIME.log"
-"$ECHO" --port "$PORT" --runtime "$RUNTIME" >"$SERVER_LOG" 2>&1 &
+"$ECHO" --port "$PORT" --runtime "$RUNTIME" $DEFLATE >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -90,7 +93,7 @@ json.dump({
 }, open(spec, 'w'), indent=2)
 EOF
 
-log "running cases $CASES against echo --runtime $RUNTIME on port $PORT (timeout ${TIMEOUT}s)"
+log "running cases $CASES against echo --runtime $RUNTIME $DEFLATE on port $PORT (timeout ${TIMEOUT}s)"
 START=$(date +%s)
 (cd "$REPORTS" && timeout "$TIMEOUT" "$PYTHON" "$HERE/wstest.py" -m fuzzingclient -s "$SPEC") \
     >"$REPORTS/wstest-$RUNTIME.log" 2>&1 || {

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks hubbub's `echo` (on tokio, and on smol with --runtime smol)
-# against peer servers written as their crates' examples are
-# (tokio-tungstenite, fastwebsockets), on loopback only.
+# Benchmarks hubbub's `echo` against peer servers written as their crates'
+# examples are (tokio-tungstenite, fastwebsockets), on loopback only.
 #
-#   bench/run.sh [--quick]
+#   bench/run.sh [--quick] [--deflate]
 #
 # Each server runs pinned to CPU 0 (`taskset -c 0`), the single-threaded load
 # generator to CPU 1, one fresh server process per workload. The server's CPU
@@ -12,6 +11,10 @@
 # counted; RSS comes from /proc/PID/status. Prints one table with ratios of
 # hubbub against each peer; raw JSON lines are kept in $BENCH_OUT.
 #
+# --deflate: hubbub alone, permessage-deflate against itself uncompressed:
+# three `echo` servers (plain, --deflate, --deflate-takeover) on 1 KiB
+# JSON-like echo and broadcast, the load generator with --deflate on for
+# the compressed ones; the columns are then plain / deflate / takeover.
 # --quick: 3 s runs (smoke test). Environment: SERVER_CPU (0), LOAD_CPU (1),
 # BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300),
 # RETRY_ABOVE (15: a row during which other processes used more than this %
@@ -22,11 +25,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 QUICK=0
-case "${1:-}" in
-    --quick) QUICK=1 ;;
-    "") ;;
-    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-esac
+DEFLATE=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        --deflate) DEFLATE=1 ;;
+        *) echo "usage: $0 [--quick] [--deflate]" >&2; exit 2 ;;
+    esac
+done
 
 DUR=10; HOLD=2; MESSAGES=2000
 if [ "$QUICK" = 1 ]; then DUR=3; HOLD=1; MESSAGES=500; fi
@@ -45,18 +51,20 @@ CLK_TCK=$(getconf CLK_TCK)
 
 LOADGEN="$HERE/target/release/loadgen"
 HUBBUB_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVERS=(hubbub hubbub-smol tungstenite fastwebsockets)
+SERVERS=(hubbub tungstenite fastwebsockets)
 declare -A BIN=(
     [hubbub]="$HUBBUB_TARGET/release/echo"
-    [hubbub-smol]="$HUBBUB_TARGET/release/echo"
     [tungstenite]="$HERE/target/release/tungstenite-echo"
     [fastwebsockets]="$HERE/target/release/fastwebsockets-echo"
+    [plain]="$HUBBUB_TARGET/release/echo"
+    [hubbub-smol]="$HUBBUB_TARGET/release/echo"
+    [deflate]="$HUBBUB_TARGET/release/echo"
+    [takeover]="$HUBBUB_TARGET/release/echo"
 )
-# Arguments every start of a server gets (hubbub's runtime).
-declare -A SERVER_FLAGS=(
-    [hubbub]="--runtime tokio"
-    [hubbub-smol]="--runtime smol"
-)
+# Server and load generator arguments of the --deflate columns.
+declare -A SERVER_FLAGS=([hubbub-smol]="--runtime smol" [deflate]="--deflate" [takeover]="--deflate-takeover")
+declare -A LOAD_FLAGS=([deflate]="--deflate on" [takeover]="--deflate on")
+if [ "$DEFLATE" = 1 ]; then SERVERS=(plain deflate takeover); fi
 
 # ---------------------------------------------------------------- cleanup
 SERVER_PID=""
@@ -146,7 +154,8 @@ measure() {
     local server=$1 row=$2 count_field=$3 rate_field=$4; shift 4
     local t0 t1 b0 b1 c0 c1 w0 w1 json rc=0
     t0=$(cpu_ticks "$SERVER_PID"); b0=$(busy_ticks); c0=$(child_ticks); w0=$(date +%s%N)
-    json=$(loadgen "$@") || rc=$?
+    # shellcheck disable=SC2086  # the flags are words
+    json=$(loadgen "$@" ${LOAD_FLAGS[$server]:-}) || rc=$?
     t1=$(cpu_ticks "$SERVER_PID"); b1=$(busy_ticks); c1=$(child_ticks); w1=$(date +%s%N)
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         NOTES+=("$server $row: the server died during the run ($(tail -n 1 "$OUT/$server.$PORT.log"))")
@@ -277,7 +286,15 @@ run_row() {
 }
 
 START=$(date +%s)
-for server in "${SERVERS[@]}"; do
+if [ "$DEFLATE" = 1 ]; then
+    for server in "${SERVERS[@]}"; do
+        run_row "$server" zecho -- msgs msgs_per_sec echo --conns 100 --inflight 8 --size 1024 --duration "$DUR" || true
+        run_row "$server" zbroadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 200 \
+            --messages "$MESSAGES" --size 1024 --duration "$BROADCAST_CAP" || true
+    done
+fi
+[ "$DEFLATE" = 1 ] && SERVERS_RUN=() || SERVERS_RUN=("${SERVERS[@]}")
+for server in "${SERVERS_RUN[@]}"; do
     for row in "${ECHO_ROWS[@]}"; do
         # shellcheck disable=SC2086  # the arguments are words
         run_row "$server" "$row" -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR" || true
@@ -291,12 +308,12 @@ for server in "${SERVERS[@]}"; do
 
     if run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
         --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"; then
-        if [[ $server == hubbub* ]]; then
+        if [ "$server" = hubbub ]; then
             run_row "$server" rooms --broadcast -- delivered deliveries_per_sec broadcast --subscribers 10000 \
                 --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
         fi
-    elif [[ $server == hubbub* ]]; then
-        NOTES+=("$server rooms: skipped (no broadcast mode)")
+    elif [ "$server" = hubbub ]; then
+        NOTES+=("hubbub rooms: skipped (no broadcast mode)")
     fi
 done
 ELAPSED=$(( $(date +%s) - START ))
@@ -335,6 +352,8 @@ declare -A LABEL=(
     [handshakes]="handshakes, 50 parallel"
     [broadcast]="broadcast 1000 subs x $MESSAGES x 64 B"
     [rooms]="broadcast 10 000 subs / 100 rooms"
+    [zecho]="echo 100 conns x 8 x 1 KiB JSON"
+    [zbroadcast]="broadcast 200 subs x $MESSAGES x 1 KiB JSON"
 )
 # ROW METRIC UNIT-LABEL FORMAT (h: 1.2 M / 12.3 k, i: integer, p: as recorded)
 TABLE=(
@@ -347,42 +366,49 @@ TABLE=(
     "broadcast rss peak-RSS-MiB p" "broadcast lg loadgen/other-CPU-% o"
     "rooms rate deliveries/s h" "rooms lost lost p" "rooms rss peak-RSS-MiB p"
 )
+if [ "$DEFLATE" = 1 ]; then
+    TABLE=(
+        "zecho rate msg/s h" "zecho cpu µs-server-CPU/msg p" "zecho rss peak-RSS-MiB p"
+        "zecho lg loadgen/other-CPU-% o"
+        "zbroadcast rate deliveries/s h" "zbroadcast cpu µs-server-CPU/delivery p" "zbroadcast lost lost p"
+        "zbroadcast rss peak-RSS-MiB p" "zbroadcast lg loadgen/other-CPU-% o"
+    )
+fi
+S1=${SERVERS[0]} S2=${SERVERS[1]} S3=${SERVERS[2]}
 
 printf '\n'
 printf 'hubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average before %s\n' \
     "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE"
-printf 'command: bench/run.sh%s   (raw results: %s)\n\n' "$([ "$QUICK" = 1 ] && echo ' --quick')" "$RESULTS"
-FMT='%-38s %-26s %11s %11s %12s %15s %9s %9s %9s\n'
+printf 'command: bench/run.sh%s%s   (raw results: %s)\n\n' "$([ "$QUICK" = 1 ] && echo ' --quick')" \
+    "$([ "$DEFLATE" = 1 ] && echo ' --deflate')" "$RESULTS"
+FMT='%-38s %-26s %11s %12s %15s %9s %9s\n'
 # shellcheck disable=SC2059  # FMT is the format
-printf "$FMT" workload metric hubbub smol tungstenite fastwebsockets hub/tung hub/fws smol/tung
+printf "$FMT" workload metric "$S1" "$S2" "$S3" "${S1:0:3}/${S2:0:4}" "${S1:0:3}/${S3:0:3}"
 # shellcheck disable=SC2059
-printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ----------- ------------ \
-    --------------- --------- --------- ---------
+printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ------------ \
+    --------------- --------- ---------
 last_row=""
 for spec in "${TABLE[@]}"; do
     read -r row metric unit fmt <<<"$spec"
-    h=$(cell hubbub "$row" "$metric"); t=$(cell tungstenite "$row" "$metric"); f=$(cell fastwebsockets "$row" "$metric")
-    s=$(cell hubbub-smol "$row" "$metric")
-    [ "$h$s$t$f" = "----" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
+    h=$(cell "$S1" "$row" "$metric"); t=$(cell "$S2" "$row" "$metric"); f=$(cell "$S3" "$row" "$metric")
+    [ "$h$t$f" = "---" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
     label=""
     if [ "$row" != "$last_row" ]; then label=${LABEL[$row]}; last_row=$row; fi
-    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f"); rs=$(ratio "$s" "$t")
-    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; rs=""; fi
+    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f")
+    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; fi
     case $fmt in
-        h) h=$(human "$h"); s=$(human "$s"); t=$(human "$t"); f=$(human "$f") ;;
-        i) h=$(whole "$h"); s=$(whole "$s"); t=$(whole "$t"); f=$(whole "$f") ;;
-        o) h=$(with_other hubbub "$row" "$h"); s=$(with_other hubbub-smol "$row" "$s")
-           t=$(with_other tungstenite "$row" "$t"); f=$(with_other fastwebsockets "$row" "$f") ;;
+        h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
+        i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
+        o) h=$(with_other "$S1" "$row" "$h"); t=$(with_other "$S2" "$row" "$t")
+           f=$(with_other "$S3" "$row" "$f") ;;
     esac
     if [ "$metric" = rate ]; then
-        h+=$(bound_mark hubbub "$row"); s+=$(bound_mark hubbub-smol "$row")
-        t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
+        h+=$(bound_mark "$S1" "$row"); t+=$(bound_mark "$S2" "$row"); f+=$(bound_mark "$S3" "$row")
     fi
     # shellcheck disable=SC2059
-    printf "$FMT" "$label" "${unit//-/ }" "$h" "$s" "$t" "$f" "$rt" "$rf" "$rs"
+    printf "$FMT" "$label" "${unit//-/ }" "$h" "$t" "$f" "$rt" "$rf"
 done
-printf '\nhubbub is the echo binary on tokio, smol the same binary with --runtime smol.\n'
-printf 'Ratios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
+printf '\nRatios are %s / the other column: above 1 is better for rates, below 1 for CPU, RSS and latency.\n' "$S1"
 printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
 printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
 printf '"other" is CPU used by anything else during the run, in %% of one core: above ~10 the row is noisy.\n'

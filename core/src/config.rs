@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::extension::ExtensionFactory;
+use crate::{deflate::DeflateConfig, extension::ExtensionFactory};
 
 /// Limits, timers and negotiated extensions for a [`Connection`](crate::Connection).
 ///
@@ -42,7 +42,10 @@ pub struct Config {
     pub pong_timeout: Option<Duration>,
     /// After sending a close frame, wait this long for the peer's close.
     pub close_timeout: Duration,
-    /// Extensions to negotiate, in order of preference.
+    /// permessage-deflate (RFC 7692), negotiated before
+    /// [`extensions`](Self::extensions) when set. Default `None` (off).
+    pub deflate: Option<DeflateConfig>,
+    /// Other extensions to negotiate, in order of preference.
     pub extensions: Vec<Arc<dyn ExtensionFactory>>,
 }
 
@@ -59,6 +62,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Some(Duration::from_secs(20)),
             close_timeout: Duration::from_secs(5),
+            deflate: None,
             extensions: Vec::new(),
         }
     }
@@ -70,6 +74,12 @@ impl Config {
         self.max_frame_size
             .unwrap_or(self.max_message_size)
             .min(self.max_message_size)
+    }
+
+    /// Every extension to negotiate, in order of preference.
+    pub(crate) fn factories(&self) -> impl Iterator<Item = &dyn ExtensionFactory> {
+        let deflate = self.deflate.iter().map(|d| d as &dyn ExtensionFactory);
+        deflate.chain(self.extensions.iter().map(|e| &**e))
     }
 }
 
@@ -86,6 +96,7 @@ impl fmt::Debug for Config {
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
             .field("close_timeout", &self.close_timeout)
+            .field("deflate", &self.deflate)
             .field(
                 "extensions",
                 &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),

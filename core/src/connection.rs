@@ -161,6 +161,9 @@ enum Handshake {
 /// A data message being reassembled.
 struct Partial {
     text: bool,
+    /// The first frame carried the extension's RSV bits: the payload is
+    /// decoded by the extension before it lands in `body`.
+    compressed: bool,
     body: Body,
     /// Text: the validation state (an unfinished character carried over).
     utf8: Utf8Validator,
@@ -170,23 +173,21 @@ struct Partial {
 enum Body {
     /// Uncompressed binary.
     Binary(Vec<u8>),
-    /// Uncompressed text, validated as it arrives: every byte once, so the
-    /// finished `String` needs no second pass.
+    /// Text, validated as it arrives (after decoding, for a compressed
+    /// message): every byte once, so the finished `String` needs no second
+    /// pass.
     Text(String),
-    /// Compressed text or binary: the decoded bytes (text is validated as
-    /// they come and converted at the end).
-    Compressed(Vec<u8>),
 }
 
 impl Partial {
     fn compressed(&self) -> bool {
-        matches!(self.body, Body::Compressed(_))
+        self.compressed
     }
 
     /// Payload bytes received so far (decoded, for a compressed message).
     fn received(&self) -> usize {
         match &self.body {
-            Body::Binary(data) | Body::Compressed(data) => data.len(),
+            Body::Binary(data) => data.len(),
             Body::Text(text) => text.len() + self.utf8.carried(),
         }
     }
@@ -277,8 +278,7 @@ impl Connection {
         let key = handshake::key_from_nonce(nonce);
         let offers: Vec<Offer> = conn
             .config
-            .extensions
-            .iter()
+            .factories()
             .flat_map(|f| f.client_offers())
             .collect();
         let mut head = Vec::with_capacity(256);
@@ -410,7 +410,7 @@ impl Connection {
             return Err(UsageError::NoPendingRequest);
         };
         let mut negotiated = None;
-        for factory in &self.config.extensions {
+        for factory in self.config.factories() {
             let offers: Vec<&Offer> = request
                 .extensions()
                 .iter()
@@ -512,7 +512,28 @@ impl Connection {
         if self.state != State::Open {
             return Err(UsageError::NotOpen);
         }
-        self.outbox.push_encoded(frame.as_bytes().clone());
+        let Some(ext) = self.extension.as_mut() else {
+            self.outbox.push_encoded(frame.as_bytes().clone());
+            return Ok(());
+        };
+        let (opcode, payload) = frame.message();
+        let text = opcode == OpCode::Text;
+        match ext.shared_encoding() {
+            // Encoded once per key, shared by every connection with it.
+            Some(key) => {
+                let bytes = frame.variant(key, || match ext.encode(payload, text) {
+                    Some((rsv, encoded)) => EncodedFrame::frame_bytes(opcode, rsv, &encoded),
+                    None => frame.as_bytes().clone(),
+                });
+                self.outbox.push_encoded(bytes);
+            }
+            None => match ext.encode(payload, text) {
+                Some((rsv, encoded)) => {
+                    self.push_message(opcode, rsv, Payload::Shared(encoded.into()))
+                }
+                None => self.outbox.push_encoded(frame.as_bytes().clone()),
+            },
+        }
         Ok(())
     }
 
@@ -686,7 +707,7 @@ impl Connection {
             return;
         };
         buf.extend_from_slice(data);
-        let offered: Vec<&str> = self.config.extensions.iter().map(|f| f.name()).collect();
+        let offered: Vec<&str> = self.config.factories().map(|f| f.name()).collect();
         let (response, head_len) = match handshake::parse_response(
             buf,
             self.config.max_head_size,
@@ -707,11 +728,7 @@ impl Connection {
                 return self.fail_handshake(now, error);
             }
             (Some(offer), None) => {
-                let factory = self
-                    .config
-                    .extensions
-                    .iter()
-                    .find(|f| f.name() == offer.name);
+                let factory = self.config.factories().find(|f| f.name() == offer.name);
                 match factory.map(|f| f.accept_response(offer)) {
                     Some(Ok(state)) => {
                         self.extension = Some(state);
@@ -868,10 +885,11 @@ impl Connection {
             let text = header.opcode == OpCode::Text;
             self.reader.message = Some(Partial {
                 text,
-                body: match (header.rsv != 0, text) {
-                    (true, _) => Body::Compressed(Vec::new()),
-                    (false, true) => Body::Text(String::new()),
-                    (false, false) => Body::Binary(Vec::new()),
+                compressed: header.rsv != 0,
+                body: if text {
+                    Body::Text(String::new())
+                } else {
+                    Body::Binary(Vec::new())
                 },
                 utf8: Utf8Validator::new(),
             });
@@ -946,21 +964,9 @@ impl Connection {
         let ahead = frame_rest.min(chunk.len().saturating_add(RESERVE_AHEAD));
         let whole = last && offset == 0 && message.received() == 0;
         match &mut message.body {
-            Body::Compressed(data) => {
-                let mut plain = chunk.to_vec();
-                apply_mask_at(&mut plain, mask, offset);
+            _ if message.compressed => {
                 let ext = self.extension.as_mut().ok_or(ProtocolError::ReservedBits)?;
-                let start = data.len();
-                ext.decode(&plain, last, data, limit).map_err(|e| match e {
-                    DecodeError::TooLarge => ProtocolError::MessageTooLarge,
-                    DecodeError::Invalid(why) => ProtocolError::Extension(why),
-                })?;
-                if message.text {
-                    message
-                        .utf8
-                        .feed(&data[start..])
-                        .map_err(|_| ProtocolError::InvalidUtf8)?;
-                }
+                decode_chunk(ext.as_mut(), message, chunk, mask, offset, last, limit)?;
             }
             Body::Binary(data) => {
                 data.reserve(ahead);
@@ -990,7 +996,10 @@ impl Connection {
         if !last {
             return Ok(());
         }
-        let Some(Partial { text, body, utf8 }) = self.reader.message.take() else {
+        let Some(Partial {
+            text, body, utf8, ..
+        }) = self.reader.message.take()
+        else {
             return Ok(());
         };
         if text {
@@ -998,10 +1007,7 @@ impl Connection {
         }
         let message = match body {
             Body::Text(text) => Message::Text(text),
-            Body::Compressed(data) if text => {
-                Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
-            }
-            Body::Binary(data) | Body::Compressed(data) => Message::Binary(data.into()),
+            Body::Binary(data) => Message::Binary(data.into()),
         };
         self.push_event(Event::Message(message));
         Ok(())
@@ -1176,6 +1182,64 @@ impl Connection {
         };
         self.outbox.push_copy(header, payload);
     }
+}
+
+/// Decode a piece of a compressed message's payload (masked with `mask`,
+/// starting at payload `offset`) through the extension into the message:
+/// unmasked into a stack buffer [`TEXT_STAGE`] bytes at a time, the decoded
+/// bytes checked against `limit` before they are stored (a decompression
+/// bomb fails before memory grows) and text validated once, as it comes.
+fn decode_chunk(
+    ext: &mut dyn Extension,
+    message: &mut Partial,
+    chunk: &[u8],
+    mask: [u8; 4],
+    mut offset: usize,
+    last: bool,
+    limit: usize,
+) -> Result<(), ProtocolError> {
+    let mut invalid_utf8 = false;
+    let Partial { body, utf8, .. } = message;
+    let mut sink = |piece: &[u8]| -> Result<(), DecodeError> {
+        let received = match body {
+            Body::Binary(data) => data.len(),
+            Body::Text(text) => text.len() + utf8.carried(),
+        };
+        if received.saturating_add(piece.len()) > limit {
+            return Err(DecodeError::TooLarge);
+        }
+        match body {
+            Body::Binary(data) => data.extend_from_slice(piece),
+            Body::Text(text) => utf8.push_valid(piece, text).map_err(|_| {
+                invalid_utf8 = true;
+                DecodeError::Invalid("invalid UTF-8".into())
+            })?,
+        }
+        Ok(())
+    };
+    let mut stage = [0u8; TEXT_STAGE];
+    let mut pieces = chunk.chunks(TEXT_STAGE).peekable();
+    let result = if pieces.peek().is_none() {
+        ext.decode(&[], last, &mut sink)
+    } else {
+        let mut result = Ok(());
+        while let Some(piece) = pieces.next() {
+            let stage = &mut stage[..piece.len()];
+            stage.copy_from_slice(piece);
+            apply_mask_at(stage, mask, offset);
+            offset += piece.len();
+            result = ext.decode(stage, last && pieces.peek().is_none(), &mut sink);
+            if result.is_err() {
+                break;
+            }
+        }
+        result
+    };
+    result.map_err(|e| match e {
+        _ if invalid_utf8 => ProtocolError::InvalidUtf8,
+        DecodeError::TooLarge => ProtocolError::MessageTooLarge,
+        DecodeError::Invalid(why) => ProtocolError::Extension(why),
+    })
 }
 
 /// Validate a piece of text payload (masked with `mask`, starting at payload

@@ -60,20 +60,24 @@ pub trait Extension: Send {
     fn rsv_bits(&self) -> u8;
     /// Decode part of a message whose first frame carried this extension's
     /// RSV bits. `input` is the next slice of unmasked payload, `last` says
-    /// whether it ends the message. Append the plain bytes to `out`, never
-    /// letting `out` grow past `limit` bytes (return
-    /// [`DecodeError::TooLarge`] instead).
-    fn decode(
-        &mut self,
-        input: &[u8],
-        last: bool,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Result<(), DecodeError>;
+    /// whether it ends the message. Hand the plain bytes to `sink` in
+    /// pieces as they are produced (it enforces the message size limit and
+    /// validates text) and stop at its first error.
+    fn decode(&mut self, input: &[u8], last: bool, sink: Sink<'_>) -> Result<(), DecodeError>;
     /// Encode an outgoing message. Return the RSV bits to set on its first
     /// frame and the transformed payload, or `None` to send it unchanged.
     fn encode(&mut self, payload: &[u8], is_text: bool) -> Option<(u8, Vec<u8>)>;
+    /// `Some(key)` when [`encode`](Self::encode) is currently a pure
+    /// function of the message (no state carried between messages): every
+    /// connection with the same key would produce the same bytes, so a
+    /// broadcast frame is encoded once per key and shared. Default `None`.
+    fn shared_encoding(&self) -> Option<u64> {
+        None
+    }
 }
+
+/// Receives decoded bytes from [`Extension::decode`].
+pub type Sink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), DecodeError>;
 
 /// Why an extension could not decode a message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! Frame headers (RFC 6455 §5.2) and pre-encoded frames for broadcast.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::ProtocolError;
@@ -145,10 +147,25 @@ impl Header {
 /// connection it is sent to with
 /// [`Connection::send_encoded`](crate::Connection::send_encoded): the
 /// building block of broadcast.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Connections whose extension encodes statelessly (permessage-deflate
+/// without context takeover on the server side) share encoded variants:
+/// the first such connection encodes the message, the others with the same
+/// parameters reuse those bytes (compress once, send to many).
+#[derive(Debug, Clone)]
 pub struct EncodedFrame {
     bytes: Bytes,
+    /// Encoded variants by [`Extension::shared_encoding`](crate::extension::Extension::shared_encoding) key.
+    variants: Arc<Mutex<Vec<(u64, Bytes)>>>,
 }
+
+impl PartialEq for EncodedFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for EncodedFrame {}
 
 impl EncodedFrame {
     /// A whole unmasked text message in one frame.
@@ -162,9 +179,17 @@ impl EncodedFrame {
     }
 
     fn new(opcode: OpCode, payload: &[u8]) -> Self {
+        EncodedFrame {
+            bytes: Self::frame_bytes(opcode, 0, payload),
+            variants: Arc::default(),
+        }
+    }
+
+    /// The wire bytes of a whole unmasked message in one frame.
+    pub(crate) fn frame_bytes(opcode: OpCode, rsv: u8, payload: &[u8]) -> Bytes {
         let header = Header {
             fin: true,
-            rsv: 0,
+            rsv,
             opcode,
             mask: None,
             len: payload.len() as u64,
@@ -174,9 +199,30 @@ impl EncodedFrame {
         let mut bytes = BytesMut::with_capacity(head_len + payload.len());
         bytes.put_slice(&head[..head_len]);
         bytes.put_slice(payload);
-        EncodedFrame {
-            bytes: bytes.freeze(),
+        bytes.freeze()
+    }
+
+    /// The message's opcode and payload.
+    pub(crate) fn message(&self) -> (OpCode, &[u8]) {
+        let opcode = OpCode::from_bits(self.bytes[0] & 0x0f).unwrap_or(OpCode::Binary);
+        let head_len = match self.bytes[1] & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        (opcode, &self.bytes[head_len..])
+    }
+
+    /// The variant encoded for `key`, made by `encode` on first use (under
+    /// a lock, so that it is made once).
+    pub(crate) fn variant(&self, key: u64, encode: impl FnOnce() -> Bytes) -> Bytes {
+        let mut variants = self.variants.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, bytes)) = variants.iter().find(|(k, _)| *k == key) {
+            return bytes.clone();
         }
+        let bytes = encode();
+        variants.push((key, bytes.clone()));
+        bytes
     }
 
     /// The frame's wire bytes (header and payload).

@@ -32,6 +32,7 @@
 mod close;
 mod config;
 mod connection;
+pub mod deflate;
 mod error;
 pub mod extension;
 mod frame;
@@ -45,6 +46,7 @@ mod utf8;
 pub use close::{CloseCode, CloseFrame, Closed, Initiator};
 pub use config::Config;
 pub use connection::{Connection, Event, Opened, Role};
+pub use deflate::DeflateConfig;
 pub use error::{ProtocolError, UsageError};
 pub use frame::{EncodedFrame, OpCode};
 pub use handshake::{Accept, ClientRequest, HandshakeError, Reject, Request, Response};

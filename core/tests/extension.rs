@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use hubbub_core::{
-    extension::{DecodeError, Extension, ExtensionFactory, Offer},
+    extension::{DecodeError, Extension, ExtensionFactory, Offer, Sink},
     Accept, ClientRequest, Config, Connection, Event, Message, ProtocolError,
 };
 
@@ -19,18 +19,9 @@ impl Extension for Invert {
     fn rsv_bits(&self) -> u8 {
         0b100
     }
-    fn decode(
-        &mut self,
-        input: &[u8],
-        _last: bool,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Result<(), DecodeError> {
-        if out.len() + input.len() > limit {
-            return Err(DecodeError::TooLarge);
-        }
-        out.extend(input.iter().map(|b| !b));
-        Ok(())
+    fn decode(&mut self, input: &[u8], _last: bool, sink: Sink<'_>) -> Result<(), DecodeError> {
+        let inverted: Vec<u8> = input.iter().map(|b| !b).collect();
+        sink(&inverted)
     }
     fn encode(&mut self, payload: &[u8], _is_text: bool) -> Option<(u8, Vec<u8>)> {
         // Leave short messages alone, to show mixed traffic works.

@@ -133,3 +133,129 @@ fn header_alone_reserves_nothing() {
         assert_eq!(message.as_bytes(), &payload[..]);
     }
 }
+
+/// permessage-deflate's cost per connection at rest, for each parameter
+/// set, after a compressed 1 KiB JSON message each way (ARCHITECTURE.md,
+/// "permessage-deflate"): nothing beyond the codec's small struct on a side
+/// without context takeover; one zlib stream per side that keeps its
+/// context. The figures printed here are the ones documented.
+#[test]
+fn deflate_cost_per_mode() {
+    use hubbub_core::DeflateConfig;
+    let json = r#"{"type":"chat.message","payload":{"room":"lobby","user":"alice","text":"hello everyone, how are you today?","ts":1732700000}}"#
+        .repeat(8);
+    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut compressed = Vec::with_capacity(2048);
+    c.compress_vec(
+        json.as_bytes(),
+        &mut compressed,
+        flate2::FlushCompress::Sync,
+    )
+    .unwrap();
+    compressed.truncate(compressed.len() - 4);
+    let incoming = frame(true, 0b100, 1, Some(MASK), &compressed);
+    let plain = frame(true, 0, 1, Some(MASK), json.as_bytes());
+    let base = DeflateConfig {
+        server_no_context_takeover: false,
+        ..DeflateConfig::default()
+    };
+    // (mode, server config, client offer, at most this many bytes at rest)
+    let modes: [(&str, Option<DeflateConfig>, &str, isize); 6] = [
+        ("off", None, "", 0),
+        (
+            "takeover both ways, 15 bits",
+            Some(base.clone()),
+            "permessage-deflate",
+            440 << 10,
+        ),
+        (
+            "server_no_context_takeover",
+            Some(base.clone()),
+            "permessage-deflate; server_no_context_takeover",
+            50 << 10,
+        ),
+        (
+            "client_no_context_takeover",
+            Some(base.clone()),
+            "permessage-deflate; client_no_context_takeover",
+            390 << 10,
+        ),
+        (
+            "no context takeover both ways",
+            Some(base.clone()),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            512,
+        ),
+        (
+            "takeover both ways, 9 bits",
+            Some(DeflateConfig {
+                client_max_window_bits: Some(9),
+                ..base
+            }),
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits",
+            310 << 10,
+        ),
+    ];
+    // The first pass also creates the thread's shared compressor (used by
+    // every connection without server context takeover); the second
+    // measures what each connection holds.
+    let mut off = 0;
+    let (mut first_pass, mut second_pass) = (Vec::new(), Vec::new());
+    for (pass, (mode, deflate, offer, bound)) in modes
+        .iter()
+        .cloned()
+        .map(|m| (0, m))
+        .chain(modes.iter().cloned().map(|m| (1, m)))
+    {
+        let head = std::str::from_utf8(&REQUEST[..REQUEST.len() - 2]).unwrap();
+        let (request, incoming) = match deflate {
+            Some(_) => (
+                format!("{head}Sec-WebSocket-Extensions: {offer}\r\n\r\n"),
+                &incoming,
+            ),
+            None => (format!("{head}\r\n"), &plain),
+        };
+        let config = std::sync::Arc::new(Config {
+            deflate,
+            ..Config::default()
+        });
+        let now = std::time::Instant::now();
+        let before = live();
+        let mut server = Connection::server(config, now);
+        server.handle_input(now, request.as_bytes());
+        assert!(matches!(server.poll_event(), Some(Event::Request)));
+        server.accept(now, hubbub_core::Accept::new()).unwrap();
+        assert!(matches!(server.poll_event(), Some(Event::Open(_))));
+        drain(&mut server);
+        for _ in 0..3 {
+            server.handle_input(now, incoming);
+            match server.poll_event() {
+                Some(Event::Message(m)) => {
+                    assert_eq!(m.as_bytes(), json.as_bytes());
+                    server.send(m).unwrap();
+                }
+                other => panic!("{mode}: {other:?}"),
+            }
+            drain(&mut server);
+        }
+        let held = live() - before;
+        drop(server);
+        if pass == 0 {
+            first_pass.push(held);
+            continue;
+        }
+        second_pass.push(held);
+        if mode == "off" {
+            off = held;
+        }
+        println!(
+            "{mode:32} {:>7} bytes at rest ({:+} over no deflate)",
+            held,
+            held - off
+        );
+        assert!(held - off <= bound, "{mode}: {held} bytes");
+    }
+    let shared = first_pass[2] - second_pass[2];
+    println!("shared per-thread compressor (15 bits, level 6): {shared} bytes");
+    assert!(shared <= 390 << 10, "shared compressor: {shared} bytes");
+}

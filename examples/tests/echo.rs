@@ -71,9 +71,60 @@ fn echoes_in_order_and_exits_on_sigterm_once() {
         send_binary(&mut ws, &[0; 100_001]).await;
         assert_eq!(next(&mut ws).await, "close 1009");
     });
-    let stderr = server.stderr();
+    assert_eq!(
+        extension_answer(port).as_deref(),
+        Some("permessage-deflate; server_no_context_takeover")
+    );
     assert!(server.terminate().success());
-    assert!(stderr.contains("--deflate is ignored"), "{stderr}");
+}
+
+/// The `Sec-WebSocket-Extensions` answer to an upgrade offering
+/// permessage-deflate (raw, over a blocking socket with timeouts).
+fn extension_answer(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Extensions: "))
+        .map(str::to_owned)
+}
+
+#[test]
+fn deflate_takeover_and_off() {
+    let server = start(ECHO, &["--port", "0", "--deflate-takeover"], None, &[]);
+    assert_eq!(
+        extension_answer(port(&server)).as_deref(),
+        Some("permessage-deflate")
+    );
+    assert!(server.terminate().success());
+    let server = start(ECHO, &["--port", "0"], None, &[]);
+    assert_eq!(extension_answer(port(&server)), None);
+    assert!(server.terminate().success());
+    let (code, _, stderr) = run_to_end(
+        ECHO,
+        &["--port", "1", "--deflate", "--deflate-takeover"],
+        None,
+        &[],
+    );
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("exclude each other"), "{stderr}");
 }
 
 #[test]

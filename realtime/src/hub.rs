@@ -781,6 +781,59 @@ mod tests {
         }
     }
 
+    /// permessage-deflate without server context takeover (the default):
+    /// the broadcast frame is compressed once, by the first connection that
+    /// drains it, and every other recipient writes those same bytes.
+    #[test]
+    fn compressed_broadcast_is_compressed_once() {
+        let deflate_connection = || {
+            let now = Instant::now();
+            let config = hubbub_core::Config {
+                deflate: Some(hubbub_core::DeflateConfig::default()),
+                ..Default::default()
+            };
+            let mut conn = hubbub_core::Connection::server(Arc::new(config), now);
+            conn.handle_input(
+                now,
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+            );
+            assert!(conn.poll_event().is_some());
+            conn.accept(now, Accept::new()).unwrap();
+            assert!(matches!(
+                conn.poll_event(),
+                Some(hubbub_core::Event::Open(o)) if o.extensions.is_some()
+            ));
+            conn.advance_transmit(conn.pending_bytes());
+            conn
+        };
+        let hub = Hub::builder().build();
+        let sessions: Vec<Session> = (0..3).map(|_| hub.open(info("/")).unwrap()).collect();
+        let text = r#"{"type":"chat.message","payload":{"text":"hello"}}"#.repeat(40);
+        assert_eq!(hub.broadcast_text(&text, None), 3);
+        let mut written = Vec::new();
+        for session in &sessions {
+            let mut conn = deflate_connection();
+            session.drain_into(&mut conn, Instant::now(), HIGH_WATER, Waker::noop());
+            let mut slices = [IoSlice::new(&[]); 8];
+            let n = conn.transmit_slices(&mut slices);
+            assert_eq!(n, 1);
+            written.push((slices[0].as_ptr(), slices[0].to_vec()));
+        }
+        let (first, bytes) = &written[0];
+        assert_eq!(bytes[0], 0xc1, "FIN, RSV1, text");
+        assert!(
+            bytes.len() < text.len() / 4,
+            "compressed to {}",
+            bytes.len()
+        );
+        assert!(
+            written.iter().all(|(ptr, _)| ptr == first),
+            "one compression, shared"
+        );
+    }
+
     #[test]
     fn direct_sends_and_broadcasts_keep_their_order() {
         let hub = Hub::builder().build();

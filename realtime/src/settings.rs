@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
 
-use hubbub_core::Config;
+use hubbub_core::{Config, DeflateConfig};
 
 /// Every setting, resolved and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +181,7 @@ impl Settings {
             idle_timeout: self.idle_timeout,
             ping_interval: self.ping_interval,
             auto_pong: self.auto_ping_pong,
+            deflate: self.enable_deflate.then(DeflateConfig::default),
             ..Config::default()
         })
     }
@@ -293,6 +294,7 @@ mod tests {
             ),
             ("public", "/", "index.html")
         );
+        assert_eq!(s.core_config().deflate, Some(DeflateConfig::default()));
     }
 
     #[test]
@@ -323,6 +325,7 @@ mod tests {
             ),
             (1024, None, false)
         );
+        assert_eq!(config.deflate, None);
     }
 
     #[test]

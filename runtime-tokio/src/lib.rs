@@ -104,8 +104,8 @@ use tokio::{
 };
 
 pub use hubbub_core::{
-    Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
-    ProtocolError, Reject, Request, UsageError,
+    Accept, ClientRequest, CloseCode, Closed, Config, DeflateConfig, HandshakeError, Initiator,
+    Message, ProtocolError, Reject, Request, UsageError,
 };
 pub use hubbub_realtime::adapter::{
     ClientConfig, ClientEvent, ClientHandle, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,

@@ -52,6 +52,9 @@ pub struct Options {
     pub window: usize,
     /// How a handshake loop ends its connection.
     pub close: CloseStyle,
+    /// Offer permessage-deflate (echo, broadcast): messages are JSON-like
+    /// text, sent compressed; received ones are inflated.
+    pub deflate: bool,
 }
 
 /// How `handshakes` ends each connection once upgraded.
@@ -72,6 +75,7 @@ modes:
   idle        --conns 10000 --hold 3
   handshakes  --conns 50 --duration 10 [--close frame|reset]
   broadcast   --subscribers 1000 --messages 2000 --size 64 [--rooms R] [--window 0 (no limit)]
+  echo and broadcast (not --rooms) take --deflate on: permessage-deflate, JSON-like payloads
 common options:
   --host H             loopback address only (127.0.0.0/8, ::1, localhost); default 127.0.0.1
   --path /P            upgrade request path; default /
@@ -119,6 +123,13 @@ impl Options {
                 "--messages" => opts.messages = number(&flag, &value, 1, MAX_MESSAGES)?,
                 "--rooms" => opts.rooms = number(&flag, &value, 0, MAX_CONNS)?,
                 "--window" => opts.window = number(&flag, &value, 0, MAX_MESSAGES)?,
+                "--deflate" => {
+                    opts.deflate = match value.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("--deflate: expected on or off, not {value:?}")),
+                    }
+                }
                 "--close" => {
                     opts.close = match value.as_str() {
                         "frame" => CloseStyle::Frame,
@@ -133,6 +144,9 @@ impl Options {
         }
         let port = port.ok_or("--port is required")?;
         opts.target = SocketAddr::new(loopback(&host)?, port);
+        if opts.deflate && (!matches!(mode, Mode::Echo | Mode::Broadcast) || opts.rooms > 0) {
+            return Err("--deflate applies to echo and plain broadcast only".into());
+        }
         if mode == Mode::Broadcast {
             if opts.size < 16 {
                 return Err("broadcast needs --size >= 16 (sequence number and timestamp)".into());
@@ -167,6 +181,7 @@ impl Options {
             rooms: 0,
             window: 0,
             close: CloseStyle::Frame,
+            deflate: false,
         }
     }
 

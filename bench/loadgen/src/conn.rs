@@ -52,12 +52,14 @@ pub struct Conn {
     /// Response head received so far (freed once upgraded).
     head: Vec<u8>,
     parser: Parser,
+    /// permessage-deflate was offered and must be accepted.
+    deflate: bool,
 }
 
 impl Conn {
     /// Wraps a connecting stream; `request` goes out on the first
     /// [`Conn::flush`] that finds the connection established.
-    pub fn new(stream: TcpStream, request: Vec<u8>) -> Conn {
+    pub fn new(stream: TcpStream, request: Vec<u8>, deflate: bool) -> Conn {
         Conn {
             stream,
             state: State::Handshaking,
@@ -65,6 +67,7 @@ impl Conn {
             out_pos: 0,
             head: Vec::new(),
             parser: Parser::default(),
+            deflate,
         }
     }
 
@@ -159,6 +162,12 @@ impl Conn {
                     ));
                 }
                 Response::Upgraded(at) => {
+                    if self.deflate {
+                        let reset = crate::handshake::deflate_answer(&self.head[..at]).ok_or_else(
+                            || io::Error::other("the server did not negotiate permessage-deflate"),
+                        )?;
+                        self.parser.inflate(reset);
+                    }
                     self.state = State::Open;
                     on(ConnEvent::Upgraded);
                     let head = std::mem::take(&mut self.head);

@@ -32,11 +32,49 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// RSV1: the first frame of a permessage-deflate compressed message.
+pub const RSV1: u8 = 0x40;
+
+/// The empty stored block a sync flush ends with (RFC 7692 §7.2.1).
+const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// JSON-like text of `size` bytes (compressible as chat traffic is).
+pub fn json_like(size: usize) -> Vec<u8> {
+    let unit = br#"{"type":"chat.message","payload":{"room":"lobby","user":"user-4711","text":"hello everyone, how is it going today?","ts":1732700000123}},"#;
+    unit.iter().copied().cycle().take(size).collect()
+}
+
 /// Appends one masked, final frame carrying `payload` to `out`.
 pub fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
     push_header(out, opcode, payload.len(), key);
     let start = out.len();
     out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key, 0);
+}
+
+/// Appends one masked, final permessage-deflate frame (RSV1) whose payload
+/// is `message` compressed with `compressor` (reset first: every message is
+/// a fresh DEFLATE stream, valid with or without context takeover).
+pub fn push_deflated(
+    out: &mut Vec<u8>,
+    opcode: u8,
+    message: &[u8],
+    compressor: &mut flate2::Compress,
+    key: [u8; 4],
+) {
+    compressor.reset();
+    let mut payload = Vec::with_capacity(message.len() + 64);
+    compressor
+        .compress_vec(message, &mut payload, flate2::FlushCompress::Sync)
+        .expect("deflate");
+    assert!(
+        payload.len() < payload.capacity(),
+        "deflate output buffer too small"
+    );
+    payload.truncate(payload.len().saturating_sub(4)); // 00 00 ff ff
+    push_header(out, opcode | RSV1, payload.len(), key);
+    let start = out.len();
+    out.extend_from_slice(&payload);
     apply_mask(&mut out[start..], key, 0);
 }
 
@@ -93,6 +131,24 @@ impl Templates {
         }
     }
 
+    /// Builds `count` templates of `message` sent compressed (RSV1), each a
+    /// fresh DEFLATE stream (valid with or without context takeover).
+    pub fn deflated(opcode: u8, message: &[u8], count: usize, rng: &mut Rng) -> Templates {
+        let mut compressor = flate2::Compress::new(flate2::Compression::default(), false);
+        let frames: Vec<Vec<u8>> = (0..count.max(1))
+            .map(|_| {
+                let mut f = Vec::new();
+                push_deflated(&mut f, opcode, message, &mut compressor, rng.mask_key());
+                f
+            })
+            .collect();
+        Templates {
+            frames,
+            header_len: 0, // no prefix writes into compressed templates
+            next: 0,
+        }
+    }
+
     /// Appends the next template to `out`.
     pub fn push(&mut self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
@@ -136,7 +192,7 @@ pub struct ProtocolError(pub &'static str);
 
 /// Streaming parser of server frames. It consumes every byte it is given,
 /// keeping only a header in progress and each message's prefix.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Parser {
     header: [u8; 14],
     header_len: usize,
@@ -151,6 +207,20 @@ pub struct Parser {
     message_len: u64,
     prefix: [u8; PREFIX],
     prefix_len: usize,
+    /// permessage-deflate, once negotiated.
+    inflater: Option<Box<Inflater>>,
+    /// The current message is compressed (RSV1 on its first frame).
+    compressed: bool,
+}
+
+/// Inflates compressed messages; only their length and prefix are kept.
+#[derive(Debug)]
+struct Inflater {
+    stream: flate2::Decompress,
+    /// The server keeps no context: a fresh stream per message.
+    reset: bool,
+    /// Inflated bytes of the current message.
+    len: u64,
 }
 
 impl Default for Parser {
@@ -166,11 +236,53 @@ impl Default for Parser {
             message_len: 0,
             prefix: [0; PREFIX],
             prefix_len: 0,
+            inflater: None,
+            compressed: false,
         }
     }
 }
 
 impl Parser {
+    /// permessage-deflate was negotiated; `reset`: the server keeps no
+    /// context between messages.
+    pub fn inflate(&mut self, reset: bool) {
+        self.inflater = Some(Box::new(Inflater {
+            stream: flate2::Decompress::new(false),
+            reset,
+            len: 0,
+        }));
+    }
+
+    /// Inflates compressed payload bytes, keeping the message's prefix.
+    fn inflate_chunk(&mut self, mut data: &[u8]) -> Result<(), ProtocolError> {
+        let inflater = self
+            .inflater
+            .as_mut()
+            .ok_or(ProtocolError("RSV1 without permessage-deflate"))?;
+        let mut buf = [0u8; 16 << 10];
+        // Each turn consumes input or fills the buffer: bounded.
+        loop {
+            let (before_in, before_out) = (inflater.stream.total_in(), inflater.stream.total_out());
+            inflater
+                .stream
+                .decompress(data, &mut buf, flate2::FlushDecompress::Sync)
+                .map_err(|_| ProtocolError("invalid DEFLATE data"))?;
+            let used = (inflater.stream.total_in() - before_in) as usize;
+            let made = (inflater.stream.total_out() - before_out) as usize;
+            data = &data[used..];
+            inflater.len += made as u64;
+            let k = made.min(PREFIX - self.prefix_len);
+            self.prefix[self.prefix_len..self.prefix_len + k].copy_from_slice(&buf[..k]);
+            self.prefix_len += k;
+            if data.is_empty() && made < buf.len() {
+                return Ok(());
+            }
+            if used == 0 && made == 0 {
+                return Err(ProtocolError("DEFLATE data after the end of the stream"));
+            }
+        }
+    }
+
     /// Feeds bytes, calling `on_event` for every complete message or
     /// control frame. The number of iterations is bounded by `data.len()`.
     pub fn feed(
@@ -186,7 +298,9 @@ impl Parser {
                 }
                 Some(remaining) => {
                     let n = remaining.min(data.len() as u64) as usize;
-                    if self.frame_opcode < 0x8 && self.prefix_len < PREFIX {
+                    if self.frame_opcode < 0x8 && self.compressed {
+                        self.inflate_chunk(&data[..n])?;
+                    } else if self.frame_opcode < 0x8 && self.prefix_len < PREFIX {
                         let k = n.min(PREFIX - self.prefix_len);
                         self.prefix[self.prefix_len..self.prefix_len + k]
                             .copy_from_slice(&data[..k]);
@@ -197,7 +311,7 @@ impl Parser {
                 }
             }
             if self.remaining == Some(0) {
-                self.finish_frame(on_event);
+                self.finish_frame(on_event)?;
             }
         }
         Ok(())
@@ -259,6 +373,7 @@ impl Parser {
                 self.message = Some(op);
                 self.message_len = 0;
                 self.prefix_len = 0;
+                self.compressed = b0 & RSV1 != 0;
             }
             opcode::CONTINUATION if self.message.is_none() => {
                 return Err(ProtocolError("continuation without a message"));
@@ -279,13 +394,23 @@ impl Parser {
     }
 
     /// Reports the frame just completed.
-    fn finish_frame(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
+    fn finish_frame(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<(), ProtocolError> {
         self.remaining = None;
         match self.frame_opcode {
             opcode::CLOSE => on_event(Event::Close),
             opcode::PING | opcode::PONG => on_event(Event::Control),
             _ => {
                 self.message_len += self.frame_len;
+                if self.frame_fin && self.compressed {
+                    // The inflated length is the message's length.
+                    self.inflate_chunk(&DEFLATE_TAIL)?;
+                    if let Some(inflater) = self.inflater.as_mut() {
+                        self.message_len = std::mem::take(&mut inflater.len);
+                        if inflater.reset {
+                            inflater.stream.reset(false);
+                        }
+                    }
+                }
                 if self.frame_fin {
                     let opcode = self.message.take().unwrap_or(opcode::BINARY);
                     on_event(Event::Message {
@@ -296,6 +421,7 @@ impl Parser {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -428,6 +554,56 @@ mod tests {
             want.resize(64, 0);
             assert_eq!(unmask(&out), (0x82, want));
         }
+    }
+
+    // Compressed server messages (RFC 7692 §7.2.3.1 and §7.2.3.2): the
+    // inflated length and prefix are reported, across any split and with
+    // the window shared between messages.
+    #[test]
+    fn inflates_compressed_messages() {
+        let mut wire = vec![0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        wire.extend_from_slice(&[0x41, 0x03, 0xf2, 0x00, 0x11, 0x80, 0x02, 0x00, 0x00]);
+        for chunk in 1..=wire.len() {
+            let mut p = Parser::default();
+            p.inflate(false);
+            let mut got = Vec::new();
+            for c in wire.chunks(chunk) {
+                p.feed(c, &mut |e| {
+                    if let Event::Message {
+                        opcode,
+                        len,
+                        prefix,
+                    } = e
+                    {
+                        got.push((opcode, len, prefix.to_vec()));
+                    }
+                })
+                .unwrap();
+            }
+            let hello = (opcode::TEXT, 5, b"Hello".to_vec());
+            assert_eq!(got, vec![hello.clone(), hello], "chunk {chunk}");
+        }
+        // A message compressed by push_deflated comes back whole.
+        let message = json_like(3000);
+        let mut out = Vec::new();
+        let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+        push_deflated(&mut out, opcode::TEXT, &message, &mut c, [0; 4]);
+        let (b0, payload) = unmask(&out);
+        assert_eq!(b0, 0x80 | RSV1 | opcode::TEXT);
+        let mut server = vec![b0];
+        server.extend_from_slice(&server_frame(true, 1, &payload)[1..]);
+        let mut p = Parser::default();
+        p.inflate(true);
+        let mut got = None;
+        p.feed(&server, &mut |e| {
+            if let Event::Message { len, prefix, .. } = e {
+                got = Some((len, prefix.to_vec()));
+            }
+        })
+        .unwrap();
+        assert_eq!(got, Some((3000, message[..PREFIX].to_vec())));
+        // RSV1 without the extension is an error.
+        assert!(Parser::default().feed(&server, &mut |_| {}).is_err());
     }
 
     #[test]

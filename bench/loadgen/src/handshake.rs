@@ -10,16 +10,32 @@ use crate::rng::Rng;
 pub const MAX_RESPONSE_HEAD: usize = 8192;
 
 /// Builds an upgrade request for `path` on `target` with a fresh key.
-pub fn request(target: SocketAddr, path: &str, rng: &mut Rng) -> Vec<u8> {
+/// With `deflate`, it offers permessage-deflate.
+pub fn request(target: SocketAddr, path: &str, deflate: bool, rng: &mut Rng) -> Vec<u8> {
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&rng.next_u64().to_ne_bytes());
     nonce[8..].copy_from_slice(&rng.next_u64().to_ne_bytes());
+    let offer = if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {target}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n",
         base64(&nonce)
     )
     .into_bytes()
+}
+
+/// permessage-deflate in a response head: `None` when not negotiated,
+/// else whether the server resets its context after every message.
+pub fn deflate_answer(head: &[u8]) -> Option<bool> {
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let line = head
+        .lines()
+        .find(|l| l.starts_with("sec-websocket-extensions:") && l.contains("permessage-deflate"))?;
+    Some(line.contains("server_no_context_takeover"))
 }
 
 /// What the bytes received so far say about the upgrade.
@@ -93,7 +109,12 @@ mod tests {
 
     #[test]
     fn request_has_the_upgrade_headers() {
-        let req = request("127.0.0.1:9001".parse().unwrap(), "/chat", &mut Rng::new(1));
+        let req = request(
+            "127.0.0.1:9001".parse().unwrap(),
+            "/chat",
+            false,
+            &mut Rng::new(1),
+        );
         let req = String::from_utf8(req).unwrap();
         assert!(req.starts_with("GET /chat HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"));
         assert!(req.contains("Sec-WebSocket-Version: 13\r\n"));
@@ -106,6 +127,30 @@ mod tests {
             .unwrap();
         assert!(key.len() == 24 && key.ends_with("=="), "{key}");
         assert!(req.ends_with("\r\n\r\n"));
+        assert!(!req.contains("Extensions"));
+        let req = request(
+            "127.0.0.1:9001".parse().unwrap(),
+            "/",
+            true,
+            &mut Rng::new(1),
+        );
+        let req = String::from_utf8(req).unwrap();
+        assert!(req.ends_with(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn deflate_answer_is_read_from_the_head() {
+        let head = |ext: &str| {
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{ext}\r\n")
+        };
+        assert_eq!(deflate_answer(head("").as_bytes()), None);
+        let takeover = head("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        assert_eq!(deflate_answer(takeover.as_bytes()), Some(false));
+        let reset =
+            head("sec-websocket-extensions: permessage-deflate; server_no_context_takeover\r\n");
+        assert_eq!(deflate_answer(reset.as_bytes()), Some(true));
     }
 
     #[test]

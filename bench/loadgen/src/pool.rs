@@ -31,6 +31,8 @@ pub struct Pool {
     /// Connections opened so far (picks the source address).
     opened: usize,
     pub rng: Rng,
+    /// Offer permessage-deflate and require it (set before opening).
+    pub deflate: bool,
 }
 
 impl Pool {
@@ -48,6 +50,7 @@ impl Pool {
             path: path.to_owned(),
             opened: 0,
             rng: Rng::from_entropy(),
+            deflate: false,
         })
     }
 
@@ -55,8 +58,8 @@ impl Pool {
     pub fn open(&mut self) -> io::Result<usize> {
         let stream = sys::connect(self.target, self.opened)?;
         self.opened += 1;
-        let request = handshake::request(self.target, &self.path, &mut self.rng);
-        let mut conn = Conn::new(stream, request);
+        let request = handshake::request(self.target, &self.path, self.deflate, &mut self.rng);
+        let mut conn = Conn::new(stream, request, self.deflate);
         conn.flush()?;
         let id = self.free.pop().unwrap_or(self.conns.len());
         self.poll.registry().register(

@@ -144,14 +144,13 @@ fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Rej
         .map(|protocol| is_token(protocol).then(|| protocol.to_owned()))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| bad_request("The Sec-WebSocket-Protocol header is not a list of tokens."))?;
-    let mut extensions = Vec::new();
-    for value in header_values(&headers, "sec-websocket-extensions") {
-        extensions.extend(parse_extensions(value).map_err(|e| {
-            bad_request(format!(
-                "The Sec-WebSocket-Extensions header is malformed: {e}."
-            ))
-        })?);
-    }
+    // A value that is not an extension list offers nothing we could
+    // accept: it is skipped, so its extensions are declined and the
+    // handshake goes on (RFC 7692 §5: decline, never fail).
+    let extensions = header_values(&headers, "sec-websocket-extensions")
+        .filter_map(|value| parse_extensions(value).ok())
+        .flatten()
+        .collect();
     Ok(Request {
         target: target.to_owned(),
         key: key.to_owned(),
@@ -676,7 +675,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_protocol_or_extensions_is_400() {
+    fn malformed_protocol_is_400_malformed_extensions_are_declined() {
         let mut headers = VALID.to_vec();
         headers.push("Sec-WebSocket-Protocol: chat, \"quoted\"");
         assert_rejected(
@@ -684,13 +683,18 @@ mod tests {
             400,
             "Sec-WebSocket-Protocol",
         );
+        // The malformed value offers nothing; the well-formed one still does.
         let mut headers = VALID.to_vec();
         headers.push("Sec-WebSocket-Extensions: permessage-deflate; =1");
-        assert_rejected(
-            &head("GET / HTTP/1.1", &headers),
-            400,
-            "Sec-WebSocket-Extensions",
-        );
+        headers.push("Sec-WebSocket-Extensions: x-foo");
+        let bytes = head("GET / HTTP/1.1", &headers);
+        let (request, _) = parse_request(&bytes, 1 << 16).unwrap().unwrap();
+        let names: Vec<&str> = request
+            .extensions()
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(names, ["x-foo"]);
     }
 
     #[test]

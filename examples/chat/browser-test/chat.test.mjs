@@ -1,7 +1,9 @@
 // The chat page in a real headless browser (Debian's Chromium, driven by
 // playwright-core): start `chat` on free ports, open two pages, both join
 // `general`, one sends, both logs show `room general: <text>`; a third page
-// in another room does not. Saves a screenshot.
+// in another room does not. Chromium negotiates permessage-deflate
+// (`ws.extensions`) and a large message round-trips compressed. Saves a
+// screenshot.
 //
 //   node chat.test.mjs /path/to/chat [screenshot.png]
 //
@@ -167,6 +169,37 @@ async function main() {
     check(!cLog.includes("room general:"), `page c saw general: ${cLog}`);
     const aLog = await a.textContent("#log");
     check(!aLog.includes("only for elsewhere"), `page a saw elsewhere: ${aLog}`);
+
+    // permessage-deflate (on by default in the chat's settings): Chromium
+    // negotiates it, and a message above the compression threshold goes
+    // both ways (the server names an unknown type in its answer).
+    const probe = await a.evaluate(async (port) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => reject(new Error("probe socket failed"));
+      });
+      const type = `probe.${"x".repeat(2000)}`;
+      const reply = new Promise((resolve) =>
+        ws.addEventListener("message", (event) => {
+          if (event.data.includes(type)) resolve(true);
+        }),
+      );
+      ws.send(JSON.stringify({ type, payload: {} }));
+      const same = await Promise.race([
+        reply,
+        new Promise((resolve) => setTimeout(() => resolve(false), 10_000)),
+      ]);
+      const extensions = ws.extensions;
+      ws.close();
+      return { extensions, same };
+    }, chat.ws);
+    check(
+      probe.extensions.startsWith("permessage-deflate"),
+      `ws.extensions is ${JSON.stringify(probe.extensions)}`,
+    );
+    check(probe.same, "the 2 KiB type did not come back intact");
+    console.log(`ws.extensions: ${probe.extensions}`);
 
     await a.bringToFront();
     await a.screenshot({ path: SCREENSHOT, fullPage: true });

@@ -1,7 +1,7 @@
 //! The echo server used for conformance runs and benchmarks.
 //!
 //! ```text
-//! echo --port P [--max-message BYTES] [--deflate] [--broadcast] [--runtime tokio|smol|mio]
+//! echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--runtime tokio|smol|mio]
 //! ```
 //!
 //! Binds 127.0.0.1:P, sets TCP_NODELAY, and sends every text and binary
@@ -12,7 +12,7 @@
 
 use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use hubbub_core::{CloseCode, Config};
+use hubbub_core::{CloseCode, Config, DeflateConfig};
 use hubbub_examples::{until, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
 use hubbub_realtime::{
     adapter::{HubServer, RuntimeWebSocket, Server, LISTEN_BACKLOG},
@@ -22,7 +22,7 @@ use hubbub_realtime::{
 const PROGRAM: Program = Program {
     name: "echo",
     usage:
-        "echo --port P [--max-message BYTES] [--deflate] [--broadcast] [--runtime tokio|smol|mio]",
+        "echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--runtime tokio|smol|mio]",
 };
 
 /// Default `--max-message`: 16 MiB.
@@ -32,12 +32,15 @@ struct Args {
     port: u16,
     max_message: usize,
     broadcast: bool,
+    /// `--deflate` (the default settings: no context takeover on our side)
+    /// or `--deflate-takeover` (context takeover both ways).
+    deflate: Option<DeflateConfig>,
 }
 
 fn main() -> ExitCode {
     let options = match PROGRAM.options(Spec {
         values: &["--port", "--max-message"],
-        switches: &["--deflate", "--broadcast"],
+        switches: &["--deflate", "--deflate-takeover", "--broadcast"],
     }) {
         Ok(options) => options,
         Err(code) => return code,
@@ -59,15 +62,26 @@ fn main() -> ExitCode {
             port,
             max_message,
             broadcast: options.switch("--broadcast"),
+            deflate: match (
+                options.switch("--deflate"),
+                options.switch("--deflate-takeover"),
+            ) {
+                (true, true) => {
+                    return Err("--deflate and --deflate-takeover exclude each other".into())
+                }
+                (true, false) => Some(DeflateConfig::default()),
+                (false, true) => Some(DeflateConfig {
+                    server_no_context_takeover: false,
+                    ..DeflateConfig::default()
+                }),
+                (false, false) => None,
+            },
         })
     })();
     let args = match parsed {
         Ok(args) => args,
         Err(message) => return PROGRAM.usage_error(message),
     };
-    if options.switch("--deflate") {
-        eprintln!("echo: note: permessage-deflate is not available yet; --deflate is ignored");
-    }
     PROGRAM.run(options.runtime, Echo(args))
 }
 
@@ -92,6 +106,7 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
         ping_interval: None,
         pong_timeout: None,
         handshake_timeout: Some(Duration::from_secs(10)),
+        deflate: args.deflate,
         ..Config::default()
     };
     if args.broadcast {

@@ -26,6 +26,8 @@ pub(crate) struct Core<T: Transport, K: Timer> {
     closed: Option<Closed>,
     last_pong: Option<Bytes>,
     protocol: Option<String>,
+    /// The negotiated extension (`Sec-WebSocket-Extensions`).
+    extensions: Option<String>,
     /// The stream has returned `None`.
     ended: bool,
 }
@@ -37,6 +39,7 @@ impl<T: Transport, K: Timer> Core<T, K> {
             closed: None,
             last_pong: None,
             protocol: None,
+            extensions: None,
             ended: false,
         }
     }
@@ -47,7 +50,8 @@ impl<T: Transport, K: Timer> Core<T, K> {
     where
         D: FnOnce(&Request) -> Result<Accept, Reject>,
     {
-        self.protocol = self.driver.open(decide).await?.protocol;
+        let opened = self.driver.open(decide).await?;
+        (self.protocol, self.extensions) = (opened.protocol, opened.extensions);
         Ok(())
     }
 
@@ -253,6 +257,12 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.core.protocol.as_deref()
+    }
+
+    /// The negotiated extension as sent in `Sec-WebSocket-Extensions`
+    /// (e.g. `permessage-deflate; server_no_context_takeover`), if any.
+    pub fn extensions(&self) -> Option<&str> {
+        self.core.extensions.as_deref()
     }
 
     /// The payload of the last pong received.

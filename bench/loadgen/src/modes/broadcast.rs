@@ -56,6 +56,9 @@ struct Fanout {
     /// Payload size (binary mode) or padded text length (rooms).
     size: usize,
     templates: Templates,
+    /// `--deflate on`: messages are JSON-like text behind the stamp, each
+    /// compressed as a fresh stream.
+    compressor: Option<flate2::Compress>,
 }
 
 /// Counters of the publish phase.
@@ -80,6 +83,7 @@ struct Tally {
 pub fn run(opts: &Options) -> Result<Outcome, String> {
     let connect_deadline = Instant::now() + opts.connect_timeout;
     let mut pool = Pool::new(opts.target, &opts.path).map_err(|e| e.to_string())?;
+    pool.deflate = opts.deflate;
     let subs = establish(
         &mut pool,
         opts.subscribers,
@@ -117,6 +121,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         rooms: opts.rooms > 0,
         size: opts.size,
         templates,
+        compressor: opts
+            .deflate
+            .then(|| flate2::Compress::new(flate2::Compression::default(), false)),
     };
     let mut r = Report::new("broadcast");
     r.int("subscribers", opts.subscribers)
@@ -124,6 +131,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         .int("rooms", opts.rooms)
         .int("messages", opts.messages)
         .int("size", opts.size)
+        .int("deflate", opts.deflate as usize)
         .int("window", opts.window);
 
     if f.rooms {
@@ -421,6 +429,11 @@ impl Fanout {
                 r#"{{"type":"chat.message","payload":{{"room":"bench-{room}","text":"{text}"}}}}"#
             );
             frame::push_frame(conn.out(), opcode::TEXT, json.as_bytes(), key);
+        } else if let Some(compressor) = self.compressor.as_mut() {
+            let mut message = frame::json_like(self.size);
+            message[..8].copy_from_slice(&seq.to_le_bytes());
+            message[8..16].copy_from_slice(&sent_ns.to_le_bytes());
+            frame::push_deflated(conn.out(), opcode::BINARY, &message, compressor, key);
         } else {
             let mut prefix = [0u8; 16];
             prefix[..8].copy_from_slice(&seq.to_le_bytes());

@@ -16,6 +16,7 @@ use crate::report::{CpuMeter, Report};
 /// Runs the echo workload.
 pub fn run(opts: &Options) -> Result<Outcome, String> {
     let mut pool = Pool::new(opts.target, &opts.path).map_err(|e| e.to_string())?;
+    pool.deflate = opts.deflate;
     let est = establish(
         &mut pool,
         opts.conns,
@@ -28,7 +29,15 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             est.first_error.unwrap_or_default()
         ));
     }
-    let mut templates = Templates::new(opcode::BINARY, opts.size, 16, &mut pool.rng);
+    // With --deflate: JSON-like text, compressed; echoes are inflated.
+    let (mut templates, sent_opcode) = if opts.deflate {
+        let message = crate::frame::json_like(opts.size);
+        let t = Templates::deflated(opcode::TEXT, &message, 16, &mut pool.rng);
+        (t, opcode::TEXT)
+    } else {
+        let t = Templates::new(opcode::BINARY, opts.size, 16, &mut pool.rng);
+        (t, opcode::BINARY)
+    };
     let slots = est.ids.iter().max().map_or(0, |m| m + 1);
     // Send times of the messages in flight, per connection slot (echoes
     // come back in order).
@@ -71,7 +80,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             let result = pool.service(id, &mut |e| match e {
                 ConnEvent::Frame(Event::Message { opcode, len, .. }) => {
                     got += 1;
-                    if opcode != opcode::BINARY || len != size {
+                    if opcode != sent_opcode || len != size {
                         mismatched += 1;
                     }
                     if let Some(t) = fifo.pop_front() {
@@ -113,6 +122,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     r.int("conns", opts.conns)
         .int("established", est.ids.len())
         .int("inflight", opts.inflight)
+        .int("deflate", opts.deflate as usize)
         .int("size", opts.size)
         .float("duration_s", elapsed)
         .int("msgs", received)

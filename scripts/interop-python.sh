@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# permessage-deflate interop with an independent implementation, Python
+# `websockets` (interop/python/, version pinned in requirements.txt,
+# installed into interop/python/.venv on first use):
+#   1. its client against our `echo --deflate` (every parameter, many sizes,
+#      fragmented messages; the negotiated answer checked exactly);
+#   2. our tokio client against its echo server with compression
+#      (tests/tests/deflate.rs `python_server`, on every async runtime).
+# Loopback only; every step has a time limit. Exits non-zero on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+HERE="$ROOT/interop/python"
+VENV=${INTEROP_VENV:-$HERE/.venv}
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
+    echo "== installing websockets into $VENV"
+    python3 -m venv "$VENV"
+    timeout 300 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
+fi
+PY="$VENV/bin/python"
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+# wait_for LOG: until the server in the background says `listening`.
+wait_for() {
+    for _ in $(seq 100); do
+        grep -q listening "$1" && return 0
+        sleep 0.1
+    done
+    echo "interop: server did not start:" >&2; cat "$1" >&2; exit 1
+}
+
+echo "== building echo"
+cargo build --release --quiet -p hubbub-examples --bin echo
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+
+LOGS=$(mktemp -d)
+PORT=$(free_port)
+"$TARGET_DIR/release/echo" --port "$PORT" --deflate >"$LOGS/echo.log" 2>&1 &
+PIDS+=($!)
+wait_for "$LOGS/echo.log"
+echo "== Python websockets client -> echo --deflate"
+timeout 300 "$PY" "$HERE/client.py" "ws://127.0.0.1:$PORT"
+
+"$PY" -u "$HERE/echo_server.py" >"$LOGS/python.log" 2>&1 &
+PIDS+=($!)
+wait_for "$LOGS/python.log"
+PY_PORT=$(sed -n 's/^listening //p' "$LOGS/python.log")
+echo "== hubbub-tokio client -> Python websockets server"
+HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
+    cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
+echo "interop: all passed"
