@@ -10,6 +10,7 @@
 
 pub mod driver;
 mod envelope;
+pub mod http;
 mod hub;
 mod metrics;
 mod rooms;
@@ -19,7 +20,7 @@ mod settings;
 
 pub use envelope::Envelope;
 pub use hub::{Hub, HubBuilder, SessionError};
-pub use metrics::{Counter, Metrics};
+pub use metrics::{Counter, CounterMap, Metrics};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
