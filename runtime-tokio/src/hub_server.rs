@@ -4,7 +4,11 @@
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use hubbub_core::{Config, Connection};
-use hubbub_realtime::{driver::Driver, run_session, Hub};
+use hubbub_realtime::{
+    driver::Driver,
+    http::{serve_shared, HttpApp},
+    run_session, Hub,
+};
 use tokio::{
     net::{TcpListener, TcpSocket, ToSocketAddrs},
     sync::oneshot,
@@ -50,6 +54,7 @@ pub struct HubServer {
     listener: TcpListener,
     hub: Hub,
     config: Arc<Config>,
+    http: Option<HttpApp>,
 }
 
 impl HubServer {
@@ -75,7 +80,15 @@ impl HubServer {
             listener,
             hub,
             config,
+            http: None,
         }
+    }
+
+    /// Serve `app` on this listener too (one shared port): requests are
+    /// HTTP until one asks for a WebSocket upgrade, which becomes a session.
+    pub fn with_http(mut self, app: HttpApp) -> Self {
+        self.http = Some(app);
+        self
     }
 
     /// The bound address.
@@ -144,6 +157,7 @@ async fn accept_loop(server: HubServer, mut stop: oneshot::Receiver<Duration>) {
         listener,
         hub,
         config,
+        http,
     } = server;
     let mut sessions = JoinSet::new();
     let grace = loop {
@@ -152,9 +166,17 @@ async fn accept_loop(server: HubServer, mut stop: oneshot::Receiver<Duration>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn = Connection::server(config.clone(), rt::now());
-                    let driver = Driver::new(conn, Io(stream), TokioTimer::default());
-                    sessions.spawn(run_session(driver, hub.clone(), Some(peer)));
+                    let (io, timer) = (Io(stream), TokioTimer::default());
+                    if let Some(app) = http.clone() {
+                        let config = config.clone();
+                        sessions.spawn(async move {
+                            serve_shared(io, timer, &app, config, Some(peer)).await;
+                        });
+                    } else {
+                        let conn = Connection::server(config.clone(), rt::now());
+                        let driver = Driver::new(conn, io, timer);
+                        sessions.spawn(run_session(driver, hub.clone(), Some(peer)));
+                    }
                 }
                 // Out of descriptors or similar: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,

@@ -95,6 +95,7 @@
 mod client;
 mod client_builder;
 mod error;
+mod http_server;
 mod hub_server;
 mod rt;
 mod server;
@@ -103,12 +104,13 @@ mod websocket;
 pub use client::{client, connect, connect_with, Client, ClientConfig, ClientEvent, Reconnect};
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use error::{Error, Step};
+pub use http_server::serve_http;
 pub use hub_server::{shutdown_signal, HubServer, ServerHandle, DEFAULT_GRACE, LISTEN_BACKLOG};
 pub use hubbub_core::{
     Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
     ProtocolError, Reject, Request, UsageError,
 };
-pub use hubbub_realtime::driver;
+pub use hubbub_realtime::{driver, http};
 pub use hubbub_realtime::{
     Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
     Settings, SettingsError, SlowConsumer,
