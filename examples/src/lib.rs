@@ -16,7 +16,6 @@ use std::{
     time::Duration,
 };
 
-pub mod http;
 pub mod protocol;
 
 /// How long a server waits for its sessions to close after SIGTERM.

@@ -28,11 +28,14 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use hubbub_examples::{
-    http::{self, Response},
     protocol::{room_of, text_of},
     Program, SHUTDOWN_GRACE,
 };
-use hubbub_tokio::{Envelope, Hub, HubServer, Session, Settings};
+use hubbub_tokio::{
+    http::{HttpApp, LongPollConfig, StaticFiles},
+    serve_http, Envelope, Hub, HubServer, Session, Settings,
+};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 const PROGRAM: Program = Program {
@@ -40,23 +43,14 @@ const PROGRAM: Program = Program {
     usage: "chat [--runtime tokio|smol|mio]   (settings: .env and environment, see DESIGN.md §5)",
 };
 
-const HEALTH: &str = r#"{"ok":true,"service":"websocket-chat"}"#;
+/// The `service` of `GET /api/health`.
+const SERVICE: &str = "websocket-chat";
 
 fn main() -> ExitCode {
     let settings = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    if settings.server_port != 0 && settings.shared_port() {
-        return PROGRAM.exit(
-            2,
-            format_args!(
-                "SERVER_PORT and WEBSOCKET_PORT are both {}: one shared port needs hubbub's \
-                 HTTP layer, which this demo does not use yet; give them different ports",
-                settings.server_port
-            ),
-        );
-    }
     PROGRAM.run(serve(settings))
 }
 
@@ -68,52 +62,49 @@ async fn serve(settings: Settings) -> std::io::Result<()> {
             index.display()
         );
     }
-    let http = TcpListener::bind((settings.server_host.as_str(), settings.server_port)).await?;
+    let hub = chat_hub();
+    let app = HttpApp::builder(hub.clone())
+        .service_name(SERVICE)
+        .static_files(StaticFiles::from_settings(&settings))
+        .build();
     let ws = HubServer::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
-        chat_hub(),
+        hub,
         settings.core_config(),
     )
     .await?;
-    let (http_addr, ws_addr) = (http.local_addr()?, ws.local_addr()?);
-    let handle = ws.start()?;
-    let http_task = tokio::spawn(http::serve(http, move |request| route(request, &settings)));
-    let shutdown = PROGRAM.listening(format_args!(
-        "http://{http_addr} (page and /api/health) and ws://{ws_addr}/ (chat)"
-    ))?;
-    shutdown.await;
-    http_task.abort();
-    handle.shutdown(SHUTDOWN_GRACE).await;
+    let ws_addr = ws.local_addr()?;
+    // Port 0 twice means two free ports, not one shared port.
+    if settings.shared_port() && settings.server_port != 0 {
+        let handle = ws.with_http(app).start()?;
+        let shutdown = PROGRAM.listening(format_args!(
+            "http://{ws_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat), one shared port"
+        ))?;
+        shutdown.await;
+        handle.shutdown(SHUTDOWN_GRACE).await;
+    } else {
+        let http = TcpListener::bind((settings.server_host.as_str(), settings.server_port)).await?;
+        let http_addr = http.local_addr()?;
+        let handle = ws.start()?;
+        let http_task = tokio::spawn(serve_http(http, app));
+        let shutdown = PROGRAM.listening(format_args!(
+            "http://{http_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat)"
+        ))?;
+        shutdown.await;
+        http_task.abort();
+        handle.shutdown(SHUTDOWN_GRACE).await;
+    }
     println!("chat: stopped");
     Ok(())
-}
-
-/// The HTTP routes.
-fn route(request: &http::Request, settings: &Settings) -> Response {
-    let index_path = format!("/{}", settings.public_index);
-    let known = ["/", index_path.as_str(), "/api/health"];
-    if !known.contains(&request.path.as_str()) {
-        return Response::error(404);
-    }
-    if request.method != "GET" && request.method != "HEAD" {
-        return Response::method_not_allowed("GET, HEAD");
-    }
-    if request.path == "/api/health" {
-        return Response::json(HEALTH).with_header("Cache-Control", "no-cache");
-    }
-    let file = PathBuf::from(&settings.public_path).join(&settings.public_index);
-    match std::fs::read(&file) {
-        Ok(page) => Response::new(200, "text/html; charset=utf-8", page)
-            .with_header("Cache-Control", settings.public_cache_control.clone()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Response::error(404),
-        Err(_) => Response::error(500),
-    }
 }
 
 /// The chat's callbacks.
 fn chat_hub() -> Hub {
     Hub::builder()
         .path("/")
+        .long_polling(LongPollConfig::default())
+        .mirror_with(mirror)
+        .on_http_send(http_send)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
             println!("chat: client {} connected", session.id());
@@ -161,4 +152,24 @@ fn on_text(session: &Session, text: &str) {
         other => format!("unknown message type: {other}"),
     };
     let _ = session.send_text(reply);
+}
+
+/// What poll clients of `room:R` see of a room message `room R: T`: a
+/// `chat.message` envelope with payload `{room, text}`.
+fn mirror(room: Option<&str>, text: &str) -> Option<Envelope> {
+    let room = room?;
+    let text = text.strip_prefix(&format!("room {room}: "))?;
+    Some(Envelope::new("chat.message", json!({ "room": room, "text": text })).with_room(room))
+}
+
+/// `POST /ws/send` with a `chat.message`: the room's WebSocket members
+/// receive `room R: T` (and its poll clients the mirrored envelope).
+fn http_send(hub: &Hub, envelope: &Envelope) {
+    if envelope.event_type == "chat.message" {
+        let text = text_of(&envelope.payload);
+        if !text.is_empty() {
+            let room = room_of(envelope);
+            hub.room_text(room, &format!("room {room}: {text}"), None);
+        }
+    }
 }
