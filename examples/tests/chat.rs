@@ -43,7 +43,10 @@ fn http(port: u16, request: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
 }
 
 /// Read one response from a (possibly kept-alive) connection.
-fn read_response(stream: &mut TcpStream, head_only: bool) -> (String, Vec<(String, String)>, Vec<u8>) {
+fn read_response(
+    stream: &mut TcpStream,
+    head_only: bool,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -352,10 +355,17 @@ fn one_shared_port_serves_http_and_websocket() {
         CHAT,
         &[],
         Some(&chat_dir()),
-        &[("SERVER_PORT", port.as_str()), ("WEBSOCKET_PORT", port.as_str())],
+        &[
+            ("SERVER_PORT", port.as_str()),
+            ("WEBSOCKET_PORT", port.as_str()),
+        ],
     );
     let port: u16 = port.parse().unwrap();
-    assert!(server.listening.contains("one shared port"), "{}", server.listening);
+    assert!(
+        server.listening.contains("one shared port"),
+        "{}",
+        server.listening
+    );
     let (status, _, body) = http(port, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(body, br#"{"ok":true,"service":"websocket-chat"}"#);
@@ -397,7 +407,11 @@ fn http_clients_take_part_through_long_polling() {
         assert_eq!(status, "HTTP/1.1 202 Accepted");
         assert_eq!(body, br#"{"session_id":"room:dev","status":"queued"}"#);
         assert_eq!(next(&mut a).await, "room dev: from http");
-        send(&mut a, r#"{"type":"chat.message","payload":{"room":"dev","text":"from ws"}}"#).await;
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":"from ws"}}"#,
+        )
+        .await;
         assert_eq!(next(&mut a).await, "room dev: from ws");
         let messages = poll("dev");
         let messages = messages.as_array().unwrap();
@@ -405,7 +419,10 @@ fn http_clients_take_part_through_long_polling() {
         for (m, text) in messages.iter().zip(["from http", "from ws"]) {
             assert_eq!(m["type"], "chat.message");
             assert_eq!(m["room"], "dev");
-            assert_eq!(m["payload"], serde_json::json!({"room": "dev", "text": text}));
+            assert_eq!(
+                m["payload"],
+                serde_json::json!({"room": "dev", "text": text})
+            );
         }
         // Another room's poll session holds none of dev's messages.
         assert_eq!(poll("ops"), serde_json::json!([]));
@@ -417,8 +434,14 @@ fn http_clients_take_part_through_long_polling() {
     let (status, _, body) = http(http_port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 200 OK");
     let metrics = String::from_utf8(body).unwrap();
-    assert!(metrics.contains("hubbub_ws_connections_total 1\n"), "{metrics}");
-    assert!(metrics.contains("hubbub_lp_messages_drained_total 2\n"), "{metrics}");
+    assert!(
+        metrics.contains("hubbub_ws_connections_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hubbub_lp_messages_drained_total 2\n"),
+        "{metrics}"
+    );
     let (status, _, body) = http(http_port, "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 200 OK");
     let openapi: serde_json::Value = serde_json::from_slice(&body).unwrap();

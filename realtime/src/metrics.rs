@@ -82,7 +82,12 @@ pub struct CounterMap(Mutex<BTreeMap<u16, u64>>);
 impl CounterMap {
     /// Add one for `key`.
     pub fn inc(&self, key: u16) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default() += 1;
     }
 
     /// Every key's count.

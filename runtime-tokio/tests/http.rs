@@ -21,7 +21,10 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A server on a shared port (HTTP and WebSocket), on its own thread.
-fn start(hub: HubBuilder, app: impl FnOnce(HttpAppBuilder) -> HttpAppBuilder + Send + 'static) -> SocketAddr {
+fn start(
+    hub: HubBuilder,
+    app: impl FnOnce(HttpAppBuilder) -> HttpAppBuilder + Send + 'static,
+) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -46,15 +49,17 @@ fn start(hub: HubBuilder, app: impl FnOnce(HttpAppBuilder) -> HttpAppBuilder + S
 /// A hub with long polling whose WebSocket clients join the room they send
 /// and broadcast `room_text` into it.
 fn chat_hub(config: LongPollConfig) -> HubBuilder {
-    Hub::builder().long_polling(config).on_message(|session, text| {
-        let hub = session.hub().unwrap();
-        if let Some(room) = text.strip_prefix("join ") {
-            hub.join(session, room);
-            let _ = session.send_text("joined");
-        } else if let Some((room, text)) = text.split_once(": ") {
-            hub.room_text(room, text, None);
-        }
-    })
+    Hub::builder()
+        .long_polling(config)
+        .on_message(|session, text| {
+            let hub = session.hub().unwrap();
+            if let Some(room) = text.strip_prefix("join ") {
+                hub.join(session, room);
+                let _ = session.send_text("joined");
+            } else if let Some((room, text)) = text.split_once(": ") {
+                hub.room_text(room, text, None);
+            }
+        })
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -91,13 +96,25 @@ fn read_answer(stream: &mut TcpStream, head_only: bool) -> Answer {
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         let n = stream.read(&mut byte).expect("response head");
-        assert_eq!(n, 1, "connection closed inside a head: {}", String::from_utf8_lossy(&head));
+        assert_eq!(
+            n,
+            1,
+            "connection closed inside a head: {}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
         assert!(head.len() < 64 << 10);
     }
     let head = String::from_utf8(head).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -110,7 +127,9 @@ fn read_answer(stream: &mut TcpStream, head_only: bool) -> Answer {
         headers,
         body: Vec::new(),
     };
-    let len: usize = answer.header("content-length").map_or(0, |v| v.parse().unwrap());
+    let len: usize = answer
+        .header("content-length")
+        .map_or(0, |v| v.parse().unwrap());
     if !head_only && status != 304 {
         answer.body = vec![0; len];
         stream.read_exact(&mut answer.body).unwrap();
@@ -131,7 +150,10 @@ fn get(addr: SocketAddr, path: &str) -> Answer {
 fn post(addr: SocketAddr, path: &str, body: &str) -> Answer {
     request(
         addr,
-        &format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
     )
 }
 
@@ -139,7 +161,11 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> Answer {
 fn assert_closed(stream: &mut TcpStream) {
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "unexpected bytes: {}", String::from_utf8_lossy(&rest));
+    assert!(
+        rest.is_empty(),
+        "unexpected bytes: {}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 fn metric(addr: SocketAddr, line_start: &str) -> u64 {
@@ -151,11 +177,21 @@ fn metric(addr: SocketAddr, line_start: &str) -> u64 {
 }
 
 fn plain() -> SocketAddr {
-    start(Hub::builder().long_polling(LongPollConfig::default()), |app| {
-        app.service_name("test-service")
-            .get("/hello", |req| Response::text(format!("hi {}", req.query_param("name").unwrap_or_default())))
-            .post("/echo", |req| Response::new(200).with_body("application/octet-stream", req.body.clone()))
-    })
+    start(
+        Hub::builder().long_polling(LongPollConfig::default()),
+        |app| {
+            app.service_name("test-service")
+                .get("/hello", |req| {
+                    Response::text(format!(
+                        "hi {}",
+                        req.query_param("name").unwrap_or_default()
+                    ))
+                })
+                .post("/echo", |req| {
+                    Response::new(200).with_body("application/octet-stream", req.body.clone())
+                })
+        },
+    )
 }
 
 #[test]
@@ -164,13 +200,23 @@ fn built_in_and_user_routes_and_their_statuses() {
     let health = get(addr, "/api/health");
     assert_eq!(health.status, 200);
     assert_eq!(health.header("content-type"), Some("application/json"));
-    assert_eq!(health.json(), json!({"ok": true, "service": "test-service"}));
+    assert_eq!(
+        health.json(),
+        json!({"ok": true, "service": "test-service"})
+    );
     let hello = get(addr, "/hello?name=a%20b");
     assert_eq!((hello.status, hello.text().as_str()), (200, "hi a b"));
     assert_eq!(post(addr, "/echo", "xyz").text(), "xyz");
     let openapi = get(addr, "/openapi.json").json();
     assert_eq!(openapi["openapi"], "3.0.3");
-    for path in ["/api/health", "/metrics", "/ws/poll", "/ws/send", "/hello", "/echo"] {
+    for path in [
+        "/api/health",
+        "/metrics",
+        "/ws/poll",
+        "/ws/send",
+        "/hello",
+        "/echo",
+    ] {
         assert!(openapi["paths"][path].is_object(), "{path} missing");
     }
     assert!(openapi["paths"]["/ws/send"]["post"].is_object());
@@ -186,8 +232,18 @@ fn built_in_and_user_routes_and_their_statuses() {
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("36"));
     let metrics = get(addr, "/metrics");
-    assert!(metrics.text().contains("# TYPE hubbub_http_requests counter"), "{}", metrics.text());
-    assert!(metrics.text().contains("hubbub_lp_sessions_active"), "{}", metrics.text());
+    assert!(
+        metrics
+            .text()
+            .contains("# TYPE hubbub_http_requests counter"),
+        "{}",
+        metrics.text()
+    );
+    assert!(
+        metrics.text().contains("hubbub_lp_sessions_active"),
+        "{}",
+        metrics.text()
+    );
 }
 
 #[test]
@@ -215,7 +271,8 @@ fn keep_alive_pipelining_and_connection_close() {
     assert_eq!(read_answer(&mut old, false).status, 200);
     assert_closed(&mut old);
     let mut kept = connect(addr);
-    kept.write_all(b"GET /api/health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    kept.write_all(b"GET /api/health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     assert_eq!(read_answer(&mut kept, false).header("connection"), None);
     kept.write_all(b"GET /api/health HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(read_answer(&mut kept, false).status, 200);
@@ -223,18 +280,27 @@ fn keep_alive_pipelining_and_connection_close() {
 
 #[test]
 fn bad_requests_are_refused_and_closed() {
-    let addr = start(Hub::builder().long_polling(LongPollConfig::default()), |app| {
-        app.limits(Limits {
-            max_body: 100,
-            ..Limits::default()
-        })
-    });
+    let addr = start(
+        Hub::builder().long_polling(LongPollConfig::default()),
+        |app| {
+            app.limits(Limits {
+                max_body: 100,
+                ..Limits::default()
+            })
+        },
+    );
     let big_head = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
-    let big_body = format!("POST /ws/send HTTP/1.1\r\nContent-Length: 101\r\n\r\n{}", "a".repeat(101));
+    let big_body = format!(
+        "POST /ws/send HTTP/1.1\r\nContent-Length: 101\r\n\r\n{}",
+        "a".repeat(101)
+    );
     let cases = [
         ("GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_owned(), 400),
         ("BLAH\r\n\r\n".to_owned(), 400),
-        ("POST /ws/send HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_owned(), 501),
+        (
+            "POST /ws/send HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_owned(),
+            501,
+        ),
         (big_body, 413),
         (big_head, 431),
     ];
@@ -247,7 +313,10 @@ fn bad_requests_are_refused_and_closed() {
         assert_closed(&mut stream);
     }
     assert!(metric(addr, "hubbub_http_requests_total{status=\"400\"}") >= 2);
-    assert_eq!(metric(addr, "hubbub_http_requests_total{status=\"501\"}"), 1);
+    assert_eq!(
+        metric(addr, "hubbub_http_requests_total{status=\"501\"}"),
+        1
+    );
 }
 
 #[test]
@@ -274,7 +343,10 @@ fn public_dir() -> PathBuf {
     let base = std::env::temp_dir().join(format!(
         "hubbub-http-test-{}-{}",
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     let root = base.join("public");
     fs::create_dir_all(root.join("css")).unwrap();
@@ -294,22 +366,37 @@ fn static_files_with_validators_and_no_escape() {
     let index = get(addr, "/");
     assert_eq!(index.status, 200);
     assert_eq!(index.text(), "<h1>home</h1>");
-    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(index.header("cache-control"), Some("max-age=60"));
     assert_eq!(get(addr, "/index.html").text(), "<h1>home</h1>");
     let css = get(addr, "/css/site.css");
     assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
     let etag = css.header("etag").unwrap().to_owned();
     let modified = css.header("last-modified").unwrap().to_owned();
-    let again = request(addr, &format!("GET /css/site.css HTTP/1.1\r\nIf-None-Match: {etag}\r\n\r\n"));
+    let again = request(
+        addr,
+        &format!("GET /css/site.css HTTP/1.1\r\nIf-None-Match: {etag}\r\n\r\n"),
+    );
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
-    let since = request(addr, &format!("GET /css/site.css HTTP/1.1\r\nIf-Modified-Since: {modified}\r\n\r\n"));
+    let since = request(
+        addr,
+        &format!("GET /css/site.css HTTP/1.1\r\nIf-Modified-Since: {modified}\r\n\r\n"),
+    );
     assert_eq!(since.status, 304);
-    let stale = request(addr, "GET /css/site.css HTTP/1.1\r\nIf-None-Match: \"other\"\r\n\r\n");
+    let stale = request(
+        addr,
+        "GET /css/site.css HTTP/1.1\r\nIf-None-Match: \"other\"\r\n\r\n",
+    );
     assert_eq!(stale.status, 200);
     let head = request(addr, "HEAD /css/site.css HTTP/1.1\r\n\r\n");
-    assert_eq!((head.status, head.header("content-length")), (200, Some("6")));
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("6"))
+    );
     for path in [
         "/../secret.txt",
         "/%2e%2e/secret.txt",
@@ -356,21 +443,40 @@ fn send_validates_and_queues_for_polls() {
         assert_eq!(answer.json()["error"], message);
     }
     assert_eq!(post(addr, "/ws/send", &"x".repeat(1025)).status, 413);
-    let queued = post(addr, "/ws/send", r#"{"type":"note","room":"r1","payload":{"n":1}}"#);
+    let queued = post(
+        addr,
+        "/ws/send",
+        r#"{"type":"note","room":"r1","payload":{"n":1}}"#,
+    );
     assert_eq!(queued.status, 202);
-    assert_eq!(queued.json(), json!({"session_id": "room:r1", "status": "queued"}));
+    assert_eq!(
+        queued.json(),
+        json!({"session_id": "room:r1", "status": "queued"})
+    );
     let direct = post(addr, "/ws/send", r#"{"type":"dm","session_id":"me"}"#);
-    assert_eq!(direct.json(), json!({"session_id": "me", "status": "queued"}));
+    assert_eq!(
+        direct.json(),
+        json!({"session_id": "me", "status": "queued"})
+    );
     let polled = get(addr, "/ws/poll?session_id=room:r1&timeout=0").json();
     let messages = polled.as_array().unwrap();
     assert_eq!(messages.len(), 1);
     let m = &messages[0];
-    assert_eq!((m["type"].as_str(), m["room"].as_str(), m["kind"].as_str()), (Some("note"), Some("r1"), Some("event")));
+    assert_eq!(
+        (m["type"].as_str(), m["room"].as_str(), m["kind"].as_str()),
+        (Some("note"), Some("r1"), Some("event"))
+    );
     assert_eq!(m["payload"], json!({"n": 1}));
     assert!(m["id"].is_string() && m["ts"].is_number());
-    assert_eq!(get(addr, "/ws/poll?session_id=me&timeout=0").json()[0]["type"], "dm");
+    assert_eq!(
+        get(addr, "/ws/poll?session_id=me&timeout=0").json()[0]["type"],
+        "dm"
+    );
     // Nothing left: an empty array after the timeout.
-    assert_eq!(get(addr, "/ws/poll?session_id=room:r1&timeout=0").json(), json!([]));
+    assert_eq!(
+        get(addr, "/ws/poll?session_id=room:r1&timeout=0").json(),
+        json!([])
+    );
     assert_eq!(get(addr, "/ws/poll?max=0").status, 400);
     assert_eq!(get(addr, "/ws/poll?timeout=abc").status, 400);
 }
@@ -399,16 +505,29 @@ fn a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port() {
     while metric(addr, "hubbub_lp_polls_total") < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
         ws.send("join lobby".into()).await.unwrap();
-        let joined = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let joined = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(joined.into_text().unwrap().as_str(), "joined");
         // One broadcast at a time: each releases one held poll.
         for i in 1..=3u64 {
             ws.send(format!("lobby: hello {i}").into()).await.unwrap();
-            let echoed = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+            let echoed = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             assert_eq!(echoed.into_text().unwrap().as_str(), format!("hello {i}"));
             let drained = tokio::task::spawn_blocking(move || {
                 let deadline = Instant::now() + WAIT;
@@ -441,19 +560,36 @@ fn a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port() {
 #[test]
 fn an_http_send_reaches_websocket_room_members() {
     let addr = start(chat_hub(LongPollConfig::default()), |app| app);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
         ws.send("join r".into()).await.unwrap();
-        let joined = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let joined = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(joined.into_text().unwrap().as_str(), "joined");
         let answer = tokio::task::spawn_blocking(move || {
-            post(addr, "/ws/send", r#"{"type":"note","room":"r","payload":{"x":1}}"#)
+            post(
+                addr,
+                "/ws/send",
+                r#"{"type":"note","room":"r","payload":{"x":1}}"#,
+            )
         })
         .await
         .unwrap();
         assert_eq!(answer.status, 202);
-        let got = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let got = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let envelope = Envelope::parse(got.to_text().unwrap()).unwrap();
         assert_eq!(envelope.event_type, "note");
         assert_eq!(envelope.payload, json!({"x": 1}));
@@ -467,7 +603,10 @@ fn poll_sessions_expire_after_their_ttl() {
         ..LongPollConfig::default()
     };
     let addr = start(chat_hub(config), |app| app);
-    assert_eq!(post(addr, "/ws/send", r#"{"type":"a","room":"x"}"#).status, 202);
+    assert_eq!(
+        post(addr, "/ws/send", r#"{"type":"a","room":"x"}"#).status,
+        202
+    );
     assert_eq!(metric(addr, "hubbub_lp_sessions_active"), 1);
     assert_eq!(metric(addr, "hubbub_lp_messages_buffered"), 1);
     let deadline = Instant::now() + WAIT;
@@ -475,8 +614,14 @@ fn poll_sessions_expire_after_their_ttl() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(metric(addr, "hubbub_lp_sessions_active"), 0);
-    assert_eq!(metric(addr, "hubbub_lp_messages_dropped_total{reason=\"expired\"}"), 1);
-    assert_eq!(get(addr, "/ws/poll?session_id=room:x&timeout=0").json(), json!([]));
+    assert_eq!(
+        metric(addr, "hubbub_lp_messages_dropped_total{reason=\"expired\"}"),
+        1
+    );
+    assert_eq!(
+        get(addr, "/ws/poll?session_id=room:x&timeout=0").json(),
+        json!([])
+    );
 }
 
 #[test]
@@ -485,16 +630,33 @@ fn metrics_move_with_traffic() {
     let before = metric(addr, "hubbub_http_requests_total{status=\"404\"}");
     get(addr, "/nope");
     get(addr, "/nope");
-    assert_eq!(metric(addr, "hubbub_http_requests_total{status=\"404\"}"), before + 2);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(
+        metric(addr, "hubbub_http_requests_total{status=\"404\"}"),
+        before + 2
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .unwrap();
         ws.send("join m".into()).await.unwrap();
-        tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
-        let text = tokio::task::spawn_blocking(move || get(addr, "/metrics").text()).await.unwrap();
+        tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = tokio::task::spawn_blocking(move || get(addr, "/metrics").text())
+            .await
+            .unwrap();
         assert!(text.contains("hubbub_ws_connections_total 1\n"), "{text}");
         assert!(text.contains("hubbub_ws_connections_active 1\n"), "{text}");
-        assert!(text.contains("hubbub_ws_messages_in_total{kind=\"text\"} 1\n"), "{text}");
+        assert!(
+            text.contains("hubbub_ws_messages_in_total{kind=\"text\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("hubbub_ws_rooms 1\n"), "{text}");
         assert!(text.contains("hubbub_ws_room_members 1\n"), "{text}");
         let normal = tokio_tungstenite::tungstenite::protocol::CloseFrame {

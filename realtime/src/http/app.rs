@@ -57,12 +57,20 @@ pub struct HttpAppBuilder {
 
 impl HttpAppBuilder {
     /// Answer `GET` (and `HEAD`) on `path` with `handler`.
-    pub fn get(self, path: &str, handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+    pub fn get(
+        self,
+        path: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
         self.route("GET", path, handler)
     }
 
     /// Answer `POST` on `path` with `handler`.
-    pub fn post(self, path: &str, handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+    pub fn post(
+        self,
+        path: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
         self.route("POST", path, handler)
     }
 
@@ -250,7 +258,9 @@ impl HttpApp {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 exposition::encode(&inner.registry),
             ),
-            "/openapi.json" => Response::new(200).with_body("application/json", inner.openapi.clone()),
+            "/openapi.json" => {
+                Response::new(200).with_body("application/json", inner.openapi.clone())
+            }
             "/ws/poll" => match self.poll_request(request) {
                 Ok(poll) => return Reply::Poll(poll),
                 Err(response) => response,
@@ -281,7 +291,12 @@ impl HttpApp {
                 Ok(s) if s.is_finite() && s >= 0.0 => {
                     Duration::from_secs_f64(s.min(config.max_timeout.as_secs_f64()))
                 }
-                _ => return Err(Response::json_error(400, "timeout must be a number of seconds")),
+                _ => {
+                    return Err(Response::json_error(
+                        400,
+                        "timeout must be a number of seconds",
+                    ))
+                }
             },
         };
         Ok(PollRequest {
@@ -303,10 +318,10 @@ impl HttpApp {
         let Value::Object(mut object) = value else {
             return Response::json_error(400, "body must be a JSON object");
         };
-        if !object
+        if object
             .get("type")
             .and_then(Value::as_str)
-            .is_some_and(|t| !t.is_empty())
+            .is_none_or(str::is_empty)
         {
             return Response::json_error(400, "missing type");
         }
@@ -317,9 +332,7 @@ impl HttpApp {
         };
         let envelope: Envelope = match serde_json::from_value(Value::Object(object)) {
             Ok(envelope) => envelope,
-            Err(error) => {
-                return Response::json_error(400, &format!("invalid envelope: {error}"))
-            }
+            Err(error) => return Response::json_error(400, &format!("invalid envelope: {error}")),
         };
         let derived = session_for(envelope.room_name());
         hub.http_send(&envelope);

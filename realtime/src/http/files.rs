@@ -229,10 +229,22 @@ mod tests {
     #[test]
     fn resolves_inside_and_refuses_every_escape() {
         let (base, root) = tree();
-        assert_eq!(resolve(&root, "/", "index.html"), Some(root.join("index.html")));
-        assert_eq!(resolve(&root, "/sub/", "index.html"), Some(root.join("sub/index.html")));
-        assert_eq!(resolve(&root, "/./app.js", "index.html"), Some(root.join("app.js")));
-        assert_eq!(resolve(&root, "/%61pp.js", "index.html"), Some(root.join("app.js")));
+        assert_eq!(
+            resolve(&root, "/", "index.html"),
+            Some(root.join("index.html"))
+        );
+        assert_eq!(
+            resolve(&root, "/sub/", "index.html"),
+            Some(root.join("sub/index.html"))
+        );
+        assert_eq!(
+            resolve(&root, "/./app.js", "index.html"),
+            Some(root.join("app.js"))
+        );
+        assert_eq!(
+            resolve(&root, "/%61pp.js", "index.html"),
+            Some(root.join("app.js"))
+        );
         for bad in [
             "/../secret.txt",
             "/sub/../../secret.txt",

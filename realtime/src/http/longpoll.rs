@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(got[0]["type"], "t");
         assert!(got[0]["ts"].as_u64().unwrap() > 0);
         assert_ne!(got[0]["id"], got[1]["id"]);
-        assert_eq!(messages(lp.take("room:a", 50, Waker::noop(), None)).len(), 1);
+        assert_eq!(
+            messages(lp.take("room:a", 50, Waker::noop(), None)).len(),
+            1
+        );
         assert_eq!(metrics.lp_messages_drained.get(), 3);
         assert_eq!(metrics.lp_messages_enqueued.get(), 5);
     }
@@ -321,10 +324,16 @@ mod tests {
             panic!("nothing was buffered")
         };
         // Polling again with the same id does not register twice.
-        assert_eq!(lp.take("broadcast", 50, &waker, Some(id)), Taken::Waiting(id));
+        assert_eq!(
+            lp.take("broadcast", 50, &waker, Some(id)),
+            Taken::Waiting(id)
+        );
         lp.push("broadcast", &Envelope::new("x", Value::Null));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert_eq!(messages(lp.take("broadcast", 50, &waker, Some(id))).len(), 1);
+        assert_eq!(
+            messages(lp.take("broadcast", 50, &waker, Some(id))).len(),
+            1
+        );
         lp.push("broadcast", &Envelope::new("y", Value::Null));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "no waiter is left");
     }

@@ -38,10 +38,13 @@ pub(crate) fn document(service: &str, routes: &[Route]) -> Value {
         "summary": "Prometheus metrics (text exposition)",
         "responses": { "200": { "description": "Metrics", "content": { "application/openmetrics-text": {} } } }
     }}));
-    paths.insert("/openapi.json".into(), json!({ "get": {
-        "summary": "This document",
-        "responses": { "200": { "description": "OpenAPI 3 document" } }
-    }}));
+    paths.insert(
+        "/openapi.json".into(),
+        json!({ "get": {
+            "summary": "This document",
+            "responses": { "200": { "description": "OpenAPI 3 document" } }
+        }}),
+    );
     paths.insert("/ws/poll".into(), json!({ "get": {
         "summary": "Long poll: messages of a session, held until one arrives or the timeout passes",
         "parameters": [

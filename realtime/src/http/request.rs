@@ -132,7 +132,7 @@ fn wants_websocket(headers: &[httparse::Header<'_>]) -> bool {
     })
 }
 
-/// What [`RequestReader::next`] found in the bytes fed so far.
+/// What [`RequestReader::next_request`] found in the bytes fed so far.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     /// More bytes are needed.
@@ -150,7 +150,7 @@ pub enum Next {
 /// Reads pipelined requests from a byte stream.
 ///
 /// Feed it what the transport read, then take requests with
-/// [`next`](Self::next) until it says [`Next::Incomplete`]. It never buffers
+/// [`next_request`](Self::next_request) until it says [`Next::Incomplete`]. It never buffers
 /// more than one request's head and body limits (plus what one read added):
 /// the caller reads again only after `Incomplete`.
 #[derive(Debug)]
@@ -195,7 +195,7 @@ impl RequestReader {
 
     /// The next complete request, if the buffer holds one. After an
     /// [`Next::Error`] the reader stays failed.
-    pub fn next(&mut self) -> Next {
+    pub fn next_request(&mut self) -> Next {
         if self.failed {
             return Next::Error(refuse(400, "bad request"));
         }
@@ -317,21 +317,20 @@ mod tests {
         }
     }
 
-    const POST: &[u8] =
-        b"POST /ws/send?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+    const POST: &[u8] = b"POST /ws/send?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
 
     #[test]
     fn whole_request_with_body_and_query() {
         let mut r = reader();
         r.feed(POST);
-        let req = request(r.next());
+        let req = request(r.next_request());
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, "/ws/send");
         assert_eq!(req.query_param("x").as_deref(), Some("1"));
         assert_eq!(req.header("host"), Some("a"));
         assert_eq!(&req.body[..], b"hello");
         assert!(req.keep_alive());
-        assert_eq!(r.next(), Next::Incomplete);
+        assert_eq!(r.next_request(), Next::Incomplete);
         assert!(!r.has_partial());
     }
 
@@ -339,11 +338,11 @@ mod tests {
     fn byte_by_byte_gives_the_same_request_once() {
         let mut whole = reader();
         whole.feed(POST);
-        let expected = request(whole.next());
+        let expected = request(whole.next_request());
         let mut r = reader();
         for (i, byte) in POST.iter().enumerate() {
             r.feed(&[*byte]);
-            let next = r.next();
+            let next = r.next_request();
             if i + 1 < POST.len() {
                 assert_eq!(next, Next::Incomplete, "after {} bytes", i + 1);
             } else {
@@ -359,12 +358,12 @@ mod tests {
         bytes.extend_from_slice(POST);
         bytes.extend_from_slice(b"\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\nGET /d");
         r.feed(&bytes);
-        assert_eq!(request(r.next()).path, "/a");
-        assert_eq!(&request(r.next()).body[..], b"hello");
-        let third = request(r.next());
+        assert_eq!(request(r.next_request()).path, "/a");
+        assert_eq!(&request(r.next_request()).body[..], b"hello");
+        let third = request(r.next_request());
         assert_eq!(third.path, "/c");
         assert!(!third.keep_alive());
-        assert_eq!(r.next(), Next::Incomplete);
+        assert_eq!(r.next_request(), Next::Incomplete);
         assert!(r.has_partial());
     }
 
@@ -372,10 +371,10 @@ mod tests {
     fn keep_alive_rules_of_both_versions() {
         let mut r = reader();
         r.feed(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
-        assert!(!request(r.next()).keep_alive());
-        assert!(request(r.next()).keep_alive());
+        assert!(!request(r.next_request()).keep_alive());
+        assert!(request(r.next_request()).keep_alive());
         r.feed(b"GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n");
-        assert!(!request(r.next()).keep_alive());
+        assert!(!request(r.next_request()).keep_alive());
     }
 
     #[test]
@@ -383,19 +382,33 @@ mod tests {
         let cases: &[(&[u8], u16)] = &[
             (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
             (b"GET\0 / HTTP/1.1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            (
+                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                400,
+            ),
             (b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413),
+            (
+                b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                413,
+            ),
             (b"POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n", 413),
-            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                501,
+            ),
             (b"GET http://x/ HTTP/1.1\r\n\r\n", 400),
         ];
         for (bytes, expected) in cases {
             let mut r = reader();
             r.feed(bytes);
-            assert_eq!(status(r.next()), *expected, "{}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                status(r.next_request()),
+                *expected,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
             // A failed stream stays failed.
-            assert_eq!(status(r.next()), 400);
+            assert_eq!(status(r.next_request()), 400);
         }
     }
 
@@ -404,7 +417,7 @@ mod tests {
         let mut r = reader();
         r.feed(b"GET / HTTP/1.1\r\nX: ");
         r.feed(&vec![b'a'; 9000]);
-        assert_eq!(status(r.next()), 431);
+        assert_eq!(status(r.next_request()), 431);
         let mut r = reader();
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..65 {
@@ -412,7 +425,7 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         r.feed(&many);
-        assert_eq!(status(r.next()), 431);
+        assert_eq!(status(r.next_request()), 431);
     }
 
     #[test]
@@ -420,19 +433,19 @@ mod tests {
         let bytes = b"GET /chat HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n\x81";
         let mut r = RequestReader::new(Limits::default(), true);
         r.feed(bytes);
-        assert_eq!(r.next(), Next::Upgrade);
+        assert_eq!(r.next_request(), Next::Upgrade);
         assert_eq!(&r.into_buffered()[..], bytes);
         // Without upgrades it is an ordinary request.
         let mut r = reader();
         r.feed(bytes);
-        assert_eq!(request(r.next()).path, "/chat");
+        assert_eq!(request(r.next_request()).path, "/chat");
     }
 
     #[test]
     fn query_params_are_decoded() {
         let mut r = reader();
         r.feed(b"GET /p?session_id=room%3Aa+b&max=5&flag HTTP/1.1\r\n\r\n");
-        let req = request(r.next());
+        let req = request(r.next_request());
         assert_eq!(req.query_param("session_id").as_deref(), Some("room:a b"));
         assert_eq!(req.query_param("max").as_deref(), Some("5"));
         assert_eq!(req.query_param("flag").as_deref(), Some(""));

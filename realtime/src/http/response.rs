@@ -61,7 +61,8 @@ impl Response {
 
     /// Set the body and its `Content-Type`.
     pub fn with_body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        self.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
         self.headers
             .push(("Content-Type".into(), content_type.to_owned()));
         self.body = body.into();
@@ -167,7 +168,10 @@ mod tests {
     fn errors_and_header_injection() {
         let r = Response::error(405, "").with_header("Allow", "GET\r\nX: y");
         let text = wire(&r, false, true);
-        assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Allow: GET  X: y\r\n"), "{text}");
         assert!(text.ends_with("405 Method Not Allowed\n"), "{text}");
     }

@@ -73,10 +73,13 @@ pub async fn serve_connection<T: Transport, K: Timer>(
     let mut buf = vec![0; READ_CHUNK];
     loop {
         loop {
-            let request = match reader.next() {
+            let request = match reader.next_request() {
                 Next::Incomplete => break,
                 Next::Upgrade => {
-                    if write_all(&mut io, &mut timer, &mut out, timeouts.request).await.is_err() {
+                    if write_all(&mut io, &mut timer, &mut out, timeouts.request)
+                        .await
+                        .is_err()
+                    {
                         return Served::Done;
                     }
                     return Served::Upgrade {
@@ -98,7 +101,10 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 Reply::Now(response) => response,
                 Reply::Poll(poll) => {
                     // Earlier pipelined answers go out before the hold.
-                    if write_all(&mut io, &mut timer, &mut out, timeouts.request).await.is_err() {
+                    if write_all(&mut io, &mut timer, &mut out, timeouts.request)
+                        .await
+                        .is_err()
+                    {
                         return Served::Done;
                     }
                     match hold(&mut io, &mut timer, &mut reader, app, &poll).await {
@@ -114,11 +120,18 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 return Served::Done;
             }
         }
-        if write_all(&mut io, &mut timer, &mut out, timeouts.request).await.is_err() {
+        if write_all(&mut io, &mut timer, &mut out, timeouts.request)
+            .await
+            .is_err()
+        {
             return Served::Done;
         }
         let partial = reader.has_partial();
-        let wait = if partial { timeouts.request } else { timeouts.idle };
+        let wait = if partial {
+            timeouts.request
+        } else {
+            timeouts.idle
+        };
         let deadline = timer.now() + wait;
         match read_until(&mut io, &mut timer, &mut buf, deadline).await {
             Some(Ok(n)) if n > 0 => reader.feed(&buf[..n]),
