@@ -377,6 +377,7 @@ impl Hub {
 
     /// Stop accepting sessions and close every open one with 1001 (phase one
     /// of shutdown; adapters then wait, bounded, for the sessions to end).
+    /// Held long polls are answered at once.
     pub fn shutdown(&self) {
         let sessions: Vec<Session> = {
             // Under the write lock, so that no session opens unseen: `open`
@@ -387,6 +388,10 @@ impl Hub {
         };
         for session in sessions {
             session.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
+        if let Some(bridge) = &self.0.bridge {
+            // Held long polls answer now instead of holding the shutdown.
+            bridge.long_poll.release_all();
         }
     }
 

@@ -673,3 +673,55 @@ fn metrics_move_with_traffic() {
     assert_eq!(metric(addr, "hubbub_ws_connections_active"), 0);
     assert_eq!(metric(addr, "hubbub_ws_closes_total{code=\"1000\"}"), 1);
 }
+
+#[test]
+fn expect_continue_and_date() {
+    let addr = plain();
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+        .unwrap();
+    let interim = read_answer(&mut stream, true);
+    assert_eq!(interim.status, 100);
+    stream.write_all(b"abc").unwrap();
+    let answer = read_answer(&mut stream, false);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "abc"));
+    let date = answer.header("date").expect("a Date header");
+    assert!(httpdate_like(date), "{date}");
+}
+
+/// `Fri, 27 Nov 2026 14:49:10 GMT`
+fn httpdate_like(date: &str) -> bool {
+    date.len() == 29 && date.ends_with(" GMT") && date.as_bytes()[3] == b','
+}
+
+#[test]
+fn shutdown_answers_held_polls() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = Hub::builder()
+            .long_polling(LongPollConfig::default())
+            .build();
+        let app = HttpApp::builder(hub.clone()).build();
+        let server = HubServer::bind("127.0.0.1:0", hub.clone(), Config::default().into())
+            .await
+            .unwrap()
+            .with_http(app);
+        let addr = server.local_addr().unwrap();
+        let handle = server.start().unwrap();
+        let poll = tokio::task::spawn_blocking(move || get(addr, "/ws/poll?timeout=30"));
+        let deadline = Instant::now() + WAIT;
+        while hub.metrics().lp_polls_total.get() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(hub.metrics().lp_polls_total.get(), 1);
+        handle.shutdown(Duration::from_secs(5)).await;
+        let answer = poll.await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json(), json!([]));
+    });
+}

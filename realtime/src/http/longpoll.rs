@@ -11,7 +11,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
     task::Waker,
@@ -87,6 +87,8 @@ pub struct LongPoll {
     next_id: AtomicU64,
     next_waiter: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Set by [`release_all`](Self::release_all): polls no longer wait.
+    closing: AtomicBool,
 }
 
 /// What a poll found.
@@ -112,6 +114,7 @@ impl LongPoll {
             next_id: AtomicU64::new(1),
             next_waiter: AtomicU64::new(1),
             metrics,
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -226,12 +229,33 @@ impl LongPoll {
             }
             return Taken::Messages(batch);
         }
+        if self.closing.load(Ordering::SeqCst) {
+            return Taken::Messages(Vec::new());
+        }
         let waiter = waiter.unwrap_or_else(|| self.next_waiter.fetch_add(1, Ordering::Relaxed));
         match session.waiters.iter_mut().find(|(w, _)| *w == waiter) {
             Some((_, registered)) => registered.clone_from(waker),
             None => session.waiters.push((waiter, waker.clone())),
         }
         Taken::Waiting(waiter)
+    }
+
+    /// Shutting down: every held poll is answered now (with what its
+    /// session holds, possibly nothing) and later polls do not wait.
+    pub fn release_all(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let waiters: Vec<Waker> = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .sessions
+                .values_mut()
+                .flat_map(|s| std::mem::take(&mut s.waiters))
+                .map(|(_, waker)| waker)
+                .collect()
+        };
+        for waker in waiters {
+            waker.wake();
+        }
     }
 
     /// A held poll gave up (timed out or its connection went away).
@@ -336,6 +360,17 @@ mod tests {
         );
         lp.push("broadcast", &Envelope::new("y", Value::Null));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "no waiter is left");
+    }
+
+    #[test]
+    fn release_all_wakes_and_ends_waiting() {
+        let (lp, _) = store(LongPollConfig::default());
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        assert!(matches!(lp.take("s", 5, &waker, None), Taken::Waiting(_)));
+        lp.release_all();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(lp.take("s", 5, &waker, None), Taken::Messages(Vec::new()));
     }
 
     #[test]

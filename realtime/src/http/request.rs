@@ -139,6 +139,9 @@ pub enum Next {
     Incomplete,
     /// A complete request (consumed from the buffer).
     Request(Request),
+    /// The head asks `Expect: 100-continue` and its body has not arrived:
+    /// answer `100 Continue` (reported once per request), then read on.
+    Continue,
     /// A WebSocket upgrade request (only when upgrades are enabled). Nothing
     /// was consumed: [`RequestReader::into_buffered`] hands the request and
     /// whatever follows it to the WebSocket path.
@@ -159,6 +162,8 @@ pub struct RequestReader {
     limits: Limits,
     upgrades: bool,
     failed: bool,
+    /// `100 Continue` was reported for the request being read.
+    continued: bool,
 }
 
 impl RequestReader {
@@ -170,6 +175,7 @@ impl RequestReader {
             limits,
             upgrades,
             failed: false,
+            continued: false,
         }
     }
 
@@ -262,8 +268,16 @@ impl RequestReader {
             return Ok(Next::Upgrade);
         }
         if self.buf.len() < head_len + body_len {
+            let expects = head.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("expect")
+                    && h.value.eq_ignore_ascii_case(b"100-continue")
+            });
+            if expects && head.version == Some(1) && !std::mem::replace(&mut self.continued, true) {
+                return Ok(Next::Continue);
+            }
             return Ok(Next::Incomplete);
         }
+        self.continued = false;
         let target = head.path.unwrap_or("/");
         if !target.starts_with('/') && target != "*" {
             return Err(refuse(400, "unsupported request target"));
@@ -439,6 +453,19 @@ mod tests {
         let mut r = reader();
         r.feed(bytes);
         assert_eq!(request(r.next_request()).path, "/chat");
+    }
+
+    #[test]
+    fn expect_continue_is_reported_once() {
+        let mut r = reader();
+        r.feed(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(r.next_request(), Next::Continue);
+        assert_eq!(r.next_request(), Next::Incomplete);
+        r.feed(b"ok");
+        assert_eq!(&request(r.next_request()).body[..], b"ok");
+        // Over the limit: 413 at once, no 100.
+        r.feed(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n");
+        assert_eq!(status(r.next_request()), 413);
     }
 
     #[test]

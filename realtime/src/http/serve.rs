@@ -14,7 +14,7 @@ use std::{
     net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bytes::BytesMut;
@@ -75,6 +75,10 @@ pub async fn serve_connection<T: Transport, K: Timer>(
         loop {
             let request = match reader.next_request() {
                 Next::Incomplete => break,
+                Next::Continue => {
+                    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    break;
+                }
                 Next::Upgrade => {
                     if write_all(&mut io, &mut timer, &mut out, timeouts.request)
                         .await
@@ -96,7 +100,8 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 }
                 Next::Request(request) => request,
             };
-            let keep_alive = request.keep_alive();
+            // While shutting down, every answer is the connection's last.
+            let keep_alive = request.keep_alive() && app.hub().is_accepting();
             let response = match app.handle(&request) {
                 Reply::Now(response) => response,
                 Reply::Poll(poll) => {
@@ -114,6 +119,7 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 }
             };
             app.count(response.status);
+            let response = response.with_header("Date", httpdate::fmt_http_date(SystemTime::now()));
             response.write_to(&mut out, request.is_head(), keep_alive);
             if !keep_alive {
                 finish(&mut io, &mut timer, &mut out, timeouts.request).await;
