@@ -1,6 +1,11 @@
 //! Long-polling sessions: bounded FIFOs of envelopes that HTTP clients
 //! drain with `GET /ws/poll`, held until a message arrives.
 //!
+//! A message pushed while polls of its session are held goes to every one
+//! of them (each held poll has a mailbox), so several clients polling
+//! `room:R` all see R's live messages; a message pushed while none is held
+//! waits in the session's FIFO for the next poll.
+//!
 //! A session is created by its first poll or its first message and expires
 //! [`LongPollConfig::ttl`] after it was last polled (or created). Expired
 //! sessions are swept on access, at most once a second (every push, poll
@@ -70,7 +75,15 @@ pub fn session_for(room: Option<&str>) -> String {
 struct PollSession {
     queue: VecDeque<Value>,
     last_polled: Instant,
-    waiters: Vec<(u64, Waker)>,
+    waiters: Vec<Waiter>,
+}
+
+/// A held poll: its task's waker and what was pushed for it.
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    waker: Waker,
+    mailbox: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -170,21 +183,32 @@ impl LongPoll {
     /// Returns false when the session could not be created.
     pub fn push(&self, id: &str, envelope: &Envelope) -> bool {
         let value = self.complete(envelope);
-        let waiters = {
+        let wakers: Vec<Waker> = {
             let mut state = self.lock();
             let capacity = self.config.capacity.max(1);
             let Some(session) = self.session(&mut state, id) else {
                 return false;
             };
-            while session.queue.len() >= capacity {
-                session.queue.pop_front();
-                self.metrics.lp_messages_dropped.inc();
-            }
-            session.queue.push_back(value);
             self.metrics.lp_messages_enqueued.inc();
-            std::mem::take(&mut session.waiters)
+            if session.waiters.is_empty() {
+                while session.queue.len() >= capacity {
+                    session.queue.pop_front();
+                    self.metrics.lp_messages_dropped.inc();
+                }
+                session.queue.push_back(value);
+                Vec::new()
+            } else {
+                for waiter in &mut session.waiters {
+                    if waiter.mailbox.len() < capacity {
+                        waiter.mailbox.push(value.clone());
+                    } else {
+                        self.metrics.lp_messages_dropped.inc();
+                    }
+                }
+                session.waiters.iter().map(|w| w.waker.clone()).collect()
+            }
         };
-        for (_, waker) in waiters {
+        for waker in wakers {
             waker.wake();
         }
         true
@@ -220,24 +244,41 @@ impl LongPoll {
             return Taken::Full;
         };
         session.last_polled = Instant::now();
-        if !session.queue.is_empty() {
-            let n = max.max(1).min(session.queue.len());
+        let max = max.max(1);
+        let mine = waiter.and_then(|id| session.waiters.iter().position(|w| w.id == id));
+        if let Some(index) = mine.filter(|&i| !session.waiters[i].mailbox.is_empty()) {
+            let mut batch = session.waiters.swap_remove(index).mailbox;
+            if batch.len() > max {
+                // The rest waits for this client's next poll.
+                for value in batch.split_off(max).into_iter().rev() {
+                    session.queue.push_front(value);
+                }
+            }
+            self.metrics.lp_messages_drained.add(batch.len() as u64);
+            return Taken::Messages(batch);
+        }
+        if !session.queue.is_empty() || self.closing.load(Ordering::SeqCst) {
+            let n = max.min(session.queue.len());
             let batch: Vec<Value> = session.queue.drain(..n).collect();
             self.metrics.lp_messages_drained.add(batch.len() as u64);
-            if let Some(waiter) = waiter {
-                session.waiters.retain(|(w, _)| *w != waiter);
+            if let Some(index) = mine {
+                session.waiters.swap_remove(index);
             }
             return Taken::Messages(batch);
         }
-        if self.closing.load(Ordering::SeqCst) {
-            return Taken::Messages(Vec::new());
+        match mine {
+            Some(index) => session.waiters[index].waker.clone_from(waker),
+            None => {
+                let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+                session.waiters.push(Waiter {
+                    id,
+                    waker: waker.clone(),
+                    mailbox: Vec::new(),
+                });
+                return Taken::Waiting(id);
+            }
         }
-        let waiter = waiter.unwrap_or_else(|| self.next_waiter.fetch_add(1, Ordering::Relaxed));
-        match session.waiters.iter_mut().find(|(w, _)| *w == waiter) {
-            Some((_, registered)) => registered.clone_from(waker),
-            None => session.waiters.push((waiter, waker.clone())),
-        }
-        Taken::Waiting(waiter)
+        Taken::Waiting(waiter.unwrap_or_default())
     }
 
     /// Shutting down: every held poll is answered now (with what its
@@ -249,8 +290,7 @@ impl LongPoll {
             state
                 .sessions
                 .values_mut()
-                .flat_map(|s| std::mem::take(&mut s.waiters))
-                .map(|(_, waker)| waker)
+                .flat_map(|s| s.waiters.iter().map(|w| w.waker.clone()))
                 .collect()
         };
         for waker in waiters {
@@ -262,7 +302,13 @@ impl LongPoll {
     pub fn cancel(&self, id: &str, waiter: u64) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(session) = state.sessions.get_mut(id) {
-            session.waiters.retain(|(w, _)| *w != waiter);
+            if let Some(index) = session.waiters.iter().position(|w| w.id == waiter) {
+                // Messages pushed for it are kept for the next poll.
+                let mailbox = session.waiters.swap_remove(index).mailbox;
+                for value in mailbox.into_iter().rev() {
+                    session.queue.push_front(value);
+                }
+            }
             // Still polled just now: its TTL starts here.
             session.last_polled = Instant::now();
         }
@@ -360,6 +406,31 @@ mod tests {
         );
         lp.push("broadcast", &Envelope::new("y", Value::Null));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "no waiter is left");
+    }
+
+    #[test]
+    fn a_push_reaches_every_held_poll_and_max_is_kept() {
+        let (lp, metrics) = store(LongPollConfig::default());
+        let ids: Vec<u64> = (0..3)
+            .map(|_| match lp.take("room:a", 1, Waker::noop(), None) {
+                Taken::Waiting(id) => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        lp.push("room:a", &Envelope::new("one", Value::Null));
+        lp.push("room:a", &Envelope::new("two", Value::Null));
+        for id in &ids[..2] {
+            let got = messages(lp.take("room:a", 1, Waker::noop(), Some(*id)));
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0]["type"], "one");
+        }
+        // The third gives up: what was pushed for it waits in the FIFO
+        // (with the others' unread rest, oldest first).
+        lp.cancel("room:a", ids[2]);
+        let rest = messages(lp.take("room:a", 10, Waker::noop(), None));
+        let types: Vec<&str> = rest.iter().map(|m| m["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["one", "two", "two", "two"]);
+        assert_eq!(metrics.lp_messages_enqueued.get(), 2);
     }
 
     #[test]
