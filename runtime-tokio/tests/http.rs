@@ -620,6 +620,19 @@ fn metrics_move_with_traffic() {
         metric(addr, "hubbub_http_requests_total{status=\"404\"}"),
         before + 2
     );
+    // An upgrade the core refuses (wrong version) on the shared port.
+    let refused = request(
+        addr,
+        "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 12\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert_eq!(refused.status, 426);
+    let rejected = "hubbub_ws_handshakes_rejected_total{status=\"426\"}";
+    let deadline = Instant::now() + WAIT;
+    while metric(addr, rejected) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(metric(addr, rejected), 1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
