@@ -58,7 +58,7 @@ pub struct Metrics {
     pub text_in: Counter,
     /// Long-poll sessions created.
     pub lp_sessions_total: Counter,
-    /// Long polls answered.
+    /// Long polls received (held or answered at once).
     pub lp_polls_total: Counter,
     /// Messages queued into long-poll sessions.
     pub lp_messages_enqueued: Counter,

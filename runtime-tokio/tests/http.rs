@@ -458,6 +458,9 @@ fn send_validates_and_queues_for_polls() {
         direct.json(),
         json!({"session_id": "me", "status": "queued"})
     );
+    // HEAD answers like GET without taking anything.
+    let head = request(addr, "HEAD /ws/poll?session_id=room:r1 HTTP/1.1\r\n\r\n");
+    assert_eq!(head.status, 200);
     let polled = get(addr, "/ws/poll?session_id=room:r1&timeout=0").json();
     let messages = polled.as_array().unwrap();
     assert_eq!(messages.len(), 1);

@@ -261,6 +261,8 @@ impl HttpApp {
             "/openapi.json" => {
                 Response::new(200).with_body("application/json", inner.openapi.clone())
             }
+            // HEAD must not drain the session: the same headers, no body.
+            "/ws/poll" if request.is_head() => Response::json(&Value::Array(Vec::new())),
             "/ws/poll" => match self.poll_request(request) {
                 Ok(poll) => return Reply::Poll(poll),
                 Err(response) => response,

@@ -160,7 +160,7 @@ impl Collector for HubCollector {
             counter(
                 e,
                 "hubbub_lp_polls",
-                "Long polls answered",
+                "Long polls received",
                 m.lp_polls_total.get(),
             )?;
             gauge(

@@ -94,7 +94,8 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 }
                 Next::Error(error) => {
                     app.count(error.status);
-                    Response::error(error.status, error.message).write_to(&mut out, false, false);
+                    dated(Response::error(error.status, error.message))
+                        .write_to(&mut out, false, false);
                     finish(&mut io, &mut timer, &mut out, timeouts.request).await;
                     return Served::Done;
                 }
@@ -119,8 +120,7 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 }
             };
             app.count(response.status);
-            let response = response.with_header("Date", httpdate::fmt_http_date(SystemTime::now()));
-            response.write_to(&mut out, request.is_head(), keep_alive);
+            dated(response).write_to(&mut out, request.is_head(), keep_alive);
             if !keep_alive {
                 finish(&mut io, &mut timer, &mut out, timeouts.request).await;
                 return Served::Done;
@@ -144,7 +144,7 @@ pub async fn serve_connection<T: Transport, K: Timer>(
             Some(_) => return Served::Done, // end of stream or error
             None if partial => {
                 app.count(408);
-                Response::error(408, "").write_to(&mut out, false, false);
+                dated(Response::error(408, "")).write_to(&mut out, false, false);
                 finish(&mut io, &mut timer, &mut out, timeouts.request).await;
                 return Served::Done;
             }
@@ -178,6 +178,12 @@ pub async fn serve_shared<T: Transport, K: Timer>(
         conn.handle_input(now, &buffered);
         run_session(Driver::new(conn, io, timer), app.hub().clone(), peer).await;
     }
+}
+
+/// `response` with the `Date` header an origin server sends (RFC 9110
+/// §6.6.1).
+fn dated(response: Response) -> Response {
+    response.with_header("Date", httpdate::fmt_http_date(SystemTime::now()))
 }
 
 /// Cancels a held poll whose future is dropped (its task aborted).
