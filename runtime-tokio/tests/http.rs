@@ -337,6 +337,22 @@ fn idle_and_slow_requests_time_out() {
     slow.write_all(b"GET /api/health HTTP/1.1\r\n").unwrap();
     assert_eq!(read_answer(&mut slow, false).status, 408);
     assert_closed(&mut slow);
+    // A head trickled in byte by byte, each byte well within the timeout,
+    // is still cut off: the deadline runs from the request's first byte.
+    let mut trickle = connect(addr);
+    trickle.write_all(b"GET /api/health HTTP/1.1\r\n").unwrap();
+    let sender = trickle.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut sender = sender;
+        for _ in 0..100 {
+            if sender.write_all(b"X-Slow: 1\r\n").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    assert_eq!(read_answer(&mut trickle, false).status, 408);
+    writer.join().unwrap();
 }
 
 fn public_dir() -> PathBuf {

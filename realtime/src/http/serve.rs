@@ -71,6 +71,9 @@ pub async fn serve_connection<T: Transport, K: Timer>(
     let timeouts = app.timeouts();
     let mut out = Vec::new();
     let mut buf = vec![0; READ_CHUNK];
+    // When the first byte of the request being read arrived: the whole
+    // request must follow within `timeouts.request` (no slow trickle).
+    let mut started: Option<Instant> = None;
     loop {
         loop {
             let request = match reader.next_request() {
@@ -101,6 +104,7 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                 }
                 Next::Request(request) => request,
             };
+            started = None;
             // While shutting down, every answer is the connection's last.
             let keep_alive = request.keep_alive() && app.hub().is_accepting();
             let response = match app.handle(&request) {
@@ -133,12 +137,11 @@ pub async fn serve_connection<T: Transport, K: Timer>(
             return Served::Done;
         }
         let partial = reader.has_partial();
-        let wait = if partial {
-            timeouts.request
+        let deadline = if partial {
+            *started.get_or_insert_with(|| timer.now()) + timeouts.request
         } else {
-            timeouts.idle
+            timer.now() + timeouts.idle
         };
-        let deadline = timer.now() + wait;
         match read_until(&mut io, &mut timer, &mut buf, deadline).await {
             Some(Ok(n)) if n > 0 => reader.feed(&buf[..n]),
             Some(_) => return Served::Done, // end of stream or error
