@@ -8,8 +8,9 @@
 //! 403 rather than read.
 
 use std::{
-    fs,
+    fs::{self, Metadata},
     path::{Component, Path, PathBuf},
+    sync::OnceLock,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -20,6 +21,8 @@ use crate::Settings;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticFiles {
     root: PathBuf,
+    /// The canonical root, once it exists.
+    canonical: OnceLock<PathBuf>,
     mount: String,
     index: String,
     cache_control: String,
@@ -32,6 +35,7 @@ impl StaticFiles {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         StaticFiles {
             root: root.into(),
+            canonical: OnceLock::new(),
             mount: "/".into(),
             index: "index.html".into(),
             cache_control: "no-cache".into(),
@@ -104,24 +108,30 @@ impl StaticFiles {
     /// not under the mount (another route may want it).
     pub fn serve(&self, request: &Request) -> Option<Response> {
         let relative = self.relative(&request.path)?;
-        let Ok(root) = self.root.canonicalize() else {
+        let Some(root) = self.canonical_root() else {
             return Some(Response::error(404, ""));
         };
-        let found = resolve(&root, relative, &self.index).or_else(|| {
+        let found = resolve(root, relative, &self.index).or_else(|| {
             self.spa_fallback
-                .then(|| resolve(&root, "/", &self.index))
+                .then(|| resolve(root, "/", &self.index))
                 .flatten()
         });
         Some(match found {
-            Some(file) => self.file(&file, request),
+            Some((file, meta)) => self.file(&file, &meta, request),
             None => Response::error(404, ""),
         })
     }
 
-    fn file(&self, file: &Path, request: &Request) -> Response {
-        let Ok(meta) = fs::metadata(file) else {
-            return Response::error(404, "");
-        };
+    /// The root, canonicalized once (it may appear after start-up).
+    fn canonical_root(&self) -> Option<&Path> {
+        if let Some(root) = self.canonical.get() {
+            return Some(root);
+        }
+        let root = self.root.canonicalize().ok()?;
+        Some(self.canonical.get_or_init(|| root))
+    }
+
+    fn file(&self, file: &Path, meta: &Metadata, request: &Request) -> Response {
         if meta.len() > self.max_file_size {
             return Response::error(403, "file too large to serve");
         }
@@ -175,12 +185,13 @@ fn not_modified(request: &Request, etag: &str, modified: SystemTime) -> bool {
     secs(modified) <= secs(since)
 }
 
-/// The file `relative` (percent-encoded, under the root) names, if it is a
+/// The file `relative` (percent-encoded, under the root) names, and its
+/// metadata, if it is a
 /// regular file inside `root` (a directory means its `index`). Every
 /// escape is refused: `..` in any encoding, backslashes, NUL, absolute
 /// components, and symlinks that lead out of the root (the resolved path
 /// must start with the canonical root).
-fn resolve(root: &Path, relative: &str, index: &str) -> Option<PathBuf> {
+fn resolve(root: &Path, relative: &str, index: &str) -> Option<(PathBuf, Metadata)> {
     let decoded = percent_encoding::percent_decode_str(relative)
         .decode_utf8()
         .ok()?;
@@ -196,10 +207,12 @@ fn resolve(root: &Path, relative: &str, index: &str) -> Option<PathBuf> {
         }
     }
     let mut path = path.canonicalize().ok()?;
-    if path.is_dir() {
+    let mut meta = fs::metadata(&path).ok()?;
+    if meta.is_dir() {
         path = path.join(index).canonicalize().ok()?;
+        meta = fs::metadata(&path).ok()?;
     }
-    (path.starts_with(root) && path.is_file()).then_some(path)
+    (path.starts_with(root) && meta.is_file()).then_some((path, meta))
 }
 
 #[cfg(test)]
@@ -229,20 +242,18 @@ mod tests {
     #[test]
     fn resolves_inside_and_refuses_every_escape() {
         let (base, root) = tree();
+        let resolve = |relative: &str, index: &str| resolve(&root, relative, index).map(|(p, _)| p);
+        assert_eq!(resolve("/", "index.html"), Some(root.join("index.html")));
         assert_eq!(
-            resolve(&root, "/", "index.html"),
-            Some(root.join("index.html"))
-        );
-        assert_eq!(
-            resolve(&root, "/sub/", "index.html"),
+            resolve("/sub/", "index.html"),
             Some(root.join("sub/index.html"))
         );
         assert_eq!(
-            resolve(&root, "/./app.js", "index.html"),
+            resolve("/./app.js", "index.html"),
             Some(root.join("app.js"))
         );
         assert_eq!(
-            resolve(&root, "/%61pp.js", "index.html"),
+            resolve("/%61pp.js", "index.html"),
             Some(root.join("app.js"))
         );
         for bad in [
@@ -259,7 +270,7 @@ mod tests {
             "/missing",
             "/%ff",
         ] {
-            assert_eq!(resolve(&root, bad, "index.html"), None, "{bad}");
+            assert_eq!(resolve(bad, "index.html"), None, "{bad}");
         }
         fs::remove_dir_all(base).unwrap();
     }
