@@ -25,7 +25,6 @@ use std::{
 use hubbub_smol::Smol;
 use hubbub_tokio::Tokio;
 
-pub mod http;
 pub mod protocol;
 
 /// How long a server waits for its sessions to close after SIGTERM.

@@ -42,21 +42,29 @@ fn start_chat() -> (Running, u16, u16) {
     (server, ports[0], ports[1])
 }
 
-/// One raw HTTP exchange: the status line, the headers (lower-cased
-/// names) and the body, which must be as long as `Content-Length` says.
+/// One raw HTTP exchange on a fresh connection: the status line, the
+/// headers (lower-cased names) and the body (`Content-Length` bytes, none
+/// for `HEAD`).
 fn http(port: u16, request: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(common::WAIT)).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head");
-    let head = String::from_utf8(response[..end].to_vec()).unwrap();
-    let body = response[end + 4..].to_vec();
-    let mut lines = head.split("\r\n");
+    read_response(&mut stream, request.starts_with("HEAD "))
+}
+
+/// Read one response from a (possibly kept-alive) connection.
+fn read_response(
+    stream: &mut TcpStream,
+    head_only: bool,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("a complete head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let mut lines = head.trim_end().split("\r\n");
     let status = lines.next().unwrap().to_owned();
     let headers: Vec<(String, String)> = lines
         .map(|line| {
@@ -65,9 +73,8 @@ fn http(port: u16, request: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
         })
         .collect();
     let length = header(&headers, "content-length").parse::<usize>().unwrap();
-    if !request.starts_with("HEAD ") {
-        assert_eq!(length, body.len(), "Content-Length of {request:?}");
-    }
+    let mut body = vec![0; if head_only { 0 } else { length }];
+    stream.read_exact(&mut body).unwrap();
     (status, headers, body)
 }
 
@@ -131,7 +138,7 @@ fn http_routes_once() {
     stream.write_all(b"GET /api/hea").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
     stream
-        .write_all(b"lth HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"lth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -352,18 +359,116 @@ fn invalid_settings_exit_2_naming_the_key() {
     server.wait_for_stderr("index.html not found");
     assert!(server.terminate().success());
     std::fs::remove_dir_all(&dir).unwrap();
-    // One shared port is not supported by this demo yet: a clear error.
-    let (code, _, stderr) = run_to_end(
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn one_shared_port_serves_http_and_websocket() {
+    let port = free_port().to_string();
+    let server = start(
         CHAT,
         &[],
         Some(&chat_dir()),
-        &[("SERVER_PORT", "9999"), ("WEBSOCKET_PORT", "9999")],
+        &[
+            ("SERVER_PORT", port.as_str()),
+            ("WEBSOCKET_PORT", port.as_str()),
+        ],
     );
-    assert_eq!(code, Some(2), "{stderr}");
+    let port: u16 = port.parse().unwrap();
     assert!(
-        stderr.contains("SERVER_PORT and WEBSOCKET_PORT"),
-        "{stderr}"
+        server.listening.contains("one shared port"),
+        "{}",
+        server.listening
     );
+    let (status, _, body) = http(port, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(body, br#"{"ok":true,"service":"websocket-chat"}"#);
+    runtime().block_on(async {
+        let mut peer = connect(&format!("ws://127.0.0.1:{port}/")).await;
+        assert_eq!(next(&mut peer).await, "welcome to hubbub chat");
+        fence(&mut peer).await;
+        close(peer).await;
+    });
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn http_clients_take_part_through_long_polling() {
+    let (server, http_port, ws_port) = start_chat();
+    let post = |body: &str| {
+        http(
+            http_port,
+            &format!(
+                "POST /ws/send HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let poll = |room: &str| {
+        let (status, _, body) = http(
+            http_port,
+            &format!("GET /ws/poll?session_id=room:{room}&timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        );
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
+    runtime().block_on(async {
+        let mut a = connect(&format!("ws://127.0.0.1:{ws_port}/")).await;
+        assert_eq!(next(&mut a).await, "welcome to hubbub chat");
+        joined(&mut a, "dev").await;
+        let (status, _, body) =
+            post(r#"{"type":"chat.message","room":"dev","payload":{"text":"from http"}}"#);
+        assert_eq!(status, "HTTP/1.1 202 Accepted");
+        assert_eq!(body, br#"{"session_id":"room:dev","status":"queued"}"#);
+        assert_eq!(next(&mut a).await, "room dev: from http");
+        send(
+            &mut a,
+            r#"{"type":"chat.message","payload":{"room":"dev","text":"from ws"}}"#,
+        )
+        .await;
+        assert_eq!(next(&mut a).await, "room dev: from ws");
+        let messages = poll("dev");
+        let messages = messages.as_array().unwrap();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        for (m, text) in messages.iter().zip(["from http", "from ws"]) {
+            assert_eq!(m["type"], "chat.message");
+            assert_eq!(m["room"], "dev");
+            assert_eq!(
+                m["payload"],
+                serde_json::json!({"room": "dev", "text": text})
+            );
+        }
+        // Another room's poll session holds none of dev's messages.
+        assert_eq!(poll("ops"), serde_json::json!([]));
+        let (status, _, body) = post(r#"{"room":"dev"}"#);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request");
+        assert_eq!(body, br#"{"error":"missing type"}"#);
+        close(a).await;
+    });
+    let (status, _, body) = http(http_port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let metrics = String::from_utf8(body).unwrap();
+    assert!(
+        metrics.contains("hubbub_ws_connections_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hubbub_lp_messages_drained_total 2\n"),
+        "{metrics}"
+    );
+    let (status, _, body) = http(http_port, "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let openapi: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(openapi["paths"]["/ws/poll"]["get"].is_object());
+    assert!(server.terminate().success());
 }
 
 #[test]

@@ -17,6 +17,10 @@ use hubbub_core::{Accept, CloseCode, EncodedFrame, Message, ProtocolError, Rejec
 use serde_json::Value;
 
 use crate::{
+    http::{
+        bridge::{Bridge, BridgeParts},
+        LongPoll, LongPollConfig,
+    },
     session::{OutboundLimit, SessionInfo},
     Envelope, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
 };
@@ -79,7 +83,8 @@ pub(crate) struct HubInner {
     next_id: AtomicU64,
     limit: OutboundLimit,
     accepting: AtomicBool,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
+    bridge: Option<Bridge>,
     store: Option<StoreHandle>,
 }
 
@@ -90,6 +95,7 @@ pub struct HubBuilder {
     handlers: Handlers,
     limit: OutboundLimit,
     store: Option<StoreHandle>,
+    bridge: BridgeParts,
 }
 
 impl HubBuilder {
@@ -154,9 +160,34 @@ impl HubBuilder {
         self.store = Some(store);
         self
     }
+    /// Enable long polling (`GET /ws/poll`, `POST /ws/send` of the HTTP
+    /// layer): every text broadcast is then mirrored into a poll session.
+    pub fn long_polling(mut self, config: LongPollConfig) -> Self {
+        self.bridge.config = Some(config);
+        self
+    }
+    /// Decide what poll clients receive for a text broadcast to `room`
+    /// (`None`: to everyone); returning `None` mirrors nothing. By default
+    /// an envelope is mirrored as is, other text as a `message` envelope
+    /// with payload `{"text": ..}`.
+    pub fn mirror_with(
+        mut self,
+        f: impl Fn(Option<&str>, &str) -> Option<Envelope> + Send + Sync + 'static,
+    ) -> Self {
+        self.bridge.mirror = Some(Box::new(f));
+        self
+    }
+    /// Decide how an envelope sent over HTTP reaches WebSocket sessions. By
+    /// default its JSON goes to its room (or to everyone without one).
+    pub fn on_http_send(mut self, f: impl Fn(&Hub, &Envelope) + Send + Sync + 'static) -> Self {
+        self.bridge.send = Some(Box::new(f));
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
+        let metrics = Arc::new(Metrics::default());
         Hub(Arc::new(HubInner {
+            bridge: self.bridge.build(metrics.clone()),
             path: self.path,
             sessions: RwLock::default(),
             rooms: Mutex::default(),
@@ -164,7 +195,7 @@ impl HubBuilder {
             next_id: AtomicU64::new(1),
             limit: self.limit,
             accepting: AtomicBool::new(true),
-            metrics: Metrics::default(),
+            metrics,
             store: self.store,
         }))
     }
@@ -261,11 +292,32 @@ impl Hub {
         &self.0.metrics
     }
 
+    /// The long-polling sessions, if [`HubBuilder::long_polling`] enabled
+    /// them.
+    pub fn long_poll(&self) -> Option<&LongPoll> {
+        self.0.bridge.as_ref().map(|b| &b.long_poll)
+    }
+
+    /// Deliver an envelope sent over HTTP to WebSocket sessions (see
+    /// [`HubBuilder::on_http_send`]); false without long polling.
+    pub fn http_send(&self, envelope: &Envelope) -> bool {
+        match &self.0.bridge {
+            Some(bridge) => {
+                bridge.send(self, envelope);
+                true
+            }
+            None => false,
+        }
+    }
+
     // ----- broadcast ----------------------------------------------------
 
     /// Send `text` to every session (but `except`). The frame is encoded
     /// once; every recipient queues the same bytes. Returns the recipients.
     pub fn broadcast_text(&self, text: &str, except: Option<&Session>) -> usize {
+        if let Some(bridge) = &self.0.bridge {
+            bridge.mirror(None, text);
+        }
         self.broadcast(Audience::All, &EncodedFrame::text(text), except)
     }
 
@@ -286,6 +338,9 @@ impl Hub {
 
     /// Send `text` to the members of `room` (but `except`).
     pub fn room_text(&self, room: &str, text: &str, except: Option<&Session>) -> usize {
+        if let Some(bridge) = &self.0.bridge {
+            bridge.mirror(Some(room), text);
+        }
         self.broadcast(Audience::Room(room), &EncodedFrame::text(text), except)
     }
 
@@ -343,6 +398,7 @@ impl Hub {
 
     /// Stop accepting sessions and close every open one with 1001 (phase one
     /// of shutdown; adapters then wait, bounded, for the sessions to end).
+    /// Held long polls are answered at once.
     pub fn shutdown(&self) {
         let sessions: Vec<Session> = {
             // Under the write lock, so that no session opens unseen: `open`
@@ -353,6 +409,10 @@ impl Hub {
         };
         for session in sessions {
             session.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
+        if let Some(bridge) = &self.0.bridge {
+            // Held long polls answer now instead of holding the shutdown.
+            bridge.long_poll.release_all();
         }
     }
 
@@ -419,6 +479,7 @@ impl Hub {
         let handlers = &self.0.handlers;
         match message {
             Message::Text(text) => {
+                metrics.text_in.inc();
                 if let Some(on_message) = &handlers.message {
                     on_message(session, text);
                 }

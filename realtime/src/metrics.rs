@@ -62,21 +62,56 @@ pub struct Metrics {
     /// `Hub::publish` to the store's acknowledgment (the mean is this over
     /// `store_appends`).
     pub store_append_latency_us: Counter,
-    closes: Mutex<BTreeMap<u16, u64>>,
+    /// Text messages received (binary = `messages_in - text_in`).
+    pub text_in: Counter,
+    /// Long-poll sessions created.
+    pub lp_sessions_total: Counter,
+    /// Long polls received (held or answered at once).
+    pub lp_polls_total: Counter,
+    /// Messages queued into long-poll sessions.
+    pub lp_messages_enqueued: Counter,
+    /// Messages handed out by long polls.
+    pub lp_messages_drained: Counter,
+    /// Messages dropped from a full long-poll session (oldest first).
+    pub lp_messages_dropped: Counter,
+    /// Messages dropped with an expired long-poll session.
+    pub lp_messages_expired: Counter,
+    /// Upgrade requests refused, by HTTP status.
+    pub handshakes_rejected: CounterMap,
+    /// HTTP requests answered, by status.
+    pub http_requests: CounterMap,
+    closes: CounterMap,
+}
+
+/// Counts keyed by a status or close code.
+#[derive(Debug, Default)]
+pub struct CounterMap(Mutex<BTreeMap<u16, u64>>);
+
+impl CounterMap {
+    /// Add one for `key`.
+    pub fn inc(&self, key: u16) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// Every key's count.
+    pub fn snapshot(&self) -> BTreeMap<u16, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Metrics {
     /// Count a session that ended with `code`.
     pub fn count_close(&self, code: u16) {
-        let mut closes = self.closes.lock().unwrap_or_else(|p| p.into_inner());
-        *closes.entry(code).or_default() += 1;
+        self.closes.inc(code);
     }
 
     /// Sessions ended, by close code.
     pub fn closes_by_code(&self) -> BTreeMap<u16, u64> {
-        self.closes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.closes.snapshot()
     }
 }

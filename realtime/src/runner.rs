@@ -12,10 +12,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use hubbub_core::{CloseCode, Closed, Event, Initiator, Message};
+use hubbub_core::{CloseCode, Closed, Event, HandshakeError, Initiator, Message};
 
 use crate::{
-    driver::{Driver, Timer, Transport},
+    driver::{Driver, OpenError, Timer, Transport},
     Hub, Session, SessionError, SessionInfo,
 };
 
@@ -124,7 +124,16 @@ pub async fn run_session<T: Transport, K: Timer>(
             hub.decide(request)
         })
         .await;
-    let Ok(opened) = opened else { return };
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(OpenError::Handshake(error)) => {
+            if let Some(status) = rejected_status(&error) {
+                hub.metrics().handshakes_rejected.inc(status);
+            }
+            return;
+        }
+        Err(_) => return,
+    };
     info.protocol = opened.protocol;
     match hub.open(info) {
         Some(session) => {
@@ -145,6 +154,16 @@ pub async fn run_session<T: Transport, K: Timer>(
                 .close(now, CloseCode::GOING_AWAY, "server shutting down");
             poll_fn(|cx| poll_until_finished(&mut driver, cx)).await;
         }
+    }
+}
+
+/// The HTTP status a failed server handshake was answered with.
+fn rejected_status(error: &HandshakeError) -> Option<u16> {
+    match error {
+        HandshakeError::Rejected { status, .. } => Some(*status),
+        HandshakeError::HeadTooLarge => Some(431),
+        HandshakeError::Malformed(_) => Some(400),
+        _ => None,
     }
 }
 

@@ -73,7 +73,7 @@ pub use hubbub_realtime::adapter::{
     ClientConfig, ClientEvent, ClientHandle, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,
     LISTEN_BACKLOG,
 };
-pub use hubbub_realtime::driver;
+pub use hubbub_realtime::{driver, http, store};
 pub use hubbub_realtime::{
     Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
     Settings, SettingsError, SlowConsumer,
@@ -97,6 +97,12 @@ pub type Client = adapter::Client<Smol>;
 pub type ClientBuilder = adapter::ClientBuilder<Smol>;
 /// A [`Hub`] served on smol (see [`adapter::HubServer`]).
 pub type HubServer = adapter::HubServer<Smol>;
+
+/// Serve `app`'s HTTP routes on `listener` until this future is dropped (see
+/// [`adapter::serve_http`]).
+pub async fn serve_http(listener: smol::net::TcpListener, app: http::HttpApp) {
+    adapter::serve_http::<Smol>(listener, app).await
+}
 
 /// Run the server side of the opening handshake on `stream` with the default
 /// configuration, accepting any path and no subprotocol.

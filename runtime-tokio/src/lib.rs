@@ -111,8 +111,7 @@ pub use hubbub_realtime::adapter::{
     ClientConfig, ClientEvent, ClientHandle, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,
     LISTEN_BACKLOG,
 };
-pub use hubbub_realtime::driver;
-pub use hubbub_realtime::store;
+pub use hubbub_realtime::{driver, http, store};
 pub use hubbub_realtime::{
     Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
     Settings, SettingsError, SlowConsumer,
@@ -135,6 +134,12 @@ pub type Client = adapter::Client<Tokio>;
 pub type ClientBuilder = adapter::ClientBuilder<Tokio>;
 /// A [`Hub`] served on tokio (see [`adapter::HubServer`]).
 pub type HubServer = adapter::HubServer<Tokio>;
+
+/// Serve `app`'s HTTP routes on `listener` until this future is dropped (see
+/// [`adapter::serve_http`]).
+pub async fn serve_http(listener: tokio::net::TcpListener, app: http::HttpApp) {
+    adapter::serve_http::<Tokio>(listener, app).await
+}
 
 /// Run the server side of the opening handshake on `stream` with the default
 /// configuration, accepting any path and no subprotocol.

@@ -7,9 +7,12 @@
 //!
 //! Settings come from `.env` in the working directory and the environment
 //! (the environment wins); an invalid value stops start-up with exit code 2.
-//! HTTP on `SERVER_HOST:SERVER_PORT` (8080) serves `GET /` (the page,
-//! `PUBLIC_PATH/PUBLIC_INDEX`) and `GET /api/health`; the WebSocket chat
-//! listens on `WEBSOCKET_HOST:WEBSOCKET_PORT` (9090), path `/`:
+//! HTTP on `SERVER_HOST:SERVER_PORT` (8080) serves, through hubbub's HTTP
+//! layer, `GET /` (the page, `PUBLIC_PATH/PUBLIC_INDEX`), `GET /api/health`,
+//! `GET /metrics`, `GET /openapi.json`, and the long-polling bridge
+//! (`GET /ws/poll?session_id=room:R`, `POST /ws/send`); the WebSocket chat
+//! listens on `WEBSOCKET_HOST:WEBSOCKET_PORT` (9090), path `/` (both on one
+//! port when the two are equal):
 //!
 //! | client sends | server answers |
 //! |---|---|
@@ -32,12 +35,12 @@
 use std::{error::Error, path::PathBuf, process::ExitCode};
 
 use hubbub_examples::{
-    http::{self, bind, Response},
     protocol::{envelope_text, room_of, text_of},
     until, Main, Program, Rt, SHUTDOWN_GRACE,
 };
 use hubbub_realtime::{
-    adapter::HubServer,
+    adapter::{serve_http, HubServer, LISTEN_BACKLOG},
+    http::{HttpApp, LongPollConfig, StaticFiles},
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
     Envelope, Hub, Session, Settings,
 };
@@ -49,7 +52,8 @@ const PROGRAM: Program = Program {
     usage: "chat [--runtime tokio|smol|mio]   (settings: .env and environment, see DESIGN.md §5)",
 };
 
-const HEALTH: &str = r#"{"ok":true,"service":"websocket-chat"}"#;
+/// The `service` of `GET /api/health`.
+const SERVICE: &str = "websocket-chat";
 
 /// The history file when `STORE_PATH` is not set (relative to the working
 /// directory, where the `.env` is read).
@@ -65,16 +69,6 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    if settings.server_port != 0 && settings.shared_port() {
-        return PROGRAM.exit(
-            2,
-            format_args!(
-                "SERVER_PORT and WEBSOCKET_PORT are both {}: one shared port needs hubbub's \
-                 HTTP layer, which this demo does not use yet; give them different ports",
-                settings.server_port
-            ),
-        );
-    }
     let path = settings.store_path.as_deref().unwrap_or(DEFAULT_STORE);
     let config = SqliteConfig {
         retention: Retention {
@@ -110,48 +104,51 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
             index.display()
         );
     }
-    let http = bind::<R>((settings.server_host.as_str(), settings.server_port))?;
+    let hub = chat_hub(store);
+    let app = HttpApp::builder(hub.clone())
+        .service_name(SERVICE)
+        .static_files(StaticFiles::from_settings(&settings))
+        .build();
     let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
-        chat_hub(store),
+        hub,
         settings.core_config(),
     )
     .await?;
-    let (http_addr, ws_addr) = (R::local_addr(&http)?, ws.local_addr()?);
-    let handle = ws.start()?;
-    let shutdown = PROGRAM.listening::<R>(format_args!(
-        "http://{http_addr} (page and /api/health) and ws://{ws_addr}/ (chat)"
-    ))?;
-    until(
-        http::serve::<R, _>(http, move |request| route(request, &settings)),
-        shutdown,
-    )
-    .await;
-    handle.shutdown(SHUTDOWN_GRACE).await;
+    let ws_addr = ws.local_addr()?;
+    // Port 0 twice means two free ports, not one shared port.
+    if settings.shared_port() && settings.server_port != 0 {
+        let handle = ws.with_http(app).start()?;
+        let shutdown = PROGRAM.listening::<R>(format_args!(
+            "http://{ws_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat), one shared port"
+        ))?;
+        shutdown.await;
+        handle.shutdown(SHUTDOWN_GRACE).await;
+    } else {
+        let http = bind_http::<R>(&settings)?;
+        let http_addr = R::local_addr(&http)?;
+        let handle = ws.start()?;
+        let shutdown = PROGRAM.listening::<R>(format_args!(
+            "http://{http_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat)"
+        ))?;
+        until(serve_http::<R>(http, app), shutdown).await;
+        handle.shutdown(SHUTDOWN_GRACE).await;
+    }
     println!("chat: stopped");
     Ok(())
 }
 
-/// The HTTP routes.
-fn route(request: &http::Request, settings: &Settings) -> Response {
-    let index_path = format!("/{}", settings.public_index);
-    let known = ["/", index_path.as_str(), "/api/health"];
-    if !known.contains(&request.path.as_str()) {
-        return Response::error(404);
+/// The HTTP listener on `SERVER_HOST:SERVER_PORT`.
+fn bind_http<R: Rt>(settings: &Settings) -> std::io::Result<R::Listener> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in (settings.server_host.as_str(), settings.server_port).to_socket_addrs()? {
+        match R::bind(addr, LISTEN_BACKLOG) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = Some(error),
+        }
     }
-    if request.method != "GET" && request.method != "HEAD" {
-        return Response::method_not_allowed("GET, HEAD");
-    }
-    if request.path == "/api/health" {
-        return Response::json(HEALTH).with_header("Cache-Control", "no-cache");
-    }
-    let file = PathBuf::from(&settings.public_path).join(&settings.public_index);
-    match std::fs::read(&file) {
-        Ok(page) => Response::new(200, "text/html; charset=utf-8", page)
-            .with_header("Cache-Control", settings.public_cache_control.clone()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Response::error(404),
-        Err(_) => Response::error(500),
-    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("SERVER_HOST resolves to no address")))
 }
 
 /// The chat's callbacks.
@@ -159,6 +156,9 @@ fn chat_hub(store: StoreHandle) -> Hub {
     Hub::builder()
         .path("/")
         .store(store)
+        .long_polling(LongPollConfig::default())
+        .mirror_with(mirror)
+        .on_http_send(http_send)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
             println!("chat: client {} connected", session.id());
@@ -172,7 +172,6 @@ fn chat_hub(store: StoreHandle) -> Hub {
         })
         .build()
 }
-
 /// Raw `ping` first; then envelopes (read whole here, rather than in
 /// `on_typed_message`, because the room may be the envelope's top-level
 /// `room`).
@@ -210,10 +209,7 @@ fn on_text(session: &Session, text: &str) {
             if text.is_empty() {
                 "message rejected: empty text".to_owned()
             } else {
-                // Stored first; delivered once the store acknowledged it.
-                let line = format!("room {room}: {text}");
-                let message = Envelope::new("chat.message", json!({"room": room, "text": text}));
-                match hub.publish_rendered(room, message, move |_| line) {
+                match publish(&hub, room, text) {
                     Ok(()) => return,
                     Err(error) => format!("message rejected: {error}"),
                 }
@@ -252,5 +248,35 @@ fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
     });
     if let Err(error) = queued {
         let _ = reply.send_text(format!("history unavailable: {error}"));
+    }
+}
+
+/// Store a chat message of `room`; once the store acknowledged it, every
+/// member receives `room R: T` (and the room's poll clients the mirrored
+/// envelope).
+fn publish(hub: &Hub, room: &str, text: &str) -> Result<(), hubbub_realtime::StoreError> {
+    let line = format!("room {room}: {text}");
+    let message = Envelope::new("chat.message", json!({"room": room, "text": text}));
+    hub.publish_rendered(room, message, move |_| line)
+}
+
+/// What poll clients of `room:R` see of a room message `room R: T`: a
+/// `chat.message` envelope with payload `{room, text}`.
+fn mirror(room: Option<&str>, text: &str) -> Option<Envelope> {
+    let room = room?;
+    let text = text.strip_prefix(&format!("room {room}: "))?;
+    Some(Envelope::new("chat.message", json!({ "room": room, "text": text })).with_room(room))
+}
+
+/// `POST /ws/send` with a `chat.message`: stored, then the room's WebSocket
+/// members receive `room R: T` (and its poll clients the mirrored envelope).
+fn http_send(hub: &Hub, envelope: &Envelope) {
+    if envelope.event_type == "chat.message" {
+        let text = text_of(&envelope.payload);
+        if !text.is_empty() {
+            if let Err(error) = publish(hub, room_of(envelope), text) {
+                eprintln!("chat: POST /ws/send: {error}");
+            }
+        }
     }
 }

@@ -19,7 +19,11 @@ use futures_util::future::{select, Either};
 use hubbub_core::{Config, Connection};
 
 use super::{client::timeout, flag::Flag};
-use crate::{driver::Driver, run_session, Hub, Runtime};
+use crate::{
+    driver::Driver,
+    http::{serve_shared, HttpApp},
+    run_session, Hub, Runtime,
+};
 
 /// The listen backlog of [`HubServer::bind`].
 pub const LISTEN_BACKLOG: u32 = 1024;
@@ -33,6 +37,7 @@ pub struct HubServer<R: Runtime> {
     listener: R::Listener,
     hub: Hub,
     config: Arc<Config>,
+    http: Option<HttpApp>,
 }
 
 impl<R: Runtime> std::fmt::Debug for HubServer<R> {
@@ -68,7 +73,15 @@ impl<R: Runtime> HubServer<R> {
             listener,
             hub,
             config,
+            http: None,
         }
+    }
+
+    /// Serve `app` on this listener too (one shared port): requests are
+    /// HTTP until one asks for a WebSocket upgrade, which becomes a session.
+    pub fn with_http(mut self, app: HttpApp) -> Self {
+        self.http = Some(app);
+        self
     }
 
     /// The bound address.
@@ -220,6 +233,7 @@ async fn accept_loop<R: Runtime>(server: HubServer<R>, stop: Arc<Stop>, _finishe
         listener,
         hub,
         config,
+        http,
     } = server;
     let sessions = Arc::new(Sessions::default());
     // One wait for the stop request across all accepts.
@@ -231,13 +245,23 @@ async fn accept_loop<R: Runtime>(server: HubServer<R>, stop: Arc<Stop>, _finishe
         };
         match accepted {
             Ok((stream, peer)) => {
-                let conn = Connection::server(config.clone(), R::now());
-                let driver = Driver::new(conn, stream, R::Timer::default());
+                let timer = R::Timer::default();
                 let running = Running::new(&sessions);
-                let hub = hub.clone();
+                let (hub, config, http) = (hub.clone(), config.clone(), http.clone());
                 R::spawn(async move {
                     {
-                        let session = pin!(run_session(driver, hub, Some(peer)));
+                        let session = pin!(async move {
+                            match http {
+                                Some(app) => {
+                                    serve_shared(stream, timer, &app, config, Some(peer)).await
+                                }
+                                None => {
+                                    let conn = Connection::server(config, R::now());
+                                    let driver = Driver::new(conn, stream, timer);
+                                    run_session(driver, hub, Some(peer)).await
+                                }
+                            }
+                        });
                         let _ = select(session, pin!(running.0.abort.wait())).await;
                         // Aborted: the session future is dropped here, which
                         // ends the session (1006) before `running` is.

@@ -12,6 +12,7 @@ mod client;
 mod client_builder;
 mod error;
 mod flag;
+mod http_server;
 mod hub_server;
 mod server;
 mod websocket;
@@ -22,6 +23,7 @@ pub use client::{
 };
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use error::{Error, Step};
+pub use http_server::serve_http;
 pub use hub_server::{HubServer, ServerHandle, DEFAULT_GRACE, LISTEN_BACKLOG};
 pub use server::{accept, accept_with, Server};
 pub use websocket::{ReadHalf, WebSocket, WriteHalf};

@@ -1,0 +1,353 @@
+//! Routing: the application's routes, the built-in ones (`/api/health`,
+//! `/metrics`, `/openapi.json`, `/ws/poll`, `/ws/send`) and static files.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use prometheus_client::registry::Registry;
+use serde_json::{json, Map, Value};
+
+use super::{
+    exposition,
+    longpoll::session_for,
+    openapi,
+    request::{Limits, Request},
+    Response, StaticFiles,
+};
+use crate::{Envelope, Hub};
+
+/// A route handler: a request in, a response out. Handlers run on the
+/// connection's task and must not block.
+pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+
+pub(crate) struct Route {
+    pub(crate) method: &'static str,
+    pub(crate) path: String,
+    handler: Box<Handler>,
+}
+
+/// Timings of HTTP connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// A keep-alive connection with no request in progress is closed after
+    /// this long.
+    pub idle: Duration,
+    /// A request must arrive whole within this long of its first byte
+    /// (else 408), and a response must be taken by the peer within it.
+    pub request: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            idle: Duration::from_secs(30),
+            request: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builds an [`HttpApp`].
+pub struct HttpAppBuilder {
+    hub: Hub,
+    routes: Vec<Route>,
+    files: Option<StaticFiles>,
+    service: String,
+    limits: Limits,
+    timeouts: HttpTimeouts,
+}
+
+impl HttpAppBuilder {
+    /// Answer `GET` (and `HEAD`) on `path` with `handler`.
+    pub fn get(
+        self,
+        path: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.route("GET", path, handler)
+    }
+
+    /// Answer `POST` on `path` with `handler`.
+    pub fn post(
+        self,
+        path: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.route("POST", path, handler)
+    }
+
+    fn route(
+        mut self,
+        method: &'static str,
+        path: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.push(Route {
+            method,
+            path: path.to_owned(),
+            handler: Box::new(handler),
+        });
+        self
+    }
+
+    /// Serve static files (after every route).
+    pub fn static_files(mut self, files: StaticFiles) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// The `service` field of `GET /api/health` (`hubbub` by default).
+    pub fn service_name(mut self, name: &str) -> Self {
+        self.service = name.to_owned();
+        self
+    }
+
+    /// Request size limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Connection timeouts.
+    pub fn timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The app.
+    pub fn build(self) -> HttpApp {
+        let openapi = openapi::document(&self.service, &self.routes).to_string();
+        HttpApp(Arc::new(Inner {
+            registry: exposition::registry(&self.hub),
+            hub: self.hub,
+            routes: self.routes,
+            files: self.files,
+            health: json!({ "ok": true, "service": self.service }).to_string(),
+            openapi,
+            limits: self.limits,
+            timeouts: self.timeouts,
+        }))
+    }
+}
+
+struct Inner {
+    hub: Hub,
+    routes: Vec<Route>,
+    files: Option<StaticFiles>,
+    health: String,
+    openapi: String,
+    registry: Registry,
+    limits: Limits,
+    timeouts: HttpTimeouts,
+}
+
+/// Everything served over HTTP beside a [`Hub`]: cheap to clone, shared by
+/// every connection.
+#[derive(Clone)]
+pub struct HttpApp(Arc<Inner>);
+
+impl fmt::Debug for HttpApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpApp")
+            .field("routes", &self.0.routes.len())
+            .field("files", &self.0.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a request is answered.
+#[derive(Debug)]
+pub enum Reply {
+    /// At once.
+    Now(Response),
+    /// A long poll: hold until a message or the timeout.
+    Poll(PollRequest),
+}
+
+/// A validated `GET /ws/poll`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRequest {
+    /// The poll session.
+    pub session: String,
+    /// Most messages to return.
+    pub max: usize,
+    /// How long to hold the request.
+    pub timeout: Duration,
+}
+
+/// The built-in routes and their methods.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("/api/health", "GET"),
+    ("/metrics", "GET"),
+    ("/openapi.json", "GET"),
+    ("/ws/poll", "GET"),
+    ("/ws/send", "POST"),
+];
+
+impl HttpApp {
+    /// Start building the HTTP side of `hub`.
+    pub fn builder(hub: Hub) -> HttpAppBuilder {
+        HttpAppBuilder {
+            hub,
+            routes: Vec::new(),
+            files: None,
+            service: "hubbub".into(),
+            limits: Limits::default(),
+            timeouts: HttpTimeouts::default(),
+        }
+    }
+
+    /// The hub served.
+    pub fn hub(&self) -> &Hub {
+        &self.0.hub
+    }
+
+    /// Request size limits.
+    pub fn limits(&self) -> Limits {
+        self.0.limits
+    }
+
+    /// Connection timeouts.
+    pub fn timeouts(&self) -> HttpTimeouts {
+        self.0.timeouts
+    }
+
+    /// Count an answered request.
+    pub(crate) fn count(&self, status: u16) {
+        self.0.hub.metrics().http_requests.inc(status);
+    }
+
+    /// Route `request`.
+    pub fn handle(&self, request: &Request) -> Reply {
+        let get = matches!(request.method.as_str(), "GET" | "HEAD");
+        let method_is = |m: &str| request.method == m || (m == "GET" && get);
+        let mut allowed: Vec<&str> = Vec::new();
+        for route in self.0.routes.iter().filter(|r| r.path == request.path) {
+            if method_is(route.method) {
+                return Reply::Now((route.handler)(request));
+            }
+            allowed.push(route.method);
+        }
+        if let Some((_, method)) = BUILT_IN.iter().find(|(p, _)| *p == request.path) {
+            if method_is(method) {
+                return self.built_in(request);
+            }
+            allowed.push(method);
+        }
+        if !allowed.is_empty() {
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            return Reply::Now(Response::error(405, "").with_header("Allow", allowed.join(", ")));
+        }
+        if let Some(files) = &self.0.files {
+            if get {
+                if let Some(response) = files.serve(request) {
+                    return Reply::Now(response);
+                }
+            }
+        }
+        Reply::Now(Response::error(404, ""))
+    }
+
+    fn built_in(&self, request: &Request) -> Reply {
+        let inner = &self.0;
+        Reply::Now(match request.path.as_str() {
+            "/api/health" => Response::new(200)
+                .with_body("application/json", inner.health.clone())
+                .with_header("Cache-Control", "no-cache"),
+            "/metrics" => Response::new(200).with_body(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                exposition::encode(&inner.registry),
+            ),
+            "/openapi.json" => {
+                Response::new(200).with_body("application/json", inner.openapi.clone())
+            }
+            // HEAD must not drain the session: the same headers, no body.
+            "/ws/poll" if request.is_head() => Response::json(&Value::Array(Vec::new())),
+            "/ws/poll" => match self.poll_request(request) {
+                Ok(poll) => return Reply::Poll(poll),
+                Err(response) => response,
+            },
+            _ => self.send(request),
+        })
+    }
+
+    fn poll_request(&self, request: &Request) -> Result<PollRequest, Response> {
+        let Some(long_poll) = self.0.hub.long_poll() else {
+            return Err(Response::json_error(503, "long polling is not enabled"));
+        };
+        let config = long_poll.config();
+        let session = request
+            .query_param("session_id")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "broadcast".into());
+        let max = match request.query_param("max") {
+            None => config.default_batch,
+            Some(max) => match max.parse::<usize>() {
+                Ok(n) if n > 0 => n.min(config.max_batch),
+                _ => return Err(Response::json_error(400, "max must be a positive integer")),
+            },
+        };
+        let timeout = match request.query_param("timeout") {
+            None => config.default_timeout,
+            Some(t) => match t.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => {
+                    Duration::from_secs_f64(s.min(config.max_timeout.as_secs_f64()))
+                }
+                _ => {
+                    return Err(Response::json_error(
+                        400,
+                        "timeout must be a number of seconds",
+                    ))
+                }
+            },
+        };
+        Ok(PollRequest {
+            session,
+            max,
+            timeout,
+        })
+    }
+
+    fn send(&self, request: &Request) -> Response {
+        let hub = &self.0.hub;
+        let Some(long_poll) = hub.long_poll() else {
+            return Response::json_error(503, "long polling is not enabled");
+        };
+        let value: Value = match serde_json::from_slice(&request.body) {
+            Ok(value) => value,
+            Err(_) => return Response::json_error(400, "invalid JSON"),
+        };
+        let Value::Object(mut object) = value else {
+            return Response::json_error(400, "body must be a JSON object");
+        };
+        if object
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Response::json_error(400, "missing type");
+        }
+        let explicit = match object.remove("session_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            Some(_) => return Response::json_error(400, "session_id must be a non-empty string"),
+        };
+        let envelope: Envelope = match serde_json::from_value(Value::Object(object)) {
+            Ok(envelope) => envelope,
+            Err(error) => return Response::json_error(400, &format!("invalid envelope: {error}")),
+        };
+        let derived = session_for(envelope.room_name());
+        hub.http_send(&envelope);
+        let session = match explicit {
+            Some(explicit) if explicit != derived => {
+                long_poll.push(&explicit, &envelope);
+                explicit
+            }
+            _ => derived,
+        };
+        let mut body = Map::new();
+        body.insert("session_id".into(), session.into());
+        body.insert("status".into(), "queued".into());
+        Response::json(&Value::Object(body)).with_status(202)
+    }
+}

@@ -1,0 +1,92 @@
+//! The bridge between the hub's broadcasts and long-polling sessions:
+//! every text broadcast is mirrored into a poll session (`room:<room>`,
+//! else `broadcast`), and an HTTP send enters the hub's broadcast path.
+//! Both directions have a hook for the application to decide how.
+
+use std::{fmt, sync::Arc};
+
+use serde_json::json;
+
+use super::longpoll::{session_for, LongPoll, LongPollConfig};
+use crate::{Envelope, Hub, Metrics};
+
+/// Turns a broadcast (`room`, or `None` for everyone, and its text) into
+/// the envelope poll clients receive; `None` mirrors nothing.
+pub type MirrorFn = dyn Fn(Option<&str>, &str) -> Option<Envelope> + Send + Sync;
+/// Delivers an envelope sent over HTTP (`POST /ws/send`) to WebSocket
+/// sessions.
+pub type SendFn = dyn Fn(&Hub, &Envelope) + Send + Sync;
+
+/// Long polling as a hub holds it.
+pub(crate) struct Bridge {
+    pub(crate) long_poll: LongPoll,
+    mirror: Option<Box<MirrorFn>>,
+    send: Option<Box<SendFn>>,
+}
+
+impl fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("long_poll", &self.long_poll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parts of a bridge a [`HubBuilder`](crate::HubBuilder) collects.
+#[derive(Default)]
+pub(crate) struct BridgeParts {
+    pub(crate) config: Option<LongPollConfig>,
+    pub(crate) mirror: Option<Box<MirrorFn>>,
+    pub(crate) send: Option<Box<SendFn>>,
+}
+
+impl BridgeParts {
+    /// The bridge, if long polling was enabled.
+    pub(crate) fn build(self, metrics: Arc<Metrics>) -> Option<Bridge> {
+        Some(Bridge {
+            long_poll: LongPoll::new(self.config?, metrics),
+            mirror: self.mirror,
+            send: self.send,
+        })
+    }
+}
+
+impl Bridge {
+    /// Mirror a text broadcast into the matching poll session.
+    pub(crate) fn mirror(&self, room: Option<&str>, text: &str) {
+        let envelope = match &self.mirror {
+            Some(mirror) => mirror(room, text),
+            None => Some(default_mirror(room, text)),
+        };
+        if let Some(envelope) = envelope {
+            let room = envelope.room.as_deref().or(room);
+            self.long_poll.push(&session_for(room), &envelope);
+        }
+    }
+
+    /// Deliver an HTTP-sent envelope through the hub.
+    pub(crate) fn send(&self, hub: &Hub, envelope: &Envelope) {
+        match &self.send {
+            Some(send) => send(hub, envelope),
+            None => match envelope.room_name() {
+                Some(room) => {
+                    hub.room_text(room, &envelope.to_json(), None);
+                }
+                None => {
+                    hub.broadcast_text(&envelope.to_json(), None);
+                }
+            },
+        }
+    }
+}
+
+/// An envelope stays itself (its room set to the broadcast's); other text
+/// becomes a `message` envelope with payload `{"text": ..}`.
+fn default_mirror(room: Option<&str>, text: &str) -> Envelope {
+    let mut envelope =
+        Envelope::parse(text).unwrap_or_else(|| Envelope::new("message", json!({ "text": text })));
+    if envelope.room.is_none() {
+        envelope.room = room.map(str::to_owned);
+    }
+    envelope
+}

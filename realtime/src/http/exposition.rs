@@ -1,0 +1,220 @@
+//! `GET /metrics`: the hub's counters in the Prometheus text format, via
+//! `prometheus-client`. Values are read at scrape time from [`Metrics`]
+//! (atomics the library bumps as it works), so counting costs nothing
+//! extra. Adding a metric: a field in [`Metrics`] and one line below.
+
+use std::fmt;
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
+    registry::Registry,
+};
+
+use crate::Hub;
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let metric = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value).encode(metric)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let metric = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)
+}
+
+/// A counter with one label, a sample per `(label value, count)`.
+fn counters<L: ToString>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (key, value) in values {
+        let labels = [(label, key.to_string())];
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Reads a hub's [`Metrics`](crate::Metrics) on every scrape.
+#[derive(Debug)]
+struct HubCollector(Hub);
+
+impl Collector for HubCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let hub = &self.0;
+        let m = hub.metrics();
+        let e = &mut enc;
+        counter(
+            e,
+            "hubbub_ws_connections",
+            "WebSocket sessions opened",
+            m.connections_total.get(),
+        )?;
+        gauge(
+            e,
+            "hubbub_ws_connections_active",
+            "WebSocket sessions open now",
+            m.connections_active.get(),
+        )?;
+        let rejected = m.handshakes_rejected.snapshot();
+        counters(
+            e,
+            "hubbub_ws_handshakes_rejected",
+            "Upgrade requests refused, by HTTP status",
+            "status",
+            rejected,
+        )?;
+        let (text_in, all_in) = (m.text_in.get(), m.messages_in.get());
+        let by_kind = [
+            ("text", text_in),
+            ("binary", all_in.saturating_sub(text_in)),
+        ];
+        counters(
+            e,
+            "hubbub_ws_messages_in",
+            "Messages received, by kind",
+            "kind",
+            by_kind,
+        )?;
+        counter(
+            e,
+            "hubbub_ws_bytes_in",
+            "Payload bytes received",
+            m.bytes_in.get(),
+        )?;
+        counter(
+            e,
+            "hubbub_ws_messages_out",
+            "Messages handed to connections",
+            m.messages_out.get(),
+        )?;
+        counter(
+            e,
+            "hubbub_ws_bytes_out",
+            "Payload bytes handed to connections",
+            m.bytes_out.get(),
+        )?;
+        counters(
+            e,
+            "hubbub_ws_closes",
+            "Sessions ended, by close code",
+            "code",
+            m.closes_by_code(),
+        )?;
+        counter(
+            e,
+            "hubbub_ws_errors",
+            "Errors reported to on_error",
+            m.errors.get(),
+        )?;
+        counter(
+            e,
+            "hubbub_ws_slow_consumer_drops",
+            "Messages dropped for a full queue",
+            m.slow_consumer_drops.get(),
+        )?;
+        counter(
+            e,
+            "hubbub_ws_slow_consumer_closes",
+            "Sessions closed for a full queue",
+            m.slow_consumer_closes.get(),
+        )?;
+        counter(
+            e,
+            "hubbub_ws_broadcast_deliveries",
+            "Frames queued by broadcasts, over recipients",
+            m.broadcast_deliveries.get(),
+        )?;
+        let rooms = hub.rooms();
+        let members: usize = rooms.iter().map(|r| hub.members(r).len()).sum();
+        gauge(
+            e,
+            "hubbub_ws_rooms",
+            "Rooms with members",
+            rooms.len() as u64,
+        )?;
+        gauge(
+            e,
+            "hubbub_ws_room_members",
+            "Room memberships, summed over rooms",
+            members as u64,
+        )?;
+        if let Some(lp) = hub.long_poll() {
+            counter(
+                e,
+                "hubbub_lp_sessions",
+                "Long-poll sessions created",
+                m.lp_sessions_total.get(),
+            )?;
+            gauge(
+                e,
+                "hubbub_lp_sessions_active",
+                "Long-poll sessions alive",
+                lp.session_count() as u64,
+            )?;
+            counter(
+                e,
+                "hubbub_lp_polls",
+                "Long polls received",
+                m.lp_polls_total.get(),
+            )?;
+            gauge(
+                e,
+                "hubbub_lp_messages_buffered",
+                "Messages waiting in long-poll sessions",
+                lp.buffered() as u64,
+            )?;
+            counter(
+                e,
+                "hubbub_lp_messages_enqueued",
+                "Messages queued for long polls",
+                m.lp_messages_enqueued.get(),
+            )?;
+            counter(
+                e,
+                "hubbub_lp_messages_drained",
+                "Messages handed out by long polls",
+                m.lp_messages_drained.get(),
+            )?;
+            let dropped = [
+                ("full", m.lp_messages_dropped.get()),
+                ("expired", m.lp_messages_expired.get()),
+            ];
+            counters(
+                e,
+                "hubbub_lp_messages_dropped",
+                "Long-poll messages dropped, by reason",
+                "reason",
+                dropped,
+            )?;
+        }
+        // Message store metrics (appends, latency) go here.
+        counters(
+            e,
+            "hubbub_http_requests",
+            "HTTP requests answered, by status",
+            "status",
+            m.http_requests.snapshot(),
+        )
+    }
+}
+
+/// A registry that reports `hub`'s metrics.
+pub(crate) fn registry(hub: &Hub) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(HubCollector(hub.clone())));
+    registry
+}
+
+/// The text exposition of `registry`.
+pub(crate) fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
+}

@@ -1,0 +1,277 @@
+//! Static files from a directory: content types, `Cache-Control`, `ETag`
+//! and `Last-Modified` with 304, an index file, an optional SPA fallback,
+//! and a path check that never leaves the root.
+//!
+//! Files are read whole with blocking `std::fs` calls on the serving task;
+//! that is fine for the small assets of a web page, and bounded: a file
+//! over [`StaticFiles::max_file_size`] (8 MiB by default) is refused with
+//! 403 rather than read.
+
+use std::{
+    fs::{self, Metadata},
+    path::{Component, Path, PathBuf},
+    sync::OnceLock,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use super::{Request, Response};
+use crate::Settings;
+
+/// Where static files come from and how they are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticFiles {
+    root: PathBuf,
+    /// The canonical root, once it exists.
+    canonical: OnceLock<PathBuf>,
+    mount: String,
+    index: String,
+    cache_control: String,
+    spa_fallback: bool,
+    max_file_size: u64,
+}
+
+impl StaticFiles {
+    /// Serve `root` at `/`, with `index.html` and `Cache-Control: no-cache`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StaticFiles {
+            root: root.into(),
+            canonical: OnceLock::new(),
+            mount: "/".into(),
+            index: "index.html".into(),
+            cache_control: "no-cache".into(),
+            spa_fallback: false,
+            max_file_size: 8 << 20,
+        }
+    }
+
+    /// `PUBLIC_PATH`, `PUBLIC_MOUNT`, `PUBLIC_INDEX`,
+    /// `PUBLIC_CACHE_CONTROL` and `PUBLIC_SPA_FALLBACK`.
+    pub fn from_settings(settings: &Settings) -> Self {
+        StaticFiles::new(&settings.public_path)
+            .mount(&settings.public_mount)
+            .index(&settings.public_index)
+            .cache_control(&settings.public_cache_control)
+            .spa_fallback(settings.public_spa_fallback)
+    }
+
+    /// The URL prefix (`/` by default; `/static` serves `/static/...`).
+    pub fn mount(mut self, mount: &str) -> Self {
+        let trimmed = mount.trim_end_matches('/');
+        self.mount = if trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        };
+        self
+    }
+
+    /// The file served for a directory.
+    pub fn index(mut self, index: &str) -> Self {
+        self.index = index.to_owned();
+        self
+    }
+
+    /// The `Cache-Control` header of every file.
+    pub fn cache_control(mut self, value: &str) -> Self {
+        self.cache_control = value.to_owned();
+        self
+    }
+
+    /// Serve the root's index for paths under the mount that match no file
+    /// (for single-page apps that route in the browser).
+    pub fn spa_fallback(mut self, on: bool) -> Self {
+        self.spa_fallback = on;
+        self
+    }
+
+    /// Files larger than this are refused (403).
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = bytes;
+        self
+    }
+
+    /// The largest file served.
+    pub fn max_size(&self) -> u64 {
+        self.max_file_size
+    }
+
+    /// The part of `path` under the mount, or `None` when it is elsewhere.
+    fn relative<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.mount == "/" || self.mount.is_empty() {
+            return Some(path);
+        }
+        let rest = path.strip_prefix(self.mount.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// Answer a `GET`/`HEAD` for `request.path`, or `None` when the path is
+    /// not under the mount (another route may want it).
+    pub fn serve(&self, request: &Request) -> Option<Response> {
+        let relative = self.relative(&request.path)?;
+        let Some(root) = self.canonical_root() else {
+            return Some(Response::error(404, ""));
+        };
+        let found = resolve(root, relative, &self.index).or_else(|| {
+            self.spa_fallback
+                .then(|| resolve(root, "/", &self.index))
+                .flatten()
+        });
+        Some(match found {
+            Some((file, meta)) => self.file(&file, &meta, request),
+            None => Response::error(404, ""),
+        })
+    }
+
+    /// The root, canonicalized once (it may appear after start-up).
+    fn canonical_root(&self) -> Option<&Path> {
+        if let Some(root) = self.canonical.get() {
+            return Some(root);
+        }
+        let root = self.root.canonicalize().ok()?;
+        Some(self.canonical.get_or_init(|| root))
+    }
+
+    fn file(&self, file: &Path, meta: &Metadata, request: &Request) -> Response {
+        if meta.len() > self.max_file_size {
+            return Response::error(403, "file too large to serve");
+        }
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let etag = format!("\"{:x}-{:x}\"", meta.len(), since_epoch.as_nanos());
+        let last_modified = httpdate::fmt_http_date(modified);
+        let mut headers = vec![
+            ("ETag".to_owned(), etag.clone()),
+            ("Last-Modified".to_owned(), last_modified),
+            ("Cache-Control".to_owned(), self.cache_control.clone()),
+        ];
+        if not_modified(request, &etag, modified) {
+            let mut response = Response::new(304);
+            response.headers = headers;
+            return response;
+        }
+        let Ok(body) = fs::read(file) else {
+            return Response::error(404, "");
+        };
+        let mime = mime_guess::from_path(file).first_or_octet_stream();
+        let content_type = if mime.type_() == mime_guess::mime::TEXT
+            || mime == mime_guess::mime::APPLICATION_JAVASCRIPT
+        {
+            format!("{mime}; charset=utf-8")
+        } else {
+            mime.to_string()
+        };
+        let mut response = Response::new(200).with_body(&content_type, body);
+        response.headers.append(&mut headers);
+        response
+    }
+}
+
+/// `If-None-Match` decides when present; otherwise `If-Modified-Since`
+/// (to the second, as HTTP dates go).
+fn not_modified(request: &Request, etag: &str, modified: SystemTime) -> bool {
+    if let Some(tags) = request.header("if-none-match") {
+        return tags.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        });
+    }
+    let Some(since) = request
+        .header("if-modified-since")
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs(modified) <= secs(since)
+}
+
+/// The file `relative` (percent-encoded, under the root) names, and its
+/// metadata, if it is a
+/// regular file inside `root` (a directory means its `index`). Every
+/// escape is refused: `..` in any encoding, backslashes, NUL, absolute
+/// components, and symlinks that lead out of the root (the resolved path
+/// must start with the canonical root).
+fn resolve(root: &Path, relative: &str, index: &str) -> Option<(PathBuf, Metadata)> {
+    let decoded = percent_encoding::percent_decode_str(relative)
+        .decode_utf8()
+        .ok()?;
+    if decoded.contains(['\\', '\0']) {
+        return None;
+    }
+    let mut path = root.to_path_buf();
+    for segment in decoded.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        let mut components = Path::new(segment).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(part)), None) => path.push(part),
+            _ => return None, // `..`, a root, a prefix
+        }
+    }
+    let mut path = path.canonicalize().ok()?;
+    let mut meta = fs::metadata(&path).ok()?;
+    if meta.is_dir() {
+        path = path.join(index).canonicalize().ok()?;
+        meta = fs::metadata(&path).ok()?;
+    }
+    (path.starts_with(root) && meta.is_file()).then_some((path, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> (PathBuf, PathBuf) {
+        let base = std::env::temp_dir().join(format!(
+            "hubbub-files-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let root = base.join("public");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("index.html"), "<p>home</p>").unwrap();
+        fs::write(root.join("sub/index.html"), "sub").unwrap();
+        fs::write(root.join("app.js"), "let x;").unwrap();
+        fs::write(base.join("secret.txt"), "secret").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("link.txt")).unwrap();
+        (base, root.canonicalize().unwrap())
+    }
+
+    #[test]
+    fn resolves_inside_and_refuses_every_escape() {
+        let (base, root) = tree();
+        let resolve = |relative: &str, index: &str| resolve(&root, relative, index).map(|(p, _)| p);
+        assert_eq!(resolve("/", "index.html"), Some(root.join("index.html")));
+        assert_eq!(
+            resolve("/sub/", "index.html"),
+            Some(root.join("sub/index.html"))
+        );
+        assert_eq!(
+            resolve("/./app.js", "index.html"),
+            Some(root.join("app.js"))
+        );
+        assert_eq!(
+            resolve("/%61pp.js", "index.html"),
+            Some(root.join("app.js"))
+        );
+        for bad in [
+            "/../secret.txt",
+            "/sub/../../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/%2E%2E%2fsecret.txt",
+            "/..%2fsecret.txt",
+            "/sub%2f..%2f..%2fsecret.txt",
+            "/..\\secret.txt",
+            "/%5c..%5csecret.txt",
+            "/app.js%00.html",
+            "/link.txt",
+            "/missing",
+            "/%ff",
+        ] {
+            assert_eq!(resolve(bad, "index.html"), None, "{bad}");
+        }
+        fs::remove_dir_all(base).unwrap();
+    }
+}

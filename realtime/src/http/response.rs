@@ -1,0 +1,178 @@
+//! HTTP responses and their bytes on the wire.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+/// A complete response: status, headers, body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers besides `Content-Length`, `Connection` and `Date` (written
+    /// by the server).
+    pub headers: Vec<(String, String)>,
+    /// The body (not sent for `HEAD` and 304, but still sized).
+    pub body: Bytes,
+}
+
+impl Response {
+    /// `status` with an empty body.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `200` with a JSON body.
+    pub fn json(value: &Value) -> Self {
+        Response::new(200).with_body("application/json", value.to_string())
+    }
+
+    /// `200` with a plain-text body.
+    pub fn text(text: impl Into<String>) -> Self {
+        Response::new(200).with_body("text/plain; charset=utf-8", text.into())
+    }
+
+    /// `status` with a short plain-text body: the reason phrase, then
+    /// `detail` if given.
+    pub fn error(status: u16, detail: &str) -> Self {
+        let mut text = format!("{status} {}", reason(status));
+        if !detail.is_empty() {
+            let _ = write!(text, ": {detail}");
+        }
+        text.push('\n');
+        Response::text(text).with_status(status)
+    }
+
+    /// `status` with a JSON body `{"error": message}`.
+    pub fn json_error(status: u16, message: &str) -> Self {
+        Response::json(&serde_json::json!({ "error": message })).with_status(status)
+    }
+
+    /// Change the status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Set the body and its `Content-Type`.
+    pub fn with_body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        self.headers
+            .push(("Content-Type".into(), content_type.to_owned()));
+        self.body = body.into();
+        self
+    }
+
+    /// Add a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Append the response to `out`: without the body for `HEAD` (and for
+    /// 1xx/204/304, which have none), with `Connection: close` unless
+    /// `keep_alive`.
+    pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
+        let no_body = matches!(self.status, 100..=199 | 204 | 304);
+        let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        for (name, value) in &self.headers {
+            // Values come from routes: never let one split the head.
+            let value = value.replace(['\r', '\n'], " ");
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        if !no_body {
+            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+        }
+        if !keep_alive {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
+        out.extend_from_slice(head.as_bytes());
+        if !head_only && !no_body {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// The reason phrase of `status`.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(r: &Response, head_only: bool, keep_alive: bool) -> String {
+        let mut out = Vec::new();
+        r.write_to(&mut out, head_only, keep_alive);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_with_length_and_keep_alive() {
+        let r = Response::json(&serde_json::json!({"ok": true}));
+        assert_eq!(
+            wire(&r, false, true),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+        );
+    }
+
+    #[test]
+    fn head_keeps_the_length_and_drops_the_body() {
+        let r = Response::text("hello");
+        let text = wire(&r, true, false);
+        assert!(text.contains("Content-Length: 5\r\n"), "{text}");
+        assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn not_modified_has_no_body_and_no_length() {
+        let r = Response::text("x").with_status(304);
+        let text = wire(&r, false, true);
+        assert!(!text.contains("Content-Length"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn errors_and_header_injection() {
+        let r = Response::error(405, "").with_header("Allow", "GET\r\nX: y");
+        let text = wire(&r, false, true);
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Allow: GET  X: y\r\n"), "{text}");
+        assert!(text.ends_with("405 Method Not Allowed\n"), "{text}");
+    }
+}

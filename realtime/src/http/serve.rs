@@ -1,0 +1,338 @@
+//! Serving one HTTP connection over the driver's [`Transport`] and
+//! [`Timer`]: written once, run by every runtime adapter (only the accept
+//! loops differ).
+//!
+//! Requests are answered in order (pipelined ones too; answers to a batch
+//! go out in one write). A long poll holds its connection's later requests
+//! until it is answered; meanwhile the connection is still read, so a
+//! client that goes away cancels its poll instead of taking messages to a
+//! dead socket.
+
+use std::{
+    future::poll_fn,
+    io::{self, IoSlice},
+    net::SocketAddr,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::BytesMut;
+use hubbub_core::{Config, Connection};
+use serde_json::Value;
+
+use super::{
+    app::{HttpApp, PollRequest, Reply},
+    longpoll::{LongPoll, Taken},
+    request::{Next, RequestReader},
+    Response,
+};
+use crate::{
+    driver::{Driver, Timer, Transport},
+    run_session,
+};
+
+/// Bytes read at a time.
+const READ_CHUNK: usize = 8 << 10;
+/// After a final answer, unread request bytes are drained for at most this
+/// long and this many bytes, so the close does not reset the connection
+/// before the peer has read the answer.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 << 10;
+
+/// How [`serve_connection`] ended.
+#[derive(Debug)]
+pub enum Served<T, K> {
+    /// The connection is finished: drop the transport.
+    Done,
+    /// A WebSocket upgrade request arrived (with upgrades enabled): the
+    /// transport, the timer and the bytes read so far, starting with the
+    /// request, for a server [`Connection`].
+    Upgrade {
+        /// The transport.
+        io: T,
+        /// The timer.
+        timer: K,
+        /// The upgrade request and whatever followed it.
+        buffered: BytesMut,
+    },
+}
+
+/// Serve HTTP requests on `io` with `app` until the connection ends. With
+/// `upgrades`, a WebSocket upgrade request ends HTTP serving and is handed
+/// back as [`Served::Upgrade`].
+pub async fn serve_connection<T: Transport, K: Timer>(
+    mut io: T,
+    mut timer: K,
+    app: &HttpApp,
+    upgrades: bool,
+) -> Served<T, K> {
+    let mut reader = RequestReader::new(app.limits(), upgrades);
+    let timeouts = app.timeouts();
+    let mut out = Vec::new();
+    let mut buf = vec![0; READ_CHUNK];
+    // When the first byte of the request being read arrived: the whole
+    // request must follow within `timeouts.request` (no slow trickle).
+    let mut started: Option<Instant> = None;
+    loop {
+        loop {
+            let request = match reader.next_request() {
+                Next::Incomplete => break,
+                Next::Continue => {
+                    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    break;
+                }
+                Next::Upgrade => {
+                    if write_all(&mut io, &mut timer, &mut out, timeouts.request)
+                        .await
+                        .is_err()
+                    {
+                        return Served::Done;
+                    }
+                    return Served::Upgrade {
+                        io,
+                        timer,
+                        buffered: reader.into_buffered(),
+                    };
+                }
+                Next::Error(error) => {
+                    app.count(error.status);
+                    dated(Response::error(error.status, error.message))
+                        .write_to(&mut out, false, false);
+                    finish(&mut io, &mut timer, &mut out, timeouts.request).await;
+                    return Served::Done;
+                }
+                Next::Request(request) => request,
+            };
+            started = None;
+            // While shutting down, every answer is the connection's last.
+            let keep_alive = request.keep_alive() && app.hub().is_accepting();
+            let response = match app.handle(&request) {
+                Reply::Now(response) => response,
+                Reply::Poll(poll) => {
+                    // Earlier pipelined answers go out before the hold.
+                    if write_all(&mut io, &mut timer, &mut out, timeouts.request)
+                        .await
+                        .is_err()
+                    {
+                        return Served::Done;
+                    }
+                    match hold(&mut io, &mut timer, &mut reader, app, &poll).await {
+                        Some(response) => response,
+                        None => return Served::Done,
+                    }
+                }
+            };
+            app.count(response.status);
+            dated(response).write_to(&mut out, request.is_head(), keep_alive);
+            if !keep_alive {
+                finish(&mut io, &mut timer, &mut out, timeouts.request).await;
+                return Served::Done;
+            }
+        }
+        if write_all(&mut io, &mut timer, &mut out, timeouts.request)
+            .await
+            .is_err()
+        {
+            return Served::Done;
+        }
+        let partial = reader.has_partial();
+        let deadline = if partial {
+            *started.get_or_insert_with(|| timer.now()) + timeouts.request
+        } else {
+            timer.now() + timeouts.idle
+        };
+        match read_until(&mut io, &mut timer, &mut buf, deadline).await {
+            Some(Ok(n)) if n > 0 => reader.feed(&buf[..n]),
+            Some(_) => return Served::Done, // end of stream or error
+            None if partial => {
+                app.count(408);
+                dated(Response::error(408, "")).write_to(&mut out, false, false);
+                finish(&mut io, &mut timer, &mut out, timeouts.request).await;
+                return Served::Done;
+            }
+            None => {
+                // Idle keep-alive connection: close quietly.
+                finish(&mut io, &mut timer, &mut out, timeouts.request).await;
+                return Served::Done;
+            }
+        }
+    }
+}
+
+/// Serve a connection on a shared port: HTTP until a WebSocket upgrade
+/// request, which then runs as a session of the app's hub, configured by
+/// `config`.
+pub async fn serve_shared<T: Transport, K: Timer>(
+    io: T,
+    timer: K,
+    app: &HttpApp,
+    config: Arc<Config>,
+    peer: Option<SocketAddr>,
+) {
+    if let Served::Upgrade {
+        io,
+        timer,
+        buffered,
+    } = serve_connection(io, timer, app, true).await
+    {
+        let now = timer.now();
+        let mut conn = Connection::server(config, now);
+        conn.handle_input(now, &buffered);
+        run_session(Driver::new(conn, io, timer), app.hub().clone(), peer).await;
+    }
+}
+
+/// `response` with the `Date` header an origin server sends (RFC 9110
+/// §6.6.1).
+fn dated(response: Response) -> Response {
+    response.with_header("Date", httpdate::fmt_http_date(SystemTime::now()))
+}
+
+/// Cancels a held poll whose future is dropped (its task aborted).
+struct Waiting<'a> {
+    long_poll: &'a LongPoll,
+    session: &'a str,
+    waiter: Option<u64>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter {
+            self.long_poll.cancel(self.session, waiter);
+        }
+    }
+}
+
+/// Hold a long poll until messages arrive or its timeout passes; `None`
+/// when the client went away (or sent bytes that cannot be a request).
+async fn hold<T: Transport, K: Timer>(
+    io: &mut T,
+    timer: &mut K,
+    reader: &mut RequestReader,
+    app: &HttpApp,
+    poll: &PollRequest,
+) -> Option<Response> {
+    let long_poll = app.hub().long_poll()?;
+    app.hub().metrics().lp_polls_total.inc();
+    timer.reset(timer.now() + poll.timeout);
+    let mut waiting = Waiting {
+        long_poll,
+        session: &poll.session,
+        waiter: None,
+    };
+    let limits = app.limits();
+    let room = limits.max_head + limits.max_body;
+    let mut buf = [0u8; 512];
+    let messages = poll_fn(|cx: &mut Context<'_>| loop {
+        match long_poll.take(&poll.session, poll.max, cx.waker(), waiting.waiter) {
+            Taken::Messages(messages) => {
+                waiting.waiter = None;
+                return Poll::Ready(Some(Ok(messages)));
+            }
+            Taken::Full => return Poll::Ready(Some(Err(()))),
+            Taken::Waiting(id) => waiting.waiter = Some(id),
+        }
+        if timer.poll(cx).is_ready() {
+            return Poll::Ready(Some(Ok(Vec::new())));
+        }
+        // Watch the connection: pipelined bytes are kept (bounded), the end
+        // of the stream cancels the poll.
+        if reader.buffered_len() >= room {
+            return Poll::Pending;
+        }
+        match io.poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(None),
+            Poll::Ready(Ok(n)) => reader.feed(&buf[..n]),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await;
+    match messages? {
+        Ok(messages) => Some(Response::json(&Value::Array(messages))),
+        Err(()) => Some(Response::json_error(503, "too many long-poll sessions")),
+    }
+}
+
+/// Read once, unless `deadline` passes first (`None`).
+async fn read_until<T: Transport, K: Timer>(
+    io: &mut T,
+    timer: &mut K,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Option<io::Result<usize>> {
+    timer.reset(deadline);
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = io.poll_read(cx, buf) {
+            return Poll::Ready(Some(result));
+        }
+        match timer.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Write and flush all of `out` (then clear it), giving up after `limit`.
+async fn write_all<T: Transport, K: Timer>(
+    io: &mut T,
+    timer: &mut K,
+    out: &mut Vec<u8>,
+    limit: Duration,
+) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    timer.reset(timer.now() + limit);
+    let mut written = 0;
+    let result = poll_fn(|cx| {
+        while written < out.len() {
+            match io.poll_write_vectored(cx, &[IoSlice::new(&out[written..])]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => {
+                    return match timer.poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
+            }
+        }
+        match io.poll_flush(cx) {
+            Poll::Pending if timer.poll(cx).is_ready() => {
+                Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+            }
+            other => other,
+        }
+    })
+    .await;
+    out.clear();
+    result
+}
+
+/// The last answer: write it, send FIN, then read and discard what the peer
+/// still sends (bounded in bytes and time) so our close is not a reset.
+async fn finish<T: Transport, K: Timer>(
+    io: &mut T,
+    timer: &mut K,
+    out: &mut Vec<u8>,
+    limit: Duration,
+) {
+    if write_all(io, timer, out, limit).await.is_err() {
+        return;
+    }
+    if poll_fn(|cx| io.poll_shutdown(cx)).await.is_err() {
+        return;
+    }
+    let deadline = timer.now() + LINGER;
+    let mut left = LINGER_BYTES;
+    let mut buf = [0u8; 4096];
+    while left > 0 {
+        match read_until(io, timer, &mut buf, deadline).await {
+            Some(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => break,
+        }
+    }
+}
