@@ -111,9 +111,12 @@ struct Task {
 pub struct Remote(Arc<Shared>);
 
 impl Remote {
-    /// Interrupt the loop's poll (at most one system call per loop turn).
+    /// Interrupt the loop's poll (or make its next one return at once):
+    /// after this, the loop's owner sees what was shared before the call.
     pub fn wake(&self) {
-        self.0.signal();
+        // Not `signal`: that skips the wake while the loop is processing,
+        // and the owner's own state is not on the ready list.
+        let _ = self.0.waker.wake();
     }
 }
 
