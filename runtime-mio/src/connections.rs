@@ -130,7 +130,9 @@ impl std::fmt::Debug for Remote {
 ///
 /// It owns token `base` (its `mio::Waker`) and every token above it (one
 /// per connection); the application keeps the tokens below `base` for its
-/// own sources. One turn of the application's loop:
+/// own sources. mio allows one `Waker` per poll, and this is it: to wake
+/// the loop from other threads for its own purposes, the application uses
+/// [`remote`](Self::remote). One turn of the application's loop:
 ///
 /// ```no_run
 /// use std::{sync::Arc, time::Duration};
@@ -184,7 +186,12 @@ impl std::fmt::Debug for Connections {
 impl Connections {
     /// Connections on `registry`'s poll serving `hub` with `config`; the
     /// loop's `mio::Waker` takes token `base`, connections the tokens above.
-    pub fn new(registry: &Registry, base: Token, hub: Hub, config: Arc<Config>) -> io::Result<Self> {
+    pub fn new(
+        registry: &Registry,
+        base: Token,
+        hub: Hub,
+        config: Arc<Config>,
+    ) -> io::Result<Self> {
         let waker = mio::Waker::new(registry, base)?;
         Ok(Connections {
             tasks: Slab::new(),

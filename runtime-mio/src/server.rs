@@ -264,10 +264,14 @@ fn serve(
     // The end of the grace period, once stopping.
     let mut deadline: Option<Instant> = None;
     loop {
-        let timeout = [connections.next_timeout(), backoff.map(until), deadline.map(until)]
-            .into_iter()
-            .flatten()
-            .min();
+        let timeout = [
+            connections.next_timeout(),
+            backoff.map(until),
+            deadline.map(until),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if let Err(error) = poll.poll(&mut events, timeout) {
             if error.kind() != io::ErrorKind::Interrupted {
                 break; // the loop cannot wait: end its sessions below

@@ -37,12 +37,16 @@ fn start(hub: Hub, config: Config, threads: usize) -> ServerHandle {
 }
 
 /// `on_close` calls, as (code, reason).
-fn closes() -> (Arc<Mutex<Vec<u16>>>, impl Fn(&hubbub_mio::Session, CloseCode, &str)) {
+fn closes() -> (
+    Arc<Mutex<Vec<u16>>>,
+    impl Fn(&hubbub_mio::Session, CloseCode, &str),
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    (seen, move |_: &hubbub_mio::Session, code: CloseCode, _: &str| {
-        log.lock().unwrap().push(code.0)
-    })
+    (
+        seen,
+        move |_: &hubbub_mio::Session, code: CloseCode, _: &str| log.lock().unwrap().push(code.0),
+    )
 }
 
 #[test]
@@ -234,9 +238,7 @@ fn shutdown_closes_with_1001_then_drops_what_is_left() {
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         )
         .unwrap();
-    stuck
-        .set_read_timeout(Some(common::BOUND))
-        .unwrap();
+    stuck.set_read_timeout(Some(common::BOUND)).unwrap();
     let mut head = [0u8; 12];
     stuck.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");
