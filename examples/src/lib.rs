@@ -45,11 +45,6 @@ impl Runtime {
             )),
         }
     }
-
-    /// Whether this build can run on it.
-    pub fn is_available(self) -> bool {
-        self == Runtime::Tokio
-    }
 }
 
 impl fmt::Display for Runtime {
@@ -182,6 +177,12 @@ impl Program {
     /// and the exit code is 0; on a mistake, or a runtime this build cannot
     /// run on, an explanation goes to stderr and the exit code is 2.
     pub fn options(&self, spec: Spec) -> Result<Options, ExitCode> {
+        self.options_on(spec, &[Runtime::Tokio])
+    }
+
+    /// [`options`](Self::options) for a program that runs on each of
+    /// `runtimes` (the others are refused the same way).
+    pub fn options_on(&self, spec: Spec, runtimes: &[Runtime]) -> Result<Options, ExitCode> {
         let options = match Options::parse(std::env::args().skip(1), spec) {
             Ok(options) => options,
             Err(ArgsError::Help) => {
@@ -190,7 +191,7 @@ impl Program {
             }
             Err(ArgsError::Invalid(message)) => return Err(self.usage_error(message)),
         };
-        if !options.runtime.is_available() {
+        if !runtimes.contains(&options.runtime) {
             return Err(self.exit(
                 2,
                 format_args!("runtime {} is not available yet", options.runtime),
@@ -231,8 +232,13 @@ impl Program {
     /// the signal.
     pub fn listening(&self, place: impl fmt::Display) -> std::io::Result<Shutdown> {
         let shutdown = Box::pin(hubbub_tokio::shutdown_signal());
-        println!("{}: listening on {place} (runtime tokio)", self.name);
+        self.announce(place, Runtime::Tokio);
         Ok(shutdown)
+    }
+
+    /// Print the `listening` line: `NAME: listening on WHERE (runtime R)`.
+    pub fn announce(&self, place: impl fmt::Display, runtime: Runtime) {
+        println!("{}: listening on {place} (runtime {runtime})", self.name);
     }
 
     /// Run `main` to completion on a single-threaded tokio runtime. An

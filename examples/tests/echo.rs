@@ -7,9 +7,12 @@ use common::{close, connect, next, run_to_end, runtime, send, send_binary, start
 
 const ECHO: &str = env!("CARGO_BIN_EXE_echo");
 
+/// The runtimes `echo` serves on.
+const RUNTIMES: [&str; 2] = ["tokio", "mio"];
+
 #[test]
 fn other_runtimes_are_not_available_yet() {
-    for runtime in ["smol", "mio"] {
+    for runtime in ["smol"] {
         let (code, _, stderr) = run_to_end(ECHO, &["--port", "1", "--runtime", runtime], None, &[]);
         assert_eq!(code, Some(2));
         assert!(
@@ -45,11 +48,30 @@ fn bad_arguments_are_clear_errors() {
 
 #[test]
 fn echoes_in_order_and_exits_on_sigterm() {
+    for runtime in RUNTIMES {
+        echoes_in_order_on(runtime);
+    }
+}
+
+fn echoes_in_order_on(name: &str) {
     let server = start(
         ECHO,
-        &["--port", "0", "--max-message", "100000", "--deflate"],
+        &[
+            "--port",
+            "0",
+            "--max-message",
+            "100000",
+            "--deflate",
+            "--runtime",
+            name,
+        ],
         None,
         &[],
+    );
+    assert!(
+        server.listening.ends_with(&format!("(runtime {name})")),
+        "{}",
+        server.listening
     );
     let port = port(&server);
     runtime().block_on(async {
@@ -76,7 +98,18 @@ fn echoes_in_order_and_exits_on_sigterm() {
 
 #[test]
 fn broadcast_reaches_every_other_client_in_order() {
-    let server = start(ECHO, &["--port", "0", "--broadcast"], None, &[]);
+    for runtime in RUNTIMES {
+        broadcast_on(runtime);
+    }
+}
+
+fn broadcast_on(name: &str) {
+    let server = start(
+        ECHO,
+        &["--port", "0", "--broadcast", "--runtime", name],
+        None,
+        &[],
+    );
     assert!(
         server.listening.contains("broadcast"),
         "{}",

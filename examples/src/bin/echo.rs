@@ -8,11 +8,12 @@
 //! message back to its sender, same opcode, in order. With `--broadcast` it
 //! sends every message to every *other* connected client instead, in order,
 //! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
-//! one thread.
+//! one thread. On `--runtime mio` both modes serve a hub on one mio loop
+//! (echo: each session sends back what it receives).
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use hubbub_examples::{Program, Spec, SHUTDOWN_GRACE};
+use hubbub_examples::{Program, Runtime, Spec, SHUTDOWN_GRACE};
 use hubbub_tokio::{
     CloseCode, Config, Hub, HubServer, OutboundLimit, Server, SlowConsumer, WebSocket,
 };
@@ -34,10 +35,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let options = match PROGRAM.options(Spec {
+    let spec = Spec {
         values: &["--port", "--max-message"],
         switches: &["--deflate", "--broadcast"],
-    }) {
+    };
+    let options = match PROGRAM.options_on(spec, &[Runtime::Tokio, Runtime::Mio]) {
         Ok(options) => options,
         Err(code) => return code,
     };
@@ -67,21 +69,31 @@ fn main() -> ExitCode {
     if options.switch("--deflate") {
         eprintln!("echo: note: permessage-deflate is not available yet; --deflate is ignored");
     }
+    if options.runtime == Runtime::Mio {
+        return match serve_mio(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => PROGRAM.exit(1, error),
+        };
+    }
     PROGRAM.run(serve(args))
 }
 
-async fn serve(args: Args) -> std::io::Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let config = Config {
-        max_message_size: args.max_message,
-        max_frame_size: Some(args.max_message),
-        // A benchmark and conformance server: no idle timeout, no pings.
+/// A benchmark and conformance server: no idle timeout, no pings.
+fn config(max_message: usize) -> Config {
+    Config {
+        max_message_size: max_message,
+        max_frame_size: Some(max_message),
         idle_timeout: None,
         ping_interval: None,
         pong_timeout: None,
         handshake_timeout: Some(Duration::from_secs(10)),
         ..Config::default()
-    };
+    }
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let config = config(args.max_message);
     if args.broadcast {
         return broadcast(listener, config, args.max_message).await;
     }
@@ -110,7 +122,18 @@ async fn broadcast(
     config: Config,
     max_message: usize,
 ) -> std::io::Result<()> {
-    let hub = Hub::builder()
+    let hub = broadcast_hub(max_message);
+    let server = HubServer::from_listener(listener, hub, Arc::new(config));
+    let handle = server.start()?;
+    let shutdown = PROGRAM.listening(format_args!("{} (broadcast)", handle.local_addr()))?;
+    shutdown.await;
+    handle.shutdown(SHUTDOWN_GRACE).await;
+    Ok(())
+}
+
+/// A hub forwarding every message to every other session.
+fn broadcast_hub(max_message: usize) -> Hub {
+    Hub::builder()
         .on_message(|session, text| {
             if let Some(hub) = session.hub() {
                 hub.broadcast_text(text, Some(session));
@@ -121,18 +144,49 @@ async fn broadcast(
                 hub.broadcast_binary(data, Some(session));
             }
         })
-        // A publisher may outrun its subscribers by a burst: room for 65 536
-        // messages or two of the largest, then the laggard is closed (1013).
-        .outbound_limit(OutboundLimit {
-            max_bytes: max_message.saturating_mul(2).max(4 << 20),
-            max_messages: 1 << 16,
-            policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+        .outbound_limit(outbound_limit(max_message))
+        .build()
+}
+
+/// A hub whose sessions send every message back.
+fn echo_hub(max_message: usize) -> Hub {
+    Hub::builder()
+        .on_message(|session, text| {
+            let _ = session.send_text(text);
         })
-        .build();
-    let server = HubServer::from_listener(listener, hub, Arc::new(config));
+        .on_binary(|session, data| {
+            let _ = session.send_binary(data.clone());
+        })
+        .outbound_limit(outbound_limit(max_message))
+        .build()
+}
+
+/// A publisher may outrun its subscribers (or a pipelining client its
+/// echoes) by a burst: room for 65 536 messages or two of the largest, then
+/// the laggard is closed (1013).
+fn outbound_limit(max_message: usize) -> OutboundLimit {
+    OutboundLimit {
+        max_bytes: max_message.saturating_mul(2).max(4 << 20),
+        max_messages: 1 << 16,
+        policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+    }
+}
+
+/// `--runtime mio`: a hub (echo or broadcast) on one mio event loop, until
+/// SIGTERM or Ctrl-C.
+fn serve_mio(args: Args) -> std::io::Result<()> {
+    let hub = match args.broadcast {
+        true => broadcast_hub(args.max_message),
+        false => echo_hub(args.max_message),
+    };
+    let server = hubbub_mio::Server::new(hub, Arc::new(config(args.max_message)))
+        .bind(("127.0.0.1", args.port))?;
+    // Installed before the `listening` line, so no signal is missed.
+    let signal = hubbub_mio::ShutdownSignal::install()?;
     let handle = server.start()?;
-    let shutdown = PROGRAM.listening(format_args!("{} (broadcast)", handle.local_addr()))?;
-    shutdown.await;
-    handle.shutdown(SHUTDOWN_GRACE).await;
+    let mode = if args.broadcast { " (broadcast)" } else { "" };
+    PROGRAM.announce(format_args!("{}{mode}", handle.local_addr()), Runtime::Mio);
+    signal.wait();
+    handle.shutdown(SHUTDOWN_GRACE);
     Ok(())
 }
