@@ -379,3 +379,29 @@ impl Connections {
         Token(self.base + 1 + key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle connection keeps inline: its session future (the
+    /// driver, the core's `Connection`, the session's state) in one box,
+    /// and a slab slot. (An `async fn` run_session made it 1440 bytes.)
+    #[test]
+    fn a_connection_task_is_small() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let conn = Connection::server(Arc::new(Config::default()), Instant::now());
+        let timer = LoopTimer::new(Rc::default(), 0);
+        let io = MioIo(TcpStream::from_std(server));
+        let future = run_session(
+            Driver::new(conn, io, timer),
+            Hub::builder().build(),
+            Some(peer),
+        );
+        let size = std::mem::size_of_val(&future);
+        assert!(size <= 1024, "{size} bytes");
+        assert!(std::mem::size_of::<Task>() <= 24);
+    }
+}
