@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks hubbub's `echo` against peer servers written as their crates'
-# examples are (tokio-tungstenite, fastwebsockets), on loopback only.
+# Benchmarks hubbub's `echo` (on tokio, and on a hubbub-mio loop with
+# --runtime mio) against peer servers written as their crates' examples are
+# (tokio-tungstenite, fastwebsockets), on loopback only.
 #
 #   bench/run.sh [--quick]
 #
@@ -44,11 +45,17 @@ CLK_TCK=$(getconf CLK_TCK)
 
 LOADGEN="$HERE/target/release/loadgen"
 HUBBUB_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVERS=(hubbub tungstenite fastwebsockets)
+SERVERS=(hubbub hubbub-mio tungstenite fastwebsockets)
 declare -A BIN=(
     [hubbub]="$HUBBUB_TARGET/release/echo"
+    [hubbub-mio]="$HUBBUB_TARGET/release/echo"
     [tungstenite]="$HERE/target/release/tungstenite-echo"
     [fastwebsockets]="$HERE/target/release/fastwebsockets-echo"
+)
+# Arguments every start of a server gets (hubbub's runtime).
+declare -A SERVER_FLAGS=(
+    [hubbub]="--runtime tokio"
+    [hubbub-mio]="--runtime mio"
 )
 
 # ---------------------------------------------------------------- cleanup
@@ -84,7 +91,8 @@ start_server() {
     local name=$1; shift
     PORT=$((PORT + 1))
     local logf="$OUT/$name.$PORT.log"
-    taskset -c "$SERVER_CPU" "${BIN[$name]}" --port "$PORT" "$@" >"$logf" 2>&1 &
+    # shellcheck disable=SC2086  # the flags are words
+    taskset -c "$SERVER_CPU" "${BIN[$name]}" --port "$PORT" ${SERVER_FLAGS[$name]:-} "$@" >"$logf" 2>&1 &
     SERVER_PID=$!
     local _
     for _ in $(seq 100); do
@@ -283,12 +291,12 @@ for server in "${SERVERS[@]}"; do
 
     if run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
         --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"; then
-        if [ "$server" = hubbub ]; then
+        if [[ $server == hubbub* ]]; then
             run_row "$server" rooms --broadcast -- delivered deliveries_per_sec broadcast --subscribers 10000 \
                 --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
         fi
-    elif [ "$server" = hubbub ]; then
-        NOTES+=("hubbub rooms: skipped (no broadcast mode)")
+    elif [[ $server == hubbub* ]]; then
+        NOTES+=("$server rooms: skipped (no broadcast mode)")
     fi
 done
 ELAPSED=$(( $(date +%s) - START ))
@@ -344,39 +352,44 @@ printf '\n'
 printf 'hubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average before %s\n' \
     "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE"
 printf 'command: bench/run.sh%s   (raw results: %s)\n\n' "$([ "$QUICK" = 1 ] && echo ' --quick')" "$RESULTS"
-FMT='%-38s %-26s %11s %12s %15s %9s %9s\n'
+FMT='%-38s %-26s %11s %11s %12s %15s %9s %9s %9s %9s\n'
 # shellcheck disable=SC2059  # FMT is the format
-printf "$FMT" workload metric hubbub tungstenite fastwebsockets hub/tung hub/fws
+printf "$FMT" workload metric hubbub mio tungstenite fastwebsockets hub/tung hub/fws mio/hub mio/tung
 # shellcheck disable=SC2059
-printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ------------ \
-    --------------- --------- ---------
+printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ----------- ------------ \
+    --------------- --------- --------- --------- ---------
 last_row=""
 for spec in "${TABLE[@]}"; do
     read -r row metric unit fmt <<<"$spec"
     h=$(cell hubbub "$row" "$metric"); t=$(cell tungstenite "$row" "$metric"); f=$(cell fastwebsockets "$row" "$metric")
-    [ "$h$t$f" = "---" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
+    m=$(cell hubbub-mio "$row" "$metric")
+    [ "$h$m$t$f" = "----" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
     label=""
     if [ "$row" != "$last_row" ]; then label=${LABEL[$row]}; last_row=$row; fi
-    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f")
-    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; fi
+    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f"); rmh=$(ratio "$m" "$h"); rmt=$(ratio "$m" "$t")
+    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; rmh=""; rmt=""; fi
     case $fmt in
-        h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
-        i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
-        o) h=$(with_other hubbub "$row" "$h"); t=$(with_other tungstenite "$row" "$t")
-           f=$(with_other fastwebsockets "$row" "$f") ;;
+        h) h=$(human "$h"); m=$(human "$m"); t=$(human "$t"); f=$(human "$f") ;;
+        i) h=$(whole "$h"); m=$(whole "$m"); t=$(whole "$t"); f=$(whole "$f") ;;
+        o) h=$(with_other hubbub "$row" "$h"); m=$(with_other hubbub-mio "$row" "$m")
+           t=$(with_other tungstenite "$row" "$t"); f=$(with_other fastwebsockets "$row" "$f") ;;
     esac
     if [ "$metric" = rate ]; then
-        h+=$(bound_mark hubbub "$row"); t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
+        h+=$(bound_mark hubbub "$row"); m+=$(bound_mark hubbub-mio "$row")
+        t+=$(bound_mark tungstenite "$row"); f+=$(bound_mark fastwebsockets "$row")
     fi
     # shellcheck disable=SC2059
-    printf "$FMT" "$label" "${unit//-/ }" "$h" "$t" "$f" "$rt" "$rf"
+    printf "$FMT" "$label" "${unit//-/ }" "$h" "$m" "$t" "$f" "$rt" "$rf" "$rmh" "$rmt"
 done
-printf '\nRatios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
+printf '\nhubbub is the echo binary on tokio, mio the same binary with --runtime mio (a hub session per\n'
+printf 'connection on one hubbub-mio loop, echo by session.send).\n'
+printf 'Ratios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
 printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
 printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
 printf '"other" is CPU used by anything else during the run, in %% of one core: above ~10 the row is noisy.\n'
 printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
 printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
+printf 'mio (issue #5): >= hubbub on every row; idle <= 1 KiB/conn; 20 B echo <= 5 µs CPU/msg; broadcast >= 2x tungstenite.\n'
 printf 'Total run time %s s.\n' "$ELAPSED"
 if [ "${#NOTES[@]}" -gt 0 ]; then
     printf '\nNotes:\n'
