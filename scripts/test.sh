@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 echo "== cargo test --workspace"
 cargo test --workspace
 
-echo "== Autobahn|Testsuite, sections 1-10"
-timeout 2400 bash autobahn/run.sh
+# Autobahn once per runtime; a runtime joins the list once its adapter
+# exists (the echo binary's --runtime flag picks it).
+RUNTIMES="tokio mio"
+for runtime in $RUNTIMES; do
+    echo "== Autobahn|Testsuite, sections 1-10, runtime $runtime"
+    timeout 2400 bash autobahn/run.sh --runtime "$runtime"
+done
 
 echo "== chat page in headless Chromium"
 timeout 900 bash scripts/browser-test.sh
