@@ -56,6 +56,13 @@ pub use hubbub_realtime::{
     Settings, SlowConsumer,
 };
 pub use io::MioIo;
+/// The mio this crate is built on, for an embedding application's loop.
+pub use mio;
 pub use server::{BoundServer, Server, ServerHandle, DEFAULT_GRACE};
 pub use signal::ShutdownSignal;
 pub use timers::LoopTimer;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
