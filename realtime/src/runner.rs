@@ -114,6 +114,7 @@ fn poll_session<T: Transport, K: Timer>(
 /// fn`: an `async fn` keeps its arguments twice in its future — once as
 /// passed, once moved into the body — and the driver is most of a
 /// connection's memory at rest.)
+#[allow(clippy::manual_async_fn)]
 pub fn run_session<T: Transport, K: Timer>(
     mut driver: Driver<T, K>,
     hub: Hub,

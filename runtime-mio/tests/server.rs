@@ -36,12 +36,12 @@ fn start(hub: Hub, config: Config, threads: usize) -> ServerHandle {
         .unwrap()
 }
 
-/// `on_close` calls, as (code, reason).
-fn closes() -> (
-    Arc<Mutex<Vec<u16>>>,
-    impl Fn(&hubbub_mio::Session, CloseCode, &str),
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
+/// The codes `on_close` saw.
+type Codes = Arc<Mutex<Vec<u16>>>;
+
+/// An `on_close` that logs its code, and the log.
+fn closes() -> (Codes, impl Fn(&hubbub_mio::Session, CloseCode, &str)) {
+    let seen = Codes::default();
     let log = seen.clone();
     (
         seen,
