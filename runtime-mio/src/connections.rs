@@ -38,6 +38,9 @@ use crate::{
     timers::{LoopTimer, Timers},
 };
 
+/// The driver of a connection on a mio loop.
+pub type MioDriver = Driver<MioIo, LoopTimer>;
+
 /// Rounds of polling in one [`Connections::process`] before returning to
 /// the poll (tasks that keep waking each other must not starve I/O).
 const MAX_ROUNDS: usize = 64;
@@ -226,11 +229,30 @@ impl Connections {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> io::Result<()> {
-        let _ = stream.set_nodelay(true);
         let hub = self.hub.clone();
+        self.accept_with(registry, stream, move |driver| {
+            run_session(driver, hub, Some(peer))
+        })
+    }
+
+    /// Serve an accepted stream with `serve` instead of as a hub session:
+    /// it gets the server-side driver (this loop's `Config`), still to
+    /// open (`Driver::open` runs the handshake). For plain WebSocket
+    /// servers; sets `TCP_NODELAY` and registers the stream like
+    /// [`accept`](Self::accept).
+    pub fn accept_with<F>(
+        &mut self,
+        registry: &Registry,
+        stream: TcpStream,
+        serve: impl FnOnce(MioDriver) -> F,
+    ) -> io::Result<()>
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let _ = stream.set_nodelay(true);
         let conn = Connection::server(self.config.clone(), Instant::now());
         self.spawn_stream(registry, stream, move |io, timer| {
-            run_session(Driver::new(conn, io, timer), hub, Some(peer))
+            serve(Driver::new(conn, io, timer))
         })
     }
 

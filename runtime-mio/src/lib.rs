@@ -49,8 +49,9 @@ mod server;
 mod signal;
 mod timers;
 
-pub use connections::{Connections, Remote};
-pub use hubbub_core::{CloseCode, Config, Message};
+pub use connections::{Connections, MioDriver, Remote};
+pub use hubbub_core::{Accept, CloseCode, Config, Event, Message};
+pub use hubbub_realtime::driver;
 pub use hubbub_realtime::{
     Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
     Settings, SlowConsumer,
@@ -58,7 +59,7 @@ pub use hubbub_realtime::{
 pub use io::MioIo;
 /// The mio this crate is built on, for an embedding application's loop.
 pub use mio;
-pub use server::{BoundServer, Server, ServerHandle, DEFAULT_GRACE};
+pub use server::{BoundServer, Handler, Server, ServerHandle, DEFAULT_GRACE};
 pub use signal::ShutdownSignal;
 pub use timers::LoopTimer;
 

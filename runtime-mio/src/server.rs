@@ -3,9 +3,11 @@
 //! that shuts them down from any thread.
 
 use std::{
+    future::Future,
     io,
     net::{SocketAddr, ToSocketAddrs},
     os::fd::OwnedFd,
+    pin::Pin,
     sync::{mpsc, Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -15,7 +17,7 @@ use hubbub_core::Config;
 use hubbub_realtime::Hub;
 use mio::{net::TcpListener, Events, Interest, Poll, Token};
 
-use crate::{Connections, Remote};
+use crate::{Connections, MioDriver, Remote};
 
 /// How long [`BoundServer::run`] waits for sessions to close on shutdown.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -44,11 +46,24 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 ///     .run() // until Ctrl-C or SIGTERM
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Server {
     hub: Hub,
     config: Arc<Config>,
     threads: usize,
+    handler: Option<Handler>,
+}
+
+/// What [`Server::handler`] runs for each connection.
+pub type Handler = Arc<dyn Fn(MioDriver) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("threads", &self.threads)
+            .field("handler", &self.handler.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
@@ -58,7 +73,20 @@ impl Server {
             hub,
             config,
             threads: 1,
+            handler: None,
         }
+    }
+
+    /// Serve every connection with `handler` (given the connection's
+    /// driver, still to open) instead of as a session of the hub: a plain
+    /// WebSocket server. Shutdown then stops accepting, waits up to its
+    /// grace period for the connections to end, and drops the rest.
+    pub fn handler<F>(mut self, handler: impl Fn(MioDriver) -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.handler = Some(Arc::new(move |driver| Box::pin(handler(driver))));
+        self
     }
 
     /// Run `n` event loops (threads), each accepting from the listener
@@ -112,12 +140,13 @@ impl BoundServer {
         for n in 0..self.server.threads {
             let listener = self.listener.try_clone()?;
             let (hub, config) = (self.server.hub.clone(), self.server.config.clone());
+            let handler = self.server.handler.clone();
             let stop = Arc::new(Mutex::new(None));
             let (started, remote) = mpsc::channel();
             let stop_flag = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("hubbub-mio-{n}"))
-                .spawn(move || serve(listener, hub, config, &stop_flag, started))?;
+                .spawn(move || serve(listener, hub, config, handler, &stop_flag, started))?;
             let error = match remote.recv() {
                 Ok(Ok(remote)) => {
                     loops.push(Loop {
@@ -238,6 +267,7 @@ fn serve(
     listener: std::net::TcpListener,
     hub: Hub,
     config: Arc<Config>,
+    handler: Option<Handler>,
     stop: &Mutex<Option<Duration>>,
     started: mpsc::Sender<io::Result<Remote>>,
 ) {
@@ -292,7 +322,7 @@ fn serve(
             }
         }
         if let (true, Some(listener)) = (accept, &listener) {
-            backoff = accept_all(listener, &mut connections, poll.registry());
+            backoff = accept_all(listener, &mut connections, poll.registry(), &handler);
         }
         connections.process();
         if deadline.is_some_and(|at| connections.is_empty() || at <= Instant::now()) {
@@ -308,12 +338,16 @@ fn accept_all(
     listener: &TcpListener,
     connections: &mut Connections,
     registry: &mio::Registry,
+    handler: &Option<Handler>,
 ) -> Option<Instant> {
     loop {
         match listener.accept() {
+            // A stream that cannot be registered is dropped (closed).
             Ok((stream, peer)) => {
-                // A stream that cannot be registered is dropped (closed).
-                let _ = connections.accept(registry, stream, peer);
+                let _ = match handler {
+                    Some(handler) => connections.accept_with(registry, stream, &**handler),
+                    None => connections.accept(registry, stream, peer),
+                };
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -279,3 +279,53 @@ fn shutdown_without_sessions_is_prompt() {
     handle.shutdown(Duration::from_secs(5));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// A plain WebSocket echo over the driver, as `Server::handler` runs it.
+async fn plain_echo(mut driver: hubbub_mio::MioDriver) {
+    use std::task::Poll;
+    if driver
+        .open(|_| Ok(hubbub_mio::Accept::new()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    std::future::poll_fn(|cx| loop {
+        match driver.poll_event(cx) {
+            Poll::Ready(Ok(Some(hubbub_mio::Event::Message(message)))) => {
+                let _ = driver.conn().send(message);
+            }
+            Poll::Ready(Ok(None)) => return Poll::Ready(()),
+            Poll::Ready(_) => {}
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
+}
+
+#[test]
+fn a_handler_serves_plain_websockets_without_the_hub() {
+    let hub = Hub::builder().build();
+    let handle = Server::new(hub.clone(), Arc::new(Config::default()))
+        .handler(plain_echo)
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .start()
+        .unwrap();
+    clients().block_on(async {
+        let mut ws = peer(handle.local_addr(), "/any/path").await;
+        for i in 0..20 {
+            send(&mut ws, &format!("p{i}")).await;
+        }
+        for i in 0..20 {
+            assert_eq!(next(&mut ws).await, format!("p{i}"));
+        }
+        // No hub session was made for it.
+        assert_eq!(hub.session_count(), 0);
+        bounded("close", ws.close(None)).await.unwrap();
+        assert_eq!(next(&mut ws).await, "close 1005");
+    });
+    let started = Instant::now();
+    handle.shutdown(Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

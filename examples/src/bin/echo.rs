@@ -8,8 +8,8 @@
 //! message back to its sender, same opcode, in order. With `--broadcast` it
 //! sends every message to every *other* connected client instead, in order,
 //! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
-//! one thread. On `--runtime mio` both modes serve a hub on one mio loop
-//! (echo: each session sends back what it receives).
+//! one thread. On `--runtime mio` it runs one hubbub-mio loop: the echo
+//! over each connection's driver, the broadcast through the same hub.
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -144,43 +144,51 @@ fn broadcast_hub(max_message: usize) -> Hub {
                 hub.broadcast_binary(data, Some(session));
             }
         })
-        .outbound_limit(outbound_limit(max_message))
+        // A publisher may outrun its subscribers by a burst: room for 65 536
+        // messages or two of the largest, then the laggard is closed (1013).
+        .outbound_limit(OutboundLimit {
+            max_bytes: max_message.saturating_mul(2).max(4 << 20),
+            max_messages: 1 << 16,
+            policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+        })
         .build()
 }
 
-/// A hub whose sessions send every message back.
-fn echo_hub(max_message: usize) -> Hub {
-    Hub::builder()
-        .on_message(|session, text| {
-            let _ = session.send_text(text);
-        })
-        .on_binary(|session, data| {
-            let _ = session.send_binary(data.clone());
-        })
-        .outbound_limit(outbound_limit(max_message))
-        .build()
-}
-
-/// A publisher may outrun its subscribers (or a pipelining client its
-/// echoes) by a burst: room for 65 536 messages or two of the largest, then
-/// the laggard is closed (1013).
-fn outbound_limit(max_message: usize) -> OutboundLimit {
-    OutboundLimit {
-        max_bytes: max_message.saturating_mul(2).max(4 << 20),
-        max_messages: 1 << 16,
-        policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+/// The echo on mio: every message goes back into the connection's core;
+/// the driver writes the answers to one read in one system call before it
+/// reads again (as `feed` does on tokio).
+async fn echo_mio(mut driver: hubbub_mio::MioDriver) {
+    use std::task::Poll;
+    if driver
+        .open(|_| Ok(hubbub_mio::Accept::new()))
+        .await
+        .is_err()
+    {
+        return;
     }
+    std::future::poll_fn(|cx| loop {
+        match driver.poll_event(cx) {
+            Poll::Ready(Ok(Some(hubbub_mio::Event::Message(message)))) => {
+                // After a close has started, sends fail; read on to the end.
+                let _ = driver.conn().send(message);
+            }
+            Poll::Ready(Ok(None)) => return Poll::Ready(()),
+            Poll::Ready(_) => {}
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
 }
 
-/// `--runtime mio`: a hub (echo or broadcast) on one mio event loop, until
-/// SIGTERM or Ctrl-C.
+/// `--runtime mio`: echo (or the broadcast hub) on one mio event loop,
+/// until SIGTERM or Ctrl-C.
 fn serve_mio(args: Args) -> std::io::Result<()> {
-    let hub = match args.broadcast {
-        true => broadcast_hub(args.max_message),
-        false => echo_hub(args.max_message),
-    };
-    let server = hubbub_mio::Server::new(hub, Arc::new(config(args.max_message)))
-        .bind(("127.0.0.1", args.port))?;
+    let config = Arc::new(config(args.max_message));
+    let server = match args.broadcast {
+        true => hubbub_mio::Server::new(broadcast_hub(args.max_message), config),
+        false => hubbub_mio::Server::new(Hub::builder().build(), config).handler(echo_mio),
+    }
+    .bind(("127.0.0.1", args.port))?;
     // Installed before the `listening` line, so no signal is missed.
     let signal = hubbub_mio::ShutdownSignal::install()?;
     let handle = server.start()?;
