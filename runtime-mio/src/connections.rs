@@ -274,7 +274,7 @@ impl Connections {
             self.token(key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        self.spawn(|timer| make(MioIo(stream), timer));
+        self.spawn(|timer| make(MioIo::new(stream), timer));
         Ok(())
     }
 
@@ -362,6 +362,7 @@ impl Connections {
             return;
         };
         task.waker.scheduled.store(false, SeqCst);
+        crate::io::next_poll();
         let waker = Waker::from(task.waker.clone());
         let mut cx = Context::from_waker(&waker);
         // A panicking callback ends its own connection, not the loop.
@@ -416,7 +417,7 @@ mod tests {
         let (server, peer) = listener.accept().unwrap();
         let conn = Connection::server(Arc::new(Config::default()), Instant::now());
         let timer = LoopTimer::new(Rc::default(), 0);
-        let io = MioIo(TcpStream::from_std(server));
+        let io = MioIo::new(TcpStream::from_std(server));
         let future = run_session(
             Driver::new(conn, io, timer),
             Hub::builder().build(),
