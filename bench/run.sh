@@ -381,8 +381,8 @@ for spec in "${TABLE[@]}"; do
     # shellcheck disable=SC2059
     printf "$FMT" "$label" "${unit//-/ }" "$h" "$m" "$t" "$f" "$rt" "$rf" "$rmh" "$rmt"
 done
-printf '\nhubbub is the echo binary on tokio, mio the same binary with --runtime mio (a hub session per\n'
-printf 'connection on one hubbub-mio loop, echo by session.send).\n'
+printf '\nhubbub is the echo binary on tokio, mio the same binary with --runtime mio (one hubbub-mio loop;\n'
+printf 'echo over each connection'"'"'s driver, broadcast through the hub).\n'
 printf 'Ratios are hubbub / peer: above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
 printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
 printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
