@@ -7,7 +7,7 @@
 //! runs its connections through it too.
 
 use std::{
-    future::poll_fn,
+    future::{poll_fn, Future},
     net::SocketAddr,
     task::{Context, Poll},
 };
@@ -109,50 +109,58 @@ fn poll_session<T: Transport, K: Timer>(
 /// If this future is dropped before the connection ends (the adapter
 /// aborted the task after the shutdown's grace period), the session is
 /// still forgotten and `on_close` called, with 1006.
-pub async fn run_session<T: Transport, K: Timer>(
+///
+/// (A plain function returning an `async move` block rather than an `async
+/// fn`: an `async fn` keeps its arguments twice in its future — once as
+/// passed, once moved into the body — and the driver is most of a
+/// connection's memory at rest.)
+#[allow(clippy::manual_async_fn)]
+pub fn run_session<T: Transport, K: Timer>(
     mut driver: Driver<T, K>,
     hub: Hub,
     peer: Option<SocketAddr>,
-) {
-    let mut info = SessionInfo {
-        peer,
-        ..SessionInfo::default()
-    };
-    let opened = driver
-        .open(|request| {
-            info = SessionInfo::from_request(peer, request);
-            hub.decide(request)
-        })
-        .await;
-    let opened = match opened {
-        Ok(opened) => opened,
-        Err(OpenError::Handshake(error)) => {
-            if let Some(status) = rejected_status(&error) {
-                hub.metrics().handshakes_rejected.inc(status);
-            }
-            return;
-        }
-        Err(_) => return,
-    };
-    info.protocol = opened.protocol;
-    match hub.open(info) {
-        Some(session) => {
-            let guard = Registered { hub: &hub, session };
-            let session = &guard.session;
-            drive_session(&mut driver, session, |event| match event {
-                SessionEvent::Message(message) => hub.deliver(session, &message),
-                SessionEvent::Error(error) => hub.error(session, &error),
-                SessionEvent::Closed(end) => hub.closed(session, end.code, &end.reason),
+) -> impl Future<Output = ()> {
+    async move {
+        let mut info = SessionInfo {
+            peer,
+            ..SessionInfo::default()
+        };
+        let opened = driver
+            .open(|request| {
+                info = SessionInfo::from_request(peer, request);
+                hub.decide(request)
             })
             .await;
-        }
-        None => {
-            // Shutting down: refuse politely, then finish the close.
-            let now = driver.now();
-            let _ = driver
-                .conn()
-                .close(now, CloseCode::GOING_AWAY, "server shutting down");
-            poll_fn(|cx| poll_until_finished(&mut driver, cx)).await;
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(OpenError::Handshake(error)) => {
+                if let Some(status) = rejected_status(&error) {
+                    hub.metrics().handshakes_rejected.inc(status);
+                }
+                return;
+            }
+            Err(_) => return,
+        };
+        info.protocol = opened.protocol;
+        match hub.open(info) {
+            Some(session) => {
+                let guard = Registered { hub: &hub, session };
+                let session = &guard.session;
+                drive_session(&mut driver, session, |event| match event {
+                    SessionEvent::Message(message) => hub.deliver(session, &message),
+                    SessionEvent::Error(error) => hub.error(session, &error),
+                    SessionEvent::Closed(end) => hub.closed(session, end.code, &end.reason),
+                })
+                .await;
+            }
+            None => {
+                // Shutting down: refuse politely, then finish the close.
+                let now = driver.now();
+                let _ = driver
+                    .conn()
+                    .close(now, CloseCode::GOING_AWAY, "server shutting down");
+                poll_fn(|cx| poll_until_finished(&mut driver, cx)).await;
+            }
         }
     }
 }
