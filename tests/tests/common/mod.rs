@@ -2,6 +2,7 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod raw;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
