@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{close, connect, next, next_json, runtime, send, start, temp_dir, Peer, Running};
+use common::{
+    close, connect, each_runtime, next, next_json, runtime, send, start, temp_dir, Peer, Running,
+};
 use serde_json::Value;
 
 const CHAT: &str = env!("CARGO_BIN_EXE_chat");
@@ -68,6 +70,10 @@ fn texts(found: &[(String, u64)]) -> Vec<&str> {
 
 #[test]
 fn history_is_served_survives_kill_9_and_replays_after_a_reconnect() {
+    each_runtime(history_is_served_survives_kill_9_and_replays_after_a_reconnect_once);
+}
+
+fn history_is_served_survives_kill_9_and_replays_after_a_reconnect_once() {
     let store = temp_dir("chat-history").join("chat.db");
     let (server, url) = start_chat(&store);
     let before = runtime().block_on(async {

@@ -456,7 +456,6 @@ async fn long_polling_is_off_without_the_bridge<R: Rt>() {
     .await;
 }
 
-
 async fn a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port<R: Rt>() {
     let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), |app| app).await;
     let polls: Vec<_> = (0..3)

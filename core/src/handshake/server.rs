@@ -310,12 +310,20 @@ impl From<Reject> for HandshakeError {
     }
 }
 
-/// The canonical reason phrase of an HTTP status (RFC 9110 §15).
-fn reason_phrase(status: u16) -> &'static str {
+/// The canonical reason phrase of an HTTP status (RFC 9110 §15); for a
+/// status it does not know, the name of its class (`Client Error`, ...).
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
+        304 => "Not Modified",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
@@ -351,6 +359,8 @@ fn reason_phrase(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => match status / 100 {
+            1 => "Informational",
+            2 => "Successful",
             3 => "Redirection",
             4 => "Client Error",
             _ => "Server Error",

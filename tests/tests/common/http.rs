@@ -138,4 +138,3 @@ pub fn metric(addr: SocketAddr, line_start: &str) -> u64 {
         .and_then(|l| l.rsplit(' ').next())
         .map_or(0, |v| v.parse().unwrap())
 }
-

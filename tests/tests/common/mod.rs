@@ -30,6 +30,16 @@ pub fn big_config() -> Config {
     }
 }
 
+/// A [`HubServer`] of runtime `R` for `hub` on a free loopback port, with
+/// the default configuration.
+pub async fn start_hub<R: Rt>(hub: Hub) -> ServerHandle {
+    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
+        .await
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
 /// Our echo server on a free loopback port. Every connection's end is
 /// reported on the returned channel.
 pub async fn echo_server<R: Rt>(
