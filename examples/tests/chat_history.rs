@@ -15,10 +15,15 @@ const CHAT: &str = env!("CARGO_BIN_EXE_chat");
 /// `chat` from `examples/chat/` on free ports with its history in `store`;
 /// the WebSocket URL.
 fn start_chat(store: &Path) -> (Running, String) {
+    start_chat_with(store, &[])
+}
+
+/// [`start_chat`] with `args`.
+fn start_chat_with(store: &Path, args: &[&str]) -> (Running, String) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat");
     let server = start(
         CHAT,
-        &[],
+        args,
         Some(&dir),
         &[
             ("SERVER_PORT", "0"),
@@ -152,4 +157,48 @@ fn history_is_served_survives_kill_9_and_replays_after_a_reconnect_once() {
         close(c).await;
     });
     assert!(server.terminate().success());
+}
+
+/// The store outlives a graceful restart (SIGTERM) too, and is the same
+/// file whichever runtime serves it: what one runtime stored, the other
+/// serves as `room.history`, and ids go on from there.
+#[test]
+fn history_survives_a_restart_on_another_runtime() {
+    for (first, then) in [("tokio", "smol"), ("smol", "tokio")] {
+        let store = temp_dir(&format!("chat-history-{first}-{then}")).join("chat.db");
+        let (server, url) = start_chat_with(&store, &["--runtime", first]);
+        let before = runtime().block_on(async {
+            let mut a = client(&url).await;
+            send(&mut a, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
+            assert_eq!(next(&mut a).await, "joined room: dev");
+            for text in ["one", "two"] {
+                say(&mut a, "dev", text).await;
+                assert_eq!(next(&mut a).await, format!("room dev: {text}"));
+            }
+            let before = history(&mut a, "dev", None).await;
+            close(a).await;
+            before
+        });
+        assert_eq!(texts(&before), ["one", "two"]);
+        assert!(server.terminate().success(), "{first} exits 0");
+
+        let (server, url) = start_chat_with(&store, &["--runtime", then]);
+        runtime().block_on(async {
+            let mut b = client(&url).await;
+            assert_eq!(
+                history(&mut b, "dev", None).await,
+                before,
+                "{first} -> {then}"
+            );
+            send(&mut b, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
+            assert_eq!(next(&mut b).await, "joined room: dev");
+            say(&mut b, "dev", "three").await;
+            assert_eq!(next(&mut b).await, "room dev: three");
+            let after = history(&mut b, "dev", None).await;
+            assert_eq!(texts(&after), ["one", "two", "three"]);
+            assert!(after[2].1 > before[1].1, "ids go on after the restart");
+            close(b).await;
+        });
+        assert!(server.terminate().success(), "{then} exits 0");
+    }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::{sync::Arc, thread, time::Duration};
+use std::{thread, time::Duration};
 
 use common::{bounded, start_hub};
 use futures_util::{SinkExt, StreamExt};
