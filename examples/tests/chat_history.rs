@@ -47,6 +47,20 @@ async fn say(peer: &mut Peer, room: &str, text: &str) {
     send(peer, &message).await;
 }
 
+/// Join `room` (and see it confirmed).
+async fn join(peer: &mut Peer, room: &str) {
+    let join = format!(r#"{{"type":"room.join","payload":{{"room":"{room}"}}}}"#);
+    send(peer, &join).await;
+    assert_eq!(next(peer).await, format!("joined room: {room}"));
+}
+
+/// Say `text` in `room`, a member of it: the message comes back once
+/// stored (the acknowledgment).
+async fn said(peer: &mut Peer, room: &str, text: &str) {
+    say(peer, room, text).await;
+    assert_eq!(next(peer).await, format!("room {room}: {text}"));
+}
+
 /// Ask for `room`'s history; the texts and ids of the messages returned.
 async fn history(peer: &mut Peer, room: &str, limit: Option<u64>) -> Vec<(String, u64)> {
     let limit = limit.map_or(String::new(), |l| format!(r#","limit":{l}"#));
@@ -83,12 +97,10 @@ fn history_is_served_survives_kill_9_and_replays_after_a_reconnect_once() {
     let (server, url) = start_chat(&store);
     let before = runtime().block_on(async {
         let mut a = client(&url).await;
-        send(&mut a, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-        assert_eq!(next(&mut a).await, "joined room: dev");
+        join(&mut a, "dev").await;
         for text in ["one", "two", "three"] {
-            say(&mut a, "dev", text).await;
             // Delivered only once stored: this is the acknowledgment.
-            assert_eq!(next(&mut a).await, format!("room dev: {text}"));
+            said(&mut a, "dev", text).await;
         }
         say(&mut a, "ops", "elsewhere").await;
 
@@ -119,19 +131,17 @@ fn history_is_served_survives_kill_9_and_replays_after_a_reconnect_once() {
             before,
             "kept across kill -9"
         );
-        send(&mut b, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-        assert_eq!(next(&mut b).await, "joined room: dev");
-        say(&mut b, "dev", "four").await;
-        assert_eq!(next(&mut b).await, "room dev: four");
+        join(&mut b, "dev").await;
+        said(&mut b, "dev", "four").await;
 
         // A client that saw "one" comes back: it gets what it missed, the
         // end of the replay, then live messages.
         let mut c = client(&url).await;
         let since = before[0].1;
         // The id as the envelopes carry it (a string); a number works too.
-        let join =
+        let resume =
             format!(r#"{{"type":"room.join","payload":{{"room":"dev","since":"{since}"}}}}"#);
-        send(&mut c, &join).await;
+        send(&mut c, &resume).await;
         assert_eq!(next(&mut c).await, "joined room: dev");
         let mut missed = Vec::new();
         let resumed: Value = loop {
@@ -169,11 +179,9 @@ fn history_survives_a_restart_on_another_runtime() {
         let (server, url) = start_chat_with(&store, &["--runtime", first]);
         let before = runtime().block_on(async {
             let mut a = client(&url).await;
-            send(&mut a, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-            assert_eq!(next(&mut a).await, "joined room: dev");
+            join(&mut a, "dev").await;
             for text in ["one", "two"] {
-                say(&mut a, "dev", text).await;
-                assert_eq!(next(&mut a).await, format!("room dev: {text}"));
+                said(&mut a, "dev", text).await;
             }
             let before = history(&mut a, "dev", None).await;
             close(a).await;
@@ -190,10 +198,8 @@ fn history_survives_a_restart_on_another_runtime() {
                 before,
                 "{first} -> {then}"
             );
-            send(&mut b, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-            assert_eq!(next(&mut b).await, "joined room: dev");
-            say(&mut b, "dev", "three").await;
-            assert_eq!(next(&mut b).await, "room dev: three");
+            join(&mut b, "dev").await;
+            said(&mut b, "dev", "three").await;
             let after = history(&mut b, "dev", None).await;
             assert_eq!(texts(&after), ["one", "two", "three"]);
             assert!(after[2].1 > before[1].1, "ids go on after the restart");
