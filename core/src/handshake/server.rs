@@ -461,6 +461,32 @@ mod tests {
         Sec-WebSocket-Version: 13\r\n\r\n";
 
     #[test]
+    fn reason_phrases_for_known_and_unknown_statuses() {
+        let known = [
+            (100, "Continue"),
+            (200, "OK"),
+            (202, "Accepted"),
+            (304, "Not Modified"),
+            (426, "Upgrade Required"),
+            (431, "Request Header Fields Too Large"),
+            (503, "Service Unavailable"),
+        ];
+        for (status, phrase) in known {
+            assert_eq!(reason_phrase(status), phrase);
+        }
+        let classes = [
+            (199, "Informational"),
+            (299, "Successful"),
+            (399, "Redirection"),
+            (499, "Client Error"),
+            (599, "Server Error"),
+        ];
+        for (status, phrase) in classes {
+            assert_eq!(reason_phrase(status), phrase);
+        }
+    }
+
+    #[test]
     fn rfc_example_exchange() {
         let request = parse(RFC_REQUEST.as_bytes());
         assert_eq!(request.path(), "/chat");
