@@ -372,6 +372,13 @@ fn free_port() -> u16 {
 
 #[test]
 fn one_shared_port_serves_http_and_websocket() {
+    each_runtime(one_shared_port_serves_http_and_websocket_once);
+}
+
+/// With `SERVER_PORT == WEBSOCKET_PORT`, one listener serves the routes,
+/// the bridge and the chat: an HTTP send reaches a WebSocket member, and a
+/// WebSocket message reaches the room's poll session.
+fn one_shared_port_serves_http_and_websocket_once() {
     let port = free_port().to_string();
     let server = start(
         CHAT,
@@ -394,32 +401,64 @@ fn one_shared_port_serves_http_and_websocket() {
     runtime().block_on(async {
         let mut peer = connect(&format!("ws://127.0.0.1:{port}/")).await;
         assert_eq!(next(&mut peer).await, "welcome to hubbub chat");
+        joined(&mut peer, "lobby").await;
+        let (status, _, _) = post_send(
+            port,
+            r#"{"type":"chat.message","room":"lobby","payload":{"text":"over http"}}"#,
+        );
+        assert_eq!(status, "HTTP/1.1 202 Accepted");
+        assert_eq!(next(&mut peer).await, "room lobby: over http");
+        let polled = poll(port, "lobby");
+        assert_eq!(polled.as_array().map(Vec::len), Some(1), "{polled}");
+        assert_eq!(polled[0]["type"], "chat.message");
+        assert_eq!(polled[0]["payload"]["text"], "over http");
         fence(&mut peer).await;
         close(peer).await;
     });
+    let (status, _, body) = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let metrics = String::from_utf8(body).unwrap();
+    assert!(
+        metrics.contains("hubbub_ws_connections_total 1\n"),
+        "{metrics}"
+    );
+    let (status, _, body) = http(port, "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let openapi: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(openapi["paths"]["/ws/send"]["post"].is_object());
     assert!(server.terminate().success());
+}
+
+/// `POST /ws/send` with `body`.
+fn post_send(port: u16, body: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    http(
+        port,
+        &format!(
+            "POST /ws/send HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Take what room `room`'s poll session holds (without waiting).
+fn poll(port: u16, room: &str) -> serde_json::Value {
+    let (status, _, body) = http(
+        port,
+        &format!("GET /ws/poll?session_id=room:{room}&timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    serde_json::from_slice(&body).unwrap()
 }
 
 #[test]
 fn http_clients_take_part_through_long_polling() {
+    each_runtime(http_clients_take_part_through_long_polling_once);
+}
+
+fn http_clients_take_part_through_long_polling_once() {
     let (server, http_port, ws_port) = start_chat();
-    let post = |body: &str| {
-        http(
-            http_port,
-            &format!(
-                "POST /ws/send HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-    };
-    let poll = |room: &str| {
-        let (status, _, body) = http(
-            http_port,
-            &format!("GET /ws/poll?session_id=room:{room}&timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n"),
-        );
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
-    };
+    let post = |body: &str| post_send(http_port, body);
+    let poll = |room: &str| poll(http_port, room);
     runtime().block_on(async {
         let mut a = connect(&format!("ws://127.0.0.1:{ws_port}/")).await;
         assert_eq!(next(&mut a).await, "welcome to hubbub chat");

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{close, connect, next, next_json, runtime, send, start, temp_dir, Peer, Running};
+use common::{
+    close, connect, each_runtime, next, next_json, runtime, send, start, temp_dir, Peer, Running,
+};
 use serde_json::Value;
 
 const CHAT: &str = env!("CARGO_BIN_EXE_chat");
@@ -13,10 +15,15 @@ const CHAT: &str = env!("CARGO_BIN_EXE_chat");
 /// `chat` from `examples/chat/` on free ports with its history in `store`;
 /// the WebSocket URL.
 fn start_chat(store: &Path) -> (Running, String) {
+    start_chat_with(store, &[])
+}
+
+/// [`start_chat`] with `args`.
+fn start_chat_with(store: &Path, args: &[&str]) -> (Running, String) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("chat");
     let server = start(
         CHAT,
-        &[],
+        args,
         Some(&dir),
         &[
             ("SERVER_PORT", "0"),
@@ -38,6 +45,20 @@ async fn say(peer: &mut Peer, room: &str, text: &str) {
     let message =
         format!(r#"{{"type":"chat.message","payload":{{"room":"{room}","text":"{text}"}}}}"#);
     send(peer, &message).await;
+}
+
+/// Join `room` (and see it confirmed).
+async fn join(peer: &mut Peer, room: &str) {
+    let join = format!(r#"{{"type":"room.join","payload":{{"room":"{room}"}}}}"#);
+    send(peer, &join).await;
+    assert_eq!(next(peer).await, format!("joined room: {room}"));
+}
+
+/// Say `text` in `room`, a member of it: the message comes back once
+/// stored (the acknowledgment).
+async fn said(peer: &mut Peer, room: &str, text: &str) {
+    say(peer, room, text).await;
+    assert_eq!(next(peer).await, format!("room {room}: {text}"));
 }
 
 /// Ask for `room`'s history; the texts and ids of the messages returned.
@@ -68,16 +89,18 @@ fn texts(found: &[(String, u64)]) -> Vec<&str> {
 
 #[test]
 fn history_is_served_survives_kill_9_and_replays_after_a_reconnect() {
+    each_runtime(history_is_served_survives_kill_9_and_replays_after_a_reconnect_once);
+}
+
+fn history_is_served_survives_kill_9_and_replays_after_a_reconnect_once() {
     let store = temp_dir("chat-history").join("chat.db");
     let (server, url) = start_chat(&store);
     let before = runtime().block_on(async {
         let mut a = client(&url).await;
-        send(&mut a, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-        assert_eq!(next(&mut a).await, "joined room: dev");
+        join(&mut a, "dev").await;
         for text in ["one", "two", "three"] {
-            say(&mut a, "dev", text).await;
             // Delivered only once stored: this is the acknowledgment.
-            assert_eq!(next(&mut a).await, format!("room dev: {text}"));
+            said(&mut a, "dev", text).await;
         }
         say(&mut a, "ops", "elsewhere").await;
 
@@ -108,19 +131,17 @@ fn history_is_served_survives_kill_9_and_replays_after_a_reconnect() {
             before,
             "kept across kill -9"
         );
-        send(&mut b, r#"{"type":"room.join","payload":{"room":"dev"}}"#).await;
-        assert_eq!(next(&mut b).await, "joined room: dev");
-        say(&mut b, "dev", "four").await;
-        assert_eq!(next(&mut b).await, "room dev: four");
+        join(&mut b, "dev").await;
+        said(&mut b, "dev", "four").await;
 
         // A client that saw "one" comes back: it gets what it missed, the
         // end of the replay, then live messages.
         let mut c = client(&url).await;
         let since = before[0].1;
         // The id as the envelopes carry it (a string); a number works too.
-        let join =
+        let resume =
             format!(r#"{{"type":"room.join","payload":{{"room":"dev","since":"{since}"}}}}"#);
-        send(&mut c, &join).await;
+        send(&mut c, &resume).await;
         assert_eq!(next(&mut c).await, "joined room: dev");
         let mut missed = Vec::new();
         let resumed: Value = loop {
@@ -146,4 +167,44 @@ fn history_is_served_survives_kill_9_and_replays_after_a_reconnect() {
         close(c).await;
     });
     assert!(server.terminate().success());
+}
+
+/// The store outlives a graceful restart (SIGTERM) too, and is the same
+/// file whichever runtime serves it: what one runtime stored, the other
+/// serves as `room.history`, and ids go on from there.
+#[test]
+fn history_survives_a_restart_on_another_runtime() {
+    for (first, then) in [("tokio", "smol"), ("smol", "tokio")] {
+        let store = temp_dir(&format!("chat-history-{first}-{then}")).join("chat.db");
+        let (server, url) = start_chat_with(&store, &["--runtime", first]);
+        let before = runtime().block_on(async {
+            let mut a = client(&url).await;
+            join(&mut a, "dev").await;
+            for text in ["one", "two"] {
+                said(&mut a, "dev", text).await;
+            }
+            let before = history(&mut a, "dev", None).await;
+            close(a).await;
+            before
+        });
+        assert_eq!(texts(&before), ["one", "two"]);
+        assert!(server.terminate().success(), "{first} exits 0");
+
+        let (server, url) = start_chat_with(&store, &["--runtime", then]);
+        runtime().block_on(async {
+            let mut b = client(&url).await;
+            assert_eq!(
+                history(&mut b, "dev", None).await,
+                before,
+                "{first} -> {then}"
+            );
+            join(&mut b, "dev").await;
+            said(&mut b, "dev", "three").await;
+            let after = history(&mut b, "dev", None).await;
+            assert_eq!(texts(&after), ["one", "two", "three"]);
+            assert!(after[2].1 > before[1].1, "ids go on after the restart");
+            close(b).await;
+        });
+        assert!(server.terminate().success(), "{then} exits 0");
+    }
 }

@@ -135,28 +135,13 @@ mod tests {
 
     use super::*;
     use crate::{
-        session::{Queued, SessionInfo},
+        hub::tests::texts,
+        session::SessionInfo,
         store::{MemoryStore, WorkerConfig},
         MessageStore, Replay, Retention, StoreWorker,
     };
 
     const WAIT: Duration = Duration::from_secs(10);
-
-    fn texts(session: &Session) -> Vec<String> {
-        session
-            .peek()
-            .into_iter()
-            .map(|item| match item {
-                Queued::Text(text) => text,
-                Queued::Frame(bytes) => {
-                    // An unmasked server frame of < 64 KiB.
-                    let start = if bytes[1] & 0x7f == 126 { 4 } else { 2 };
-                    String::from_utf8_lossy(&bytes[start..]).into_owned()
-                }
-                other => format!("{other:?}"),
-            })
-            .collect()
-    }
 
     /// Wait until the worker has handled everything queued so far.
     fn settle(hub: &Hub) {

@@ -569,7 +569,7 @@ impl fmt::Debug for Hub {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::{
         sync::{atomic::AtomicUsize, mpsc},
         task::Waker,
@@ -635,7 +635,7 @@ mod tests {
     }
 
     /// Texts (or frame payloads, for broadcasts) queued on `session`.
-    fn texts(session: &Session) -> Vec<String> {
+    pub(crate) fn texts(session: &Session) -> Vec<String> {
         session
             .peek()
             .into_iter()

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::{sync::Arc, thread, time::Duration};
+use std::{thread, time::Duration};
 
-use common::bounded;
+use common::{bounded, start_hub};
 use futures_util::{SinkExt, StreamExt};
 use hubbub_realtime::store::{MemoryStore, StoreWorker, WorkerConfig};
 use hubbub_tests::prelude::*;
@@ -36,14 +36,6 @@ fn history_hub() -> Hub {
             }
         })
         .build()
-}
-
-async fn start<R: Rt>(hub: Hub) -> ServerHandle {
-    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
-        .await
-        .unwrap()
-        .start()
-        .unwrap()
 }
 
 async fn join(handle: &ServerHandle, room: &str, since: u64) -> Peer {
@@ -90,7 +82,7 @@ fn id_of(message: &Value) -> u64 {
 
 async fn reconnecting_clients_miss_nothing_and_see_nothing_twice<R: Rt>() {
     let hub = history_hub();
-    let server = start::<R>(hub.clone()).await;
+    let server = start_hub::<R>(hub.clone()).await;
     let dev_ids: Vec<u64> = (0..PUBLISHED).step_by(2).map(|n| n + 1).collect();
     let last = *dev_ids.last().unwrap();
 
@@ -150,7 +142,7 @@ async fn reconnecting_clients_miss_nothing_and_see_nothing_twice<R: Rt>() {
 
 async fn a_resume_from_an_id_the_store_never_gave_is_not_complete<R: Rt>() {
     let hub = history_hub();
-    let server = start::<R>(hub.clone()).await;
+    let server = start_hub::<R>(hub.clone()).await;
     for n in 0..5 {
         hub.publish(
             "dev",

@@ -6,7 +6,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::bounded;
+use common::{bounded, start_hub};
 use hubbub_tests::prelude::*;
 use serde_json::{json, Value};
 use tokio::{
@@ -14,14 +14,6 @@ use tokio::{
     net::TcpListener,
     sync::mpsc,
 };
-
-async fn start<R: Rt>(hub: Hub) -> ServerHandle {
-    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
-        .await
-        .unwrap()
-        .start()
-        .unwrap()
-}
 
 /// A server that answers typed events: `echo` sends the payload back as
 /// `echoed`, `kick` closes the session with 4000.
@@ -109,7 +101,7 @@ async fn got_n(rx: &mut mpsc::UnboundedReceiver<Got>, n: usize) -> Vec<Got> {
 }
 
 async fn send_json_on_websocket_split_half_and_client<R: Rt>() {
-    let server = start::<R>(typed_server()).await;
+    let server = start_hub::<R>(typed_server()).await;
     let url = format!("ws://{}/", server.local_addr());
     let text = |m: Option<Result<Message, Error>>| match m {
         Some(Ok(Message::Text(t))) => t,
@@ -161,7 +153,7 @@ async fn send_json_on_websocket_split_half_and_client<R: Rt>() {
 }
 
 async fn callback_client_mirrors_the_server<R: Rt>() {
-    let server = start::<R>(typed_server()).await;
+    let server = start_hub::<R>(typed_server()).await;
     let url = format!("ws://{}/", server.local_addr());
     let (builder, mut rx) = recording_client::<R>(url);
     let client = builder
@@ -214,7 +206,7 @@ async fn callback_client_mirrors_the_server<R: Rt>() {
 }
 
 async fn a_server_close_reaches_on_close_and_ends_the_client<R: Rt>() {
-    let server = start::<R>(typed_server()).await;
+    let server = start_hub::<R>(typed_server()).await;
     let (builder, mut rx) = recording_client::<R>(format!("ws://{}/", server.local_addr()));
     let client = builder.connect().await.unwrap();
     assert_eq!(got(&mut rx).await, Got::Open(0));
@@ -228,7 +220,7 @@ async fn a_server_close_reaches_on_close_and_ends_the_client<R: Rt>() {
 
 async fn the_client_reconnects_and_on_open_runs_again<R: Rt>() {
     let hub = typed_server();
-    let server = start::<R>(hub.clone()).await;
+    let server = start_hub::<R>(hub.clone()).await;
     let addr = server.local_addr();
     let config = ClientConfig {
         reconnect: Some(Reconnect {

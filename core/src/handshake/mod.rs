@@ -12,7 +12,7 @@ pub(crate) use client::parse_response;
 pub use client::{ClientRequest, Response};
 pub use extensions::{format_extensions, parse_extensions};
 pub(crate) use server::write_switching_protocols;
-pub use server::{parse_request, Accept, Reject, Request};
+pub use server::{parse_request, reason_phrase, Accept, Reject, Request};
 
 use std::fmt;
 

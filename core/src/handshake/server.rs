@@ -310,12 +310,20 @@ impl From<Reject> for HandshakeError {
     }
 }
 
-/// The canonical reason phrase of an HTTP status (RFC 9110 §15).
-fn reason_phrase(status: u16) -> &'static str {
+/// The canonical reason phrase of an HTTP status (RFC 9110 §15); for a
+/// status it does not know, the name of its class (`Client Error`, ...).
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
+        304 => "Not Modified",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
@@ -351,6 +359,8 @@ fn reason_phrase(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => match status / 100 {
+            1 => "Informational",
+            2 => "Successful",
             3 => "Redirection",
             4 => "Client Error",
             _ => "Server Error",
@@ -449,6 +459,32 @@ mod tests {
         Origin: http://example.com\r\n\
         Sec-WebSocket-Protocol: chat, superchat\r\n\
         Sec-WebSocket-Version: 13\r\n\r\n";
+
+    #[test]
+    fn reason_phrases_for_known_and_unknown_statuses() {
+        let known = [
+            (100, "Continue"),
+            (200, "OK"),
+            (202, "Accepted"),
+            (304, "Not Modified"),
+            (426, "Upgrade Required"),
+            (431, "Request Header Fields Too Large"),
+            (503, "Service Unavailable"),
+        ];
+        for (status, phrase) in known {
+            assert_eq!(reason_phrase(status), phrase);
+        }
+        let classes = [
+            (199, "Informational"),
+            (299, "Successful"),
+            (399, "Redirection"),
+            (499, "Client Error"),
+            (599, "Server Error"),
+        ];
+        for (status, phrase) in classes {
+            assert_eq!(reason_phrase(status), phrase);
+        }
+    }
 
     #[test]
     fn rfc_example_exchange() {

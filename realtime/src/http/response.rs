@@ -108,26 +108,9 @@ impl Response {
     }
 }
 
-/// The reason phrase of `status`.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        202 => "Accepted",
-        204 => "No Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
+/// The reason phrase of `status` (the core's table, also used for
+/// handshake refusals).
+pub use hubbub_core::handshake::reason_phrase as reason;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod raw;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -27,6 +28,16 @@ pub fn big_config() -> Config {
         max_message_size: 16 << 20,
         ..Config::default()
     }
+}
+
+/// A [`HubServer`] of runtime `R` for `hub` on a free loopback port, with
+/// the default configuration.
+pub async fn start_hub<R: Rt>(hub: Hub) -> ServerHandle {
+    HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
+        .await
+        .unwrap()
+        .start()
+        .unwrap()
 }
 
 /// Our echo server on a free loopback port. Every connection's end is
