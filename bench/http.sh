@@ -32,6 +32,8 @@ CONNS=${CONNS:-50}
 POLLS=${POLLS:-1000}
 HUBBUB_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PUBLIC="$ROOT/examples/chat/public"
+# The chat's SQLite history goes here, not into examples/chat/.
+STORE_DIR=$(mktemp -d /tmp/hubbub-http-bench.XXXXXX)
 ulimit -n 8192 2>/dev/null || true
 
 if ! command -v wrk >/dev/null; then
@@ -50,7 +52,11 @@ stop_server() {
         SERVER_PID=""
     fi
 }
-trap stop_server EXIT
+cleanup() {
+    stop_server
+    rm -rf "$STORE_DIR"
+}
+trap cleanup EXIT
 
 wait_port() {
     for _ in $(seq 1 100); do
@@ -63,7 +69,7 @@ wait_port() {
 
 start_hubbub() {
     (cd "$ROOT/examples/chat" && SERVER_HOST=127.0.0.1 SERVER_PORT=$PORT WEBSOCKET_HOST=127.0.0.1 \
-        WEBSOCKET_PORT=$((PORT + 1)) PUBLIC_PATH="$PUBLIC" \
+        WEBSOCKET_PORT=$((PORT + 1)) PUBLIC_PATH="$PUBLIC" STORE_PATH="$STORE_DIR/chat.db" \
         exec taskset -c "$SERVER_CPU" "$HUBBUB_TARGET/release/chat" >/dev/null) &
     SERVER_PID=$!
     wait_port "$PORT"

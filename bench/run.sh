@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# Benchmarks hubbub's `echo` against peer servers written as their crates'
-# examples are (tokio-tungstenite, fastwebsockets), on loopback only.
+# Benchmarks hubbub's `echo` on each of its runtimes against peer servers
+# written as their crates' examples are (tokio-tungstenite, fastwebsockets),
+# on loopback only.
 #
-#   bench/run.sh [--quick] [--deflate]
+#   bench/run.sh [--quick] [--deflate] [--servers a,b,c]
+#
+# One table column per server of SERVERS (default: hubbub hubbub-smol
+# hubbub-mio tungstenite fastwebsockets; `--servers` picks others, in that
+# order): hubbub is `echo` on tokio, hubbub-smol and hubbub-mio the same
+# binary with `--runtime smol` / `--runtime mio`. A server that does not
+# start (say "runtime mio is not available yet") is left out of the table
+# with a note. Ratio columns: each hubbub column against tokio-tungstenite,
+# the first hubbub column against fastwebsockets; with no peer in the list,
+# each hubbub column against the first.
 #
 # Each server runs pinned to CPU 0 (`taskset -c 0`), the single-threaded load
 # generator to CPU 1, one fresh server process per workload. The server's CPU
 # time (utime+stime from /proc/PID/stat) is read before and after each run and
 # divided by the messages (or handshakes, deliveries) the load generator
-# counted; RSS comes from /proc/PID/status. Prints one table with ratios of
-# hubbub against each peer; raw JSON lines are kept in $BENCH_OUT.
+# counted; RSS comes from /proc/PID/status. Raw JSON lines are kept in
+# $BENCH_OUT/results.jsonl, the table also as Markdown in $BENCH_OUT/table.md.
+#
+# The `rooms` row needs a room protocol: on hubbub runtimes it runs against
+# the `chat` example (rooms of DESIGN.md §6: room.join / chat.message; each
+# message is stored in SQLite, in $BENCH_OUT, before it is delivered); the
+# peers have no rooms and leave it empty.
 #
 # --deflate: hubbub alone, permessage-deflate against itself uncompressed:
 # three `echo` servers (plain, --deflate, --deflate-takeover) on 1 KiB
 # JSON-like echo and broadcast, the load generator with --deflate on for
 # the compressed ones; the columns are then plain / deflate / takeover.
-# --quick: 3 s runs (smoke test). Environment: SERVER_CPU (0), LOAD_CPU (1),
+# --quick: 3 s runs (smoke test). Environment: BENCH_DURATION (seconds per
+# timed run: 10, --quick 3), SERVER_CPU (0), LOAD_CPU (1),
 # BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300),
 # RETRY_ABOVE (15: a row during which other processes used more than this %
 # of a core is run once more, and the quieter run kept).
@@ -24,18 +40,26 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+USAGE="usage: $0 [--quick] [--deflate] [--servers a,b,c]"
 QUICK=0
 DEFLATE=0
-for arg in "$@"; do
-    case "$arg" in
+SERVERS=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
         --quick) QUICK=1 ;;
         --deflate) DEFLATE=1 ;;
-        *) echo "usage: $0 [--quick] [--deflate]" >&2; exit 2 ;;
+        --servers=*) IFS=, read -r -a SERVERS <<<"${1#--servers=}" ;;
+        --servers)
+            [ "$#" -ge 2 ] || { echo "$USAGE" >&2; exit 2; }
+            IFS=, read -r -a SERVERS <<<"$2"; shift ;;
+        *) echo "$USAGE" >&2; exit 2 ;;
     esac
+    shift
 done
 
 DUR=10; HOLD=2; MESSAGES=2000
 if [ "$QUICK" = 1 ]; then DUR=3; HOLD=1; MESSAGES=500; fi
+DUR=${BENCH_DURATION:-$DUR}
 # The broadcast runs end when every delivery arrived; this only caps them.
 BROADCAST_CAP=20
 # Rerun a row when other processes used more than this % of a core meanwhile.
@@ -45,26 +69,57 @@ LOAD_CPU=${LOAD_CPU:-1}
 PORT=${BENCH_PORT:-9300}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/hubbub-bench.XXXXXX)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 CLK_TCK=$(getconf CLK_TCK)
 
 LOADGEN="$HERE/target/release/loadgen"
 HUBBUB_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVERS=(hubbub tungstenite fastwebsockets)
-declare -A BIN=(
-    [hubbub]="$HUBBUB_TARGET/release/echo"
+ECHO="$HUBBUB_TARGET/release/echo"
+CHAT="$HUBBUB_TARGET/release/chat"
+
+# ------------------------------------------------------------- the servers
+# RUNTIME: hubbub servers (the `--runtime` of `echo` and `chat`); anything
+# else is a peer. ECHO_FLAGS / LOAD_FLAGS: extra server and load generator
+# arguments. HEAD / SHORT: the column and ratio headings.
+declare -A RUNTIME=(
+    [hubbub]=tokio [hubbub-smol]=smol [hubbub-mio]=mio
+    [plain]=tokio [deflate]=tokio [takeover]=tokio
+)
+declare -A PEER_BIN=(
     [tungstenite]="$HERE/target/release/tungstenite-echo"
     [fastwebsockets]="$HERE/target/release/fastwebsockets-echo"
-    [plain]="$HUBBUB_TARGET/release/echo"
-    [hubbub-smol]="$HUBBUB_TARGET/release/echo"
-    [deflate]="$HUBBUB_TARGET/release/echo"
-    [takeover]="$HUBBUB_TARGET/release/echo"
 )
-# Server and load generator arguments of the --deflate columns.
-declare -A SERVER_FLAGS=([hubbub-smol]="--runtime smol" [deflate]="--deflate" [takeover]="--deflate-takeover")
+declare -A ECHO_FLAGS=([deflate]="--deflate" [takeover]="--deflate-takeover")
 declare -A LOAD_FLAGS=([deflate]="--deflate on" [takeover]="--deflate on")
-if [ "$DEFLATE" = 1 ]; then SERVERS=(plain deflate takeover); fi
+declare -A HEAD=(
+    [hubbub]=hubbub [hubbub-smol]=hub-smol [hubbub-mio]=hub-mio
+    [tungstenite]=tungstenite [fastwebsockets]=fastws
+    [plain]=plain [deflate]=deflate [takeover]=takeover
+)
+declare -A SHORT=(
+    [hubbub]=hub [hubbub-smol]=smol [hubbub-mio]=mio
+    [tungstenite]=tung [fastwebsockets]=fws
+    [plain]=plain [deflate]=defl [takeover]=take
+)
+if [ "${#SERVERS[@]}" = 0 ]; then
+    if [ "$DEFLATE" = 1 ]; then
+        SERVERS=(plain deflate takeover)
+    else
+        SERVERS=(hubbub hubbub-smol hubbub-mio tungstenite fastwebsockets)
+    fi
+fi
+declare -A SEEN=()
+for server in "${SERVERS[@]}"; do
+    if [ -z "${HEAD[$server]:-}" ]; then
+        echo "unknown server ${server@Q}: expected one of: hubbub hubbub-smol hubbub-mio tungstenite fastwebsockets plain deflate takeover" >&2
+        exit 2
+    fi
+    if [ -n "${SEEN[$server]:-}" ]; then echo "server $server given twice" >&2; exit 2; fi
+    SEEN[$server]=1
+done
+is_hubbub() { [ -n "${RUNTIME[$1]:-}" ]; }
 
 # ---------------------------------------------------------------- cleanup
 SERVER_PID=""
@@ -93,22 +148,42 @@ child_ticks() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
 jget() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<<"$1" | tr -d '"'; }
 
 # ---------------------------------------------------------------- servers
-# start_server NAME [ARGS...]: starts NAME pinned to SERVER_CPU on a fresh
-# port and waits (at most 10 s) for its `listening` line.
+# server_command NAME ROW [ARGS...]: sets CMD to the command line of NAME's
+# server for ROW on PORT (the `chat` example for `rooms`, configured through
+# its environment; otherwise `echo` or the peer, with ARGS).
+server_command() {
+    local name=$1 row=$2; shift 2
+    if [ "$row" = rooms ]; then
+        # Both listeners on loopback, HTTP on any free port, a fresh history
+        # file; run in $OUT, where there is no .env.
+        CMD=(env SERVER_HOST=127.0.0.1 SERVER_PORT=0 WEBSOCKET_HOST=127.0.0.1 "WEBSOCKET_PORT=$PORT"
+            "PUBLIC_PATH=$ROOT/examples/chat/public" "STORE_PATH=$OUT/chat.$PORT.db"
+            "$CHAT" --runtime "${RUNTIME[$name]}")
+    elif is_hubbub "$name"; then
+        # shellcheck disable=SC2206  # the flags are words
+        CMD=("$ECHO" --port "$PORT" --runtime "${RUNTIME[$name]}" ${ECHO_FLAGS[$name]:-} "$@")
+    else
+        CMD=("${PEER_BIN[$name]}" --port "$PORT" "$@")
+    fi
+}
+
+# start_server NAME ROW [ARGS...]: starts NAME's server for ROW pinned to
+# SERVER_CPU on a fresh port and waits (at most 10 s) for its `listening`
+# line. On failure returns 1 with the server's output in SERVER_ERROR.
 start_server() {
-    local name=$1; shift
+    local name=$1 row=$2; shift 2
     PORT=$((PORT + 1))
-    local logf="$OUT/$name.$PORT.log"
-    # shellcheck disable=SC2086  # the flags are words
-    taskset -c "$SERVER_CPU" "${BIN[$name]}" --port "$PORT" ${SERVER_FLAGS[$name]:-} "$@" >"$logf" 2>&1 &
+    SERVER_LOG="$OUT/$name.$row.$PORT.log"
+    server_command "$name" "$row" "$@"
+    (cd "$OUT" && exec taskset -c "$SERVER_CPU" "${CMD[@]}") >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     local _
     for _ in $(seq 100); do
-        if grep -qs listening "$logf"; then return 0; fi
+        if grep -qs listening "$SERVER_LOG"; then return 0; fi
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             wait "$SERVER_PID" 2>/dev/null || true
             SERVER_PID=""
-            SERVER_ERROR=$(tr '\n' ' ' <"$logf")
+            SERVER_ERROR=$(tr '\n' ' ' <"$SERVER_LOG")
             return 1
         fi
         sleep 0.1
@@ -131,7 +206,6 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
 }
-
 # ---------------------------------------------------------------- results
 declare -A R   # R[server|row|metric] = value
 NOTES=()
@@ -158,7 +232,7 @@ measure() {
     json=$(loadgen "$@" ${LOAD_FLAGS[$server]:-}) || rc=$?
     t1=$(cpu_ticks "$SERVER_PID"); b1=$(busy_ticks); c1=$(child_ticks); w1=$(date +%s%N)
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        NOTES+=("$server $row: the server died during the run ($(tail -n 1 "$OUT/$server.$PORT.log"))")
+        NOTES+=("$server $row: the server died during the run ($(tail -n 1 "$SERVER_LOG"))")
         return 0
     fi
     printf '{"server":"%s","row":"%s","server_cpu_ticks":%s,"server_hwm_kib":%s,"result":%s}\n' \
@@ -238,7 +312,7 @@ measure_idle() {
 
 # ---------------------------------------------------------------- build
 log "== building (release)"
-(cd "$ROOT" && cargo build --release --quiet -p hubbub-examples --bin echo)
+(cd "$ROOT" && cargo build --release --quiet -p hubbub-examples --bin echo --bin chat)
 (cd "$HERE" && CARGO_TARGET_DIR="$HERE/target" cargo build --release --quiet -p loadgen -p peers)
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -265,7 +339,7 @@ run_row() {
     local -A best=()
     for attempt in 1 2; do
         log "== $server: $row$([ "$attempt" = 2 ] && echo " (again)")"
-        if ! start_server "$server" "${server_args[@]}"; then
+        if ! start_server "$server" "$row" "${server_args[@]}"; then
             NOTES+=("$server $row: server did not start: $SERVER_ERROR")
             return 1
         fi
@@ -285,35 +359,49 @@ run_row() {
     return 0
 }
 
+# The idle row on a fresh server, which also tells whether SERVER runs at
+# all: returns 1 (with a note) when it does not start, e.g. a runtime this
+# build does not have yet.
+run_idle() {
+    local server=$1
+    log "== $server: idle"
+    if ! start_server "$server" idle; then
+        NOTES+=("$server: left out, the server did not start: $SERVER_ERROR")
+        return 1
+    fi
+    measure_idle "$server"
+    stop_server
+}
+
 START=$(date +%s)
-if [ "$DEFLATE" = 1 ]; then
-    for server in "${SERVERS[@]}"; do
+SHOWN=()   # the servers that ran, in SERVERS order
+for server in "${SERVERS[@]}"; do
+    if [ "$DEFLATE" = 1 ]; then
+        # A probe start, so that a missing runtime is one note, not two.
+        log "== $server: starting"
+        if ! start_server "$server" zecho; then
+            NOTES+=("$server: left out, the server did not start: $SERVER_ERROR")
+            continue
+        fi
+        stop_server
+        SHOWN+=("$server")
         run_row "$server" zecho -- msgs msgs_per_sec echo --conns 100 --inflight 8 --size 1024 --duration "$DUR" || true
         run_row "$server" zbroadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 200 \
             --messages "$MESSAGES" --size 1024 --duration "$BROADCAST_CAP" || true
-    done
-fi
-[ "$DEFLATE" = 1 ] && SERVERS_RUN=() || SERVERS_RUN=("${SERVERS[@]}")
-for server in "${SERVERS_RUN[@]}"; do
+        continue
+    fi
+    run_idle "$server" || continue
+    SHOWN+=("$server")
     for row in "${ECHO_ROWS[@]}"; do
         # shellcheck disable=SC2086  # the arguments are words
         run_row "$server" "$row" -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR" || true
     done
-
-    log "== $server: idle"
-    if start_server "$server"; then measure_idle "$server"; else NOTES+=("$server idle: $SERVER_ERROR"); fi
-    stop_server
-
     run_row "$server" handshakes -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR" || true
-
-    if run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
-        --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"; then
-        if [ "$server" = hubbub ]; then
-            run_row "$server" rooms --broadcast -- delivered deliveries_per_sec broadcast --subscribers 10000 \
-                --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
-        fi
-    elif [ "$server" = hubbub ]; then
-        NOTES+=("hubbub rooms: skipped (no broadcast mode)")
+    run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
+        --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP" || true
+    if is_hubbub "$server"; then
+        run_row "$server" rooms -- delivered deliveries_per_sec broadcast --subscribers 10000 \
+            --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
     fi
 done
 ELAPSED=$(( $(date +%s) - START ))
@@ -331,31 +419,40 @@ human() {
         else if (n >= 1e4) printf "%.1f k", n / 1e3;
         else printf "%.0f", n }'
 }
-# bound_mark SERVER ROW: "*" when the load generator used >= 90 % of its CPU
-# in that run (the rate is then limited by the load generator too).
-bound_mark() {
-    awk -v c="${R["$1|$2|lg"]:-0}" 'BEGIN { if (c >= 90) printf "*" }'
+# whole N: rounded to an integer.
+whole() { awk -v n="$1" 'BEGIN { if (n == "-") print "-"; else printf "%.0f", n }'; }
+# marks SERVER ROW: "*" when the load generator used >= 90 % of its CPU in
+# that run (the rate is then limited by the load generator too), "~" when
+# other processes used more than RETRY_ABOVE % of a core (noisy).
+marks() {
+    awk -v c="${R["$1|$2|lg"]:-0}" -v o="${R["$1|$2|other"]:-0}" -v r="$RETRY_ABOVE" \
+        'BEGIN { if (c >= 90) printf "*"; if (o > r) printf "~" }'
 }
 # with_other SERVER ROW LG: "loadgen % / other %".
 with_other() {
     [ "$3" = - ] && { printf -- -; return; }
     printf '%s / %s' "$(whole "$3")" "${R["$1|$2|other"]:--}"
 }
-# whole N: rounded to an integer.
-whole() { awk -v n="$1" 'BEGIN { if (n == "-") print "-"; else printf "%.0f", n }'; }
+# pad TEXT WIDTH: TEXT left-aligned in WIDTH characters (not bytes: µ).
+pad() {
+    local n
+    n=$(printf '%s' "$1" | LC_ALL=C.UTF-8 wc -m)
+    printf '%s%*s' "$1" $(($2 > n ? $2 - n : 0)) ""
+}
 
 declare -A LABEL=(
-    [echo20]="echo 100 conns x 1 x 20 B"
-    [echo1k]="echo 10 conns x 64 pipelined x 1 KiB"
-    [echo64k]="echo 1 conn x 64 KiB"
+    [echo20]="echo, 100 conns x 1 in flight x 20 B"
+    [echo1k]="echo, 10 conns x 64 pipelined x 1 KiB"
+    [echo64k]="echo, 1 conn x 64 KiB"
     [idle]="10 000 idle connections"
     [handshakes]="handshakes, 50 parallel"
-    [broadcast]="broadcast 1000 subs x $MESSAGES x 64 B"
-    [rooms]="broadcast 10 000 subs / 100 rooms"
-    [zecho]="echo 100 conns x 8 x 1 KiB JSON"
-    [zbroadcast]="broadcast 200 subs x $MESSAGES x 1 KiB JSON"
+    [broadcast]="broadcast, 1000 subscribers x $MESSAGES x 64 B"
+    [rooms]="rooms, 10 000 subscribers in 100 rooms x $MESSAGES x 64 B (hubbub: the chat example, SQLite-stored)"
+    [zecho]="echo, 100 conns x 8 in flight x 1 KiB JSON"
+    [zbroadcast]="broadcast, 200 subscribers x $MESSAGES x 1 KiB JSON"
 )
-# ROW METRIC UNIT-LABEL FORMAT (h: 1.2 M / 12.3 k, i: integer, p: as recorded)
+# ROW METRIC UNIT-LABEL FORMAT (h: 1.2 M / 12.3 k, i: integer, p: as
+# recorded, o: loadgen / other CPU)
 TABLE=(
     "echo20 rate msg/s h" "echo20 cpu µs-server-CPU/msg p" "echo20 p99 p99-latency-µs i" "echo20 lg loadgen/other-CPU-% o"
     "echo1k rate msg/s h" "echo1k cpu µs-server-CPU/msg p" "echo1k lg loadgen/other-CPU-% o"
@@ -364,7 +461,7 @@ TABLE=(
     "handshakes rate handshakes/s h" "handshakes cpu µs-server-CPU/handshake p" "handshakes lg loadgen/other-CPU-% o"
     "broadcast rate deliveries/s h" "broadcast cpu µs-server-CPU/delivery p" "broadcast lost lost p"
     "broadcast rss peak-RSS-MiB p" "broadcast lg loadgen/other-CPU-% o"
-    "rooms rate deliveries/s h" "rooms lost lost p" "rooms rss peak-RSS-MiB p"
+    "rooms rate deliveries/s h" "rooms lost lost p" "rooms rss peak-RSS-MiB p" "rooms lg loadgen/other-CPU-% o"
 )
 if [ "$DEFLATE" = 1 ]; then
     TABLE=(
@@ -374,49 +471,108 @@ if [ "$DEFLATE" = 1 ]; then
         "zbroadcast rss peak-RSS-MiB p" "zbroadcast lg loadgen/other-CPU-% o"
     )
 fi
-S1=${SERVERS[0]} S2=${SERVERS[1]} S3=${SERVERS[2]}
 
-printf '\n'
-printf 'hubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average before %s\n' \
-    "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE"
-printf 'command: bench/run.sh%s%s   (raw results: %s)\n\n' "$([ "$QUICK" = 1 ] && echo ' --quick')" \
-    "$([ "$DEFLATE" = 1 ] && echo ' --deflate')" "$RESULTS"
-FMT='%-38s %-26s %11s %12s %15s %9s %9s\n'
-# shellcheck disable=SC2059  # FMT is the format
-printf "$FMT" workload metric "$S1" "$S2" "$S3" "${S1:0:3}/${S2:0:4}" "${S1:0:3}/${S3:0:3}"
-# shellcheck disable=SC2059
-printf "$FMT" "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..26})" ----------- ------------ \
-    --------------- --------- ---------
+# The ratio columns, "A B" for A/B: each hubbub column against
+# tokio-tungstenite, the first hubbub column against fastwebsockets; with no
+# peer, each hubbub column against the first.
+HUBS=(); PEERS=()
+for server in "${SHOWN[@]}"; do
+    if is_hubbub "$server"; then HUBS+=("$server"); else PEERS+=("$server"); fi
+done
+RATIOS=()
+if [[ " ${PEERS[*]} " == *" tungstenite "* ]]; then
+    for h in "${HUBS[@]}"; do RATIOS+=("$h tungstenite"); done
+fi
+if [ "${#HUBS[@]}" -gt 0 ] && [[ " ${PEERS[*]} " == *" fastwebsockets "* ]]; then
+    RATIOS+=("${HUBS[0]} fastwebsockets")
+fi
+if [ "${#PEERS[@]}" = 0 ] && [ "${#HUBS[@]}" -gt 1 ]; then
+    for h in "${HUBS[@]:1}"; do RATIOS+=("$h ${HUBS[0]}"); done
+fi
+
+MD="$OUT/table.md"
+COMMAND=bench/run.sh
+if [ "$QUICK" = 1 ]; then COMMAND+=" --quick"; fi
+if [ "$DEFLATE" = 1 ]; then COMMAND+=" --deflate"; fi
+COMMAND+=" --servers $(IFS=,; echo "${SERVERS[*]}")"
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+# emit LABEL-OR-METRIC MD-WORKLOAD MD-METRIC VALUES...: one table line, as
+# text on stdout and as Markdown in $MD.
+emit() {
+    local text=$1 mdw=$2 mdm=$3; shift 3
+    local v line
+    line=$(pad "$text" 34)
+    for v in "$@"; do line+=$(printf ' %11s' "$v"); done
+    printf '%s\n' "$line"
+    line="| $mdw | $mdm |"
+    for v in "$@"; do line+=" $v |"; done
+    printf '%s\n' "$line" >>"$MD"
+}
+
+{
+    printf '\nhubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average %s before, %s after\n' \
+        "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE" "$LOAD_AFTER"
+    printf 'command: %s   (raw results: %s, Markdown: %s)\n\n' "$COMMAND" "$RESULTS" "$MD"
+} | tee "$MD"
+HEADINGS=()
+for server in "${SHOWN[@]}"; do HEADINGS+=("${HEAD[$server]}"); done
+for pair in "${RATIOS[@]}"; do
+    read -r a b <<<"$pair"
+    HEADINGS+=("${SHORT[$a]}/${SHORT[$b]}")
+done
+emit "" workload metric "${HEADINGS[@]}"
+seps=(); for _ in "${HEADINGS[@]}"; do seps+=(---); done
+printf '|---|---|%s\n' "$(printf -- '%s|' "${seps[@]}")" >>"$MD"
 last_row=""
 for spec in "${TABLE[@]}"; do
     read -r row metric unit fmt <<<"$spec"
-    h=$(cell "$S1" "$row" "$metric"); t=$(cell "$S2" "$row" "$metric"); f=$(cell "$S3" "$row" "$metric")
-    [ "$h$t$f" = "---" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
-    label=""
-    if [ "$row" != "$last_row" ]; then label=${LABEL[$row]}; last_row=$row; fi
-    rt=$(ratio "$h" "$t"); rf=$(ratio "$h" "$f")
-    if [ "$metric" = lg ] || [ "$metric" = lost ] || [ "$metric" = p99 ]; then rt=""; rf=""; fi
-    case $fmt in
-        h) h=$(human "$h"); t=$(human "$t"); f=$(human "$f") ;;
-        i) h=$(whole "$h"); t=$(whole "$t"); f=$(whole "$f") ;;
-        o) h=$(with_other "$S1" "$row" "$h"); t=$(with_other "$S2" "$row" "$t")
-           f=$(with_other "$S3" "$row" "$f") ;;
-    esac
-    if [ "$metric" = rate ]; then
-        h+=$(bound_mark "$S1" "$row"); t+=$(bound_mark "$S2" "$row"); f+=$(bound_mark "$S3" "$row")
+    declare -A raw=()
+    values=(); any=""
+    for server in "${SHOWN[@]}"; do
+        raw[$server]=$(cell "$server" "$row" "$metric")
+        [ "${raw[$server]}" = - ] || any=1
+    done
+    [ -z "$any" ] && [ "$metric" != rate ] && [ "$metric" != rss ] && continue
+    for server in "${SHOWN[@]}"; do
+        v=${raw[$server]}
+        case $fmt in
+            h) v=$(human "$v") ;;
+            i) v=$(whole "$v") ;;
+            o) v=$(with_other "$server" "$row" "$v") ;;
+        esac
+        if [ "$metric" = rate ] && [ "$v" != - ]; then v+=$(marks "$server" "$row"); fi
+        values+=("$v")
+    done
+    for pair in "${RATIOS[@]}"; do
+        read -r a b <<<"$pair"
+        case $metric in
+            lg|lost|p99) values+=("") ;;
+            *) values+=("$(ratio "${raw[$a]}" "${raw[$b]}")") ;;
+        esac
+    done
+    mdw=""
+    if [ "$row" != "$last_row" ]; then
+        printf '%s\n' "${LABEL[$row]}"
+        mdw=${LABEL[$row]}
+        last_row=$row
     fi
-    # shellcheck disable=SC2059
-    printf "$FMT" "$label" "${unit//-/ }" "$h" "$t" "$f" "$rt" "$rf"
+    emit "  ${unit//-/ }" "$mdw" "${unit//-/ }" "${values[@]}"
+    unset raw
 done
-printf '\nRatios are %s / the other column: above 1 is better for rates, below 1 for CPU, RSS and latency.\n' "$S1"
-printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
-printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
-printf '"other" is CPU used by anything else during the run, in %% of one core: above ~10 the row is noisy.\n'
-printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
-printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
-printf 'Total run time %s s.\n' "$ELAPSED"
-if [ "${#NOTES[@]}" -gt 0 ]; then
-    printf '\nNotes:\n'
-    printf '  - %s\n' "${NOTES[@]}"
-fi
-awk -v l="$LOAD_BEFORE" 'BEGIN { if (l > 0.5) printf "\nwarning: load average was %s before the run: other work shares the CPUs, numbers are noisy\n", l }'
+{
+    printf '\nA/B columns: column A over column B; above 1 is better for rates, below 1 for CPU, RSS and latency.\n'
+    printf '* the load generator used >= 90 %% of its CPU: that rate is bounded by it (on loopback the sender\n'
+    printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
+    printf '~ noisy: other processes used more than %s %% of a core during that run (twice, the quieter kept).\n' "$RETRY_ABOVE"
+    printf '"other" is CPU used by anything else during the run, in %% of one core.\n'
+    if [ "$DEFLATE" = 0 ]; then
+        printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
+        printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
+    fi
+    printf 'Total run time %s s.\n' "$ELAPSED"
+    if [ "${#NOTES[@]}" -gt 0 ]; then
+        printf '\nNotes:\n'
+        printf '  - %s\n' "${NOTES[@]}"
+    fi
+    awk -v l="$LOAD_BEFORE" 'BEGIN { if (l > 0.5) printf "\nwarning: load average was %s before the run: other work shares the CPUs, numbers are noisy\n", l }'
+} | tee -a "$MD"
