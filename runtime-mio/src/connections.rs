@@ -262,6 +262,5 @@ mod tests {
         );
         let size = std::mem::size_of_val(&future);
         assert!(size <= 1024, "{size} bytes");
-        
     }
 }

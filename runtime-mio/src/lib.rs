@@ -117,7 +117,11 @@ pub async fn accept(stream: MioIo) -> Result<WebSocket, Error> {
 
 /// Run the server side of the opening handshake on `stream`; `decide`
 /// accepts or rejects the upgrade request (see [`adapter::accept_with`]).
-pub async fn accept_with<D>(stream: MioIo, config: Arc<Config>, decide: D) -> Result<WebSocket, Error>
+pub async fn accept_with<D>(
+    stream: MioIo,
+    config: Arc<Config>,
+    decide: D,
+) -> Result<WebSocket, Error>
 where
     D: FnOnce(&Request) -> Result<Accept, Reject>,
 {

@@ -153,7 +153,9 @@ fn start_default_loop(n: usize) -> Arc<Shared> {
             run_forever(poll, executor);
         })
         .expect("hubbub-mio: cannot start a loop thread");
-    shared.recv().expect("hubbub-mio: a loop thread failed to start")
+    shared
+        .recv()
+        .expect("hubbub-mio: a loop thread failed to start")
 }
 
 /// A default loop's thread: poll, dispatch, process, for ever.
@@ -181,7 +183,9 @@ pub(crate) struct Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("id", &self.id).finish()
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
