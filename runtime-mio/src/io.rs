@@ -1,5 +1,6 @@
 //! The driver's [`Transport`] over a non-blocking [`mio::net::TcpStream`]
-//! registered with a loop.
+//! registered with a loop (an accepted one: with the loop of the task that
+//! first polls it).
 //!
 //! mio's readiness is edge-triggered: an operation that would block stores
 //! the polling task's waker with the stream's registration, and the next
@@ -25,7 +26,7 @@ use std::{
 use hubbub_realtime::driver::Transport;
 use mio::{net::TcpStream, Interest};
 
-use crate::reactor::{Direction, Registration, Shared};
+use crate::reactor::{pick, Direction, Registration, Shared};
 
 thread_local! {
     /// The number of the task poll in progress on this thread (0: none).
@@ -41,7 +42,8 @@ pub(crate) fn next_poll() {
 #[derive(Debug)]
 pub struct MioIo {
     stream: TcpStream,
-    registration: Registration,
+    /// Taken when the stream first would block, if not at creation.
+    registration: Option<Registration>,
     /// The poll in which a short read emptied the receive queue.
     drained_in: u64,
 }
@@ -49,13 +51,44 @@ pub struct MioIo {
 impl MioIo {
     /// Register `stream` with `shared`'s loop for read and write readiness.
     pub(crate) fn register(mut stream: TcpStream, shared: Arc<Shared>) -> io::Result<Self> {
-        let registration =
-            Registration::new(shared, &mut stream, Interest::READABLE | Interest::WRITABLE)?;
+        let registration = Registration::new(
+            shared,
+            &mut stream,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         Ok(MioIo {
             stream,
-            registration,
+            registration: Some(registration),
             drained_in: 0,
         })
+    }
+
+    /// `stream`, registered with the loop of the task that first finds it
+    /// would block (an accepted stream joins the loop its session runs on;
+    /// epoll reports the readiness it already has on registration).
+    pub(crate) fn unregistered(stream: TcpStream) -> Self {
+        MioIo {
+            stream,
+            registration: None,
+            drained_in: 0,
+        }
+    }
+
+    fn registration(&mut self) -> io::Result<&Registration> {
+        match self.registration {
+            Some(ref registration) => Ok(registration),
+            None => {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                let registration = Registration::new(pick(), &mut self.stream, interest)?;
+                Ok(self.registration.insert(registration))
+            }
+        }
+    }
+
+    fn on_its_loop(&self) -> bool {
+        self.registration
+            .as_ref()
+            .is_some_and(Registration::on_its_loop)
     }
 
     /// The stream.
@@ -74,8 +107,11 @@ impl MioIo {
         if let Poll::Ready(result) = ready(|| op(&mut self.stream)) {
             return Poll::Ready(result);
         }
-        self.registration.set_waker(direction, cx.waker());
-        if self.registration.on_its_loop() {
+        match self.registration() {
+            Ok(registration) => registration.set_waker(direction, cx.waker()),
+            Err(error) => return Poll::Ready(Err(error)),
+        }
+        if self.on_its_loop() {
             return Poll::Pending;
         }
         ready(|| op(&mut self.stream))
@@ -96,7 +132,7 @@ impl MioIo {
                 {
                     if attempt == 0 {
                         // Store first, check again: no event is lost.
-                        self.registration.set_waker(Direction::Write, cx.waker());
+                        self.registration()?.set_waker(Direction::Write, cx.waker());
                     }
                 }
                 Err(e) => return Poll::Ready(Err(e)),
@@ -120,8 +156,10 @@ fn ready<T>(mut op: impl FnMut() -> io::Result<T>) -> Poll<io::Result<T>> {
 impl Transport for MioIo {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let poll = POLL.with(Cell::get);
-        if poll != 0 && self.drained_in == poll && self.registration.on_its_loop() {
-            self.registration.set_waker(Direction::Read, cx.waker());
+        if poll != 0 && self.drained_in == poll && self.on_its_loop() {
+            if let Some(registration) = &self.registration {
+                registration.set_waker(Direction::Read, cx.waker());
+            }
             return Poll::Pending;
         }
         let read = self.poll_op(cx, Direction::Read, |stream| stream.read(buf));

@@ -54,7 +54,7 @@ impl MioListener {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    return Poll::Ready(MioIo::register(stream, pick()).map(|io| (io, peer)));
+                    return Poll::Ready(Ok((MioIo::unregistered(stream), peer)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if attempt == 1 {
