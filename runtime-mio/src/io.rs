@@ -51,11 +51,8 @@ pub struct MioIo {
 impl MioIo {
     /// Register `stream` with `shared`'s loop for read and write readiness.
     pub(crate) fn register(mut stream: TcpStream, shared: Arc<Shared>) -> io::Result<Self> {
-        let registration = Registration::new(
-            shared,
-            &mut stream,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        let registration =
+            Registration::new(shared, &mut stream, Interest::READABLE | Interest::WRITABLE)?;
         Ok(MioIo {
             stream,
             registration: Some(registration),
