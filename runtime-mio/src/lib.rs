@@ -103,6 +103,13 @@ pub type ClientBuilder = adapter::ClientBuilder<Mio>;
 /// A [`Hub`] served on the mio runtime (see [`adapter::HubServer`]).
 pub type HubServer = adapter::HubServer<Mio>;
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (Unix). The handlers are
+/// installed when this is *called*, so a signal that arrives before the
+/// first poll is not lost; if they cannot be installed, it never resolves.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    <Mio as hubbub_realtime::Runtime>::shutdown_signal()
+}
+
 /// Serve `app`'s HTTP routes on `listener` until this future is dropped (see
 /// [`adapter::serve_http`]).
 pub async fn serve_http(listener: MioListener, app: http::HttpApp) {
