@@ -17,9 +17,10 @@
 //! Nothing about WebSockets is decided here. Each connection runs the
 //! realtime layer's [`run_session`](hubbub_realtime::run_session) over its
 //! [`Driver`](hubbub_realtime::driver::Driver); this crate supplies the
-//! driver's two traits — [`MioIo`] (a non-blocking `TcpStream`, where
-//! `WouldBlock` is `Pending`) and [`LoopTimer`] (an entry in the loop's
-//! timer heap) — and a tiny executor that polls a connection's future when
+//! driver's two traits — [`MioIo`] (a non-blocking `TcpStream`; on
+//! `WouldBlock` the task's waker waits for the socket's next readiness
+//! event) and [`LoopTimer`] (an entry, with its waker, in the loop's timer
+//! heap) — and a tiny executor that polls a connection's future when
 //! its socket is ready, its deadline passed, or its waker was called (by a
 //! session send or a broadcast, from any thread, through the loop's
 //! `mio::Waker`). Reads go through one 64 KiB buffer per thread.
