@@ -11,7 +11,7 @@ cargo test --workspace
 
 # Autobahn 1-13 once per runtime (echo --deflate; the echo binary's
 # --runtime flag picks the adapter).
-RUNTIMES="tokio smol"
+RUNTIMES="tokio smol mio"
 for runtime in $RUNTIMES; do
     echo "== Autobahn|Testsuite, sections 1-13, runtime $runtime"
     timeout 2400 bash autobahn/run.sh --runtime "$runtime"

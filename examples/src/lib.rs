@@ -22,6 +22,7 @@ use std::{
     time::Duration,
 };
 
+use hubbub_mio::Mio;
 use hubbub_smol::Smol;
 use hubbub_tokio::Tokio;
 
@@ -52,11 +53,6 @@ impl Runtime {
                 "unknown runtime {other:?}: expected tokio, smol or mio"
             )),
         }
-    }
-
-    /// Whether this build can run on it.
-    pub fn is_available(self) -> bool {
-        matches!(self, Runtime::Tokio | Runtime::Smol)
     }
 }
 
@@ -198,12 +194,6 @@ impl Program {
             }
             Err(ArgsError::Invalid(message)) => return Err(self.usage_error(message)),
         };
-        if !options.runtime.is_available() {
-            return Err(self.exit(
-                2,
-                format_args!("runtime {} is not available yet", options.runtime),
-            ));
-        }
         Ok(options)
     }
 
@@ -251,7 +241,7 @@ impl Program {
         match runtime {
             Runtime::Tokio => self.run_on::<Tokio, M>(main),
             Runtime::Smol => self.run_on::<Smol, M>(main),
-            Runtime::Mio => self.exit(2, format_args!("runtime {runtime} is not available yet")),
+            Runtime::Mio => self.run_on::<Mio, M>(main),
         }
     }
 
@@ -309,6 +299,16 @@ impl Rt for Smol {
     /// (`SMOL_THREADS`, one thread by default).
     fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
         Ok(smol::block_on(future))
+    }
+}
+
+impl Rt for Mio {
+    const NAME: &'static str = "mio";
+
+    /// `hubbub_mio::block_on`; spawned tasks run on hubbub-mio's default
+    /// loops (`HUBBUB_MIO_THREADS`, one per CPU by default).
+    fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+        Ok(hubbub_mio::block_on(future))
     }
 }
 

@@ -512,12 +512,6 @@ fn http_clients_take_part_through_long_polling_once() {
 
 #[test]
 fn runtime_flag() {
-    let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "mio"], Some(&chat_dir()), &[]);
-    assert_eq!(code, Some(2));
-    assert!(
-        stderr.contains("runtime mio is not available yet"),
-        "{stderr}"
-    );
     let (code, _, stderr) = run_to_end(CHAT, &["--runtime", "uv"], Some(&chat_dir()), &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("unknown runtime \"uv\""), "{stderr}");

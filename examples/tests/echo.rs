@@ -8,16 +8,6 @@ use common::{close, connect, each_runtime, next, run_to_end, runtime, send, send
 const ECHO: &str = env!("CARGO_BIN_EXE_echo");
 
 #[test]
-fn mio_is_not_available_yet() {
-    let (code, _, stderr) = run_to_end(ECHO, &["--port", "1", "--runtime", "mio"], None, &[]);
-    assert_eq!(code, Some(2));
-    assert!(
-        stderr.contains("runtime mio is not available yet"),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn bad_arguments_are_clear_errors() {
     for (args, expected) in [
         (

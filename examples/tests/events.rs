@@ -116,12 +116,6 @@ fn settings_and_runtime_errors() {
         stderr.contains("WEBSOCKET_PORT") && stderr.contains("99999"),
         "{stderr}"
     );
-    let (code, _, stderr) = run_to_end(EVENTS, &["--runtime", "mio"], Some(&dir), &[]);
-    assert_eq!(code, Some(2));
-    assert!(
-        stderr.contains("runtime mio is not available yet"),
-        "{stderr}"
-    );
     let (code, _, stderr) = run_to_end(EVENTS, &["extra"], Some(&dir), &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("unexpected argument \"extra\""), "{stderr}");

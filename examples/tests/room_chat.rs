@@ -214,12 +214,6 @@ fn chat_client_exits_on_sigterm_and_reports_errors_once() {
     let (code, _, stderr) = run_to_end(CHAT_CLIENT, &["ws://127.0.0.1:1/"], None, &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("URL and NICK are required"), "{stderr}");
-    let (code, _, stderr) = run_to_end(ROOM_CHAT, &["--runtime", "mio"], None, &[]);
-    assert_eq!(code, Some(2));
-    assert!(
-        stderr.contains("runtime mio is not available yet"),
-        "{stderr}"
-    );
     let (code, _, stderr) = run_to_end(ROOM_CHAT, &["port"], None, &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("invalid PORT \"port\""), "{stderr}");

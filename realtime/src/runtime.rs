@@ -5,10 +5,7 @@
 //! hubbub-smol) implements the trait for its runtime in a few lines and
 //! re-exports the generic types under short aliases. Everything here is a
 //! plain translation to the runtime's own calls: no protocol logic.
-//!
-//! A runtime that is not an async executor (a hand-rolled `mio` loop) does
-//! not implement this trait; it drives [`Driver`](crate::driver::Driver)s
-//! through [`Transport`]/[`Timer`] directly.
+//! (hubbub-mio implements it on its hand-rolled loops.)
 
 use std::{future::Future, io, net::SocketAddr, time::Duration, time::Instant};
 
@@ -17,7 +14,7 @@ use crate::driver::{Timer, Transport};
 /// An async runtime, as the shared adapter code uses it.
 ///
 /// Implemented on a zero-sized marker type (`hubbub_tokio::Tokio`,
-/// `hubbub_smol::Smol`). Every future it returns must be `Send`, so that
+/// `hubbub_smol::Smol`, `hubbub_mio::Mio`). Every future it returns must be `Send`, so that
 /// the shared code's futures (a session, a client's task) are `Send` too.
 pub trait Runtime: Send + Sync + 'static {
     /// A connected TCP stream, as the driver's [`Transport`].

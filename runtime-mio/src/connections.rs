@@ -1,112 +1,38 @@
 //! [`Connections`]: hubbub connections driven from a `mio::Poll` loop.
 //!
-//! A tiny single-threaded executor. Its tasks are the per-connection
-//! futures of the realtime layer ([`run_session`], or any future built
-//! over a [`Driver`](hubbub_realtime::driver::Driver)), kept in a slab; a
-//! task's key is its mio token (after the loop's waker token). A task is
-//! polled when it is *scheduled*: by a readiness event for its token, by its
-//! deadline in the loop's timer heap, or by its [`Waker`] — which any thread
-//! may call (a `Session` send, a broadcast, a shutdown): the key goes onto
-//! the loop's ready list and the loop's `mio::Waker` interrupts its poll.
+//! The loop's executor and reactor (see the `reactor` module) plus a
+//! [`Hub`]: each accepted stream becomes a task running the realtime
+//! layer's [`run_session`] (or any future built over a
+//! [`Driver`](hubbub_realtime::driver::Driver)). A task is polled when it
+//! is woken: by a readiness event of its socket, by its timer's deadline in
+//! the loop's heap, or by any thread (a `Session` send, a broadcast, a
+//! shutdown), which puts it on the loop's ready list and interrupts the
+//! poll through the loop's `mio::Waker`.
 //!
-//! The built-in loop ([`Server`](crate::Server)) uses exactly this type, so
-//! an embedding application runs the same code path.
+//! The built-in loop ([`LoopServer`](crate::LoopServer)) and the [`Mio`]
+//! runtime's loops use exactly this executor, so an embedding application
+//! runs the same code path — and its tasks may use the runtime
+//! ([`Mio::spawn`](hubbub_realtime::Runtime::spawn), sockets, timers): they
+//! join this loop.
+//!
+//! [`Mio`]: crate::Mio
 
 use std::{
-    cell::RefCell,
     future::Future,
     io,
     net::SocketAddr,
-    panic::{catch_unwind, AssertUnwindSafe},
-    pin::Pin,
-    rc::Rc,
-    sync::{
-        atomic::{AtomicBool, Ordering::SeqCst},
-        Arc, Mutex, MutexGuard,
-    },
-    task::{Context, Poll, Wake, Waker},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use hubbub_core::{Config, Connection};
 use hubbub_realtime::{driver::Driver, run_session, Hub};
-use mio::{event::Event, net::TcpStream, Interest, Registry, Token};
-use slab::Slab;
+use mio::{event::Event, net::TcpStream, Registry, Token};
 
-use crate::{
-    io::MioIo,
-    timers::{LoopTimer, Timers},
-};
+use crate::{io::MioIo, reactor::Executor, reactor::Shared, timers::LoopTimer};
 
 /// The driver of a connection on a mio loop.
 pub type MioDriver = Driver<MioIo, LoopTimer>;
-
-/// Rounds of polling in one [`Connections::process`] before returning to
-/// the poll (tasks that keep waking each other must not starve I/O).
-const MAX_ROUNDS: usize = 64;
-
-/// What every waker of the loop shares, across threads.
-struct Shared {
-    /// Keys of scheduled tasks.
-    ready: Mutex<Vec<usize>>,
-    /// The loop is awake or already signalled: a wake need not interrupt
-    /// its poll.
-    signalled: AtomicBool,
-    waker: mio::Waker,
-}
-
-impl Shared {
-    fn ready(&self) -> MutexGuard<'_, Vec<usize>> {
-        // Pushing a key cannot leave the list inconsistent: ignore poison.
-        self.ready.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn schedule(&self, key: usize) {
-        self.ready().push(key);
-        self.signal();
-    }
-
-    fn signal(&self) {
-        if !self.signalled.swap(true, SeqCst) {
-            // Only fails if the eventfd is gone, i.e. the loop is.
-            let _ = self.waker.wake();
-        }
-    }
-}
-
-/// One task's waker: schedules its key at most once until it is polled.
-struct TaskWaker {
-    key: usize,
-    scheduled: AtomicBool,
-    shared: Arc<Shared>,
-}
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, SeqCst) {
-            self.shared.schedule(self.key);
-        }
-    }
-}
-
-impl TaskWaker {
-    /// Schedule from the loop's own thread, outside `process`, which runs
-    /// next anyway: no need to interrupt a poll.
-    fn schedule_local(&self) {
-        if !self.scheduled.swap(true, SeqCst) {
-            self.shared.ready().push(self.key);
-        }
-    }
-}
-
-struct Task {
-    future: Pin<Box<dyn Future<Output = ()>>>,
-    waker: Arc<TaskWaker>,
-}
 
 /// Wakes a loop from any thread, so that its owner looks at state it
 /// shares with other threads (the built-in server's stop request).
@@ -119,7 +45,12 @@ impl Remote {
     pub fn wake(&self) {
         // Not `signal`: that skips the wake while the loop is processing,
         // and the owner's own state is not on the ready list.
-        let _ = self.0.waker.wake();
+        self.0.wake_loop();
+    }
+
+    /// Run `future` on the loop (from any thread).
+    pub fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        self.0.spawn(Box::pin(future));
     }
 }
 
@@ -166,48 +97,32 @@ impl std::fmt::Debug for Remote {
 /// # }
 /// ```
 pub struct Connections {
-    tasks: Slab<Task>,
-    timers: Rc<RefCell<Timers>>,
-    shared: Arc<Shared>,
-    base: usize,
+    executor: Executor,
     hub: Hub,
     config: Arc<Config>,
-    /// The ready list being worked on (swapped with the shared one, so
-    /// both keep their capacity).
-    batch: Vec<usize>,
 }
 
 impl std::fmt::Debug for Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connections")
-            .field("tasks", &self.tasks.len())
-            .field("base", &self.base)
+            .field("tasks", &self.executor.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Connections {
     /// Connections on `registry`'s poll serving `hub` with `config`; the
-    /// loop's `mio::Waker` takes token `base`, connections the tokens above.
+    /// loop's `mio::Waker` takes token `base`, sockets the tokens above.
     pub fn new(
         registry: &Registry,
         base: Token,
         hub: Hub,
         config: Arc<Config>,
     ) -> io::Result<Self> {
-        let waker = mio::Waker::new(registry, base)?;
         Ok(Connections {
-            tasks: Slab::new(),
-            timers: Rc::default(),
-            shared: Arc::new(Shared {
-                ready: Mutex::new(Vec::new()),
-                signalled: AtomicBool::new(false),
-                waker,
-            }),
-            base: base.0,
+            executor: Executor::new(registry, base)?,
             hub,
             config,
-            batch: Vec::new(),
         })
     }
 
@@ -216,9 +131,9 @@ impl Connections {
         &self.hub
     }
 
-    /// A handle that wakes this loop from another thread.
+    /// A handle that wakes this loop, or spawns onto it, from another thread.
     pub fn remote(&self) -> Remote {
-        Remote(self.shared.clone())
+        Remote(self.executor.shared.clone())
     }
 
     /// Serve an accepted stream as a session of the hub: sets `TCP_NODELAY`,
@@ -256,25 +171,22 @@ impl Connections {
         })
     }
 
-    /// Run the future `make` builds over `stream` (registered here for
-    /// read and write readiness) and a timer of this loop: a client
-    /// connection, say, driven with the realtime layer's `drive_session`.
+    /// Run the future `make` builds over `stream` (registered with this
+    /// loop for read and write readiness) and a timer of this loop: a
+    /// client connection, say, driven with the realtime layer's
+    /// `drive_session`. (`registry` is the loop's own; the stream is
+    /// registered through the loop's clone of it.)
     pub fn spawn_stream<F>(
         &mut self,
-        registry: &Registry,
-        mut stream: TcpStream,
+        _registry: &Registry,
+        stream: TcpStream,
         make: impl FnOnce(MioIo, LoopTimer) -> F,
     ) -> io::Result<()>
     where
         F: Future<Output = ()> + 'static,
     {
-        let key = self.tasks.vacant_entry().key();
-        registry.register(
-            &mut stream,
-            self.token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        self.spawn(|timer| make(MioIo::new(stream), timer));
+        let io = MioIo::register(stream, self.executor.shared.clone())?;
+        self.spawn(|timer| make(io, timer));
         Ok(())
     }
 
@@ -284,122 +196,45 @@ impl Connections {
     where
         F: Future<Output = ()> + 'static,
     {
-        let entry = self.tasks.vacant_entry();
-        let key = entry.key();
-        let future = make(LoopTimer::new(self.timers.clone(), key));
-        let waker = Arc::new(TaskWaker {
-            key,
-            scheduled: AtomicBool::new(false),
-            shared: self.shared.clone(),
-        });
-        waker.schedule_local();
-        entry.insert(Task {
-            future: Box::pin(future),
-            waker,
-        });
-        key
+        let future = make(LoopTimer::on(self.executor.shared.clone()));
+        self.executor.spawn(Box::pin(future))
     }
 
-    /// Note a readiness event: schedules the connection it is for. Returns
-    /// false when the token is not one of these connections' (nor the
-    /// waker's): the event belongs to the application.
+    /// Note a readiness event: wakes the task waiting for it. Returns
+    /// false when the token is not one of this loop's (nor its waker's):
+    /// the event belongs to the application.
     pub fn handle_event(&mut self, event: &Event) -> bool {
-        let token = event.token().0;
-        if token < self.base {
-            return false;
-        }
-        if let Some(task) = token
-            .checked_sub(self.base + 1)
-            .and_then(|key| self.tasks.get(key))
-        {
-            task.waker.schedule_local();
-        }
-        true
+        self.executor.handle_event(event)
     }
 
     /// How long the loop may sleep: zero while tasks are scheduled, else
     /// until the earliest deadline (`None`: no deadline). Call it after
     /// [`process`](Self::process), right before polling.
     pub fn next_timeout(&self) -> Option<Duration> {
-        if !self.shared.ready().is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let next = self.timers.borrow_mut().next()?;
-        Some(next.saturating_duration_since(Instant::now()))
+        self.executor.next_timeout()
     }
 
-    /// Fire due timers and poll every scheduled connection (those with
-    /// readiness events, woken from other threads, or due), a bounded
-    /// number of rounds.
+    /// Fire due timers and poll every scheduled task (those with readiness
+    /// events, woken from other threads, or due), a bounded number of
+    /// rounds.
     pub fn process(&mut self) {
-        // Wakes from here on are seen by the loop below, or by
-        // `next_timeout`: they need not interrupt a poll.
-        self.shared.signalled.store(true, SeqCst);
-        for _ in 0..MAX_ROUNDS {
-            let tasks = &self.tasks;
-            self.timers.borrow_mut().expire(Instant::now(), |key| {
-                if let Some(task) = tasks.get(key) {
-                    task.waker.wake_by_ref();
-                }
-            });
-            std::mem::swap(&mut *self.shared.ready(), &mut self.batch);
-            if self.batch.is_empty() {
-                break;
-            }
-            let mut batch = std::mem::take(&mut self.batch);
-            for key in batch.drain(..) {
-                self.poll_task(key);
-            }
-            self.batch = batch;
-        }
-        // From here on, a wake must interrupt the coming poll; one that came
-        // before is seen by `next_timeout`.
-        self.shared.signalled.store(false, SeqCst);
-    }
-
-    fn poll_task(&mut self, key: usize) {
-        let Some(task) = self.tasks.get_mut(key) else {
-            return;
-        };
-        task.waker.scheduled.store(false, SeqCst);
-        crate::io::next_poll();
-        let waker = Waker::from(task.waker.clone());
-        let mut cx = Context::from_waker(&waker);
-        // A panicking callback ends its own connection, not the loop.
-        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
-        if !matches!(polled, Ok(Poll::Pending)) {
-            self.remove(key);
-        }
-    }
-
-    fn remove(&mut self, key: usize) {
-        // Dropping the task closes its socket (which leaves the poll) and,
-        // for a session still registered, calls `on_close`.
-        drop(self.tasks.remove(key));
-        self.timers.borrow_mut().forget(key);
+        self.executor.process();
     }
 
     /// Drop every connection at once (the end of a shutdown's grace
     /// period): each session still open gets `on_close` with 1006.
     pub fn abort_all(&mut self) {
-        for key in self.tasks.iter().map(|(key, _)| key).collect::<Vec<_>>() {
-            self.remove(key);
-        }
-        self.shared.ready().clear();
+        self.executor.abort_all();
     }
 
     /// Connections (tasks) running.
     pub fn len(&self) -> usize {
-        self.tasks.len()
+        self.executor.len()
     }
 
     /// No connection (task) is running.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
-    fn token(&self, key: usize) -> Token {
-        Token(self.base + 1 + key)
+        self.executor.len() == 0
     }
 }
 
@@ -416,8 +251,10 @@ mod tests {
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
         let conn = Connection::server(Arc::new(Config::default()), Instant::now());
-        let timer = LoopTimer::new(Rc::default(), 0);
-        let io = MioIo::new(TcpStream::from_std(server));
+        let poll = mio::Poll::new().unwrap();
+        let executor = Executor::new(poll.registry(), Token(0)).unwrap();
+        let timer = LoopTimer::on(executor.shared.clone());
+        let io = MioIo::register(TcpStream::from_std(server), executor.shared.clone()).unwrap();
         let future = run_session(
             Driver::new(conn, io, timer),
             Hub::builder().build(),
@@ -425,6 +262,5 @@ mod tests {
         );
         let size = std::mem::size_of_val(&future);
         assert!(size <= 1024, "{size} bytes");
-        assert!(std::mem::size_of::<Task>() <= 24);
     }
 }

@@ -1,5 +1,5 @@
 //! The built-in server: one [`Connections`] loop per thread, each
-//! accepting from its own clone of one listener, and a [`ServerHandle`]
+//! accepting from its own clone of one listener, and a [`LoopServerHandle`]
 //! that shuts them down from any thread.
 
 use std::{
@@ -19,8 +19,7 @@ use mio::{net::TcpListener, Events, Interest, Poll, Token};
 
 use crate::{Connections, MioDriver, Remote};
 
-/// How long [`BoundServer::run`] waits for sessions to close on shutdown.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+use hubbub_realtime::adapter::DEFAULT_GRACE;
 
 /// The listener's token in the built-in loop; connections use the tokens
 /// from [`CONNECTIONS`] on.
@@ -32,44 +31,44 @@ const CONNECTIONS: Token = Token(1);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// A [`Hub`] server on mio loops; [`bind`](Self::bind) it, then
-/// [`run`](BoundServer::run) or [`start`](BoundServer::start).
+/// [`run`](BoundLoopServer::run) or [`start`](BoundLoopServer::start).
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use hubbub_mio::{Config, Hub, Server};
+/// use hubbub_mio::{Config, Hub, LoopServer};
 ///
 /// # fn main() -> std::io::Result<()> {
 /// let hub = Hub::builder().on_message(|s, text| { let _ = s.send_text(text); }).build();
-/// Server::new(hub, Arc::new(Config::default()))
+/// LoopServer::new(hub, Arc::new(Config::default()))
 ///     .threads(2)
 ///     .bind("127.0.0.1:9090")?
 ///     .run() // until Ctrl-C or SIGTERM
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct Server {
+pub struct LoopServer {
     hub: Hub,
     config: Arc<Config>,
     threads: usize,
     handler: Option<Handler>,
 }
 
-/// What [`Server::handler`] runs for each connection.
+/// What [`LoopServer::handler`] runs for each connection.
 pub type Handler = Arc<dyn Fn(MioDriver) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
 
-impl std::fmt::Debug for Server {
+impl std::fmt::Debug for LoopServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
+        f.debug_struct("LoopServer")
             .field("threads", &self.threads)
             .field("handler", &self.handler.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Server {
+impl LoopServer {
     /// A server for `hub`, with `config` for every connection, on one thread.
     pub fn new(hub: Hub, config: Arc<Config>) -> Self {
-        Server {
+        LoopServer {
             hub,
             config,
             threads: 1,
@@ -98,7 +97,7 @@ impl Server {
 
     /// Bind `addr` (the first of its addresses that binds). mio's listener
     /// sets `SO_REUSEADDR` and a listen backlog of 1024.
-    pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<BoundServer> {
+    pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<BoundLoopServer> {
         let mut last = None;
         for addr in addr.to_socket_addrs()? {
             match TcpListener::bind(addr) {
@@ -111,29 +110,29 @@ impl Server {
     }
 
     /// Serve on an already bound listener.
-    pub fn listener(self, listener: std::net::TcpListener) -> BoundServer {
-        BoundServer {
+    pub fn listener(self, listener: std::net::TcpListener) -> BoundLoopServer {
+        BoundLoopServer {
             server: self,
             listener,
         }
     }
 }
 
-/// A [`Server`] with its listener.
+/// A [`LoopServer`] with its listener.
 #[derive(Debug)]
-pub struct BoundServer {
-    server: Server,
+pub struct BoundLoopServer {
+    server: LoopServer,
     listener: std::net::TcpListener,
 }
 
-impl BoundServer {
+impl BoundLoopServer {
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Start the loops on their threads; returns once each one runs.
-    pub fn start(self) -> io::Result<ServerHandle> {
+    pub fn start(self) -> io::Result<LoopServerHandle> {
         let addr = self.listener.local_addr()?;
         self.listener.set_nonblocking(true)?;
         let mut loops = Vec::new();
@@ -167,7 +166,7 @@ impl BoundServer {
             }
             return Err(error);
         }
-        Ok(ServerHandle {
+        Ok(LoopServerHandle {
             addr,
             hub: self.server.hub,
             loops,
@@ -199,22 +198,22 @@ struct Loop {
 ///
 /// Dropping the handle starts the shutdown too (without waiting for it):
 /// keep the handle for as long as the server should run.
-pub struct ServerHandle {
+pub struct LoopServerHandle {
     addr: SocketAddr,
     hub: Hub,
     loops: Vec<Loop>,
 }
 
-impl std::fmt::Debug for ServerHandle {
+impl std::fmt::Debug for LoopServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHandle")
+        f.debug_struct("LoopServerHandle")
             .field("addr", &self.addr)
             .field("threads", &self.loops.len())
             .finish_non_exhaustive()
     }
 }
 
-impl ServerHandle {
+impl LoopServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -243,7 +242,7 @@ impl ServerHandle {
     }
 }
 
-impl Drop for ServerHandle {
+impl Drop for LoopServerHandle {
     fn drop(&mut self) {
         if !self.loops.is_empty() {
             // Detached: the loops finish the shutdown on their own.

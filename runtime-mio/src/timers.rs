@@ -1,25 +1,27 @@
-//! The loop's deadlines: one binary heap for every task on the loop, with
-//! lazy invalidation, and the [`Timer`] each task's driver sleeps with.
+//! The loop's deadlines: one binary heap for every timer on the loop, with
+//! lazy invalidation, and the [`Timer`] a driver (or `sleep`) waits with.
 //!
-//! Each task has at most one deadline that counts (`queued[key]`). Arming
+//! Each timer has an id and at most one deadline that counts
+//! (`queued[id]`), with the waker of the task that last polled it. Arming
 //! pushes a heap entry only when it is earlier than the one that counts;
 //! a later deadline waits until the earlier entry fires, whose task then
 //! re-arms (the driver only ever moves its timer earlier, or re-arms after
 //! it fired). Entries that no longer count are skipped when popped, and the
 //! heap is rebuilt from the live deadlines once it holds more than twice as
 //! many entries as there are live ones (plus a little slack): its size stays
-//! bounded by the number of tasks, however often they re-arm.
+//! bounded by the number of timers, however often they re-arm.
 
 use std::{
-    cell::RefCell,
     cmp::Reverse,
     collections::BinaryHeap,
-    rc::Rc,
-    task::{Context, Poll},
+    sync::Arc,
+    task::{Context, Poll, Waker},
     time::Instant,
 };
 
 use hubbub_realtime::driver::Timer;
+
+use crate::reactor::{lock, pick, Shared};
 
 /// Entries allowed beyond twice the live deadlines before a rebuild.
 const SLACK: usize = 64;
@@ -28,59 +30,90 @@ const SLACK: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
-    /// By task key: the deadline whose heap entry counts.
+    /// By timer id: the deadline whose heap entry counts.
     queued: Vec<Option<Instant>>,
+    /// By timer id: the waker of the task waiting for it.
+    wakers: Vec<Option<Waker>>,
+    /// Ids free for new timers.
+    free: Vec<usize>,
     /// How many `queued` slots are set.
     live: usize,
 }
 
 impl Timers {
-    /// Make sure task `key` is woken at `at` (or earlier).
-    pub(crate) fn arm(&mut self, key: usize, at: Instant) {
-        if self.queued.len() <= key {
-            self.queued.resize(key + 1, None);
+    /// A new timer's id.
+    pub(crate) fn insert(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.queued.push(None);
+            self.wakers.push(None);
+            self.queued.len() - 1
+        })
+    }
+
+    /// Timer `id` is gone: its entries no longer count, its id is reused.
+    pub(crate) fn remove(&mut self, id: usize) {
+        self.forget(id);
+        if let Some(waker) = self.wakers.get_mut(id) {
+            *waker = None;
+            self.free.push(id);
         }
-        let slot = &mut self.queued[key];
+    }
+
+    /// Make sure timer `id` fires at `at` (or earlier), waking `waker` if
+    /// given (else the last one given). True if a heap entry was pushed.
+    pub(crate) fn arm(&mut self, id: usize, at: Instant, waker: Option<&Waker>) -> bool {
+        if self.queued.len() <= id {
+            self.queued.resize(id + 1, None);
+            self.wakers.resize(id + 1, None);
+        }
+        if let Some(waker) = waker {
+            match &mut self.wakers[id] {
+                Some(old) if old.will_wake(waker) => {}
+                slot => *slot = Some(waker.clone()),
+            }
+        }
+        let slot = &mut self.queued[id];
         if slot.is_some_and(|queued| queued <= at) {
-            return;
+            return false;
         }
         if slot.replace(at).is_none() {
             self.live += 1;
         }
-        self.heap.push(Reverse((at, key)));
+        self.heap.push(Reverse((at, id)));
         if self.heap.len() > 2 * self.live + SLACK {
             self.rebuild();
         }
+        true
     }
 
-    /// Task `key` is gone: its entries no longer count.
-    pub(crate) fn forget(&mut self, key: usize) {
-        if let Some(slot) = self.queued.get_mut(key) {
+    fn forget(&mut self, id: usize) {
+        if let Some(slot) = self.queued.get_mut(id) {
             if slot.take().is_some() {
                 self.live -= 1;
             }
         }
     }
 
-    /// Hand every task whose deadline passed by `now` to `wake`.
-    pub(crate) fn expire(&mut self, now: Instant, mut wake: impl FnMut(usize)) {
-        while let Some(&Reverse((at, key))) = self.heap.peek() {
+    /// Hand every timer whose deadline passed by `now` to `wake`, with its
+    /// waker.
+    pub(crate) fn expire(&mut self, now: Instant, mut wake: impl FnMut(usize, Option<Waker>)) {
+        while let Some(&Reverse((at, id))) = self.heap.peek() {
             if at > now {
                 break;
             }
             self.heap.pop();
-            if self.counts(at, key) {
-                self.queued[key] = None;
+            if self.counts(at, id) {
+                self.queued[id] = None;
                 self.live -= 1;
-                wake(key);
+                wake(id, self.wakers[id].take());
             }
         }
     }
 
     /// The earliest deadline that counts.
     pub(crate) fn next(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, key))) = self.heap.peek() {
-            if self.counts(at, key) {
+        while let Some(&Reverse((at, id))) = self.heap.peek() {
+            if self.counts(at, id) {
                 return Some(at);
             }
             self.heap.pop();
@@ -94,8 +127,8 @@ impl Timers {
         self.heap.len()
     }
 
-    fn counts(&self, at: Instant, key: usize) -> bool {
-        self.queued.get(key).copied().flatten() == Some(at)
+    fn counts(&self, at: Instant, id: usize) -> bool {
+        self.queued.get(id).copied().flatten() == Some(at)
     }
 
     fn rebuild(&mut self) {
@@ -103,33 +136,55 @@ impl Timers {
             .queued
             .iter()
             .enumerate()
-            .filter_map(|(key, at)| at.map(|at| Reverse((at, key))))
+            .filter_map(|(id, at)| at.map(|at| Reverse((at, id))))
             .collect();
     }
 }
 
-/// A task's [`Timer`], backed by its loop's heap.
+/// A [`Timer`] in a loop's heap. [`Default`] makes an unset timer that
+/// joins a loop (the current one, else a default one) when first armed;
+/// it may be polled from any thread.
+#[derive(Default)]
 pub struct LoopTimer {
-    timers: Rc<RefCell<Timers>>,
-    key: usize,
+    /// The loop, and the timer's id there once armed.
+    slot: Option<(Arc<Shared>, Option<usize>)>,
     deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for LoopTimer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopTimer")
-            .field("key", &self.key)
             .field("deadline", &self.deadline)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl LoopTimer {
-    pub(crate) fn new(timers: Rc<RefCell<Timers>>, key: usize) -> Self {
+    /// An unset timer of `shared`'s loop.
+    pub(crate) fn on(shared: Arc<Shared>) -> Self {
         LoopTimer {
-            timers,
-            key,
+            slot: Some((shared, None)),
             deadline: None,
+        }
+    }
+
+    fn arm(&mut self, deadline: Instant, waker: Option<&Waker>) {
+        let (shared, id) = self.slot.get_or_insert_with(|| (pick(), None));
+        let mut timers = lock(&shared.timers);
+        let id = *id.get_or_insert_with(|| timers.insert());
+        let pushed = timers.arm(id, deadline, waker);
+        drop(timers);
+        if pushed && !shared.is_current() {
+            // The loop may be asleep with a later deadline.
+            shared.signal();
+        }
+    }
+}
+
+impl Drop for LoopTimer {
+    fn drop(&mut self) {
+        if let Some((shared, Some(id))) = &self.slot {
+            lock(&shared.timers).remove(*id);
         }
     }
 }
@@ -141,10 +196,10 @@ impl Timer for LoopTimer {
 
     fn reset(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
-        self.timers.borrow_mut().arm(self.key, deadline);
+        self.arm(deadline, None);
     }
 
-    fn poll(&mut self, _: &mut Context<'_>) -> Poll<()> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.deadline {
             None => Poll::Pending,
             Some(deadline) if deadline <= Instant::now() => {
@@ -152,8 +207,8 @@ impl Timer for LoopTimer {
                 Poll::Ready(())
             }
             Some(deadline) => {
-                // An earlier entry of this task may have fired meanwhile.
-                self.timers.borrow_mut().arm(self.key, deadline);
+                // An earlier entry of this timer may have fired meanwhile.
+                self.arm(deadline, Some(cx.waker()));
                 Poll::Pending
             }
         }
@@ -172,13 +227,13 @@ mod tests {
         for key in 0..10 {
             // Ever earlier deadlines: each one pushes an entry.
             for i in (0..1000u64).rev() {
-                timers.arm(key, start + Duration::from_millis(i));
+                timers.arm(key, start + Duration::from_millis(i), None);
             }
         }
         assert!(timers.entries() <= 2 * 10 + SLACK, "{}", timers.entries());
         // Later deadlines never push while an earlier one counts.
         let before = timers.entries();
-        timers.arm(3, start + Duration::from_secs(60));
+        timers.arm(3, start + Duration::from_secs(60), None);
         assert_eq!(timers.entries(), before);
         assert_eq!(timers.next(), Some(start));
     }
@@ -187,14 +242,14 @@ mod tests {
     fn expire_wakes_each_due_task_once_and_skips_forgotten_ones() {
         let mut timers = Timers::default();
         let start = Instant::now();
-        timers.arm(0, start + Duration::from_millis(5));
-        timers.arm(0, start + Duration::from_millis(1)); // earlier: counts
-        timers.arm(1, start + Duration::from_millis(2));
-        timers.arm(2, start + Duration::from_millis(3));
-        timers.forget(2);
-        timers.arm(3, start + Duration::from_secs(9));
+        timers.arm(0, start + Duration::from_millis(5), None);
+        timers.arm(0, start + Duration::from_millis(1), None); // earlier: counts
+        timers.arm(1, start + Duration::from_millis(2), None);
+        timers.arm(2, start + Duration::from_millis(3), None);
+        timers.remove(2);
+        timers.arm(3, start + Duration::from_secs(9), None);
         let mut woken = Vec::new();
-        timers.expire(start + Duration::from_millis(10), |key| woken.push(key));
+        timers.expire(start + Duration::from_millis(10), |key, _| woken.push(key));
         assert_eq!(woken, [0, 1]);
         assert_eq!(timers.next(), Some(start + Duration::from_secs(9)));
         assert_eq!(timers.live, 1);

@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::eventually;
-use hubbub_mio::{Config, Hub, Server};
+use hubbub_mio::{Config, Hub, LoopServer};
 
 struct Counting;
 
@@ -62,7 +62,7 @@ fn open(addr: std::net::SocketAddr, n: usize, into: &mut Vec<TcpStream>) {
 #[test]
 fn an_idle_connection_costs_under_two_kib_of_heap() {
     let hub = Hub::builder().build();
-    let handle = Server::new(hub.clone(), Arc::new(Config::default()))
+    let handle = LoopServer::new(hub.clone(), Arc::new(Config::default()))
         .bind("127.0.0.1:0")
         .unwrap()
         .start()

@@ -13,7 +13,7 @@ use std::{
 
 use common::{bounded, clients, eventually, next, peer, send};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_mio::{CloseCode, Config, Hub, Server, ServerHandle};
+use hubbub_mio::{CloseCode, Config, Hub, LoopServer, LoopServerHandle};
 use tokio_tungstenite::tungstenite::Message as TMessage;
 
 fn echo_hub() -> Hub {
@@ -27,8 +27,8 @@ fn echo_hub() -> Hub {
         .build()
 }
 
-fn start(hub: Hub, config: Config, threads: usize) -> ServerHandle {
-    Server::new(hub, Arc::new(config))
+fn start(hub: Hub, config: Config, threads: usize) -> LoopServerHandle {
+    LoopServer::new(hub, Arc::new(config))
         .threads(threads)
         .bind("127.0.0.1:0")
         .unwrap()
@@ -280,7 +280,7 @@ fn shutdown_without_sessions_is_prompt() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// A plain WebSocket echo over the driver, as `Server::handler` runs it.
+/// A plain WebSocket echo over the driver, as `LoopServer::handler` runs it.
 async fn plain_echo(mut driver: hubbub_mio::MioDriver) {
     use std::task::Poll;
     if driver
@@ -306,7 +306,7 @@ async fn plain_echo(mut driver: hubbub_mio::MioDriver) {
 #[test]
 fn a_handler_serves_plain_websockets_without_the_hub() {
     let hub = Hub::builder().build();
-    let handle = Server::new(hub.clone(), Arc::new(Config::default()))
+    let handle = LoopServer::new(hub.clone(), Arc::new(Config::default()))
         .handler(plain_echo)
         .bind("127.0.0.1:0")
         .unwrap()

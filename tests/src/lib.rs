@@ -4,7 +4,7 @@
 //! fn name<R: Rt>()` written once against the generic adapter layer
 //! ([`hubbub_realtime::adapter`]), and [`cross_runtime!`] instantiates it for
 //! every runtime in the list there (`RUNTIMES`): `on_tokio::name`,
-//! `on_smol::name`. Adding a runtime is one line in that macro and one
+//! `on_smol::name`, `on_mio::name`. Adding a runtime is one line in that macro and one
 //! [`Rt`] impl.
 //!
 //! Every test body runs inside a tokio runtime ([`run`]), because the
@@ -16,6 +16,7 @@
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
+pub use hubbub_mio::Mio;
 pub use hubbub_smol::Smol;
 pub use hubbub_tokio::Tokio;
 
@@ -60,6 +61,12 @@ impl Rt for Smol {
     }
 }
 
+impl Rt for Mio {
+    fn stream_local_addr(stream: &Self::Stream) -> io::Result<SocketAddr> {
+        stream.stream().local_addr()
+    }
+}
+
 /// Instantiate the listed `async fn name<R: Rt>()` tests once per runtime:
 /// this is the suite's `RUNTIMES` list.
 #[macro_export]
@@ -72,6 +79,10 @@ macro_rules! cross_runtime {
         /// The tests on hubbub-smol.
         mod on_smol {
             $( #[test] fn $test() { $crate::run(super::$test::<$crate::Smol>()) } )*
+        }
+        /// The tests on hubbub-mio.
+        mod on_mio {
+            $( #[test] fn $test() { $crate::run(super::$test::<$crate::Mio>()) } )*
         }
     };
 }

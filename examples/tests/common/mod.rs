@@ -16,9 +16,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-/// The runtimes every program is tested on (`--runtime`); mio joins when
-/// its adapter does.
-pub const RUNTIMES: &[&str] = &["tokio", "smol"];
+/// The runtimes every program is tested on (`--runtime`).
+pub const RUNTIMES: &[&str] = &["tokio", "smol", "mio"];
 
 thread_local! {
     /// The runtime the programs started on this thread run on.

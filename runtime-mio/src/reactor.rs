@@ -1,0 +1,421 @@
+//! One loop's reactor and executor: what every task, socket and timer of a
+//! `mio::Poll` loop shares, across threads.
+//!
+//! Sources (sockets, listeners) get a token each and store the waker of the
+//! task polling them, one for reading and one for writing; a readiness
+//! event wakes it. Timers live in the loop's heap with their waker. Tasks
+//! sit in a slab on the loop's thread; a task's waker puts its key on the
+//! ready list, from any thread, and interrupts the loop's poll. A future
+//! spawned from another thread is queued and the loop picked up.
+//!
+//! The loop that is running a task on this thread is the *current* loop:
+//! what is created there (a socket, a timer, a spawned task) joins it.
+
+use std::{
+    cell::RefCell,
+    future::Future,
+    io,
+    panic::{catch_unwind, AssertUnwindSafe},
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
+        Arc, Mutex, MutexGuard, OnceLock,
+    },
+    task::{Context, Poll, Wake, Waker},
+    time::{Duration, Instant},
+};
+
+use mio::{event::Event, Events, Interest, Registry, Token};
+use slab::Slab;
+
+use crate::timers::Timers;
+
+/// A task as the loop keeps it (built on the loop's thread: need not be `Send`).
+pub(crate) type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
+/// A task handed over from another thread.
+type SendTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Rounds of polling in one [`Executor::process`] before returning to the
+/// poll (tasks that keep waking each other must not starve I/O).
+const MAX_ROUNDS: usize = 64;
+
+/// Lock, ignoring poison: every critical section here leaves its data
+/// consistent (a push, a take, a slab insert or removal).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The wakers of one registered source.
+#[derive(Default)]
+struct Source {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// Which of a source's wakers.
+#[derive(Clone, Copy)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+/// What every waker, socket and timer of a loop shares.
+pub(crate) struct Shared {
+    /// Keys of scheduled tasks.
+    ready: Mutex<Vec<usize>>,
+    /// The loop is awake or already signalled: a wake need not interrupt
+    /// its poll.
+    signalled: AtomicBool,
+    waker: mio::Waker,
+    registry: Registry,
+    /// The waker's token; sources take the tokens above it.
+    base: usize,
+    sources: Mutex<Slab<Source>>,
+    pub(crate) timers: Mutex<Timers>,
+    /// Futures spawned onto this loop, not yet in its slab.
+    spawned: Mutex<Vec<SendTask>>,
+}
+
+impl Shared {
+    fn schedule(&self, key: usize) {
+        lock(&self.ready).push(key);
+        self.signal();
+    }
+
+    /// Make the loop look at its shared state, unless it will anyway.
+    pub(crate) fn signal(&self) {
+        if !self.signalled.swap(true, SeqCst) {
+            // Only fails if the eventfd is gone, i.e. the loop is.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Interrupt the loop's poll, whatever it is doing.
+    pub(crate) fn wake_loop(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// Run `future` on this loop.
+    pub(crate) fn spawn(&self, future: SendTask) {
+        lock(&self.spawned).push(future);
+        self.signal();
+    }
+
+    /// Whether this loop is the one running on this thread.
+    pub(crate) fn is_current(self: &Arc<Self>) -> bool {
+        CURRENT.with(|current| {
+            current
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, self))
+        })
+    }
+}
+
+thread_local! {
+    /// The loop processing tasks on this thread, if any.
+    static CURRENT: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+/// The loop a new socket, timer or task joins: the current one, else one
+/// of the default loops (round-robin).
+pub(crate) fn pick() -> Arc<Shared> {
+    CURRENT
+        .with(|current| current.borrow().clone())
+        .unwrap_or_else(default_loop)
+}
+
+/// The default loops: one thread each, started on first use.
+fn default_loop() -> Arc<Shared> {
+    static LOOPS: OnceLock<Vec<Arc<Shared>>> = OnceLock::new();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let loops = LOOPS.get_or_init(|| {
+        let threads = std::env::var("HUBBUB_MIO_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(1)
+            .max(1);
+        (0..threads).map(start_default_loop).collect()
+    });
+    loops[NEXT.fetch_add(1, SeqCst) % loops.len()].clone()
+}
+
+fn start_default_loop(n: usize) -> Arc<Shared> {
+    let (started, shared) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("hubbub-mio-rt-{n}"))
+        .spawn(move || {
+            let poll = mio::Poll::new().expect("hubbub-mio: cannot create a mio poll");
+            let executor =
+                Executor::new(poll.registry(), Token(0)).expect("hubbub-mio: cannot start a loop");
+            let _ = started.send(executor.shared.clone());
+            run_forever(poll, executor);
+        })
+        .expect("hubbub-mio: cannot start a loop thread");
+    shared
+        .recv()
+        .expect("hubbub-mio: a loop thread failed to start")
+}
+
+/// A default loop's thread: poll, dispatch, process, for ever.
+fn run_forever(mut poll: mio::Poll, mut executor: Executor) {
+    let mut events = Events::with_capacity(1024);
+    loop {
+        if let Err(error) = poll.poll(&mut events, executor.next_timeout()) {
+            if error.kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+        for event in &events {
+            executor.handle_event(event);
+        }
+        executor.process();
+    }
+}
+
+/// A source's place in its loop: its token and wakers. Dropping it frees
+/// the token (the socket leaves the poll when it is closed).
+pub(crate) struct Registration {
+    shared: Arc<Shared>,
+    id: usize,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Registration {
+    /// Register `source` with `shared`'s loop for read and write readiness.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+    ) -> io::Result<Self> {
+        let id = lock(&shared.sources).insert(Source::default());
+        let token = Token(shared.base + 1 + id);
+        if let Err(error) = shared.registry.register(source, token, interest) {
+            lock(&shared.sources).remove(id);
+            return Err(error);
+        }
+        Ok(Registration { shared, id })
+    }
+
+    /// Have the next readiness event in `direction` wake `waker`.
+    pub(crate) fn set_waker(&self, direction: Direction, waker: &Waker) {
+        let mut sources = lock(&self.shared.sources);
+        if let Some(source) = sources.get_mut(self.id) {
+            let slot = match direction {
+                Direction::Read => &mut source.reader,
+                Direction::Write => &mut source.writer,
+            };
+            match slot {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+    }
+
+    /// Whether the polling thread is this source's loop: an event cannot
+    /// arrive between a `WouldBlock` and [`set_waker`](Self::set_waker).
+    pub(crate) fn on_its_loop(&self) -> bool {
+        self.shared.is_current()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.shared.sources).try_remove(self.id);
+    }
+}
+
+/// One task's waker: schedules its key at most once until it is polled.
+struct TaskWaker {
+    key: usize,
+    scheduled: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.scheduled.swap(true, SeqCst) {
+            self.shared.schedule(self.key);
+        }
+    }
+}
+
+struct Task {
+    future: LocalTask,
+    waker: Arc<TaskWaker>,
+}
+
+/// Puts the previous current loop back when a loop's processing ends.
+pub(crate) struct Enter(Option<Arc<Shared>>);
+
+impl Enter {
+    /// Make `shared` this thread's current loop.
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        Enter(CURRENT.with(|current| current.replace(Some(shared.clone()))))
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|current| *current.borrow_mut() = self.0.take());
+    }
+}
+
+/// A loop's tasks, polled on its thread.
+pub(crate) struct Executor {
+    tasks: Slab<Task>,
+    pub(crate) shared: Arc<Shared>,
+    /// The ready list being worked on (swapped with the shared one, so
+    /// both keep their capacity).
+    batch: Vec<usize>,
+}
+
+impl Executor {
+    /// An executor on `registry`'s poll; its `mio::Waker` takes token
+    /// `base`, sources the tokens above.
+    pub(crate) fn new(registry: &Registry, base: Token) -> io::Result<Self> {
+        let waker = mio::Waker::new(registry, base)?;
+        Ok(Executor {
+            tasks: Slab::new(),
+            shared: Arc::new(Shared {
+                ready: Mutex::new(Vec::new()),
+                signalled: AtomicBool::new(false),
+                waker,
+                registry: registry.try_clone()?,
+                base: base.0,
+                sources: Mutex::new(Slab::new()),
+                timers: Mutex::default(),
+                spawned: Mutex::new(Vec::new()),
+            }),
+            batch: Vec::new(),
+        })
+    }
+
+    /// Add a task, scheduled for the next round.
+    pub(crate) fn spawn(&mut self, future: LocalTask) -> usize {
+        let entry = self.tasks.vacant_entry();
+        let key = entry.key();
+        let waker = Arc::new(TaskWaker {
+            key,
+            scheduled: AtomicBool::new(true),
+            shared: self.shared.clone(),
+        });
+        lock(&self.shared.ready).push(key);
+        entry.insert(Task { future, waker });
+        key
+    }
+
+    /// Wake the tasks waiting for the event's source. False: not one of
+    /// this loop's tokens.
+    pub(crate) fn handle_event(&mut self, event: &Event) -> bool {
+        let token = event.token().0;
+        if token < self.shared.base {
+            return false;
+        }
+        // `process` runs next: a wake need not interrupt a poll.
+        self.shared.signalled.store(true, SeqCst);
+        let Some(id) = token.checked_sub(self.shared.base + 1) else {
+            return true; // the loop's waker
+        };
+        let (reader, writer) = {
+            let mut sources = lock(&self.shared.sources);
+            let Some(source) = sources.get_mut(id) else {
+                return true;
+            };
+            let error = event.is_error();
+            let read = error || event.is_readable() || event.is_read_closed();
+            let write = error || event.is_writable() || event.is_write_closed();
+            (
+                source.reader.take_if(|_| read),
+                source.writer.take_if(|_| write),
+            )
+        };
+        for waker in [reader, writer].into_iter().flatten() {
+            waker.wake();
+        }
+        true
+    }
+
+    /// How long the loop may sleep: zero while tasks are scheduled, else
+    /// until the earliest deadline (`None`: no deadline).
+    pub(crate) fn next_timeout(&self) -> Option<Duration> {
+        if !lock(&self.shared.ready).is_empty() || !lock(&self.shared.spawned).is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = lock(&self.shared.timers).next()?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    /// Take in spawned futures, fire due timers and poll every scheduled
+    /// task, a bounded number of rounds.
+    pub(crate) fn process(&mut self) {
+        let _enter = Enter::new(&self.shared);
+        // Wakes from here on are seen by the loop below, or by
+        // `next_timeout`: they need not interrupt a poll.
+        self.shared.signalled.store(true, SeqCst);
+        let mut due = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let spawned = std::mem::take(&mut *lock(&self.shared.spawned));
+            for future in spawned {
+                self.spawn(future);
+            }
+            lock(&self.shared.timers).expire(Instant::now(), |_, waker| due.extend(waker));
+            for waker in due.drain(..) {
+                waker.wake();
+            }
+            std::mem::swap(&mut *lock(&self.shared.ready), &mut self.batch);
+            if self.batch.is_empty() {
+                break;
+            }
+            let mut batch = std::mem::take(&mut self.batch);
+            for key in batch.drain(..) {
+                self.poll_task(key);
+            }
+            self.batch = batch;
+        }
+        // From here on, a wake must interrupt the coming poll; one that came
+        // before is seen by `next_timeout`.
+        self.shared.signalled.store(false, SeqCst);
+    }
+
+    fn poll_task(&mut self, key: usize) {
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        task.waker.scheduled.store(false, SeqCst);
+        crate::io::next_poll();
+        let waker = Waker::from(task.waker.clone());
+        let mut cx = Context::from_waker(&waker);
+        // A panicking task ends itself (its connection), not the loop.
+        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        if !matches!(polled, Ok(Poll::Pending)) {
+            // Dropping the task closes its sockets and frees its timers.
+            drop(self.tasks.remove(key));
+        }
+    }
+
+    /// Drop every task at once.
+    pub(crate) fn abort_all(&mut self) {
+        let _enter = Enter::new(&self.shared);
+        self.tasks.clear();
+        lock(&self.shared.spawned).clear();
+        lock(&self.shared.ready).clear();
+    }
+
+    /// Tasks running.
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.len()
+    }
+}

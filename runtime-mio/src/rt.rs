@@ -1,0 +1,210 @@
+//! The shared layer's [`Runtime`] implemented on the mio loops: a task is
+//! any `Send` future, polled on a loop's thread; its sockets and timers
+//! wake it through the loop's reactor.
+//!
+//! Where things run: [`spawn`](Runtime::spawn) on a loop's thread (inside
+//! a task, an embedding application's [`Connections`](crate::Connections)
+//! included) puts the task on that loop; from any other thread, on one of
+//! the *default loops*, chosen round-robin. Those are started on first use,
+//! one thread each, as many as `HUBBUB_MIO_THREADS` (default: the number of
+//! CPUs). Sockets and timers join the loop of the thread that creates them
+//! the same way, and may be polled from any thread.
+
+use std::{
+    future::{poll_fn, Future},
+    io,
+    net::{SocketAddr, ToSocketAddrs},
+    pin::pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Wake, Waker},
+    thread::Thread,
+    time::{Duration, Instant},
+};
+
+use hubbub_realtime::{driver::Timer, Runtime};
+use mio::{net::TcpListener, Interest};
+use socket2::{Domain, Socket, Type};
+
+use crate::{
+    io::MioIo,
+    reactor::{lock, pick, Direction, Registration},
+    timers::LoopTimer,
+    ShutdownSignal,
+};
+
+/// The mio runtime: hubbub-mio's loops as an async runtime. A task
+/// spawned on a loop's thread stays on that loop; one spawned from any
+/// other thread goes to a default loop (round-robin over
+/// `HUBBUB_MIO_THREADS` threads, default: the number of CPUs, started on
+/// first use).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mio;
+
+/// A TCP listener registered with a loop.
+#[derive(Debug)]
+pub struct MioListener {
+    listener: TcpListener,
+    registration: Registration,
+}
+
+impl MioListener {
+    /// Wait for the next connection.
+    fn poll_accept(&self, cx: &Context<'_>) -> Poll<io::Result<(MioIo, SocketAddr)>> {
+        for attempt in 0..2 {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Poll::Ready(Ok((MioIo::unregistered(stream), peer)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if attempt == 1 {
+                        return Poll::Pending;
+                    }
+                    self.registration.set_waker(Direction::Read, cx.waker());
+                    if self.registration.on_its_loop() {
+                        return Poll::Pending;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Runtime for Mio {
+    type Stream = MioIo;
+    type Timer = LoopTimer;
+    type Listener = MioListener;
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    async fn sleep(duration: Duration) {
+        let mut timer = LoopTimer::default();
+        timer.reset(Instant::now() + duration);
+        poll_fn(|cx| timer.poll(cx)).await;
+    }
+
+    fn spawn<F>(future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        pick().spawn(Box::pin(future));
+    }
+
+    async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let host = host.to_owned();
+        on_a_thread(move || (host.as_str(), port).to_socket_addrs().map(Vec::from_iter)).await?
+    }
+
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+        let signal = ShutdownSignal::install();
+        async move {
+            match signal {
+                Ok(signal) => {
+                    let _ = on_a_thread(move || signal.wait()).await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<MioIo> {
+        let mut io = MioIo::register(mio::net::TcpStream::connect(addr)?, pick())?;
+        poll_fn(|cx| io.poll_connected(cx)).await?;
+        let _ = io.stream().set_nodelay(true); // best effort, as on accept
+        Ok(io)
+    }
+
+    fn peer_addr(stream: &MioIo) -> io::Result<SocketAddr> {
+        stream.stream().peer_addr()
+    }
+
+    fn bind(addr: SocketAddr, backlog: u32) -> io::Result<MioListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        #[cfg(unix)]
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+        socket.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(socket.into());
+        let registration = Registration::new(pick(), &mut listener, Interest::READABLE)?;
+        Ok(MioListener {
+            listener,
+            registration,
+        })
+    }
+
+    fn local_addr(listener: &MioListener) -> io::Result<SocketAddr> {
+        listener.listener.local_addr()
+    }
+
+    async fn accept(listener: &MioListener) -> io::Result<(MioIo, SocketAddr)> {
+        poll_fn(|cx| listener.poll_accept(cx)).await
+    }
+}
+
+/// A value another thread delivers, and the waker of the task awaiting it.
+type Slot<T> = Arc<Mutex<(Option<T>, Option<Waker>)>>;
+
+/// Run blocking `work` on a thread of its own; resolves to its result
+/// (an error if the thread cannot start).
+fn on_a_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> impl Future<Output = io::Result<T>> + Send {
+    let slot: Slot<T> = Arc::default();
+    let sender = slot.clone();
+    let started = std::thread::Builder::new()
+        .name("hubbub-mio-blocking".into())
+        .spawn(move || {
+            let value = work();
+            let waker = {
+                let mut slot = lock(&sender);
+                slot.0 = Some(value);
+                slot.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        });
+    async move {
+        started?;
+        Ok(poll_fn(|cx| {
+            let mut slot = lock(&slot);
+            match slot.0.take() {
+                Some(value) => Poll::Ready(value),
+                None => {
+                    slot.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await)
+    }
+}
+
+/// Wakes a thread blocked in [`block_on`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Run `future` to completion on this thread (parked while it waits); the
+/// tasks it spawns, its sockets and its timers live on the default loops.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
