@@ -661,7 +661,74 @@ async fn an_http_only_port_serves_routes_and_no_upgrade<R: Rt>() {
     .await;
 }
 
+/// An independent HTTP client library (`ureq`) against the routes: it must
+/// parse our answers, keep its pooled connection alive across requests and
+/// see the statuses the routes promise.
+async fn an_independent_client_sees_every_route<R: Rt>() {
+    let root = public_dir();
+    let files = StaticFiles::new(&root);
+    let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), move |app| {
+        app.service_name("ureq-test")
+            .static_files(files)
+            .get("/api/hello", |req| {
+                Response::json(&json!({ "hello": req.query_param("name") }))
+            })
+    })
+    .await;
+    blocking(move || {
+        let base = format!("http://{addr}");
+        let agent = ureq::AgentBuilder::new().timeout(WAIT).build();
+        let text = |path: &str| {
+            let answer = agent.get(&format!("{base}{path}")).call().unwrap();
+            (answer.status(), answer.into_string().unwrap())
+        };
+        let (status, health) = text("/api/health");
+        assert_eq!(status, 200);
+        let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+        assert_eq!(health, json!({"ok": true, "service": "ureq-test"}));
+        assert_eq!(
+            text("/api/hello?name=ureq"),
+            (200, r#"{"hello":"ureq"}"#.into())
+        );
+        assert_eq!(text("/"), (200, "<h1>home</h1>".into()));
+        assert_eq!(text("/css/site.css").1, "body{}");
+        let openapi: serde_json::Value = serde_json::from_str(&text("/openapi.json").1).unwrap();
+        assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+        assert!(text("/metrics").1.contains("hubbub_http_requests_total"));
+        match agent.get(&format!("{base}/nowhere")).call() {
+            Err(ureq::Error::Status(404, _)) => {}
+            other => panic!("/nowhere: {other:?}"),
+        }
+        match agent.get(&format!("{base}/../secret.txt")).call() {
+            Err(ureq::Error::Status(400 | 403 | 404, _)) => {}
+            other => panic!("traversal: {other:?}"),
+        }
+        let sent = agent
+            .post(&format!("{base}/ws/send"))
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"type":"note","room":"lobby","payload":{"n":1}}"#)
+            .unwrap();
+        assert_eq!(sent.status(), 202);
+        match agent
+            .post(&format!("{base}/ws/send"))
+            .send_string(r#"{"payload":{}}"#)
+        {
+            Err(ureq::Error::Status(400, answer)) => {
+                assert!(answer.into_string().unwrap().contains("type"));
+            }
+            other => panic!("missing type: {other:?}"),
+        }
+        let polled = text("/ws/poll?session_id=room:lobby&timeout=1");
+        assert_eq!(polled.0, 200);
+        let polled: serde_json::Value = serde_json::from_str(&polled.1).unwrap();
+        assert_eq!(polled[0]["type"], "note", "{polled}");
+        assert_eq!(polled[0]["payload"]["n"], 1, "{polled}");
+    })
+    .await;
+}
+
 hubbub_tests::cross_runtime!(
+    an_independent_client_sees_every_route,
     built_in_and_user_routes_and_their_statuses,
     keep_alive_pipelining_and_connection_close,
     bad_requests_are_refused_and_closed,
