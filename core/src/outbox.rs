@@ -97,10 +97,16 @@ impl Outbox {
     }
 
     /// Queue bytes that are already on-the-wire form (an HTTP head, a
-    /// pre-encoded frame), shared rather than copied.
+    /// pre-encoded frame): small ones are copied into the coalescing buffer
+    /// (a burst of broadcasts then goes out in one contiguous write), larger
+    /// ones shared rather than copied.
     pub fn push_encoded(&mut self, bytes: Bytes) {
         self.len += bytes.len();
-        self.push_chunk(bytes);
+        if bytes.len() <= COALESCE_LIMIT {
+            self.tail.extend_from_slice(&bytes);
+        } else {
+            self.push_chunk(bytes);
+        }
     }
 
     fn push_chunk(&mut self, body: Bytes) {
