@@ -54,7 +54,8 @@ use crate::{
     outbox::{Outbox, COALESCE_LIMIT},
     timers::{Timer, TimerTable},
     utf8::{self, InvalidUtf8, Utf8Validator},
-    CloseCode, Closed, Config, EncodedFrame, Message, OpCode, ProtocolError, UsageError,
+    CloseCode, Closed, Config, EncodedFrame, EncodedFrames, Message, OpCode, ProtocolError,
+    UsageError,
 };
 
 /// Which end of the connection this is.
@@ -283,7 +284,7 @@ impl Connection {
             .collect();
         let mut head = Vec::with_capacity(256);
         request.write_to(&key, &offers, &mut head);
-        conn.outbox.push_encoded(head.into());
+        conn.outbox.push_owned(head.into());
         conn.rng = Some(Box::new(rng));
         conn.state = State::ReadingResponse;
         conn.handshake = Some(Box::new(Handshake::Client {
@@ -427,7 +428,7 @@ impl Connection {
         }
         let mut head = Vec::with_capacity(160);
         write_switching_protocols(&request, &accept, negotiated.as_deref(), &mut head);
-        self.outbox.push_encoded(head.into());
+        self.outbox.push_owned(head.into());
         self.open(
             now,
             Opened {
@@ -504,6 +505,27 @@ impl Connection {
         }
     }
 
+    /// Whether an extension (permessage-deflate) was negotiated.
+    pub fn has_extension(&self) -> bool {
+        self.extension.is_some()
+    }
+
+    /// Queue pre-encoded server frames gathered in one batch, sent as they
+    /// are: uncompressed even when an extension was negotiated (legal for
+    /// permessage-deflate, whose compression is per message; a caller that
+    /// wants its broadcasts compressed sends them one by one with
+    /// [`send_encoded`](Self::send_encoded)).
+    pub fn send_encoded_frames(&mut self, frames: EncodedFrames) -> Result<(), UsageError> {
+        if self.role == Role::Client {
+            return Err(UsageError::EncodedFrameOnClient);
+        }
+        if self.state != State::Open {
+            return Err(UsageError::NotOpen);
+        }
+        self.outbox.push_owned(frames.into_bytes());
+        Ok(())
+    }
+
     /// Queue a pre-encoded server frame; its bytes are shared, not copied.
     pub fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), UsageError> {
         if self.role == Role::Client {
@@ -513,7 +535,7 @@ impl Connection {
             return Err(UsageError::NotOpen);
         }
         let Some(ext) = self.extension.as_mut() else {
-            self.outbox.push_encoded(frame.as_bytes().clone());
+            self.outbox.push_encoded(frame.as_bytes());
             return Ok(());
         };
         let (opcode, payload) = frame.message();
@@ -525,13 +547,13 @@ impl Connection {
                     Some((rsv, encoded)) => EncodedFrame::frame_bytes(opcode, rsv, &encoded),
                     None => frame.as_bytes().clone(),
                 });
-                self.outbox.push_encoded(bytes);
+                self.outbox.push_encoded(&bytes);
             }
             None => match ext.encode(payload, text) {
                 Some((rsv, encoded)) => {
                     self.push_message(opcode, rsv, Payload::Shared(encoded.into()))
                 }
-                None => self.outbox.push_encoded(frame.as_bytes().clone()),
+                None => self.outbox.push_encoded(frame.as_bytes()),
             },
         }
         Ok(())
@@ -689,7 +711,7 @@ impl Connection {
     fn send_rejection(&mut self, now: Instant, reject: Reject) {
         let mut head = Vec::with_capacity(128);
         reject.write_to(&mut head);
-        self.outbox.push_encoded(head.into());
+        self.outbox.push_owned(head.into());
         let error = HandshakeError::Rejected {
             status: reject.status(),
             reason: reject.body().to_owned(),

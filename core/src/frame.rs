@@ -231,6 +231,48 @@ impl EncodedFrame {
     }
 }
 
+/// Uncompressed [`EncodedFrame`]s back to back: a connection's queued
+/// broadcasts, gathered with one copy each and handed to the core in one
+/// piece by [`Connection::send_encoded_frames`](crate::Connection::send_encoded_frames).
+/// It only ever holds whole frames.
+#[derive(Debug, Default)]
+pub struct EncodedFrames {
+    bytes: BytesMut,
+    count: usize,
+}
+
+impl EncodedFrames {
+    /// Append `frame`'s wire bytes (its uncompressed form).
+    pub fn push(&mut self, frame: &EncodedFrame) {
+        self.bytes.extend_from_slice(&frame.bytes);
+        self.count += 1;
+    }
+
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True when no frame was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Frames pushed.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The frames' wire bytes, back to back.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn into_bytes(self) -> Bytes {
+        self.bytes.freeze()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,7 +48,7 @@ pub use config::Config;
 pub use connection::{Connection, Event, Opened, Role};
 pub use deflate::DeflateConfig;
 pub use error::{ProtocolError, UsageError};
-pub use frame::{EncodedFrame, OpCode};
+pub use frame::{EncodedFrame, EncodedFrames, OpCode};
 pub use handshake::{Accept, ClientRequest, HandshakeError, Reject, Request, Response};
 pub use mask::apply_mask;
 pub use message::Message;

@@ -96,16 +96,22 @@ impl Outbox {
         self.len += Self::encode_into(&mut self.tail, header, payload);
     }
 
-    /// Queue bytes that are already on-the-wire form (an HTTP head, a
-    /// pre-encoded frame): small ones are copied into the coalescing buffer
-    /// (a burst of broadcasts then goes out in one contiguous write), larger
-    /// ones shared rather than copied.
-    pub fn push_encoded(&mut self, bytes: Bytes) {
+    /// Queue bytes that are already on-the-wire form and owned (an HTTP
+    /// head), shared rather than copied.
+    pub fn push_owned(&mut self, bytes: Bytes) {
         self.len += bytes.len();
+        self.push_chunk(bytes);
+    }
+
+    /// Queue whole frames already in wire form (a pre-encoded broadcast):
+    /// small ones are copied into the coalescing buffer, so that a burst of
+    /// them leaves in one contiguous write; larger ones are shared.
+    pub fn push_encoded(&mut self, bytes: &Bytes) {
         if bytes.len() <= COALESCE_LIMIT {
-            self.tail.extend_from_slice(&bytes);
+            self.len += bytes.len();
+            self.tail.extend_from_slice(bytes);
         } else {
-            self.push_chunk(bytes);
+            self.push_owned(bytes.clone());
         }
     }
 

@@ -87,23 +87,36 @@ fn application_ping_and_pong() {
 }
 
 #[test]
-fn encoded_frame_is_shared_by_many_connections() {
-    let frame = EncodedFrame::text("to everyone");
+fn encoded_frame_reaches_many_connections_shared_when_large() {
+    let small = EncodedFrame::text("to everyone");
+    let large_text = "x".repeat(2000);
+    let large = EncodedFrame::text(&large_text);
     let mut pairs: Vec<Pair> = (0..5).map(|_| Pair::open()).collect();
     for pair in &mut pairs {
-        pair.server.send_encoded(&frame).unwrap();
+        pair.server.send_encoded(&small).unwrap();
+        pair.server.send_encoded(&large).unwrap();
         let mut slots = [std::io::IoSlice::new(&[]); 4];
         let n = pair.server.transmit_slices(&mut slots);
-        assert_eq!(n, 1);
-        assert_eq!(slots[0].as_ptr(), frame.as_bytes().as_ptr(), "no copy");
+        // The small frame is copied into the coalescing buffer; the large
+        // one follows by reference.
+        assert_eq!(n, 2);
+        assert_eq!(&slots[0][..], &small.as_bytes()[..], "small: copied");
+        assert_eq!(
+            slots[1].as_ptr(),
+            large.as_bytes().as_ptr(),
+            "large: no copy"
+        );
         pair.pump();
         assert_eq!(
             messages(&pair.client_events),
-            vec![Message::Text("to everyone".into())]
+            vec![
+                Message::Text("to everyone".into()),
+                Message::Text(large_text.clone())
+            ]
         );
     }
     assert_eq!(
-        pairs[0].client.send_encoded(&frame),
+        pairs[0].client.send_encoded(&small),
         Err(UsageError::EncodedFrameOnClient)
     );
 }

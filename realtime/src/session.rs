@@ -15,7 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hubbub_core::{CloseCode, Connection, EncodedFrame, Message};
+use hubbub_core::{CloseCode, Connection, EncodedFrame, EncodedFrames, Message};
 use serde_json::Value;
 
 use crate::{hub::HubInner, Envelope, SessionId};
@@ -117,11 +117,21 @@ impl SessionInfo {
     }
 }
 
+/// Broadcast frames up to this size are gathered into one batch per session
+/// (one copy each: no reference count or queue slot per frame), when the
+/// connection has no extension that would compress them.
+const BATCH_FRAME_LIMIT: usize = 1024;
+
+/// A batch is closed at this size: the core is handed at most about this
+/// much beyond its high-water mark.
+const BATCH_LIMIT: usize = 16 << 10;
+
 /// One item of the outbound queue.
 #[derive(Debug)]
 enum Outgoing {
     Message(Message),
     Frame(EncodedFrame),
+    Frames(EncodedFrames),
     Close(CloseCode, String),
 }
 
@@ -129,10 +139,45 @@ enum Outgoing {
 struct Outbound {
     items: VecDeque<Outgoing>,
     bytes: usize,
+    /// Messages queued (a batch of frames counts each of them).
+    messages: usize,
     /// A close is queued or the connection is gone: nothing more is taken.
     closing: bool,
+    /// Broadcast frames may be batched: the connection compresses nothing.
+    batching: bool,
     /// The connection's task, woken when something is queued.
     waker: Option<Waker>,
+}
+
+impl Outbound {
+    /// Queue a broadcast frame, into the open batch when it may go there.
+    fn push_frame(&mut self, frame: &EncodedFrame) {
+        let len = frame.as_bytes().len();
+        if !self.batching || len > BATCH_FRAME_LIMIT {
+            self.items.push_back(Outgoing::Frame(frame.clone()));
+            return;
+        }
+        match self.items.back_mut() {
+            Some(Outgoing::Frames(batch)) if batch.len() < BATCH_LIMIT => batch.push(frame),
+            _ => {
+                let mut batch = EncodedFrames::default();
+                batch.push(frame);
+                self.items.push_back(Outgoing::Frames(batch));
+            }
+        }
+    }
+}
+
+/// What a send did, before any callback ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    Closed,
+    /// Full, policy `Drop`: dropped and counted.
+    Dropped,
+    /// Full, policy `Close`: the session is now closing; `on_error` is
+    /// still to be told ([`Session::report_slow_consumer`]).
+    ClosedSlow,
 }
 
 pub(crate) struct SessionInner {
@@ -218,12 +263,12 @@ impl Session {
 
     /// Queue a text message.
     pub fn send_text(&self, text: impl Into<String>) -> Result<(), SendError> {
-        self.enqueue(Outgoing::Message(Message::Text(text.into())))
+        self.enqueue(Message::Text(text.into()))
     }
 
     /// Queue a binary message.
     pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
-        self.enqueue(Outgoing::Message(Message::Binary(data.into())))
+        self.enqueue(Message::Binary(data.into()))
     }
 
     /// Queue the envelope `{"type": event_type, "payload": payload}`.
@@ -236,9 +281,13 @@ impl Session {
         self.send_text(envelope.to_json())
     }
 
-    /// Queue a frame encoded once for many sessions (broadcast).
-    pub(crate) fn send_frame(&self, frame: &EncodedFrame) -> Result<(), SendError> {
-        self.enqueue(Outgoing::Frame(frame.clone()))
+    /// Queue a frame encoded once for many sessions (broadcast). Runs no
+    /// callback, so the caller may hold the hub's locks; on
+    /// [`Pushed::ClosedSlow`] it calls
+    /// [`report_slow_consumer`](Self::report_slow_consumer) once they are
+    /// released.
+    pub(crate) fn push_frame(&self, frame: &EncodedFrame) -> Pushed {
+        self.push(frame.as_bytes().len(), |out| out.push_frame(frame))
     }
 
     /// Close the session after what is already queued. Invalid codes (not
@@ -275,25 +324,36 @@ impl Session {
 
     /// Messages waiting in the outbound queue.
     pub fn queued_messages(&self) -> usize {
-        self.lock().items.len()
+        self.lock().messages
     }
 
-    fn enqueue(&self, item: Outgoing) -> Result<(), SendError> {
-        let len = match &item {
-            Outgoing::Message(m) => m.len(),
-            Outgoing::Frame(f) => f.as_bytes().len(),
-            Outgoing::Close(..) => 0,
-        };
+    fn enqueue(&self, message: Message) -> Result<(), SendError> {
+        let len = message.len();
+        match self.push(len, |out| out.items.push_back(Outgoing::Message(message))) {
+            Pushed::Queued => Ok(()),
+            Pushed::Closed => Err(SendError::Closed),
+            Pushed::Dropped => Err(SendError::Full),
+            Pushed::ClosedSlow => {
+                self.report_slow_consumer();
+                Err(SendError::Full)
+            }
+        }
+    }
+
+    /// Queue one message of `len` bytes with `insert`, within the limit;
+    /// a full queue applies the slow-consumer policy.
+    fn push(&self, len: usize, insert: impl FnOnce(&mut Outbound)) -> Pushed {
         let mut out = self.lock();
         if out.closing {
-            return Err(SendError::Closed);
+            return Pushed::Closed;
         }
         let limit = &self.0.limit;
-        if out.bytes + len <= limit.max_bytes && out.items.len() < limit.max_messages {
+        if out.bytes + len <= limit.max_bytes && out.messages < limit.max_messages {
             out.bytes += len;
-            out.items.push_back(item);
+            out.messages += 1;
+            insert(&mut out);
             wake(out);
-            return Ok(());
+            return Pushed::Queued;
         }
         // Full. Decided under the lock, so concurrent senders agree on who
         // closed the session and it is counted once.
@@ -303,22 +363,30 @@ impl Session {
                 if let Some(hub) = self.0.hub.upgrade() {
                     hub.metrics.slow_consumer_drops.inc();
                 }
+                Pushed::Dropped
             }
             SlowConsumer::Close(code) => {
                 // What is queued is dropped (the consumer is not reading it)
                 // and the close goes first, past the core's high-water mark.
                 out.items = VecDeque::new();
                 out.bytes = 0;
+                out.messages = 0;
                 out.closing = true;
                 out.items.push_back(close_item(code, "slow consumer"));
                 wake(out);
                 if let Some(hub) = self.0.hub.upgrade() {
                     hub.metrics.slow_consumer_closes.inc();
-                    hub.emit_error(self, &crate::SessionError::SlowConsumer);
                 }
+                Pushed::ClosedSlow
             }
         }
-        Err(SendError::Full)
+    }
+
+    /// Tell `on_error` that this session was closed as a slow consumer.
+    pub(crate) fn report_slow_consumer(&self) {
+        if let Some(hub) = self.0.hub.upgrade() {
+            hub.emit_error(self, &crate::SessionError::SlowConsumer);
+        }
     }
 
     /// Adapter side: move queued items into the protocol core, keeping at
@@ -336,6 +404,7 @@ impl Session {
         waker: &Waker,
     ) -> Drained {
         let mut out = self.lock();
+        out.batching = !conn.has_extension();
         let (mut messages, mut bytes) = (0, 0);
         let mut closed = false;
         loop {
@@ -345,26 +414,34 @@ impl Session {
                 Some(_) if room => out.items.pop_front(),
                 _ => None,
             };
-            match item {
+            let (count, len) = match item {
                 None => break,
                 Some(Outgoing::Message(message)) => {
-                    out.bytes -= message.len();
-                    (messages, bytes) = (messages + 1, bytes + message.len());
+                    let len = message.len();
                     let _ = conn.send(message);
+                    (1, len)
                 }
                 Some(Outgoing::Frame(frame)) => {
-                    out.bytes -= frame.as_bytes().len();
-                    (messages, bytes) = (messages + 1, bytes + frame.as_bytes().len());
                     let _ = conn.send_encoded(&frame);
+                    (1, frame.as_bytes().len())
+                }
+                Some(Outgoing::Frames(frames)) => {
+                    let counted = (frames.count(), frames.len());
+                    let _ = conn.send_encoded_frames(frames);
+                    counted
                 }
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = conn.close(now, code, &reason);
                     out.items.clear();
                     out.bytes = 0;
+                    out.messages = 0;
                     closed = true;
                     break;
                 }
-            }
+            };
+            out.bytes -= len;
+            out.messages -= count;
+            (messages, bytes) = (messages + count as u64, bytes + len);
         }
         let remaining = !out.items.is_empty();
         if !remaining && out.items.capacity() > 0 {
@@ -389,6 +466,7 @@ impl Session {
         out.closing = true;
         out.items = VecDeque::new();
         out.bytes = 0;
+        out.messages = 0;
         out.waker = None;
     }
 
@@ -454,6 +532,8 @@ pub(crate) enum Queued {
     Binary(Bytes),
     /// A broadcast frame: its shared wire bytes.
     Frame(Bytes),
+    /// Broadcast frames batched: how many, and their wire bytes.
+    Frames(usize, Bytes),
     Close(u16, String),
 }
 
@@ -471,6 +551,9 @@ impl Session {
                     Queued::Binary(Bytes::copy_from_slice(other.as_bytes()))
                 }
                 Outgoing::Frame(frame) => Queued::Frame(frame.as_bytes().clone()),
+                Outgoing::Frames(frames) => {
+                    Queued::Frames(frames.count(), Bytes::copy_from_slice(frames.as_bytes()))
+                }
                 Outgoing::Close(code, reason) => Queued::Close(code.0, reason.clone()),
             })
             .collect()
@@ -611,6 +694,81 @@ pub(crate) mod tests {
         s.drain_into(&mut conn, Instant::now(), HIGH, &waker);
         s.close(CloseCode::NORMAL, "");
         assert_eq!(count.0.load(Ordering::SeqCst), 2, "a close wakes too");
+    }
+
+    /// The wire bytes `conn` has to write, all of them.
+    fn written(conn: &mut Connection) -> Vec<u8> {
+        let mut slices = [std::io::IoSlice::new(&[]); 64];
+        let n = conn.transmit_slices(&mut slices);
+        let wire: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(wire.len(), conn.pending_bytes(), "one call returns it all");
+        conn.advance_transmit(wire.len());
+        wire
+    }
+
+    #[test]
+    fn broadcasts_to_a_plain_connection_are_batched_in_order() {
+        let s = session(OutboundLimit {
+            max_bytes: 1 << 20,
+            max_messages: 5,
+            policy: SlowConsumer::Drop,
+        });
+        let mut conn = open_connection();
+        let big = EncodedFrame::binary(&[9u8; BATCH_FRAME_LIMIT + 1]);
+        let (a, b) = (EncodedFrame::text("a"), EncodedFrame::text("bb"));
+        // Not batched until the task has seen that the connection
+        // compresses nothing.
+        assert_eq!(s.push_frame(&a), Pushed::Queued);
+        s.drain_into(&mut conn, Instant::now(), HIGH, Waker::noop());
+        written(&mut conn);
+        for frame in [&a, &b] {
+            assert_eq!(s.push_frame(frame), Pushed::Queued);
+        }
+        s.send_text("direct").unwrap();
+        assert_eq!(s.push_frame(&big), Pushed::Queued, "too big to batch");
+        assert_eq!(s.push_frame(&b), Pushed::Queued);
+        assert_eq!(
+            s.push_frame(&a),
+            Pushed::Dropped,
+            "a batch counts each frame"
+        );
+        let ab = [a.as_bytes().as_ref(), b.as_bytes()].concat();
+        assert_eq!(
+            s.peek(),
+            vec![
+                Queued::Frames(2, ab.clone().into()),
+                Queued::Text("direct".into()),
+                Queued::Frame(big.as_bytes().clone()),
+                Queued::Frames(1, b.as_bytes().clone()),
+            ]
+        );
+        assert_eq!(s.queued_messages(), 5);
+        s.drain_into(&mut conn, Instant::now(), HIGH, Waker::noop());
+        assert_eq!((s.queued_messages(), s.queued_bytes()), (0, 0));
+        let direct = EncodedFrame::text("direct");
+        let expected = [&ab[..], direct.as_bytes(), big.as_bytes(), b.as_bytes()].concat();
+        assert_eq!(written(&mut conn), expected);
+    }
+
+    #[test]
+    fn a_batch_is_closed_at_its_size_limit() {
+        let s = session(OutboundLimit::default());
+        let mut conn = open_connection();
+        s.drain_into(&mut conn, Instant::now(), HIGH, Waker::noop());
+        let frame = EncodedFrame::binary(&[1u8; 1000]);
+        for _ in 0..40 {
+            assert_eq!(s.push_frame(&frame), Pushed::Queued);
+        }
+        let sizes: Vec<usize> = s
+            .peek()
+            .iter()
+            .map(|item| match item {
+                Queued::Frames(count, _) => *count,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // 1004 B frames: a batch takes frames while under 16 KiB.
+        assert_eq!(sizes, vec![17, 17, 6]);
     }
 
     const HIGH: usize = 64 << 10;
