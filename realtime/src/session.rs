@@ -139,8 +139,9 @@ enum Outgoing {
 struct Outbound {
     items: VecDeque<Outgoing>,
     bytes: usize,
-    /// Messages queued (a batch of frames counts each of them).
-    messages: usize,
+    /// Messages queued (a batch of frames counts each of them; 32 bits keep
+    /// the idle session small, the limit is capped to fit).
+    messages: u32,
     /// A close is queued or the connection is gone: nothing more is taken.
     closing: bool,
     /// Broadcast frames may be batched: the connection compresses nothing.
@@ -324,7 +325,7 @@ impl Session {
 
     /// Messages waiting in the outbound queue.
     pub fn queued_messages(&self) -> usize {
-        self.lock().messages
+        self.lock().messages as usize
     }
 
     fn enqueue(&self, message: Message) -> Result<(), SendError> {
@@ -348,7 +349,8 @@ impl Session {
             return Pushed::Closed;
         }
         let limit = &self.0.limit;
-        if out.bytes + len <= limit.max_bytes && out.messages < limit.max_messages {
+        let max_messages = limit.max_messages.min(u32::MAX as usize);
+        if out.bytes + len <= limit.max_bytes && (out.messages as usize) < max_messages {
             out.bytes += len;
             out.messages += 1;
             insert(&mut out);
@@ -426,7 +428,7 @@ impl Session {
                     (1, frame.as_bytes().len())
                 }
                 Some(Outgoing::Frames(frames)) => {
-                    let counted = (frames.count(), frames.len());
+                    let counted = (frames.count() as u32, frames.len());
                     let _ = conn.send_encoded_frames(frames);
                     counted
                 }
@@ -441,7 +443,7 @@ impl Session {
             };
             out.bytes -= len;
             out.messages -= count;
-            (messages, bytes) = (messages + count as u64, bytes + len);
+            (messages, bytes) = (messages + u64::from(count), bytes + len);
         }
         let remaining = !out.items.is_empty();
         if !remaining && out.items.capacity() > 0 {

@@ -117,17 +117,30 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
-/// The loop a new socket, timer or task joins: the current one, else one
-/// of the default loops (round-robin).
+/// The loop a new socket or timer joins: the current one, else one of the
+/// default loops (round-robin).
 pub(crate) fn pick() -> Arc<Shared> {
     CURRENT
         .with(|current| current.borrow().clone())
         .unwrap_or_else(default_loop)
 }
 
+/// The loop a new task joins: a loop of the user's own keeps its tasks;
+/// from a default loop (or no loop), tasks are spread over the default
+/// loops, so that a server's accept task does not keep every connection
+/// on its own thread.
+pub(crate) fn pick_for_task() -> Arc<Shared> {
+    match CURRENT.with(|current| current.borrow().clone()) {
+        Some(current) if !is_default(&current) => current,
+        _ => default_loop(),
+    }
+}
+
 /// The default loops: one thread each, started on first use.
+static LOOPS: OnceLock<Vec<Arc<Shared>>> = OnceLock::new();
+
+/// One of the default loops (round-robin).
 fn default_loop() -> Arc<Shared> {
-    static LOOPS: OnceLock<Vec<Arc<Shared>>> = OnceLock::new();
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let loops = LOOPS.get_or_init(|| {
         let threads = std::env::var("HUBBUB_MIO_THREADS")
@@ -139,6 +152,12 @@ fn default_loop() -> Arc<Shared> {
         (0..threads).map(start_default_loop).collect()
     });
     loops[NEXT.fetch_add(1, SeqCst) % loops.len()].clone()
+}
+
+fn is_default(shared: &Arc<Shared>) -> bool {
+    LOOPS
+        .get()
+        .is_some_and(|loops| loops.iter().any(|l| Arc::ptr_eq(l, shared)))
 }
 
 fn start_default_loop(n: usize) -> Arc<Shared> {

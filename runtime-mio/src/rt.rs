@@ -2,13 +2,15 @@
 //! any `Send` future, polled on a loop's thread; its sockets and timers
 //! wake it through the loop's reactor.
 //!
-//! Where things run: [`spawn`](Runtime::spawn) on a loop's thread (inside
-//! a task, an embedding application's [`Connections`](crate::Connections)
-//! included) puts the task on that loop; from any other thread, on one of
-//! the *default loops*, chosen round-robin. Those are started on first use,
-//! one thread each, as many as `HUBBUB_MIO_THREADS` (default: the number of
-//! CPUs). Sockets and timers join the loop of the thread that creates them
-//! the same way, and may be polled from any thread.
+//! Where things run: [`spawn`](Runtime::spawn) puts the task on one of the
+//! *default loops*, chosen round-robin — also when called from a default
+//! loop's task, so that a server's accept task spreads its connections over
+//! the threads — except inside an embedding application's own loop
+//! ([`Connections`](crate::Connections)), which keeps its tasks. The
+//! default loops are started on first use, one thread each, as many as
+//! `HUBBUB_MIO_THREADS` (default: the number of CPUs). Sockets and timers
+//! join the loop of the thread that creates them (the current loop, else a
+//! default one), and may be polled from any thread.
 
 use std::{
     future::{poll_fn, Future},
@@ -27,16 +29,15 @@ use socket2::{Domain, Socket, Type};
 
 use crate::{
     io::MioIo,
-    reactor::{lock, pick, Direction, Registration},
+    reactor::{lock, pick, pick_for_task, Direction, Registration},
     timers::LoopTimer,
     ShutdownSignal,
 };
 
-/// The mio runtime: hubbub-mio's loops as an async runtime. A task
-/// spawned on a loop's thread stays on that loop; one spawned from any
-/// other thread goes to a default loop (round-robin over
-/// `HUBBUB_MIO_THREADS` threads, default: the number of CPUs, started on
-/// first use).
+/// The mio runtime: hubbub-mio's loops as an async runtime. A spawned
+/// task goes to a default loop (round-robin over `HUBBUB_MIO_THREADS`
+/// threads, default: the number of CPUs, started on first use), unless it
+/// is spawned inside an application's own loop, where it stays.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mio;
 
@@ -92,7 +93,7 @@ impl Runtime for Mio {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        pick().spawn(Box::pin(future));
+        pick_for_task().spawn(Box::pin(future));
     }
 
     async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {

@@ -17,7 +17,7 @@ fn thread_name() -> String {
 }
 
 #[test]
-fn tasks_run_on_the_default_loops_and_their_children_stay_on_the_same_loop() {
+fn tasks_run_on_the_default_loops_wherever_they_are_spawned() {
     let (tx, rx) = mpsc::channel();
     for _ in 0..4 {
         let tx = tx.clone();
@@ -32,7 +32,7 @@ fn tasks_run_on_the_default_loops_and_their_children_stay_on_the_same_loop() {
     for _ in 0..4 {
         let (parent, child) = rx.recv_timeout(BOUND).expect("a task ran");
         assert!(parent.starts_with("hubbub-mio-rt-"), "{parent}");
-        assert_eq!(parent, child);
+        assert!(child.starts_with("hubbub-mio-rt-"), "{child}");
     }
 }
 
