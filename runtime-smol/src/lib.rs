@@ -110,7 +110,7 @@ pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    adapter::accept(Io(stream), SmolTimer::default()).await
+    adapter::accept(Io::new(stream), SmolTimer::default()).await
 }
 
 /// Run the server side of the opening handshake on `stream`; `decide`
@@ -124,7 +124,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     D: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    adapter::accept_with(Io(stream), SmolTimer::default(), config, decide).await
+    adapter::accept_with(Io::new(stream), SmolTimer::default(), config, decide).await
 }
 
 /// Connect to a `ws://host[:port]/path` URL with the default
@@ -149,5 +149,5 @@ pub async fn client<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    adapter::client(Io(stream), SmolTimer::default(), request, config).await
+    adapter::client(Io::new(stream), SmolTimer::default(), request, config).await
 }

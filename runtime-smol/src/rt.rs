@@ -8,7 +8,8 @@ use std::{
     net::SocketAddr,
     ops::Deref,
     pin::Pin,
-    task::{Context, Poll},
+    sync::Arc,
+    task::{ready, Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -16,27 +17,74 @@ use hubbub_realtime::Runtime;
 use smol::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
+    Async,
 };
 use socket2::{Domain, Socket, Type};
 
 use crate::driver::{Timer, Transport};
 
 /// Any `futures-io` byte stream as a [`Transport`].
+///
+/// The runtime's own TCP streams also carry async-io's readiness handle:
+/// a read that returns less than the buffer holds has emptied the socket,
+/// so the next read waits for readability first instead of making the
+/// system call that could only say `WouldBlock` (async-io re-arms its
+/// interest either way). A stream wrapped with [`Io::new`] reads plainly.
 #[derive(Debug)]
-pub struct Io<S>(pub S);
+pub struct Io<S> {
+    stream: S,
+    readiness: Option<Arc<Async<std::net::TcpStream>>>,
+    /// The last read emptied the socket (only with `readiness`).
+    drained: bool,
+}
+
+impl<S> Io<S> {
+    /// Wrap `stream`.
+    pub fn new(stream: S) -> Self {
+        Io {
+            stream,
+            readiness: None,
+            drained: false,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+impl Io<TcpStream> {
+    /// A TCP stream, with its readiness handle.
+    fn tcp(stream: TcpStream) -> Self {
+        Io {
+            readiness: Some(stream.clone().into()),
+            stream,
+            drained: false,
+        }
+    }
+}
 
 /// The stream, so that `ws.get_ref().peer_addr()` reads naturally.
 impl<S> Deref for Io<S> {
     type Target = S;
 
     fn deref(&self) -> &S {
-        &self.0
+        &self.stream
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        if let Some(readiness) = &self.readiness {
+            if self.drained {
+                ready!(readiness.poll_readable(cx))?;
+                self.drained = false;
+            }
+        }
+        let n = ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
+        self.drained = self.readiness.is_some() && n > 0 && n < buf.len();
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -44,17 +92,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     /// `futures-io` names it `poll_close`; on a TCP stream it shuts down
     /// the write half.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
+        Pin::new(&mut self.stream).poll_close(cx)
     }
 }
 
@@ -119,11 +167,11 @@ impl Runtime for Smol {
     async fn connect(addr: SocketAddr) -> io::Result<Io<TcpStream>> {
         let stream = TcpStream::connect(addr).await?;
         let _ = stream.set_nodelay(true); // best effort, as on accept
-        Ok(Io(stream))
+        Ok(Io::tcp(stream))
     }
 
     fn peer_addr(stream: &Io<TcpStream>) -> io::Result<SocketAddr> {
-        stream.0.peer_addr()
+        stream.peer_addr()
     }
 
     fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
@@ -142,6 +190,79 @@ impl Runtime for Smol {
     async fn accept(listener: &TcpListener) -> io::Result<(Io<TcpStream>, SocketAddr)> {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        Ok((Io(stream), peer))
+        Ok((Io::tcp(stream), peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{future::poll_fn, task::Waker, time::Duration};
+
+    use smol::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// A connected pair: the runtime's side (`Io::tcp`) and the peer's.
+    async fn pair() -> (Io<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        (Io::tcp(ours), peer)
+    }
+
+    #[test]
+    fn a_short_read_makes_the_next_one_wait_for_readiness_not_a_system_call() {
+        smol::block_on(async {
+            let (mut io, mut peer) = pair().await;
+            let mut buf = [0u8; 64];
+            peer.write_all(b"hello").await.unwrap();
+            let n = poll_fn(|cx| io.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(&buf[..n], b"hello");
+            assert!(io.drained, "5 of 64 bytes: the socket is empty");
+
+            // More data is already in the socket, but the first poll only
+            // registers interest (no read) and the reactor's event brings
+            // the data.
+            peer.write_all(b"world").await.unwrap();
+            smol::Timer::after(Duration::from_millis(20)).await;
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(io.poll_read(&mut cx, &mut buf).is_pending());
+            let n = smol::future::or(poll_fn(|cx| io.poll_read(cx, &mut buf)), async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                panic!("the data never came")
+            })
+            .await
+            .unwrap();
+            assert_eq!(&buf[..n], b"world");
+
+            // A full buffer may leave more behind: read again at once.
+            peer.write_all(&[7u8; 100]).await.unwrap();
+            smol::Timer::after(Duration::from_millis(20)).await;
+            let n = poll_fn(|cx| io.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(n, 64);
+            assert!(!io.drained);
+            let n = io.poll_read(&mut cx, &mut buf);
+            assert!(matches!(n, Poll::Ready(Ok(36))), "{n:?}");
+        })
+    }
+
+    #[test]
+    fn a_wrapped_stream_reads_plainly() {
+        smol::block_on(async {
+            let (io, mut peer) = pair().await;
+            let mut io = Io::new(io.into_inner());
+            let mut buf = [0u8; 64];
+            peer.write_all(b"a").await.unwrap();
+            poll_fn(|cx| io.poll_read(cx, &mut buf)).await.unwrap();
+            peer.write_all(b"b").await.unwrap();
+            smol::Timer::after(Duration::from_millis(20)).await;
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(matches!(
+                io.poll_read(&mut cx, &mut buf),
+                Poll::Ready(Ok(1))
+            ));
+        })
     }
 }
