@@ -834,3 +834,88 @@ proptest! {
         prop_assert_eq!(texts(&events), vec![text.clone(), text]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    // Fuzzing the inflater: a compressed message (valid, bit-flipped,
+    // truncated or pure garbage), text or binary, in 1-3 fragments, with or
+    // without context takeover, under a small message limit. The server
+    // never panics, delivers only what inflates within the limit (valid
+    // UTF-8 for text), and otherwise closes with 1002, 1007 or 1009 as its
+    // last word.
+    #[test]
+    fn arbitrary_compressed_input_ends_cleanly(
+        source in proptest::collection::vec(any::<u8>(), 0..600),
+        garbage in any::<bool>(),
+        flips in proptest::collection::vec((any::<usize>(), 0u8..8), 0..4),
+        keep in any::<usize>(),
+        text in any::<bool>(),
+        fragments in 1usize..4,
+        context_takeover in any::<bool>(),
+    ) {
+        // The inflater keeps its window across messages unless the server
+        // asks the client not to (client_no_context_takeover).
+        let set = DeflateConfig {
+            client_no_context_takeover: !context_takeover,
+            ..DeflateConfig::default()
+        };
+        let (mut server, now) = open_server_with(Config {
+            max_message_size: 300,
+            ..config(set)
+        });
+        let mut payload = if garbage { source.clone() } else { compress(&source) };
+        for (at, bit) in &flips {
+            if !payload.is_empty() {
+                let at = at % payload.len();
+                payload[at] ^= 1 << bit;
+            }
+        }
+        payload.truncate(keep % (payload.len() + 1));
+        let opcode = if text { 1 } else { 2 };
+        let size = payload.len() / fragments + 1;
+        let pieces: Vec<&[u8]> = payload.chunks(size).collect();
+        let mut wire = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let first = i == 0;
+            let last = i + 1 == pieces.len();
+            let (rsv, op) = if first { (0b100, opcode) } else { (0, 0) };
+            wire.extend(frame(last, rsv, op, Some(MASK), piece));
+        }
+        if pieces.is_empty() {
+            wire.extend(frame(true, 0b100, opcode, Some(MASK), &[]));
+        }
+        let (events, out) = respond(&mut server, now, &wire);
+        for event in &events {
+            match event {
+                Event::Message(Message::Text(t)) => prop_assert!(t.len() <= 300 && text),
+                Event::Message(Message::Binary(b)) => prop_assert!(b.len() <= 300 && !text),
+                Event::Closed(_) | Event::ProtocolError(_) => {}
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+        if let Some((code, _)) = close_of(&out) {
+            prop_assert!(matches!(code, 1002 | 1007 | 1009), "closed with {}", code);
+            prop_assert!(!events.iter().any(|e| matches!(e, Event::Message(_))));
+        } else {
+            prop_assert_eq!(events.len(), 1, "a message or a close: {:?}", events);
+        }
+        // A clean message after it, while the connection is open: intact
+        // without context takeover (the inflater starts afresh). With it,
+        // a message that ended mid-block (truncated, yet not invalid so
+        // far) leaves the shared window broken, as raw DEFLATE cannot tell:
+        // the next message then inflates or closes, but never panics.
+        if server.is_open() {
+            let ok = compress(b"still here");
+            let (events, out) =
+                respond(&mut server, now, &frame(true, 0b100, 1, Some(MASK), &ok));
+            if context_takeover {
+                if let Some((code, _)) = close_of(&out) {
+                    prop_assert!(matches!(code, 1002 | 1007 | 1009), "closed with {}", code);
+                }
+            } else {
+                prop_assert_eq!(texts(&events), vec!["still here".to_owned()]);
+            }
+        }
+    }
+}
