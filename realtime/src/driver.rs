@@ -20,7 +20,7 @@
 use std::{
     cell::RefCell,
     fmt,
-    future::poll_fn,
+    future::{poll_fn, Future},
     io::{self, IoSlice},
     task::{ready, Context, Poll, Waker},
     time::Instant,
@@ -170,17 +170,25 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// the server's `101` before returning (the application may not poll
     /// again for a while). `decide` answers a server's upgrade request; a
     /// client never calls it.
-    pub async fn open<D>(&mut self, decide: D) -> Result<Opened, OpenError>
+    ///
+    /// (A plain function returning an `async` block, which keeps `decide`
+    /// once: the handshake's future is part of every connection's task.)
+    pub fn open<'a, D>(
+        &'a mut self,
+        decide: D,
+    ) -> impl Future<Output = Result<Opened, OpenError>> + 'a
     where
-        D: FnOnce(&Request) -> Result<Accept, Reject>,
+        D: FnOnce(&Request) -> Result<Accept, Reject> + 'a,
     {
         let mut decide = Some(decide);
-        let mut failure = None;
-        let opened = poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
-        poll_fn(|cx| self.poll_flush(cx))
-            .await
-            .map_err(OpenError::Io)?;
-        Ok(opened)
+        async move {
+            let mut failure = None;
+            let opened = poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
+            poll_fn(|cx| self.poll_flush(cx))
+                .await
+                .map_err(OpenError::Io)?;
+            Ok(opened)
+        }
     }
 
     fn poll_open<D>(
