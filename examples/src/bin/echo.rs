@@ -131,11 +131,16 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
 /// most of what an idle connection costs.)
 fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>) -> impl Future<Output = ()> + Send {
     async move {
-        while let Some(message) = ws.recv().await {
-            if let Ok(message) = message {
-                // After a close has started, sends fail; keep reading to the end.
-                let _ = ws.feed(message).await;
-            }
+        loop {
+            // The message moves into `feed`'s future before that is
+            // awaited, so this future does not keep a slot for it too.
+            let feeding = match ws.recv().await {
+                Some(Ok(message)) => ws.feed(message),
+                Some(Err(_)) => continue,
+                None => break,
+            };
+            // After a close has started, sends fail; keep reading to the end.
+            let _ = feeding.await;
         }
     }
 }

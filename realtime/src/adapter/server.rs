@@ -43,7 +43,9 @@ pub async fn accept<T: Transport, K: Timer>(
 ///
 /// (A plain function returning an `async move` block: the connection is
 /// built before the block, so the future holds it once rather than also
-/// keeping the transport and timer it was built from.)
+/// keeping the transport and timer it was built from. The handshake's own
+/// state is boxed while it runs, so that this future is hardly larger than
+/// the `WebSocket` it becomes: see `connection_task`.)
 pub fn accept_with<T, K, D>(
     transport: T,
     timer: K,
@@ -58,7 +60,7 @@ where
     let now = timer.now();
     let mut core = Core::new(Connection::server(config, now), transport, timer);
     async move {
-        core.open(decide).await?;
+        Box::pin(core.open(decide)).await?;
         Ok(WebSocket::from_core(core))
     }
 }
