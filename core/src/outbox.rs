@@ -385,7 +385,9 @@ mod tests {
 
         // Not asked to keep it: nothing is held.
         let mut outbox = Outbox::default();
-        outbox.push_encoded(Bytes::from_static(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+        outbox.push_encoded(Bytes::from_static(
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        ));
         let mut slots = [IoSlice::new(&[]); 8];
         outbox.slices(&mut slots);
         outbox.advance(outbox.len(), false);

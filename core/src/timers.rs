@@ -64,8 +64,7 @@ impl TimerTable {
     }
 
     pub fn get(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines[timer as usize]
-            .map(|n| self.origin + Duration::from_nanos(n.get() - 1))
+        self.deadlines[timer as usize].map(|n| self.origin + Duration::from_nanos(n.get() - 1))
     }
 
     pub fn clear_all(&mut self) {
@@ -108,9 +107,14 @@ mod tests {
         // Before the origin counts as the origin; far ahead saturates.
         table.set(Timer::Linger, Some(origin - Duration::from_secs(1)));
         assert_eq!(table.get(Timer::Linger), Some(origin));
-        table.set(Timer::KeepAlive, Some(origin + Duration::from_secs(1 << 40)));
+        table.set(
+            Timer::KeepAlive,
+            Some(origin + Duration::from_secs(1 << 40)),
+        );
         assert!(table.get(Timer::KeepAlive).unwrap() > origin + Duration::from_secs(1 << 33));
-        let expired: Vec<_> = table.take_expired(origin + Duration::from_secs(60)).collect();
+        let expired: Vec<_> = table
+            .take_expired(origin + Duration::from_secs(60))
+            .collect();
         assert_eq!(expired, [Timer::Handshake, Timer::Linger]);
         assert_eq!(table.next(), Some(idle));
     }

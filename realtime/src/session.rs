@@ -688,7 +688,10 @@ pub(crate) mod tests {
             ]
         );
         let bare = SessionInfo::new(None, "/", []);
-        assert_eq!((bare.path(), bare.query(), bare.headers().count()), ("/", None, 0));
+        assert_eq!(
+            (bare.path(), bare.query(), bare.headers().count()),
+            ("/", None, 0)
+        );
         assert_eq!(SessionInfo::new(None, "/?", []).query(), Some(""));
         assert_eq!(SessionInfo::default().path(), "");
     }

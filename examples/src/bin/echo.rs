@@ -129,6 +129,7 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
 /// (A plain function returning an `async move` block: an `async fn` would
 /// keep its `WebSocket` argument twice in its future, and this future is
 /// most of what an idle connection costs.)
+#[allow(clippy::manual_async_fn)]
 fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>) -> impl Future<Output = ()> + Send {
     async move {
         loop {

@@ -16,9 +16,7 @@ use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
-use hubbub_core::{
-    Accept, CloseCode, Closed, Connection, Event, Message, Opened, Reject, Request,
-};
+use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Opened, Reject, Request};
 use serde_json::Value;
 
 /// Everything a connection owns; shared by the two halves after a split.
