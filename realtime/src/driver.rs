@@ -54,6 +54,10 @@ pub trait Timer {
     fn reset(&mut self, deadline: Instant);
     /// Ready once the deadline set by [`reset`](Self::reset) has passed.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// No deadline is needed any more (the connection has none): a timer
+    /// that holds something while set may release it. Does nothing by
+    /// default; [`reset`](Self::reset) sets it again.
+    fn cancel(&mut self) {}
 }
 
 /// Most slices handed to one vectored write.
@@ -344,8 +348,15 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// Resetting the runtime's timer each time would cost more than the
     /// read, so the timer is only moved *earlier*; when it fires before the
     /// core's deadline, it is simply set again.
+    ///
+    /// When the core has no deadline left (the handshake's passed, and no
+    /// idle or keep-alive timer configured), the timer is cancelled rather
+    /// than left to fire for nothing: an idle connection then holds no timer.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(deadline) = self.conn.poll_timeout() else {
+            if self.armed.take().is_some() {
+                self.timer.cancel();
+            }
             return Poll::Pending;
         };
         if self.armed.is_none_or(|armed| deadline < armed) {
