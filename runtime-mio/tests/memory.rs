@@ -131,3 +131,35 @@ fn an_idle_websocket_costs_under_800_bytes_of_heap() {
     println!("heap per idle WebSocket: {per} bytes");
     assert!(per < 800, "{per} bytes");
 }
+
+/// The size of the future a closure returns (without calling it).
+fn future_size<A, F, C: FnOnce(A) -> F>(_: &C) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// The futures an idle session's task is made of stay about the size of
+/// its driver: the handshake's state (and on a shared port, the HTTP
+/// phase's, several KiB) is boxed while it runs, not kept for the session's
+/// life.
+#[test]
+fn session_futures_stay_small() {
+    use hubbub_mio::{
+        driver::Driver,
+        http::{serve_shared, HttpApp},
+        LoopTimer, MioIo,
+    };
+    use hubbub_realtime::run_session;
+    let driver = std::mem::size_of::<Driver<MioIo, LoopTimer>>();
+    let hub = Hub::builder().build();
+    let app = HttpApp::builder(hub.clone()).build();
+    let config = Arc::new(Config::default());
+    let session =
+        future_size(&|driver: Driver<MioIo, LoopTimer>| run_session(driver, hub.clone(), None));
+    let shared = future_size(&|io: MioIo| {
+        serve_shared(io, LoopTimer::default(), &app, config.clone(), None)
+    });
+    println!("driver {driver} B, run_session {session} B, serve_shared {shared} B");
+    assert!(driver <= 480, "the driver grew to {driver} bytes");
+    assert!(session <= driver + 160, "run_session: {session} bytes");
+    assert!(shared <= session + 96, "serve_shared: {shared} bytes");
+}
