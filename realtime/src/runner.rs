@@ -117,7 +117,7 @@ fn poll_session<T: Transport, K: Timer>(
 /// fn`: an `async fn` keeps its arguments twice in its future — once as
 /// passed, once moved into the body — and this future is most of a
 /// session's memory at rest. For the same reason the handshake runs in a
-/// boxed future of its own, [`open_session`]: a future is as large as its
+/// boxed future of its own (`open_session`): a future is as large as its
 /// largest state, and the handshake's is several times the running
 /// session's; boxed, it is freed once the session runs.)
 #[allow(clippy::manual_async_fn)]
