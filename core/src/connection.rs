@@ -117,10 +117,12 @@ enum State {
     Closed,
 }
 
-/// Once drained, the event queue keeps its allocation if its capacity is at
-/// most this many entries (the size of its first allocation), so a
-/// connection receiving a message per read does not allocate a queue per
-/// read. Larger queues, grown by a burst, are released.
+/// Once drained, the event queue of a connection that has carried data
+/// messages keeps its allocation if its capacity is at most this many
+/// entries (the size of its first allocation), so a connection receiving a
+/// message per read does not allocate a queue per read. Larger queues,
+/// grown by a burst, are released, and so is the queue of a connection that
+/// only did its handshake.
 const EVENTS_KEEP: usize = 4;
 
 /// An event, or the end of the input side, queued in the order the input
@@ -226,9 +228,10 @@ struct Reader {
     head_len: u8,
     /// The frame whose payload is arriving, and how much of it has.
     frame: Option<(Header, u64)>,
-    /// The fragmented (or partly received) data message, kept inline. A
-    /// whole unfragmented, uncompressed message in one read never gets here.
-    message: Option<Partial>,
+    /// The fragmented (or partly received) data message, boxed: a whole
+    /// unfragmented, uncompressed message in one read never gets here, and
+    /// an idle connection should not carry its room.
+    message: Option<Box<Partial>>,
     /// A control frame's payload split across reads.
     control: Vec<u8>,
 }
@@ -243,6 +246,10 @@ pub struct Connection {
     /// A close frame, protocol error or EOF ended the input (its `Ending` is
     /// queued): later input is ignored.
     input_ended: bool,
+    /// A data message has passed, either way: from then on the event queue
+    /// and the outbox keep their small buffers at rest, for reuse. (An
+    /// idle connection that only did its handshake keeps none.)
+    warm: bool,
     reader: Reader,
     outbox: Outbox,
     events: VecDeque<Queued>,
@@ -296,7 +303,7 @@ impl Connection {
     }
 
     fn new(config: Arc<Config>, role: Role, now: Instant) -> Self {
-        let mut timers = TimerTable::default();
+        let mut timers = TimerTable::new(now);
         timers.set(Timer::Handshake, config.handshake_timeout.map(|t| now + t));
         Connection {
             config,
@@ -304,6 +311,7 @@ impl Connection {
             state: State::ReadingRequest,
             finished: false,
             input_ended: false,
+            warm: false,
             reader: Reader::default(),
             outbox: Outbox::default(),
             events: VecDeque::new(),
@@ -456,6 +464,7 @@ impl Connection {
         if self.state != State::Open {
             return Err(UsageError::NotOpen);
         }
+        self.warm = true;
         let text = matches!(message, Message::Text(_));
         let encoded = self
             .extension
@@ -534,6 +543,7 @@ impl Connection {
         if self.state != State::Open {
             return Err(UsageError::NotOpen);
         }
+        self.warm = true;
         let Some(ext) = self.extension.as_mut() else {
             self.outbox.push_encoded(frame.as_bytes());
             return Ok(());
@@ -603,8 +613,9 @@ impl Connection {
                 None => break None,
             }
         };
-        if self.events.is_empty() && self.events.capacity() > EVENTS_KEEP {
-            // A burst's queue is released; a small one is kept for reuse.
+        if self.events.is_empty() && (!self.warm || self.events.capacity() > EVENTS_KEEP) {
+            // A burst's queue is released; a small one is kept for reuse
+            // once data flows.
             self.events = VecDeque::new();
         }
         event
@@ -633,7 +644,7 @@ impl Connection {
     /// # Panics
     /// If `n` exceeds [`pending_bytes`](Self::pending_bytes): a caller bug.
     pub fn advance_transmit(&mut self, n: usize) {
-        self.outbox.advance(n);
+        self.outbox.advance(n, self.warm);
     }
 
     /// Bytes waiting to be written.
@@ -905,7 +916,7 @@ impl Connection {
     fn start_frame(&mut self, header: Header) {
         if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
             let text = header.opcode == OpCode::Text;
-            self.reader.message = Some(Partial {
+            self.reader.message = Some(Box::new(Partial {
                 text,
                 compressed: header.rsv != 0,
                 body: if text {
@@ -914,7 +925,7 @@ impl Connection {
                     Body::Binary(Vec::new())
                 },
                 utf8: Utf8Validator::new(),
-            });
+            }));
         }
         self.reader.frame = Some((header, 0));
     }
@@ -1018,12 +1029,12 @@ impl Connection {
         if !last {
             return Ok(());
         }
-        let Some(Partial {
-            text, body, utf8, ..
-        }) = self.reader.message.take()
-        else {
+        let Some(message) = self.reader.message.take() else {
             return Ok(());
         };
+        let Partial {
+            text, body, utf8, ..
+        } = *message;
         if text {
             utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
@@ -1163,6 +1174,7 @@ impl Connection {
     // ----- helpers ------------------------------------------------------
 
     fn push_event(&mut self, event: Event) {
+        self.warm |= matches!(event, Event::Message(_));
         self.events.push_back(Queued::Event(event));
     }
 

@@ -6,9 +6,11 @@
 //! data, but only at a frame boundary: every queued chunk ends on one.
 //!
 //! At rest (everything written) the outbox holds at most the coalescing
-//! buffer, and only if its capacity is at most [`TAIL_KEEP`] bytes: a
-//! connection that sends small messages reuses one small buffer instead of
-//! allocating and freeing one per write; a larger buffer is released.
+//! buffer, only if the caller asks to keep it (the connection does once
+//! data messages have passed: a connection that only did its handshake
+//! keeps nothing) and only if its capacity is at most [`TAIL_KEEP`] bytes:
+//! a connection that sends small messages reuses one small buffer instead
+//! of allocating and freeing one per write; a larger buffer is released.
 
 use std::{collections::VecDeque, io::IoSlice};
 
@@ -23,9 +25,9 @@ use crate::{
 /// queued by reference.
 pub(crate) const COALESCE_LIMIT: usize = 1024;
 
-/// The coalescing buffer is kept, emptied, after a write that consumed all
-/// of it if its capacity is at most this; larger buffers are freed. This is
-/// the outbox's whole footprint at rest.
+/// The coalescing buffer may be kept, emptied, after a write that consumed
+/// all of it if its capacity is at most this; larger buffers are freed.
+/// This is the outbox's whole footprint at rest.
 pub(crate) const TAIL_KEEP: usize = 512;
 
 /// Whole frames: `head` (coalesced frames and/or a header) then `body`
@@ -170,8 +172,10 @@ impl Outbox {
         out.filled
     }
 
-    /// `n` bytes from the front (in [`slices`](Self::slices) order) were written.
-    pub fn advance(&mut self, mut n: usize) {
+    /// `n` bytes from the front (in [`slices`](Self::slices) order) were
+    /// written. `keep`: if that emptied a small coalescing buffer, keep it
+    /// for the next frames.
+    pub fn advance(&mut self, mut n: usize, keep: bool) {
         assert!(n <= self.len, "advanced past the end of the transmit queue");
         self.len -= n;
         if self.front_started {
@@ -194,7 +198,7 @@ impl Outbox {
         }
         if n == self.tail.len() {
             // All written: keep a small buffer for the next frames.
-            if self.tail.capacity() <= TAIL_KEEP {
+            if keep && self.tail.capacity() <= TAIL_KEEP {
                 self.tail.clear();
             } else {
                 self.tail = BytesMut::new();
@@ -286,7 +290,7 @@ mod tests {
             let mut chunk: Vec<u8> = slots[..n].iter().flat_map(|s| s.iter().copied()).collect();
             chunk.truncate(step);
             wire.extend_from_slice(&chunk);
-            outbox.advance(chunk.len());
+            outbox.advance(chunk.len(), true);
         }
         wire
     }
@@ -332,7 +336,7 @@ mod tests {
         // Write 3 bytes: the first frame is started.
         let mut slots = [IoSlice::new(&[]); 8];
         outbox.slices(&mut slots);
-        outbox.advance(3);
+        outbox.advance(3, true);
         outbox.push_control(header(OpCode::Pong, 1), b"p");
         let wire = drain(&mut outbox, usize::MAX);
         let expected = [
@@ -384,5 +388,15 @@ mod tests {
         drain(&mut outbox, usize::MAX);
         assert!(outbox.tail.capacity() <= TAIL_KEEP);
         assert_eq!(outbox.queue.capacity(), 0);
+
+        // Not asked to keep it: nothing is held.
+        let mut outbox = Outbox::default();
+        outbox.push_encoded(Bytes::from_static(
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        ));
+        let mut slots = [IoSlice::new(&[]); 8];
+        outbox.slices(&mut slots);
+        outbox.advance(outbox.len(), false);
+        assert_eq!(outbox.tail.capacity(), 0);
     }
 }

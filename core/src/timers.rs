@@ -1,6 +1,9 @@
 //! The connection's named timers: one table, one earliest deadline.
 
-use std::time::Instant;
+use std::{
+    num::NonZeroU64,
+    time::{Duration, Instant},
+};
 
 /// A timer kept by the core; [`Connection::poll_timeout`](crate::Connection::poll_timeout)
 /// reports the earliest armed one.
@@ -32,19 +35,36 @@ impl Timer {
     ];
 }
 
-/// Deadlines indexed by [`Timer`].
-#[derive(Debug, Clone, Default)]
+/// Deadlines indexed by [`Timer`], each kept as nanoseconds after the
+/// table's origin (the connection's creation) plus one, zero meaning
+/// unarmed: 8 bytes a timer rather than an `Option<Instant>`'s 16, exact
+/// for any deadline from the origin on (an earlier one counts as the
+/// origin, a later one than 584 years as then).
+#[derive(Debug, Clone)]
 pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; 6],
+    origin: Instant,
+    deadlines: [Option<NonZeroU64>; 6],
 }
 
 impl TimerTable {
+    /// A table with every timer unarmed; `origin` is its earliest instant.
+    pub fn new(origin: Instant) -> Self {
+        TimerTable {
+            origin,
+            deadlines: [None; 6],
+        }
+    }
+
     pub fn set(&mut self, timer: Timer, deadline: Option<Instant>) {
-        self.deadlines[timer as usize] = deadline;
+        self.deadlines[timer as usize] = deadline.map(|at| {
+            let nanos = at.saturating_duration_since(self.origin).as_nanos();
+            let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
+            NonZeroU64::MIN.saturating_add(nanos)
+        });
     }
 
     pub fn get(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines[timer as usize]
+        self.deadlines[timer as usize].map(|n| self.origin + Duration::from_nanos(n.get() - 1))
     }
 
     pub fn clear_all(&mut self) {
@@ -53,7 +73,8 @@ impl TimerTable {
 
     /// The earliest armed deadline.
     pub fn next(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
+        let earliest = self.deadlines.iter().flatten().min()?;
+        Some(self.origin + Duration::from_nanos(earliest.get() - 1))
     }
 
     /// Disarm and return the timers whose deadline is at or before `now`.
@@ -66,5 +87,35 @@ impl TimerTable {
             }
         }
         expired.into_iter().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_come_back_exactly() {
+        let origin = Instant::now();
+        let mut table = TimerTable::new(origin);
+        assert_eq!(table.next(), None);
+        let idle = origin + Duration::new(60, 123);
+        table.set(Timer::Idle, Some(idle));
+        table.set(Timer::Handshake, Some(origin));
+        assert_eq!(table.get(Timer::Idle), Some(idle));
+        assert_eq!(table.next(), Some(origin));
+        // Before the origin counts as the origin; far ahead saturates.
+        table.set(Timer::Linger, Some(origin - Duration::from_secs(1)));
+        assert_eq!(table.get(Timer::Linger), Some(origin));
+        table.set(
+            Timer::KeepAlive,
+            Some(origin + Duration::from_secs(1 << 40)),
+        );
+        assert!(table.get(Timer::KeepAlive).unwrap() > origin + Duration::from_secs(1 << 33));
+        let expired: Vec<_> = table
+            .take_expired(origin + Duration::from_secs(60))
+            .collect();
+        assert_eq!(expired, [Timer::Handshake, Timer::Linger]);
+        assert_eq!(table.next(), Some(idle));
     }
 }

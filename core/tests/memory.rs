@@ -1,5 +1,6 @@
-//! An idle connection is small: a few hundred bytes of state, and at rest
-//! only small reusable buffers of bounded size (ARCHITECTURE.md §6).
+//! An idle connection is small: a few hundred bytes of state, no heap after
+//! the handshake, and at rest only small reusable buffers of bounded size
+//! once data has passed (ARCHITECTURE.md §6).
 //! Measured with a counting global allocator.
 
 mod common;
@@ -46,22 +47,26 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The most the outbox keeps at rest: its coalescing buffer, reused for the
-/// next small frames if its capacity is at most this (outbox.rs `TAIL_KEEP`).
+/// The most the outbox keeps at rest once data messages have passed: its
+/// coalescing buffer, reused for the next small frames if its capacity is at
+/// most this (outbox.rs `TAIL_KEEP`).
 const OUTBOX_KEPT: isize = 512;
 
-/// The most the event queue keeps at rest: its first allocation, 4 entries
-/// of 56 bytes on 64-bit targets (connection.rs `EVENTS_KEEP`).
+/// The most the event queue keeps at rest once data messages have passed:
+/// its first allocation, 4 entries of 56 bytes on 64-bit targets
+/// (connection.rs `EVENTS_KEEP`).
 const EVENTS_KEPT: isize = 4 * 56;
 
 #[test]
 fn idle_connection_cost() {
     let size = std::mem::size_of::<Connection>();
     println!("size_of::<Connection>() = {size}");
-    assert!(size <= 512, "Connection grew to {size} bytes");
+    // Most of an idle connection's memory on every runtime (the driver and
+    // the session's task embed it): rarely used state is boxed.
+    assert!(size <= 352, "Connection grew to {size} bytes");
 
-    // Heap held by an open server connection after traffic has passed
-    // (the shared Arc<Config> excluded).
+    // Heap held by an open server connection (the shared Arc<Config>
+    // excluded): none after the handshake alone...
     let config = std::sync::Arc::new(Config::default());
     let now = std::time::Instant::now();
     let before = live();
@@ -69,7 +74,15 @@ fn idle_connection_cost() {
     server.handle_input(now, REQUEST);
     assert!(matches!(server.poll_event(), Some(Event::Request)));
     server.accept(now, hubbub_core::Accept::new()).unwrap();
+    assert!(matches!(server.poll_event(), Some(Event::Open(_))));
+    assert!(server.poll_event().is_none());
     drain(&mut server);
+    let held = live() - before;
+    println!("heap held at rest after the handshake: {held} bytes");
+    assert_eq!(held, 0, "held after the handshake alone");
+    // (Printing may allocate: the test harness captures the output.)
+    let before = live();
+    // ...and its small reusable buffers once data has passed.
     for i in 0..50 {
         server.handle_input(
             now,
@@ -105,25 +118,31 @@ fn idle_connection_cost() {
     drop(server);
 }
 
-/// A frame's header alone allocates nothing; its first payload bytes reserve
-/// room for the rest of the frame (it passed the limits), and the message is
-/// received into that buffer without growing it (ARCHITECTURE.md §5).
+/// A frame's header alone allocates only the message's small reassembly
+/// state (boxed, so that an idle connection does not carry its room); its
+/// first payload bytes reserve room for the rest of the frame (it passed
+/// the limits), and the message is received into that buffer without
+/// growing it (ARCHITECTURE.md §5).
 #[test]
 fn header_alone_reserves_nothing() {
     let (mut server, now) = open_server(Config::default());
-    drain(&mut server);
+    // A first message: the event queue is then kept (not counted below).
+    server.handle_input(now, &client_frame(true, 1, b"warm"));
     while server.poll_event().is_some() {}
+    drain(&mut server);
     let len = 60_000;
     for (opcode, payload) in [(1u8, vec![b'a'; len]), (2, vec![7u8; len])] {
         let wire = client_frame(true, opcode, &payload);
         let header = wire.len() - len;
         let before = live();
         server.handle_input(now, &wire[..header]);
-        assert_eq!(live() - before, 0, "header alone");
+        let state = live() - before;
+        assert!(state <= 64, "header alone: {state} bytes");
         server.handle_input(now, &wire[header..header + 1]);
-        let reserved = live() - before;
+        let reserved = live() - before - state;
         assert_eq!(reserved, len as isize, "reserved on the first byte");
         server.handle_input(now, &wire[header + 1..]);
+        // The reassembly state is freed with the message complete.
         let held = live() - before;
         assert_eq!(held, reserved, "the buffer grew");
         let message = match server.poll_event() {

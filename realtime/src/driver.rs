@@ -20,7 +20,7 @@
 use std::{
     cell::RefCell,
     fmt,
-    future::poll_fn,
+    future::{poll_fn, Future},
     io::{self, IoSlice},
     task::{ready, Context, Poll, Waker},
     time::Instant,
@@ -54,6 +54,10 @@ pub trait Timer {
     fn reset(&mut self, deadline: Instant);
     /// Ready once the deadline set by [`reset`](Self::reset) has passed.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// No deadline is needed any more (the connection has none): a timer
+    /// that holds something while set may release it. Does nothing by
+    /// default; [`reset`](Self::reset) sets it again.
+    fn cancel(&mut self) {}
 }
 
 /// Most slices handed to one vectored write.
@@ -170,17 +174,25 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// the server's `101` before returning (the application may not poll
     /// again for a while). `decide` answers a server's upgrade request; a
     /// client never calls it.
-    pub async fn open<D>(&mut self, decide: D) -> Result<Opened, OpenError>
+    ///
+    /// (A plain function returning an `async` block, which keeps `decide`
+    /// once: the handshake's future is part of every connection's task.)
+    pub fn open<'a, D>(
+        &'a mut self,
+        decide: D,
+    ) -> impl Future<Output = Result<Opened, OpenError>> + 'a
     where
-        D: FnOnce(&Request) -> Result<Accept, Reject>,
+        D: FnOnce(&Request) -> Result<Accept, Reject> + 'a,
     {
         let mut decide = Some(decide);
-        let mut failure = None;
-        let opened = poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
-        poll_fn(|cx| self.poll_flush(cx))
-            .await
-            .map_err(OpenError::Io)?;
-        Ok(opened)
+        async move {
+            let mut failure = None;
+            let opened = poll_fn(|cx| self.poll_open(cx, &mut decide, &mut failure)).await?;
+            poll_fn(|cx| self.poll_flush(cx))
+                .await
+                .map_err(OpenError::Io)?;
+            Ok(opened)
+        }
     }
 
     fn poll_open<D>(
@@ -336,8 +348,15 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// Resetting the runtime's timer each time would cost more than the
     /// read, so the timer is only moved *earlier*; when it fires before the
     /// core's deadline, it is simply set again.
+    ///
+    /// When the core has no deadline left (the handshake's passed, and no
+    /// idle or keep-alive timer configured), the timer is cancelled rather
+    /// than left to fire for nothing: an idle connection then holds no timer.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(deadline) = self.conn.poll_timeout() else {
+            if self.armed.take().is_some() {
+                self.timer.cancel();
+            }
             return Poll::Pending;
         };
         if self.armed.is_none_or(|armed| deadline < armed) {

@@ -604,10 +604,7 @@ pub(crate) mod tests {
     }
 
     fn info(path: &str) -> SessionInfo {
-        SessionInfo {
-            path: path.into(),
-            ..SessionInfo::default()
-        }
+        SessionInfo::new(None, path, [])
     }
 
     type Log = Arc<Mutex<Vec<String>>>;

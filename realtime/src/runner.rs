@@ -42,13 +42,16 @@ pub enum SessionEvent {
 /// (at most [`HIGH_WATER`] bytes at a time) and report what arrives to
 /// `on_event`, until the connection is over and the transport may be
 /// dropped.
-pub async fn drive_session<T: Transport, K: Timer>(
-    driver: &mut Driver<T, K>,
-    session: &Session,
-    mut on_event: impl FnMut(SessionEvent),
-) {
+///
+/// (A plain function returning its future, which then holds its arguments
+/// once; an `async fn` keeps them twice.)
+pub fn drive_session<'a, T: Transport, K: Timer>(
+    driver: &'a mut Driver<T, K>,
+    session: &'a Session,
+    mut on_event: impl FnMut(SessionEvent) + 'a,
+) -> impl Future<Output = ()> + 'a {
     let mut closed = false;
-    poll_fn(|cx| poll_session(driver, session, &mut closed, &mut on_event, cx)).await;
+    poll_fn(move |cx| poll_session(driver, session, &mut closed, &mut on_event, cx))
 }
 
 fn poll_session<T: Transport, K: Timer>(
@@ -112,8 +115,11 @@ fn poll_session<T: Transport, K: Timer>(
 ///
 /// (A plain function returning an `async move` block rather than an `async
 /// fn`: an `async fn` keeps its arguments twice in its future — once as
-/// passed, once moved into the body — and the driver is most of a
-/// connection's memory at rest.)
+/// passed, once moved into the body — and this future is most of a
+/// session's memory at rest. For the same reason the handshake runs in a
+/// boxed future of its own (`open_session`): a future is as large as its
+/// largest state, and the handshake's is several times the running
+/// session's; boxed, it is freed once the session runs.)
 #[allow(clippy::manual_async_fn)]
 pub fn run_session<T: Transport, K: Timer>(
     mut driver: Driver<T, K>,
@@ -121,29 +127,8 @@ pub fn run_session<T: Transport, K: Timer>(
     peer: Option<SocketAddr>,
 ) -> impl Future<Output = ()> {
     async move {
-        let mut info = SessionInfo {
-            peer,
-            ..SessionInfo::default()
-        };
-        let opened = driver
-            .open(|request| {
-                info = SessionInfo::from_request(peer, request);
-                hub.decide(request)
-            })
-            .await;
-        let opened = match opened {
-            Ok(opened) => opened,
-            Err(OpenError::Handshake(error)) => {
-                if let Some(status) = rejected_status(&error) {
-                    hub.metrics().handshakes_rejected.inc(status);
-                }
-                return;
-            }
-            Err(_) => return,
-        };
-        info.protocol = opened.protocol;
-        match hub.open(info) {
-            Some(session) => {
+        match Box::pin(open_session(&mut driver, &hub, peer)).await {
+            Opening::Open(session) => {
                 let guard = Registered { hub: &hub, session };
                 let session = &guard.session;
                 drive_session(&mut driver, session, |event| match event {
@@ -153,7 +138,7 @@ pub fn run_session<T: Transport, K: Timer>(
                 })
                 .await;
             }
-            None => {
+            Opening::Refused => {
                 // Shutting down: refuse politely, then finish the close.
                 let now = driver.now();
                 let _ = driver
@@ -161,7 +146,46 @@ pub fn run_session<T: Transport, K: Timer>(
                     .close(now, CloseCode::GOING_AWAY, "server shutting down");
                 poll_fn(|cx| poll_until_finished(&mut driver, cx)).await;
             }
+            Opening::Failed => {}
         }
+    }
+}
+
+/// How [`open_session`] ended.
+enum Opening {
+    /// Open and registered with the hub.
+    Open(Session),
+    /// Open, but the hub is shutting down.
+    Refused,
+    /// The handshake failed (answered and counted) or the transport did.
+    Failed,
+}
+
+/// The handshake, routed by the hub, then the session's registration.
+async fn open_session<T: Transport, K: Timer>(
+    driver: &mut Driver<T, K>,
+    hub: &Hub,
+    peer: Option<SocketAddr>,
+) -> Opening {
+    let mut info = SessionInfo::new(peer, "", []);
+    let opened = driver
+        .open(|request| {
+            info = SessionInfo::from_request(peer, request);
+            hub.decide(request)
+        })
+        .await;
+    match opened {
+        Ok(opened) => {
+            info.protocol = opened.protocol;
+            hub.open(info).map_or(Opening::Refused, Opening::Open)
+        }
+        Err(OpenError::Handshake(error)) => {
+            if let Some(status) = rejected_status(&error) {
+                hub.metrics().handshakes_rejected.inc(status);
+            }
+            Opening::Failed
+        }
+        Err(_) => Opening::Failed,
     }
 }
 

@@ -87,33 +87,89 @@ impl fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 /// What the upgrade request said, kept for the session's life.
-#[derive(Debug, Clone, Default)]
+///
+/// The path, query and headers share one string, read by the accessors:
+/// one allocation per session rather than two per header (a session at
+/// rest is mostly this; see ARCHITECTURE.md, memory at rest).
+#[derive(Clone, Default)]
 pub struct SessionInfo {
     /// The peer's address, when the transport has one.
     pub peer: Option<SocketAddr>,
-    /// The request path (without query).
-    pub path: String,
-    /// The query string, if any.
-    pub query: Option<String>,
-    /// The request headers.
-    pub headers: Vec<(String, String)>,
     /// The negotiated subprotocol.
     pub protocol: Option<String>,
+    /// The request target (`path[?query]`), then `\nname:value` per header.
+    /// HTTP allows no line break in a target, name or value, nor a colon in
+    /// a name (`new` leaves out what would break this).
+    request: Box<str>,
 }
 
 impl SessionInfo {
     /// What a session keeps of its upgrade request.
     pub fn from_request(peer: Option<SocketAddr>, request: &hubbub_core::Request) -> Self {
+        Self::new(peer, request.target(), request.headers())
+    }
+
+    /// From a request target (`/path?query`) and headers. A target is cut
+    /// at a line break; a header whose name holds a colon or a line break,
+    /// or whose value holds a line break, is left out (none is valid HTTP).
+    pub fn new<'a>(
+        peer: Option<SocketAddr>,
+        target: &str,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut request = String::from(target.split('\n').next().unwrap_or_default());
+        for (name, value) in headers {
+            if !name.contains([':', '\n']) && !value.contains('\n') {
+                request.extend(["\n", name, ":", value]);
+            }
+        }
         SessionInfo {
             peer,
-            path: request.path().to_owned(),
-            query: request.query().map(str::to_owned),
-            headers: request
-                .headers()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
             protocol: None,
+            request: request.into_boxed_str(),
         }
+    }
+
+    fn target(&self) -> &str {
+        self.request.split('\n').next().unwrap_or_default()
+    }
+
+    /// The request path (without query).
+    pub fn path(&self) -> &str {
+        let target = self.target();
+        target.split_once('?').map_or(target, |(path, _)| path)
+    }
+
+    /// The query string, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, query)| query)
+    }
+
+    /// Every request header as `(name, value)`, in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.request
+            .split('\n')
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl fmt::Debug for SessionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionInfo")
+            .field("peer", &self.peer)
+            .field("path", &self.path())
+            .field("query", &self.query())
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .field("protocol", &self.protocol)
+            .finish()
     }
 }
 
@@ -229,27 +285,23 @@ impl Session {
 
     /// The path of the upgrade request.
     pub fn path(&self) -> &str {
-        &self.0.info.path
+        self.0.info.path()
     }
 
     /// The query string of the upgrade request.
     pub fn query(&self) -> Option<&str> {
-        self.0.info.query.as_deref()
+        self.0.info.query()
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.0
-            .info
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.info.header(name)
     }
 
-    /// Every header of the upgrade request.
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.0.info.headers
+    /// Every header of the upgrade request as `(name, value)`, in the
+    /// order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.0.info.headers()
     }
 
     /// The negotiated subprotocol.
@@ -513,7 +565,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.0.id)
-            .field("path", &self.0.info.path)
+            .field("path", &self.0.info.path())
             .finish()
     }
 }
@@ -774,4 +826,33 @@ pub(crate) mod tests {
     }
 
     const HIGH: usize = 64 << 10;
+
+    #[test]
+    fn session_info_keeps_the_request_in_one_string() {
+        let headers = [
+            ("Host", "example.com"),
+            ("X-Token", "a:b c"),
+            ("bad:name", "x"),
+            ("X-Bad", "line\nbreak"),
+            ("x-token", "second"),
+        ];
+        let info = SessionInfo::new(None, "/chat?room=1?x", headers);
+        assert_eq!((info.path(), info.query()), ("/chat", Some("room=1?x")));
+        assert_eq!(info.header("x-TOKEN"), Some("a:b c"), "the first one");
+        assert_eq!(
+            info.headers().collect::<Vec<_>>(),
+            [
+                ("Host", "example.com"),
+                ("X-Token", "a:b c"),
+                ("x-token", "second")
+            ]
+        );
+        let bare = SessionInfo::new(None, "/", []);
+        assert_eq!(
+            (bare.path(), bare.query(), bare.headers().count()),
+            ("/", None, 0)
+        );
+        assert_eq!(SessionInfo::new(None, "/?", []).query(), Some(""));
+        assert_eq!(SessionInfo::default().path(), "");
+    }
 }

@@ -199,6 +199,15 @@ impl Timer for LoopTimer {
         self.arm(deadline, None);
     }
 
+    fn cancel(&mut self) {
+        self.deadline = None;
+        if let Some((shared, id)) = &mut self.slot {
+            if let Some(id) = id.take() {
+                lock(&shared.timers).remove(id);
+            }
+        }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.deadline {
             None => Poll::Pending,
@@ -236,6 +245,29 @@ mod tests {
         timers.arm(3, start + Duration::from_secs(60), None);
         assert_eq!(timers.entries(), before);
         assert_eq!(timers.next(), Some(start));
+    }
+
+    #[test]
+    fn a_cancelled_timer_leaves_the_loop() {
+        let poll = mio::Poll::new().unwrap();
+        let executor = crate::reactor::Executor::new(poll.registry(), mio::Token(0)).unwrap();
+        let shared = executor.shared.clone();
+        let mut timer = LoopTimer::on(shared.clone());
+        let at = Instant::now() + Duration::from_secs(60);
+        timer.reset(at);
+        assert_eq!(lock(&shared.timers).next(), Some(at));
+        timer.cancel();
+        let mut timers = lock(&shared.timers);
+        assert_eq!((timers.next(), timers.live), (None, 0));
+        assert_eq!(timers.free, [0], "its id is free for the next timer");
+        drop(timers);
+        assert!(timer
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
+        timer.reset(at); // armed again, with a fresh id
+        assert_eq!(lock(&shared.timers).next(), Some(at));
+        drop(timer);
+        assert_eq!(lock(&shared.timers).live, 0);
     }
 
     #[test]

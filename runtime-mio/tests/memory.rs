@@ -1,23 +1,28 @@
 //! What an idle connection costs the server in heap bytes, counted by a
 //! global allocator (requested sizes; malloc's own overhead and the kernel's
 //! socket buffers are not included). The clients are raw sockets in this
-//! process that allocate nothing after connecting.
+//! process that allocate nothing after connecting. The tests take turns
+//! (one counter for the process). ARCHITECTURE.md §13 has the breakdown.
 
 mod common;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     io::{Read, Write},
-    net::TcpStream,
+    net::{SocketAddr, TcpStream},
     sync::{
-        atomic::{AtomicIsize, Ordering},
-        Arc,
+        atomic::{AtomicIsize, AtomicUsize, Ordering},
+        Arc, Mutex,
     },
     time::Duration,
 };
 
 use common::eventually;
-use hubbub_mio::{Config, Hub, LoopServer};
+use hubbub_mio::{Config, Hub, LoopServer, Mio, Server, WebSocket};
+use hubbub_realtime::Runtime;
+
+/// One test at a time: they share the counter.
+static TURN: Mutex<()> = Mutex::new(());
 
 struct Counting;
 
@@ -59,27 +64,102 @@ fn open(addr: std::net::SocketAddr, n: usize, into: &mut Vec<TcpStream>) {
     }
 }
 
+/// Heap bytes per connection held by the `n` connections opened by `open`,
+/// after a warm-up of 20 (the loops' read buffers, first slab growth).
+fn per_connection(mut open_and_wait: impl FnMut(usize, &mut Vec<TcpStream>)) -> isize {
+    let mut clients = Vec::with_capacity(1000);
+    open_and_wait(20, &mut clients);
+    std::thread::sleep(Duration::from_millis(100));
+    let before = LIVE.load(Ordering::SeqCst);
+    const N: usize = 300;
+    open_and_wait(N, &mut clients);
+    // Let the sessions settle (handshake state freed once open).
+    std::thread::sleep(Duration::from_millis(100));
+    (LIVE.load(Ordering::SeqCst) - before) / N as isize
+}
+
+/// A hub session on the loop server: the task running `run_session`, the
+/// realtime `Session` with the upgrade request, the hub's index entry and
+/// the loop's slots.
 #[test]
-fn an_idle_connection_costs_under_two_kib_of_heap() {
+fn an_idle_hub_session_costs_under_1200_bytes_of_heap() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let hub = Hub::builder().build();
     let handle = LoopServer::new(hub.clone(), Arc::new(Config::default()))
         .bind("127.0.0.1:0")
         .unwrap()
         .start()
         .unwrap();
-    let mut clients = Vec::with_capacity(1000);
-    // Warm up: the loop's read buffer, first slab and ready-list growth.
-    open(handle.local_addr(), 20, &mut clients);
-    eventually("warm-up sessions", || hub.session_count() == 20);
-    std::thread::sleep(Duration::from_millis(100));
-    let before = LIVE.load(Ordering::SeqCst);
-    const N: isize = 300;
-    open(handle.local_addr(), N as usize, &mut clients);
-    eventually("all sessions", || hub.session_count() == 320);
-    std::thread::sleep(Duration::from_millis(100));
-    let per = (LIVE.load(Ordering::SeqCst) - before) / N;
-    println!("heap per idle connection: {per} bytes");
-    assert!(per < 2048, "{per} bytes");
-    drop(clients);
+    let per = per_connection(|n, clients| {
+        let expected = hub.session_count() + n;
+        open(handle.local_addr(), n, clients);
+        eventually("sessions", || hub.session_count() == expected);
+    });
+    println!("heap per idle hub session: {per} bytes");
+    assert!(per < 1200, "{per} bytes");
     handle.shutdown(Duration::from_secs(1));
+}
+
+/// A plain WebSocket served by the adapter's `Server` on the default
+/// loops, its handler waiting in `recv()`, with no idle or keep-alive timer
+/// (what `echo --runtime mio` holds in the benchmark's idle row): the task,
+/// one future holding the handshake and then the handler, and the loop's
+/// slots; the handshake's timer is cancelled once open.
+#[test]
+fn an_idle_websocket_costs_under_800_bytes_of_heap() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    let listener = Mio::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1024).unwrap();
+    let addr = Mio::local_addr(&listener).unwrap();
+    let no_timers = Config {
+        idle_timeout: None,
+        ping_interval: None,
+        pong_timeout: None,
+        ..Config::default()
+    };
+    Mio::spawn(
+        Server::new(no_timers).serve(listener, |mut ws: WebSocket| async move {
+            WAITING.fetch_add(1, Ordering::SeqCst);
+            while ws.recv().await.is_some() {}
+        }),
+    );
+    let per = per_connection(|n, clients| {
+        let expected = WAITING.load(Ordering::SeqCst) + n;
+        open(addr, n, clients);
+        eventually("handlers", || WAITING.load(Ordering::SeqCst) == expected);
+    });
+    println!("heap per idle WebSocket: {per} bytes");
+    assert!(per < 800, "{per} bytes");
+}
+
+/// The size of the future a closure returns (without calling it).
+fn future_size<A, F, C: FnOnce(A) -> F>(_: &C) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// The futures an idle session's task is made of stay about the size of
+/// its driver: the handshake's state (and on a shared port, the HTTP
+/// phase's, several KiB) is boxed while it runs, not kept for the session's
+/// life.
+#[test]
+fn session_futures_stay_small() {
+    use hubbub_mio::{
+        driver::Driver,
+        http::{serve_shared, HttpApp},
+        LoopTimer, MioIo,
+    };
+    use hubbub_realtime::run_session;
+    let driver = std::mem::size_of::<Driver<MioIo, LoopTimer>>();
+    let hub = Hub::builder().build();
+    let app = HttpApp::builder(hub.clone()).build();
+    let config = Arc::new(Config::default());
+    let session =
+        future_size(&|driver: Driver<MioIo, LoopTimer>| run_session(driver, hub.clone(), None));
+    let shared = future_size(&|io: MioIo| {
+        serve_shared(io, LoopTimer::default(), &app, config.clone(), None)
+    });
+    println!("driver {driver} B, run_session {session} B, serve_shared {shared} B");
+    assert!(driver <= 480, "the driver grew to {driver} bytes");
+    assert!(session <= driver + 160, "run_session: {session} bytes");
+    assert!(shared <= session + 96, "serve_shared: {shared} bytes");
 }

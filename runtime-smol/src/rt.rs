@@ -129,6 +129,10 @@ impl Timer for SmolTimer {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.0).poll(cx).map(drop)
     }
+
+    fn cancel(&mut self) {
+        self.0 = smol::Timer::never(); // out of the reactor's timers
+    }
 }
 
 /// The smol runtime: tasks go to smol's global executor (its thread count

@@ -84,6 +84,10 @@ impl Timer for TokioTimer {
             None => Poll::Pending,
         }
     }
+
+    fn cancel(&mut self) {
+        self.0 = None; // its allocation and its entry in tokio's wheel
+    }
 }
 
 /// The tokio runtime (the current one, of whichever flavour), for the

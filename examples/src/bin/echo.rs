@@ -10,7 +10,9 @@
 //! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
 //! one thread (tokio); on smol, connections run on smol's executor thread.
 
-use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    error::Error, future::Future, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration,
+};
 
 use hubbub_core::{CloseCode, Config, DeflateConfig};
 use hubbub_examples::{until, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
@@ -123,11 +125,23 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
 
 /// Queue every message back; the stream writes the queued answers to one
 /// read in one system call before it reads again.
-async fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>) {
-    while let Some(message) = ws.recv().await {
-        if let Ok(message) = message {
+///
+/// (A plain function returning an `async move` block: an `async fn` would
+/// keep its `WebSocket` argument twice in its future, and this future is
+/// most of what an idle connection costs.)
+#[allow(clippy::manual_async_fn)]
+fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>) -> impl Future<Output = ()> + Send {
+    async move {
+        loop {
+            // The message moves into `feed`'s future before that is
+            // awaited, so this future does not keep a slot for it too.
+            let feeding = match ws.recv().await {
+                Some(Ok(message)) => ws.feed(message),
+                Some(Err(_)) => continue,
+                None => break,
+            };
             // After a close has started, sends fail; keep reading to the end.
-            let _ = ws.feed(message).await;
+            let _ = feeding.await;
         }
     }
 }

@@ -323,11 +323,8 @@ impl<R: Runtime> Task<R> {
     /// Make `ws` the current connection and call `on_open`.
     fn open(&self, ws: RuntimeWebSocket<R>) -> Open<R> {
         let (driver, protocol) = ws.into_driver();
-        let info = SessionInfo {
-            peer: R::peer_addr(driver.transport()).ok(),
-            protocol,
-            ..SessionInfo::default()
-        };
+        let mut info = SessionInfo::new(R::peer_addr(driver.transport()).ok(), "", []);
+        info.protocol = protocol;
         let session = Session::detached(info, self.limit);
         *self.handle.current() = Some(session.clone());
         if self.handle.0.stopping.is_set() {

@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::future::{Either, FutureExt};
 use hubbub_core::{Accept, Config, Connection, Reject, Request};
 
 use super::{websocket::Core, Error, WebSocket};
@@ -39,12 +40,18 @@ pub async fn accept<T: Transport, K: Timer>(
 /// reported as [`Error::Handshake`]; so is a rejection, after the HTTP
 /// response has been written. The handshake must finish within
 /// `config.handshake_timeout` ([`Error::Timeout`] otherwise).
-pub async fn accept_with<T, K, D>(
+///
+/// (A plain function returning an `async move` block: the connection is
+/// built before the block, so the future holds it once rather than also
+/// keeping the transport and timer it was built from. The handshake's own
+/// state is boxed while it runs, so that this future is hardly larger than
+/// the `WebSocket` it becomes: see `connection_task`.)
+pub fn accept_with<T, K, D>(
     transport: T,
     timer: K,
     config: Arc<Config>,
     decide: D,
-) -> Result<WebSocket<T, K>, Error>
+) -> impl Future<Output = Result<WebSocket<T, K>, Error>>
 where
     T: Transport,
     K: Timer,
@@ -52,8 +59,10 @@ where
 {
     let now = timer.now();
     let mut core = Core::new(Connection::server(config, now), transport, timer);
-    core.open(decide).await?;
-    Ok(WebSocket::from_core(core))
+    async move {
+        Box::pin(core.open(decide)).await?;
+        Ok(WebSocket::from_core(core))
+    }
 }
 
 type Decide = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
@@ -138,17 +147,34 @@ impl<R: Runtime> Server<R> {
                     continue;
                 }
             };
-            let (config, decide, handler) =
-                (self.config.clone(), self.decide.clone(), handler.clone());
-            R::spawn(async move {
-                let timer = R::Timer::default();
-                if let Ok(ws) = accept_with(stream, timer, config, |request| decide(request)).await
-                {
-                    handler(ws).await;
-                }
+            let decide = self.decide.clone();
+            let accepting = accept_with(stream, R::Timer::default(), self.config.clone(), {
+                move |request: &Request| decide(request)
             });
+            R::spawn(connection_task(accepting, handler.clone()));
         }
     }
+}
+
+/// One accepted connection's task: the handshake, then `handler`. The two
+/// phases take turns in one place (`then`), so the task, which is most of
+/// an idle connection's memory, is as large as the larger phase rather than
+/// both together (an `async` block would also keep the `WebSocket` beside
+/// the handler's future that owns it).
+fn connection_task<T, K, H, F>(
+    accepting: impl Future<Output = Result<WebSocket<T, K>, Error>>,
+    handler: Arc<H>,
+) -> impl Future<Output = ()>
+where
+    T: Transport,
+    K: Timer,
+    H: Fn(WebSocket<T, K>) -> F,
+    F: Future<Output = ()>,
+{
+    accepting.then(move |accepted| match accepted {
+        Ok(ws) => Either::Left(handler(ws)),
+        Err(_) => Either::Right(std::future::ready(())),
+    })
 }
 
 /// Errors that concern the listener rather than one connection; retrying

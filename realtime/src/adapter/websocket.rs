@@ -1,7 +1,7 @@
 //! [`WebSocket`] and its halves.
 
 use std::{
-    future::poll_fn,
+    future::{poll_fn, Future},
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{ready, Context, Poll, Wake, Waker},
@@ -16,18 +16,19 @@ use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
-use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Reject, Request};
+use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Opened, Reject, Request};
 use serde_json::Value;
 
 /// Everything a connection owns; shared by the two halves after a split.
 pub(crate) struct Core<T: Transport, K: Timer> {
     driver: Driver<T, K>,
-    /// How the connection ended, once it has.
-    closed: Option<Closed>,
-    last_pong: Option<Bytes>,
-    protocol: Option<String>,
-    /// The negotiated extension (`Sec-WebSocket-Extensions`).
-    extensions: Option<String>,
+    /// How the connection ended, once it has. (This and the two below are
+    /// boxed: usually unset, and an idle connection's memory is mostly this
+    /// struct.)
+    closed: Option<Box<Closed>>,
+    last_pong: Option<Box<Bytes>>,
+    /// The subprotocol and extension agreed in the handshake, if either was.
+    opened: Option<Box<Opened>>,
     /// The stream has returned `None`.
     ended: bool,
 }
@@ -38,8 +39,7 @@ impl<T: Transport, K: Timer> Core<T, K> {
             driver: Driver::new(conn, transport, timer),
             closed: None,
             last_pong: None,
-            protocol: None,
-            extensions: None,
+            opened: None,
             ended: false,
         }
     }
@@ -51,7 +51,9 @@ impl<T: Transport, K: Timer> Core<T, K> {
         D: FnOnce(&Request) -> Result<Accept, Reject>,
     {
         let opened = self.driver.open(decide).await?;
-        (self.protocol, self.extensions) = (opened.protocol, opened.extensions);
+        if opened.protocol.is_some() || opened.extensions.is_some() {
+            self.opened = Some(Box::new(opened));
+        }
         Ok(())
     }
 
@@ -67,11 +69,11 @@ impl<T: Transport, K: Timer> Core<T, K> {
             };
             match event {
                 Event::Message(message) => return Poll::Ready(Some(Ok(message))),
-                Event::Pong(payload) => self.last_pong = Some(payload),
+                Event::Pong(payload) => self.last_pong = Some(Box::new(payload)),
                 Event::ProtocolError(error) => {
                     return Poll::Ready(Some(Err(Error::Protocol(error))))
                 }
-                Event::Closed(closed) => self.closed = Some(closed),
+                Event::Closed(closed) => self.closed = Some(Box::new(closed)),
                 Event::HandshakeFailed(error) => {
                     return Poll::Ready(Some(Err(Error::handshake(error))))
                 }
@@ -179,14 +181,19 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
     }
 
     /// The next data message; `None` once the connection is over.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        poll_fn(|cx| self.core.poll_next(cx)).await
+    ///
+    /// (This and [`feed`](Self::feed) return their futures from plain
+    /// functions: an `async fn` would keep its arguments twice, and these
+    /// futures live in every connection's task.)
+    pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> + '_ {
+        poll_fn(|cx| self.core.poll_next(cx))
     }
 
     /// The driver and the agreed subprotocol, for a loop of its own (the
     /// callback client's).
     pub(crate) fn into_driver(self) -> (Driver<T, K>, Option<String>) {
-        (self.core.driver, self.core.protocol)
+        let protocol = self.core.opened.and_then(|opened| opened.protocol);
+        (self.core.driver, protocol)
     }
 
     /// Send the envelope `{"type": event_type, "payload": payload}` as a
@@ -208,9 +215,18 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
     /// [`flush`](Self::flush), `send`, or by the stream before it reads:
     /// an echo loop of `recv` and `feed` writes all its answers to one
     /// read in one system call.
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        poll_fn(|cx| self.core.poll_ready(cx)).await?;
-        self.core.start_send(message.into())
+    pub fn feed(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<(), Error>> + '_ {
+        let mut message = Some(message.into());
+        poll_fn(move |cx| {
+            ready!(self.core.poll_ready(cx))?;
+            match message.take() {
+                Some(message) => Poll::Ready(self.core.start_send(message)),
+                None => Poll::Ready(Ok(())),
+            }
+        })
     }
 
     /// Write everything queued.
@@ -241,7 +257,7 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
             self.core.start_close(code, reason)?;
         }
         while self.recv().await.is_some() {}
-        self.core.closed.clone().ok_or(Error::Closed)
+        self.core.closed.as_deref().cloned().ok_or(Error::Closed)
     }
 
     /// True while messages may be sent.
@@ -251,23 +267,23 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
 
     /// How the connection ended (set when the stream sees the close).
     pub fn closed(&self) -> Option<&Closed> {
-        self.core.closed.as_ref()
+        self.core.closed.as_deref()
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.core.protocol.as_deref()
+        self.core.opened.as_ref()?.protocol.as_deref()
     }
 
     /// The negotiated extension as sent in `Sec-WebSocket-Extensions`
     /// (e.g. `permessage-deflate; server_no_context_takeover`), if any.
     pub fn extensions(&self) -> Option<&str> {
-        self.core.extensions.as_deref()
+        self.core.opened.as_ref()?.extensions.as_deref()
     }
 
     /// The payload of the last pong received.
     pub fn last_pong(&self) -> Option<&Bytes> {
-        self.core.last_pong.as_ref()
+        self.core.last_pong.as_deref()
     }
 
     /// The underlying transport (e.g. for its peer address).
@@ -420,12 +436,12 @@ impl<T: Transport, K: Timer> ReadHalf<T, K> {
 
     /// How the connection ended (set when this half sees the close).
     pub fn closed(&self) -> Option<Closed> {
-        self.shared.lock().closed.clone()
+        self.shared.lock().closed.as_deref().cloned()
     }
 
     /// The payload of the last pong received.
     pub fn last_pong(&self) -> Option<Bytes> {
-        self.shared.lock().last_pong.clone()
+        self.shared.lock().last_pong.as_deref().cloned()
     }
 }
 

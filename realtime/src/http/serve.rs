@@ -9,7 +9,7 @@
 //! dead socket.
 
 use std::{
-    future::poll_fn,
+    future::{poll_fn, Future},
     io::{self, IoSlice},
     net::SocketAddr,
     sync::Arc,
@@ -163,23 +163,36 @@ pub async fn serve_connection<T: Transport, K: Timer>(
 /// Serve a connection on a shared port: HTTP until a WebSocket upgrade
 /// request, which then runs as a session of the app's hub, configured by
 /// `config`.
-pub async fn serve_shared<T: Transport, K: Timer>(
+///
+/// The HTTP phase runs boxed: its state is several KiB (buffers included),
+/// and a future is as large as its largest state, so a WebSocket session
+/// that follows would otherwise keep that room for its whole life (see
+/// ARCHITECTURE.md §13, memory at rest).
+pub fn serve_shared<'a, T: Transport + 'a, K: Timer + 'a>(
     io: T,
     timer: K,
-    app: &HttpApp,
+    app: &'a HttpApp,
     config: Arc<Config>,
     peer: Option<SocketAddr>,
-) {
-    if let Served::Upgrade {
-        io,
-        timer,
-        buffered,
-    } = serve_connection(io, timer, app, true).await
-    {
-        let now = timer.now();
-        let mut conn = Connection::server(config, now);
-        conn.handle_input(now, &buffered);
-        run_session(Driver::new(conn, io, timer), app.hub().clone(), peer).await;
+) -> impl Future<Output = ()> + 'a {
+    let http = Box::pin(serve_connection(io, timer, app, true));
+    async move {
+        // Built in a scope of its own: the parts it is made of take no room
+        // beside the running session.
+        let session = match http.await {
+            Served::Upgrade {
+                io,
+                timer,
+                buffered,
+            } => {
+                let now = timer.now();
+                let mut conn = Connection::server(config, now);
+                conn.handle_input(now, &buffered);
+                run_session(Driver::new(conn, io, timer), app.hub().clone(), peer)
+            }
+            _ => return,
+        };
+        session.await;
     }
 }
 
