@@ -391,7 +391,7 @@ mod tests {
 
         // Not asked to keep it: nothing is held.
         let mut outbox = Outbox::default();
-        outbox.push_encoded(Bytes::from_static(
+        outbox.push_owned(Bytes::from_static(
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
         ));
         let mut slots = [IoSlice::new(&[]); 8];
