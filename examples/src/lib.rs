@@ -305,10 +305,15 @@ impl Rt for Smol {
 impl Rt for Mio {
     const NAME: &'static str = "mio";
 
-    /// `hubbub_mio::block_on`; spawned tasks run on hubbub-mio's default
-    /// loops (`HUBBUB_MIO_THREADS`, one per CPU by default).
+    /// With one loop (`HUBBUB_MIO_THREADS`, one per CPU by default), the
+    /// whole program on this thread (`hubbub_mio::block_on_local`, as the
+    /// tokio programs run on a current-thread runtime); with more,
+    /// `hubbub_mio::block_on`, spawned tasks spread over the default loops.
     fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-        Ok(hubbub_mio::block_on(future))
+        match hubbub_mio::default_loops() {
+            1 => hubbub_mio::block_on_local(future),
+            _ => Ok(hubbub_mio::block_on(future)),
+        }
     }
 }
 

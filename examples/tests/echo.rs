@@ -68,6 +68,30 @@ fn echoes_in_order_and_exits_on_sigterm_once() {
     assert!(server.terminate().success());
 }
 
+/// On one loop (`HUBBUB_MIO_THREADS=1`), the mio program is one thread:
+/// connections, timers and the signal wait all live on `block_on_local`'s
+/// loop. With two loops, tasks spread over two loop threads.
+#[test]
+fn mio_with_one_loop_is_one_thread_and_still_exits_on_sigterm() {
+    for (loops, threads) in [("1", 1), ("2", 3)] {
+        let server = start(
+            ECHO,
+            &["--runtime", "mio", "--port", "0"],
+            None,
+            &[("HUBBUB_MIO_THREADS", loops)],
+        );
+        let port = port(&server);
+        runtime().block_on(async {
+            let mut ws = connect(&format!("ws://127.0.0.1:{port}/")).await;
+            send(&mut ws, "hello").await;
+            assert_eq!(next(&mut ws).await, "hello");
+            assert_eq!(server.threads(), threads, "HUBBUB_MIO_THREADS={loops}");
+            close(ws).await;
+        });
+        assert!(server.terminate().success(), "HUBBUB_MIO_THREADS={loops}");
+    }
+}
+
 /// The `Sec-WebSocket-Extensions` answer to an upgrade offering
 /// permessage-deflate (raw, over a blocking socket with timeouts).
 fn extension_answer(port: u16) -> Option<String> {

@@ -82,7 +82,8 @@ pub use hubbub_realtime::{
 pub use io::MioIo;
 /// The mio this crate is built on, for an embedding application's loop.
 pub use mio;
-pub use rt::{block_on, Mio, MioListener};
+pub use reactor::default_loops;
+pub use rt::{block_on, block_on_local, Mio, MioListener};
 pub use server::{BoundLoopServer, Handler, LoopServer, LoopServerHandle};
 pub use signal::ShutdownSignal;
 pub use timers::LoopTimer;

@@ -142,16 +142,19 @@ static LOOPS: OnceLock<Vec<Arc<Shared>>> = OnceLock::new();
 /// One of the default loops (round-robin).
 fn default_loop() -> Arc<Shared> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let loops = LOOPS.get_or_init(|| {
-        let threads = std::env::var("HUBBUB_MIO_THREADS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-            .unwrap_or(1)
-            .max(1);
-        (0..threads).map(start_default_loop).collect()
-    });
+    let loops = LOOPS.get_or_init(|| (0..default_loops()).map(start_default_loop).collect());
     loops[NEXT.fetch_add(1, SeqCst) % loops.len()].clone()
+}
+
+/// How many default loops there are, or will be once started:
+/// `HUBBUB_MIO_THREADS`, else the number of CPUs this process may use.
+pub fn default_loops() -> usize {
+    std::env::var("HUBBUB_MIO_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn is_default(shared: &Arc<Shared>) -> bool {
@@ -177,20 +180,33 @@ fn start_default_loop(n: usize) -> Arc<Shared> {
         .expect("hubbub-mio: a loop thread failed to start")
 }
 
-/// A default loop's thread: poll, dispatch, process, for ever.
+/// A default loop's thread: its turns, for ever.
 fn run_forever(mut poll: mio::Poll, mut executor: Executor) {
     let mut events = Events::with_capacity(1024);
-    loop {
-        if let Err(error) = poll.poll(&mut events, executor.next_timeout()) {
-            if error.kind() != io::ErrorKind::Interrupted {
-                return;
-            }
-        }
-        for event in &events {
-            executor.handle_event(event);
-        }
-        executor.process();
+    while turn(&mut poll, &mut events, &mut executor, false).is_ok() {}
+}
+
+/// One turn of a loop: wait for events (until the next deadline; not at
+/// all when `busy`), wake the tasks they are for, then process.
+pub(crate) fn turn(
+    poll: &mut mio::Poll,
+    events: &mut Events,
+    executor: &mut Executor,
+    busy: bool,
+) -> io::Result<()> {
+    let timeout = match busy {
+        true => Some(Duration::ZERO),
+        false => executor.next_timeout(),
+    };
+    match poll.poll(events, timeout) {
+        Err(error) if error.kind() != io::ErrorKind::Interrupted => return Err(error),
+        _ => {}
     }
+    for event in &*events {
+        executor.handle_event(event);
+    }
+    executor.process();
+    Ok(())
 }
 
 /// A source's place in its loop: its token and wakers. Dropping it frees

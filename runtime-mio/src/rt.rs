@@ -5,33 +5,38 @@
 //! Where things run: [`spawn`](Runtime::spawn) puts the task on one of the
 //! *default loops*, chosen round-robin — also when called from a default
 //! loop's task, so that a server's accept task spreads its connections over
-//! the threads — except inside an embedding application's own loop
-//! ([`Connections`](crate::Connections)), which keeps its tasks. The
-//! default loops are started on first use, one thread each, as many as
-//! `HUBBUB_MIO_THREADS` (default: the number of CPUs). Sockets and timers
+//! the threads — except inside a loop of the application's own
+//! ([`Connections`](crate::Connections), or [`block_on_local`]'s), which
+//! keeps its tasks. The default loops are started on first use, one thread
+//! each, as many as [`default_loops`](crate::default_loops)
+//! (`HUBBUB_MIO_THREADS`, default: the number of CPUs). Sockets and timers
 //! join the loop of the thread that creates them (the current loop, else a
-//! default one), and may be polled from any thread.
+//! default one), and may be polled from any thread. The shutdown signal is
+//! a source of a loop too; only `resolve` runs on a thread of its own.
 
 use std::{
     future::{poll_fn, Future},
     io,
     net::{SocketAddr, ToSocketAddrs},
     pin::pin,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering::SeqCst},
+        Arc, Mutex,
+    },
     task::{Context, Poll, Wake, Waker},
     thread::Thread,
     time::{Duration, Instant},
 };
 
 use hubbub_realtime::{driver::Timer, Runtime};
-use mio::{net::TcpListener, Interest};
+use mio::{net::TcpListener, Events, Interest, Token};
 use socket2::{Domain, Socket, Type};
 
 use crate::{
     io::MioIo,
-    reactor::{lock, pick, pick_for_task, Direction, Registration},
+    reactor::{lock, pick, pick_for_task, turn, Direction, Enter, Executor, Registration, Shared},
+    signal::LoopSignals,
     timers::LoopTimer,
-    ShutdownSignal,
 };
 
 /// The mio runtime: hubbub-mio's loops as an async runtime. A spawned
@@ -102,12 +107,10 @@ impl Runtime for Mio {
     }
 
     fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-        let signal = ShutdownSignal::install();
+        let signals = LoopSignals::install();
         async move {
-            match signal {
-                Ok(signal) => {
-                    let _ = on_a_thread(move || signal.wait()).await;
-                }
+            match signals {
+                Ok(mut signals) => poll_fn(|cx| signals.poll_signal(cx)).await,
                 Err(_) => std::future::pending().await,
             }
         }
@@ -184,6 +187,63 @@ fn on_a_thread<T: Send + 'static>(
             }
         })
         .await)
+    }
+}
+
+/// Run `future` to completion on a loop of the calling thread's own, with
+/// everything it starts: the tasks it spawns (and theirs), its sockets
+/// and timers, and the signals of [`shutdown_signal`](crate::shutdown_signal)
+/// all live on this thread — a one-thread process, like tokio's
+/// current-thread runtime. (Tasks spawned from other threads still go to
+/// the default loops.)
+///
+/// When `future` completes, the tasks still running are dropped, and the
+/// sockets and timers left over from the loop never become ready again.
+/// Fails only if the loop's poll cannot be created.
+pub fn block_on_local<F: Future>(future: F) -> io::Result<F::Output> {
+    let mut poll = mio::Poll::new()?;
+    let mut executor = Executor::new(poll.registry(), Token(0))?;
+    let main = Arc::new(WakeMain {
+        woken: AtomicBool::new(true),
+        shared: executor.shared.clone(),
+    });
+    let waker = Waker::from(main.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let mut events = Events::with_capacity(1024);
+    loop {
+        if main.woken.swap(false, SeqCst) {
+            let _enter = Enter::new(&executor.shared);
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                executor.abort_all();
+                return Ok(output);
+            }
+        }
+        turn(
+            &mut poll,
+            &mut events,
+            &mut executor,
+            main.woken.load(SeqCst),
+        )?;
+    }
+}
+
+/// The waker of [`block_on_local`]'s future: marks it to be polled and
+/// makes sure its loop looks (see `Shared::signal`).
+struct WakeMain {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for WakeMain {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, SeqCst) {
+            self.shared.signal();
+        }
     }
 }
 

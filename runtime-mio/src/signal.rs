@@ -1,13 +1,22 @@
-//! Waiting for Ctrl-C or SIGTERM without an async runtime.
+//! Waiting for Ctrl-C or SIGTERM: blocking ([`ShutdownSignal`]), or as a
+//! source of a loop ([`LoopSignals`], no thread waits).
 
-use std::io;
+use std::{
+    io,
+    task::{Context, Poll},
+};
 
-/// SIGINT and SIGTERM caught from [`install`](Self::install) on (Unix;
-/// elsewhere [`wait`](Self::wait) never returns): a signal that arrives
-/// between the two calls is not lost.
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::reactor::{pick, Direction, Registration};
+
+/// What a shutdown waits for: Ctrl-C and SIGTERM.
+const SIGNALS: [i32; 2] = [SIGINT, SIGTERM];
+
+/// SIGINT and SIGTERM caught from [`install`](Self::install) on: a signal
+/// that arrives between the two calls is not lost.
 #[derive(Debug)]
 pub struct ShutdownSignal {
-    #[cfg(unix)]
     signals: signal_hook::iterator::Signals,
 }
 
@@ -15,25 +24,59 @@ impl ShutdownSignal {
     /// Install the handlers (signal-hook's self-pipe; the default action of
     /// these signals is replaced until the process ends).
     pub fn install() -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use signal_hook::consts::{SIGINT, SIGTERM};
-            let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-            Ok(ShutdownSignal { signals })
-        }
-        #[cfg(not(unix))]
-        Ok(ShutdownSignal {})
+        let signals = signal_hook::iterator::Signals::new(SIGNALS)?;
+        Ok(ShutdownSignal { signals })
     }
 
     /// Block until one of the signals arrives.
     pub fn wait(mut self) {
-        #[cfg(unix)]
-        {
-            let _ = self.signals.forever().next();
+        let _ = self.signals.forever().next();
+    }
+}
+
+/// SIGINT and SIGTERM caught from [`install`](Self::install) on, awaited
+/// on a loop: signal-hook's self-pipe is registered with the loop of the
+/// thread that first polls it (else a default loop), whose readiness event
+/// wakes the waiting task.
+pub(crate) struct LoopSignals {
+    signals: signal_hook_mio::v1_0::Signals,
+    registration: Option<Registration>,
+}
+
+impl LoopSignals {
+    /// Install the handlers (the default action of these signals is
+    /// replaced until the process ends).
+    pub(crate) fn install() -> io::Result<Self> {
+        Ok(LoopSignals {
+            signals: signal_hook_mio::v1_0::Signals::new(SIGNALS)?,
+            registration: None,
+        })
+    }
+
+    /// Ready once a signal has arrived; an error registering the pipe
+    /// leaves it pending for ever.
+    pub(crate) fn poll_signal(&mut self, cx: &Context<'_>) -> Poll<()> {
+        for attempt in 0..2 {
+            if self.signals.pending().next().is_some() {
+                return Poll::Ready(());
+            }
+            if attempt == 1 {
+                break;
+            }
+            let registration = match &mut self.registration {
+                Some(registration) => registration,
+                empty => {
+                    match Registration::new(pick(), &mut self.signals, mio::Interest::READABLE) {
+                        Ok(registration) => empty.insert(registration),
+                        Err(_) => return Poll::Pending,
+                    }
+                }
+            };
+            registration.set_waker(Direction::Read, cx.waker());
+            if registration.on_its_loop() {
+                break;
+            }
         }
-        #[cfg(not(unix))]
-        loop {
-            std::thread::park();
-        }
+        Poll::Pending
     }
 }

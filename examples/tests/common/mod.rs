@@ -164,6 +164,12 @@ impl Running {
         self.child.stdin.take().expect("stdin piped")
     }
 
+    /// How many threads the process runs (Linux: its `/proc` task list).
+    pub fn threads(&self) -> usize {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks).map_or(0, |tasks| tasks.count())
+    }
+
     /// Send SIGTERM.
     pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
