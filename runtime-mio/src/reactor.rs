@@ -180,15 +180,18 @@ fn start_default_loop(n: usize) -> Arc<Shared> {
         .expect("hubbub-mio: a loop thread failed to start")
 }
 
-/// A default loop's thread: its turns, for ever.
+/// A default loop's thread: wait, then process, for ever.
 fn run_forever(mut poll: mio::Poll, mut executor: Executor) {
     let mut events = Events::with_capacity(1024);
-    while turn(&mut poll, &mut events, &mut executor, false).is_ok() {}
+    while wait(&mut poll, &mut events, &mut executor, false).is_ok() {
+        executor.process();
+    }
 }
 
-/// One turn of a loop: wait for events (until the next deadline; not at
-/// all when `busy`), wake the tasks they are for, then process.
-pub(crate) fn turn(
+/// Wait for a loop's events (until its next deadline; not at all when
+/// `busy`) and wake the tasks they are for. Call it after
+/// [`Executor::process`].
+pub(crate) fn wait(
     poll: &mut mio::Poll,
     events: &mut Events,
     executor: &mut Executor,
@@ -205,7 +208,6 @@ pub(crate) fn turn(
     for event in &*events {
         executor.handle_event(event);
     }
-    executor.process();
     Ok(())
 }
 
@@ -242,17 +244,33 @@ impl Registration {
 
     /// Have the next readiness event in `direction` wake `waker`.
     pub(crate) fn set_waker(&self, direction: Direction, waker: &Waker) {
+        self.swap_waker(direction, waker);
+    }
+
+    /// Whether the source is still waiting in `direction`: no readiness
+    /// event came since the last [`set_waker`](Self::set_waker). If so, the
+    /// next one wakes `waker` instead.
+    pub(crate) fn still_waiting(&self, direction: Direction, waker: &Waker) -> bool {
+        self.swap_waker(direction, waker)
+    }
+
+    /// Set the waker of `direction`; true if one was set (and not taken by
+    /// an event).
+    fn swap_waker(&self, direction: Direction, waker: &Waker) -> bool {
         let mut sources = lock(&self.shared.sources);
-        if let Some(source) = sources.get_mut(self.id) {
-            let slot = match direction {
-                Direction::Read => &mut source.reader,
-                Direction::Write => &mut source.writer,
-            };
-            match slot {
-                Some(old) if old.will_wake(waker) => {}
-                _ => *slot = Some(waker.clone()),
-            }
+        let Some(source) = sources.get_mut(self.id) else {
+            return false;
+        };
+        let slot = match direction {
+            Direction::Read => &mut source.reader,
+            Direction::Write => &mut source.writer,
+        };
+        let waiting = slot.is_some();
+        match slot {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
         }
+        waiting
     }
 
     /// Whether the polling thread is this source's loop: an event cannot
@@ -391,6 +409,13 @@ impl Executor {
         }
         let next = lock(&self.shared.timers).next()?;
         Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    /// The loop's thread is about to [`process`](Self::process): until
+    /// then, a wake need not interrupt its poll (a future polled outside
+    /// the executor, say, spawning tasks).
+    pub(crate) fn awake(&self) {
+        self.shared.signalled.store(true, SeqCst);
     }
 
     /// Take in spawned futures, fire due timers and poll every scheduled

@@ -34,7 +34,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::{
     io::MioIo,
-    reactor::{lock, pick, pick_for_task, turn, Direction, Enter, Executor, Registration, Shared},
+    reactor::{lock, pick, pick_for_task, wait, Direction, Enter, Executor, Registration, Shared},
     signal::LoopSignals,
     timers::LoopTimer,
 };
@@ -213,18 +213,17 @@ pub fn block_on_local<F: Future>(future: F) -> io::Result<F::Output> {
     let mut events = Events::with_capacity(1024);
     loop {
         if main.woken.swap(false, SeqCst) {
+            // What the future spawns or wakes is processed right after.
+            executor.awake();
             let _enter = Enter::new(&executor.shared);
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 executor.abort_all();
                 return Ok(output);
             }
         }
-        turn(
-            &mut poll,
-            &mut events,
-            &mut executor,
-            main.woken.load(SeqCst),
-        )?;
+        executor.process();
+        let busy = main.woken.load(SeqCst);
+        wait(&mut poll, &mut events, &mut executor, busy)?;
     }
 }
 

@@ -54,8 +54,15 @@ impl LoopSignals {
     }
 
     /// Ready once a signal has arrived; an error registering the pipe
-    /// leaves it pending for ever.
+    /// leaves it pending for ever. The pipe is read only when it may hold
+    /// something: first, and after a readiness event (a server's main
+    /// future polls this at every accept).
     pub(crate) fn poll_signal(&mut self, cx: &Context<'_>) -> Poll<()> {
+        if let Some(registration) = &self.registration {
+            if registration.still_waiting(Direction::Read, cx.waker()) {
+                return Poll::Pending;
+            }
+        }
         for attempt in 0..2 {
             if self.signals.pending().next().is_some() {
                 return Poll::Ready(());

@@ -10,11 +10,20 @@ use signal_hook::{consts::SIGTERM, low_level::raise};
 
 const BOUND: Duration = Duration::from_secs(10);
 
-/// Raise SIGTERM after the handlers are installed: `shutdown` resolves
-/// (within the bound).
-async fn resolves_on_sigterm() -> bool {
+/// Raise SIGTERM after the handlers are installed (at once, or from
+/// another thread while the future waits): `shutdown` resolves (within the
+/// bound).
+async fn resolves_on_sigterm(after: Option<Duration>) -> bool {
     let shutdown = hubbub_mio::shutdown_signal();
-    raise(SIGTERM).unwrap();
+    match after {
+        None => raise(SIGTERM).unwrap(),
+        Some(delay) => {
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                raise(SIGTERM).unwrap();
+            });
+        }
+    }
     let bound = Mio::sleep(BOUND);
     matches!(
         select(Box::pin(shutdown), Box::pin(bound)).await,
@@ -38,12 +47,15 @@ fn sigterm_resolves_the_shutdown_future_on_a_local_loop_and_off_a_loop() {
     assert!(pending.unwrap());
 
     let before = threads();
-    assert!(hubbub_mio::block_on_local(resolves_on_sigterm()).unwrap());
+    let later = Some(Duration::from_millis(30));
+    assert!(hubbub_mio::block_on_local(resolves_on_sigterm(None)).unwrap());
     assert_eq!(threads(), before, "the local loop started no thread");
+    assert!(hubbub_mio::block_on_local(resolves_on_sigterm(later)).unwrap());
     // `block_on` parks this thread: the pipe joins a default loop.
-    assert!(hubbub_mio::block_on(resolves_on_sigterm()));
+    assert!(hubbub_mio::block_on(resolves_on_sigterm(None)));
+    assert!(hubbub_mio::block_on(resolves_on_sigterm(later)));
     // Fresh handlers see only the new signal.
-    assert!(hubbub_mio::block_on_local(resolves_on_sigterm()).unwrap());
+    assert!(hubbub_mio::block_on_local(resolves_on_sigterm(None)).unwrap());
 }
 
 fn threads() -> usize {
