@@ -168,6 +168,10 @@ impl Transport for MioIo {
         read
     }
 
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Direction::Write, |stream| stream.write(buf))
+    }
+
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,

@@ -87,6 +87,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
         Poll::Ready(Ok(n))
     }
 
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,

@@ -43,6 +43,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<S> {
         }
     }
 
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,

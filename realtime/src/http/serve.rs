@@ -10,7 +10,7 @@
 
 use std::{
     future::{poll_fn, Future},
-    io::{self, IoSlice},
+    io,
     net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
@@ -301,7 +301,7 @@ async fn write_all<T: Transport, K: Timer>(
     let mut written = 0;
     let result = poll_fn(|cx| {
         while written < out.len() {
-            match io.poll_write_vectored(cx, &[IoSlice::new(&out[written..])]) {
+            match io.poll_write(cx, &out[written..]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => written += n,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
