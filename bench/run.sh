@@ -15,7 +15,8 @@
 # each hubbub column against the first.
 #
 # Each server runs pinned to CPU 0 (`taskset -c 0`), the single-threaded load
-# generator to CPU 1, one fresh server process per workload. The server's CPU
+# generator to CPU 1, one fresh server process per workload; workloads run
+# row by row, each on every server in turn. The server's CPU
 # time (utime+stime from /proc/PID/stat) is read before and after each run and
 # divided by the messages (or handshakes, deliveries) the load generator
 # counted; RSS comes from /proc/PID/status. Raw JSON lines are kept in
@@ -375,8 +376,8 @@ run_idle() {
 
 START=$(date +%s)
 SHOWN=()   # the servers that ran, in SERVERS order
-for server in "${SERVERS[@]}"; do
-    if [ "$DEFLATE" = 1 ]; then
+if [ "$DEFLATE" = 1 ]; then
+    for server in "${SERVERS[@]}"; do
         # A probe start, so that a missing runtime is one note, not two.
         log "== $server: starting"
         if ! start_server "$server" zecho; then
@@ -385,25 +386,40 @@ for server in "${SERVERS[@]}"; do
         fi
         stop_server
         SHOWN+=("$server")
+    done
+    for server in "${SHOWN[@]}"; do
         run_row "$server" zecho -- msgs msgs_per_sec echo --conns 100 --inflight 8 --size 1024 --duration "$DUR" || true
+    done
+    for server in "${SHOWN[@]}"; do
         run_row "$server" zbroadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 200 \
             --messages "$MESSAGES" --size 1024 --duration "$BROADCAST_CAP" || true
-        continue
-    fi
-    run_idle "$server" || continue
-    SHOWN+=("$server")
-    for row in "${ECHO_ROWS[@]}"; do
-        # shellcheck disable=SC2086  # the arguments are words
-        run_row "$server" "$row" -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR" || true
     done
-    run_row "$server" handshakes -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR" || true
-    run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
-        --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP" || true
-    if is_hubbub "$server"; then
-        run_row "$server" rooms -- delivered deliveries_per_sec broadcast --subscribers 10000 \
-            --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
-    fi
-done
+else
+    # Row by row, every server in turn: the machine's slow and fast spells
+    # then fall on the servers of a row alike, not on one server's column.
+    for server in "${SERVERS[@]}"; do
+        if run_idle "$server"; then SHOWN+=("$server"); fi
+    done
+    for row in "${ECHO_ROWS[@]}"; do
+        for server in "${SHOWN[@]}"; do
+            # shellcheck disable=SC2086  # the arguments are words
+            run_row "$server" "$row" -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR" || true
+        done
+    done
+    for server in "${SHOWN[@]}"; do
+        run_row "$server" handshakes -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR" || true
+    done
+    for server in "${SHOWN[@]}"; do
+        run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
+            --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP" || true
+    done
+    for server in "${SHOWN[@]}"; do
+        if is_hubbub "$server"; then
+            run_row "$server" rooms -- delivered deliveries_per_sec broadcast --subscribers 10000 \
+                --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
+        fi
+    done
+fi
 ELAPSED=$(( $(date +%s) - START ))
 
 # ---------------------------------------------------------------- table
