@@ -35,7 +35,9 @@
 # timed run: 10, --quick 3), SERVER_CPU (0), LOAD_CPU (1),
 # BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300),
 # RETRY_ABOVE (15: a row during which other processes used more than this %
-# of a core is run once more, and the quieter run kept).
+# of a core is run once more, and the quieter run kept), BENCH_ROUNDS (1:
+# with N, every throughput row runs N times on each server, the servers in
+# turn, and each server keeps the run of its median server CPU).
 # Absolute numbers drift 10-15 % between runs: compare ratios within a run.
 set -euo pipefail
 
@@ -65,6 +67,7 @@ DUR=${BENCH_DURATION:-$DUR}
 BROADCAST_CAP=20
 # Rerun a row when other processes used more than this % of a core meanwhile.
 RETRY_ABOVE=${RETRY_ABOVE:-15}
+ROUNDS=${BENCH_ROUNDS:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${BENCH_PORT:-9300}
@@ -209,6 +212,8 @@ stop_server() {
 }
 # ---------------------------------------------------------------- results
 declare -A R   # R[server|row|metric] = value
+# What one throughput run records.
+METRICS="rate cpu rss p99 lg other lost"
 NOTES=()
 
 # record SERVER ROW KEY VALUE
@@ -352,12 +357,42 @@ run_row() {
             other=$best_other
         fi
         if [ "$other" -le "$RETRY_ABOVE" ] || [ "$attempt" = 2 ]; then break; fi
-        for k in rate cpu rss p99 lg other lost; do best[$k]=${R["$server|$row|$k"]:-}; done
+        for k in $METRICS; do best[$k]=${R["$server|$row|$k"]:-}; done
         best_other=$other
         log "   (other processes used $other % of a core: once more)"
     done
     if [ "$other" -gt "$RETRY_ABOVE" ]; then NOTES+=("$server $row: noisy, other processes used $other % of a core"); fi
     return 0
+}
+
+# each_server ROW ONLY_HUBBUB [SERVER_ARGS...] -- MEASURE_ARGS...: run_row
+# on every server shown (hubbub's alone when ONLY_HUBBUB is 1), in turn,
+# ROUNDS times; each server keeps the round of its median server CPU.
+each_server() {
+    local row=$1 only_hubbub=$2; shift 2
+    local round server k median
+    local -A kept=()
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for server in "${SHOWN[@]}"; do
+            if [ "$only_hubbub" = 1 ] && ! is_hubbub "$server"; then continue; fi
+            if [ "$ROUNDS" -gt 1 ]; then log "== round $round of $ROUNDS"; fi
+            for k in $METRICS; do unset -v 'R[$server|$row|$k]'; done
+            run_row "$server" "$row" "$@" || true
+            for k in $METRICS; do kept["$server|$round|$k"]=${R["$server|$row|$k"]:-}; done
+        done
+    done
+    if [ "$ROUNDS" -gt 1 ]; then
+        for server in "${SHOWN[@]}"; do
+            median=$(for ((round = 1; round <= ROUNDS; round++)); do
+                k=${kept["$server|$round|cpu"]:-}
+                if [ -n "$k" ]; then echo "$k $round"; fi
+            done | sort -g | awk '{ r[NR] = $2 } END { if (NR) print r[int((NR + 1) / 2)] }')
+            if [ -z "$median" ]; then continue; fi
+            for k in $METRICS; do
+                if [ -n "${kept["$server|$median|$k"]}" ]; then R["$server|$row|$k"]=${kept["$server|$median|$k"]}; fi
+            done
+        done
+    fi
 }
 
 # The idle row on a fresh server, which also tells whether SERVER runs at
@@ -387,13 +422,9 @@ if [ "$DEFLATE" = 1 ]; then
         stop_server
         SHOWN+=("$server")
     done
-    for server in "${SHOWN[@]}"; do
-        run_row "$server" zecho -- msgs msgs_per_sec echo --conns 100 --inflight 8 --size 1024 --duration "$DUR" || true
-    done
-    for server in "${SHOWN[@]}"; do
-        run_row "$server" zbroadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 200 \
-            --messages "$MESSAGES" --size 1024 --duration "$BROADCAST_CAP" || true
-    done
+    each_server zecho 0 -- msgs msgs_per_sec echo --conns 100 --inflight 8 --size 1024 --duration "$DUR"
+    each_server zbroadcast 0 --broadcast -- delivered deliveries_per_sec broadcast --subscribers 200 \
+        --messages "$MESSAGES" --size 1024 --duration "$BROADCAST_CAP"
 else
     # Row by row, every server in turn: the machine's slow and fast spells
     # then fall on the servers of a row alike, not on one server's column.
@@ -401,24 +432,14 @@ else
         if run_idle "$server"; then SHOWN+=("$server"); fi
     done
     for row in "${ECHO_ROWS[@]}"; do
-        for server in "${SHOWN[@]}"; do
-            # shellcheck disable=SC2086  # the arguments are words
-            run_row "$server" "$row" -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR" || true
-        done
+        # shellcheck disable=SC2086  # the arguments are words
+        each_server "$row" 0 -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR"
     done
-    for server in "${SHOWN[@]}"; do
-        run_row "$server" handshakes -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR" || true
-    done
-    for server in "${SHOWN[@]}"; do
-        run_row "$server" broadcast --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
-            --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP" || true
-    done
-    for server in "${SHOWN[@]}"; do
-        if is_hubbub "$server"; then
-            run_row "$server" rooms -- delivered deliveries_per_sec broadcast --subscribers 10000 \
-                --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP" || true
-        fi
-    done
+    each_server handshakes 0 -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR"
+    each_server broadcast 0 --broadcast -- delivered deliveries_per_sec broadcast --subscribers 1000 \
+        --messages "$MESSAGES" --size 64 --duration "$BROADCAST_CAP"
+    each_server rooms 1 -- delivered deliveries_per_sec broadcast --subscribers 10000 \
+        --messages "$MESSAGES" --size 64 --rooms 100 --duration "$BROADCAST_CAP"
 fi
 ELAPSED=$(( $(date +%s) - START ))
 
@@ -526,8 +547,8 @@ emit() {
 }
 
 {
-    printf '\nhubbub benchmark — %s, %s s runs, server on CPU %s, loadgen on CPU %s, load average %s before, %s after\n' \
-        "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE" "$LOAD_AFTER"
+    printf '\nhubbub benchmark — %s, %s s runs (%s per row and server, the median kept), server on CPU %s, loadgen on CPU %s, load average %s before, %s after\n' \
+        "$(date -u +%Y-%m-%dT%H:%MZ)" "$DUR" "$ROUNDS" "$SERVER_CPU" "$LOAD_CPU" "$LOAD_BEFORE" "$LOAD_AFTER"
     printf 'command: %s   (raw results: %s, Markdown: %s)\n\n' "$COMMAND" "$RESULTS" "$MD"
 } | tee "$MD"
 HEADINGS=()
