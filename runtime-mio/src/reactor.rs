@@ -287,10 +287,33 @@ impl Drop for Registration {
 }
 
 /// One task's waker: schedules its key at most once until it is polled.
-struct TaskWaker {
+pub(crate) struct TaskWaker {
     key: usize,
     scheduled: AtomicBool,
     shared: Arc<Shared>,
+}
+
+impl TaskWaker {
+    /// The waker of a future polled outside the slab (`block_on_local`'s),
+    /// scheduled to begin with: its key is none of the slab's, so a wake
+    /// marks it and makes the loop look, and processing skips the key.
+    pub(crate) fn outside(shared: Arc<Shared>) -> Arc<Self> {
+        Arc::new(TaskWaker {
+            key: usize::MAX,
+            scheduled: AtomicBool::new(true),
+            shared,
+        })
+    }
+
+    /// Whether it was woken since the last call.
+    pub(crate) fn take_woken(&self) -> bool {
+        self.scheduled.swap(false, SeqCst)
+    }
+
+    /// Whether it was woken and not yet taken.
+    pub(crate) fn is_woken(&self) -> bool {
+        self.scheduled.load(SeqCst)
+    }
 }
 
 impl Wake for TaskWaker {

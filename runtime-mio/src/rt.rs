@@ -19,10 +19,7 @@ use std::{
     io,
     net::{SocketAddr, ToSocketAddrs},
     pin::pin,
-    sync::{
-        atomic::{AtomicBool, Ordering::SeqCst},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     task::{Context, Poll, Wake, Waker},
     thread::Thread,
     time::{Duration, Instant},
@@ -34,7 +31,9 @@ use socket2::{Domain, Socket, Type};
 
 use crate::{
     io::MioIo,
-    reactor::{lock, pick, pick_for_task, wait, Direction, Enter, Executor, Registration, Shared},
+    reactor::{
+        lock, pick, pick_for_task, wait, Direction, Enter, Executor, Registration, TaskWaker,
+    },
     signal::LoopSignals,
     timers::LoopTimer,
 };
@@ -199,20 +198,17 @@ fn on_a_thread<T: Send + 'static>(
 ///
 /// When `future` completes, the tasks still running are dropped, and the
 /// sockets and timers left over from the loop never become ready again.
-/// Fails only if the loop's poll cannot be created.
+/// Fails if the loop's poll cannot be created, or fails.
 pub fn block_on_local<F: Future>(future: F) -> io::Result<F::Output> {
     let mut poll = mio::Poll::new()?;
     let mut executor = Executor::new(poll.registry(), Token(0))?;
-    let main = Arc::new(WakeMain {
-        woken: AtomicBool::new(true),
-        shared: executor.shared.clone(),
-    });
+    let main = TaskWaker::outside(executor.shared.clone());
     let waker = Waker::from(main.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     let mut events = Events::with_capacity(1024);
     loop {
-        if main.woken.swap(false, SeqCst) {
+        if main.take_woken() {
             // What the future spawns or wakes is processed right after.
             executor.awake();
             let _enter = Enter::new(&executor.shared);
@@ -222,27 +218,8 @@ pub fn block_on_local<F: Future>(future: F) -> io::Result<F::Output> {
             }
         }
         executor.process();
-        let busy = main.woken.load(SeqCst);
+        let busy = main.is_woken();
         wait(&mut poll, &mut events, &mut executor, busy)?;
-    }
-}
-
-/// The waker of [`block_on_local`]'s future: marks it to be polled and
-/// makes sure its loop looks (see `Shared::signal`).
-struct WakeMain {
-    woken: AtomicBool,
-    shared: Arc<Shared>,
-}
-
-impl Wake for WakeMain {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, SeqCst) {
-            self.shared.signal();
-        }
     }
 }
 
