@@ -11,8 +11,10 @@
 //! [`accept`] and [`connect`], a TCP [`Server`], a [`Client`], the callback
 //! [`Client::builder`], a [`HubServer`], [`serve_http`] — written once in
 //! [`hubbub_realtime::adapter`]; run them with [`block_on`] (tasks go to the
-//! default loops) or inside a loop's task. Besides, [`LoopServer`] serves a
-//! [`Hub`] on dedicated loop threads without any future of the adapter layer.
+//! default loops), with [`block_on_local`] (everything on the calling
+//! thread's own loop: a one-thread program) or inside a loop's task.
+//! Besides, [`LoopServer`] serves a [`Hub`] on dedicated loop threads
+//! without any future of the adapter layer.
 //!
 //! Nothing about WebSockets is decided here. Each connection runs the
 //! realtime layer's [`run_session`](hubbub_realtime::run_session) over its
