@@ -140,7 +140,7 @@ impl MioIo {
 }
 
 /// `WouldBlock` is `Pending`; `Interrupted` is retried.
-fn ready<T>(mut op: impl FnMut() -> io::Result<T>) -> Poll<io::Result<T>> {
+pub(crate) fn ready<T>(mut op: impl FnMut() -> io::Result<T>) -> Poll<io::Result<T>> {
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,

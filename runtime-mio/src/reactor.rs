@@ -273,6 +273,26 @@ impl Registration {
         waiting
     }
 
+    /// Poll `op` on this source; while it is pending, the next readiness
+    /// event in `direction` wakes the task. Off the source's loop an event
+    /// may come between `op` and storing the waker, so `op` is tried once
+    /// more after.
+    pub(crate) fn poll_ready<T>(
+        &self,
+        direction: Direction,
+        cx: &Context<'_>,
+        mut op: impl FnMut() -> Poll<T>,
+    ) -> Poll<T> {
+        if let Poll::Ready(value) = op() {
+            return Poll::Ready(value);
+        }
+        self.set_waker(direction, cx.waker());
+        if self.on_its_loop() {
+            return Poll::Pending;
+        }
+        op()
+    }
+
     /// Whether the polling thread is this source's loop: an event cannot
     /// arrive between a `WouldBlock` and [`set_waker`](Self::set_waker).
     pub(crate) fn on_its_loop(&self) -> bool {

@@ -30,7 +30,7 @@ use mio::{net::TcpListener, Events, Interest, Token};
 use socket2::{Domain, Socket, Type};
 
 use crate::{
-    io::MioIo,
+    io::{ready, MioIo},
     reactor::{
         lock, pick, pick_for_task, wait, Direction, Enter, Executor, Registration, TaskWaker,
     },
@@ -55,26 +55,12 @@ pub struct MioListener {
 impl MioListener {
     /// Wait for the next connection.
     fn poll_accept(&self, cx: &Context<'_>) -> Poll<io::Result<(MioIo, SocketAddr)>> {
-        for attempt in 0..2 {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Poll::Ready(Ok((MioIo::unregistered(stream), peer)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if attempt == 1 {
-                        return Poll::Pending;
-                    }
-                    self.registration.set_waker(Direction::Read, cx.waker());
-                    if self.registration.on_its_loop() {
-                        return Poll::Pending;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        Poll::Pending
+        self.registration
+            .poll_ready(Direction::Read, cx, || ready(|| self.listener.accept()))
+            .map_ok(|(stream, peer)| {
+                let _ = stream.set_nodelay(true);
+                (MioIo::unregistered(stream), peer)
+            })
     }
 }
 

@@ -58,32 +58,20 @@ impl LoopSignals {
     /// something: first, and after a readiness event (a server's main
     /// future polls this at every accept).
     pub(crate) fn poll_signal(&mut self, cx: &Context<'_>) -> Poll<()> {
-        if let Some(registration) = &self.registration {
-            if registration.still_waiting(Direction::Read, cx.waker()) {
+        let registration = match &mut self.registration {
+            Some(registration) if registration.still_waiting(Direction::Read, cx.waker()) => {
                 return Poll::Pending;
             }
-        }
-        for attempt in 0..2 {
-            if self.signals.pending().next().is_some() {
-                return Poll::Ready(());
-            }
-            if attempt == 1 {
-                break;
-            }
-            let registration = match &mut self.registration {
-                Some(registration) => registration,
-                empty => {
-                    match Registration::new(pick(), &mut self.signals, mio::Interest::READABLE) {
-                        Ok(registration) => empty.insert(registration),
-                        Err(_) => return Poll::Pending,
-                    }
-                }
-            };
-            registration.set_waker(Direction::Read, cx.waker());
-            if registration.on_its_loop() {
-                break;
-            }
-        }
-        Poll::Pending
+            Some(registration) => registration,
+            empty => match Registration::new(pick(), &mut self.signals, mio::Interest::READABLE) {
+                Ok(registration) => empty.insert(registration),
+                Err(_) => return Poll::Pending,
+            },
+        };
+        let signals = &mut self.signals;
+        registration.poll_ready(Direction::Read, cx, || match signals.pending().next() {
+            Some(_) => Poll::Ready(()),
+            None => Poll::Pending,
+        })
     }
 }
