@@ -207,12 +207,12 @@ impl Program {
     /// For programs configured only by settings: accept just the common
     /// flags, then read the settings (`.env` and environment). Any error is
     /// printed and gives exit code 2.
-    pub fn settings(&self) -> Result<(Runtime, hubbub_realtime::Settings), ExitCode> {
+    pub fn settings(&self) -> Result<(Runtime, hubbub_http::Settings), ExitCode> {
         let options = self.options(Spec::default())?;
         if let Some(extra) = options.positional.first() {
             return Err(self.usage_error(format_args!("unexpected argument {extra:?}")));
         }
-        hubbub_realtime::Settings::from_env()
+        hubbub_http::Settings::from_env()
             .map(|settings| (options.runtime, settings))
             .map_err(|error| self.exit(2, error))
     }
@@ -271,8 +271,8 @@ pub trait Main {
 /// An async runtime the programs run on: hubbub's [`Runtime`] plus what a
 /// `main` needs (a name, and running a future to completion).
 ///
-/// [`Runtime`]: hubbub_realtime::Runtime
-pub trait Rt: hubbub_realtime::Runtime {
+/// [`Runtime`]: hubbub_ws::Runtime
+pub trait Rt: hubbub_ws::Runtime + hubbub_ws::Signals {
     /// The `--runtime` name.
     const NAME: &'static str;
     /// Run `future` to completion on this thread (tasks it spawns run on

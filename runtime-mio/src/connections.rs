@@ -3,7 +3,7 @@
 //! The loop's executor and reactor (see the `reactor` module) plus a
 //! [`Hub`]: each accepted stream becomes a task running the realtime
 //! layer's [`run_session`] (or any future built over a
-//! [`Driver`](hubbub_realtime::driver::Driver)). A task is polled when it
+//! [`Driver`](hubbub_ws::driver::Driver)). A task is polled when it
 //! is woken: by a readiness event of its socket, by its timer's deadline in
 //! the loop's heap, or by any thread (a `Session` send, a broadcast, a
 //! shutdown), which puts it on the loop's ready list and interrupts the
@@ -12,7 +12,7 @@
 //! The built-in loop ([`LoopServer`](crate::LoopServer)) and the [`Mio`]
 //! runtime's loops use exactly this executor, so an embedding application
 //! runs the same code path — and its tasks may use the runtime
-//! ([`Mio::spawn`](hubbub_realtime::Runtime::spawn), sockets, timers): they
+//! ([`Mio::spawn`](hubbub_ws::Runtime::spawn), sockets, timers): they
 //! join this loop.
 //!
 //! [`Mio`]: crate::Mio
@@ -26,7 +26,8 @@ use std::{
 };
 
 use hubbub_core::{Config, Connection};
-use hubbub_realtime::{driver::Driver, run_session, Hub};
+use hubbub_hub::{run_session, Hub};
+use hubbub_ws::driver::Driver;
 use mio::{event::Event, net::TcpStream, Registry, Token};
 
 use crate::{io::MioIo, reactor::Executor, reactor::Shared, timers::LoopTimer};

@@ -23,7 +23,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use hubbub_realtime::driver::Transport;
+use hubbub_ws::driver::Transport;
 use mio::{net::TcpStream, Interest};
 
 use crate::reactor::{pick, Direction, Registration, Shared};

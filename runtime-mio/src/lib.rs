@@ -5,20 +5,20 @@
 //! reactor), and a type, [`Connections`], to drive hubbub connections from
 //! an application's own `mio::Poll` loop.
 //!
-//! [`Mio`] implements the shared layer's [`Runtime`](hubbub_realtime::Runtime)
+//! [`Mio`] implements the shared layer's [`Runtime`](hubbub_ws::Runtime)
 //! on those loops, so this crate has the same public surface as
 //! `hubbub-tokio` and `hubbub-smol` — a [`WebSocket`] `Stream`/`Sink`,
 //! [`accept`] and [`connect`], a TCP [`Server`], a [`Client`], the callback
 //! [`Client::builder`], a [`HubServer`], [`serve_http`] — written once in
-//! [`hubbub_realtime::adapter`]; run them with [`block_on`] (tasks go to the
+//! [`hubbub_ws`] and the layers above it; run them with [`block_on`] (tasks go to the
 //! default loops), with [`block_on_local`] (everything on the calling
 //! thread's own loop: a one-thread program) or inside a loop's task.
 //! Besides, [`LoopServer`] serves a [`Hub`] on dedicated loop threads
 //! without any future of the adapter layer.
 //!
 //! Nothing about WebSockets is decided here. Each connection runs the
-//! realtime layer's [`run_session`](hubbub_realtime::run_session) over its
-//! [`Driver`](hubbub_realtime::driver::Driver); this crate supplies the
+//! hub's [`run_session`](hubbub_hub::run_session) over its
+//! [`Driver`](hubbub_ws::driver::Driver); this crate supplies the
 //! driver's two traits — [`MioIo`] (a non-blocking `TcpStream`; on
 //! `WouldBlock` the task's waker waits for the socket's next readiness
 //! event) and [`LoopTimer`] (an entry, with its waker, in the loop's timer
@@ -53,112 +53,40 @@
 //! an application's loop accepting connections and driving them. The
 //! built-in [`LoopServer`] is that loop plus a listener and a stop request.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
+#[cfg(feature = "hub")]
 mod connections;
 mod io;
 mod reactor;
 mod rt;
+#[cfg(feature = "hub")]
 mod server;
+#[cfg(feature = "signal")]
 mod signal;
 mod timers;
 
-use std::sync::Arc;
-
-use hubbub_realtime::adapter;
-
+#[cfg(feature = "hub")]
 pub use connections::{Connections, MioDriver, Remote};
-pub use hubbub_core::{
-    Accept, ClientRequest, CloseCode, Closed, Config, Event, HandshakeError, Initiator, Message,
-    ProtocolError, Reject, Request, UsageError,
-};
-pub use hubbub_realtime::adapter::{
-    ClientConfig, ClientEvent, ClientHandle, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,
-    LISTEN_BACKLOG,
-};
-pub use hubbub_realtime::{driver, http, store};
-pub use hubbub_realtime::{
-    Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
-    Settings, SettingsError, SlowConsumer,
-};
 pub use io::MioIo;
 /// The mio this crate is built on, for an embedding application's loop.
 pub use mio;
 pub use reactor::default_loops;
 pub use rt::{block_on, block_on_local, Mio, MioListener};
+#[cfg(feature = "hub")]
 pub use server::{BoundLoopServer, Handler, LoopServer, LoopServerHandle};
+#[cfg(feature = "signal")]
 pub use signal::ShutdownSignal;
 pub use timers::LoopTimer;
 
-/// A WebSocket over a TCP stream of a loop: a `Stream` of messages and a
-/// `Sink` for them (see [`adapter::WebSocket`]).
-pub type WebSocket = adapter::WebSocket<MioIo, LoopTimer>;
-/// The receiving half of a split [`WebSocket`].
-pub type ReadHalf = adapter::ReadHalf<MioIo, LoopTimer>;
-/// The sending half of a split [`WebSocket`].
-pub type WriteHalf = adapter::WriteHalf<MioIo, LoopTimer>;
-/// A TCP WebSocket server on the mio runtime (see [`adapter::Server`]).
-pub type Server = adapter::Server<Mio>;
-/// A client that can reconnect, on the mio runtime (see [`adapter::Client`]).
-pub type Client = adapter::Client<Mio>;
-/// Builds a callback-driven client on the mio runtime (see
-/// [`adapter::ClientBuilder`]).
-pub type ClientBuilder = adapter::ClientBuilder<Mio>;
-/// A [`Hub`] served on the mio runtime (see [`adapter::HubServer`]).
-pub type HubServer = adapter::HubServer<Mio>;
+/// A byte stream of a loop is a [`Transport`](hubbub_ws::driver::Transport)
+/// already: the identity, for [`runtime_front!`](hubbub_ws::runtime_front).
+pub type Io<S> = S;
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM (Unix). The handlers are
-/// installed when this is *called*, so a signal that arrives before the
-/// first poll is not lost; if they cannot be installed, it never resolves.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    <Mio as hubbub_realtime::Runtime>::shutdown_signal()
-}
-
-/// Serve `app`'s HTTP routes on `listener` until this future is dropped (see
-/// [`adapter::serve_http`]).
-pub async fn serve_http(listener: MioListener, app: http::HttpApp) {
-    adapter::serve_http::<Mio>(listener, app).await
-}
-
-/// Run the server side of the opening handshake on `stream` with the default
-/// configuration, accepting any path and no subprotocol.
-pub async fn accept(stream: MioIo) -> Result<WebSocket, Error> {
-    adapter::accept(stream, LoopTimer::default()).await
-}
-
-/// Run the server side of the opening handshake on `stream`; `decide`
-/// accepts or rejects the upgrade request (see [`adapter::accept_with`]).
-pub async fn accept_with<D>(
+hubbub_ws::runtime_front! {
+    runtime: Mio,
+    timer: LoopTimer,
+    io: Io,
     stream: MioIo,
-    config: Arc<Config>,
-    decide: D,
-) -> Result<WebSocket, Error>
-where
-    D: FnOnce(&Request) -> Result<Accept, Reject>,
-{
-    adapter::accept_with(stream, LoopTimer::default(), config, decide).await
-}
-
-/// Connect to a `ws://host[:port]/path` URL with the default
-/// [`ClientConfig`].
-pub async fn connect(url: &str) -> Result<WebSocket, Error> {
-    adapter::connect::<Mio>(url).await
-}
-
-/// Connect to a `ws://` URL: resolve, connect (with `TCP_NODELAY`) and run
-/// the opening handshake, each step within its timeout.
-pub async fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket, Error> {
-    adapter::connect_with::<Mio>(url, config).await
-}
-
-/// Run the client side of the opening handshake over an already connected
-/// `stream`, within `config.handshake_timeout`.
-pub async fn client(
-    stream: MioIo,
-    request: &ClientRequest,
-    config: Arc<Config>,
-) -> Result<WebSocket, Error> {
-    adapter::client(stream, LoopTimer::default(), request, config).await
 }
 
 /// The README's examples, compiled as doc tests.

@@ -91,6 +91,7 @@ impl Shared {
     }
 
     /// Interrupt the loop's poll, whatever it is doing.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
     pub(crate) fn wake_loop(&self) {
         let _ = self.waker.wake();
     }
@@ -250,6 +251,7 @@ impl Registration {
     /// Whether the source is still waiting in `direction`: no readiness
     /// event came since the last [`set_waker`](Self::set_waker). If so, the
     /// next one wakes `waker` instead.
+    #[cfg_attr(not(feature = "signal"), allow(dead_code))]
     pub(crate) fn still_waiting(&self, direction: Direction, waker: &Waker) -> bool {
         self.swap_waker(direction, waker)
     }
@@ -518,6 +520,7 @@ impl Executor {
     }
 
     /// Tasks running.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }

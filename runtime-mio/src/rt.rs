@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::{driver::Timer, Runtime};
+use hubbub_ws::{driver::Timer, Runtime};
 use mio::{net::TcpListener, Events, Interest, Token};
 use socket2::{Domain, Socket, Type};
 
@@ -34,7 +34,6 @@ use crate::{
     reactor::{
         lock, pick, pick_for_task, wait, Direction, Enter, Executor, Registration, TaskWaker,
     },
-    signal::LoopSignals,
     timers::LoopTimer,
 };
 
@@ -89,16 +88,6 @@ impl Runtime for Mio {
     async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let host = host.to_owned();
         on_a_thread(move || (host.as_str(), port).to_socket_addrs().map(Vec::from_iter)).await?
-    }
-
-    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-        let signals = LoopSignals::install();
-        async move {
-            match signals {
-                Ok(mut signals) => poll_fn(|cx| signals.poll_signal(cx)).await,
-                Err(_) => std::future::pending().await,
-            }
-        }
     }
 
     async fn connect(addr: SocketAddr) -> io::Result<MioIo> {
@@ -229,5 +218,18 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
+    }
+}
+
+#[cfg(feature = "signal")]
+impl hubbub_ws::Signals for Mio {
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+        let signals = crate::signal::LoopSignals::install();
+        async move {
+            match signals {
+                Ok(mut signals) => poll_fn(|cx| signals.poll_signal(cx)).await,
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 }

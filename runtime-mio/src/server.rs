@@ -14,12 +14,12 @@ use std::{
 };
 
 use hubbub_core::Config;
-use hubbub_realtime::Hub;
+use hubbub_hub::Hub;
 use mio::{net::TcpListener, Events, Interest, Poll, Token};
 
 use crate::{Connections, MioDriver, Remote};
 
-use hubbub_realtime::adapter::DEFAULT_GRACE;
+use hubbub_ws::DEFAULT_GRACE;
 
 /// The listener's token in the built-in loop; connections use the tokens
 /// from [`CONNECTIONS`] on.

@@ -19,7 +19,7 @@ use std::{
     time::Instant,
 };
 
-use hubbub_realtime::driver::Timer;
+use hubbub_ws::driver::Timer;
 
 use crate::reactor::{lock, pick, Shared};
 
@@ -161,6 +161,7 @@ impl std::fmt::Debug for LoopTimer {
 
 impl LoopTimer {
     /// An unset timer of `shared`'s loop.
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
     pub(crate) fn on(shared: Arc<Shared>) -> Self {
         LoopTimer {
             slot: Some((shared, None)),

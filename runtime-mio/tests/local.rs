@@ -11,7 +11,7 @@ use std::{
 
 use futures_util::StreamExt;
 use hubbub_mio::{block_on_local, Hub, HubServer, Message, Mio};
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 
 const BOUND: Duration = Duration::from_secs(10);
 

@@ -19,7 +19,7 @@ use std::{
 
 use common::eventually;
 use hubbub_mio::{Config, Hub, LoopServer, Mio, Server, WebSocket};
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 
 /// One test at a time: they share the counter.
 static TURN: Mutex<()> = Mutex::new(());
@@ -143,12 +143,12 @@ fn future_size<A, F, C: FnOnce(A) -> F>(_: &C) -> usize {
 /// life.
 #[test]
 fn session_futures_stay_small() {
+    use hubbub_hub::run_session;
     use hubbub_mio::{
         driver::Driver,
         http::{serve_shared, HttpApp},
         LoopTimer, MioIo,
     };
-    use hubbub_realtime::run_session;
     let driver = std::mem::size_of::<Driver<MioIo, LoopTimer>>();
     let hub = Hub::builder().build();
     let app = HttpApp::builder(hub.clone()).build();

@@ -8,7 +8,7 @@ use std::{
 };
 
 use hubbub_mio::Mio;
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 
 const BOUND: Duration = Duration::from_secs(10);
 

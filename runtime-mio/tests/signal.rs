@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use hubbub_mio::Mio;
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 use signal_hook::{consts::SIGTERM, low_level::raise};
 
 const BOUND: Duration = Duration::from_secs(10);

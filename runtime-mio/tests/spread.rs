@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, sync::mpsc, time::Duration};
 
 use hubbub_mio::Mio;
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 
 #[test]
 fn a_loop_task_spreads_what_it_spawns_over_the_default_loops() {

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 use smol::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
@@ -21,7 +21,7 @@ use smol::{
 };
 use socket2::{Domain, Socket, Type};
 
-use crate::driver::{Timer, Transport};
+use hubbub_ws::driver::{Timer, Transport};
 
 /// Any `futures-io` byte stream as a [`Transport`].
 ///
@@ -51,6 +51,12 @@ impl<S> Io<S> {
     /// The wrapped stream.
     pub fn into_inner(self) -> S {
         self.stream
+    }
+}
+
+impl<S> From<S> for Io<S> {
+    fn from(stream: S) -> Self {
+        Io::new(stream)
     }
 }
 
@@ -168,10 +174,6 @@ impl Runtime for Smol {
         smol::net::resolve((host, port)).await
     }
 
-    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-        crate::signal::shutdown_signal()
-    }
-
     async fn connect(addr: SocketAddr) -> io::Result<Io<TcpStream>> {
         let stream = TcpStream::connect(addr).await?;
         let _ = stream.set_nodelay(true); // best effort, as on accept
@@ -272,5 +274,12 @@ mod tests {
                 Poll::Ready(Ok(1))
             ));
         })
+    }
+}
+
+#[cfg(feature = "signal")]
+impl hubbub_ws::Signals for Smol {
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+        crate::signal::shutdown_signal()
     }
 }

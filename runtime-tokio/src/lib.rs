@@ -90,103 +90,18 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod rt;
+#[cfg(feature = "signal")]
 mod signal;
 
-use std::sync::Arc;
-
-use hubbub_realtime::adapter;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
-};
-
-pub use hubbub_core::{
-    Accept, ClientRequest, CloseCode, Closed, Config, DeflateConfig, HandshakeError, Initiator,
-    Message, ProtocolError, Reject, Request, UsageError,
-};
-pub use hubbub_realtime::adapter::{
-    ClientConfig, ClientEvent, ClientHandle, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,
-    LISTEN_BACKLOG,
-};
-pub use hubbub_realtime::{driver, http, store};
-pub use hubbub_realtime::{
-    Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
-    Settings, SettingsError, SlowConsumer,
-};
 pub use rt::{Io, Tokio, TokioTimer};
-pub use signal::shutdown_signal;
 
-/// A WebSocket over a tokio byte stream `S`: a `Stream` of messages and a
-/// `Sink` for them (see [`adapter::WebSocket`]).
-pub type WebSocket<S> = adapter::WebSocket<Io<S>, TokioTimer>;
-/// The receiving half of a split [`WebSocket`].
-pub type ReadHalf<S> = adapter::ReadHalf<Io<S>, TokioTimer>;
-/// The sending half of a split [`WebSocket`].
-pub type WriteHalf<S> = adapter::WriteHalf<Io<S>, TokioTimer>;
-/// A TCP WebSocket server on tokio (see [`adapter::Server`]).
-pub type Server = adapter::Server<Tokio>;
-/// A client that can reconnect, on tokio (see [`adapter::Client`]).
-pub type Client = adapter::Client<Tokio>;
-/// Builds a callback-driven client on tokio (see [`adapter::ClientBuilder`]).
-pub type ClientBuilder = adapter::ClientBuilder<Tokio>;
-/// A [`Hub`] served on tokio (see [`adapter::HubServer`]).
-pub type HubServer = adapter::HubServer<Tokio>;
-
-/// Serve `app`'s HTTP routes on `listener` until this future is dropped (see
-/// [`adapter::serve_http`]).
-pub async fn serve_http(listener: tokio::net::TcpListener, app: http::HttpApp) {
-    adapter::serve_http::<Tokio>(listener, app).await
-}
-
-/// Run the server side of the opening handshake on `stream` with the default
-/// configuration, accepting any path and no subprotocol.
-pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    adapter::accept(Io(stream), TokioTimer::default()).await
-}
-
-/// Run the server side of the opening handshake on `stream`; `decide`
-/// accepts or rejects the upgrade request (see [`adapter::accept_with`]).
-pub async fn accept_with<S, D>(
-    stream: S,
-    config: Arc<Config>,
-    decide: D,
-) -> Result<WebSocket<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    D: FnOnce(&Request) -> Result<Accept, Reject>,
-{
-    adapter::accept_with(Io(stream), TokioTimer::default(), config, decide).await
-}
-
-/// Connect to a `ws://host[:port]/path` URL with the default
-/// [`ClientConfig`].
-pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
-    adapter::connect::<Tokio>(url).await
-}
-
-/// Connect to a `ws://` URL: resolve, connect (with `TCP_NODELAY`) and run
-/// the opening handshake, each step within its timeout.
-pub async fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<TcpStream>, Error> {
-    adapter::connect_with::<Tokio>(url, config).await
-}
-
-/// Run the client side of the opening handshake over an already connected
-/// `stream`, within `config.handshake_timeout`.
-pub async fn client<S>(
-    stream: S,
-    request: &ClientRequest,
-    config: Arc<Config>,
-) -> Result<WebSocket<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    adapter::client(Io(stream), TokioTimer::default(), request, config).await
+hubbub_ws::runtime_front! {
+    runtime: Tokio,
+    timer: TokioTimer,
+    io: Io,
+    stream: tokio::net::TcpStream,
 }
 
 /// The README's examples, compiled as doc tests.

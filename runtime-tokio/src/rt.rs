@@ -11,18 +11,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::Runtime;
+use hubbub_ws::Runtime;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpSocket, TcpStream},
     time::Sleep,
 };
 
-use crate::driver::{Timer, Transport};
+use hubbub_ws::driver::{Timer, Transport};
 
 /// Any tokio byte stream as a [`Transport`].
 #[derive(Debug)]
 pub struct Io<S>(pub S);
+
+impl<S> From<S> for Io<S> {
+    fn from(stream: S) -> Self {
+        Io(stream)
+    }
+}
 
 /// The stream, so that `ws.get_ref().peer_addr()` reads as before.
 impl<S> Deref for Io<S> {
@@ -95,7 +101,7 @@ impl Timer for TokioTimer {
 }
 
 /// The tokio runtime (the current one, of whichever flavour), for the
-/// generic types of [`hubbub_realtime::adapter`].
+/// generic types of [`hubbub_ws`] and the layers above it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
 
@@ -121,10 +127,6 @@ impl Runtime for Tokio {
 
     async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         Ok(tokio::net::lookup_host((host, port)).await?.collect())
-    }
-
-    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-        crate::signal::shutdown_signal()
     }
 
     async fn connect(addr: SocketAddr) -> io::Result<Io<TcpStream>> {
@@ -156,5 +158,12 @@ impl Runtime for Tokio {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         Ok((Io(stream), peer))
+    }
+}
+
+#[cfg(feature = "signal")]
+impl hubbub_ws::Signals for Tokio {
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+        crate::signal::shutdown_signal()
     }
 }

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::{
+use hubbub_hub::{
     store::WorkerConfig, MessageStore, NewMessage, Replay, StoreError, StoreWorker, StoredMessage,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore, Synchronous};

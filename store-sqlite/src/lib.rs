@@ -2,7 +2,7 @@
 //!
 //! A [`MessageStore`] in a SQLite file (`rusqlite`, SQLite bundled): room
 //! history that survives restarts and crashes. Run it through a
-//! [`StoreWorker`](hubbub_realtime::StoreWorker) so its blocking calls stay
+//! [`StoreWorker`](hubbub_hub::StoreWorker) so its blocking calls stay
 //! off the event loop, and attach the worker's handle to a hub with
 //! `HubBuilder::store`.
 //!
@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::{
+use hubbub_hub::{
     store::now_ms, MessageStore, NewMessage, Replay, Retention, StoreError, StoredMessage,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hubbub_realtime::{
+use hubbub_hub::{
     store::{
         now_ms,
         testing::{self, message, texts},

@@ -2,7 +2,7 @@
 //!
 //! The cross-runtime integration suite. Each test in `tests/` is an `async
 //! fn name<R: Rt>()` written once against the generic adapter layer
-//! ([`hubbub_realtime::adapter`]), and [`cross_runtime!`] instantiates it for
+//! ([`hubbub_ws`], [`hubbub_hub`]), and [`cross_runtime!`] instantiates it for
 //! every runtime in the list there (`RUNTIMES`): `on_tokio::name`,
 //! `on_smol::name`, `on_mio::name`. Adding a runtime is one line in that macro and one
 //! [`Rt`] impl.
@@ -27,21 +27,17 @@ pub mod prelude {
         Accept, ClientRequest, CloseCode, Closed, Config, HandshakeError, Initiator, Message,
         ProtocolError, Reject, Request, UsageError,
     };
-    pub use hubbub_realtime::adapter::{
-        Client, ClientBuilder, ClientConfig, ClientEvent, ClientHandle, Error, HubServer,
-        Reconnect, RuntimeWebSocket, Server, ServerHandle, Step,
+    pub use hubbub_hub::{
+        Client, ClientBuilder, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle,
+        HubServer, OutboundLimit, SendError, Session, SessionError, SessionId, SlowConsumer,
     };
-    pub use hubbub_realtime::{
-        Envelope, Hub, HubBuilder, OutboundLimit, SendError, Session, SessionError, SessionId,
-        SlowConsumer,
+    pub use hubbub_ws::{
+        ClientConfig, Error, Reconnect, RuntimeWebSocket, Server, ServerHandle, Step,
     };
 }
 
 use hubbub_core::{Accept, Config, Reject, Request};
-use hubbub_realtime::{
-    adapter::{self, ClientConfig, Error, RuntimeWebSocket, LISTEN_BACKLOG},
-    Runtime,
-};
+use hubbub_ws::{ClientConfig, Error, Runtime, RuntimeWebSocket, LISTEN_BACKLOG};
 
 /// A runtime the suite runs on.
 pub trait Rt: Runtime {
@@ -107,7 +103,7 @@ pub fn listen<R: Rt>() -> (R::Listener, SocketAddr) {
 
 /// Connect on runtime `R` with the default client configuration.
 pub async fn connect<R: Rt>(url: &str) -> Result<RuntimeWebSocket<R>, Error> {
-    adapter::connect::<R>(url).await
+    hubbub_ws::connect::<R>(url).await
 }
 
 /// Connect on runtime `R`.
@@ -115,7 +111,7 @@ pub async fn connect_with<R: Rt>(
     url: &str,
     config: &ClientConfig,
 ) -> Result<RuntimeWebSocket<R>, Error> {
-    adapter::connect_with::<R>(url, config).await
+    hubbub_ws::connect_with::<R>(url, config).await
 }
 
 /// Accept one connection on `listener` and run the server handshake with
@@ -134,5 +130,5 @@ where
     D: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     let (stream, _) = R::accept(listener).await?;
-    adapter::accept_with(stream, R::Timer::default(), config, decide).await
+    hubbub_ws::accept_with(stream, R::Timer::default(), config, decide).await
 }

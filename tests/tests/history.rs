@@ -9,7 +9,7 @@ use std::{thread, time::Duration};
 
 use common::{bounded, start_hub};
 use futures_util::{SinkExt, StreamExt};
-use hubbub_realtime::store::{MemoryStore, StoreWorker, WorkerConfig};
+use hubbub_hub::store::{MemoryStore, StoreWorker, WorkerConfig};
 use hubbub_tests::prelude::*;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as TMessage;
@@ -38,7 +38,7 @@ fn history_hub() -> Hub {
         .build()
 }
 
-async fn join(handle: &ServerHandle, room: &str, since: u64) -> Peer {
+async fn join(handle: &HubHandle, room: &str, since: u64) -> Peer {
     let url = format!("ws://{}/", handle.local_addr());
     let (mut peer, _) = bounded("connect", tokio_tungstenite::connect_async(url))
         .await

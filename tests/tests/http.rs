@@ -19,9 +19,8 @@ use common::{
     http::{assert_closed, connect, get, metric, post, read_answer, request, WAIT},
 };
 use futures_util::{SinkExt, StreamExt};
-use hubbub_realtime::{
-    adapter,
-    http::{HttpApp, HttpAppBuilder, HttpTimeouts, Limits, LongPollConfig, Response, StaticFiles},
+use hubbub_http::{
+    HttpApp, HttpAppBuilder, HttpTimeouts, Limits, LongPollConfig, Response, StaticFiles,
 };
 use hubbub_tests::prelude::*;
 use serde_json::json;
@@ -34,16 +33,23 @@ type Peer =
 async fn start<R: Rt>(
     hub: HubBuilder,
     app: impl FnOnce(HttpAppBuilder) -> HttpAppBuilder,
-) -> (SocketAddr, ServerHandle) {
+) -> (SocketAddr, HubHandle) {
     let hub = hub.build();
     let app = app(HttpApp::builder(hub.clone())).build();
-    let handle = HubServer::<R>::bind("127.0.0.1:0", hub, Config::default().into())
+    let server = HubServer::<R>::bind("127.0.0.1:0", hub, Config::default().into())
         .await
-        .unwrap()
-        .with_http(app)
-        .start()
         .unwrap();
+    let handle = app.start_shared(server).unwrap();
     (handle.local_addr(), handle)
+}
+
+/// [`start`], with long polling.
+async fn start_lp<R: Rt>(
+    hub: HubBuilder,
+    config: LongPollConfig,
+    app: impl FnOnce(HttpAppBuilder) -> HttpAppBuilder,
+) -> (SocketAddr, HubHandle) {
+    start::<R>(hub, move |builder| app(builder).long_polling(config)).await
 }
 
 /// Run blocking client code on tokio's blocking pool.
@@ -55,18 +61,16 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 /// A hub with long polling whose WebSocket clients join the room they send
 /// and broadcast `room_text` into it.
-fn chat_hub(config: LongPollConfig) -> HubBuilder {
-    Hub::builder()
-        .long_polling(config)
-        .on_message(|session, text| {
-            let hub = session.hub().unwrap();
-            if let Some(room) = text.strip_prefix("join ") {
-                hub.join(session, room);
-                let _ = session.send_text("joined");
-            } else if let Some((room, text)) = text.split_once(": ") {
-                hub.room_text(room, text, None);
-            }
-        })
+fn chat_hub() -> HubBuilder {
+    Hub::builder().on_message(|session, text| {
+        let hub = session.hub().unwrap();
+        if let Some(room) = text.strip_prefix("join ") {
+            hub.join(session, room);
+            let _ = session.send_text("joined");
+        } else if let Some((room, text)) = text.split_once(": ") {
+            hub.room_text(room, text, None);
+        }
+    })
 }
 
 /// A WebSocket peer that has joined `room` (and seen "joined").
@@ -116,12 +120,8 @@ fn plain_app(app: HttpAppBuilder) -> HttpAppBuilder {
         })
 }
 
-async fn plain<R: Rt>() -> (SocketAddr, ServerHandle) {
-    start::<R>(
-        Hub::builder().long_polling(LongPollConfig::default()),
-        plain_app,
-    )
-    .await
+async fn plain<R: Rt>() -> (SocketAddr, HubHandle) {
+    start_lp::<R>(Hub::builder(), LongPollConfig::default(), plain_app).await
 }
 
 async fn built_in_and_user_routes_and_their_statuses<R: Rt>() {
@@ -213,15 +213,12 @@ async fn keep_alive_pipelining_and_connection_close<R: Rt>() {
 }
 
 async fn bad_requests_are_refused_and_closed<R: Rt>() {
-    let (addr, _server) = start::<R>(
-        Hub::builder().long_polling(LongPollConfig::default()),
-        |app| {
-            app.limits(Limits {
-                max_body: 100,
-                ..Limits::default()
-            })
-        },
-    )
+    let (addr, _server) = start_lp::<R>(Hub::builder(), LongPollConfig::default(), |app| {
+        app.limits(Limits {
+            max_body: 100,
+            ..Limits::default()
+        })
+    })
     .await;
     blocking(move || {
         let big_head = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
@@ -385,7 +382,7 @@ async fn spa_fallback_and_mount<R: Rt>() {
 }
 
 async fn send_validates_and_queues_for_polls<R: Rt>() {
-    let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), |app| {
+    let (addr, _server) = start_lp::<R>(chat_hub(), LongPollConfig::default(), |app| {
         app.limits(Limits {
             max_body: 1024,
             ..Limits::default()
@@ -457,7 +454,7 @@ async fn long_polling_is_off_without_the_bridge<R: Rt>() {
 }
 
 async fn a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port<R: Rt>() {
-    let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), |app| app).await;
+    let (addr, _server) = start_lp::<R>(chat_hub(), LongPollConfig::default(), |app| app).await;
     let polls: Vec<_> = (0..3)
         .map(|_| {
             tokio::task::spawn_blocking(move || {
@@ -491,7 +488,7 @@ async fn a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port<R: 
 }
 
 async fn an_http_send_reaches_websocket_room_members<R: Rt>() {
-    let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), |app| app).await;
+    let (addr, _server) = start_lp::<R>(chat_hub(), LongPollConfig::default(), |app| app).await;
     let mut ws = join(addr, "r").await;
     let answer = blocking(move || {
         post(
@@ -512,7 +509,7 @@ async fn poll_sessions_expire_after_their_ttl<R: Rt>() {
         ttl: Duration::from_millis(200),
         ..LongPollConfig::default()
     };
-    let (addr, _server) = start::<R>(chat_hub(config), |app| app).await;
+    let (addr, _server) = start_lp::<R>(chat_hub(), config, |app| app).await;
     blocking(move || {
         assert_eq!(
             post(addr, "/ws/send", r#"{"type":"a","room":"x"}"#).status,
@@ -538,7 +535,7 @@ async fn poll_sessions_expire_after_their_ttl<R: Rt>() {
 }
 
 async fn metrics_move_with_traffic<R: Rt>() {
-    let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), |app| app).await;
+    let (addr, _server) = start_lp::<R>(chat_hub(), LongPollConfig::default(), |app| app).await;
     blocking(move || {
         let before = metric(addr, "hubbub_http_requests_total{status=\"404\"}");
         get(addr, "/nope");
@@ -603,37 +600,40 @@ fn httpdate_like(date: &str) -> bool {
 }
 
 async fn shutdown_answers_held_polls<R: Rt>() {
-    let (addr, server) = start::<R>(
-        Hub::builder().long_polling(LongPollConfig::default()),
-        |app| app,
-    )
-    .await;
-    let hub = server.hub().clone();
+    let hub = Hub::builder().build();
+    let app = HttpApp::builder(hub.clone())
+        .long_polling(LongPollConfig::default())
+        .build();
+    let server = HubServer::<R>::bind("127.0.0.1:0", hub, Config::default().into())
+        .await
+        .unwrap();
+    let server = app.start_shared(server).unwrap();
+    let addr = server.local_addr();
     let poll = tokio::task::spawn_blocking(move || get(addr, "/ws/poll?timeout=30"));
     let deadline = Instant::now() + WAIT;
-    while hub.metrics().lp_polls_total.get() == 0 && Instant::now() < deadline {
+    while app.metrics().lp_polls_total.get() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(hub.metrics().lp_polls_total.get(), 1);
+    assert_eq!(app.metrics().lp_polls_total.get(), 1);
     bounded("shutdown", server.shutdown(Duration::from_secs(5))).await;
     let answer = bounded("the held poll", poll).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json(), json!([]));
 }
 
-/// An HTTP-only port ([`adapter::serve_http`]) beside a hub: routes are
+/// An HTTP-only port ([`hubbub_http::serve_http`]) beside a hub: routes are
 /// served, an upgrade request is an ordinary request (no WebSocket here),
 /// and dropping the serving future ends its connections.
 async fn an_http_only_port_serves_routes_and_no_upgrade<R: Rt>() {
-    let hub = Hub::builder()
+    let hub = Hub::builder().build();
+    let app = plain_app(HttpApp::builder(hub))
         .long_polling(LongPollConfig::default())
         .build();
-    let app = plain_app(HttpApp::builder(hub)).build();
-    let listener = R::bind(([127, 0, 0, 1], 0).into(), adapter::LISTEN_BACKLOG).unwrap();
+    let listener = R::bind(([127, 0, 0, 1], 0).into(), hubbub_ws::LISTEN_BACKLOG).unwrap();
     let addr = R::local_addr(&listener).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     R::spawn(async move {
-        let serve = std::pin::pin!(adapter::serve_http::<R>(listener, app));
+        let serve = std::pin::pin!(hubbub_http::serve_http::<R>(listener, app));
         futures_util::future::select(serve, stopped).await;
     });
     let kept = blocking(move || {
@@ -667,7 +667,7 @@ async fn an_http_only_port_serves_routes_and_no_upgrade<R: Rt>() {
 async fn an_independent_client_sees_every_route<R: Rt>() {
     let root = public_dir();
     let files = StaticFiles::new(&root);
-    let (addr, _server) = start::<R>(chat_hub(LongPollConfig::default()), move |app| {
+    let (addr, _server) = start_lp::<R>(chat_hub(), LongPollConfig::default(), move |app| {
         app.service_name("ureq-test")
             .static_files(files)
             .get("/api/hello", |req| {

@@ -29,11 +29,11 @@ use tokio_tungstenite::tungstenite::{
 type Peer =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn start<R: Rt>(hub: Hub) -> ServerHandle {
+async fn start<R: Rt>(hub: Hub) -> HubHandle {
     start_with::<R>(hub, Config::default()).await
 }
 
-async fn start_with<R: Rt>(hub: Hub, config: Config) -> ServerHandle {
+async fn start_with<R: Rt>(hub: Hub, config: Config) -> HubHandle {
     HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(config))
         .await
         .unwrap()
@@ -41,7 +41,7 @@ async fn start_with<R: Rt>(hub: Hub, config: Config) -> ServerHandle {
         .unwrap()
 }
 
-async fn peer(handle: &ServerHandle, path: &str) -> Peer {
+async fn peer(handle: &HubHandle, path: &str) -> Peer {
     let url = format!("ws://{}{}", handle.local_addr(), path);
     bounded("connect", tokio_tungstenite::connect_async(url))
         .await

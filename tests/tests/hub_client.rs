@@ -111,7 +111,7 @@ async fn send_json_on_websocket_split_half_and_client<R: Rt>() {
     let mut ws = connect::<R>(&url).await.unwrap();
     assert_eq!(text(ws.recv().await), "welcome");
     text(ws.recv().await);
-    ws.send_json("echo", json!({"a": [1, {"b": null}]}))
+    ws.send(Envelope::new("echo", json!({"a": [1, {"b": null}]})).to_json())
         .await
         .unwrap();
     assert_eq!(
@@ -120,7 +120,9 @@ async fn send_json_on_websocket_split_half_and_client<R: Rt>() {
     );
 
     let (mut tx, mut rx) = ws.split();
-    tx.send_json("nope", Value::Null).await.unwrap();
+    tx.send(Envelope::new("nope", Value::Null).to_json())
+        .await
+        .unwrap();
     let reply = futures_util::StreamExt::next(&mut rx).await;
     assert_eq!(
         text(reply),

@@ -44,7 +44,7 @@ enum Seen {
 async fn start<R: Rt>(
     policy: SlowConsumer,
     close_timeout: Duration,
-) -> (ServerHandle, mpsc::UnboundedReceiver<Seen>) {
+) -> (HubHandle, mpsc::UnboundedReceiver<Seen>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (t1, t2, t3) = (tx.clone(), tx.clone(), tx);
     let hub = Hub::builder()
@@ -83,7 +83,7 @@ async fn opened(rx: &mut mpsc::UnboundedReceiver<Seen>) -> SessionId {
 /// A reader (our own client) that checks every broadcast arrives once and
 /// in order, reports its progress, and returns how many it got when the
 /// `end` marker comes.
-fn healthy<R: Rt>(server: &ServerHandle) -> (JoinHandle<u32>, watch::Receiver<u32>) {
+fn healthy<R: Rt>(server: &HubHandle) -> (JoinHandle<u32>, watch::Receiver<u32>) {
     let url = format!("ws://{}/", server.local_addr());
     let (progress, watched) = watch::channel(0);
     let reader = tokio::spawn(async move {
@@ -108,7 +108,7 @@ fn healthy<R: Rt>(server: &ServerHandle) -> (JoinHandle<u32>, watch::Receiver<u3
 }
 
 struct Run {
-    server: ServerHandle,
+    server: HubHandle,
     rx: mpsc::UnboundedReceiver<Seen>,
     slow: Raw,
     slow_id: SessionId,

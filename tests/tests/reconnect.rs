@@ -20,7 +20,7 @@ async fn start_server<R: Rt>(addr: SocketAddr) -> JoinSet<()> {
             let (stream, _) = R::accept(&listener).await.unwrap();
             connections.spawn(async move {
                 let timer = R::Timer::default();
-                let Ok(mut ws) = hubbub_realtime::adapter::accept(stream, timer).await else {
+                let Ok(mut ws) = hubbub_ws::accept(stream, timer).await else {
                     return;
                 };
                 while let Some(message) = ws.recv().await {

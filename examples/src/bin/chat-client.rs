@@ -24,7 +24,7 @@ use std::{
 
 use hubbub_core::{CloseCode, Config, Message};
 use hubbub_examples::{Main, Program, Rt, Spec};
-use hubbub_realtime::adapter::{connect_with, timeout, ClientConfig};
+use hubbub_ws::{connect_with, timeout, ClientConfig};
 // tokio's channel and `select!` work under any executor.
 use tokio::sync::mpsc;
 

@@ -38,13 +38,13 @@ use hubbub_examples::{
     protocol::{envelope_text, room_of, text_of},
     until, Main, Program, Rt, SHUTDOWN_GRACE,
 };
-use hubbub_realtime::{
-    adapter::{serve_http, HubServer, LISTEN_BACKLOG},
-    http::{HttpApp, LongPollConfig, StaticFiles},
+use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
+use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Envelope, Hub, Session, Settings,
+    Envelope, Hub, HubServer, Session,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
+use hubbub_ws::LISTEN_BACKLOG;
 use serde_json::{json, Value};
 
 const PROGRAM: Program = Program {
@@ -108,6 +108,9 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
     let app = HttpApp::builder(hub.clone())
         .service_name(SERVICE)
         .static_files(StaticFiles::from_settings(&settings))
+        .long_polling(LongPollConfig::default())
+        .mirror_with(mirror)
+        .on_http_send(http_send)
         .build();
     let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
@@ -118,7 +121,7 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
     let ws_addr = ws.local_addr()?;
     // Port 0 twice means two free ports, not one shared port.
     if settings.shared_port() && settings.server_port != 0 {
-        let handle = ws.with_http(app).start()?;
+        let handle = app.start_shared(ws)?;
         let shutdown = PROGRAM.listening::<R>(format_args!(
             "http://{ws_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat), one shared port"
         ))?;
@@ -156,9 +159,6 @@ fn chat_hub(store: StoreHandle) -> Hub {
     Hub::builder()
         .path("/")
         .store(store)
-        .long_polling(LongPollConfig::default())
-        .mirror_with(mirror)
-        .on_http_send(http_send)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
             println!("chat: client {} connected", session.id());
@@ -254,7 +254,7 @@ fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
 /// Store a chat message of `room`; once the store acknowledged it, every
 /// member receives `room R: T` (and the room's poll clients the mirrored
 /// envelope).
-fn publish(hub: &Hub, room: &str, text: &str) -> Result<(), hubbub_realtime::StoreError> {
+fn publish(hub: &Hub, room: &str, text: &str) -> Result<(), hubbub_hub::StoreError> {
     let line = format!("room {room}: {text}");
     let message = Envelope::new("chat.message", json!({"room": room, "text": text}));
     hub.publish_rendered(room, message, move |_| line)

@@ -16,10 +16,8 @@ use std::{
 
 use hubbub_core::{CloseCode, Config, DeflateConfig};
 use hubbub_examples::{until, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
-use hubbub_realtime::{
-    adapter::{HubServer, RuntimeWebSocket, Server, LISTEN_BACKLOG},
-    Hub, OutboundLimit, SlowConsumer,
-};
+use hubbub_hub::{Hub, HubServer, OutboundLimit, SlowConsumer};
+use hubbub_ws::{RuntimeWebSocket, Server, LISTEN_BACKLOG};
 
 const PROGRAM: Program = Program {
     name: "echo",

@@ -23,7 +23,8 @@ use hubbub_examples::{
     protocol::{envelope_text, text_of},
     Main, Program, Rt, SHUTDOWN_GRACE,
 };
-use hubbub_realtime::{adapter::HubServer, Envelope, Hub, Session, Settings};
+use hubbub_http::Settings;
+use hubbub_hub::{Envelope, Hub, HubServer, Session};
 use serde_json::json;
 
 const PROGRAM: Program = Program {

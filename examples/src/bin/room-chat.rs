@@ -14,7 +14,7 @@ use std::{error::Error, process::ExitCode};
 
 use hubbub_core::Config;
 use hubbub_examples::{Main, Program, Rt, Spec, SHUTDOWN_GRACE};
-use hubbub_realtime::{adapter::HubServer, Hub};
+use hubbub_hub::{Hub, HubServer};
 
 const PROGRAM: Program = Program {
     name: "room-chat",

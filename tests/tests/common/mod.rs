@@ -32,7 +32,7 @@ pub fn big_config() -> Config {
 
 /// A [`HubServer`] of runtime `R` for `hub` on a free loopback port, with
 /// the default configuration.
-pub async fn start_hub<R: Rt>(hub: Hub) -> ServerHandle {
+pub async fn start_hub<R: Rt>(hub: Hub) -> HubHandle {
     HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
         .await
         .unwrap()

@@ -43,11 +43,6 @@ pub trait Runtime: Send + Sync + 'static {
     /// the runtime's blocking pool).
     fn resolve(host: &str, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
 
-    /// Resolves on Ctrl-C, or SIGTERM on Unix. The handlers are installed
-    /// when this is *called*, not when it is first polled, so a signal that
-    /// arrives in between is not lost.
-    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static;
-
     /// Open a TCP connection to `addr` and set `TCP_NODELAY` on it.
     fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
@@ -65,6 +60,17 @@ pub trait Runtime: Send + Sync + 'static {
     fn accept(
         listener: &Self::Listener,
     ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+}
+
+/// A runtime that can wait for the process's shutdown signals (an adapter's
+/// `signal` feature): what [`HubServer::run`] waits for.
+///
+/// [`HubServer::run`]: https://docs.rs/hubbub-hub/latest/hubbub_hub/struct.HubServer.html#method.run
+pub trait Signals: Runtime {
+    /// Resolves on Ctrl-C, or SIGTERM on Unix. The handlers are installed
+    /// when this is *called*, not when it is first polled, so a signal that
+    /// arrives in between is not lost.
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static;
 }
 
 /// The driver over a runtime's stream and timer.

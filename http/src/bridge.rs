@@ -7,8 +7,12 @@ use std::{fmt, sync::Arc};
 
 use serde_json::json;
 
-use super::longpoll::{session_for, LongPoll, LongPollConfig};
-use crate::{Envelope, Hub, Metrics};
+use hubbub_hub::{BroadcastObserver, Envelope, Hub};
+
+use crate::{
+    longpoll::{session_for, LongPoll, LongPollConfig},
+    HttpMetrics,
+};
 
 /// Turns a broadcast (`room`, or `None` for everyone, and its text) into
 /// the envelope poll clients receive; `None` mirrors nothing.
@@ -32,7 +36,7 @@ impl fmt::Debug for Bridge {
     }
 }
 
-/// The parts of a bridge a [`HubBuilder`](crate::HubBuilder) collects.
+/// The parts of a bridge an [`HttpAppBuilder`](crate::HttpAppBuilder) collects.
 #[derive(Default)]
 pub(crate) struct BridgeParts {
     pub(crate) config: Option<LongPollConfig>,
@@ -42,7 +46,7 @@ pub(crate) struct BridgeParts {
 
 impl BridgeParts {
     /// The bridge, if long polling was enabled.
-    pub(crate) fn build(self, metrics: Arc<Metrics>) -> Option<Bridge> {
+    pub(crate) fn build(self, metrics: Arc<HttpMetrics>) -> Option<Bridge> {
         Some(Bridge {
             long_poll: LongPoll::new(self.config?, metrics),
             mirror: self.mirror,
@@ -77,6 +81,17 @@ impl Bridge {
                 }
             },
         }
+    }
+}
+
+impl BroadcastObserver for Bridge {
+    fn broadcast(&self, room: Option<&str>, text: &str) {
+        self.mirror(room, text);
+    }
+
+    /// Held long polls answer now instead of holding the shutdown.
+    fn shutdown(&self) {
+        self.long_poll.release_all();
     }
 }
 

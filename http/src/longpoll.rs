@@ -25,7 +25,9 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{Envelope, Metrics};
+use hubbub_hub::Envelope;
+
+use crate::HttpMetrics;
 
 /// Limits and timings of long polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ pub struct LongPoll {
     state: Mutex<State>,
     next_id: AtomicU64,
     next_waiter: AtomicU64,
-    metrics: Arc<Metrics>,
+    metrics: Arc<HttpMetrics>,
     /// Set by [`release_all`](Self::release_all): polls no longer wait.
     closing: AtomicBool,
 }
@@ -117,7 +119,7 @@ pub enum Taken {
 
 impl LongPoll {
     /// An empty set of sessions, counting into `metrics`.
-    pub fn new(config: LongPollConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: LongPollConfig, metrics: Arc<HttpMetrics>) -> Self {
         LongPoll {
             config,
             state: Mutex::new(State {
@@ -343,8 +345,8 @@ mod tests {
         }
     }
 
-    fn store(config: LongPollConfig) -> (LongPoll, Arc<Metrics>) {
-        let metrics = Arc::new(Metrics::default());
+    fn store(config: LongPollConfig) -> (LongPoll, Arc<HttpMetrics>) {
+        let metrics = Arc::new(HttpMetrics::default());
         (LongPoll::new(config, metrics.clone()), metrics)
     }
 

@@ -1,5 +1,5 @@
 //! A client driven by callbacks, mirroring the server's [`Hub`]: built with
-//! [`Client::builder`](super::Client::builder), run by a task of its own,
+//! [`Client::builder`](crate::Client::builder), run by a task of its own,
 //! and reached through a cheap [`ClientHandle`] whose sends never block.
 //!
 //! Each connection runs through the same loop as a server session
@@ -26,14 +26,13 @@ use futures_util::future::{select, Either};
 use hubbub_core::{CloseCode, Message};
 use serde_json::Value;
 
-use super::{
-    client::{connect_with, RuntimeWebSocket},
-    flag::Flag,
-    ClientConfig, Error,
+use hubbub_ws::{
+    connect_with, ClientConfig, Error, Flag, Runtime, RuntimeDriver, RuntimeWebSocket,
 };
+
 use crate::{
-    drive_session, Envelope, OutboundLimit, Runtime, RuntimeDriver, SendError, Session,
-    SessionError, SessionEvent, SessionInfo, SlowConsumer,
+    drive_session, Envelope, OutboundLimit, SendError, Session, SessionError, SessionEvent,
+    SessionInfo, SlowConsumer,
 };
 
 type OnOpen = Box<dyn Fn(&ClientHandle) + Send + Sync>;
@@ -54,7 +53,7 @@ struct Handlers {
 }
 
 /// Builds a callback-driven client on runtime `R`: see
-/// [`Client::builder`](super::Client::builder).
+/// [`Client::builder`](crate::Client::builder).
 ///
 /// The callbacks are those of the server's `HubBuilder`, with a
 /// [`ClientHandle`] in place of the session: `on_open` for every connection

@@ -21,15 +21,14 @@ use bytes::BytesMut;
 use hubbub_core::{Config, Connection};
 use serde_json::Value;
 
-use super::{
+use hubbub_hub::run_session;
+use hubbub_ws::driver::{Driver, Timer, Transport};
+
+use crate::{
     app::{HttpApp, PollRequest, Reply},
     longpoll::{LongPoll, Taken},
     request::{Next, RequestReader},
     Response,
-};
-use crate::{
-    driver::{Driver, Timer, Transport},
-    run_session,
 };
 
 /// Bytes read at a time.
@@ -226,8 +225,8 @@ async fn hold<T: Transport, K: Timer>(
     app: &HttpApp,
     poll: &PollRequest,
 ) -> Option<Response> {
-    let long_poll = app.hub().long_poll()?;
-    app.hub().metrics().lp_polls_total.inc();
+    let long_poll = app.long_poll()?;
+    app.metrics().lp_polls_total.inc();
     timer.reset(timer.now() + poll.timeout);
     let mut waiting = Waiting {
         long_poll,

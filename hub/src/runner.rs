@@ -14,10 +14,9 @@ use std::{
 
 use hubbub_core::{CloseCode, Closed, Event, HandshakeError, Initiator, Message};
 
-use crate::{
-    driver::{Driver, OpenError, Timer, Transport},
-    Hub, Session, SessionError, SessionInfo,
-};
+use hubbub_ws::driver::{Driver, OpenError, Timer, Transport};
+
+use crate::{Hub, Session, SessionError, SessionInfo};
 
 /// At most this many bytes wait in the protocol core; the rest of a
 /// session's sends wait in its bounded queue, where the slow-consumer policy

@@ -7,17 +7,15 @@ use std::{
     task::{ready, Context, Poll, Wake, Waker},
 };
 
-use super::Error;
 use crate::{
     driver::{Driver, Timer, Transport, BACKLOG_LIMIT},
-    Envelope,
+    Error,
 };
 use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
 use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Opened, Reject, Request};
-use serde_json::Value;
 
 /// Everything a connection owns; shared by the two halves after a split.
 pub(crate) struct Core<T: Transport, K: Timer> {
@@ -190,18 +188,11 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
     }
 
     /// The driver and the agreed subprotocol, for a loop of its own (the
-    /// callback client's).
-    pub(crate) fn into_driver(self) -> (Driver<T, K>, Option<String>) {
+    /// hub's callback client runs the connection this way). Messages the
+    /// driver had read ahead stay in its core.
+    pub fn into_driver(self) -> (Driver<T, K>, Option<String>) {
         let protocol = self.core.opened.and_then(|opened| opened.protocol);
         (self.core.driver, protocol)
-    }
-
-    /// Send the envelope `{"type": event_type, "payload": payload}` as a
-    /// text message (see [`Envelope`]), and
-    /// write everything queued.
-    pub async fn send_json(&mut self, event_type: &str, payload: Value) -> Result<(), Error> {
-        self.send(Message::Text(Envelope::new(event_type, payload).to_json()))
-            .await
     }
 
     /// Queue a message and write everything queued.
@@ -490,13 +481,6 @@ impl<T: Transport, K: Timer> WriteHalf<T, K> {
     pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         poll_fn(|cx| self.with(cx, Core::poll_ready)).await?;
         self.shared.lock().start_send(message.into())
-    }
-
-    /// Send the envelope `{"type": event_type, "payload": payload}` as a
-    /// text message, and write everything queued.
-    pub async fn send_json(&mut self, event_type: &str, payload: Value) -> Result<(), Error> {
-        self.send(Message::Text(Envelope::new(event_type, payload).to_json()))
-            .await
     }
 
     /// Write everything queued.

@@ -8,7 +8,7 @@ use std::{
     panic::{self, AssertUnwindSafe},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, RwLock, Weak,
+        Arc, Mutex, PoisonError, RwLock, Weak,
     },
 };
 
@@ -17,10 +17,6 @@ use hubbub_core::{Accept, CloseCode, EncodedFrame, Message, ProtocolError, Rejec
 use serde_json::Value;
 
 use crate::{
-    http::{
-        bridge::{Bridge, BridgeParts},
-        LongPoll, LongPollConfig,
-    },
     session::{OutboundLimit, Pushed, SessionInfo},
     Envelope, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
 };
@@ -84,8 +80,21 @@ pub(crate) struct HubInner {
     limit: OutboundLimit,
     accepting: AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
-    bridge: Option<Bridge>,
+    observers: RwLock<Vec<Arc<dyn BroadcastObserver>>>,
     store: Option<StoreHandle>,
+}
+
+/// Sees every text broadcast of a hub and its shutdown: how a layer beside
+/// the hub follows its rooms (the HTTP layer's long polling mirrors them to
+/// poll clients). Attached with [`Hub::observe`].
+pub trait BroadcastObserver: Send + Sync {
+    /// `text` was sent to the members of `room`, or to every session when
+    /// `room` is `None`. Runs on the broadcasting thread, before the
+    /// delivery: keep it short.
+    fn broadcast(&self, room: Option<&str>, text: &str);
+
+    /// The hub began its shutdown ([`Hub::shutdown`]).
+    fn shutdown(&self) {}
 }
 
 /// Builds a [`Hub`]: callbacks and the outbound queue limit.
@@ -95,7 +104,6 @@ pub struct HubBuilder {
     handlers: Handlers,
     limit: OutboundLimit,
     store: Option<StoreHandle>,
-    bridge: BridgeParts,
 }
 
 impl HubBuilder {
@@ -160,34 +168,11 @@ impl HubBuilder {
         self.store = Some(store);
         self
     }
-    /// Enable long polling (`GET /ws/poll`, `POST /ws/send` of the HTTP
-    /// layer): every text broadcast is then mirrored into a poll session.
-    pub fn long_polling(mut self, config: LongPollConfig) -> Self {
-        self.bridge.config = Some(config);
-        self
-    }
-    /// Decide what poll clients receive for a text broadcast to `room`
-    /// (`None`: to everyone); returning `None` mirrors nothing. By default
-    /// an envelope is mirrored as is, other text as a `message` envelope
-    /// with payload `{"text": ..}`.
-    pub fn mirror_with(
-        mut self,
-        f: impl Fn(Option<&str>, &str) -> Option<Envelope> + Send + Sync + 'static,
-    ) -> Self {
-        self.bridge.mirror = Some(Box::new(f));
-        self
-    }
-    /// Decide how an envelope sent over HTTP reaches WebSocket sessions. By
-    /// default its JSON goes to its room (or to everyone without one).
-    pub fn on_http_send(mut self, f: impl Fn(&Hub, &Envelope) + Send + Sync + 'static) -> Self {
-        self.bridge.send = Some(Box::new(f));
-        self
-    }
     /// The hub.
     pub fn build(self) -> Hub {
         let metrics = Arc::new(Metrics::default());
         Hub(Arc::new(HubInner {
-            bridge: self.bridge.build(metrics.clone()),
+            observers: RwLock::default(),
             path: self.path,
             sessions: RwLock::default(),
             rooms: Mutex::default(),
@@ -292,21 +277,25 @@ impl Hub {
         &self.0.metrics
     }
 
-    /// The long-polling sessions, if [`HubBuilder::long_polling`] enabled
-    /// them.
-    pub fn long_poll(&self) -> Option<&LongPoll> {
-        self.0.bridge.as_ref().map(|b| &b.long_poll)
+    /// Attach `observer`: from now on it sees every text broadcast and the
+    /// hub's shutdown.
+    pub fn observe(&self, observer: Arc<dyn BroadcastObserver>) {
+        self.0
+            .observers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(observer);
     }
 
-    /// Deliver an envelope sent over HTTP to WebSocket sessions (see
-    /// [`HubBuilder::on_http_send`]); false without long polling.
-    pub fn http_send(&self, envelope: &Envelope) -> bool {
-        match &self.0.bridge {
-            Some(bridge) => {
-                bridge.send(self, envelope);
-                true
-            }
-            None => false,
+    /// Tell the observers about a text broadcast.
+    fn observe_broadcast(&self, room: Option<&str>, text: &str) {
+        let observers = self
+            .0
+            .observers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for observer in observers.iter() {
+            observer.broadcast(room, text);
         }
     }
 
@@ -315,9 +304,7 @@ impl Hub {
     /// Send `text` to every session (but `except`). The frame is encoded
     /// once; every recipient queues the same bytes. Returns the recipients.
     pub fn broadcast_text(&self, text: &str, except: Option<&Session>) -> usize {
-        if let Some(bridge) = &self.0.bridge {
-            bridge.mirror(None, text);
-        }
+        self.observe_broadcast(None, text);
         self.broadcast(Audience::All, &EncodedFrame::text(text), except)
     }
 
@@ -338,9 +325,7 @@ impl Hub {
 
     /// Send `text` to the members of `room` (but `except`).
     pub fn room_text(&self, room: &str, text: &str, except: Option<&Session>) -> usize {
-        if let Some(bridge) = &self.0.bridge {
-            bridge.mirror(Some(room), text);
-        }
+        self.observe_broadcast(Some(room), text);
         self.broadcast(Audience::Room(room), &EncodedFrame::text(text), except)
     }
 
@@ -403,7 +388,7 @@ impl Hub {
 
     /// Stop accepting sessions and close every open one with 1001 (phase one
     /// of shutdown; adapters then wait, bounded, for the sessions to end).
-    /// Held long polls are answered at once.
+    /// Observers are told ([`BroadcastObserver::shutdown`]).
     pub fn shutdown(&self) {
         let sessions: Vec<Session> = {
             // Under the write lock, so that no session opens unseen: `open`
@@ -415,9 +400,13 @@ impl Hub {
         for session in sessions {
             session.close(CloseCode::GOING_AWAY, "server shutting down");
         }
-        if let Some(bridge) = &self.0.bridge {
-            // Held long polls answer now instead of holding the shutdown.
-            bridge.long_poll.release_all();
+        let observers = self
+            .0
+            .observers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for observer in observers.iter() {
+            observer.shutdown();
         }
     }
 

@@ -14,8 +14,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::{Request, Response};
-use crate::Settings;
+use crate::{Request, Response, Settings};
 
 /// Where static files come from and how they are served.
 #[derive(Debug, Clone, PartialEq, Eq)]

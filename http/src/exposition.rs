@@ -1,7 +1,8 @@
-//! `GET /metrics`: the hub's counters in the Prometheus text format, via
-//! `prometheus-client`. Values are read at scrape time from [`Metrics`]
-//! (atomics the library bumps as it works), so counting costs nothing
-//! extra. Adding a metric: a field in [`Metrics`] and one line below.
+//! `GET /metrics`: the hub's and the HTTP layer's counters in the
+//! Prometheus text format, via `prometheus-client`. Values are read at
+//! scrape time from [`Metrics`] and [`HttpMetrics`] (atomics the library
+//! bumps as it works), so counting costs nothing extra. Adding a metric: a
+//! field there and one line below.
 
 use std::fmt;
 
@@ -12,7 +13,11 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::Hub;
+use std::sync::Arc;
+
+use hubbub_hub::{Hub, Metrics};
+
+use crate::{bridge::Bridge, HttpMetrics};
 
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
     let metric = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -40,14 +45,25 @@ fn counters<L: ToString>(
     Ok(())
 }
 
-/// Reads a hub's [`Metrics`](crate::Metrics) on every scrape.
-#[derive(Debug)]
-struct HubCollector(Hub);
+/// Reads a hub's [`Metrics`] and the HTTP layer's [`HttpMetrics`] on every
+/// scrape.
+struct HubCollector {
+    hub: Hub,
+    http: Arc<HttpMetrics>,
+    bridge: Option<Arc<Bridge>>,
+}
+
+impl fmt::Debug for HubCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubCollector").finish_non_exhaustive()
+    }
+}
 
 impl Collector for HubCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let hub = &self.0;
-        let m = hub.metrics();
+        let hub = &self.hub;
+        let m: &Metrics = hub.metrics();
+        let h = &*self.http;
         let e = &mut enc;
         counter(
             e,
@@ -144,12 +160,12 @@ impl Collector for HubCollector {
             "Room memberships, summed over rooms",
             members as u64,
         )?;
-        if let Some(lp) = hub.long_poll() {
+        if let Some(lp) = self.bridge.as_deref().map(|bridge| &bridge.long_poll) {
             counter(
                 e,
                 "hubbub_lp_sessions",
                 "Long-poll sessions created",
-                m.lp_sessions_total.get(),
+                h.lp_sessions_total.get(),
             )?;
             gauge(
                 e,
@@ -161,7 +177,7 @@ impl Collector for HubCollector {
                 e,
                 "hubbub_lp_polls",
                 "Long polls received",
-                m.lp_polls_total.get(),
+                h.lp_polls_total.get(),
             )?;
             gauge(
                 e,
@@ -173,17 +189,17 @@ impl Collector for HubCollector {
                 e,
                 "hubbub_lp_messages_enqueued",
                 "Messages queued for long polls",
-                m.lp_messages_enqueued.get(),
+                h.lp_messages_enqueued.get(),
             )?;
             counter(
                 e,
                 "hubbub_lp_messages_drained",
                 "Messages handed out by long polls",
-                m.lp_messages_drained.get(),
+                h.lp_messages_drained.get(),
             )?;
             let dropped = [
-                ("full", m.lp_messages_dropped.get()),
-                ("expired", m.lp_messages_expired.get()),
+                ("full", h.lp_messages_dropped.get()),
+                ("expired", h.lp_messages_expired.get()),
             ];
             counters(
                 e,
@@ -199,15 +215,24 @@ impl Collector for HubCollector {
             "hubbub_http_requests",
             "HTTP requests answered, by status",
             "status",
-            m.http_requests.snapshot(),
+            h.http_requests.snapshot(),
         )
     }
 }
 
-/// A registry that reports `hub`'s metrics.
-pub(crate) fn registry(hub: &Hub) -> Registry {
+/// A registry that reports `hub`'s and the HTTP layer's metrics.
+pub(crate) fn registry(
+    hub: &Hub,
+    http: &Arc<HttpMetrics>,
+    bridge: Option<Arc<Bridge>>,
+) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(HubCollector(hub.clone())));
+    let collector = HubCollector {
+        hub: hub.clone(),
+        http: http.clone(),
+        bridge,
+    };
+    registry.register_collector(Box::new(collector));
     registry
 }
 

@@ -11,10 +11,10 @@ use std::{
 use futures_util::future::{Either, FutureExt};
 use hubbub_core::{Accept, Config, Connection, Reject, Request};
 
-use super::{websocket::Core, Error, WebSocket};
 use crate::{
     driver::{Timer, Transport},
-    Runtime,
+    websocket::Core,
+    Error, Runtime, WebSocket,
 };
 
 /// The configuration [`accept`] uses: [`Config::default`].

@@ -64,22 +64,8 @@ pub struct Metrics {
     pub store_append_latency_us: Counter,
     /// Text messages received (binary = `messages_in - text_in`).
     pub text_in: Counter,
-    /// Long-poll sessions created.
-    pub lp_sessions_total: Counter,
-    /// Long polls received (held or answered at once).
-    pub lp_polls_total: Counter,
-    /// Messages queued into long-poll sessions.
-    pub lp_messages_enqueued: Counter,
-    /// Messages handed out by long polls.
-    pub lp_messages_drained: Counter,
-    /// Messages dropped from a full long-poll session (oldest first).
-    pub lp_messages_dropped: Counter,
-    /// Messages dropped with an expired long-poll session.
-    pub lp_messages_expired: Counter,
     /// Upgrade requests refused, by HTTP status.
     pub handshakes_rejected: CounterMap,
-    /// HTTP requests answered, by status.
-    pub http_requests: CounterMap,
     closes: CounterMap,
 }
 

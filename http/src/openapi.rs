@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::app::Route;
+use crate::app::Route;
 
 /// The document for a service called `service` with `routes`.
 pub(crate) fn document(service: &str, routes: &[Route]) -> Value {

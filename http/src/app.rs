@@ -6,14 +6,16 @@ use std::{fmt, sync::Arc, time::Duration};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Map, Value};
 
-use super::{
+use hubbub_hub::{Envelope, Hub};
+
+use crate::{
+    bridge::{Bridge, BridgeParts},
     exposition,
     longpoll::session_for,
     openapi,
     request::{Limits, Request},
-    Response, StaticFiles,
+    HttpMetrics, LongPoll, LongPollConfig, Response, StaticFiles,
 };
-use crate::{Envelope, Hub};
 
 /// A route handler: a request in, a response out. Handlers run on the
 /// connection's task and must not block.
@@ -53,6 +55,7 @@ pub struct HttpAppBuilder {
     service: String,
     limits: Limits,
     timeouts: HttpTimeouts,
+    bridge: BridgeParts,
 }
 
 impl HttpAppBuilder {
@@ -112,11 +115,45 @@ impl HttpAppBuilder {
         self
     }
 
-    /// The app.
+    /// Enable long polling (`GET /ws/poll`, `POST /ws/send`): every text
+    /// broadcast of the hub is then mirrored into a poll session.
+    pub fn long_polling(mut self, config: LongPollConfig) -> Self {
+        self.bridge.config = Some(config);
+        self
+    }
+
+    /// Decide what poll clients receive for a text broadcast to `room`
+    /// (`None`: to everyone); returning `None` mirrors nothing. By default
+    /// an envelope is mirrored as is, other text as a `message` envelope
+    /// with payload `{"text": ..}`.
+    pub fn mirror_with(
+        mut self,
+        f: impl Fn(Option<&str>, &str) -> Option<Envelope> + Send + Sync + 'static,
+    ) -> Self {
+        self.bridge.mirror = Some(Box::new(f));
+        self
+    }
+
+    /// Decide how an envelope sent over HTTP reaches WebSocket sessions. By
+    /// default its JSON goes to its room (or to everyone without one).
+    pub fn on_http_send(mut self, f: impl Fn(&Hub, &Envelope) + Send + Sync + 'static) -> Self {
+        self.bridge.send = Some(Box::new(f));
+        self
+    }
+
+    /// The app. With long polling, its bridge starts following the hub's
+    /// broadcasts now.
     pub fn build(self) -> HttpApp {
         let openapi = openapi::document(&self.service, &self.routes).to_string();
+        let metrics = Arc::new(HttpMetrics::default());
+        let bridge = self.bridge.build(metrics.clone()).map(Arc::new);
+        if let Some(bridge) = &bridge {
+            self.hub.observe(bridge.clone());
+        }
         HttpApp(Arc::new(Inner {
-            registry: exposition::registry(&self.hub),
+            registry: exposition::registry(&self.hub, &metrics, bridge.clone()),
+            metrics,
+            bridge,
             hub: self.hub,
             routes: self.routes,
             files: self.files,
@@ -130,6 +167,8 @@ impl HttpAppBuilder {
 
 struct Inner {
     hub: Hub,
+    metrics: Arc<HttpMetrics>,
+    bridge: Option<Arc<Bridge>>,
     routes: Vec<Route>,
     files: Option<StaticFiles>,
     health: String,
@@ -192,12 +231,24 @@ impl HttpApp {
             service: "hubbub".into(),
             limits: Limits::default(),
             timeouts: HttpTimeouts::default(),
+            bridge: BridgeParts::default(),
         }
     }
 
     /// The hub served.
     pub fn hub(&self) -> &Hub {
         &self.0.hub
+    }
+
+    /// The HTTP layer's counters.
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.0.metrics
+    }
+
+    /// The long-polling sessions, if [`HttpAppBuilder::long_polling`]
+    /// enabled them.
+    pub fn long_poll(&self) -> Option<&LongPoll> {
+        self.0.bridge.as_deref().map(|bridge| &bridge.long_poll)
     }
 
     /// Request size limits.
@@ -212,7 +263,7 @@ impl HttpApp {
 
     /// Count an answered request.
     pub(crate) fn count(&self, status: u16) {
-        self.0.hub.metrics().http_requests.inc(status);
+        self.0.metrics.http_requests.inc(status);
     }
 
     /// Route `request`.
@@ -272,7 +323,7 @@ impl HttpApp {
     }
 
     fn poll_request(&self, request: &Request) -> Result<PollRequest, Response> {
-        let Some(long_poll) = self.0.hub.long_poll() else {
+        let Some(long_poll) = self.long_poll() else {
             return Err(Response::json_error(503, "long polling is not enabled"));
         };
         let config = long_poll.config();
@@ -309,8 +360,7 @@ impl HttpApp {
     }
 
     fn send(&self, request: &Request) -> Response {
-        let hub = &self.0.hub;
-        let Some(long_poll) = hub.long_poll() else {
+        let Some(bridge) = &self.0.bridge else {
             return Response::json_error(503, "long polling is not enabled");
         };
         let value: Value = match serde_json::from_slice(&request.body) {
@@ -337,10 +387,10 @@ impl HttpApp {
             Err(error) => return Response::json_error(400, &format!("invalid envelope: {error}")),
         };
         let derived = session_for(envelope.room_name());
-        hub.http_send(&envelope);
+        bridge.send(&self.0.hub, &envelope);
         let session = match explicit {
             Some(explicit) if explicit != derived => {
-                long_poll.push(&explicit, &envelope);
+                bridge.long_poll.push(&explicit, &envelope);
                 explicit
             }
             _ => derived,

@@ -9,25 +9,25 @@ use event_listener::Event;
 
 /// Set once, never cleared; any number of tasks may wait for it.
 #[derive(Debug, Default)]
-pub(crate) struct Flag {
+pub struct Flag {
     set: AtomicBool,
     event: Event,
 }
 
 impl Flag {
     /// Set the flag and wake every waiter.
-    pub(crate) fn set(&self) {
+    pub fn set(&self) {
         self.set.store(true, Ordering::SeqCst);
         self.event.notify(usize::MAX);
     }
 
     /// Whether the flag is set.
-    pub(crate) fn is_set(&self) -> bool {
+    pub fn is_set(&self) -> bool {
         self.set.load(Ordering::SeqCst)
     }
 
     /// Resolves once the flag is set (at once if it is).
-    pub(crate) async fn wait(&self) {
+    pub async fn wait(&self) {
         while !self.is_set() {
             let listener = self.event.listen();
             // Set between the check and `listen`: the listener missed it.
@@ -39,7 +39,7 @@ impl Flag {
     }
 
     /// [`wait`](Self::wait) on a shared flag, as an owned future.
-    pub(crate) async fn wait_owned(self: Arc<Self>) {
+    pub async fn wait_owned(self: Arc<Self>) {
         self.wait().await
     }
 }

@@ -1,0 +1,42 @@
+//! # hubbub-http
+//!
+//! HTTP/1.1 beside hubbub's WebSockets, written once for every runtime:
+//! routes, static files, `GET /metrics` (Prometheus), `GET /openapi.json`,
+//! `GET /api/health`, the long-polling fallback (`GET /ws/poll`,
+//! `POST /ws/send`) bridged to a [`Hub`](hubbub_hub::Hub)'s rooms, and the
+//! server [`Settings`] read from `.env` and the environment.
+//!
+//! The request reader and the response writer are sans-IO
+//! ([`RequestReader`], [`Response::write_to`]); [`serve_connection`] runs
+//! them over the driver's [`Transport`](hubbub_ws::driver::Transport) and
+//! [`Timer`](hubbub_ws::driver::Timer). [`serve_http`] serves an HTTP-only
+//! listener; [`HttpApp::start_shared`] serves HTTP and the hub's WebSocket
+//! upgrades on one port.
+//!
+//! The hub does not know about this crate: long polling follows the hub's
+//! broadcasts as a [`BroadcastObserver`](hubbub_hub::BroadcastObserver).
+#![forbid(unsafe_code)]
+
+mod app;
+mod bridge;
+mod exposition;
+mod files;
+mod longpoll;
+mod metrics;
+mod openapi;
+mod request;
+mod response;
+mod serve;
+mod server;
+mod settings;
+
+pub use app::{Handler, HttpApp, HttpAppBuilder, HttpTimeouts, PollRequest, Reply};
+pub use bridge::{MirrorFn, SendFn};
+pub use files::StaticFiles;
+pub use longpoll::{session_for, LongPoll, LongPollConfig, Taken};
+pub use metrics::HttpMetrics;
+pub use request::{HttpError, Limits, Next, Request, RequestReader};
+pub use response::{reason, Response};
+pub use serve::{serve_connection, serve_shared, Served};
+pub use server::serve_http;
+pub use settings::{Settings, SettingsError};

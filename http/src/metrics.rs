@@ -1,0 +1,22 @@
+//! The HTTP layer's own counters, beside the hub's [`Metrics`](hubbub_hub::Metrics).
+
+use hubbub_hub::{Counter, CounterMap};
+
+/// Counters of HTTP requests and long polling, exposed at `/metrics`.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    /// Long-poll sessions created.
+    pub lp_sessions_total: Counter,
+    /// Long polls received (held or answered at once).
+    pub lp_polls_total: Counter,
+    /// Messages queued into long-poll sessions.
+    pub lp_messages_enqueued: Counter,
+    /// Messages handed out by long polls.
+    pub lp_messages_drained: Counter,
+    /// Messages dropped from a full long-poll session (oldest first).
+    pub lp_messages_dropped: Counter,
+    /// Messages dropped with an expired long-poll session.
+    pub lp_messages_expired: Counter,
+    /// HTTP requests answered, by status.
+    pub http_requests: CounterMap,
+}

@@ -1,0 +1,82 @@
+//! Listeners served with HTTP on any [`Runtime`]: an HTTP-only port
+//! ([`serve_http`]), and HTTP beside a hub's WebSockets on one shared port
+//! ([`HttpApp::start_shared`]).
+
+use std::{future::Future, io, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+
+use futures_util::future::select;
+use hubbub_core::Config;
+use hubbub_hub::{HubHandle, HubServer};
+use hubbub_ws::{
+    serving::{self, Service},
+    Flag, Runtime,
+};
+
+use crate::{serve_connection, serve_shared, HttpApp};
+
+/// Serve `app` on `listener` (routes only: an upgrade request is an
+/// ordinary request here) until this future is dropped, which also ends
+/// every connection it serves.
+pub async fn serve_http<R: Runtime>(listener: R::Listener, app: HttpApp) {
+    let stop = Stopped(Arc::new(Flag::default()));
+    loop {
+        match R::accept(&listener).await {
+            Ok((stream, _)) => {
+                let (app, stop) = (app.clone(), stop.0.clone());
+                R::spawn(async move {
+                    let served = pin!(serve_connection(stream, R::Timer::default(), &app, false));
+                    let _ = select(served, pin!(stop.wait())).await;
+                });
+            }
+            // Out of descriptors or similar: back off instead of spinning.
+            Err(_) => R::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Ends the connections of a [`serve_http`] when its future is dropped.
+struct Stopped(Arc<Flag>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+impl HttpApp {
+    /// Serve this app on `server`'s listener too (one shared port):
+    /// requests are HTTP until one asks for a WebSocket upgrade, which
+    /// becomes a session of the app's hub with `server`'s configuration.
+    /// The handle's shutdown is the hub server's: close 1001 to every
+    /// session, held long polls answered, then a bounded wait.
+    pub fn start_shared<R: Runtime>(&self, server: HubServer<R>) -> io::Result<HubHandle> {
+        let (listener, hub, config) = server.into_parts();
+        let service = SharedPort {
+            app: self.clone(),
+            config,
+        };
+        let server = serving::start::<R, _>(listener, service)?;
+        Ok(HubHandle::new(server, hub))
+    }
+}
+
+/// HTTP and WebSocket upgrades on one port.
+struct SharedPort {
+    app: HttpApp,
+    config: Arc<Config>,
+}
+
+impl<R: Runtime> Service<R> for SharedPort {
+    fn serve(
+        &self,
+        stream: R::Stream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (app, config) = (self.app.clone(), self.config.clone());
+        async move { serve_shared(stream, R::Timer::default(), &app, config, Some(peer)).await }
+    }
+
+    fn shutdown(&self) {
+        self.app.hub().shutdown();
+    }
+}

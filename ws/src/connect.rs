@@ -1,0 +1,191 @@
+//! The client side: `ws://` URLs, timeouts for every step, and optional
+//! automatic reconnection.
+
+use std::{future::Future, io, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+
+use futures_util::future::{select, Either};
+use hubbub_core::{Accept, ClientRequest, Config, Connection};
+
+use crate::{
+    driver::{Timer, Transport},
+    error::Step,
+    websocket::Core,
+    Error, Runtime, WebSocket,
+};
+
+/// The WebSocket a client on runtime `R` gets.
+pub type RuntimeWebSocket<R> = WebSocket<<R as Runtime>::Stream, <R as Runtime>::Timer>;
+
+/// How a client connects.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = hubbub_ws::ClientConfig {
+///     protocols: vec!["chat".into()],
+///     headers: vec![("Authorization".into(), "Bearer abc".into())],
+///     reconnect: Some(hubbub_ws::Reconnect::default()),
+///     ..Default::default()
+/// };
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Protocol settings: limits, keep-alive pings (`ping_interval`,
+    /// `pong_timeout`), `idle_timeout`, and the opening handshake's
+    /// `handshake_timeout`.
+    pub config: Arc<Config>,
+    /// Time allowed to resolve the host name.
+    pub dns_timeout: Option<Duration>,
+    /// Time allowed to open the TCP connection (all addresses together).
+    pub connect_timeout: Option<Duration>,
+    /// Subprotocols to offer, most preferred first.
+    pub protocols: Vec<String>,
+    /// Extra request headers, as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// Reconnect when the connection drops ([`Client`] only); off by default.
+    pub reconnect: Option<Reconnect>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            config: Arc::new(Config::default()),
+            dns_timeout: Some(Duration::from_secs(5)),
+            connect_timeout: Some(Duration::from_secs(10)),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            reconnect: None,
+        }
+    }
+}
+
+/// When and how often a [`Client`] reconnects: exponential backoff with
+/// jitter. Attempt `n` (from 1) waits `min(max_delay, initial_delay ×
+/// 2^(n-1))`, less a random fraction of up to `jitter` of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconnect {
+    /// Wait before the first attempt.
+    pub initial_delay: Duration,
+    /// The longest wait between attempts.
+    pub max_delay: Duration,
+    /// Give up after this many failed attempts in a row; `None` never gives up.
+    pub max_attempts: Option<u32>,
+    /// The fraction of each wait (0.0–1.0) that is random.
+    pub jitter: f64,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            max_attempts: None,
+            jitter: 0.5,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The wait before attempt `attempt` (1 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doubling = 2f64.powi(attempt.saturating_sub(1).min(62) as i32);
+        let full = self.max_delay.min(self.initial_delay.mul_f64(doubling));
+        let random = getrandom::u64().unwrap_or(0) as f64 / u64::MAX as f64;
+        full.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * random)
+    }
+}
+
+/// Connect to a `ws://host[:port]/path` URL with the default
+/// [`ClientConfig`].
+pub async fn connect<R: Runtime>(url: &str) -> Result<RuntimeWebSocket<R>, Error> {
+    connect_with::<R>(url, &ClientConfig::default()).await
+}
+
+/// Connect to a `ws://` URL: resolve the host, open a TCP connection (with
+/// `TCP_NODELAY`), and run the opening handshake, each step within its
+/// timeout. The error names the step that failed and, for the handshake,
+/// the check.
+pub async fn connect_with<R: Runtime>(
+    url: &str,
+    config: &ClientConfig,
+) -> Result<RuntimeWebSocket<R>, Error> {
+    let mut request = ClientRequest::from_url(url).map_err(Error::Handshake)?;
+    for protocol in &config.protocols {
+        request = request.protocol(protocol.as_str());
+    }
+    for (name, value) in &config.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let addrs = within::<R, _>(
+        config.dns_timeout,
+        Step::Dns,
+        resolve::<R>(request.host(), request.port()),
+    )
+    .await?;
+    let stream = within::<R, _>(
+        config.connect_timeout,
+        Step::Connect,
+        connect_any::<R>(&addrs),
+    )
+    .await?;
+    client(stream, R::Timer::default(), &request, config.config.clone()).await
+}
+
+/// Run the client side of the opening handshake over an already connected
+/// `transport`, within `config.handshake_timeout`.
+pub async fn client<T: Transport, K: Timer>(
+    transport: T,
+    timer: K,
+    request: &ClientRequest,
+    config: Arc<Config>,
+) -> Result<WebSocket<T, K>, Error> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|error| Error::Io(io::Error::other(error)))?;
+    let conn = Connection::client(config, timer.now(), request, seed);
+    let mut core = Core::new(conn, transport, timer);
+    core.open(|_| Ok(Accept::new())).await?;
+    Ok(WebSocket::from_core(core))
+}
+
+/// `work`, or `None` if it takes longer than `limit` on `R`'s clock.
+pub async fn timeout<R: Runtime, T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    match select(pin!(work), pin!(R::sleep(limit))).await {
+        Either::Left((done, _)) => Some(done),
+        Either::Right(((), _)) => None,
+    }
+}
+
+async fn within<R: Runtime, T>(
+    limit: Option<Duration>,
+    step: Step,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match limit {
+        Some(limit) => timeout::<R, _>(limit, work)
+            .await
+            .ok_or(Error::Timeout(step))?,
+        None => work.await,
+    }
+}
+
+async fn resolve<R: Runtime>(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let addrs = R::resolve(host, port).await.map_err(Error::Dns)?;
+    if addrs.is_empty() {
+        let message = format!("no address found for {host}");
+        return Err(Error::Dns(io::Error::new(io::ErrorKind::NotFound, message)));
+    }
+    Ok(addrs)
+}
+
+/// Try each address in turn; the error names the last one tried.
+async fn connect_any<R: Runtime>(addrs: &[SocketAddr]) -> Result<R::Stream, Error> {
+    let mut last = None;
+    for addr in addrs {
+        match R::connect(*addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = Some(io::Error::new(error.kind(), format!("{addr}: {error}"))),
+        }
+    }
+    Err(Error::Connect(
+        last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+    ))
+}

@@ -1,0 +1,140 @@
+//! The public front of a runtime adapter, written once: every adapter
+//! crate invokes [`runtime_front!`](crate::runtime_front) with its runtime
+//! and gets the same names with the same shapes.
+
+/// Declares a runtime adapter's public front in the invoking crate: the
+/// core's and this crate's types re-exported, [`WebSocket`](crate::WebSocket)
+/// and its halves named for the runtime's byte streams, [`Server`](crate::Server),
+/// `accept`, `accept_with`, `connect`, `connect_with`, `client`; with the
+/// invoking crate's `hub` feature the hub's types, `Client`, `ClientBuilder`
+/// and `HubServer`; with `signal`, `shutdown_signal`; with `http`, the
+/// `http` module, `Settings` and `serve_http`.
+///
+/// - `runtime`: the type implementing [`Runtime`](crate::Runtime);
+/// - `timer`: its timer;
+/// - `io`: a type constructor `Io<S>` that turns a byte stream `S` of the
+///   runtime into a [`Transport`](crate::driver::Transport), with
+///   `From<S>` (an alias `type Io<S> = S;` when streams are transports
+///   already);
+/// - `stream`: the default byte stream (the runtime's TCP stream), so that
+///   `Io<stream>` is the runtime's `Stream`.
+#[macro_export]
+macro_rules! runtime_front {
+    (runtime: $rt:ty, timer: $timer:ty, io: $io:ident, stream: $stream:ty $(,)?) => {
+        pub use $crate::hubbub_core::DeflateConfig;
+        pub use $crate::hubbub_core::{
+            Accept, ClientRequest, CloseCode, Closed, Config, Event, HandshakeError, Initiator,
+            Message, ProtocolError, Reject, Request, UsageError,
+        };
+        pub use $crate::{
+            driver, ClientConfig, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,
+            LISTEN_BACKLOG,
+        };
+
+        /// A WebSocket over a byte stream `S` of this runtime (its TCP
+        /// stream by default): a `Stream` of messages and a `Sink` for them
+        /// (see [`hubbub_ws::WebSocket`]).
+        pub type WebSocket<S = $stream> = $crate::WebSocket<$io<S>, $timer>;
+        /// The receiving half of a split [`WebSocket`].
+        pub type ReadHalf<S = $stream> = $crate::ReadHalf<$io<S>, $timer>;
+        /// The sending half of a split [`WebSocket`].
+        pub type WriteHalf<S = $stream> = $crate::WriteHalf<$io<S>, $timer>;
+        /// A TCP WebSocket server on this runtime (see
+        /// [`hubbub_ws::Server`]).
+        pub type Server = $crate::Server<$rt>;
+
+        /// Run the server side of the opening handshake on `stream` with
+        /// the default configuration, accepting any path and no
+        /// subprotocol.
+        pub async fn accept<S>(stream: S) -> ::std::result::Result<WebSocket<S>, Error>
+        where
+            $io<S>: $crate::driver::Transport + From<S>,
+        {
+            $crate::accept(<$io<S>>::from(stream), <$timer>::default()).await
+        }
+
+        /// Run the server side of the opening handshake on `stream`;
+        /// `decide` accepts or rejects the upgrade request (see
+        /// [`hubbub_ws::accept_with`]).
+        pub async fn accept_with<S, D>(
+            stream: S,
+            config: ::std::sync::Arc<Config>,
+            decide: D,
+        ) -> ::std::result::Result<WebSocket<S>, Error>
+        where
+            $io<S>: $crate::driver::Transport + From<S>,
+            D: FnOnce(&Request) -> ::std::result::Result<Accept, Reject>,
+        {
+            $crate::accept_with(<$io<S>>::from(stream), <$timer>::default(), config, decide).await
+        }
+
+        /// Connect to a `ws://host[:port]/path` URL with the default
+        /// [`ClientConfig`].
+        pub async fn connect(url: &str) -> ::std::result::Result<WebSocket, Error> {
+            $crate::connect::<$rt>(url).await
+        }
+
+        /// Connect to a `ws://` URL: resolve, connect (with `TCP_NODELAY`)
+        /// and run the opening handshake, each step within its timeout.
+        pub async fn connect_with(
+            url: &str,
+            config: &ClientConfig,
+        ) -> ::std::result::Result<WebSocket, Error> {
+            $crate::connect_with::<$rt>(url, config).await
+        }
+
+        /// Run the client side of the opening handshake over an already
+        /// connected `stream`, within `config.handshake_timeout`.
+        pub async fn client<S>(
+            stream: S,
+            request: &ClientRequest,
+            config: ::std::sync::Arc<Config>,
+        ) -> ::std::result::Result<WebSocket<S>, Error>
+        where
+            $io<S>: $crate::driver::Transport + From<S>,
+        {
+            $crate::client(<$io<S>>::from(stream), <$timer>::default(), request, config).await
+        }
+
+        /// Resolves on Ctrl-C (SIGINT) or SIGTERM (Unix). The handlers are
+        /// installed when this is *called*, so a signal that arrives before
+        /// the first poll is not lost.
+        #[cfg(feature = "signal")]
+        pub fn shutdown_signal() -> impl ::std::future::Future<Output = ()> + Send + 'static {
+            <$rt as $crate::Signals>::shutdown_signal()
+        }
+
+        #[cfg(feature = "hub")]
+        pub use ::hubbub_hub::{
+            store, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle, OutboundLimit,
+            SendError, Session, SessionError, SessionId, SlowConsumer,
+        };
+        /// A client that can reconnect, on this runtime (see
+        /// [`hubbub_hub::Client`]).
+        #[cfg(feature = "hub")]
+        pub type Client = ::hubbub_hub::Client<$rt>;
+        /// Builds a callback-driven client on this runtime (see
+        /// [`hubbub_hub::ClientBuilder`]).
+        #[cfg(feature = "hub")]
+        pub type ClientBuilder = ::hubbub_hub::ClientBuilder<$rt>;
+        /// A [`Hub`] served on this runtime (see [`hubbub_hub::HubServer`]).
+        #[cfg(feature = "hub")]
+        pub type HubServer = ::hubbub_hub::HubServer<$rt>;
+
+        /// HTTP beside the WebSocket (see [`hubbub_http`]).
+        #[cfg(feature = "http")]
+        pub use ::hubbub_http as http;
+        #[cfg(feature = "http")]
+        pub use ::hubbub_http::{Settings, SettingsError};
+
+        /// Serve `app`'s HTTP routes on `listener` until this future is
+        /// dropped (see [`hubbub_http::serve_http`]).
+        #[cfg(feature = "http")]
+        pub async fn serve_http(
+            listener: <$rt as $crate::Runtime>::Listener,
+            app: ::hubbub_http::HttpApp,
+        ) {
+            ::hubbub_http::serve_http::<$rt>(listener, app).await
+        }
+    };
+}
