@@ -409,21 +409,61 @@ mod tests {
         "STORE_PATH",
     ];
 
-    /// The child half of `process_environment_wins_over_dotenv_file`: does
-    /// nothing unless that test started this binary to run it, with a
-    /// prepared working directory and environment.
+    /// `Settings::from_env` in a child process. Run normally, it starts
+    /// this test binary again on this one test (`--exact`), marked as the
+    /// child by `HUBBUB_SETTINGS_CHILD`, in an empty directory (no `.env`)
+    /// with every key of the brief removed from its environment but a few
+    /// set to non-default values, and checks that the child printed exactly
+    /// those. As the child (here, or for
+    /// `process_environment_wins_over_dotenv_file`) it prints the settings
+    /// it read.
     #[test]
     fn child_prints_settings_from_env() {
-        if std::env::var_os("HUBBUB_SETTINGS_CHILD").is_none() {
+        if std::env::var_os("HUBBUB_SETTINGS_CHILD").is_some() {
+            match Settings::from_env() {
+                Ok(s) => println!(
+                    "SETTINGS port={} index={} idle={:?} deflate={} store={:?}",
+                    s.websocket_port,
+                    s.public_index,
+                    s.idle_timeout,
+                    s.enable_deflate,
+                    s.store_path
+                ),
+                Err(e) => println!("SETTINGS error {e}"),
+            }
             return;
         }
-        match Settings::from_env() {
-            Ok(s) => println!(
-                "SETTINGS port={} index={} idle={:?} deflate={} store={:?}",
-                s.websocket_port, s.public_index, s.idle_timeout, s.enable_deflate, s.store_path
-            ),
-            Err(e) => println!("SETTINGS error {e}"),
+        let dir = std::env::temp_dir().join(format!("hubbub-env-child-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", "settings::tests::child_prints_settings_from_env"])
+            .args(["--nocapture", "--test-threads=1"])
+            .current_dir(&dir)
+            .env("HUBBUB_SETTINGS_CHILD", "1");
+        for key in KEYS {
+            child.env_remove(key);
         }
+        child.envs([
+            ("WEBSOCKET_PORT", "9301"),
+            ("PUBLIC_INDEX", "start.html"),
+            ("WEBSOCKET_IDLE_TIMEOUT", "7"),
+            ("WEBSOCKET_ENABLE_DEFLATE", "no"),
+            ("STORE_PATH", "/tmp/child.db"),
+        ]);
+        let out = child.output().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        // The harness prints "test <name> ... " first, on the same line.
+        let printed = stdout.lines().find_map(|l| l.split_once("SETTINGS "));
+        let printed = printed.unwrap_or_else(|| panic!("the child ran: {stdout}")).1;
+        assert_eq!(
+            printed,
+            r#"port=9301 index=start.html idle=Some(7s) deflate=false store=Some("/tmp/child.db")"#
+        );
+        // Exactly one test ran in the child: this one, not the whole suite.
+        assert!(stdout.contains("1 passed"), "{stdout}");
     }
 
     /// `Settings::from_env` in a real process: `.env` in the working

@@ -23,7 +23,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
-use hubbub_core::{CloseCode, Message};
+use hubbub_core::CloseCode;
 use serde_json::Value;
 
 use hubbub_ws::{
@@ -31,26 +31,10 @@ use hubbub_ws::{
 };
 
 use crate::{
+    callbacks::{callback_setters, Callbacks},
     drive_session, Envelope, OutboundLimit, SendError, Session, SessionError, SessionEvent,
     SessionInfo, SlowConsumer,
 };
-
-type OnOpen = Box<dyn Fn(&ClientHandle) + Send + Sync>;
-type OnText = Box<dyn Fn(&ClientHandle, &str) + Send + Sync>;
-type OnBinary = Box<dyn Fn(&ClientHandle, &Bytes) + Send + Sync>;
-type OnTyped = Box<dyn Fn(&ClientHandle, &str, &Value) + Send + Sync>;
-type OnClose = Box<dyn Fn(&ClientHandle, CloseCode, &str) + Send + Sync>;
-type OnError = Box<dyn Fn(&ClientHandle, &Error) + Send + Sync>;
-
-#[derive(Default)]
-struct Handlers {
-    open: Option<OnOpen>,
-    message: Option<OnText>,
-    binary: Option<OnBinary>,
-    typed: Option<OnTyped>,
-    close: Option<OnClose>,
-    error: Option<OnError>,
-}
 
 /// Builds a callback-driven client on runtime `R`: see
 /// [`Client::builder`](crate::Client::builder).
@@ -66,7 +50,7 @@ pub struct ClientBuilder<R> {
     url: String,
     config: ClientConfig,
     limit: OutboundLimit,
-    handlers: Handlers,
+    callbacks: Callbacks<ClientHandle, Error>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -89,7 +73,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 policy: SlowConsumer::Drop,
                 ..OutboundLimit::default()
             },
-            handlers: Handlers::default(),
+            callbacks: Callbacks::default(),
             runtime: PhantomData,
         }
     }
@@ -110,56 +94,13 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
-    /// Called when a connection opens: the first one and every
-    /// reconnection (see [`ClientHandle::reconnects`]). A good place to
-    /// join rooms, so that a reconnected client joins them again.
-    pub fn on_open(mut self, f: impl Fn(&ClientHandle) + Send + Sync + 'static) -> Self {
-        self.handlers.open = Some(Box::new(f));
-        self
-    }
-
-    /// Called for every text message (before `on_typed_message`).
-    pub fn on_message(mut self, f: impl Fn(&ClientHandle, &str) + Send + Sync + 'static) -> Self {
-        self.handlers.message = Some(Box::new(f));
-        self
-    }
-
-    /// Called for every binary message.
-    pub fn on_binary(mut self, f: impl Fn(&ClientHandle, &Bytes) + Send + Sync + 'static) -> Self {
-        self.handlers.binary = Some(Box::new(f));
-        self
-    }
-
-    /// Called for text that is an envelope (`{"type": ..., "payload":
-    /// ...}`), with its type and payload (any JSON value, nested values
-    /// kept), after `on_message`. Other text reaches `on_message` only.
-    pub fn on_typed_message(
-        mut self,
-        f: impl Fn(&ClientHandle, &str, &Value) + Send + Sync + 'static,
-    ) -> Self {
-        self.handlers.typed = Some(Box::new(f));
-        self
-    }
-
-    /// Called once when a connection ends, with the close code and reason
-    /// (1006 when it ended without a close handshake). Reconnection, if
-    /// configured, follows.
-    pub fn on_close(
-        mut self,
-        f: impl Fn(&ClientHandle, CloseCode, &str) + Send + Sync + 'static,
-    ) -> Self {
-        self.handlers.close = Some(Box::new(f));
-        self
-    }
-
-    /// Called for a protocol error by the server ([`Error::Protocol`]: the
-    /// connection then closes with its code), a transport error
-    /// ([`Error::Io`]), and each failed reconnection attempt (the error of
-    /// [`connect_with`](super::connect_with)).
-    pub fn on_error(mut self, f: impl Fn(&ClientHandle, &Error) + Send + Sync + 'static) -> Self {
-        self.handlers.error = Some(Box::new(f));
-        self
-    }
+    callback_setters!(
+        ClientHandle,
+        Error,
+        open: "Called when a connection opens: the first one and every reconnection (see [`ClientHandle::reconnects`]). A good place to join rooms, so that a reconnected client joins them again.",
+        close: "Called once when a connection ends, with the close code and reason (1006 when it ended without a close handshake). Reconnection, if configured, follows.",
+        error: "Called for a protocol error by the server ([`Error::Protocol`]: the connection then closes with its code), a transport error ([`Error::Io`]), and each failed reconnection attempt (the error of [`connect_with`])."
+    );
 
     /// Connect, call `on_open`, and run the client on a task of the
     /// runtime. The first connection is not retried: its error is
@@ -176,7 +117,7 @@ impl<R: Runtime> ClientBuilder<R> {
         }));
         let task = Task {
             handle: handle.clone(),
-            handlers: self.handlers,
+            callbacks: self.callbacks,
             config: self.config,
             limit: self.limit,
             runtime: PhantomData::<fn() -> R>,
@@ -301,7 +242,7 @@ impl ClientHandle {
 /// The client's task: one connection after another.
 struct Task<R> {
     handle: ClientHandle,
-    handlers: Handlers,
+    callbacks: Callbacks<ClientHandle, Error>,
     config: ClientConfig,
     limit: OutboundLimit,
     runtime: PhantomData<fn() -> R>,
@@ -329,7 +270,7 @@ impl<R: Runtime> Task<R> {
         if self.handle.0.stopping.is_set() {
             session.close(CloseCode::NORMAL, ""); // `close` raced the connect
         }
-        if let Some(on_open) = &self.handlers.open {
+        if let Some(on_open) = &self.callbacks.open {
             on_open(&self.handle);
         }
         (driver, session)
@@ -349,37 +290,16 @@ impl<R: Runtime> Task<R> {
     }
 
     fn dispatch(&self, event: SessionEvent) {
-        let (handle, handlers) = (&self.handle, &self.handlers);
+        let (handle, callbacks) = (&self.handle, &self.callbacks);
         match event {
-            SessionEvent::Message(Message::Text(text)) => {
-                if let Some(on_message) = &handlers.message {
-                    on_message(handle, &text);
-                }
-                if let Some(on_typed) = &handlers.typed {
-                    if let Some(envelope) = Envelope::parse(&text) {
-                        on_typed(handle, &envelope.event_type, &envelope.payload);
-                    }
-                }
-            }
-            SessionEvent::Message(Message::Binary(data)) => {
-                if let Some(on_binary) = &handlers.binary {
-                    on_binary(handle, &data);
-                }
-            }
-            SessionEvent::Error(error) => {
-                if let Some(on_error) = &handlers.error {
-                    on_error(handle, &client_error(error));
-                }
-            }
+            SessionEvent::Message(message) => callbacks.message(handle, &message),
+            SessionEvent::Error(error) => callbacks.error(handle, &client_error(error)),
             SessionEvent::Closed(closed) => {
                 // No sends to a connection that is over (the next one, if
                 // any, is installed only after this one's loop has ended).
                 *handle.current() = None;
-                if let Some(on_close) = &handlers.close {
-                    on_close(handle, closed.code, &closed.reason);
-                }
+                callbacks.close(handle, closed.code, &closed.reason);
             }
-            _ => {}
         }
     }
 
@@ -402,9 +322,7 @@ impl<R: Runtime> Task<R> {
             match result {
                 Ok(ws) => return Some(ws),
                 Err(error) => {
-                    if let Some(on_error) = &self.handlers.error {
-                        on_error(&self.handle, &error);
-                    }
+                    self.callbacks.error(&self.handle, &error);
                     if policy.max_attempts.is_some_and(|max| attempt >= max) {
                         return None;
                     }

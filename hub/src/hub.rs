@@ -12,11 +12,11 @@ use std::{
     },
 };
 
-use bytes::Bytes;
 use hubbub_core::{Accept, CloseCode, EncodedFrame, Message, ProtocolError, Reject, Request};
 use serde_json::Value;
 
 use crate::{
+    callbacks::{callback_setters, Callbacks},
     session::{OutboundLimit, Pushed, SessionInfo},
     Envelope, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
 };
@@ -51,31 +51,14 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
-type OnOpen = Box<dyn Fn(&Session) + Send + Sync>;
-type OnText = Box<dyn Fn(&Session, &str) + Send + Sync>;
-type OnBinary = Box<dyn Fn(&Session, &Bytes) + Send + Sync>;
-type OnTyped = Box<dyn Fn(&Session, &str, &Value) + Send + Sync>;
-type OnClose = Box<dyn Fn(&Session, CloseCode, &str) + Send + Sync>;
-type OnError = Box<dyn Fn(&Session, &SessionError) + Send + Sync>;
 type OnUpgrade = Box<dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync>;
-
-/// The application's callbacks; each is optional.
-#[derive(Default)]
-struct Handlers {
-    open: Option<OnOpen>,
-    message: Option<OnText>,
-    binary: Option<OnBinary>,
-    typed: Option<OnTyped>,
-    close: Option<OnClose>,
-    error: Option<OnError>,
-    upgrade: Option<OnUpgrade>,
-}
 
 pub(crate) struct HubInner {
     path: Option<String>,
     sessions: RwLock<HashMap<SessionId, Session>>,
     rooms: Mutex<Rooms>,
-    handlers: Handlers,
+    callbacks: Callbacks<Session, SessionError>,
+    upgrade: Option<OnUpgrade>,
     next_id: AtomicU64,
     limit: OutboundLimit,
     accepting: AtomicBool,
@@ -101,48 +84,21 @@ pub trait BroadcastObserver: Send + Sync {
 #[derive(Default)]
 pub struct HubBuilder {
     path: Option<String>,
-    handlers: Handlers,
+    callbacks: Callbacks<Session, SessionError>,
+    upgrade: Option<OnUpgrade>,
     limit: OutboundLimit,
     store: Option<StoreHandle>,
 }
 
 impl HubBuilder {
-    /// Called when a session opens.
-    pub fn on_open(mut self, f: impl Fn(&Session) + Send + Sync + 'static) -> Self {
-        self.handlers.open = Some(Box::new(f));
-        self
-    }
-    /// Called for every text message (before `on_typed_message`).
-    pub fn on_message(mut self, f: impl Fn(&Session, &str) + Send + Sync + 'static) -> Self {
-        self.handlers.message = Some(Box::new(f));
-        self
-    }
-    /// Called for every binary message.
-    pub fn on_binary(mut self, f: impl Fn(&Session, &Bytes) + Send + Sync + 'static) -> Self {
-        self.handlers.binary = Some(Box::new(f));
-        self
-    }
-    /// Called for text that is an envelope, with its type and payload.
-    pub fn on_typed_message(
-        mut self,
-        f: impl Fn(&Session, &str, &Value) + Send + Sync + 'static,
-    ) -> Self {
-        self.handlers.typed = Some(Box::new(f));
-        self
-    }
-    /// Called once when a session ends, with the close code and reason.
-    pub fn on_close(
-        mut self,
-        f: impl Fn(&Session, CloseCode, &str) + Send + Sync + 'static,
-    ) -> Self {
-        self.handlers.close = Some(Box::new(f));
-        self
-    }
-    /// Called for protocol, transport, slow-consumer and application errors.
-    pub fn on_error(mut self, f: impl Fn(&Session, &SessionError) + Send + Sync + 'static) -> Self {
-        self.handlers.error = Some(Box::new(f));
-        self
-    }
+    callback_setters!(
+        Session,
+        SessionError,
+        open: "Called when a session opens.",
+        close: "Called once when a session ends, with the close code and reason, while the session is still a member of its rooms ([`Hub::rooms_of`]) and holds its data; it receives no broadcast any more.",
+        error: "Called for protocol, transport, slow-consumer and application errors."
+    );
+
     /// Accept upgrades on this path only; others are answered 404.
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
@@ -154,7 +110,7 @@ impl HubBuilder {
         mut self,
         f: impl Fn(&Request) -> Result<Accept, Reject> + Send + Sync + 'static,
     ) -> Self {
-        self.handlers.upgrade = Some(Box::new(f));
+        self.upgrade = Some(Box::new(f));
         self
     }
     /// Bound every session's outbound queue.
@@ -176,7 +132,8 @@ impl HubBuilder {
             path: self.path,
             sessions: RwLock::default(),
             rooms: Mutex::default(),
-            handlers: self.handlers,
+            callbacks: self.callbacks,
+            upgrade: self.upgrade,
             next_id: AtomicU64::new(1),
             limit: self.limit,
             accepting: AtomicBool::new(true),
@@ -427,7 +384,7 @@ impl Hub {
         {
             return Err(Reject::not_found());
         }
-        match &self.0.handlers.upgrade {
+        match &self.0.upgrade {
             Some(on_upgrade) => on_upgrade(request),
             None => Ok(Accept::new()),
         }
@@ -452,7 +409,7 @@ impl Hub {
         };
         self.0.metrics.connections_total.inc();
         self.0.metrics.connections_active.inc();
-        if let Some(on_open) = &self.0.handlers.open {
+        if let Some(on_open) = &self.0.callbacks.open {
             // A panicking `on_open` must not leave its session registered:
             // the caller has no session to end yet.
             let opened = panic::catch_unwind(AssertUnwindSafe(|| on_open(&session)));
@@ -470,36 +427,20 @@ impl Hub {
         let metrics = &self.0.metrics;
         metrics.messages_in.inc();
         metrics.bytes_in.add(message.len() as u64);
-        let handlers = &self.0.handlers;
-        match message {
-            Message::Text(text) => {
-                metrics.text_in.inc();
-                if let Some(on_message) = &handlers.message {
-                    on_message(session, text);
-                }
-                if let Some(on_typed) = &handlers.typed {
-                    if let Some(envelope) = Envelope::parse(text) {
-                        on_typed(session, &envelope.event_type, &envelope.payload);
-                    }
-                }
-            }
-            Message::Binary(data) => {
-                if let Some(on_binary) = &handlers.binary {
-                    on_binary(session, data);
-                }
-            }
-            _ => {}
+        if matches!(message, Message::Text(_)) {
+            metrics.text_in.inc();
         }
+        self.0.callbacks.message(session, message);
     }
 
-    /// The connection ended: leave every room, forget the session, call
-    /// `on_close`. Only the first call for a session does anything, so
-    /// `on_close` runs exactly once.
+    /// The connection ended: forget the session, call `on_close` (the
+    /// session still a member of its rooms), then leave every room. Only
+    /// the first call for a session does anything, so `on_close` runs
+    /// exactly once.
     pub fn closed(&self, session: &Session, code: CloseCode, reason: &str) {
         if self.forget(session, code) {
-            if let Some(on_close) = &self.0.handlers.close {
-                on_close(session, code, reason);
-            }
+            let _leave = LeaveRooms(self, session.id());
+            self.0.callbacks.close(session, code, reason);
         }
     }
 
@@ -507,15 +448,18 @@ impl Hub {
     /// session whose task is unwinding from a panic (a second panic in a
     /// callback would abort the process).
     pub fn release(&self, session: &Session, code: CloseCode) {
-        self.forget(session, code);
+        if self.forget(session, code) {
+            self.0.lock_rooms().leave_all(session.id());
+        }
     }
 
+    /// Take `session` out of the hub's sessions (broadcasts no longer reach
+    /// it) and count its end; false if that was done already.
     fn forget(&self, session: &Session, code: CloseCode) -> bool {
         session.mark_closed();
         if self.0.write_sessions().remove(&session.id()).is_none() {
             return false; // already reported
         }
-        self.0.lock_rooms().leave_all(session.id());
         self.0.metrics.connections_active.dec();
         self.0.metrics.count_close(code.0);
         true
@@ -526,19 +470,22 @@ impl Hub {
         self.0.emit_error(session, error);
     }
 
-    /// Count messages an adapter handed to a connection.
-    pub fn count_sent(&self, messages: u64, bytes: u64) {
-        self.0.metrics.messages_out.add(messages);
-        self.0.metrics.bytes_out.add(bytes);
+}
+
+/// Leaves every room of a closed session when dropped: after its
+/// `on_close`, even if that panics.
+struct LeaveRooms<'a>(&'a Hub, SessionId);
+
+impl Drop for LeaveRooms<'_> {
+    fn drop(&mut self) {
+        self.0 .0.lock_rooms().leave_all(self.1);
     }
 }
 
 impl HubInner {
     pub(crate) fn emit_error(&self, session: &Session, error: &SessionError) {
         self.metrics.errors.inc();
-        if let Some(on_error) = &self.handlers.error {
-            on_error(session, error);
-        }
+        self.callbacks.error(session, error);
     }
 
     fn read_sessions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SessionId, Session>> {
@@ -576,6 +523,7 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
+    use bytes::Bytes;
     use crate::{
         session::{tests::open_connection, Queued},
         SendError, SlowConsumer, HIGH_WATER,
@@ -611,7 +559,8 @@ pub(crate) mod tests {
             .on_open(move |s| l1.lock().unwrap().push(format!("open {}", s.id())))
             .on_message(move |_, text| l2.lock().unwrap().push(format!("raw {text}")))
             .on_binary(move |_, data| l3.lock().unwrap().push(format!("binary {data:?}")))
-            .on_typed_message(move |_, kind, payload| {
+            .on_typed_message(move |_, envelope| {
+                let (kind, payload) = (&envelope.event_type, &envelope.payload);
                 l4.lock().unwrap().push(format!("typed {kind} {payload}"))
             })
             .on_close(move |_, code, reason| {

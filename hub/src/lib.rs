@@ -18,6 +18,7 @@
 //! through a [`BroadcastObserver`].
 #![forbid(unsafe_code)]
 
+mod callbacks;
 mod client;
 mod client_builder;
 mod envelope;

@@ -81,7 +81,7 @@
 //!     .on_open(|client| {
 //!         let _ = client.send_json("room.join", json!({"room": "general"}));
 //!     })
-//!     .on_typed_message(|_, event_type, payload| println!("{event_type}: {payload}"))
+//!     .on_typed_message(|_, envelope| println!("{}: {}", envelope.event_type, envelope.payload))
 //!     .on_close(|_, code, reason| println!("closed: {code} {reason}"))
 //!     .connect()
 //!     .await?;

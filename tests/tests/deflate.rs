@@ -104,12 +104,14 @@ async fn server_without_deflate_declines_the_offer<R: Rt>() {
 }
 
 /// Our client against a Python `websockets` echo server with compression,
-/// at `HUBBUB_INTEROP_URL` (set by `scripts/interop-python.sh`).
+/// at `HUBBUB_INTEROP_URL` (set by `scripts/interop-python.sh`), on every
+/// runtime of `cross_runtime!` (tokio, smol, mio).
 #[test]
 #[ignore = "needs the Python server: run scripts/interop-python.sh"]
 fn python_server() {
     hubbub_tests::run(python_round_trips::<hubbub_tests::Tokio>());
     hubbub_tests::run(python_round_trips::<hubbub_tests::Smol>());
+    hubbub_tests::run(python_round_trips::<hubbub_tests::Mio>());
 }
 
 async fn python_round_trips<R: Rt>() {

@@ -27,8 +27,9 @@ fn history_hub() -> Hub {
     let store = StoreWorker::spawn(MemoryStore::default(), WorkerConfig::default()).unwrap();
     Hub::builder()
         .store(store)
-        .on_typed_message(|session, kind, payload| {
-            if kind == "room.join" {
+        .on_typed_message(|session, envelope| {
+            let payload = &envelope.payload;
+            if envelope.event_type == "room.join" {
                 let room = payload["room"].as_str().unwrap_or("general");
                 let since = payload["since"].as_u64().unwrap_or(0);
                 let hub = session.hub().unwrap();

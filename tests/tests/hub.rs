@@ -101,8 +101,9 @@ fn recording() -> (HubBuilder, mpsc::UnboundedReceiver<Seen>) {
         .on_open(move |s| t1.send(Seen::Open(s.id())).unwrap())
         .on_message(move |s, text| t2.send(Seen::Text(s.id(), text.into())).unwrap())
         .on_binary(move |s, data| t3.send(Seen::Binary(s.id(), data.to_vec())).unwrap())
-        .on_typed_message(move |s, kind, payload| {
-            t4.send(Seen::Typed(s.id(), kind.into(), payload.clone()))
+        .on_typed_message(move |s, envelope| {
+            let (kind, payload) = (envelope.event_type.clone(), envelope.payload.clone());
+            t4.send(Seen::Typed(s.id(), kind, payload))
                 .unwrap()
         })
         .on_close(move |s, code, reason| {
@@ -418,10 +419,11 @@ async fn callbacks_call_back_into_the_hub_without_deadlock<R: Rt>() {
 
 async fn rooms_isolate_leave_and_vanish_over_the_wire<R: Rt>() {
     let hub = Hub::builder()
-        .on_typed_message(|s, kind, payload| {
+        .on_typed_message(|s, envelope| {
             let hub = s.hub().expect("hub alive");
+            let payload = &envelope.payload;
             let room = payload["room"].as_str().unwrap_or("general");
-            match kind {
+            match envelope.event_type.as_str() {
                 "join" => {
                     let first = hub.join(s, room);
                     let _ = s.send_text(format!("joined {room} {first}"));

@@ -23,15 +23,15 @@ fn typed_server() -> Hub {
             s.send_text("welcome").unwrap();
             s.send_json("hello", json!({"id": s.id()})).unwrap();
         })
-        .on_typed_message(|s, kind, payload| match kind {
-            "echo" => s.send_json("echoed", payload.clone()).unwrap(),
+        .on_typed_message(|s, envelope| match envelope.event_type.as_str() {
+            "echo" => s.send_json("echoed", envelope.payload.clone()).unwrap(),
             "kick" => s.close(CloseCode(4000), "kicked"),
             "room.join" => {
-                let room = payload["room"].as_str().unwrap_or("general");
+                let room = envelope.payload["room"].as_str().unwrap_or("general");
                 s.hub().unwrap().join(s, room);
                 s.send_json("joined", json!({"room": room})).unwrap();
             }
-            _ => s.send_json("app.unknown", json!({"type": kind})).unwrap(),
+            kind => s.send_json("app.unknown", json!({"type": kind})).unwrap(),
         })
         .on_binary(|s, data| {
             let _ = s.send_binary(data.clone());
@@ -60,8 +60,9 @@ fn recording_client<R: Rt>(url: String) -> (ClientBuilder<R>, mpsc::UnboundedRec
         .on_message(move |_, text| {
             let _ = t2.send(Got::Text(text.into()));
         })
-        .on_typed_message(move |_, kind, payload| {
-            let _ = t3.send(Got::Typed(kind.into(), payload.clone()));
+        .on_typed_message(move |_, envelope| {
+            let typed = Got::Typed(envelope.event_type.clone(), envelope.payload.clone());
+            let _ = t3.send(typed);
         })
         .on_binary(move |_, data| {
             let _ = t4.send(Got::Binary(data.to_vec()));
