@@ -37,6 +37,7 @@ mod error;
 pub mod extension;
 mod frame;
 pub mod handshake;
+mod inbox;
 mod mask;
 mod message;
 mod outbox;
