@@ -525,6 +525,7 @@ impl Connection {
     // ----- outputs ------------------------------------------------------
 
     /// The next event, oldest first.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = loop {
             match self.events.pop_front() {
@@ -547,6 +548,7 @@ impl Connection {
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
     /// must be called, if any timer is armed.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
@@ -559,6 +561,7 @@ impl Connection {
     /// Fill `dst` with the bytes waiting to be written, in wire order, for
     /// one vectored write; returns the number of slices filled. Large and
     /// broadcast payloads appear by reference, never copied.
+    #[must_use]
     pub fn transmit_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.outbox.slices(dst)
     }
@@ -572,6 +575,7 @@ impl Connection {
     }
 
     /// Bytes waiting to be written.
+    #[must_use]
     pub fn pending_bytes(&self) -> usize {
         self.outbox.len()
     }
