@@ -53,16 +53,6 @@ impl From<u16> for CloseCode {
     }
 }
 
-/// The payload of a close frame: a status code and a UTF-8 reason of at most
-/// 123 bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseFrame {
-    /// The status code.
-    pub code: CloseCode,
-    /// The human-readable reason (may be empty).
-    pub reason: String,
-}
-
 /// Who started the close handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

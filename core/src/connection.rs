@@ -553,11 +553,6 @@ impl Connection {
         self.timers.next()
     }
 
-    /// The deadline of one named timer.
-    pub fn deadline(&self, timer: Timer) -> Option<Instant> {
-        self.timers.get(timer)
-    }
-
     /// Fill `dst` with the bytes waiting to be written, in wire order, for
     /// one vectored write; returns the number of slices filled. Large and
     /// broadcast payloads appear by reference, never copied.

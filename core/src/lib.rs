@@ -44,14 +44,19 @@ mod outbox;
 mod timers;
 mod utf8;
 
-pub use close::{CloseCode, CloseFrame, Closed, Initiator};
+pub use close::{CloseCode, Closed, Initiator};
 pub use config::Config;
 pub use connection::{Connection, Event, Opened, Role};
 pub use deflate::DeflateConfig;
 pub use error::{ProtocolError, UsageError};
 pub use frame::{EncodedFrame, EncodedFrames, OpCode};
 pub use handshake::{Accept, ClientRequest, HandshakeError, Reject, Request, Response};
-pub use mask::apply_mask;
 pub use message::Message;
-pub use timers::Timer;
-pub use utf8::Utf8Validator;
+
+/// Internals re-exported for this crate's own benches and tests (feature
+/// `internals`): not a stable API, may change in any release.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::mask::apply_mask;
+}
