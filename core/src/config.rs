@@ -20,39 +20,52 @@ use crate::{deflate::DeflateConfig, extension::ExtensionFactory};
 #[derive(Clone)]
 pub struct Config {
     /// Largest message (summed over its fragments, after decompression)
-    /// accepted from the peer; larger messages close with 1009.
+    /// accepted from the peer; a larger one fails the connection with 1009,
+    /// whose reason names this limit and setting. It bounds what one
+    /// connection may make us buffer. It does not limit what we send: the
+    /// peer has its own limit, which the handshake does not tell.
+    ///
+    /// Default 1 MiB (`1 << 20`), as Python's `websockets`: room for
+    /// realtime payloads (chat, game state, JSON documents) while bounding
+    /// each connection's receive buffer (tungstenite defaults to 64 MiB,
+    /// uWebSockets to 16 KiB). Raise it for bulk transfers, on both ends.
     pub max_message_size: usize,
-    /// Largest single frame payload accepted; `None` means the message limit.
+    /// Largest single frame payload accepted; `None` means the message
+    /// limit. Default `None`.
     pub max_frame_size: Option<usize>,
     /// Largest HTTP head (request or response line plus headers); a larger
-    /// request is answered 431.
+    /// request is answered 431. Default 64 KiB.
     pub max_head_size: usize,
-    /// Answer pings with pongs automatically.
+    /// Answer pings with pongs automatically. Default `true`.
     pub auto_pong: bool,
     /// Outgoing data messages larger than this are split into fragments of
-    /// this size; `None` sends every message as one frame.
+    /// this size; `None` sends every message as one frame. Default `None`.
     pub fragment_size: Option<usize>,
-    /// Time allowed for the opening handshake.
+    /// Time allowed for the opening handshake. Default 10 s.
     pub handshake_timeout: Option<Duration>,
     /// Close the connection (1001) after this long without inbound bytes.
+    /// Default 60 s.
     pub idle_timeout: Option<Duration>,
     /// Send a keep-alive ping after this long without inbound bytes.
+    /// Default 30 s.
     pub ping_interval: Option<Duration>,
     /// After a keep-alive ping, close (1001) if nothing arrives within this.
+    /// Default 20 s.
     pub pong_timeout: Option<Duration>,
-    /// After sending a close frame, wait this long for the peer's close.
+    /// After sending a close frame, wait this long for the peer's close;
+    /// once closed, wait as long for the peer's EOF. Default 5 s.
     pub close_timeout: Duration,
     /// permessage-deflate (RFC 7692), negotiated before
     /// [`extensions`](Self::extensions) when set. Default `None` (off).
     pub deflate: Option<DeflateConfig>,
-    /// Other extensions to negotiate, in order of preference.
+    /// Other extensions to negotiate, in order of preference. Default none.
     pub extensions: Vec<Arc<dyn ExtensionFactory>>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_message_size: 64 << 10,
+            max_message_size: 1 << 20,
             max_frame_size: None,
             max_head_size: 64 << 10,
             auto_pong: true,

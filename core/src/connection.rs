@@ -812,11 +812,11 @@ impl Connection {
             Ending::Fail(error) => {
                 let (code, reason) = (error.close_code(), error.close_reason());
                 if was_open {
-                    self.push_close_frame(&close_payload(code, reason));
+                    self.push_close_frame(&close_payload(code, &reason));
                 }
                 let closed = Closed {
                     code,
-                    reason: reason.into(),
+                    reason: reason.into_owned(),
                     clean: false,
                     initiator: Initiator::Local,
                 };

@@ -207,15 +207,25 @@ impl Inbox {
             }
             _ => {}
         }
-        if header.len > peer.config.frame_limit() as u64 {
-            return Err(ProtocolError::FrameTooLarge);
+        let config = peer.config;
+        if header.len > config.frame_limit() as u64 {
+            return Err(match config.max_frame_size {
+                Some(limit) if limit < config.max_message_size => {
+                    ProtocolError::FrameTooLarge { limit }
+                }
+                _ => ProtocolError::MessageTooLarge {
+                    limit: config.max_message_size,
+                },
+            });
         }
         let (received, compressed) = match message {
             Some(m) => (m.received(), m.compressed()),
             None => (0, header.rsv != 0),
         };
-        if !compressed && received as u64 + header.len > peer.config.max_message_size as u64 {
-            return Err(ProtocolError::MessageTooLarge);
+        if !compressed && received as u64 + header.len > config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                limit: config.max_message_size,
+            });
         }
         Ok(())
     }
@@ -362,6 +372,7 @@ fn whole_message(header: Header, payload: &[u8]) -> Result<Message, ProtocolErro
     }
 }
 
+/// Decode a piece of a compressed message's payload (masked with `mask`,
 /// starting at payload `offset`) through the extension into the message:
 /// unmasked into a stack buffer [`TEXT_STAGE`] bytes at a time, the decoded
 /// bytes checked against `limit` before they are stored (a decompression
@@ -375,7 +386,7 @@ fn decode_chunk(
     last: bool,
     limit: usize,
 ) -> Result<(), ProtocolError> {
-    let mut invalid_utf8 = false;
+    let (mut invalid_utf8, mut over_limit) = (false, false);
     let Partial { body, utf8, .. } = message;
     let mut sink = |piece: &[u8]| -> Result<(), DecodeError> {
         let received = match body {
@@ -383,6 +394,7 @@ fn decode_chunk(
             Body::Text(text) => text.len() + utf8.carried(),
         };
         if received.saturating_add(piece.len()) > limit {
+            over_limit = true;
             return Err(DecodeError::TooLarge);
         }
         match body {
@@ -414,7 +426,8 @@ fn decode_chunk(
     };
     result.map_err(|e| match e {
         _ if invalid_utf8 => ProtocolError::InvalidUtf8,
-        DecodeError::TooLarge => ProtocolError::MessageTooLarge,
+        _ if over_limit => ProtocolError::MessageTooLarge { limit },
+        DecodeError::TooLarge => ProtocolError::ExtensionLimit,
         DecodeError::Invalid(why) => ProtocolError::Extension(why),
     })
 }
