@@ -389,7 +389,7 @@ impl Connection {
             return Err(UsageError::NotOpen);
         }
         self.warm = true;
-        let text = matches!(message, Message::Text(_));
+        let text = message.is_text();
         let encoded = self
             .extension
             .as_mut()
@@ -402,13 +402,7 @@ impl Connection {
             None if self.role == Role::Client || message.len() <= COALESCE_LIMIT => {
                 self.push_message(opcode, 0, Payload::Borrowed(message.as_bytes()))
             }
-            None => {
-                let payload = match message {
-                    Message::Text(text) => Bytes::from(text),
-                    Message::Binary(data) => data,
-                };
-                self.push_message(opcode, 0, Payload::Shared(payload))
-            }
+            None => self.push_message(opcode, 0, Payload::Shared(message.into_data())),
         }
         Ok(())
     }
