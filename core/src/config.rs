@@ -2,7 +2,9 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::{deflate::DeflateConfig, extension::ExtensionFactory};
+#[cfg(feature = "deflate")]
+use crate::deflate::DeflateConfig;
+use crate::extension::ExtensionFactory;
 
 /// Limits, timers and negotiated extensions for a [`Connection`](crate::Connection).
 ///
@@ -57,6 +59,8 @@ pub struct Config {
     pub close_timeout: Duration,
     /// permessage-deflate (RFC 7692), negotiated before
     /// [`extensions`](Self::extensions) when set. Default `None` (off).
+    /// Only with the `deflate` feature (on by default).
+    #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
     /// Other extensions to negotiate, in order of preference. Default none.
     pub extensions: Vec<Arc<dyn ExtensionFactory>>,
@@ -75,6 +79,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Some(Duration::from_secs(20)),
             close_timeout: Duration::from_secs(5),
+            #[cfg(feature = "deflate")]
             deflate: None,
             extensions: Vec::new(),
         }
@@ -91,15 +96,18 @@ impl Config {
 
     /// Every extension to negotiate, in order of preference.
     pub(crate) fn factories(&self) -> impl Iterator<Item = &dyn ExtensionFactory> {
+        #[cfg(feature = "deflate")]
         let deflate = self.deflate.iter().map(|d| d as &dyn ExtensionFactory);
+        #[cfg(not(feature = "deflate"))]
+        let deflate = std::iter::empty();
         deflate.chain(self.extensions.iter().map(|e| &**e))
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("max_message_size", &self.max_message_size)
+        let mut f = f.debug_struct("Config");
+        f.field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
             .field("max_head_size", &self.max_head_size)
             .field("auto_pong", &self.auto_pong)
@@ -108,12 +116,13 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
-            .field("close_timeout", &self.close_timeout)
-            .field("deflate", &self.deflate)
-            .field(
-                "extensions",
-                &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),
-            )
-            .finish()
+            .field("close_timeout", &self.close_timeout);
+        #[cfg(feature = "deflate")]
+        f.field("deflate", &self.deflate);
+        f.field(
+            "extensions",
+            &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        )
+        .finish()
     }
 }

@@ -32,6 +32,7 @@
 mod close;
 mod config;
 mod connection;
+#[cfg(feature = "deflate")]
 pub mod deflate;
 mod error;
 pub mod extension;
@@ -47,6 +48,7 @@ mod utf8;
 pub use close::{CloseCode, Closed, Initiator};
 pub use config::Config;
 pub use connection::{Connection, Event, Opened, Role};
+#[cfg(feature = "deflate")]
 pub use deflate::DeflateConfig;
 pub use error::{ProtocolError, UsageError};
 pub use frame::{EncodedFrame, EncodedFrames, OpCode};
