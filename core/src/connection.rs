@@ -53,6 +53,7 @@ use crate::{
     inbox::{Inbound, Inbox, Peer},
     outbox::{Outbox, COALESCE_LIMIT},
     timers::{Timer, TimerTable},
+    upgrade::Negotiated,
     CloseCode, Closed, Config, EncodedFrame, EncodedFrames, Message, OpCode, ProtocolError,
     UsageError,
 };
@@ -226,6 +227,19 @@ impl Connection {
         conn
     }
 
+    /// A server-side connection whose upgrade an HTTP server (hyper, axum,
+    /// ...) already answered with the headers of [`Request::negotiate`]:
+    /// it starts open, with the negotiated subprotocol and extension. No
+    /// handshake bytes go in or out and there is no [`Event::Request`];
+    /// the first event is the same [`Event::Open`] that
+    /// [`accept`](Self::accept) reports. Feed it the bytes that follow the
+    /// request head.
+    pub fn upgraded(config: Arc<Config>, negotiated: Negotiated, now: Instant) -> Self {
+        let mut conn = Self::new(config, Role::Server, now);
+        conn.open_negotiated(now, negotiated);
+        conn
+    }
+
     fn new(config: Arc<Config>, role: Role, now: Instant) -> Self {
         let mut timers = TimerTable::new(now);
         timers.set(Timer::Handshake, config.handshake_timeout.map(|t| now + t));
@@ -330,44 +344,14 @@ impl Connection {
         let Some(request) = self.request() else {
             return Err(UsageError::NoPendingRequest);
         };
-        if let Some(chosen) = &accept.protocol {
-            if !request.protocols().contains(chosen) {
-                return Err(UsageError::UnofferedProtocol(chosen.clone()));
-            }
-        }
-        let Some(Handshake::Decision {
-            request,
-            after_head,
-        }) = self.take_decision()
-        else {
+        let upgrade = request.negotiate(&self.config, accept)?;
+        let Some(Handshake::Decision { after_head, .. }) = self.take_decision() else {
             return Err(UsageError::NoPendingRequest);
         };
-        let mut negotiated = None;
-        for factory in self.config.factories() {
-            let offers: Vec<&Offer> = request
-                .extensions()
-                .iter()
-                .filter(|o| o.name == factory.name())
-                .collect();
-            if offers.is_empty() {
-                continue;
-            }
-            if let Some((response, state)) = factory.accept_offer(&offers) {
-                negotiated = Some(response.to_string());
-                self.extension = Some(state);
-                break;
-            }
-        }
-        let mut head = Vec::with_capacity(160);
-        write_switching_protocols(&request, &accept, negotiated.as_deref(), &mut head);
+        let mut head = Vec::new();
+        write_switching_protocols(&upgrade.headers, &mut head);
         self.outbox.push_owned(head.into());
-        self.open(
-            now,
-            Opened {
-                protocol: accept.protocol,
-                extensions: negotiated,
-            },
-        );
+        self.open_negotiated(now, upgrade.negotiated);
         if !after_head.is_empty() {
             self.read_frames(now, &after_head);
         }
@@ -703,6 +687,25 @@ impl Connection {
         if !after_head.is_empty() {
             self.read_frames(now, &after_head);
         }
+    }
+
+    /// Server: open with what [`Request::negotiate`] settled.
+    fn open_negotiated(&mut self, now: Instant, negotiated: Negotiated) {
+        let Negotiated {
+            protocol,
+            extension,
+        } = negotiated;
+        let extensions = extension.map(|(value, state)| {
+            self.extension = Some(state);
+            value
+        });
+        self.open(
+            now,
+            Opened {
+                protocol,
+                extensions,
+            },
+        );
     }
 
     fn open(&mut self, now: Instant, opened: Opened) {

@@ -43,6 +43,7 @@ mod mask;
 mod message;
 mod outbox;
 mod timers;
+mod upgrade;
 mod utf8;
 
 pub use close::{CloseCode, Closed, Initiator};
@@ -54,6 +55,7 @@ pub use error::{ProtocolError, UsageError};
 pub use frame::{EncodedFrame, EncodedFrames, OpCode};
 pub use handshake::{Accept, ClientRequest, HandshakeError, Reject, Request, Response};
 pub use message::Message;
+pub use upgrade::{Negotiated, Upgrade};
 
 /// Internals re-exported for this crate's own benches and tests (feature
 /// `internals`): not a stable API, may change in any release.
