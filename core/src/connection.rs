@@ -1,38 +1,4 @@
-//! The connection state machine.
-//!
-//! # Driving a connection
-//!
-//! A [`Connection`] is fed three kinds of input and produces three kinds of
-//! output. After any input or command, drain the outputs in this order:
-//!
-//! 1. **Events** — call [`poll_event`](Connection::poll_event) until `None`
-//!    and act on each (answer [`Event::Request`] with `accept`/`reject`,
-//!    deliver messages, ...). Acting may queue more output.
-//! 2. **Bytes** — while [`pending_bytes`](Connection::pending_bytes) is not
-//!    zero, fill an `IoSlice` array with
-//!    [`transmit_slices`](Connection::transmit_slices), write it with one
-//!    vectored write, and report how much was written with
-//!    [`advance_transmit`](Connection::advance_transmit).
-//! 3. **Deadline** — sleep until [`poll_timeout`](Connection::poll_timeout)
-//!    (or until input arrives), then call
-//!    [`handle_timeout`](Connection::handle_timeout). A spurious or early
-//!    call is harmless.
-//!
-//! Inputs are [`handle_input`](Connection::handle_input) (bytes read),
-//! [`handle_eof`](Connection::handle_eof) (the peer closed its half) and
-//! `handle_timeout`; commands are `accept`, `reject`, `send`,
-//! `send_encoded`, `ping` and `close`.
-//!
-//! Events come out in input order, and so do the changes of state that
-//! input causes: a close frame, a protocol error or EOF takes effect when the
-//! application reaches it in `poll_event`, not when it is parsed. A message
-//! that arrived just before a close frame can therefore still be answered,
-//! and the answer goes out before our close frame.
-//!
-//! When [`Event::Closed`] or [`Event::HandshakeFailed`] has been reported and
-//! the bytes are flushed, shut down the write half of the transport and keep
-//! feeding reads until [`is_finished`](Connection::is_finished): the peer
-//! then gets our last frame before the socket goes away, instead of a reset.
+//! The connection state machine; see [`Connection`] for how to drive it.
 
 use std::{collections::VecDeque, io::IoSlice, sync::Arc, time::Instant};
 
@@ -161,8 +127,43 @@ enum Handshake {
     },
 }
 
-/// One WebSocket connection, server or client role. See the module
-/// documentation for the polling order.
+/// One WebSocket connection, server or client role.
+///
+/// # Driving a connection
+///
+/// A connection is fed three kinds of input and produces three kinds of
+/// output. After any input or command, drain the outputs in this order:
+///
+/// 1. **Events** — call [`poll_event`](Self::poll_event) until `None`
+///    and act on each (answer [`Event::Request`] with `accept`/`reject`,
+///    deliver messages, ...). Acting may queue more output.
+/// 2. **Bytes** — while [`pending_bytes`](Self::pending_bytes) is not
+///    zero, fill an `IoSlice` array with
+///    [`transmit_slices`](Self::transmit_slices), write it with one
+///    vectored write, and report how much was written with
+///    [`advance_transmit`](Self::advance_transmit).
+/// 3. **Deadline** — sleep until [`poll_timeout`](Self::poll_timeout)
+///    (or until input arrives), then call
+///    [`handle_timeout`](Self::handle_timeout). A spurious or early
+///    call is harmless.
+///
+/// Inputs are [`handle_input`](Self::handle_input) (bytes read),
+/// [`handle_eof`](Self::handle_eof) (the peer closed its half) and
+/// `handle_timeout`; commands are `accept`, `reject`, `send`,
+/// `send_encoded`, `ping` and `close`.
+///
+/// Events come out in input order, and so do the changes of state that
+/// input causes: a close frame, a protocol error or EOF takes effect when the
+/// application reaches it in `poll_event`, not when it is parsed. A message
+/// that arrived just before a close frame can therefore still be answered,
+/// and the answer goes out before our close frame.
+///
+/// When [`Event::Closed`] or [`Event::HandshakeFailed`] has been reported and
+/// the bytes are flushed, shut down the write half of the transport and keep
+/// feeding reads until [`is_finished`](Self::is_finished): the peer
+/// then gets our last frame before the socket goes away, instead of a reset.
+///
+/// The crate documentation has a complete run loop over a `TcpStream`.
 pub struct Connection {
     config: Arc<Config>,
     role: Role,
