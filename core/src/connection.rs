@@ -16,7 +16,7 @@ use crate::{
         self, parse_request, write_switching_protocols, Accept, ClientRequest, HandshakeError,
         Reject, Request, Response,
     },
-    inbox::{Inbound, Inbox, Peer},
+    inbox::{Context, Inbound, Inbox},
     outbox::{Outbox, COALESCE_LIMIT},
     timers::{Timer, TimerTable},
     upgrade::Negotiated,
@@ -733,7 +733,7 @@ impl Connection {
 
     fn read_frames(&mut self, now: Instant, mut data: &[u8]) {
         while !data.is_empty() && !self.input_ended {
-            let mut peer = Peer {
+            let mut cx = Context {
                 role: self.role,
                 config: &self.config,
                 extension: self
@@ -741,7 +741,7 @@ impl Connection {
                     .as_mut()
                     .map(|e| &mut **e as &mut dyn Extension),
             };
-            match self.inbox.step(&mut data, &mut peer) {
+            match self.inbox.step(&mut data, &mut cx) {
                 Ok(None) => {}
                 Ok(Some(inbound)) => self.on_inbound(now, inbound),
                 Err(error) => return self.fail(now, error),

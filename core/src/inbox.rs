@@ -22,8 +22,8 @@ pub(crate) enum Inbound {
     Close(CloseCode, String),
 }
 
-/// What the receive path needs to know about the connection.
-pub(crate) struct Peer<'a> {
+/// What the receive path needs from the connection.
+pub(crate) struct Context<'a> {
     /// Our role: a server expects masked frames, a client unmasked ones.
     pub role: Role,
     /// The size limits.
@@ -115,17 +115,14 @@ impl Inbox {
     pub(crate) fn step(
         &mut self,
         data: &mut &[u8],
-        peer: &mut Peer<'_>,
+        cx: &mut Context<'_>,
     ) -> Result<Option<Inbound>, ProtocolError> {
         let (used, inbound) = match self.frame {
             Some((header, received)) => {
                 let take = (header.len - received).min(data.len() as u64) as usize;
-                (
-                    take,
-                    self.on_payload(peer, header, received, &data[..take])?,
-                )
+                (take, self.on_payload(cx, header, received, &data[..take])?)
             }
-            None => self.read_header(peer, data)?,
+            None => self.read_header(cx, data)?,
         };
         *data = &data[used..];
         Ok(inbound)
@@ -135,7 +132,7 @@ impl Inbox {
     /// `data` used and what they completed.
     fn read_header(
         &mut self,
-        peer: &mut Peer<'_>,
+        cx: &mut Context<'_>,
         data: &[u8],
     ) -> Result<(usize, Option<Inbound>), ProtocolError> {
         let stashed = self.head_len as usize;
@@ -155,7 +152,7 @@ impl Inbox {
         };
         self.head_len = 0;
         let used = head_len - stashed;
-        self.check_frame(peer, &header)?;
+        self.check_frame(cx, &header)?;
         let payload = &data[used..];
         if header.len > payload.len() as u64 {
             self.start_frame(header);
@@ -170,20 +167,20 @@ impl Inbox {
             Some(Inbound::Message(whole_message(header, payload)?))
         } else {
             self.start_frame(header);
-            self.on_payload(peer, header, 0, payload)?
+            self.on_payload(cx, header, 0, payload)?
         };
         Ok((used + len, inbound))
     }
 
     /// Validate a header against RFC 6455 §5 and the limits.
-    fn check_frame(&self, peer: &Peer<'_>, header: &Header) -> Result<(), ProtocolError> {
-        match (peer.role, header.mask.is_some()) {
+    fn check_frame(&self, cx: &Context<'_>, header: &Header) -> Result<(), ProtocolError> {
+        match (cx.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
         let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        let allowed_rsv = match (&peer.extension, starts_message) {
+        let allowed_rsv = match (&cx.extension, starts_message) {
             (Some(ext), true) => ext.rsv_bits(),
             _ => 0,
         };
@@ -207,7 +204,7 @@ impl Inbox {
             }
             _ => {}
         }
-        let config = peer.config;
+        let config = cx.config;
         if header.len > config.frame_limit() as u64 {
             return Err(match config.max_frame_size {
                 Some(limit) if limit < config.max_message_size => {
@@ -252,7 +249,7 @@ impl Inbox {
     /// before).
     fn on_payload(
         &mut self,
-        peer: &mut Peer<'_>,
+        cx: &mut Context<'_>,
         header: Header,
         received: u64,
         chunk: &[u8],
@@ -282,20 +279,20 @@ impl Inbox {
                 }
             }));
         }
-        let message = self.on_data(peer, header, offset, chunk, done, mask)?;
+        let message = self.on_data(cx, header, offset, chunk, done, mask)?;
         Ok(message.map(Inbound::Message))
     }
 
     fn on_data(
         &mut self,
-        peer: &mut Peer<'_>,
+        cx: &mut Context<'_>,
         header: Header,
         offset: usize,
         chunk: &[u8],
         done: bool,
         mask: [u8; 4],
     ) -> Result<Option<Message>, ProtocolError> {
-        let limit = peer.config.max_message_size;
+        let limit = cx.config.max_message_size;
         let Some(message) = self.message.as_mut() else {
             return Ok(None);
         };
@@ -305,7 +302,7 @@ impl Inbox {
         let whole = last && offset == 0 && message.received() == 0;
         match &mut message.body {
             _ if message.compressed => {
-                let ext = peer.extension.as_mut().ok_or(ProtocolError::ReservedBits)?;
+                let ext = cx.extension.as_mut().ok_or(ProtocolError::ReservedBits)?;
                 decode_chunk(&mut **ext, message, chunk, mask, offset, last, limit)?;
             }
             Body::Binary(data) => {
