@@ -6,13 +6,14 @@
 //! * `encode`: the server sends text messages, each written out to a `Vec`
 //!   "socket" at once (tungstenite's `send` flushes; hubbub drains
 //!   `transmit_slices` after each `send`).
-//! * `mask`: `hubbub_core::apply_mask` against a byte-at-a-time loop.
+//! * `mask`: `apply_mask` (feature `internals`) against a byte-at-a-time
+//!   loop.
 //!
 //! After criterion's own output, a summary table gives messages/s, bytes/s
 //! and the hubbub/tungstenite ratio for every pair measured in this run.
 //!
-//! Run with `cargo bench -p hubbub-core --bench throughput`; filter as usual
-//! (`-- decode/hubbub`). For instruction counts, see `profile.rs`.
+//! Run with `cargo bench -p hubbub-core --features internals --bench
+//! throughput`; filter as usual (`-- decode/hubbub`). For instruction counts, see `profile.rs`.
 
 mod common;
 
@@ -23,7 +24,7 @@ use std::{
 };
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use hubbub_core::apply_mask;
+use hubbub_core::internals::apply_mask;
 
 use common::{naive_mask, workload, SIZES};
 

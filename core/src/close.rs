@@ -53,16 +53,6 @@ impl From<u16> for CloseCode {
     }
 }
 
-/// The payload of a close frame: a status code and a UTF-8 reason of at most
-/// 123 bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseFrame {
-    /// The status code.
-    pub code: CloseCode,
-    /// The human-readable reason (may be empty).
-    pub reason: String,
-}
-
 /// Who started the close handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -76,10 +66,15 @@ pub enum Initiator {
 /// How a connection ended: reported once, by [`Event::Closed`](crate::Event::Closed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
-    /// The code of the peer's close frame (1005 if it had none), or 1006 when
-    /// the connection ended without a close handshake.
+    /// After a close handshake, the code of the peer's close frame (1005
+    /// if it had none). When we failed the connection because the peer broke
+    /// the protocol, the code of that failure, as sent in our close frame
+    /// (unless ours had gone already): 1002, 1007 or 1009 ([`ProtocolError::close_code`](crate::ProtocolError::close_code)).
+    /// 1006 when the connection ended without a close handshake (EOF, or
+    /// no answer to our close frame in time).
     pub code: CloseCode,
-    /// The peer's reason, or a short local description when unclean.
+    /// The reason that goes with `code`: the peer's, the one we sent with a
+    /// protocol failure, or a short local description for 1006.
     pub reason: String,
     /// True when both close frames were exchanged.
     pub clean: bool,

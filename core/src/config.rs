@@ -2,7 +2,9 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::{deflate::DeflateConfig, extension::ExtensionFactory};
+#[cfg(feature = "deflate")]
+use crate::deflate::DeflateConfig;
+use crate::extension::ExtensionFactory;
 
 /// Limits, timers and negotiated extensions for a [`Connection`](crate::Connection).
 ///
@@ -20,39 +22,54 @@ use crate::{deflate::DeflateConfig, extension::ExtensionFactory};
 #[derive(Clone)]
 pub struct Config {
     /// Largest message (summed over its fragments, after decompression)
-    /// accepted from the peer; larger messages close with 1009.
+    /// accepted from the peer; a larger one fails the connection with 1009,
+    /// whose reason names this limit and setting. It bounds what one
+    /// connection may make us buffer. It does not limit what we send: the
+    /// peer has its own limit, which the handshake does not tell.
+    ///
+    /// Default 1 MiB (`1 << 20`), as Python's `websockets`: room for
+    /// realtime payloads (chat, game state, JSON documents) while bounding
+    /// each connection's receive buffer (tungstenite defaults to 64 MiB,
+    /// uWebSockets to 16 KiB). Raise it for bulk transfers, on both ends.
     pub max_message_size: usize,
-    /// Largest single frame payload accepted; `None` means the message limit.
+    /// Largest single frame payload accepted; `None` means the message
+    /// limit. Default `None`.
     pub max_frame_size: Option<usize>,
     /// Largest HTTP head (request or response line plus headers); a larger
-    /// request is answered 431.
+    /// request is answered 431. Default 64 KiB.
     pub max_head_size: usize,
-    /// Answer pings with pongs automatically.
+    /// Answer pings with pongs automatically. Default `true`.
     pub auto_pong: bool,
     /// Outgoing data messages larger than this are split into fragments of
-    /// this size; `None` sends every message as one frame.
+    /// this size; `None` sends every message as one frame. Default `None`.
     pub fragment_size: Option<usize>,
-    /// Time allowed for the opening handshake.
+    /// Time allowed for the opening handshake. Default 10 s.
     pub handshake_timeout: Option<Duration>,
     /// Close the connection (1001) after this long without inbound bytes.
+    /// Default 60 s.
     pub idle_timeout: Option<Duration>,
     /// Send a keep-alive ping after this long without inbound bytes.
+    /// Default 30 s.
     pub ping_interval: Option<Duration>,
     /// After a keep-alive ping, close (1001) if nothing arrives within this.
+    /// Default 20 s.
     pub pong_timeout: Option<Duration>,
-    /// After sending a close frame, wait this long for the peer's close.
+    /// After sending a close frame, wait this long for the peer's close;
+    /// once closed, wait as long for the peer's EOF. Default 5 s.
     pub close_timeout: Duration,
     /// permessage-deflate (RFC 7692), negotiated before
     /// [`extensions`](Self::extensions) when set. Default `None` (off).
+    /// Only with the `deflate` feature (on by default).
+    #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
-    /// Other extensions to negotiate, in order of preference.
+    /// Other extensions to negotiate, in order of preference. Default none.
     pub extensions: Vec<Arc<dyn ExtensionFactory>>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_message_size: 64 << 10,
+            max_message_size: 1 << 20,
             max_frame_size: None,
             max_head_size: 64 << 10,
             auto_pong: true,
@@ -62,6 +79,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Some(Duration::from_secs(20)),
             close_timeout: Duration::from_secs(5),
+            #[cfg(feature = "deflate")]
             deflate: None,
             extensions: Vec::new(),
         }
@@ -78,15 +96,18 @@ impl Config {
 
     /// Every extension to negotiate, in order of preference.
     pub(crate) fn factories(&self) -> impl Iterator<Item = &dyn ExtensionFactory> {
+        #[cfg(feature = "deflate")]
         let deflate = self.deflate.iter().map(|d| d as &dyn ExtensionFactory);
+        #[cfg(not(feature = "deflate"))]
+        let deflate = std::iter::empty();
         deflate.chain(self.extensions.iter().map(|e| &**e))
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("max_message_size", &self.max_message_size)
+        let mut f = f.debug_struct("Config");
+        f.field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
             .field("max_head_size", &self.max_head_size)
             .field("auto_pong", &self.auto_pong)
@@ -95,12 +116,13 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
-            .field("close_timeout", &self.close_timeout)
-            .field("deflate", &self.deflate)
-            .field(
-                "extensions",
-                &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),
-            )
-            .finish()
+            .field("close_timeout", &self.close_timeout);
+        #[cfg(feature = "deflate")]
+        f.field("deflate", &self.deflate);
+        f.field(
+            "extensions",
+            &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        )
+        .finish()
     }
 }

@@ -1,38 +1,4 @@
-//! The connection state machine.
-//!
-//! # Driving a connection
-//!
-//! A [`Connection`] is fed three kinds of input and produces three kinds of
-//! output. After any input or command, drain the outputs in this order:
-//!
-//! 1. **Events** — call [`poll_event`](Connection::poll_event) until `None`
-//!    and act on each (answer [`Event::Request`] with `accept`/`reject`,
-//!    deliver messages, ...). Acting may queue more output.
-//! 2. **Bytes** — while [`pending_bytes`](Connection::pending_bytes) is not
-//!    zero, fill an `IoSlice` array with
-//!    [`transmit_slices`](Connection::transmit_slices), write it with one
-//!    vectored write, and report how much was written with
-//!    [`advance_transmit`](Connection::advance_transmit).
-//! 3. **Deadline** — sleep until [`poll_timeout`](Connection::poll_timeout)
-//!    (or until input arrives), then call
-//!    [`handle_timeout`](Connection::handle_timeout). A spurious or early
-//!    call is harmless.
-//!
-//! Inputs are [`handle_input`](Connection::handle_input) (bytes read),
-//! [`handle_eof`](Connection::handle_eof) (the peer closed its half) and
-//! `handle_timeout`; commands are `accept`, `reject`, `send`,
-//! `send_encoded`, `ping` and `close`.
-//!
-//! Events come out in input order, and so do the changes of state that
-//! input causes: a close frame, a protocol error or EOF takes effect when the
-//! application reaches it in `poll_event`, not when it is parsed. A message
-//! that arrived just before a close frame can therefore still be answered,
-//! and the answer goes out before our close frame.
-//!
-//! When [`Event::Closed`] or [`Event::HandshakeFailed`] has been reported and
-//! the bytes are flushed, shut down the write half of the transport and keep
-//! feeding reads until [`is_finished`](Connection::is_finished): the peer
-//! then gets our last frame before the socket goes away, instead of a reset.
+//! The connection state machine; see [`Connection`] for how to drive it.
 
 use std::{collections::VecDeque, io::IoSlice, sync::Arc, time::Instant};
 
@@ -44,16 +10,16 @@ use rand_chacha::{
 
 use crate::{
     close::Initiator,
-    extension::{DecodeError, Extension, Offer},
-    frame::{Header, MAX_HEADER},
+    extension::{Extension, Offer},
+    frame::Header,
     handshake::{
         self, parse_request, write_switching_protocols, Accept, ClientRequest, HandshakeError,
         Reject, Request, Response,
     },
-    mask::apply_mask_at,
+    inbox::{Context, Inbound, Inbox},
     outbox::{Outbox, COALESCE_LIMIT},
     timers::{Timer, TimerTable},
-    utf8::{self, InvalidUtf8, Utf8Validator},
+    upgrade::Negotiated,
     CloseCode, Closed, Config, EncodedFrame, EncodedFrames, Message, OpCode, ProtocolError,
     UsageError,
 };
@@ -161,83 +127,43 @@ enum Handshake {
     },
 }
 
-/// A data message being reassembled.
-struct Partial {
-    text: bool,
-    /// The first frame carried the extension's RSV bits: the payload is
-    /// decoded by the extension before it lands in `body`.
-    compressed: bool,
-    body: Body,
-    /// Text: the validation state (an unfinished character carried over).
-    utf8: Utf8Validator,
-}
-
-/// The bytes of a message being reassembled.
-enum Body {
-    /// Uncompressed binary.
-    Binary(Vec<u8>),
-    /// Text, validated as it arrives (after decoding, for a compressed
-    /// message): every byte once, so the finished `String` needs no second
-    /// pass.
-    Text(String),
-}
-
-impl Partial {
-    fn compressed(&self) -> bool {
-        self.compressed
-    }
-
-    /// Payload bytes received so far (decoded, for a compressed message).
-    fn received(&self) -> usize {
-        match &self.body {
-            Body::Binary(data) => data.len(),
-            Body::Text(text) => text.len() + self.utf8.carried(),
-        }
-    }
-}
-
-/// Room reserved for a frame's payload when a piece of it arrives: the rest
-/// of the frame (its length already passed the limits), but at most this
-/// much beyond the piece. A frame up to 1 MiB therefore lands in a buffer
-/// of the right size at once; a header alone reserves nothing.
-const RESERVE_AHEAD: usize = 1 << 20;
-
-/// Uncompressed text arriving in pieces is unmasked through a stack buffer
-/// of this size, validated there (simdutf8) and appended to the message's
-/// `String`. (2 KiB measured best, 64 KiB messages in callgrind: 1 KiB
-/// 168,888 instructions/message, 2 KiB 159,385, 4 KiB 162,838.)
-const TEXT_STAGE: usize = 2 << 10;
-
-/// A whole text message this long or longer is validated by simdutf8 (in a
-/// stack buffer when masked, see [`staged_text`]) and copied into a
-/// `String` of its size; a shorter one is unmasked into one `Vec` and
-/// converted by std's `String::from_utf8`. simdutf8 hands inputs under 64
-/// bytes to std's validator, so below this staging is pure overhead.
-/// Measured (callgrind, instructions/message, the benches' mixed text):
-/// 63 B 1,124 one `Vec` vs 1,186 simdutf8; 64 B 1,095 vs 827; 256 B 3,040
-/// vs 1,438; 1 KiB 9,777 vs 3,396. Pure ASCII, where std has a fast path,
-/// costs 2-9% more from 64 to 512 B (64 B 713 vs 780) and less from 768 B
-/// (1 KiB 2,782 vs 2,670).
-const STAGED_TEXT_MIN: usize = 64;
-
-/// Frame-decoding state between reads.
-#[derive(Default)]
-struct Reader {
-    /// Bytes of a header split across reads.
-    head: [u8; MAX_HEADER],
-    head_len: u8,
-    /// The frame whose payload is arriving, and how much of it has.
-    frame: Option<(Header, u64)>,
-    /// The fragmented (or partly received) data message, boxed: a whole
-    /// unfragmented, uncompressed message in one read never gets here, and
-    /// an idle connection should not carry its room.
-    message: Option<Box<Partial>>,
-    /// A control frame's payload split across reads.
-    control: Vec<u8>,
-}
-
-/// One WebSocket connection, server or client role. See the module
-/// documentation for the polling order.
+/// One WebSocket connection, server or client role.
+///
+/// # Driving a connection
+///
+/// A connection is fed three kinds of input and produces three kinds of
+/// output. After any input or command, drain the outputs in this order:
+///
+/// 1. **Events** — call [`poll_event`](Self::poll_event) until `None`
+///    and act on each (answer [`Event::Request`] with `accept`/`reject`,
+///    deliver messages, ...). Acting may queue more output.
+/// 2. **Bytes** — while [`pending_bytes`](Self::pending_bytes) is not
+///    zero, fill an `IoSlice` array with
+///    [`transmit_slices`](Self::transmit_slices), write it with one
+///    vectored write, and report how much was written with
+///    [`advance_transmit`](Self::advance_transmit).
+/// 3. **Deadline** — sleep until [`poll_timeout`](Self::poll_timeout)
+///    (or until input arrives), then call
+///    [`handle_timeout`](Self::handle_timeout). A spurious or early
+///    call is harmless.
+///
+/// Inputs are [`handle_input`](Self::handle_input) (bytes read),
+/// [`handle_eof`](Self::handle_eof) (the peer closed its half) and
+/// `handle_timeout`; commands are `accept`, `reject`, `send`,
+/// `send_encoded`, `ping` and `close`.
+///
+/// Events come out in input order, and so do the changes of state that
+/// input causes: a close frame, a protocol error or EOF takes effect when the
+/// application reaches it in `poll_event`, not when it is parsed. A message
+/// that arrived just before a close frame can therefore still be answered,
+/// and the answer goes out before our close frame.
+///
+/// When [`Event::Closed`] or [`Event::HandshakeFailed`] has been reported and
+/// the bytes are flushed, shut down the write half of the transport and keep
+/// feeding reads until [`is_finished`](Self::is_finished): the peer
+/// then gets our last frame before the socket goes away, instead of a reset.
+///
+/// The crate documentation has a complete run loop over a `TcpStream`.
 pub struct Connection {
     config: Arc<Config>,
     role: Role,
@@ -250,7 +176,7 @@ pub struct Connection {
     /// and the outbox keep their small buffers at rest, for reuse. (An
     /// idle connection that only did its handshake keeps none.)
     warm: bool,
-    reader: Reader,
+    inbox: Inbox,
     outbox: Outbox,
     events: VecDeque<Queued>,
     timers: TimerTable,
@@ -302,6 +228,19 @@ impl Connection {
         conn
     }
 
+    /// A server-side connection whose upgrade an HTTP server (hyper, axum,
+    /// ...) already answered with the headers of [`Request::negotiate`]:
+    /// it starts open, with the negotiated subprotocol and extension. No
+    /// handshake bytes go in or out and there is no [`Event::Request`];
+    /// the first event is the same [`Event::Open`] that
+    /// [`accept`](Self::accept) reports. Feed it the bytes that follow the
+    /// request head.
+    pub fn upgraded(config: Arc<Config>, negotiated: Negotiated, now: Instant) -> Self {
+        let mut conn = Self::new(config, Role::Server, now);
+        conn.open_negotiated(now, negotiated);
+        conn
+    }
+
     fn new(config: Arc<Config>, role: Role, now: Instant) -> Self {
         let mut timers = TimerTable::new(now);
         timers.set(Timer::Handshake, config.handshake_timeout.map(|t| now + t));
@@ -312,7 +251,7 @@ impl Connection {
             finished: false,
             input_ended: false,
             warm: false,
-            reader: Reader::default(),
+            inbox: Inbox::default(),
             outbox: Outbox::default(),
             events: VecDeque::new(),
             timers,
@@ -406,44 +345,14 @@ impl Connection {
         let Some(request) = self.request() else {
             return Err(UsageError::NoPendingRequest);
         };
-        if let Some(chosen) = &accept.protocol {
-            if !request.protocols().contains(chosen) {
-                return Err(UsageError::UnofferedProtocol(chosen.clone()));
-            }
-        }
-        let Some(Handshake::Decision {
-            request,
-            after_head,
-        }) = self.take_decision()
-        else {
+        let upgrade = request.negotiate(&self.config, accept)?;
+        let Some(Handshake::Decision { after_head, .. }) = self.take_decision() else {
             return Err(UsageError::NoPendingRequest);
         };
-        let mut negotiated = None;
-        for factory in self.config.factories() {
-            let offers: Vec<&Offer> = request
-                .extensions()
-                .iter()
-                .filter(|o| o.name == factory.name())
-                .collect();
-            if offers.is_empty() {
-                continue;
-            }
-            if let Some((response, state)) = factory.accept_offer(&offers) {
-                negotiated = Some(response.to_string());
-                self.extension = Some(state);
-                break;
-            }
-        }
-        let mut head = Vec::with_capacity(160);
-        write_switching_protocols(&request, &accept, negotiated.as_deref(), &mut head);
+        let mut head = Vec::new();
+        write_switching_protocols(&upgrade.headers, &mut head);
         self.outbox.push_owned(head.into());
-        self.open(
-            now,
-            Opened {
-                protocol: accept.protocol,
-                extensions: negotiated,
-            },
-        );
+        self.open_negotiated(now, upgrade.negotiated);
         if !after_head.is_empty() {
             self.read_frames(now, &after_head);
         }
@@ -465,7 +374,7 @@ impl Connection {
             return Err(UsageError::NotOpen);
         }
         self.warm = true;
-        let text = matches!(message, Message::Text(_));
+        let text = message.is_text();
         let encoded = self
             .extension
             .as_mut()
@@ -478,13 +387,7 @@ impl Connection {
             None if self.role == Role::Client || message.len() <= COALESCE_LIMIT => {
                 self.push_message(opcode, 0, Payload::Borrowed(message.as_bytes()))
             }
-            None => {
-                let payload = match message {
-                    Message::Text(text) => Bytes::from(text),
-                    Message::Binary(data) => data,
-                };
-                self.push_message(opcode, 0, Payload::Shared(payload))
-            }
+            None => self.push_message(opcode, 0, Payload::Shared(message.into_data())),
         }
         Ok(())
     }
@@ -601,6 +504,7 @@ impl Connection {
     // ----- outputs ------------------------------------------------------
 
     /// The next event, oldest first.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = loop {
             match self.events.pop_front() {
@@ -623,18 +527,15 @@ impl Connection {
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
     /// must be called, if any timer is armed.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
-    }
-
-    /// The deadline of one named timer.
-    pub fn deadline(&self, timer: Timer) -> Option<Instant> {
-        self.timers.get(timer)
     }
 
     /// Fill `dst` with the bytes waiting to be written, in wire order, for
     /// one vectored write; returns the number of slices filled. Large and
     /// broadcast payloads appear by reference, never copied.
+    #[must_use]
     pub fn transmit_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.outbox.slices(dst)
     }
@@ -648,6 +549,7 @@ impl Connection {
     }
 
     /// Bytes waiting to be written.
+    #[must_use]
     pub fn pending_bytes(&self) -> usize {
         self.outbox.len()
     }
@@ -788,6 +690,25 @@ impl Connection {
         }
     }
 
+    /// Server: open with what [`Request::negotiate`] settled.
+    fn open_negotiated(&mut self, now: Instant, negotiated: Negotiated) {
+        let Negotiated {
+            protocol,
+            extension,
+        } = negotiated;
+        let extensions = extension.map(|(value, state)| {
+            self.extension = Some(state);
+            value
+        });
+        self.open(
+            now,
+            Opened {
+                protocol,
+                extensions,
+            },
+        );
+    }
+
     fn open(&mut self, now: Instant, opened: Opened) {
         self.handshake = None;
         self.state = State::Open;
@@ -812,256 +733,36 @@ impl Connection {
 
     fn read_frames(&mut self, now: Instant, mut data: &[u8]) {
         while !data.is_empty() && !self.input_ended {
-            let step = match self.reader.frame {
-                Some((header, received)) => {
-                    let take = (header.len - received).min(data.len() as u64) as usize;
-                    self.on_payload(now, header, received, &data[..take]);
-                    Ok(take)
-                }
-                None => self.read_header(now, data),
+            let mut cx = Context {
+                role: self.role,
+                config: &self.config,
+                extension: self
+                    .extension
+                    .as_mut()
+                    .map(|e| &mut **e as &mut dyn Extension),
             };
-            match step {
-                Ok(used) => data = &data[used..],
+            match self.inbox.step(&mut data, &mut cx) {
+                Ok(None) => {}
+                Ok(Some(inbound)) => self.on_inbound(now, inbound),
                 Err(error) => return self.fail(now, error),
             }
         }
     }
 
-    /// Parse (or continue parsing) a frame header; returns the bytes of
-    /// `data` used.
-    fn read_header(&mut self, now: Instant, data: &[u8]) -> Result<usize, ProtocolError> {
-        let stashed = self.reader.head_len as usize;
-        let parsed = if stashed == 0 {
-            Header::parse(data)?
-        } else {
-            let take = (MAX_HEADER - stashed).min(data.len());
-            self.reader.head[stashed..stashed + take].copy_from_slice(&data[..take]);
-            Header::parse(&self.reader.head[..stashed + take])?
-        };
-        let Some((header, head_len)) = parsed else {
-            // Incomplete: keep what we have (less than a header's worth).
-            let take = (MAX_HEADER - stashed).min(data.len());
-            self.reader.head[stashed..stashed + take].copy_from_slice(&data[..take]);
-            self.reader.head_len += take as u8;
-            return Ok(take);
-        };
-        self.reader.head_len = 0;
-        let used = head_len - stashed;
-        self.check_frame(&header)?;
-        let payload = &data[used..];
-        if header.len > payload.len() as u64 {
-            self.start_frame(header);
-            return Ok(used);
-        }
-        let len = header.len as usize;
-        let payload = &payload[..len];
-        let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        if starts_message && header.fin && header.rsv == 0 {
-            // The common case: a whole unfragmented, uncompressed message
-            // (check_frame made sure no other message is in progress).
-            self.on_whole_message(now, header, payload);
-        } else {
-            self.start_frame(header);
-            self.on_payload(now, header, 0, payload);
-        }
-        Ok(used + len)
-    }
-
-    /// Validate a header against RFC 6455 §5 and the limits.
-    fn check_frame(&self, header: &Header) -> Result<(), ProtocolError> {
-        match (self.role, header.mask.is_some()) {
-            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
-            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
-            _ => {}
-        }
-        let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        let allowed_rsv = match (&self.extension, starts_message) {
-            (Some(ext), true) => ext.rsv_bits(),
-            _ => 0,
-        };
-        if header.rsv & !allowed_rsv != 0 {
-            return Err(ProtocolError::ReservedBits);
-        }
-        if header.opcode.is_control() {
-            if !header.fin {
-                return Err(ProtocolError::FragmentedControlFrame);
-            }
-            if header.len > 125 {
-                return Err(ProtocolError::ControlFrameTooLong);
-            }
-            return Ok(());
-        }
-        let message = &self.reader.message;
-        match (header.opcode, message) {
-            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(ProtocolError::ExpectedContinuation)
-            }
-            _ => {}
-        }
-        if header.len > self.config.frame_limit() as u64 {
-            return Err(ProtocolError::FrameTooLarge);
-        }
-        let (received, compressed) = match message {
-            Some(m) => (m.received(), m.compressed()),
-            None => (0, header.rsv != 0),
-        };
-        if !compressed && received as u64 + header.len > self.config.max_message_size as u64 {
-            return Err(ProtocolError::MessageTooLarge);
-        }
-        Ok(())
-    }
-
-    /// Set up the reception of a checked frame's payload.
-    fn start_frame(&mut self, header: Header) {
-        if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
-            let text = header.opcode == OpCode::Text;
-            self.reader.message = Some(Box::new(Partial {
-                text,
-                compressed: header.rsv != 0,
-                body: if text {
-                    Body::Text(String::new())
-                } else {
-                    Body::Binary(Vec::new())
-                },
-                utf8: Utf8Validator::new(),
-            }));
-        }
-        self.reader.frame = Some((header, 0));
-    }
-
-    /// A checked, unfragmented, uncompressed data frame whose whole payload
-    /// is in `payload`: the message is built directly, validated once.
-    fn on_whole_message(&mut self, now: Instant, header: Header, payload: &[u8]) {
-        let text = header.opcode == OpCode::Text;
-        let message = if text && payload.len() >= STAGED_TEXT_MIN {
-            match staged_text(payload, header.mask) {
-                Ok(text) => Message::Text(text),
-                Err(_) => return self.fail(now, ProtocolError::InvalidUtf8),
-            }
-        } else {
-            let mut data = payload.to_vec();
-            apply_mask_at(&mut data, header.mask.unwrap_or([0; 4]), 0);
-            if text {
-                match String::from_utf8(data) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => return self.fail(now, ProtocolError::InvalidUtf8),
-                }
-            } else {
-                Message::Binary(data.into())
-            }
-        };
-        self.push_event(Event::Message(message));
-    }
-
-    /// A piece of the current frame's payload (`received` bytes of it came
-    /// before).
-    fn on_payload(&mut self, now: Instant, header: Header, received: u64, chunk: &[u8]) {
-        let done = received + chunk.len() as u64 == header.len;
-        self.reader.frame = if done {
-            None
-        } else {
-            Some((header, received + chunk.len() as u64))
-        };
-        let mask = header.mask.unwrap_or([0; 4]);
-        let offset = received as usize;
-        if header.opcode.is_control() {
-            let start = self.reader.control.len();
-            self.reader.control.extend_from_slice(chunk);
-            apply_mask_at(&mut self.reader.control[start..], mask, offset);
-            if done {
-                let payload = std::mem::take(&mut self.reader.control);
-                self.on_control(now, header.opcode, payload);
-            }
-            return;
-        }
-        if let Err(error) = self.on_data(header, offset, chunk, done, mask) {
-            self.fail(now, error);
-        }
-    }
-
-    fn on_data(
-        &mut self,
-        header: Header,
-        offset: usize,
-        chunk: &[u8],
-        done: bool,
-        mask: [u8; 4],
-    ) -> Result<(), ProtocolError> {
-        let limit = self.config.max_message_size;
-        let Some(message) = self.reader.message.as_mut() else {
-            return Ok(());
-        };
-        let last = done && header.fin;
-        let frame_rest = (header.len - offset as u64) as usize;
-        let ahead = frame_rest.min(chunk.len().saturating_add(RESERVE_AHEAD));
-        let whole = last && offset == 0 && message.received() == 0;
-        match &mut message.body {
-            _ if message.compressed => {
-                let ext = self.extension.as_mut().ok_or(ProtocolError::ReservedBits)?;
-                decode_chunk(ext.as_mut(), message, chunk, mask, offset, last, limit)?;
-            }
-            Body::Binary(data) => {
-                data.reserve(ahead);
-                let start = data.len();
-                data.extend_from_slice(chunk);
-                apply_mask_at(&mut data[start..], mask, offset);
-            }
-            // The whole message in one piece: validated once, as in
-            // `on_whole_message`.
-            Body::Text(_) if whole => {
-                let text = if chunk.len() >= STAGED_TEXT_MIN {
-                    staged_text(chunk, header.mask).map_err(|_| ProtocolError::InvalidUtf8)?
-                } else {
-                    let mut data = chunk.to_vec();
-                    apply_mask_at(&mut data, mask, 0);
-                    String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?
-                };
-                message.body = Body::Text(text);
-            }
-            // In pieces: validated as it comes, to fail fast.
-            Body::Text(text) => {
-                text.reserve(ahead);
-                push_text(&mut message.utf8, chunk, header.mask, offset, text)
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
-            }
-        }
-        if !last {
-            return Ok(());
-        }
-        let Some(message) = self.reader.message.take() else {
-            return Ok(());
-        };
-        let Partial {
-            text, body, utf8, ..
-        } = *message;
-        if text {
-            utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        let message = match body {
-            Body::Text(text) => Message::Text(text),
-            Body::Binary(data) => Message::Binary(data.into()),
-        };
-        self.push_event(Event::Message(message));
-        Ok(())
-    }
-
-    fn on_control(&mut self, now: Instant, opcode: OpCode, payload: Vec<u8>) {
-        match opcode {
-            OpCode::Ping if self.state == State::Open => {
+    fn on_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match inbound {
+            Inbound::Message(message) => self.push_event(Event::Message(message)),
+            Inbound::Ping(payload) if self.state == State::Open => {
                 if self.config.auto_pong {
                     self.push_control(OpCode::Pong, &payload);
                 }
                 self.push_event(Event::Ping(payload.into()));
             }
-            OpCode::Pong if self.state == State::Open => {
+            Inbound::Pong(payload) if self.state == State::Open => {
                 self.push_event(Event::Pong(payload.into()))
             }
-            OpCode::Close => match parse_close(&payload) {
-                Ok((code, reason)) => self.end_input(now, Ending::PeerClose(code, reason)),
-                Err(error) => self.fail(now, error),
-            },
-            _ => {}
+            Inbound::Close(code, reason) => self.end_input(now, Ending::PeerClose(code, reason)),
+            Inbound::Ping(_) | Inbound::Pong(_) => {}
         }
     }
 
@@ -1072,7 +773,7 @@ impl Connection {
             return;
         }
         self.input_ended = true;
-        self.reader = Reader::default();
+        self.inbox = Inbox::default();
         self.events.push_back(Queued::End(ending, now));
     }
 
@@ -1109,11 +810,11 @@ impl Connection {
             Ending::Fail(error) => {
                 let (code, reason) = (error.close_code(), error.close_reason());
                 if was_open {
-                    self.push_close_frame(&close_payload(code, reason));
+                    self.push_close_frame(&close_payload(code, &reason));
                 }
                 let closed = Closed {
                     code,
-                    reason: reason.into(),
+                    reason: reason.into_owned(),
                     clean: false,
                     initiator: Initiator::Local,
                 };
@@ -1164,7 +865,7 @@ impl Connection {
 
     fn enter_closed(&mut self, now: Instant) {
         self.state = State::Closed;
-        self.reader = Reader::default();
+        self.inbox = Inbox::default();
         self.timers.clear_all();
         if !self.finished {
             self.arm(Timer::Linger, now, Some(self.config.close_timeout));
@@ -1218,123 +919,6 @@ impl Connection {
     }
 }
 
-/// Decode a piece of a compressed message's payload (masked with `mask`,
-/// starting at payload `offset`) through the extension into the message:
-/// unmasked into a stack buffer [`TEXT_STAGE`] bytes at a time, the decoded
-/// bytes checked against `limit` before they are stored (a decompression
-/// bomb fails before memory grows) and text validated once, as it comes.
-fn decode_chunk(
-    ext: &mut dyn Extension,
-    message: &mut Partial,
-    chunk: &[u8],
-    mask: [u8; 4],
-    mut offset: usize,
-    last: bool,
-    limit: usize,
-) -> Result<(), ProtocolError> {
-    let mut invalid_utf8 = false;
-    let Partial { body, utf8, .. } = message;
-    let mut sink = |piece: &[u8]| -> Result<(), DecodeError> {
-        let received = match body {
-            Body::Binary(data) => data.len(),
-            Body::Text(text) => text.len() + utf8.carried(),
-        };
-        if received.saturating_add(piece.len()) > limit {
-            return Err(DecodeError::TooLarge);
-        }
-        match body {
-            Body::Binary(data) => data.extend_from_slice(piece),
-            Body::Text(text) => utf8.push_valid(piece, text).map_err(|_| {
-                invalid_utf8 = true;
-                DecodeError::Invalid("invalid UTF-8".into())
-            })?,
-        }
-        Ok(())
-    };
-    let mut stage = [0u8; TEXT_STAGE];
-    let mut pieces = chunk.chunks(TEXT_STAGE).peekable();
-    let result = if pieces.peek().is_none() {
-        ext.decode(&[], last, &mut sink)
-    } else {
-        let mut result = Ok(());
-        while let Some(piece) = pieces.next() {
-            let stage = &mut stage[..piece.len()];
-            stage.copy_from_slice(piece);
-            apply_mask_at(stage, mask, offset);
-            offset += piece.len();
-            result = ext.decode(stage, last && pieces.peek().is_none(), &mut sink);
-            if result.is_err() {
-                break;
-            }
-        }
-        result
-    };
-    result.map_err(|e| match e {
-        _ if invalid_utf8 => ProtocolError::InvalidUtf8,
-        DecodeError::TooLarge => ProtocolError::MessageTooLarge,
-        DecodeError::Invalid(why) => ProtocolError::Extension(why),
-    })
-}
-
-/// Validate a piece of text payload (masked with `mask`, starting at payload
-/// `offset`) and append it to `out`. Masked bytes are unmasked into a stack
-/// buffer first, [`TEXT_STAGE`] bytes at a time: each byte is validated
-/// once, and the `String` is built without a second validation.
-fn push_text(
-    utf8: &mut Utf8Validator,
-    chunk: &[u8],
-    mask: Option<[u8; 4]>,
-    mut offset: usize,
-    out: &mut String,
-) -> Result<(), InvalidUtf8> {
-    let Some(mask) = mask else {
-        return utf8.push_valid(chunk, out);
-    };
-    let mut stage = [0u8; TEXT_STAGE];
-    for piece in chunk.chunks(TEXT_STAGE) {
-        let stage = &mut stage[..piece.len()];
-        stage.copy_from_slice(piece);
-        apply_mask_at(stage, mask, offset);
-        utf8.push_valid(stage, out)?;
-        offset += piece.len();
-    }
-    Ok(())
-}
-
-/// A whole text message's payload (at least [`STAGED_TEXT_MIN`] bytes) as
-/// a `String`, validated once by simdutf8: unmasked into a stack buffer
-/// sized to it (256 B, 1 KiB or [`TEXT_STAGE`]), validated there and copied
-/// into a `String` of exactly its length; longer, through [`push_text`]
-/// into a `String` reserved to the full length. Unmasked, validated where
-/// it lies.
-fn staged_text(payload: &[u8], mask: Option<[u8; 4]>) -> Result<String, InvalidUtf8> {
-    let Some(mask) = mask else {
-        return utf8::validate(payload).map(String::from);
-    };
-    match payload.len() {
-        0..=256 => staged_once::<256>(payload, mask),
-        257..=1024 => staged_once::<1024>(payload, mask),
-        1025..=TEXT_STAGE => staged_once::<TEXT_STAGE>(payload, mask),
-        len => {
-            let mut text = String::with_capacity(len);
-            let mut validator = Utf8Validator::new();
-            push_text(&mut validator, payload, Some(mask), 0, &mut text)?;
-            validator.finish()?;
-            Ok(text)
-        }
-    }
-}
-
-/// [`staged_text`] for a masked payload of at most `N` bytes: one stack
-/// buffer of `N` bytes (zeroed, hence the sizes), one validation.
-fn staged_once<const N: usize>(payload: &[u8], mask: [u8; 4]) -> Result<String, InvalidUtf8> {
-    let mut stage = [0u8; N];
-    let stage = &mut stage[..payload.len()];
-    stage.copy_from_slice(payload);
-    apply_mask_at(stage, mask, 0);
-    utf8::validate(stage).map(String::from)
-}
-
 /// An outgoing payload: borrowed when the outbox copies it anyway, shared
 /// when it is queued by reference.
 enum Payload<'a> {
@@ -1369,20 +953,4 @@ fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
     payload.extend_from_slice(&code.0.to_be_bytes());
     payload.extend_from_slice(reason.as_bytes());
     payload
-}
-
-/// Decode a close frame payload (§5.5.1, §7.4).
-fn parse_close(payload: &[u8]) -> Result<(CloseCode, String), ProtocolError> {
-    match payload {
-        [] => Ok((CloseCode::NO_STATUS, String::new())),
-        [_] => Err(ProtocolError::InvalidClosePayload),
-        [hi, lo, reason @ ..] => {
-            let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
-            if !code.is_valid_on_wire() {
-                return Err(ProtocolError::InvalidCloseCode(code.0));
-            }
-            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok((code, reason.to_owned()))
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! The two kinds of error: the peer breaking the protocol, and the local
 //! application misusing the API.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use crate::CloseCode;
 
@@ -35,10 +35,21 @@ pub enum ProtocolError {
     InvalidClosePayload,
     /// A close frame with a code not allowed on the wire (§7.4).
     InvalidCloseCode(u16),
-    /// A frame larger than the configured frame limit.
-    FrameTooLarge,
-    /// A message larger than the configured message limit.
-    MessageTooLarge,
+    /// A frame larger than [`Config::max_frame_size`](crate::Config::max_frame_size)
+    /// (when that is below the message limit).
+    FrameTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A message (or a single frame of it) larger than
+    /// [`Config::max_message_size`](crate::Config::max_message_size).
+    MessageTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A negotiated extension refused to decode a message further under
+    /// its own limit (e.g. permessage-deflate's `max_ratio`).
+    ExtensionLimit,
     /// A negotiated extension could not decode a message.
     Extension(String),
 }
@@ -50,7 +61,9 @@ impl ProtocolError {
         use ProtocolError::*;
         match self {
             InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
-            FrameTooLarge | MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
+            FrameTooLarge { .. } | MessageTooLarge { .. } | ExtensionLimit => {
+                CloseCode::MESSAGE_TOO_BIG
+            }
             UnmaskedFrame
             | MaskedFrame
             | ReservedBits
@@ -66,12 +79,23 @@ impl ProtocolError {
         }
     }
 
-    /// The reason sent in the close frame: short, fixed, never internal detail.
-    pub fn close_reason(&self) -> &'static str {
-        match self.close_code() {
-            CloseCode::INVALID_PAYLOAD => "invalid utf-8",
-            CloseCode::MESSAGE_TOO_BIG => "message too big",
-            _ => "protocol error",
+    /// The reason sent in the close frame (at most 123 bytes): short,
+    /// never internal detail. A size limit is named with its value and
+    /// setting, e.g. `message too big: more than 1048576 bytes
+    /// (Config::max_message_size)`, so that the peer can tell what to change.
+    pub fn close_reason(&self) -> Cow<'static, str> {
+        use ProtocolError::*;
+        match self {
+            MessageTooLarge { limit } => {
+                format!("message too big: more than {limit} bytes (Config::max_message_size)")
+                    .into()
+            }
+            FrameTooLarge { limit } => {
+                format!("frame too big: more than {limit} bytes (Config::max_frame_size)").into()
+            }
+            ExtensionLimit => "message too big: extension limit".into(),
+            InvalidUtf8 => "invalid utf-8".into(),
+            _ => "protocol error".into(),
         }
     }
 }
@@ -94,8 +118,15 @@ impl fmt::Display for ProtocolError {
             InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             InvalidClosePayload => f.write_str("close frame payload of one byte"),
             InvalidCloseCode(code) => write!(f, "close code {code} is not allowed"),
-            FrameTooLarge => f.write_str("frame exceeds the size limit"),
-            MessageTooLarge => f.write_str("message exceeds the size limit"),
+            FrameTooLarge { limit } => write!(
+                f,
+                "frame exceeds the limit of {limit} bytes (Config::max_frame_size)"
+            ),
+            MessageTooLarge { limit } => write!(
+                f,
+                "message exceeds the limit of {limit} bytes (Config::max_message_size)"
+            ),
+            ExtensionLimit => f.write_str("message exceeds the extension's decoding limit"),
             Extension(what) => write!(f, "extension error: {what}"),
         }
     }
@@ -142,3 +173,29 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 6455 §5.5: a close payload is at most 125 bytes, so its reason at
+    // most 123, even for the largest limit.
+    #[test]
+    fn size_limit_reasons_fit_a_close_frame() {
+        for error in [
+            ProtocolError::MessageTooLarge { limit: usize::MAX },
+            ProtocolError::FrameTooLarge { limit: usize::MAX },
+        ] {
+            assert_eq!(error.close_code(), CloseCode::MESSAGE_TOO_BIG);
+            assert!(
+                error.close_reason().len() <= 123,
+                "{}",
+                error.close_reason()
+            );
+        }
+        assert_eq!(
+            ProtocolError::MessageTooLarge { limit: 1 << 20 }.close_reason(),
+            "message too big: more than 1048576 bytes (Config::max_message_size)"
+        );
+    }
+}

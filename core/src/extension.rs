@@ -83,7 +83,8 @@ pub type Sink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), DecodeError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// The decoded message would exceed the limit (close 1009).
+    /// The decoded message would exceed a limit: the sink's
+    /// (`max_message_size`) or the extension's own (close 1009).
     TooLarge,
     /// The payload is not valid for this extension (close 1002).
     Invalid(String),

@@ -9,7 +9,7 @@ use std::{
 /// reports the earliest armed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Timer {
+pub(crate) enum Timer {
     /// The opening handshake must finish by then.
     Handshake,
     /// No inbound bytes since `idle_timeout`: close with 1001.

@@ -12,7 +12,7 @@ use simdutf8::compat::from_utf8;
 
 /// Validates a text message piece by piece.
 #[derive(Debug, Clone, Default)]
-pub struct Utf8Validator {
+pub(crate) struct Utf8Validator {
     partial: [u8; 4],
     partial_len: u8,
 }
@@ -29,17 +29,19 @@ enum Carried {
 
 /// The bytes are not, and cannot become, valid UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidUtf8;
+pub(crate) struct InvalidUtf8;
 
 impl Utf8Validator {
     /// A validator at the start of a message.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Validate the next piece. Fails as soon as the input is invalid,
-    /// including a truncated character whose known bytes already are.
-    pub fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
+    /// including a truncated character whose known bytes already are. (The
+    /// tests' second implementation, checked against `push_valid`.)
+    #[cfg(test)]
+    fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
         if let Carried::Unfinished = self.finish_carried(&mut input)? {
             return Ok(());
         }
@@ -57,7 +59,8 @@ impl Utf8Validator {
 
     /// Validate the next piece and append it to `out` as text: each byte is
     /// validated once, so the accumulated `String` needs no re-validation.
-    /// Fails as [`feed`](Self::feed) does, as soon as the input is invalid;
+    /// Fails as soon as the input is invalid, including a truncated
+    /// character whose known bytes already are;
     /// an unfinished character at the end is carried to the next call.
     pub(crate) fn push_valid(
         &mut self,
@@ -117,7 +120,7 @@ impl Utf8Validator {
     }
 
     /// The message ended: valid only if no character is left unfinished.
-    pub fn finish(&self) -> Result<(), InvalidUtf8> {
+    pub(crate) fn finish(&self) -> Result<(), InvalidUtf8> {
         if self.partial_len == 0 {
             Ok(())
         } else {

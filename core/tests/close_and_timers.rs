@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use hubbub_core::{
-    CloseCode, Closed, Config, Event, Initiator, Message, ProtocolError, Timer, UsageError,
+    CloseCode, Closed, Config, Event, Initiator, Message, ProtocolError, UsageError,
 };
 
 fn closed(events: &[Event]) -> Option<Closed> {
@@ -218,7 +218,8 @@ fn close_handshake_timeout() {
     let mut pair = Pair::new(quiet_config(), quiet_config());
     pair.server.close(pair.now, CloseCode::NORMAL, "").unwrap();
     drain(&mut pair.server); // the close frame is lost: the client never answers
-    let deadline = pair.server.deadline(Timer::CloseHandshake).unwrap();
+                             // No idle or keep-alive timer: the close handshake's is the only one.
+    let deadline = pair.server.poll_timeout().unwrap();
     assert_eq!(deadline - pair.now, Duration::from_secs(5));
     pair.server
         .handle_timeout(deadline - Duration::from_millis(1)); // early: no-op
@@ -293,10 +294,8 @@ fn pong_deadline_closes_silent_peer() {
         parse_frames(&drain(&mut server)),
         vec![(true, 0, 9, vec![])]
     );
-    assert_eq!(
-        server.deadline(Timer::PongDeadline),
-        Some(now + Duration::from_secs(10))
-    );
+    // The pong deadline (10 s) comes before the next keep-alive ping (30 s).
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(10)));
     now += Duration::from_secs(10);
     server.handle_timeout(now);
     assert_eq!(

@@ -152,7 +152,7 @@ fn rsv1_only_on_first_frame_and_limit_applies_after_decoding() {
         "\r\nSec-WebSocket-Extensions: x-invert; ok\r\n\r\n",
     );
     server.handle_input(now, request.as_bytes());
-    server.poll_event();
+    assert!(matches!(server.poll_event(), Some(Event::Request)));
     server.accept(now, Accept::new()).unwrap();
     drain(&mut server);
     let inverted: Vec<u8> = [b'z'; 11].iter().map(|b| !b).collect();

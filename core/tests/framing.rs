@@ -388,18 +388,58 @@ fn frame_and_message_limits_close_1009() {
     ]
     .concat();
     let (events, out) = feed(small(), &wire, 1000);
-    assert_eq!(close_of(&out).map(|c| c.0), Some(1009));
+    assert_eq!(
+        close_of(&out),
+        Some((
+            1009,
+            "message too big: more than 100 bytes (Config::max_message_size)".into()
+        ))
+    );
     assert_eq!(
         protocol_error(&events),
-        Some(ProtocolError::MessageTooLarge)
+        Some(ProtocolError::MessageTooLarge { limit: 100 })
     );
     // A separate frame limit.
     let config = Config {
         max_frame_size: Some(10),
         ..Config::default()
     };
-    let (events, _) = feed(config, &client_frame(true, 2, &[0; 11]), 1000);
-    assert_eq!(protocol_error(&events), Some(ProtocolError::FrameTooLarge));
+    let (events, out) = feed(config, &client_frame(true, 2, &[0; 11]), 1000);
+    assert_eq!(
+        protocol_error(&events),
+        Some(ProtocolError::FrameTooLarge { limit: 10 })
+    );
+    assert_eq!(
+        close_of(&out),
+        Some((
+            1009,
+            "frame too big: more than 10 bytes (Config::max_frame_size)".into()
+        ))
+    );
+}
+
+// The default limit is 1 MiB: a message of that size passes, one byte
+// more closes 1009 with a reason that names the limit and the setting.
+#[test]
+fn default_message_limit_is_one_mib() {
+    let limit = 1 << 20;
+    assert_eq!(Config::default().max_message_size, limit);
+    let (events, _) = feed(
+        Config::default(),
+        &client_frame(true, 2, &vec![7; limit]),
+        1 << 16,
+    );
+    assert_eq!(messages(&events).len(), 1);
+    let wire = client_frame(true, 2, &vec![7; limit + 1]);
+    let (events, out) = feed(Config::default(), &wire, 1 << 16);
+    assert!(messages(&events).is_empty());
+    assert_eq!(
+        close_of(&out),
+        Some((
+            1009,
+            "message too big: more than 1048576 bytes (Config::max_message_size)".into()
+        ))
+    );
 }
 
 #[test]
@@ -410,7 +450,11 @@ fn huge_claimed_length_fails_before_payload() {
     wire.extend_from_slice(&MASK);
     let (events, out) = feed(Config::default(), &wire, 1);
     assert_eq!(close_of(&out).map(|c| c.0), Some(1009));
-    assert_eq!(protocol_error(&events), Some(ProtocolError::FrameTooLarge));
+    // The frame alone is over the message limit (the default 1 MiB).
+    assert_eq!(
+        protocol_error(&events),
+        Some(ProtocolError::MessageTooLarge { limit: 1 << 20 })
+    );
 }
 
 #[test]

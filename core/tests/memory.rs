@@ -159,6 +159,7 @@ fn header_alone_reserves_nothing() {
 /// without context takeover; one zlib stream per side that keeps its
 /// context. The figures printed here are the ones documented.
 #[test]
+#[cfg(feature = "deflate")]
 fn deflate_cost_per_mode() {
     use hubbub_core::DeflateConfig;
     let json = r#"{"type":"chat.message","payload":{"room":"lobby","user":"alice","text":"hello everyone, how are you today?","ts":1732700000}}"#

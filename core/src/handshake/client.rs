@@ -4,7 +4,7 @@ use std::net::Ipv6Addr;
 
 use super::{
     accept_key, collect_headers, format_extensions, has_token, header, header_values, is_token,
-    parse_extensions, push_header, write_header, HandshakeError, MAX_HEADERS,
+    parse_extensions, push_header, raw_pairs, write_header, HandshakeError, MAX_HEADERS,
 };
 use crate::extension::Offer;
 
@@ -276,7 +276,7 @@ pub(crate) fn parse_response(
             "the response is not HTTP/1.1".to_owned(),
         ));
     }
-    let headers = collect_headers(parsed.headers).map_err(|name| {
+    let headers = collect_headers(raw_pairs(parsed.headers)).map_err(|name| {
         HandshakeError::Malformed(format!("the {name} header is not printable text"))
     })?;
     // RFC 6455 §4.1, the client's checks on the server's handshake.

@@ -113,19 +113,29 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-/// Copy httparse's headers into owned pairs, trimming optional whitespace.
+/// Copy parsed headers into owned pairs, trimming optional whitespace.
 /// Fails with the name of the first header whose value is not printable
 /// UTF-8 text (control characters other than tab are refused).
-fn collect_headers<'a>(raw: &[httparse::Header<'a>]) -> Result<Vec<(String, String)>, &'a str> {
-    raw.iter()
-        .map(|header| {
-            let value = std::str::from_utf8(header.value)
+fn collect_headers<N: AsRef<str>, V: AsRef<[u8]>>(
+    raw: impl IntoIterator<Item = (N, V)>,
+) -> Result<Vec<(String, String)>, String> {
+    raw.into_iter()
+        .map(|(name, value)| {
+            let name = name.as_ref();
+            let value = std::str::from_utf8(value.as_ref())
                 .ok()
                 .filter(|value| !value.chars().any(|c| c.is_control() && c != '\t'))
-                .ok_or(header.name)?;
-            Ok((header.name.to_owned(), trim_ows(value).to_owned()))
+                .ok_or_else(|| name.to_owned())?;
+            Ok((name.to_owned(), trim_ows(value).to_owned()))
         })
         .collect()
+}
+
+/// httparse's headers as `(name, value)` pairs.
+fn raw_pairs<'a>(
+    raw: &'a [httparse::Header<'a>],
+) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+    raw.iter().map(|header| (header.name, header.value))
 }
 
 /// The first value of header `name` (case-insensitive).

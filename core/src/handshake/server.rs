@@ -3,8 +3,8 @@
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
 use super::{
-    accept_digest, collect_headers, has_token, header, header_values, is_token, parse_extensions,
-    push_header, trim_ows, write_header, HandshakeError, MAX_HEADERS,
+    collect_headers, has_token, header, header_values, is_token, parse_extensions, push_header,
+    raw_pairs, trim_ows, write_header, HandshakeError, MAX_HEADERS,
 };
 use crate::extension::Offer;
 
@@ -99,10 +99,27 @@ pub fn parse_request(buf: &[u8], max_head_size: usize) -> Result<Option<(Request
     if parsed.version != Some(1) {
         return Err(bad_request("HTTP/1.1 is required for a WebSocket upgrade."));
     }
-    let headers = collect_headers(parsed.headers)
+    let headers = collect_headers(raw_pairs(parsed.headers))
         .map_err(|name| bad_request(format!("The {name} header is not printable text.")))?;
     let request = validate(parsed.path.unwrap_or_default(), headers)?;
     Ok(Some((request, len)))
+}
+
+impl Request {
+    /// Validate an upgrade request that an HTTP server (hyper, axum, ...)
+    /// already parsed: its target (e.g. `/chat?room=1`) and headers as
+    /// `(name, value)` pairs, such as an `http::HeaderMap`'s. The checks
+    /// and the [`Reject`]s (400, 426) are those of [`parse_request`]; the
+    /// caller has checked that the method is GET over HTTP/1.1. Then choose
+    /// an [`Accept`] and call [`negotiate`](Self::negotiate).
+    pub fn from_parts<N: AsRef<str>, V: AsRef<[u8]>>(
+        target: &str,
+        headers: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Request, Reject> {
+        let headers = collect_headers(headers)
+            .map_err(|name| bad_request(format!("The {name} header is not printable text.")))?;
+        validate(target, headers)
+    }
 }
 
 /// The checks of RFC 6455 §4.2.1 on a syntactically valid GET request.
@@ -368,34 +385,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Write the `101 Switching Protocols` answer to `request` (RFC 6455
-/// §4.2.2). `extensions` is the negotiated `Sec-WebSocket-Extensions` value.
-pub(crate) fn write_switching_protocols(
-    request: &Request,
-    accept: &Accept,
-    extensions: Option<&str>,
-    out: &mut Vec<u8>,
-) {
+/// Write a `101 Switching Protocols` response with `headers` (RFC 6455
+/// §4.2.2), as built by [`Request::negotiate`].
+pub(crate) fn write_switching_protocols(headers: &[(String, String)], out: &mut Vec<u8>) {
     out.reserve(256);
-    out.extend_from_slice(
-        b"HTTP/1.1 101 Switching Protocols\r\n\
-          Upgrade: websocket\r\n\
-          Connection: Upgrade\r\n\
-          Sec-WebSocket-Accept: ",
-    );
-    let mut key = [0; 28];
-    let len = STANDARD
-        .encode_slice(accept_digest(request.key.as_bytes()), &mut key)
-        .unwrap_or_default();
-    out.extend_from_slice(&key[..len]);
-    out.extend_from_slice(b"\r\n");
-    if let Some(protocol) = &accept.protocol {
-        write_header(out, "Sec-WebSocket-Protocol", protocol);
-    }
-    if let Some(extensions) = extensions {
-        write_header(out, "Sec-WebSocket-Extensions", extensions);
-    }
-    for (name, value) in &accept.headers {
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in headers {
         write_header(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
@@ -496,15 +491,40 @@ mod tests {
         assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
         assert!(request.extensions().is_empty());
 
-        let mut out = Vec::new();
-        write_switching_protocols(&request, &Accept::new().protocol("chat"), None, &mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            switching_protocols(&request, Accept::new().protocol("chat")),
             "HTTP/1.1 101 Switching Protocols\r\n\
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
              Sec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+    }
+
+    /// The `101` for `request` accepted with `accept`, default config.
+    fn switching_protocols(request: &Request, accept: Accept) -> String {
+        let upgrade = request
+            .negotiate(&crate::Config::default(), accept)
+            .unwrap();
+        let mut out = Vec::new();
+        write_switching_protocols(&upgrade.headers, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn unsafe_accept_headers_and_protocols_are_left_out() {
+        let request = parse(RFC_REQUEST.as_bytes());
+        let accept = Accept::new()
+            .header("Set-Cookie", "a=1")
+            .header("X-Bad", "split\r\nInjected: 1")
+            .protocol("not a token");
+        assert_eq!(
+            switching_protocols(&request, accept),
+            "HTTP/1.1 101 Switching Protocols\r\n\
+             Upgrade: websocket\r\n\
+             Connection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             Set-Cookie: a=1\r\n\r\n"
         );
     }
 
@@ -795,26 +815,6 @@ mod tests {
              Content-Length: 15\r\n\
              Connection: close\r\n\r\n\
              Unknown origin."
-        );
-    }
-
-    #[test]
-    fn switching_protocols_with_extensions_and_headers() {
-        let request = parse(RFC_REQUEST.as_bytes());
-        let accept = Accept::new()
-            .header("Set-Cookie", "a=1")
-            .header("X-Bad", "split\r\nInjected: 1")
-            .protocol("not a token");
-        let mut out = b"prefix ".to_vec();
-        write_switching_protocols(&request, &accept, Some("permessage-deflate"), &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "prefix HTTP/1.1 101 Switching Protocols\r\n\
-             Upgrade: websocket\r\n\
-             Connection: Upgrade\r\n\
-             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
-             Sec-WebSocket-Extensions: permessage-deflate\r\n\
-             Set-Cookie: a=1\r\n\r\n"
         );
     }
 
