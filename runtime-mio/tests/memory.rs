@@ -28,18 +28,32 @@ struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
-// SAFETY: every call is forwarded unchanged to the system allocator, which
-// upholds GlobalAlloc's contract; the wrapper only adds to a counter.
+// SAFETY: `GlobalAlloc`'s contract is upheld by `System`, to which every
+// method is forwarded with the caller's arguments unchanged: `alloc` returns
+// what `System.alloc` returned for the same layout (a block fitting it, or
+// null on failure), and `dealloc` hands `System` back a pointer it
+// allocated with that same layout (below). `realloc` and `alloc_zeroed` are
+// the trait's defaults, which are written in terms of these two. The only
+// other thing done is a relaxed atomic add/sub on a static, which neither
+// allocates (so cannot re-enter the allocator) nor unwinds (the contract
+// forbids unwinding out of these methods).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's layout, passed on as received.
+        // SAFETY: our caller guarantees what `GlobalAlloc::alloc` requires
+        // of it (`layout` has a non-zero size); `System.alloc` requires the
+        // same, and gets that very `layout`.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout (above).
+        // SAFETY: our caller guarantees that `ptr` was returned by this
+        // allocator with `layout` and not freed since. Every block this
+        // allocator hands out (from `alloc`, or from the default
+        // `realloc`/`alloc_zeroed`, which call `alloc`) is `System`'s,
+        // allocated with the layout the caller gave, so `ptr` is currently
+        // allocated by `System` with `layout`, as `System.dealloc` requires.
         unsafe { System.dealloc(ptr, layout) }
     }
 }

@@ -204,6 +204,13 @@ impl Runtime for Smol {
     }
 }
 
+#[cfg(feature = "signal")]
+impl hubbub_ws::Signals for Smol {
+    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+        crate::signal::shutdown_signal()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{future::poll_fn, task::Waker, time::Duration};
@@ -274,12 +281,5 @@ mod tests {
                 Poll::Ready(Ok(1))
             ));
         })
-    }
-}
-
-#[cfg(feature = "signal")]
-impl hubbub_ws::Signals for Smol {
-    fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-        crate::signal::shutdown_signal()
     }
 }

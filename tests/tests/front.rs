@@ -16,8 +16,6 @@ macro_rules! same_program {
             /// Every front item, named with its shape.
             #[allow(dead_code)]
             fn shapes() {
-                let _ = connect("ws://127.0.0.1:1/");
-                let _ = connect_with("ws://127.0.0.1:1/", &ClientConfig::default());
                 let _: Option<(ReadHalf, WriteHalf, Closed, Error, HubHandle)> = None;
                 let _: (Duration, u32, Option<DeflateConfig>) =
                     (DEFAULT_GRACE, LISTEN_BACKLOG, None);
@@ -42,6 +40,8 @@ macro_rules! same_program {
                 let handle = server.start().unwrap();
                 let url = format!("ws://{}/", handle.local_addr());
                 let mut ws: WebSocket = connect(&url).await.unwrap();
+                let other: WebSocket = connect_with(&url, &ClientConfig::default()).await.unwrap();
+                assert!(other.is_open());
                 ws.send(Envelope::new("hi", 1.into()).to_json())
                     .await
                     .unwrap();

@@ -21,6 +21,7 @@
 #[macro_export]
 macro_rules! runtime_front {
     (runtime: $rt:ty, timer: $timer:ty, io: $io:ident, stream: $stream:ty $(,)?) => {
+        #[cfg(feature = "deflate")]
         pub use $crate::hubbub_core::DeflateConfig;
         pub use $crate::hubbub_core::{
             Accept, ClientRequest, CloseCode, Closed, Config, Event, HandshakeError, Initiator,
