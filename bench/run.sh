@@ -23,7 +23,7 @@
 # $BENCH_OUT/results.jsonl, the table also as Markdown in $BENCH_OUT/table.md.
 #
 # The `rooms` row needs a room protocol: on hubbub runtimes it runs against
-# the `chat` example (rooms of DESIGN.md §6: room.join / chat.message; each
+# the `chat` example (its rooms, examples/README.md: room.join / chat.message; each
 # message is stored in SQLite, in $BENCH_OUT, before it is delivered); the
 # peers have no rooms and leave it empty.
 #
@@ -603,7 +603,7 @@ done
     printf '~ noisy: other processes used more than %s %% of a core during that run (twice, the quieter kept).\n' "$RETRY_ABOVE"
     printf '"other" is CPU used by anything else during the run, in %% of one core.\n'
     if [ "$DEFLATE" = 0 ]; then
-        printf 'Targets (DESIGN.md §7): 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
+        printf 'Targets: 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
         printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
     fi
     printf 'Total run time %s s.\n' "$ELAPSED"

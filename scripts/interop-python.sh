@@ -2,10 +2,12 @@
 # permessage-deflate interop with an independent implementation, Python
 # `websockets` (interop/python/, version pinned in requirements.txt,
 # installed into interop/python/.venv on first use):
-#   1. its client against our `echo --deflate` (every parameter, many sizes,
-#      fragmented messages; the negotiated answer checked exactly);
-#   2. our tokio client against its echo server with compression
-#      (tests/tests/deflate.rs `python_server`, on every async runtime).
+#   1. its client against our `echo --deflate`, on each runtime in turn:
+#      tokio, smol and mio (every parameter, many sizes, fragmented
+#      messages; the negotiated answer checked exactly);
+#   2. our client against its echo server with compression, on each
+#      runtime in turn: tokio, smol and mio (tests/tests/deflate.rs
+#      `python_server`).
 # Loopback only; every step has a time limit. Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,18 +41,21 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 
 LOGS=$(mktemp -d)
-PORT=$(free_port)
-"$TARGET_DIR/release/echo" --port "$PORT" --deflate >"$LOGS/echo.log" 2>&1 &
-PIDS+=($!)
-wait_for "$LOGS/echo.log"
-echo "== Python websockets client -> echo --deflate"
-timeout 300 "$PY" "$HERE/client.py" "ws://127.0.0.1:$PORT"
+for RUNTIME in tokio smol mio; do
+    PORT=$(free_port)
+    "$TARGET_DIR/release/echo" --runtime "$RUNTIME" --port "$PORT" --deflate \
+        >"$LOGS/echo-$RUNTIME.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$LOGS/echo-$RUNTIME.log"
+    echo "== Python websockets client -> echo --deflate --runtime $RUNTIME"
+    timeout 300 "$PY" "$HERE/client.py" "ws://127.0.0.1:$PORT"
+done
 
 "$PY" -u "$HERE/echo_server.py" >"$LOGS/python.log" 2>&1 &
 PIDS+=($!)
 wait_for "$LOGS/python.log"
 PY_PORT=$(sed -n 's/^listening //p' "$LOGS/python.log")
-echo "== hubbub-tokio client -> Python websockets server"
+echo "== hubbub client (tokio, smol, mio) -> Python websockets server"
 HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
     cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
 echo "interop: all passed"

@@ -1,4 +1,5 @@
-//! Small helpers the demo protocols share (DESIGN.md §6).
+//! Small helpers the demo protocols share (`examples/README.md` states the
+//! protocols).
 
 use hubbub_tokio::Envelope;
 use serde_json::Value;

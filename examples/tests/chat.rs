@@ -1,4 +1,4 @@
-//! The `chat` demo as DESIGN.md §6 states it: its HTTP routes through raw
+//! The `chat` demo as `examples/README.md` states it: its HTTP routes through raw
 //! TCP, its WebSocket protocol through tokio-tungstenite, its settings, and
 //! SIGTERM. Each test starts the real binary on free ports (port 0; the
 //! `listening` line tells which).

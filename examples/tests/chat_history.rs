@@ -208,3 +208,43 @@ fn history_survives_a_restart_on_another_runtime() {
         assert!(server.terminate().success(), "{then} exits 0");
     }
 }
+
+/// A clean stop (SIGTERM) closes the history: the WAL is checkpointed into
+/// the database file and no `-wal` or `-shm` file is left beside it, even
+/// with a client still connected when the signal comes.
+#[test]
+fn sigterm_closes_the_history_leaving_no_wal_or_shm_file() {
+    each_runtime(sigterm_closes_the_history_leaving_no_wal_or_shm_file_once);
+}
+
+fn sigterm_closes_the_history_leaving_no_wal_or_shm_file_once() {
+    let store = temp_dir("chat-close").join("chat.db");
+    let beside = |suffix: &str| {
+        let mut name = store.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name).exists()
+    };
+    let (mut server, url) = start_chat(&store);
+    runtime().block_on(async {
+        let mut a = client(&url).await;
+        join(&mut a, "dev").await;
+        said(&mut a, "dev", "kept").await;
+        assert!(
+            beside("-wal") && beside("-shm"),
+            "the history is open, in WAL mode"
+        );
+        server.sigterm();
+        assert_eq!(next(&mut a).await, "close 1001");
+        close(a).await;
+    });
+    assert!(server.wait().success(), "exits 0");
+    assert!(
+        !beside("-wal") && !beside("-shm"),
+        "-wal {} / -shm {} left after SIGTERM",
+        beside("-wal"),
+        beside("-shm")
+    );
+    // The message is in the database file itself.
+    let reopened = hubbub_sqlite::SqliteStore::open(&store, Default::default()).unwrap();
+    assert_eq!(reopened.len().unwrap(), 1);
+}

@@ -1,5 +1,5 @@
-//! The `echo` binary as other programs use it (DESIGN.md §6), driven by
-//! tokio-tungstenite.
+//! The `echo` binary as other programs use it (`examples/README.md`,
+//! "echo"), driven by tokio-tungstenite.
 
 mod common;
 

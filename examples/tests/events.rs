@@ -1,5 +1,5 @@
-//! The `events` demo, the typed event protocol of DESIGN.md §6, driven by
-//! tokio-tungstenite against the real binary on a free port.
+//! The `events` demo, the typed event protocol of `examples/README.md`,
+//! driven by tokio-tungstenite against the real binary on a free port.
 
 mod common;
 

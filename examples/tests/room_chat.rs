@@ -1,5 +1,5 @@
 //! `room-chat` driven by tokio-tungstenite, and `chat-client` against it
-//! (DESIGN.md §6).
+//! (`examples/README.md`, "room-chat and chat-client").
 
 mod common;
 

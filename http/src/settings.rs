@@ -412,9 +412,9 @@ mod tests {
     /// `Settings::from_env` in a child process. Run normally, it starts
     /// this test binary again on this one test (`--exact`), marked as the
     /// child by `HUBBUB_SETTINGS_CHILD`, in an empty directory (no `.env`)
-    /// with every key of the brief removed from its environment but a few
-    /// set to non-default values, and checks that the child printed exactly
-    /// those. As the child (here, or for
+    /// with every settings key (`KEYS`) removed from its environment but a
+    /// few set to non-default values, and checks that the child printed
+    /// exactly those. As the child (here, or for
     /// `process_environment_wins_over_dotenv_file`) it prints the settings
     /// it read.
     #[test]
@@ -457,7 +457,9 @@ mod tests {
         let stdout = String::from_utf8(out.stdout).unwrap();
         // The harness prints "test <name> ... " first, on the same line.
         let printed = stdout.lines().find_map(|l| l.split_once("SETTINGS "));
-        let printed = printed.unwrap_or_else(|| panic!("the child ran: {stdout}")).1;
+        let printed = printed
+            .unwrap_or_else(|| panic!("the child ran: {stdout}"))
+            .1;
         assert_eq!(
             printed,
             r#"port=9301 index=start.html idle=Some(7s) deflate=false store=Some("/tmp/child.db")"#

@@ -3,8 +3,9 @@
 
 use std::time::Instant;
 
+use hubbub_core::ClientRequest;
 use hubbub_core::{CloseCode, Closed, Message};
-use hubbub_ws::{connect_with, ClientConfig, Error, Runtime, RuntimeWebSocket};
+use hubbub_ws::{connect_with, ClientConfig, Error, IntoClientRequest, Runtime, RuntimeWebSocket};
 use serde_json::Value;
 
 use crate::{ClientBuilder, Envelope};
@@ -45,7 +46,7 @@ enum State<R: Runtime> {
 /// the client, and a dropped reconnection attempt is simply made again.
 /// Adapters name it `Client` (e.g. `hubbub_tokio::Client`).
 pub struct Client<R: Runtime> {
-    url: String,
+    request: ClientRequest,
     config: ClientConfig,
     state: State<R>,
     reconnects: u64,
@@ -54,7 +55,7 @@ pub struct Client<R: Runtime> {
 impl<R: Runtime> std::fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("url", &self.url)
+            .field("request", &self.request)
             .field("connected", &matches!(self.state, State::Connected(_)))
             .field("reconnects", &self.reconnects)
             .finish()
@@ -66,16 +67,25 @@ impl<R: Runtime> Client<R> {
     /// `on_typed_message`, `on_binary`, `on_close`, `on_error`), like the
     /// server's hub; see [`ClientBuilder`] (the adapter crates' docs have an
     /// example).
-    pub fn builder(url: impl Into<String>) -> ClientBuilder<R> {
-        ClientBuilder::new(url.into())
+    /// `request` is a `ws://` URL or a [`ClientRequest`](hubbub_core::ClientRequest)
+    /// (headers, subprotocols); an invalid one fails at
+    /// [`connect`](ClientBuilder::connect).
+    pub fn builder(request: impl IntoClientRequest) -> ClientBuilder<R> {
+        ClientBuilder::new(request.into_client_request())
     }
 
-    /// Connect to `url`. The first connection is not retried: its error is
-    /// returned as is.
-    pub async fn connect(url: &str, config: ClientConfig) -> Result<Self, Error> {
-        let ws = connect_with::<R>(url, &config).await?;
+    /// Connect to `request` (a `ws://` URL or a
+    /// [`ClientRequest`](hubbub_core::ClientRequest)); every reconnection
+    /// sends the same request. The first connection is not retried: its
+    /// error is returned as is.
+    pub async fn connect(
+        request: impl IntoClientRequest,
+        config: ClientConfig,
+    ) -> Result<Self, Error> {
+        let request = request.into_client_request()?;
+        let (ws, _) = connect_with::<R>(&request, &config).await?;
         Ok(Client {
-            url: url.to_owned(),
+            request,
             config,
             state: State::Connected(Box::new(ws)),
             reconnects: 0,
@@ -108,8 +118,8 @@ impl<R: Runtime> Client<R> {
                 State::Waiting { attempt, at } => {
                     let (attempt, at) = (*attempt, *at);
                     R::sleep(at.saturating_duration_since(R::now())).await;
-                    match connect_with::<R>(&self.url, &self.config).await {
-                        Ok(ws) => {
+                    match connect_with::<R>(&self.request, &self.config).await {
+                        Ok((ws, _)) => {
                             self.state = State::Connected(Box::new(ws));
                             self.reconnects += 1;
                             return Some(Ok(ClientEvent::Reconnected { attempts: attempt }));

@@ -23,7 +23,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
-use hubbub_core::CloseCode;
+use hubbub_core::{ClientRequest, CloseCode};
 use serde_json::Value;
 
 use hubbub_ws::{
@@ -47,7 +47,7 @@ use crate::{
 /// and transport errors and failed reconnection attempts. They run on the
 /// client's task and must not block; sending from them only enqueues.
 pub struct ClientBuilder<R> {
-    url: String,
+    request: Result<ClientRequest, Error>,
     config: ClientConfig,
     limit: OutboundLimit,
     callbacks: Callbacks<ClientHandle, Error>,
@@ -57,7 +57,7 @@ pub struct ClientBuilder<R> {
 impl<R> fmt::Debug for ClientBuilder<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("url", &self.url)
+            .field("request", &self.request)
             .field("config", &self.config)
             .field("limit", &self.limit)
             .finish_non_exhaustive()
@@ -65,9 +65,9 @@ impl<R> fmt::Debug for ClientBuilder<R> {
 }
 
 impl<R: Runtime> ClientBuilder<R> {
-    pub(crate) fn new(url: String) -> Self {
+    pub(crate) fn new(request: Result<ClientRequest, Error>) -> Self {
         ClientBuilder {
-            url,
+            request,
             config: ClientConfig::default(),
             limit: OutboundLimit {
                 policy: SlowConsumer::Drop,
@@ -107,9 +107,10 @@ impl<R: Runtime> ClientBuilder<R> {
     /// returned as is. The task runs until [`ClientHandle::close`], or until
     /// the connection ends with reconnection off (or given up).
     pub async fn connect(self) -> Result<ClientHandle, Error> {
-        let ws = connect_with::<R>(&self.url, &self.config).await?;
+        let request = self.request?;
+        let (ws, _) = connect_with::<R>(&request, &self.config).await?;
         let handle = ClientHandle(Arc::new(Shared {
-            url: self.url,
+            request,
             current: Mutex::new(None),
             stopping: Flag::default(),
             reconnects: AtomicU64::new(0),
@@ -130,7 +131,7 @@ impl<R: Runtime> ClientBuilder<R> {
 }
 
 struct Shared {
-    url: String,
+    request: ClientRequest,
     /// The open connection's outbound queue.
     current: Mutex<Option<Session>>,
     /// `close` was called: no reconnection (a reconnection wait ends).
@@ -150,7 +151,7 @@ pub struct ClientHandle(Arc<Shared>);
 impl fmt::Debug for ClientHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientHandle")
-            .field("url", &self.0.url)
+            .field("request", &self.0.request)
             .field("connected", &self.is_connected())
             .field("reconnects", &self.reconnects())
             .finish()
@@ -226,9 +227,9 @@ impl ClientHandle {
             .and_then(|s| s.protocol().map(str::to_owned))
     }
 
-    /// The URL the client connects to.
-    pub fn url(&self) -> &str {
-        &self.0.url
+    /// The request the client connects (and reconnects) with.
+    pub fn request(&self) -> &ClientRequest {
+        &self.0.request
     }
 
     /// Wait until the client has ended for good: closed with
@@ -313,14 +314,14 @@ impl<R: Runtime> Task<R> {
             }
             let attempt_once = async {
                 R::sleep(policy.delay(attempt)).await;
-                connect_with::<R>(&shared.url, &self.config).await
+                connect_with::<R>(&shared.request, &self.config).await
             };
             let result = match select(pin!(attempt_once), pin!(shared.stopping.wait())).await {
                 Either::Left((result, _)) => result,
                 Either::Right(((), _)) => return None,
             };
             match result {
-                Ok(ws) => return Some(ws),
+                Ok((ws, _)) => return Some(ws),
                 Err(error) => {
                     self.callbacks.error(&self.handle, &error);
                     if policy.max_attempts.is_some_and(|max| attempt >= max) {

@@ -469,7 +469,6 @@ impl Hub {
     pub fn error(&self, session: &Session, error: &SessionError) {
         self.0.emit_error(session, error);
     }
-
 }
 
 /// Leaves every room of a closed session when dropped: after its
@@ -523,11 +522,11 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
-    use bytes::Bytes;
     use crate::{
         session::{tests::open_connection, Queued},
         SendError, SlowConsumer, HIGH_WATER,
     };
+    use bytes::Bytes;
 
     /// Run `f` on a thread; fail if it takes more than five seconds (a
     /// deadlock shows up as a failure, not a hung test run).
@@ -950,6 +949,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_session_keeps_typed_data_from_on_open_to_on_close() {
+        #[derive(Debug, PartialEq)]
+        struct User(&'static str);
+        let (tx, rx) = mpsc::channel();
+        let hub = Hub::builder()
+            .on_open(|s| {
+                assert_eq!(s.set_data(User("ada")), None);
+                assert_eq!(s.set_data(7u32), None);
+            })
+            .on_message(|s, text| {
+                let user = s.data::<User>().unwrap();
+                s.send_text(format!("{} says {text}", user.0)).unwrap();
+                assert_eq!(s.set_data(User("bob")).as_deref(), Some(&User("ada")));
+            })
+            .on_close(move |s, _, _| {
+                let seen = (s.data::<User>(), s.take_data::<u32>(), s.data::<u32>());
+                tx.send(seen).unwrap();
+            })
+            .build();
+        let s = hub.open(info("/")).unwrap();
+        assert_eq!(s.data::<String>(), None, "no value of that type");
+        hub.deliver(&s, &Message::Text("hi".into()));
+        assert_eq!(texts(&s), ["ada says hi"]);
+        hub.closed(&s, CloseCode::NORMAL, "");
+        let (user, number, gone) = rx.recv().unwrap();
+        assert_eq!(user.as_deref(), Some(&User("bob")));
+        assert_eq!((number.as_deref(), gone), (Some(&7), None));
+    }
+
+    #[test]
     fn callbacks_may_call_any_hub_or_session_method() {
         within(|| {
             let log = Log::default();
@@ -990,7 +1019,11 @@ pub(crate) mod tests {
                 .on_close(move |s, _, _| {
                     let hub = s.hub().unwrap();
                     assert_eq!(s.send_text("to a closed session"), Err(SendError::Closed));
-                    assert!(hub.rooms_of(s).is_empty(), "left every room first");
+                    let rooms = hub.rooms_of(s);
+                    assert!(
+                        rooms.contains(&"lobby".into()),
+                        "still in its rooms: {rooms:?}"
+                    );
                     hub.broadcast_text(&format!("{} left", s.id()), None);
                     l2.lock().unwrap().push(format!("closed {}", s.id()));
                     s.emit_error("from on_close");
@@ -1002,6 +1035,7 @@ pub(crate) mod tests {
             hub.deliver(&b, &Message::Text("r".into()));
             hub.deliver(&a, &Message::Text("close".into()));
             hub.closed(&a, CloseCode::NORMAL, "");
+            assert!(hub.rooms_of(&a).is_empty(), "rooms left after on_close");
             assert_eq!(
                 texts(&b),
                 vec![

@@ -38,7 +38,7 @@ pub use history::RESUMED;
 pub use hub::{BroadcastObserver, Hub, HubBuilder, SessionError};
 pub use metrics::{Counter, CounterMap, Metrics};
 pub use rooms::{Rooms, SessionId};
-pub use runner::{drive_session, run_session, SessionEvent, HIGH_WATER};
+pub use runner::{drive_session, run_session, run_upgraded_session, SessionEvent, HIGH_WATER};
 pub use server::{HubHandle, HubServer};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use store::{

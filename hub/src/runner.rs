@@ -127,27 +127,56 @@ pub fn run_session<T: Transport, K: Timer>(
 ) -> impl Future<Output = ()> {
     async move {
         match Box::pin(open_session(&mut driver, &hub, peer)).await {
-            Opening::Open(session) => {
-                let guard = Registered { hub: &hub, session };
-                let session = &guard.session;
-                drive_session(&mut driver, session, |event| match event {
-                    SessionEvent::Message(message) => hub.deliver(session, &message),
-                    SessionEvent::Error(error) => hub.error(session, &error),
-                    SessionEvent::Closed(end) => hub.closed(session, end.code, &end.reason),
-                })
-                .await;
-            }
-            Opening::Refused => {
-                // Shutting down: refuse politely, then finish the close.
-                let now = driver.now();
-                let _ = driver
-                    .conn()
-                    .close(now, CloseCode::GOING_AWAY, "server shutting down");
-                poll_fn(|cx| poll_until_finished(&mut driver, cx)).await;
-            }
+            Opening::Open(session) => serve_open(&mut driver, &hub, session).await,
+            Opening::Refused => refuse(&mut driver).await,
             Opening::Failed => {}
         }
     }
+}
+
+/// Serve a connection whose upgrade another HTTP server (hyper, axum)
+/// already answered, as a session of `hub` until it ends: `driver` holds a
+/// [`Connection::upgraded`](hubbub_core::Connection::upgraded), `info` the
+/// request (with [`SessionInfo::protocol`] as negotiated). The caller has
+/// asked [`Hub::decide`]; while the hub shuts down the connection is closed
+/// with 1001. Otherwise as [`run_session`].
+#[allow(clippy::manual_async_fn)]
+pub fn run_upgraded_session<T: Transport, K: Timer>(
+    mut driver: Driver<T, K>,
+    hub: Hub,
+    info: SessionInfo,
+) -> impl Future<Output = ()> {
+    async move {
+        match hub.open(info) {
+            Some(session) => serve_open(&mut driver, &hub, session).await,
+            None => refuse(&mut driver).await,
+        }
+    }
+}
+
+/// Run a registered session until its connection ends.
+async fn serve_open<T: Transport, K: Timer>(
+    driver: &mut Driver<T, K>,
+    hub: &Hub,
+    session: Session,
+) {
+    let guard = Registered { hub, session };
+    let session = &guard.session;
+    drive_session(driver, session, |event| match event {
+        SessionEvent::Message(message) => hub.deliver(session, &message),
+        SessionEvent::Error(error) => hub.error(session, &error),
+        SessionEvent::Closed(end) => hub.closed(session, end.code, &end.reason),
+    })
+    .await;
+}
+
+/// Shutting down: refuse politely, then finish the close.
+async fn refuse<T: Transport, K: Timer>(driver: &mut Driver<T, K>) {
+    let now = driver.now();
+    let _ = driver
+        .conn()
+        .close(now, CloseCode::GOING_AWAY, "server shutting down");
+    poll_fn(|cx| poll_until_finished(driver, cx)).await;
 }
 
 /// How [`open_session`] ended.

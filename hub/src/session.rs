@@ -7,6 +7,7 @@
 //! [`SlowConsumer`] policy.
 
 use std::{
+    any::Any,
     collections::VecDeque,
     fmt,
     net::SocketAddr,
@@ -204,7 +205,13 @@ struct Outbound {
     batching: bool,
     /// The connection's task, woken when something is queued.
     waker: Option<Waker>,
+    /// The application's typed values ([`Session::set_data`]); boxed, as
+    /// most sessions keep none.
+    data: Option<Box<Data>>,
 }
+
+/// Values of distinct types, kept with a session.
+type Data = Vec<Arc<dyn Any + Send + Sync>>;
 
 impl Outbound {
     /// Queue a broadcast frame, into the open batch when it may go there.
@@ -367,6 +374,35 @@ impl Session {
         if let Some(hub) = self.0.hub.upgrade() {
             hub.emit_error(self, &crate::SessionError::Application(message.into()));
         }
+    }
+
+    /// Keep `value` with this session, one value per type (as in
+    /// `http::Extensions`): the authenticated user, say, set in `on_open`
+    /// and read in every later callback, `on_close` included. Returns the
+    /// value of the same type it replaces.
+    pub fn set_data<T: Any + Send + Sync>(&self, value: T) -> Option<Arc<T>> {
+        let previous = self.take_data::<T>();
+        let mut out = self.lock();
+        out.data
+            .get_or_insert_with(Box::default)
+            .push(Arc::new(value));
+        previous
+    }
+
+    /// The value of type `T` kept with this session.
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let out = self.lock();
+        let data = out.data.as_deref()?;
+        data.iter()
+            .find_map(|value| value.clone().downcast::<T>().ok())
+    }
+
+    /// Take the value of type `T` away from this session.
+    pub fn take_data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let mut out = self.lock();
+        let data = out.data.as_mut()?;
+        let index = data.iter().position(|value| value.is::<T>())?;
+        data.swap_remove(index).downcast::<T>().ok()
     }
 
     /// Bytes waiting in the outbound queue (never more than the limit's

@@ -89,7 +89,9 @@ fn connections_run_inside_an_application_loop() {
     let log = closed.clone();
     let hub = Hub::builder()
         .on_message(|session, text| {
-            let _ = session.send_text(format!("echo {text}"));
+            session
+                .send_text(format!("echo {text}"))
+                .expect("reply to an open session");
         })
         .on_close(move |_, code, _| log.lock().unwrap().push(code.0))
         .build();

@@ -29,10 +29,12 @@ fn spawned_tasks_and_their_tasks_run_on_the_calling_thread() {
             let parent = here();
             Mio::spawn(async move {
                 Mio::sleep(Duration::from_millis(5)).await;
+                // Ignored: `done_rx` is awaited below, where its arrival is
+                // asserted; it is gone only if that assertion already failed.
                 let _ = done_tx.send((parent, here()));
             });
         });
-        let _ = tx.send(here());
+        tx.send(here()).unwrap();
         done_rx.await.expect("the grandchild task ran")
     })
     .unwrap();
@@ -46,7 +48,7 @@ fn a_wake_from_another_thread_reaches_the_loop() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            let _ = tx.send(42);
+            tx.send(42).unwrap();
         });
         rx.await
     })
@@ -85,7 +87,7 @@ fn a_hub_server_and_its_clients_share_one_thread() {
         let hub = Hub::builder()
             .on_message(move |session, text| {
                 seen.lock().unwrap().push(here());
-                let _ = session.send_text(text);
+                session.send_text(text).expect("echo to an open session");
             })
             .build();
         let server = HubServer::bind("127.0.0.1:0", hub, Default::default())
@@ -95,7 +97,7 @@ fn a_hub_server_and_its_clients_share_one_thread() {
         let handle = server.start().unwrap();
         let mut echoed = Vec::new();
         for n in 0..3 {
-            let mut ws = hubbub_mio::connect(&url).await.unwrap();
+            let (mut ws, _) = hubbub_mio::connect(&url).await.unwrap();
             ws.send(Message::Text(format!("hello {n}"))).await.unwrap();
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => echoed.push(text),

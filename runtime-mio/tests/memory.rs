@@ -132,7 +132,7 @@ fn an_idle_websocket_costs_under_800_bytes_of_heap() {
         ..Config::default()
     };
     Mio::spawn(
-        Server::new(no_timers).serve(listener, |mut ws: WebSocket| async move {
+        Server::new(no_timers).serve(listener, |mut ws: WebSocket, _| async move {
             WAITING.fetch_add(1, Ordering::SeqCst);
             while ws.recv().await.is_some() {}
         }),

@@ -25,6 +25,8 @@ fn tasks_run_on_the_default_loops_wherever_they_are_spawned() {
             let parent = thread_name();
             let tx2 = tx.clone();
             Mio::spawn(async move {
+                // Ignored: the receiver is gone only once the test gave up
+                // waiting (`recv_timeout` below fails it).
                 let _ = tx2.send((parent, thread_name()));
             });
         });
@@ -49,6 +51,8 @@ fn sleep_waits_at_least_its_duration_on_a_loop_and_off_it() {
     Mio::spawn(async move {
         let start = Instant::now();
         Mio::sleep(Duration::from_millis(30)).await;
+        // Ignored: the receiver is gone only once the test gave up waiting
+        // (`recv_timeout` below fails it).
         let _ = tx.send(start.elapsed());
     });
     let waited = rx.recv_timeout(BOUND).expect("the sleep ended");

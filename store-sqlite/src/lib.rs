@@ -155,6 +155,44 @@ impl SqliteStore {
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
+
+    /// Copy everything in the WAL into the database file and truncate the
+    /// WAL to zero bytes (`PRAGMA wal_checkpoint(TRUNCATE)`). Fails when
+    /// another connection's reader or writer kept it from completing.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let busy: i64 = self
+            .db
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .map_err(backend)?;
+        if busy != 0 {
+            return Err(StoreError::Backend(
+                "checkpoint incomplete: the file is in use by another connection".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checkpoint (see [`checkpoint`](Self::checkpoint)) and close the
+    /// file, reporting a failed checkpoint. Dropping the store does the
+    /// same without reporting: either way, once the last connection to the
+    /// file is closed, no `-wal` or `-shm` file is left beside it.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.checkpoint()
+        // `self` is dropped here: `Drop` finds nothing left to checkpoint
+        // and the connection closes.
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Checkpoint, then close the connection (the field's own drop). When
+    /// it is the last connection to the file, SQLite checkpoints again and
+    /// removes the `-wal` and `-shm` files.
+    fn drop(&mut self) {
+        // Nothing can be reported from a drop, and a failed checkpoint
+        // loses nothing: the WAL keeps every commit and is replayed on the
+        // next open.
+        let _ = self.checkpoint();
+    }
 }
 
 /// Remove what retention no longer allows, at most [`PRUNE_BATCH`]

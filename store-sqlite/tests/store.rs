@@ -71,6 +71,72 @@ fn a_reopened_file_keeps_its_messages_and_goes_on_with_its_ids() {
     assert_eq!(store.get(999).unwrap(), None);
 }
 
+/// The `-wal` and `-shm` files beside the database `path`, as (exists,
+/// exists).
+fn sidecars(path: &std::path::Path) -> (bool, bool) {
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name).exists()
+    };
+    (beside("-wal"), beside("-shm"))
+}
+
+#[test]
+fn checkpoint_close_and_drop_leave_no_wal_or_shm_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+
+    // `checkpoint` empties the WAL into the file; `close` leaves nothing.
+    let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    store.append(&[message("r", 0), message("r", 1)]).unwrap();
+    assert_eq!(sidecars(&path), (true, true), "WAL mode while open");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the commits are in the WAL"
+    );
+    store.checkpoint().unwrap();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "truncated");
+    store.append(&[message("r", 2)]).unwrap();
+    store.close().unwrap();
+    assert_eq!(sidecars(&path), (false, false), "after close");
+
+    // Dropping it does the same.
+    let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    store.append(&[message("r", 3)]).unwrap();
+    assert_eq!(sidecars(&path), (true, true));
+    drop(store);
+    assert_eq!(sidecars(&path), (false, false), "after drop");
+
+    // And so does a worker once its last handle is gone (it drops the
+    // store on its own thread, after the queued appends).
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    handle
+        .append(message("r", 4), move |r| tx.send(r.map(|m| m.id)).unwrap())
+        .unwrap();
+    drop(handle);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), Ok(5));
+    let deadline = Instant::now() + WAIT;
+    while sidecars(&path) != (false, false) {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never closed the store"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+
+    // Nothing was lost on the way.
+    let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    assert_eq!(
+        texts(&store.list_by_room("r", 10, None).unwrap()),
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+}
+
 #[test]
 fn ids_are_not_reused_after_a_purge_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,6 +358,8 @@ fn acknowledged_appends_survive_kill_9() {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if let Some(ack) = line.strip_prefix("ACK ") {
+                // Ignored: the receiver is gone only once the test has
+                // failed (it panicked waiting for acknowledgments).
                 let _ = tx.send(ack.to_owned());
             }
         }
@@ -356,6 +424,9 @@ fn kill_9_child() {
                     let queued = handle.append(message, move |r| {
                         let id = r.unwrap().id;
                         let mut out = std::io::stdout().lock();
+                        // Ignored: the parent stops reading and kills this
+                        // process at a moment of its choosing; a line lost
+                        // then is only an acknowledgment it does not check.
                         let _ = writeln!(out, "ACK {id} {text}");
                         let _ = out.flush();
                     });

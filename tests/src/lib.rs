@@ -37,7 +37,9 @@ pub mod prelude {
 }
 
 use hubbub_core::{Accept, Config, Reject, Request};
-use hubbub_ws::{ClientConfig, Error, Runtime, RuntimeWebSocket, LISTEN_BACKLOG};
+use hubbub_ws::{
+    ClientConfig, Error, IntoClientRequest, Runtime, RuntimeWebSocket, LISTEN_BACKLOG,
+};
 
 /// A runtime the suite runs on.
 pub trait Rt: Runtime {
@@ -101,17 +103,18 @@ pub fn listen<R: Rt>() -> (R::Listener, SocketAddr) {
     (listener, addr)
 }
 
-/// Connect on runtime `R` with the default client configuration.
+/// Connect on runtime `R` with the default client configuration (the
+/// WebSocket without the server's response).
 pub async fn connect<R: Rt>(url: &str) -> Result<RuntimeWebSocket<R>, Error> {
-    hubbub_ws::connect::<R>(url).await
+    Ok(hubbub_ws::connect::<R>(url).await?.0)
 }
 
-/// Connect on runtime `R`.
+/// Connect on runtime `R` (the WebSocket without the server's response).
 pub async fn connect_with<R: Rt>(
-    url: &str,
+    request: impl IntoClientRequest,
     config: &ClientConfig,
 ) -> Result<RuntimeWebSocket<R>, Error> {
-    hubbub_ws::connect_with::<R>(url, config).await
+    Ok(hubbub_ws::connect_with::<R>(request, config).await?.0)
 }
 
 /// Accept one connection on `listener` and run the server handshake with

@@ -10,7 +10,7 @@ macro_rules! same_program {
             use $rt::{
                 connect, connect_with, ClientConfig, ClientRequest, CloseCode, Closed, Config,
                 DeflateConfig, Envelope, Error, Hub, HubHandle, HubServer, Message, ReadHalf,
-                Server, WebSocket, WriteHalf, DEFAULT_GRACE, LISTEN_BACKLOG,
+                Response, Server, WebSocket, WriteHalf, DEFAULT_GRACE, LISTEN_BACKLOG,
             };
 
             /// Every front item, named with its shape.
@@ -21,7 +21,6 @@ macro_rules! same_program {
                     (DEFAULT_GRACE, LISTEN_BACKLOG, None);
                 let _: Option<$rt::Client> = None;
                 let _: Option<$rt::ClientBuilder> = None;
-                let _ = ClientRequest::new("localhost", "/");
                 let _ = $rt::shutdown_signal;
                 let _ = $rt::serve_http;
                 let _: Option<$rt::Settings> = None;
@@ -39,8 +38,12 @@ macro_rules! same_program {
                     .unwrap();
                 let handle = server.start().unwrap();
                 let url = format!("ws://{}/", handle.local_addr());
-                let mut ws: WebSocket = connect(&url).await.unwrap();
-                let other: WebSocket = connect_with(&url, &ClientConfig::default()).await.unwrap();
+                let (mut ws, response): (WebSocket, Response) = connect(&url).await.unwrap();
+                assert_eq!(response.status(), 101);
+                let request = ClientRequest::from_url(&url).unwrap();
+                let (other, _) = connect_with(request, &ClientConfig::default())
+                    .await
+                    .unwrap();
                 assert!(other.is_open());
                 ws.send(Envelope::new("hi", 1.into()).to_json())
                     .await

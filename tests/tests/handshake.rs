@@ -29,7 +29,7 @@ async fn server<R: Rt>(config: Config) -> std::net::SocketAddr {
         "/forbidden" => Err(Reject::forbidden()),
         _ => Err(Reject::not_found()),
     });
-    tokio::spawn(server.serve(listener, move |ws| echo::<R>(ws, tx.clone())));
+    tokio::spawn(server.serve(listener, move |ws, _| echo::<R>(ws, tx.clone())));
     addr
 }
 
@@ -156,18 +156,21 @@ async fn application_rejections<R: Rt>() {
 
 async fn subprotocol_and_headers<R: Rt>() {
     let addr = server::<R>(Config::default()).await;
-    let config = ClientConfig {
-        protocols: vec!["chat".into(), "superchat".into()],
-        headers: vec![("X-Token".into(), "secret".into())],
-        ..Default::default()
-    };
-    let ws = bounded(
-        "connect",
-        connect_with::<R>(&format!("ws://{addr}/chat"), &config),
-    )
-    .await
-    .unwrap();
+    // Headers and subprotocols go in a request value; the server's 101
+    // comes back beside the socket.
+    let request = ClientRequest::from_url(&format!("ws://{addr}/chat"))
+        .unwrap()
+        .protocol("chat")
+        .protocol("superchat")
+        .header("X-Token", "secret");
+    let (ws, response) = bounded("connect", hubbub_ws::connect::<R>(request))
+        .await
+        .unwrap();
     assert_eq!(ws.protocol(), Some("superchat"));
+    assert_eq!(response.status(), 101);
+    assert_eq!(response.protocol(), Some("superchat"));
+    assert_eq!(response.header("x-seen-token"), Some("secret"));
+    assert!(response.header("sec-websocket-accept").is_some());
     // No subprotocol offered: none chosen.
     let ws = bounded(
         "connect",
@@ -176,6 +179,36 @@ async fn subprotocol_and_headers<R: Rt>() {
     .await
     .unwrap();
     assert_eq!(ws.protocol(), None);
+}
+
+/// `Server::serve`'s handler gets the upgrade request beside the socket.
+async fn the_handler_sees_the_request<R: Rt>() {
+    let (listener, addr) = listen::<R>();
+    let server = Server::<R>::new(Config::default());
+    tokio::spawn(server.serve(listener, |mut ws, request| async move {
+        let seen = format!(
+            "{} {:?} {:?}",
+            request.path(),
+            request.query(),
+            request.header("x-token")
+        );
+        ws.send(seen).await.unwrap();
+        while let Some(Ok(_)) = ws.recv().await {}
+    }));
+    let request = ClientRequest::from_url(&format!("ws://{addr}/room/7?since=3"))
+        .unwrap()
+        .header("X-Token", "t0k");
+    let mut ws = bounded(
+        "connect",
+        connect_with::<R>(request, &ClientConfig::default()),
+    )
+    .await
+    .unwrap();
+    let seen = bounded("the handler's message", ws.recv()).await;
+    assert!(
+        matches!(&seen, Some(Ok(Message::Text(t))) if t == r#"/room/7 Some("since=3") Some("t0k")"#),
+        "{seen:?}"
+    );
 }
 
 async fn decide_sees_the_request_headers<R: Rt>() {
@@ -278,6 +311,9 @@ async fn fake_server(response: &'static str) -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut buf = vec![0; 4096];
+            // Ignored: a fake server answering whatever comes; the client
+            // under test may give up and hang up at any point, and what it
+            // makes of the answer is asserted on its side.
             let _ = stream.read(&mut buf).await;
             let _ = stream.write_all(response.as_bytes()).await;
         }
@@ -342,6 +378,7 @@ hubbub_tests::cross_runtime!(
     application_rejections,
     subprotocol_and_headers,
     decide_sees_the_request_headers,
+    the_handler_sees_the_request,
     connect_refused_names_the_connect_step,
     unresolvable_host_names_the_dns_step,
     bad_urls_are_refused,

@@ -66,7 +66,9 @@ fn chat_hub() -> HubBuilder {
         let hub = session.hub().unwrap();
         if let Some(room) = text.strip_prefix("join ") {
             hub.join(session, room);
-            let _ = session.send_text("joined");
+            session
+                .send_text("joined")
+                .expect("reply to an open session");
         } else if let Some((room, text)) = text.split_once(": ") {
             hub.room_text(room, text, None);
         }

@@ -34,7 +34,7 @@ fn typed_server() -> Hub {
             kind => s.send_json("app.unknown", json!({"type": kind})).unwrap(),
         })
         .on_binary(|s, data| {
-            let _ = s.send_binary(data.clone());
+            s.send_binary(data.clone()).unwrap();
         })
         .build()
 }
@@ -53,6 +53,9 @@ enum Got {
 fn recording_client<R: Rt>(url: String) -> (ClientBuilder<R>, mpsc::UnboundedReceiver<Got>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let [t1, t2, t3, t4, t5, t6] = [(); 6].map(|_| tx.clone());
+    // The sends below ignore a dropped receiver: a client still calls back
+    // (closing, reconnecting) after a test has stopped reading `rx`; what a
+    // test expects, it asserts on `rx`.
     let builder = Client::<R>::builder(url)
         .on_open(move |c| {
             let _ = t1.send(Got::Open(c.reconnects()));
@@ -239,7 +242,8 @@ async fn the_client_reconnects_and_on_open_runs_again<R: Rt>() {
         .config(config)
         .on_open(|c| {
             // Rejoin on every connection.
-            let _ = c.send_json("room.join", json!({"room": "news"}));
+            c.send_json("room.join", json!({"room": "news"}))
+                .expect("queue the join on the new connection");
         })
         .connect()
         .await

@@ -25,6 +25,8 @@ async fn start_server<R: Rt>(addr: SocketAddr) -> JoinSet<()> {
                 };
                 while let Some(message) = ws.recv().await {
                     if let Ok(message) = message {
+                        // Ignored: the tests kill connections on purpose; the
+                        // client asserts on the echoes it gets.
                         let _ = ws.feed(message).await;
                     }
                 }

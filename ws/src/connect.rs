@@ -1,10 +1,11 @@
-//! The client side: `ws://` URLs, timeouts for every step, and optional
-//! automatic reconnection.
+//! The client side: a `ws://` URL or a [`ClientRequest`] (headers,
+//! subprotocols), timeouts for every step, and the reconnection policy the
+//! hub's clients follow.
 
 use std::{future::Future, io, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
 use futures_util::future::{select, Either};
-use hubbub_core::{Accept, ClientRequest, Config, Connection};
+use hubbub_core::{Accept, ClientRequest, Config, Connection, Response};
 
 use crate::{
     driver::{Timer, Transport},
@@ -16,13 +17,60 @@ use crate::{
 /// The WebSocket a client on runtime `R` gets.
 pub type RuntimeWebSocket<R> = WebSocket<<R as Runtime>::Stream, <R as Runtime>::Timer>;
 
-/// How a client connects.
+/// What a client connects to: a `ws://host[:port]/path` URL (`&str`,
+/// `String`), or a [`ClientRequest`] with headers and subprotocols to
+/// offer.
 ///
 /// ```
-/// use std::time::Duration;
+/// use hubbub_core::ClientRequest;
+/// use hubbub_ws::IntoClientRequest;
+///
+/// let request = ClientRequest::from_url("ws://127.0.0.1:9001/chat")
+///     .unwrap()
+///     .protocol("chat")
+///     .header("Authorization", "Bearer abc");
+/// assert_eq!(request.clone().into_client_request().unwrap().path(), "/chat");
+/// assert!("http://example.com/".into_client_request().is_err());
+/// ```
+pub trait IntoClientRequest {
+    /// The request; an invalid URL is an [`Error::Handshake`].
+    fn into_client_request(self) -> Result<ClientRequest, Error>;
+}
+
+impl IntoClientRequest for ClientRequest {
+    fn into_client_request(self) -> Result<ClientRequest, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoClientRequest for &ClientRequest {
+    fn into_client_request(self) -> Result<ClientRequest, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoClientRequest for &str {
+    fn into_client_request(self) -> Result<ClientRequest, Error> {
+        ClientRequest::from_url(self).map_err(Error::Handshake)
+    }
+}
+
+impl IntoClientRequest for &String {
+    fn into_client_request(self) -> Result<ClientRequest, Error> {
+        self.as_str().into_client_request()
+    }
+}
+
+impl IntoClientRequest for String {
+    fn into_client_request(self) -> Result<ClientRequest, Error> {
+        self.as_str().into_client_request()
+    }
+}
+
+/// How a client connects: timeouts, protocol settings, reconnection.
+///
+/// ```
 /// let config = hubbub_ws::ClientConfig {
-///     protocols: vec!["chat".into()],
-///     headers: vec![("Authorization".into(), "Bearer abc".into())],
 ///     reconnect: Some(hubbub_ws::Reconnect::default()),
 ///     ..Default::default()
 /// };
@@ -37,10 +85,6 @@ pub struct ClientConfig {
     pub dns_timeout: Option<Duration>,
     /// Time allowed to open the TCP connection (all addresses together).
     pub connect_timeout: Option<Duration>,
-    /// Subprotocols to offer, most preferred first.
-    pub protocols: Vec<String>,
-    /// Extra request headers, as `(name, value)`.
-    pub headers: Vec<(String, String)>,
     /// Reconnect when the connection drops ([`Client`] only); off by default.
     pub reconnect: Option<Reconnect>,
 }
@@ -51,8 +95,6 @@ impl Default for ClientConfig {
             config: Arc::new(Config::default()),
             dns_timeout: Some(Duration::from_secs(5)),
             connect_timeout: Some(Duration::from_secs(10)),
-            protocols: Vec::new(),
-            headers: Vec::new(),
             reconnect: None,
         }
     }
@@ -94,27 +136,24 @@ impl Reconnect {
     }
 }
 
-/// Connect to a `ws://host[:port]/path` URL with the default
-/// [`ClientConfig`].
-pub async fn connect<R: Runtime>(url: &str) -> Result<RuntimeWebSocket<R>, Error> {
-    connect_with::<R>(url, &ClientConfig::default()).await
+/// Connect to `request` (a `ws://` URL or a [`ClientRequest`]) with the
+/// default [`ClientConfig`]. Returns the WebSocket and the server's `101`
+/// response (its headers, the chosen subprotocol and extensions).
+pub async fn connect<R: Runtime>(
+    request: impl IntoClientRequest,
+) -> Result<(RuntimeWebSocket<R>, Response), Error> {
+    connect_with::<R>(request, &ClientConfig::default()).await
 }
 
-/// Connect to a `ws://` URL: resolve the host, open a TCP connection (with
+/// Connect to `request`: resolve the host, open a TCP connection (with
 /// `TCP_NODELAY`), and run the opening handshake, each step within its
 /// timeout. The error names the step that failed and, for the handshake,
 /// the check.
 pub async fn connect_with<R: Runtime>(
-    url: &str,
+    request: impl IntoClientRequest,
     config: &ClientConfig,
-) -> Result<RuntimeWebSocket<R>, Error> {
-    let mut request = ClientRequest::from_url(url).map_err(Error::Handshake)?;
-    for protocol in &config.protocols {
-        request = request.protocol(protocol.as_str());
-    }
-    for (name, value) in &config.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
+) -> Result<(RuntimeWebSocket<R>, Response), Error> {
+    let request = request.into_client_request()?;
     let addrs = within::<R, _>(
         config.dns_timeout,
         Step::Dns,
@@ -131,19 +170,21 @@ pub async fn connect_with<R: Runtime>(
 }
 
 /// Run the client side of the opening handshake over an already connected
-/// `transport`, within `config.handshake_timeout`.
+/// `transport`, within `config.handshake_timeout`. Returns the WebSocket
+/// and the server's `101` response.
 pub async fn client<T: Transport, K: Timer>(
     transport: T,
     timer: K,
     request: &ClientRequest,
     config: Arc<Config>,
-) -> Result<WebSocket<T, K>, Error> {
+) -> Result<(WebSocket<T, K>, Response), Error> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|error| Error::Io(io::Error::other(error)))?;
     let conn = Connection::client(config, timer.now(), request, seed);
     let mut core = Core::new(conn, transport, timer);
     core.open(|_| Ok(Accept::new())).await?;
-    Ok(WebSocket::from_core(core))
+    let response = core.response().ok_or(Error::Closed)?;
+    Ok((WebSocket::from_core(core), response))
 }
 
 /// `work`, or `None` if it takes longer than `limit` on `R`'s clock.

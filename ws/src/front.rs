@@ -5,7 +5,8 @@
 /// Declares a runtime adapter's public front in the invoking crate: the
 /// core's and this crate's types re-exported, [`WebSocket`](crate::WebSocket)
 /// and its halves named for the runtime's byte streams, [`Server`](crate::Server),
-/// `accept`, `accept_with`, `connect`, `connect_with`, `client`; with the
+/// `accept`, `accept_with`, `from_upgraded`, `connect`, `connect_with`,
+/// `client`; with the
 /// invoking crate's `hub` feature the hub's types, `Client`, `ClientBuilder`
 /// and `HubServer`; with `signal`, `shutdown_signal`; with `http`, the
 /// `http` module, `Settings` and `serve_http`.
@@ -25,11 +26,12 @@ macro_rules! runtime_front {
         pub use $crate::hubbub_core::DeflateConfig;
         pub use $crate::hubbub_core::{
             Accept, ClientRequest, CloseCode, Closed, Config, Event, HandshakeError, Initiator,
-            Message, ProtocolError, Reject, Request, UsageError,
+            Message, Negotiated, Opened, ProtocolError, Reject, Request, Response, Upgrade,
+            UsageError,
         };
         pub use $crate::{
-            driver, ClientConfig, Error, Reconnect, ServerHandle, Step, DEFAULT_GRACE,
-            LISTEN_BACKLOG,
+            driver, ClientConfig, Error, IntoClientRequest, Reconnect, ServerHandle, Step,
+            DEFAULT_GRACE, LISTEN_BACKLOG,
         };
 
         /// A WebSocket over a byte stream `S` of this runtime (its TCP
@@ -69,19 +71,41 @@ macro_rules! runtime_front {
             $crate::accept_with(<$io<S>>::from(stream), <$timer>::default(), config, decide).await
         }
 
-        /// Connect to a `ws://host[:port]/path` URL with the default
-        /// [`ClientConfig`].
-        pub async fn connect(url: &str) -> ::std::result::Result<WebSocket, Error> {
-            $crate::connect::<$rt>(url).await
+        /// A server WebSocket over `stream` whose upgrade another HTTP
+        /// server (hyper, axum) already answered with the headers of
+        /// [`Request::negotiate`] (see [`hubbub_ws::WebSocket::from_upgraded`]).
+        pub fn from_upgraded<S>(
+            stream: S,
+            config: ::std::sync::Arc<Config>,
+            negotiated: Negotiated,
+        ) -> WebSocket<S>
+        where
+            $io<S>: $crate::driver::Transport + From<S>,
+        {
+            $crate::WebSocket::from_upgraded(
+                <$io<S>>::from(stream),
+                <$timer>::default(),
+                config,
+                negotiated,
+            )
         }
 
-        /// Connect to a `ws://` URL: resolve, connect (with `TCP_NODELAY`)
-        /// and run the opening handshake, each step within its timeout.
+        /// Connect to `request` (a `ws://` URL or a [`ClientRequest`]) with
+        /// the default [`ClientConfig`]: the WebSocket and the server's
+        /// `101` [`Response`].
+        pub async fn connect(
+            request: impl $crate::IntoClientRequest,
+        ) -> ::std::result::Result<(WebSocket, Response), Error> {
+            $crate::connect::<$rt>(request).await
+        }
+
+        /// Connect to `request`: resolve, connect (with `TCP_NODELAY`) and
+        /// run the opening handshake, each step within its timeout.
         pub async fn connect_with(
-            url: &str,
+            request: impl $crate::IntoClientRequest,
             config: &ClientConfig,
-        ) -> ::std::result::Result<WebSocket, Error> {
-            $crate::connect_with::<$rt>(url, config).await
+        ) -> ::std::result::Result<(WebSocket, Response), Error> {
+            $crate::connect_with::<$rt>(request, config).await
         }
 
         /// Run the client side of the opening handshake over an already
@@ -90,7 +114,7 @@ macro_rules! runtime_front {
             stream: S,
             request: &ClientRequest,
             config: ::std::sync::Arc<Config>,
-        ) -> ::std::result::Result<WebSocket<S>, Error>
+        ) -> ::std::result::Result<(WebSocket<S>, Response), Error>
         where
             $io<S>: $crate::driver::Transport + From<S>,
         {

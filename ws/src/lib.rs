@@ -27,7 +27,8 @@ pub mod serving;
 mod websocket;
 
 pub use connect::{
-    client, connect, connect_with, timeout, ClientConfig, Reconnect, RuntimeWebSocket,
+    client, connect, connect_with, timeout, ClientConfig, IntoClientRequest, Reconnect,
+    RuntimeWebSocket,
 };
 pub use error::{Error, Step};
 pub use flag::Flag;

@@ -65,6 +65,38 @@ where
     }
 }
 
+/// [`accept_with`], keeping the upgrade request for the application: the
+/// WebSocket and the request (path, query, headers) it was opened with.
+fn accept_keeping_request<T, K, D>(
+    transport: T,
+    timer: K,
+    config: Arc<Config>,
+    decide: D,
+) -> impl Future<Output = Result<(WebSocket<T, K>, Request), Error>>
+where
+    T: Transport,
+    K: Timer,
+    D: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    let now = timer.now();
+    let mut core = Core::new(Connection::server(config, now), transport, timer);
+    async move {
+        // The copy waits in the boxed handshake's state, not in this
+        // future's (which the connection's task keeps).
+        let request = Box::pin(async {
+            let mut seen = None;
+            core.open(|request| {
+                seen = Some(request.clone());
+                decide(request)
+            })
+            .await?;
+            seen.ok_or(Error::Closed)
+        })
+        .await?;
+        Ok((WebSocket::from_core(core), request))
+    }
+}
+
 type Decide = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
 
 /// A TCP WebSocket server on runtime `R`: accepts connections (with
@@ -128,12 +160,14 @@ impl<R: Runtime> Server<R> {
 
     /// Accept connections on `listener` until this future is dropped (the
     /// connection tasks already spawned go on). Each accepted WebSocket is
-    /// passed to `handler` in a task of its own; failed handshakes are
-    /// answered and dropped. A failing `accept` (e.g. out of file
-    /// descriptors) pauses the loop briefly instead of ending it.
+    /// passed to `handler` in a task of its own, with the upgrade
+    /// [`Request`] it was opened with (path, query, headers; drop it if
+    /// unused); failed handshakes are answered and dropped. A failing
+    /// `accept` (e.g. out of file descriptors) pauses the loop briefly
+    /// instead of ending it.
     pub async fn serve<H, F>(self, listener: R::Listener, handler: H)
     where
-        H: Fn(WebSocket<R::Stream, R::Timer>) -> F + Send + Sync + 'static,
+        H: Fn(WebSocket<R::Stream, R::Timer>, Request) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
@@ -148,7 +182,8 @@ impl<R: Runtime> Server<R> {
                 }
             };
             let decide = self.decide.clone();
-            let accepting = accept_with(stream, R::Timer::default(), self.config.clone(), {
+            let config = self.config.clone();
+            let accepting = accept_keeping_request(stream, R::Timer::default(), config, {
                 move |request: &Request| decide(request)
             });
             R::spawn(connection_task(accepting, handler.clone()));
@@ -162,17 +197,17 @@ impl<R: Runtime> Server<R> {
 /// both together (an `async` block would also keep the `WebSocket` beside
 /// the handler's future that owns it).
 fn connection_task<T, K, H, F>(
-    accepting: impl Future<Output = Result<WebSocket<T, K>, Error>>,
+    accepting: impl Future<Output = Result<(WebSocket<T, K>, Request), Error>>,
     handler: Arc<H>,
 ) -> impl Future<Output = ()>
 where
     T: Transport,
     K: Timer,
-    H: Fn(WebSocket<T, K>) -> F,
+    H: Fn(WebSocket<T, K>, Request) -> F,
     F: Future<Output = ()>,
 {
     accepting.then(move |accepted| match accepted {
-        Ok(ws) => Either::Left(handler(ws)),
+        Ok((ws, request)) => Either::Left(handler(ws, request)),
         Err(_) => Either::Right(std::future::ready(())),
     })
 }

@@ -15,7 +15,10 @@ use bytes::Bytes;
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
-use hubbub_core::{Accept, CloseCode, Closed, Connection, Event, Message, Opened, Reject, Request};
+use hubbub_core::{
+    Accept, CloseCode, Closed, Config, Connection, Event, Message, Negotiated, Opened, Reject,
+    Request, Response,
+};
 
 /// Everything a connection owns; shared by the two halves after a split.
 pub(crate) struct Core<T: Transport, K: Timer> {
@@ -53,6 +56,11 @@ impl<T: Transport, K: Timer> Core<T, K> {
             self.opened = Some(Box::new(opened));
         }
         Ok(())
+    }
+
+    /// The server's `101` response (client role, once open).
+    pub(crate) fn response(&self) -> Option<Response> {
+        self.driver.conn_ref().response().cloned()
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
@@ -175,6 +183,33 @@ pub struct WebSocket<T: Transport, K: Timer> {
 
 impl<T: Transport, K: Timer> WebSocket<T, K> {
     pub(crate) fn from_core(core: Core<T, K>) -> Self {
+        WebSocket { core }
+    }
+
+    /// A server WebSocket over `transport` whose upgrade another HTTP
+    /// server (hyper, axum) has already answered with the headers of
+    /// [`Request::negotiate`](hubbub_core::Request::negotiate): it starts
+    /// open, with the negotiated subprotocol and extension (permessage-
+    /// deflate included) and `config`'s limits and timers. Bytes the HTTP
+    /// server read past the request head must be part of `transport`
+    /// (hyper's upgraded IO replays them).
+    pub fn from_upgraded(
+        transport: T,
+        timer: K,
+        config: Arc<Config>,
+        negotiated: Negotiated,
+    ) -> Self {
+        let mut conn = Connection::upgraded(config, negotiated, timer.now());
+        let opened = match conn.poll_event() {
+            Some(Event::Open(opened))
+                if opened.protocol.is_some() || opened.extensions.is_some() =>
+            {
+                Some(Box::new(opened))
+            }
+            _ => None,
+        };
+        let mut core = Core::new(conn, transport, timer);
+        core.opened = opened;
         WebSocket { core }
     }
 

@@ -1,4 +1,5 @@
-//! A command-line chat client, on hubbub's own client (DESIGN.md §6).
+//! A command-line chat client, on hubbub's own client (its contract:
+//! `examples/README.md`, "room-chat and chat-client").
 //!
 //! ```text
 //! chat-client URL NICK [LINE...] [--runtime tokio|smol|mio]
@@ -102,7 +103,7 @@ async fn chat<R: Rt>(
         }),
         ..ClientConfig::default()
     };
-    let mut ws = connect_with::<R>(&url, &config).await?;
+    let (mut ws, _) = connect_with::<R>(&url, &config).await?;
     let mut shutdown = PROGRAM.listening::<R>(format_args!("{url} as {nick}"))?;
     let mut input = input(lines);
     let mut input_open = true;

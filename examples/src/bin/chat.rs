@@ -1,5 +1,5 @@
-//! The chat demo (DESIGN.md §6): a web page and a WebSocket chat with
-//! rooms.
+//! The chat demo (its contract: `examples/README.md`, "chat"): a web page
+//! and a WebSocket chat with rooms.
 //!
 //! ```text
 //! cd examples/chat && cargo run --release -p hubbub-examples --bin chat
@@ -30,9 +30,17 @@
 //! `general`. Port 0 binds any free port; the `listening` line shows the
 //! ports bound. Every chat message is stored (with hubbub-sqlite) in
 //! `STORE_PATH` (`chat.db` beside the `.env` by default; the newest
-//! 100 000 messages are kept) before it is delivered.
+//! 100 000 messages are kept) before it is delivered. On SIGTERM or
+//! Ctrl-C the history is checkpointed and closed before the program exits:
+//! no `-wal` or `-shm` file is left beside it.
 
-use std::{error::Error, path::PathBuf, process::ExitCode};
+use std::{
+    error::Error,
+    path::PathBuf,
+    process::ExitCode,
+    sync::mpsc::{self, RecvTimeoutError},
+    time::Duration,
+};
 
 use hubbub_examples::{
     protocol::{envelope_text, room_of, text_of},
@@ -41,7 +49,7 @@ use hubbub_examples::{
 use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
 use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Envelope, Hub, HubServer, Session,
+    Envelope, Hub, HubServer, MessageStore, NewMessage, Replay, Session, StoreError, StoredMessage,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::LISTEN_BACKLOG;
@@ -49,7 +57,8 @@ use serde_json::{json, Value};
 
 const PROGRAM: Program = Program {
     name: "chat",
-    usage: "chat [--runtime tokio|smol|mio]   (settings: .env and environment, see DESIGN.md §5)",
+    usage:
+        "chat [--runtime tokio|smol|mio]   (settings: .env and environment, see examples/README.md)",
 };
 
 /// The `service` of `GET /api/health`.
@@ -63,13 +72,19 @@ const HISTORY_DEFAULT: u64 = 50;
 const HISTORY_MAX: u64 = 500;
 /// Messages a resume replays at most (below the outbound queue's 1024).
 const REPLAY_MAX: usize = 500;
+/// How long the program waits, once stopped, for the store's thread to
+/// write the last appends and close the history.
+const STORE_CLOSE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let (runtime, settings) = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let path = settings.store_path.as_deref().unwrap_or(DEFAULT_STORE);
+    let path = settings
+        .store_path
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STORE.to_owned());
     let config = SqliteConfig {
         retention: Retention {
             max_messages: Some(100_000),
@@ -77,15 +92,61 @@ fn main() -> ExitCode {
         },
         ..SqliteConfig::default()
     };
-    let store = match SqliteStore::open(path, config) {
+    let store = match SqliteStore::open(&path, config) {
         Ok(store) => store,
         Err(error) => return PROGRAM.exit(1, format_args!("history {path}: {error}")),
+    };
+    let (closed_tx, closed) = mpsc::channel();
+    let store = History {
+        store,
+        _closed: closed_tx,
     };
     let store = match StoreWorker::spawn(store, WorkerConfig::default()) {
         Ok(store) => store,
         Err(error) => return PROGRAM.exit(1, error),
     };
-    PROGRAM.run(runtime, Chat(settings, store))
+    // `run` consumes the program with its `StoreHandle`, and the hub (the
+    // other holder of handles) is gone with the runtime's tasks once it
+    // returns.
+    let code = PROGRAM.run(runtime, Chat(settings, store));
+    // With the last handle gone, the store's thread drains its queue and
+    // drops the store, which checkpoints and closes the file. Exiting
+    // before that would cut the thread short and leave `-wal`/`-shm`.
+    // Nothing is ever sent: the channel only disconnects.
+    if let Err(RecvTimeoutError::Timeout) = closed.recv_timeout(STORE_CLOSE) {
+        eprintln!("chat: warning: history {path} not closed within {STORE_CLOSE:?}");
+    }
+    code
+}
+
+/// The chat's history: the SQLite store, and a sender dropped right after
+/// it (fields drop in declaration order), which tells `main` that the
+/// store is closed.
+struct History {
+    store: SqliteStore,
+    _closed: mpsc::Sender<()>,
+}
+
+impl MessageStore for History {
+    fn append(&mut self, batch: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+        self.store.append(batch)
+    }
+    fn list_by_room(
+        &mut self,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.store.list_by_room(room, limit, before)
+    }
+    fn replay_from(
+        &mut self,
+        after: u64,
+        room: Option<&str>,
+        limit: usize,
+    ) -> Result<Replay, StoreError> {
+        self.store.replay_from(after, room, limit)
+    }
 }
 
 struct Chat(Settings, StoreHandle);

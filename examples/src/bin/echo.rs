@@ -114,7 +114,7 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
     }
     let shutdown = PROGRAM.listening::<R>(R::local_addr(&listener)?)?;
     until(
-        Server::<R>::new(config).serve(listener, echo::<R>),
+        Server::<R>::new(config).serve(listener, |ws, _| echo::<R>(ws)),
         shutdown,
     )
     .await;

@@ -1,4 +1,5 @@
-//! The recommended typed event protocol (DESIGN.md §6), WebSocket only.
+//! The recommended typed event protocol (its contract: `examples/README.md`,
+//! "events"), WebSocket only.
 //!
 //! ```text
 //! events [--runtime tokio|smol|mio]
@@ -29,7 +30,7 @@ use serde_json::json;
 
 const PROGRAM: Program = Program {
     name: "events",
-    usage: "events [--runtime tokio|smol|mio]   (settings: .env and environment, see DESIGN.md §5)",
+    usage: "events [--runtime tokio|smol|mio]   (settings: .env and environment, see examples/README.md)",
 };
 
 fn main() -> ExitCode {

@@ -1,4 +1,5 @@
-//! A chat room on one WebSocket path (DESIGN.md §6).
+//! A chat room on one WebSocket path (its contract: `examples/README.md`,
+//! "room-chat and chat-client").
 //!
 //! ```text
 //! room-chat [PORT] [--runtime tokio|smol|mio]     (PORT: 9001 by default, 0 = any free port)

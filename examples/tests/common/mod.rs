@@ -74,6 +74,7 @@ pub fn spawn(mut command: Command) -> Running {
         for line in out.lines() {
             let Ok(line) = line else { break };
             if line.contains("listening") {
+                // Ignored: `spawn` stops listening after the first such line.
                 let _ = tx.send(line.clone());
             }
             lines.lock().unwrap().push(line);
@@ -96,6 +97,7 @@ pub fn spawn(mut command: Command) -> Running {
     let listening = match rx.recv_timeout(WAIT) {
         Ok(line) => line,
         Err(_) => {
+            // Ignored: cleanup before the panic below, which is the failure.
             let _ = child.kill();
             let _ = child.wait();
             std::thread::sleep(Duration::from_millis(100));
@@ -191,6 +193,7 @@ impl Running {
                 return status;
             }
             if Instant::now() > deadline {
+                // Ignored: cleanup before the panic, which is the failure.
                 let _ = self.child.kill();
                 panic!("the binary did not exit within {WAIT:?}");
             }
@@ -202,6 +205,8 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // Ignored: best-effort cleanup of a binary a test left running
+            // (or SIGKILLs on purpose); nothing to report from a drop.
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -232,6 +237,7 @@ pub fn run_to_end(
     let deadline = Instant::now() + WAIT;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
+            // Ignored: cleanup before the panic, which is the failure.
             let _ = child.kill();
             panic!("{binary} {args:?} did not exit within {WAIT:?}");
         }
@@ -248,6 +254,8 @@ pub fn run_to_end(
 /// A fresh empty directory under the system's temp dir.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hubbub-examples-{name}-{}", std::process::id()));
+    // Ignored: usually there is nothing to remove (a previous run's leftovers
+    // only); `create_dir_all` below is asserted.
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -325,6 +333,8 @@ pub async fn send_binary(peer: &mut Peer, data: &[u8]) {
 
 /// Close and read to the end.
 pub async fn close(mut peer: Peer) {
+    // Ignored: best effort at the end of a test (the server may be closing
+    // too); what the test checks, it checked before.
     let _ = timeout(WAIT, peer.close(None)).await;
     let _ = timeout(WAIT, async { while peer.next().await.is_some() {} }).await;
 }

@@ -5,14 +5,16 @@
 //! Every message carries its sequence number and send time. Binary frames
 //! carry them as two little-endian u64 at the start of the payload; in room
 //! mode (`--rooms R`) the text `#SEQ.NANOS#` travels inside the chat
-//! protocol of DESIGN.md §6 (`room.join`, `chat.message`), subscriber `i`
-//! joining room `bench-{i % R}` and message `n` going to room `n % R`.
+//! protocol of the `chat` example (`examples/README.md`: `room.join`,
+//! `chat.message`), subscriber `i` joining room `bench-{i % R}` and message
+//! `n` going to room `n % R`.
 //!
 //! Phases, each under a deadline: connect; (rooms) join; probe — the
 //! publisher sends probe messages until every subscriber has seen one, which
 //! also tells a server that echoes instead of broadcasting; publish — all
-//! messages at once by default (how the peer figures of DESIGN.md §7 were
-//! taken), or at most `--window` messages not yet delivered to everyone.
+//! messages at once by default (how the peers' figures that the targets were
+//! set against were taken), or at most `--window` messages not yet delivered
+//! to everyone.
 
 use std::time::{Duration, Instant};
 
