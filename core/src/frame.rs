@@ -73,7 +73,7 @@ pub(crate) struct Header {
 impl Header {
     /// Parse a header from the start of `buf`: `Ok(None)` if incomplete,
     /// else the header and its length in bytes.
-    pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
+    pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else { return Ok(None) };
         let opcode = OpCode::from_bits(b0 & 0x0f)?;
         let masked = b1 & 0x80 != 0;
@@ -116,7 +116,7 @@ impl Header {
     }
 
     /// Encode into `out`, returning the number of bytes written.
-    pub fn encode(&self, out: &mut [u8; MAX_HEADER]) -> usize {
+    pub(crate) fn encode(&self, out: &mut [u8; MAX_HEADER]) -> usize {
         out[0] = (self.fin as u8) << 7 | (self.rsv & 0x7) << 4 | self.opcode.bits();
         let mask_bit = (self.mask.is_some() as u8) << 7;
         let mut at = match self.len {

@@ -64,22 +64,22 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Bytes waiting to be written.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Queue a control frame ahead of data.
-    pub fn push_control(&mut self, header: Header, payload: &[u8]) {
+    pub(crate) fn push_control(&mut self, header: Header, payload: &[u8]) {
         self.len += Self::encode_into(&mut self.control, header, payload);
     }
 
     /// Queue a data (or close) frame after everything already queued.
     /// Masked or small payloads are copied; large unmasked ones are shared.
-    pub fn push_data(&mut self, header: Header, payload: Bytes) {
+    pub(crate) fn push_data(&mut self, header: Header, payload: Bytes) {
         if copies(&header) {
             self.push_copy(header, &payload);
         } else {
@@ -94,13 +94,13 @@ impl Outbox {
     /// Queue a data frame whose payload is copied next to its header (what
     /// [`push_data`](Self::push_data) does when [`copies`] says so), from a
     /// slice: the caller need not make it `Bytes` first.
-    pub fn push_copy(&mut self, header: Header, payload: &[u8]) {
+    pub(crate) fn push_copy(&mut self, header: Header, payload: &[u8]) {
         self.len += Self::encode_into(&mut self.tail, header, payload);
     }
 
     /// Queue bytes that are already on-the-wire form and owned (an HTTP
     /// head), shared rather than copied.
-    pub fn push_owned(&mut self, bytes: Bytes) {
+    pub(crate) fn push_owned(&mut self, bytes: Bytes) {
         self.len += bytes.len();
         self.push_chunk(bytes);
     }
@@ -108,7 +108,7 @@ impl Outbox {
     /// Queue whole frames already in wire form (a pre-encoded broadcast):
     /// small ones are copied into the coalescing buffer, so that a burst of
     /// them leaves in one contiguous write; larger ones are shared.
-    pub fn push_encoded(&mut self, bytes: &Bytes) {
+    pub(crate) fn push_encoded(&mut self, bytes: &Bytes) {
         if bytes.len() <= COALESCE_LIMIT {
             self.len += bytes.len();
             self.tail.extend_from_slice(bytes);
@@ -153,7 +153,7 @@ impl Outbox {
 
     /// Fill `dst` with the pending bytes in wire order; returns how many
     /// slices were filled.
-    pub fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+    pub(crate) fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut out = Slots { dst, filled: 0 };
         let mut rest = self.queue.iter();
         if self.front_started {
@@ -175,7 +175,7 @@ impl Outbox {
     /// `n` bytes from the front (in [`slices`](Self::slices) order) were
     /// written. `keep`: if that emptied a small coalescing buffer, keep it
     /// for the next frames.
-    pub fn advance(&mut self, mut n: usize, keep: bool) {
+    pub(crate) fn advance(&mut self, mut n: usize, keep: bool) {
         assert!(n <= self.len, "advanced past the end of the transmit queue");
         self.len -= n;
         if self.front_started {

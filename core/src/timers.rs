@@ -48,14 +48,14 @@ pub(crate) struct TimerTable {
 
 impl TimerTable {
     /// A table with every timer unarmed; `origin` is its earliest instant.
-    pub fn new(origin: Instant) -> Self {
+    pub(crate) fn new(origin: Instant) -> Self {
         TimerTable {
             origin,
             deadlines: [None; 6],
         }
     }
 
-    pub fn set(&mut self, timer: Timer, deadline: Option<Instant>) {
+    pub(crate) fn set(&mut self, timer: Timer, deadline: Option<Instant>) {
         self.deadlines[timer as usize] = deadline.map(|at| {
             let nanos = at.saturating_duration_since(self.origin).as_nanos();
             let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
@@ -63,22 +63,22 @@ impl TimerTable {
         });
     }
 
-    pub fn get(&self, timer: Timer) -> Option<Instant> {
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
         self.deadlines[timer as usize].map(|n| self.origin + Duration::from_nanos(n.get() - 1))
     }
 
-    pub fn clear_all(&mut self) {
+    pub(crate) fn clear_all(&mut self) {
         self.deadlines = [None; 6];
     }
 
     /// The earliest armed deadline.
-    pub fn next(&self) -> Option<Instant> {
+    pub(crate) fn next(&self) -> Option<Instant> {
         let earliest = self.deadlines.iter().flatten().min()?;
         Some(self.origin + Duration::from_nanos(earliest.get() - 1))
     }
 
     /// Disarm and return the timers whose deadline is at or before `now`.
-    pub fn take_expired(&mut self, now: Instant) -> impl Iterator<Item = Timer> {
+    pub(crate) fn take_expired(&mut self, now: Instant) -> impl Iterator<Item = Timer> {
         let mut expired = [None; 6];
         for timer in Timer::ALL {
             if self.get(timer).is_some_and(|at| at <= now) {

@@ -326,7 +326,7 @@ fn whole_text_messages_of_every_path() {
             let wire = frame(true, 0, 1, None, &payload);
             let mut pair = Pair::new(config(), config());
             pair.client.handle_input(pair.now, &wire);
-            let events = common::events(&mut pair.client);
+            let events = events(&mut pair.client);
             check_text(&events, expect.as_deref(), len, wire.len());
         }
     }
@@ -486,7 +486,7 @@ fn client_rejects_masked_server_frames() {
     let now = pair.now;
     pair.client
         .handle_input(now, &frame(true, 0, 1, Some(MASK), b"masked"));
-    let events: Vec<Event> = common::events(&mut pair.client);
+    let events: Vec<Event> = events(&mut pair.client);
     assert!(events
         .iter()
         .any(|e| matches!(e, Event::ProtocolError(ProtocolError::MaskedFrame))));

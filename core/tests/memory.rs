@@ -31,15 +31,33 @@ fn live() -> isize {
     LIVE.with(Cell::get)
 }
 
+// SAFETY: `GlobalAlloc`'s contract is upheld by `System`, to which every
+// method is forwarded with the caller's arguments unchanged: `alloc` returns
+// what `System.alloc` returned for the same layout (a block fitting it, or
+// null on failure), and `dealloc` hands `System` back a pointer it
+// allocated with that same layout (below). `realloc` and `alloc_zeroed` are
+// the trait's defaults, written in terms of these two. The only other thing
+// done is `count`: a thread-local `Cell` update through `try_with`, which
+// neither allocates (a `const`-initialized `Cell<isize>` needs no lazy
+// allocation, so it cannot re-enter the allocator) nor panics (`try_with`
+// returns an error during teardown, and the result is ignored).
 unsafe impl GlobalAlloc for Counting {
-    // SAFETY: forwards to the system allocator unchanged; only counts.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
+        // SAFETY: our caller guarantees what `GlobalAlloc::alloc` requires
+        // of it (`layout` has a non-zero size); `System.alloc` requires the
+        // same, and gets that very `layout`.
         unsafe { System.alloc(layout) }
     }
-    // SAFETY: as above.
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         count(-(layout.size() as isize));
+        // SAFETY: our caller guarantees that `ptr` was returned by this
+        // allocator with `layout` and not freed since. Every block this
+        // allocator hands out (from `alloc`, or from the default
+        // `realloc`/`alloc_zeroed`, which call `alloc`) is `System`'s,
+        // allocated with the layout the caller gave, so `ptr` is currently
+        // allocated by `System` with `layout`, as `System.dealloc` requires.
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -59,7 +77,7 @@ const EVENTS_KEPT: isize = 4 * 56;
 
 #[test]
 fn idle_connection_cost() {
-    let size = std::mem::size_of::<Connection>();
+    let size = size_of::<Connection>();
     println!("size_of::<Connection>() = {size}");
     // Most of an idle connection's memory on every runtime (the driver and
     // the session's task embed it): rarely used state is boxed.

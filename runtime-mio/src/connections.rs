@@ -261,7 +261,7 @@ mod tests {
             Hub::builder().build(),
             Some(peer),
         );
-        let size = std::mem::size_of_val(&future);
+        let size = size_of_val(&future);
         assert!(size <= 1024, "{size} bytes");
     }
 }

@@ -66,7 +66,7 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
 /// Open `n` WebSocket connections and read their `101`s.
-fn open(addr: std::net::SocketAddr, n: usize, into: &mut Vec<TcpStream>) {
+fn open(addr: SocketAddr, n: usize, into: &mut Vec<TcpStream>) {
     for _ in 0..n {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(common::BOUND)).unwrap();
@@ -148,7 +148,7 @@ fn an_idle_websocket_costs_under_800_bytes_of_heap() {
 
 /// The size of the future a closure returns (without calling it).
 fn future_size<A, F, C: FnOnce(A) -> F>(_: &C) -> usize {
-    std::mem::size_of::<F>()
+    size_of::<F>()
 }
 
 /// The futures an idle session's task is made of stay about the size of
@@ -163,7 +163,7 @@ fn session_futures_stay_small() {
         http::{serve_shared, HttpApp},
         LoopTimer, MioIo,
     };
-    let driver = std::mem::size_of::<Driver<MioIo, LoopTimer>>();
+    let driver = size_of::<Driver<MioIo, LoopTimer>>();
     let hub = Hub::builder().build();
     let app = HttpApp::builder(hub.clone()).build();
     let config = Arc::new(Config::default());

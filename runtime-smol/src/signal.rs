@@ -11,7 +11,7 @@ use smol::stream::StreamExt;
 /// installed when this is *called*, not when it is first polled, so a
 /// signal that arrives in between — say, right after a "listening" line —
 /// is not lost. If they cannot be installed, it never resolves.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let signals = Signals::new([Signal::Term, Signal::Int]);
     #[cfg(not(unix))]

@@ -4,7 +4,7 @@
 /// this is *called* (inside a tokio runtime), not when it is first polled, so
 /// a signal that arrives in between — say, right after a "listening" line —
 /// is not lost.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let (mut term, mut interrupt) = {
         use tokio::signal::unix::{signal, SignalKind};

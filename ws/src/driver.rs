@@ -124,8 +124,8 @@ pub struct Driver<T: Transport, K: Timer> {
     error: Option<io::Error>,
 }
 
-impl<T: Transport, K: Timer> std::fmt::Debug for Driver<T, K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T: Transport, K: Timer> fmt::Debug for Driver<T, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")
             .field("pending_bytes", &self.conn.pending_bytes())
             .field("armed", &self.armed)

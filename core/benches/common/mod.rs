@@ -14,10 +14,10 @@ use hubbub_core::{Accept, Config, Connection, Event, Message};
 use tungstenite::protocol::{Role as TRole, WebSocket, WebSocketConfig};
 
 /// Largest read or write a "socket" call moves, as a 64 KiB read buffer would.
-pub const IO_CHUNK: usize = 64 << 10;
+pub(crate) const IO_CHUNK: usize = 64 << 10;
 
 /// The message sizes compared, with how many messages one iteration handles.
-pub const SIZES: [(&str, usize, usize); 3] = [
+pub(crate) const SIZES: [(&str, usize, usize); 3] = [
     ("20B", 20, 1000),
     ("1KiB", 1024, 1000),
     ("64KiB", 64 << 10, 16),
@@ -28,7 +28,7 @@ Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSoc
 
 /// Text of exactly `len` bytes: JSON-ish ASCII with some multi-byte
 /// characters, so UTF-8 validation cannot take an all-ASCII shortcut.
-pub fn text(len: usize) -> String {
+pub(crate) fn text(len: usize) -> String {
     const PATTERN: &str = r#"{"user":"zoë","msg":"héllo wörld ✓","n":12345},"#;
     let mut s = String::with_capacity(len + PATTERN.len());
     while s.len() < len {
@@ -46,7 +46,7 @@ pub fn text(len: usize) -> String {
 }
 
 /// `count` masked client text frames of `payload`, each with its own mask.
-pub fn client_frames(payload: &[u8], count: usize) -> Vec<u8> {
+pub(crate) fn client_frames(payload: &[u8], count: usize) -> Vec<u8> {
     let mut wire = Vec::with_capacity(count * (payload.len() + 14));
     let mut seed = 0x9e37_79b9u32;
     for _ in 0..count {
@@ -147,12 +147,12 @@ impl Write for Replay {
 }
 
 /// One side of one comparison; `run` handles `count` messages.
-pub trait Workload {
+pub(crate) trait Workload {
     fn run(&mut self);
 }
 
 /// hubbub server reading `count` masked text messages.
-pub struct HubbubDecode {
+pub(crate) struct HubbubDecode {
     now: Instant,
     server: Connection,
     wire: Vec<u8>,
@@ -161,7 +161,7 @@ pub struct HubbubDecode {
 }
 
 impl HubbubDecode {
-    pub fn new(size: usize, count: usize) -> Self {
+    pub(crate) fn new(size: usize, count: usize) -> Self {
         let now = Instant::now();
         HubbubDecode {
             now,
@@ -196,13 +196,13 @@ impl Workload for HubbubDecode {
 }
 
 /// tungstenite server reading `count` masked text messages.
-pub struct TungsteniteDecode {
+pub(crate) struct TungsteniteDecode {
     ws: WebSocket<Replay>,
     count: usize,
 }
 
 impl TungsteniteDecode {
-    pub fn new(size: usize, count: usize) -> Self {
+    pub(crate) fn new(size: usize, count: usize) -> Self {
         let stream = Replay {
             wire: Arc::new(client_frames(text(size).as_bytes(), count)),
             pos: 0,
@@ -228,7 +228,7 @@ impl Workload for TungsteniteDecode {
 }
 
 /// hubbub server sending `count` text messages, each written out at once.
-pub struct HubbubEncode {
+pub(crate) struct HubbubEncode {
     server: Connection,
     payload: String,
     sink: Vec<u8>,
@@ -236,7 +236,7 @@ pub struct HubbubEncode {
 }
 
 impl HubbubEncode {
-    pub fn new(size: usize, count: usize) -> Self {
+    pub(crate) fn new(size: usize, count: usize) -> Self {
         HubbubEncode {
             server: hubbub_server(Instant::now()),
             payload: text(size),
@@ -260,14 +260,14 @@ impl Workload for HubbubEncode {
 }
 
 /// tungstenite server sending `count` text messages (`send` flushes).
-pub struct TungsteniteEncode {
+pub(crate) struct TungsteniteEncode {
     ws: WebSocket<Replay>,
     payload: String,
     count: usize,
 }
 
 impl TungsteniteEncode {
-    pub fn new(size: usize, count: usize) -> Self {
+    pub(crate) fn new(size: usize, count: usize) -> Self {
         let stream = Replay {
             wire: Arc::new(Vec::new()),
             pos: 0,
@@ -295,7 +295,12 @@ impl Workload for TungsteniteEncode {
 
 /// The workload `kind` ("decode" or "encode") of `library` ("hubbub" or
 /// "tungstenite").
-pub fn workload(kind: &str, library: &str, size: usize, count: usize) -> Option<Box<dyn Workload>> {
+pub(crate) fn workload(
+    kind: &str,
+    library: &str,
+    size: usize,
+    count: usize,
+) -> Option<Box<dyn Workload>> {
     Some(match (kind, library) {
         ("decode", "hubbub") => Box::new(HubbubDecode::new(size, count)),
         ("decode", "tungstenite") => Box::new(TungsteniteDecode::new(size, count)),
@@ -307,7 +312,7 @@ pub fn workload(kind: &str, library: &str, size: usize, count: usize) -> Option<
 
 /// XOR with `mask` one byte at a time: the baseline for `apply_mask`.
 #[allow(clippy::needless_range_loop)] // naive on purpose
-pub fn naive_mask(buf: &mut [u8], mask: [u8; 4]) {
+pub(crate) fn naive_mask(buf: &mut [u8], mask: [u8; 4]) {
     for i in 0..buf.len() {
         buf[i] ^= mask[i % 4];
     }

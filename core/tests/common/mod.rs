@@ -10,12 +10,18 @@ use std::{
 
 use hubbub_core::{Accept, ClientRequest, Config, Connection, Event, Message};
 
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+pub(crate) const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+pub(crate) const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+pub(crate) const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// A frame as a peer would put it on the wire, built byte by byte per §5.2.
-pub fn frame(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = vec![(fin as u8) << 7 | rsv << 4 | opcode];
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
@@ -40,18 +46,18 @@ pub fn frame(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u
 }
 
 /// A masked client frame (what a server receives).
-pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     frame(fin, 0, opcode, Some(MASK), payload)
 }
 
-pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+pub(crate) fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     let mut p = code.to_be_bytes().to_vec();
     p.extend_from_slice(reason.as_bytes());
     p
 }
 
 /// Everything the connection wants to write, drained as a transport would.
-pub fn drain(conn: &mut Connection) -> Vec<u8> {
+pub(crate) fn drain(conn: &mut Connection) -> Vec<u8> {
     let mut wire = Vec::new();
     while conn.pending_bytes() > 0 {
         let mut slots = [IoSlice::new(&[]); 16];
@@ -65,12 +71,12 @@ pub fn drain(conn: &mut Connection) -> Vec<u8> {
     wire
 }
 
-pub fn events(conn: &mut Connection) -> Vec<Event> {
+pub(crate) fn events(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
 
 /// Split a server's output into frames: (fin, rsv, opcode, payload).
-pub fn parse_frames(mut wire: &[u8]) -> Vec<(bool, u8, u8, Vec<u8>)> {
+pub(crate) fn parse_frames(mut wire: &[u8]) -> Vec<(bool, u8, u8, Vec<u8>)> {
     let mut frames = Vec::new();
     while !wire.is_empty() {
         let (b0, b1) = (wire[0], wire[1]);
@@ -103,7 +109,7 @@ pub fn parse_frames(mut wire: &[u8]) -> Vec<(bool, u8, u8, Vec<u8>)> {
 }
 
 /// The close frames in a server's output as (code, reason).
-pub fn close_of(wire: &[u8]) -> Option<(u16, String)> {
+pub(crate) fn close_of(wire: &[u8]) -> Option<(u16, String)> {
     parse_frames(wire)
         .into_iter()
         .find(|f| f.2 == 8)
@@ -120,7 +126,7 @@ pub fn close_of(wire: &[u8]) -> Option<(u16, String)> {
 }
 
 /// A server that has accepted the RFC's sample request, output drained.
-pub fn open_server(config: Config) -> (Connection, Instant) {
+pub(crate) fn open_server(config: Config) -> (Connection, Instant) {
     let now = Instant::now();
     let mut server = Connection::server(Arc::new(config), now);
     server.handle_input(now, REQUEST);
@@ -132,7 +138,7 @@ pub fn open_server(config: Config) -> (Connection, Instant) {
 }
 
 /// A client and a server joined by an in-memory pipe, on a virtual clock.
-pub struct Pair {
+pub(crate) struct Pair {
     pub client: Connection,
     pub server: Connection,
     pub now: Instant,
@@ -141,7 +147,7 @@ pub struct Pair {
 }
 
 impl Pair {
-    pub fn new(client_config: Config, server_config: Config) -> Pair {
+    pub(crate) fn new(client_config: Config, server_config: Config) -> Pair {
         let now = Instant::now();
         let request = ClientRequest::new("localhost", "/chat");
         let client = Connection::client(Arc::new(client_config), now, &request, [7; 32]);
@@ -162,12 +168,12 @@ impl Pair {
         pair
     }
 
-    pub fn open() -> Pair {
+    pub(crate) fn open() -> Pair {
         Pair::new(Config::default(), Config::default())
     }
 
     /// Move bytes both ways until both sides are quiet; collect events.
-    pub fn pump(&mut self) {
+    pub(crate) fn pump(&mut self) {
         for _ in 0..1000 {
             let to_server = drain(&mut self.client);
             let to_client = drain(&mut self.server);
@@ -188,7 +194,7 @@ impl Pair {
     }
 
     /// Advance the virtual clock, firing due timers on both sides.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.now += by;
         self.client.handle_timeout(self.now);
         self.server.handle_timeout(self.now);
@@ -198,14 +204,14 @@ impl Pair {
 
 /// Feed `input`, then follow the documented polling order: take the events,
 /// then the bytes to write.
-pub fn respond(conn: &mut Connection, now: Instant, input: &[u8]) -> (Vec<Event>, Vec<u8>) {
+pub(crate) fn respond(conn: &mut Connection, now: Instant, input: &[u8]) -> (Vec<Event>, Vec<u8>) {
     conn.handle_input(now, input);
     let events = events(conn);
     (events, drain(conn))
 }
 
 /// The data messages among `events`, in order.
-pub fn messages(events: &[Event]) -> Vec<Message> {
+pub(crate) fn messages(events: &[Event]) -> Vec<Message> {
     events
         .iter()
         .filter_map(|e| match e {

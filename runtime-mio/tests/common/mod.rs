@@ -8,21 +8,21 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as TMessage;
 
 /// A WebSocket client from tokio-tungstenite.
-pub type Peer =
+pub(crate) type Peer =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Every wait in these tests ends within this.
-pub const BOUND: Duration = Duration::from_secs(10);
+pub(crate) const BOUND: Duration = Duration::from_secs(10);
 
 /// `future`, or a panic naming `what` after [`BOUND`].
-pub async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(BOUND, future)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 /// Connect to `addr` at `path`.
-pub async fn peer(addr: SocketAddr, path: &str) -> Peer {
+pub(crate) async fn peer(addr: SocketAddr, path: &str) -> Peer {
     let url = format!("ws://{addr}{path}");
     bounded("connect", tokio_tungstenite::connect_async(url))
         .await
@@ -31,7 +31,7 @@ pub async fn peer(addr: SocketAddr, path: &str) -> Peer {
 }
 
 /// The next data message, or `close CODE` / `end` (pings and pongs skipped).
-pub async fn next(peer: &mut Peer) -> String {
+pub(crate) async fn next(peer: &mut Peer) -> String {
     loop {
         match bounded("a message", peer.next()).await {
             Some(Ok(TMessage::Text(text))) => return text.to_string(),
@@ -46,14 +46,14 @@ pub async fn next(peer: &mut Peer) -> String {
 }
 
 /// Send `text`.
-pub async fn send(peer: &mut Peer, text: &str) {
+pub(crate) async fn send(peer: &mut Peer, text: &str) {
     bounded("a send", peer.send(TMessage::text(text)))
         .await
         .unwrap();
 }
 
 /// A current-thread tokio runtime for the clients.
-pub fn clients() -> tokio::runtime::Runtime {
+pub(crate) fn clients() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,7 +61,7 @@ pub fn clients() -> tokio::runtime::Runtime {
 }
 
 /// Poll `check` every 5 ms until it holds; panics after [`BOUND`].
-pub fn eventually(what: &str, check: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, check: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !check() {
         assert!(start.elapsed() < BOUND, "timed out waiting for {what}");

@@ -11,10 +11,10 @@ use std::{
 use serde_json::Value;
 
 /// How long a read waits before the test fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A connection with reads bounded by [`WAIT`].
-pub fn connect(addr: SocketAddr) -> TcpStream {
+pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream
@@ -22,7 +22,7 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 
 /// One parsed response.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -30,7 +30,7 @@ pub struct Answer {
 
 impl Answer {
     /// The first header called `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -38,18 +38,18 @@ impl Answer {
     }
 
     /// The body as text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// The body as JSON (the test fails if it is not).
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
     }
 }
 
 /// Read one response (bodies sized by Content-Length; none for HEAD/304).
-pub fn read_answer(stream: &mut TcpStream, head_only: bool) -> Answer {
+pub(crate) fn read_answer(stream: &mut TcpStream, head_only: bool) -> Answer {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -96,19 +96,19 @@ pub fn read_answer(stream: &mut TcpStream, head_only: bool) -> Answer {
 }
 
 /// Send `raw` on a new connection and read the answer.
-pub fn request(addr: SocketAddr, raw: &str) -> Answer {
+pub(crate) fn request(addr: SocketAddr, raw: &str) -> Answer {
     let mut stream = connect(addr);
     stream.write_all(raw.as_bytes()).unwrap();
     read_answer(&mut stream, raw.starts_with("HEAD"))
 }
 
 /// `GET path`.
-pub fn get(addr: SocketAddr, path: &str) -> Answer {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Answer {
     request(addr, &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
 }
 
 /// `POST path` with `body`.
-pub fn post(addr: SocketAddr, path: &str, body: &str) -> Answer {
+pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> Answer {
     request(
         addr,
         &format!(
@@ -119,7 +119,7 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> Answer {
 }
 
 /// The server closed the connection (EOF within the wait).
-pub fn assert_closed(stream: &mut TcpStream) {
+pub(crate) fn assert_closed(stream: &mut TcpStream) {
     let mut rest = Vec::new();
     match stream.read_to_end(&mut rest) {
         // EOF; or a reset, when the server closed with our bytes unread.
@@ -136,7 +136,7 @@ pub fn assert_closed(stream: &mut TcpStream) {
 
 /// The value of the first `/metrics` line starting with `line_start` (0 if
 /// none).
-pub fn metric(addr: SocketAddr, line_start: &str) -> u64 {
+pub(crate) fn metric(addr: SocketAddr, line_start: &str) -> u64 {
     let text = get(addr, "/metrics").text();
     text.lines()
         .find(|l| l.starts_with(line_start))

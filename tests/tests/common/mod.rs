@@ -2,8 +2,8 @@
 //! bounded waits.
 #![allow(dead_code)]
 
-pub mod http;
-pub mod raw;
+pub(crate) mod http;
+pub(crate) mod raw;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,10 +12,10 @@ use hubbub_tests::prelude::*;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 /// Every wait in the tests is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// Await `work`, failing the test if it takes longer than [`LIMIT`].
-pub async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
     match tokio::time::timeout(LIMIT, work).await {
         Ok(value) => value,
         Err(_) => panic!("{what}: no result within {LIMIT:?}"),
@@ -23,7 +23,7 @@ pub async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
 }
 
 /// A configuration with room for the large-message tests.
-pub fn big_config() -> Config {
+pub(crate) fn big_config() -> Config {
     Config {
         max_message_size: 16 << 20,
         ..Config::default()
@@ -32,7 +32,7 @@ pub fn big_config() -> Config {
 
 /// A [`HubServer`] of runtime `R` for `hub` on a free loopback port, with
 /// the default configuration.
-pub async fn start_hub<R: Rt>(hub: Hub) -> HubHandle {
+pub(crate) async fn start_hub<R: Rt>(hub: Hub) -> HubHandle {
     HubServer::<R>::bind("127.0.0.1:0", hub, Arc::new(Config::default()))
         .await
         .unwrap()
@@ -42,7 +42,7 @@ pub async fn start_hub<R: Rt>(hub: Hub) -> HubHandle {
 
 /// Our echo server on a free loopback port. Every connection's end is
 /// reported on the returned channel.
-pub async fn echo_server<R: Rt>(
+pub(crate) async fn echo_server<R: Rt>(
     config: Config,
 ) -> (
     SocketAddr,
@@ -58,7 +58,10 @@ pub async fn echo_server<R: Rt>(
 }
 
 /// Echo every message, then report how the connection ended.
-pub async fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>, done: mpsc::UnboundedSender<Option<Closed>>) {
+pub(crate) async fn echo<R: Rt>(
+    mut ws: RuntimeWebSocket<R>,
+    done: mpsc::UnboundedSender<Option<Closed>>,
+) {
     while let Some(message) = ws.recv().await {
         if let Ok(message) = message {
             // Ignored: a test may drop its peer mid-echo; the peer asserts
@@ -71,7 +74,7 @@ pub async fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>, done: mpsc::UnboundedSende
 }
 
 /// An echo server written with tokio-tungstenite: the independent peer.
-pub async fn tungstenite_echo_server() -> (SocketAddr, JoinHandle<()>) {
+pub(crate) async fn tungstenite_echo_server() -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -101,17 +104,17 @@ pub async fn tungstenite_echo_server() -> (SocketAddr, JoinHandle<()>) {
 }
 
 /// `ws://` URL for `addr`.
-pub fn url(addr: SocketAddr) -> String {
+pub(crate) fn url(addr: SocketAddr) -> String {
     format!("ws://{addr}/")
 }
 
 /// Shared config handle.
-pub fn arc(config: Config) -> Arc<Config> {
+pub(crate) fn arc(config: Config) -> Arc<Config> {
     Arc::new(config)
 }
 
 /// A deterministic payload of `len` bytes.
-pub fn payload(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()

@@ -10,15 +10,15 @@ use tokio::{
 };
 
 /// Opcodes.
-pub const TEXT: u8 = 0x1;
-pub const BINARY: u8 = 0x2;
-pub const CLOSE: u8 = 0x8;
-pub const PING: u8 = 0x9;
-pub const PONG: u8 = 0xA;
+pub(crate) const TEXT: u8 = 0x1;
+pub(crate) const BINARY: u8 = 0x2;
+pub(crate) const CLOSE: u8 = 0x8;
+pub(crate) const PING: u8 = 0x9;
+pub(crate) const PONG: u8 = 0xA;
 
 /// One received frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub fin: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
@@ -26,32 +26,32 @@ pub struct Frame {
 
 impl Frame {
     /// The close code of a close frame (1005 if it has none).
-    pub fn close_code(&self) -> u16 {
+    pub(crate) fn close_code(&self) -> u16 {
         match self.payload[..] {
             [a, b, ..] => u16::from_be_bytes([a, b]),
             _ => 1005,
         }
     }
 
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         std::str::from_utf8(&self.payload).expect("UTF-8")
     }
 }
 
-pub struct Raw {
+pub(crate) struct Raw {
     pub stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Raw {
     /// Connect and complete the opening handshake for `path`.
-    pub async fn connect(addr: SocketAddr, path: &str) -> Raw {
+    pub(crate) async fn connect(addr: SocketAddr, path: &str) -> Raw {
         Self::connect_with(addr, path, None).await
     }
 
     /// Like [`connect`](Self::connect), with a receive buffer of `rcvbuf`
     /// bytes (a small one makes a consumer that stops reading fill up fast).
-    pub async fn connect_with(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Raw {
+    pub(crate) async fn connect_with(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Raw {
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = rcvbuf {
             socket.set_recv_buffer_size(size).unwrap();
@@ -67,14 +67,14 @@ impl Raw {
     }
 
     /// A TCP connection on which nothing has been sent yet.
-    pub async fn tcp(addr: SocketAddr) -> Raw {
+    pub(crate) async fn tcp(addr: SocketAddr) -> Raw {
         Raw {
             stream: TcpStream::connect(addr).await.unwrap(),
             buf: Vec::new(),
         }
     }
 
-    pub async fn handshake(&mut self, path: &str) {
+    pub(crate) async fn handshake(&mut self, path: &str) {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -104,7 +104,7 @@ impl Raw {
     }
 
     /// The next frame; `None` at end of stream.
-    pub async fn frame(&mut self) -> Option<Frame> {
+    pub(crate) async fn frame(&mut self) -> Option<Frame> {
         loop {
             if let Some((frame, used)) = parse(&self.buf) {
                 self.buf.drain(..used);
@@ -118,7 +118,7 @@ impl Raw {
 
     /// The next data frame's payload as text, skipping pings; `None` at a
     /// close frame or end of stream.
-    pub async fn text(&mut self) -> Option<String> {
+    pub(crate) async fn text(&mut self) -> Option<String> {
         loop {
             let frame = self.frame().await?;
             match frame.opcode {
@@ -131,7 +131,7 @@ impl Raw {
 
     /// Read until a close frame; its code (`None` if the stream ended
     /// without one).
-    pub async fn close_code(&mut self) -> Option<u16> {
+    pub(crate) async fn close_code(&mut self) -> Option<u16> {
         loop {
             let frame = self.frame().await?;
             if frame.opcode == CLOSE {
@@ -141,17 +141,17 @@ impl Raw {
     }
 
     /// Send one frame, masked as a client must (unless `masked` is false).
-    pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
+    pub(crate) async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
         let bytes = encode(fin, opcode, payload, masked);
         self.stream.write_all(&bytes).await.unwrap();
     }
 
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         self.send_frame(true, TEXT, text.as_bytes(), true).await;
     }
 
     /// Send a close frame with `code` and `reason`.
-    pub async fn send_close(&mut self, code: u16, reason: &str) {
+    pub(crate) async fn send_close(&mut self, code: u16, reason: &str) {
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(reason.as_bytes());
         self.send_frame(true, CLOSE, &payload, true).await;
@@ -159,7 +159,7 @@ impl Raw {
 }
 
 /// Encode a frame (masked with a fixed key when `masked`).
-pub fn encode(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+pub(crate) fn encode(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     let mut out = vec![(fin as u8) << 7 | opcode];
     let mask_bit = if masked { 0x80 } else { 0 };
     match payload.len() {
@@ -184,7 +184,7 @@ pub fn encode(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 }
 
 /// Parse one unmasked (server) frame from the front of `buf`.
-pub fn parse(buf: &[u8]) -> Option<(Frame, usize)> {
+pub(crate) fn parse(buf: &[u8]) -> Option<(Frame, usize)> {
     if buf.len() < 2 {
         return None;
     }
