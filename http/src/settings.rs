@@ -1,5 +1,6 @@
 //! Application settings from the environment and a `.env` file (the
-//! environment wins), with the keys and defaults of the design brief (§5).
+//! environment wins); every key, with its default, is listed in the
+//! `Settings` section of `examples/README.md`.
 //! An invalid value stops start-up with an error naming the key and value.
 
 use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
@@ -274,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_brief() {
+    fn defaults_are_the_documented_ones() {
         let s = from(&[]).unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!(
@@ -389,7 +390,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Every key of the brief, removed from a child's environment so the
+    /// Every settings key, removed from a child's environment so the
     /// parent's cannot leak into a case.
     const KEYS: [&str; 15] = [
         "SERVER_HOST",
