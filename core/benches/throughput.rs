@@ -1,3 +1,5 @@
+// criterion_group! and criterion_main! generate undocumented items.
+#![allow(missing_docs)]
 //! hubbub-core against tungstenite, both driving in-memory streams.
 //!
 //! * `decode`: the server reads masked client text messages (parse, unmask,

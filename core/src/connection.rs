@@ -3,7 +3,7 @@
 use std::{collections::VecDeque, io::IoSlice, sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use rand_chacha::{
+use chacha20::{
     rand_core::{Rng, SeedableRng},
     ChaCha8Rng,
 };

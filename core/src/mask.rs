@@ -7,7 +7,8 @@ const BLOCK: usize = 64;
 
 /// XOR `buf` with the 4-byte `mask`, as if `buf` started at payload offset 0.
 #[cfg(any(test, feature = "internals"))]
-pub(crate) fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
+pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
     apply_mask_at(buf, mask, 0);
 }
 

@@ -13,8 +13,8 @@
 //! [`hubbub_ws`] and the layers above it; run them with [`block_on`] (tasks go to the
 //! default loops), with [`block_on_local`] (everything on the calling
 //! thread's own loop: a one-thread program) or inside a loop's task.
-//! Besides, [`LoopServer`] serves a [`Hub`] on dedicated loop threads
-//! without any future of the adapter layer.
+//! Besides, [`LoopServer`] serves a [`Hub`] on dedicated loop threads:
+//! each a [`block_on_local`] loop running the shared [`HubServer`].
 //!
 //! Nothing about WebSockets is decided here. Each connection runs the
 //! hub's [`run_session`](hubbub_hub::run_session) over its
@@ -50,8 +50,8 @@
 //!
 //! ## Embedding
 //! [`Connections`] is the loop's whole hubbub side; its documentation shows
-//! an application's loop accepting connections and driving them. The
-//! built-in [`LoopServer`] is that loop plus a listener and a stop request.
+//! an application's loop accepting connections and driving them, on the
+//! same executor as [`block_on_local`]'s loops.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "hub")]

@@ -52,6 +52,18 @@ pub struct MioListener {
 }
 
 impl MioListener {
+    /// `listener` (made non-blocking) registered with the current loop, or
+    /// a default one off the loops.
+    pub(crate) fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(listener);
+        let registration = Registration::new(pick(), &mut listener, Interest::READABLE)?;
+        Ok(MioListener {
+            listener,
+            registration,
+        })
+    }
+
     /// Wait for the next connection.
     fn poll_accept(&self, cx: &Context<'_>) -> Poll<io::Result<(MioIo, SocketAddr)>> {
         self.registration
@@ -107,13 +119,7 @@ impl Runtime for Mio {
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-        socket.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(socket.into());
-        let registration = Registration::new(pick(), &mut listener, Interest::READABLE)?;
-        Ok(MioListener {
-            listener,
-            registration,
-        })
+        MioListener::from_std(socket.into())
     }
 
     fn local_addr(listener: &MioListener) -> io::Result<SocketAddr> {

@@ -1,6 +1,9 @@
-//! The built-in server: one [`Connections`] loop per thread, each
-//! accepting from its own clone of one listener, and a [`LoopServerHandle`]
-//! that shuts them down from any thread.
+//! The built-in server: `n` threads, each running [`block_on_local`] over
+//! the shared server of [`hubbub_ws::serving`] (the hub's
+//! [`HubServer`](hubbub_hub::HubServer), or a [`Handler`]'s service) on its
+//! own clone of one listener, so that the accept back-off and the two-phase
+//! shutdown are the other servers'. A [`LoopServerHandle`] asks every loop
+//! to shut its server down, from any thread.
 
 use std::{
     future::Future,
@@ -8,27 +11,21 @@ use std::{
     net::{SocketAddr, ToSocketAddrs},
     os::fd::OwnedFd,
     pin::Pin,
-    sync::{mpsc, Arc, Mutex},
+    sync::{mpsc, Arc, Mutex, PoisonError},
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use hubbub_core::Config;
-use hubbub_hub::Hub;
-use mio::{net::TcpListener, Events, Interest, Poll, Token};
+use hubbub_core::{Config, Connection};
+use hubbub_hub::{Hub, HubHandle, HubServer};
+use hubbub_ws::{
+    driver::Driver,
+    serving::{self, Service},
+    Flag, Runtime, ServerHandle, DEFAULT_GRACE,
+};
+use mio::net::TcpListener;
 
-use crate::{Connections, MioDriver, Remote};
-
-use hubbub_ws::DEFAULT_GRACE;
-
-/// The listener's token in the built-in loop; connections use the tokens
-/// from [`CONNECTIONS`] on.
-const LISTENER: Token = Token(0);
-const CONNECTIONS: Token = Token(1);
-
-/// How long a loop stops accepting after an accept error (out of file
-/// descriptors, say) instead of spinning.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+use crate::{block_on_local, LoopTimer, Mio, MioDriver, MioIo, MioListener};
 
 /// A [`Hub`] server on mio loops; [`bind`](Self::bind) it, then
 /// [`run`](BoundLoopServer::run) or [`start`](BoundLoopServer::start).
@@ -53,8 +50,10 @@ pub struct LoopServer {
     handler: Option<Handler>,
 }
 
-/// What [`LoopServer::handler`] runs for each connection.
-pub type Handler = Arc<dyn Fn(MioDriver) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+/// What [`LoopServer::handler`] runs for each connection. Its futures are
+/// `Send`: each connection is a task of the shared server (it stays on the
+/// loop that accepted it).
+pub type Handler = Arc<dyn Fn(MioDriver) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 impl std::fmt::Debug for LoopServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,7 +81,7 @@ impl LoopServer {
     /// grace period for the connections to end, and drops the rest.
     pub fn handler<F>(mut self, handler: impl Fn(MioDriver) -> F + Send + Sync + 'static) -> Self
     where
-        F: Future<Output = ()> + 'static,
+        F: Future<Output = ()> + Send + 'static,
     {
         self.handler = Some(Arc::new(move |driver| Box::pin(handler(driver))));
         self
@@ -116,6 +115,25 @@ impl LoopServer {
             listener,
         }
     }
+
+    /// Start the shared server on the current loop, accepting from
+    /// `listener`.
+    fn start_here(&self, listener: std::net::TcpListener) -> io::Result<Running> {
+        let listener = MioListener::from_std(listener)?;
+        Ok(match &self.handler {
+            None => Running::Hub(
+                HubServer::<Mio>::from_listener(listener, self.hub.clone(), self.config.clone())
+                    .start()?,
+            ),
+            Some(handler) => Running::Handler(serving::start::<Mio, _>(
+                listener,
+                HandlerService {
+                    handler: handler.clone(),
+                    config: self.config.clone(),
+                },
+            )?),
+        })
+    }
 }
 
 /// A [`LoopServer`] with its listener.
@@ -131,46 +149,58 @@ impl BoundLoopServer {
         self.listener.local_addr()
     }
 
-    /// Start the loops on their threads; returns once each one runs.
+    /// Start the loops on their threads; returns once each one serves.
     pub fn start(self) -> io::Result<LoopServerHandle> {
         let addr = self.listener.local_addr()?;
         self.listener.set_nonblocking(true)?;
-        let mut loops = Vec::new();
+        let stop = Arc::new(Stop::default());
+        let (started, reports) = mpsc::channel();
+        let mut threads = Vec::new();
+        let mut failed = None;
         for n in 0..self.server.threads {
-            let listener = self.listener.try_clone()?;
-            let (hub, config) = (self.server.hub.clone(), self.server.config.clone());
-            let handler = self.server.handler.clone();
-            let stop = Arc::new(Mutex::new(None));
-            let (started, remote) = mpsc::channel();
-            let stop_flag = stop.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("hubbub-mio-{n}"))
-                .spawn(move || serve(listener, hub, config, handler, &stop_flag, started))?;
-            let error = match remote.recv() {
-                Ok(Ok(remote)) => {
-                    loops.push(Loop {
-                        remote,
-                        stop,
-                        thread,
-                    });
-                    continue;
+            let spawned = self.listener.try_clone().and_then(|listener| {
+                let (server, stop, started) = (self.server.clone(), stop.clone(), started.clone());
+                std::thread::Builder::new()
+                    .name(format!("hubbub-mio-{n}"))
+                    .spawn(move || serve(listener, &server, &stop, started))
+            });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
                 }
-                Ok(Err(error)) => error,
-                Err(_) => io::Error::other("event loop thread failed to start"),
-            };
-            // Stop the loops already running (they serve no session yet:
-            // the caller has no address) before reporting.
-            let _ = thread.join();
-            for done in stop_loops(&mut loops, Duration::ZERO) {
-                let _ = done.join();
             }
-            return Err(error);
         }
-        Ok(LoopServerHandle {
+        drop(started);
+        // Each thread reports once (or ends without a word if it panics).
+        for _ in 0..threads.len() {
+            match reports.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    failed.get_or_insert(error);
+                }
+                Err(_) => {
+                    failed.get_or_insert_with(|| io::Error::other("event loop thread failed"));
+                    break;
+                }
+            }
+        }
+        let handle = LoopServerHandle {
             addr,
             hub: self.server.hub,
-            loops,
-        })
+            stop,
+            threads,
+        };
+        match failed {
+            None => Ok(handle),
+            Some(error) => {
+                // The loops already serving have no session yet (the caller
+                // has no address): stop them at once before reporting.
+                handle.shutdown(Duration::ZERO);
+                Err(error)
+            }
+        }
     }
 
     /// Serve until Ctrl-C or SIGTERM, then shut down gracefully (waiting
@@ -186,12 +216,83 @@ impl BoundLoopServer {
     }
 }
 
-/// One running loop, seen from the handle.
-struct Loop {
-    remote: Remote,
-    /// Set once: the grace period of the shutdown.
-    stop: Arc<Mutex<Option<Duration>>>,
-    thread: JoinHandle<()>,
+/// The stop request every loop waits for: set once, with the grace period.
+#[derive(Default)]
+struct Stop {
+    grace: Mutex<Option<Duration>>,
+    flag: Flag,
+}
+
+impl Stop {
+    /// Ask every loop to shut down within `grace` (the first request wins).
+    fn request(&self, grace: Duration) {
+        self.grace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(grace);
+        self.flag.set();
+    }
+
+    fn grace(&self) -> Duration {
+        self.grace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or(DEFAULT_GRACE)
+    }
+}
+
+/// A loop's shared server.
+enum Running {
+    Hub(HubHandle),
+    Handler(ServerHandle),
+}
+
+impl Running {
+    /// The shared two-phase shutdown: stop accepting, phase one (a hub's
+    /// sessions get close 1001), wait up to `grace`, drop the rest.
+    async fn shutdown(self, grace: Duration) {
+        match self {
+            Running::Hub(handle) => handle.shutdown(grace).await,
+            Running::Handler(handle) => handle.shutdown(grace).await,
+        }
+    }
+}
+
+/// One loop's thread: its own loop, serving `listener` until the stop
+/// request; reports once on `started` whether it serves.
+fn serve(
+    listener: std::net::TcpListener,
+    server: &LoopServer,
+    stop: &Stop,
+    started: mpsc::Sender<io::Result<()>>,
+) {
+    let mut started = Some(started);
+    let served = block_on_local(async {
+        let running = server.start_here(listener)?;
+        if let Some(started) = started.take() {
+            let _ = started.send(Ok(()));
+        }
+        stop.flag.wait().await;
+        running.shutdown(stop.grace()).await;
+        Ok(())
+    });
+    if let (Err(error), Some(started)) = (served.and_then(|served| served), started) {
+        let _ = started.send(Err(error));
+    }
+}
+
+/// [`LoopServer::handler`]'s connections: the server-side driver, given to
+/// the handler.
+struct HandlerService {
+    handler: Handler,
+    config: Arc<Config>,
+}
+
+impl Service<Mio> for HandlerService {
+    fn serve(&self, stream: MioIo, _peer: SocketAddr) -> impl Future<Output = ()> + Send + 'static {
+        let conn = Connection::server(self.config.clone(), Mio::now());
+        (self.handler)(Driver::new(conn, stream, LoopTimer::default()))
+    }
 }
 
 /// A running server, usable from any thread.
@@ -201,14 +302,15 @@ struct Loop {
 pub struct LoopServerHandle {
     addr: SocketAddr,
     hub: Hub,
-    loops: Vec<Loop>,
+    stop: Arc<Stop>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for LoopServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopServerHandle")
             .field("addr", &self.addr)
-            .field("threads", &self.loops.len())
+            .field("threads", &self.threads.len())
             .finish_non_exhaustive()
     }
 }
@@ -229,132 +331,18 @@ impl LoopServerHandle {
     /// rest (their `on_close` sees 1006). When this returns, every loop has
     /// ended, every session has ended and the hub holds none.
     pub fn shutdown(mut self, grace: Duration) {
-        for done in self.stop(grace) {
-            let _ = done.join();
+        self.stop.request(grace);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
-    }
-
-    /// Phase one, without waiting: returns the loops' threads.
-    fn stop(&mut self, grace: Duration) -> Vec<JoinHandle<()>> {
-        let threads = stop_loops(&mut self.loops, grace);
-        self.hub.shutdown();
-        threads
     }
 }
 
 impl Drop for LoopServerHandle {
     fn drop(&mut self) {
-        if !self.loops.is_empty() {
+        if !self.threads.is_empty() {
             // Detached: the loops finish the shutdown on their own.
-            self.stop(DEFAULT_GRACE);
+            self.stop.request(DEFAULT_GRACE);
         }
     }
-}
-
-/// Ask every loop to stop accepting and end within `grace`.
-fn stop_loops(loops: &mut Vec<Loop>, grace: Duration) -> Vec<JoinHandle<()>> {
-    for running in loops.iter() {
-        *running.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(grace);
-        running.remote.wake();
-    }
-    loops.drain(..).map(|running| running.thread).collect()
-}
-
-/// One loop's thread: accept, serve, and on a stop request, stop accepting
-/// and give the sessions `grace` to finish.
-fn serve(
-    listener: std::net::TcpListener,
-    hub: Hub,
-    config: Arc<Config>,
-    handler: Option<Handler>,
-    stop: &Mutex<Option<Duration>>,
-    started: mpsc::Sender<io::Result<Remote>>,
-) {
-    let setup = (|| {
-        let poll = Poll::new()?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let connections = Connections::new(poll.registry(), CONNECTIONS, hub, config)?;
-        Ok((poll, listener, connections))
-    })();
-    let (mut poll, listener, mut connections) = match setup {
-        Ok(ok) => ok,
-        Err(error) => {
-            let _ = started.send(Err(error));
-            return;
-        }
-    };
-    let _ = started.send(Ok(connections.remote()));
-    let mut listener = Some(listener);
-    let mut events = Events::with_capacity(1024);
-    // When to try accepting again after an error.
-    let mut backoff: Option<Instant> = None;
-    // The end of the grace period, once stopping.
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let timeout = [
-            connections.next_timeout(),
-            backoff.map(until),
-            deadline.map(until),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Err(error) = poll.poll(&mut events, timeout) {
-            if error.kind() != io::ErrorKind::Interrupted {
-                break; // the loop cannot wait: end its sessions below
-            }
-        }
-        let mut accept = backoff.is_some_and(|at| at <= Instant::now());
-        for event in &events {
-            if event.token() == LISTENER {
-                accept = true;
-            } else {
-                connections.handle_event(event);
-            }
-        }
-        if deadline.is_none() {
-            if let Some(grace) = *stop.lock().unwrap_or_else(|e| e.into_inner()) {
-                listener = None; // new connections are refused
-                deadline = Some(Instant::now() + grace);
-            }
-        }
-        if let (true, Some(listener)) = (accept, &listener) {
-            backoff = accept_all(listener, &mut connections, poll.registry(), &handler);
-        }
-        connections.process();
-        if deadline.is_some_and(|at| connections.is_empty() || at <= Instant::now()) {
-            break;
-        }
-    }
-    // Phase two's end: what is still running is dropped (on_close: 1006).
-    connections.abort_all();
-}
-
-/// Accept until the listener would block; on an error, when to retry.
-fn accept_all(
-    listener: &TcpListener,
-    connections: &mut Connections,
-    registry: &mio::Registry,
-    handler: &Option<Handler>,
-) -> Option<Instant> {
-    loop {
-        match listener.accept() {
-            // A stream that cannot be registered is dropped (closed).
-            Ok((stream, peer)) => {
-                let _ = match handler {
-                    Some(handler) => connections.accept_with(registry, stream, &**handler),
-                    None => connections.accept(registry, stream, peer),
-                };
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Some(Instant::now() + ACCEPT_BACKOFF),
-        }
-    }
-}
-
-fn until(at: Instant) -> Duration {
-    at.saturating_duration_since(Instant::now())
 }

@@ -96,7 +96,7 @@ fn per_connection(mut open_and_wait: impl FnMut(usize, &mut Vec<TcpStream>)) -> 
 /// realtime `Session` with the upgrade request, the hub's index entry and
 /// the loop's slots.
 #[test]
-fn an_idle_hub_session_costs_under_1200_bytes_of_heap() {
+fn an_idle_hub_session_costs_under_1300_bytes_of_heap() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let hub = Hub::builder().build();
     let handle = LoopServer::new(hub.clone(), Arc::new(Config::default()))
@@ -110,7 +110,10 @@ fn an_idle_hub_session_costs_under_1200_bytes_of_heap() {
         eventually("sessions", || hub.session_count() == expected);
     });
     println!("heap per idle hub session: {per} bytes");
-    assert!(per < 1200, "{per} bytes");
+    // 1188 bytes when LoopServer ran its own accept loop; since it shares
+    // the server loop of every runtime (hubbub_ws::serving), each session's
+    // task also holds its count and abort slot (about 60 bytes).
+    assert!(per < 1300, "{per} bytes");
     handle.shutdown(Duration::from_secs(1));
 }
 

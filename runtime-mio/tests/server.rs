@@ -334,3 +334,94 @@ fn a_handler_serves_plain_websockets_without_the_hub() {
     handle.shutdown(Duration::from_secs(5));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+/// Counts the handler futures dropped.
+struct Dropped(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Each loop serves the shared server on its own thread, and everything
+/// stays there: the listener, the accept loop and the connections (the
+/// runtime's default loops are never started in this test binary). A
+/// handler's connection still running after the grace period is dropped
+/// (phase one asks nothing of it), and the listener is gone.
+#[test]
+fn a_handlers_connections_are_dropped_after_the_grace_period() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    let handle = LoopServer::new(Hub::builder().build(), Arc::new(Config::default()))
+        .threads(2)
+        .handler(move |driver| {
+            let guard = Dropped(count.clone());
+            async move {
+                let _guard = guard;
+                plain_echo(driver).await;
+            }
+        })
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .start()
+        .unwrap();
+    let addr = handle.local_addr();
+    let names = thread_names();
+    for n in 0..2 {
+        assert!(names.contains(&format!("hubbub-mio-{n}")), "{names:?}");
+    }
+    let rt = clients();
+    let mut ws = rt.block_on(async {
+        let mut ws = peer(addr, "/").await;
+        send(&mut ws, "hi").await;
+        assert_eq!(next(&mut ws).await, "hi");
+        ws
+    });
+    let names = thread_names();
+    assert!(
+        !names.iter().any(|n| n.starts_with("hubbub-mio-rt")),
+        "{names:?}"
+    );
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    let started = Instant::now();
+    handle.shutdown(Duration::from_millis(300));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    // Dropped without a close frame; nothing listens any more.
+    rt.block_on(async { assert_eq!(next(&mut ws).await, "end") });
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+/// Dropping the handle starts the shutdown without waiting for it: the
+/// sessions get close 1001, end, and the listener closes.
+#[test]
+fn dropping_the_handle_shuts_the_server_down() {
+    let (seen, on_close) = closes();
+    let hub = Hub::builder().on_close(on_close).build();
+    let handle = start(hub.clone(), Config::default(), 2);
+    let addr = handle.local_addr();
+    clients().block_on(async {
+        let mut ws = peer(addr, "/").await;
+        eventually("the session", || hub.session_count() == 1);
+        drop(handle);
+        assert_eq!(next(&mut ws).await, "close 1001");
+        assert_eq!(next(&mut ws).await, "end");
+    });
+    eventually("on_close", || seen.lock().unwrap().len() == 1);
+    assert_eq!(*seen.lock().unwrap(), [1001]);
+    assert_eq!(hub.session_count(), 0);
+    eventually("the listener closes", || TcpStream::connect(addr).is_err());
+}

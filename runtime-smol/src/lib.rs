@@ -1,6 +1,6 @@
 //! # hubbub-smol
 //!
-//! [hubbub](hubbub_core) WebSockets on [smol](https://docs.rs/smol): the
+//! [hubbub](hubbub_ws::hubbub_core) WebSockets on [smol](https://docs.rs/smol): the
 //! same public surface as `hubbub-tokio` — a [`WebSocket`] that is a
 //! `Stream` of messages and a `Sink` for them, [`accept`] and [`connect`],
 //! a TCP [`Server`], a [`Client`] that can reconnect, the callback
@@ -19,7 +19,7 @@
 //!     smol::block_on(async {
 //!         let listener = smol::net::TcpListener::bind("127.0.0.1:9001").await?;
 //!         Server::new(Config::default())
-//!             .serve(listener, |mut ws| async move {
+//!             .serve(listener, |mut ws, _request| async move {
 //!                 while let Some(Ok(message)) = ws.recv().await {
 //!                     let _ = ws.feed(message).await;
 //!                 }

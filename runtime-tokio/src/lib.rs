@@ -1,12 +1,12 @@
 //! # hubbub-tokio
 //!
-//! [hubbub](hubbub_core) WebSockets on tokio: a [`WebSocket`] that is a
+//! [hubbub](hubbub_ws::hubbub_core) WebSockets on tokio: a [`WebSocket`] that is a
 //! `Stream` of messages and a `Sink` for them, the server and client
 //! handshakes, a TCP [`Server`], a [`Client`] that can reconnect, and the
 //! realtime layer's [`Hub`] served by a [`HubServer`].
 //!
 //! Every protocol decision is made by the sans-IO core
-//! ([`hubbub_core::Connection`]); this crate only moves bytes and keeps
+//! ([`Connection`](hubbub_ws::hubbub_core::Connection)); this crate only moves bytes and keeps
 //! time. One driver per connection ([`driver`]) reads into a buffer shared by
 //! the thread, writes everything queued in one vectored write, and sleeps
 //! until the core's next deadline (keep-alive ping, idle timeout, close
@@ -20,7 +20,7 @@
 //! async fn main() -> std::io::Result<()> {
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 //!     Server::new(Config::default())
-//!         .serve(listener, |mut ws| async move {
+//!         .serve(listener, |mut ws, _request| async move {
 //!             // `feed` queues; the replies to one read leave in one write.
 //!             while let Some(message) = ws.recv().await {
 //!                 if let Ok(message) = message {
@@ -38,7 +38,7 @@
 //! use hubbub_tokio::{CloseCode, Message};
 //!
 //! # async fn run() -> Result<(), hubbub_tokio::Error> {
-//! let mut ws = hubbub_tokio::connect("ws://127.0.0.1:9001/").await?;
+//! let (mut ws, _response) = hubbub_tokio::connect("ws://127.0.0.1:9001/").await?;
 //! ws.send("hello").await?;
 //! if let Some(Ok(Message::Text(text))) = ws.recv().await {
 //!     println!("{text}");

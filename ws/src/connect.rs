@@ -85,7 +85,8 @@ pub struct ClientConfig {
     pub dns_timeout: Option<Duration>,
     /// Time allowed to open the TCP connection (all addresses together).
     pub connect_timeout: Option<Duration>,
-    /// Reconnect when the connection drops ([`Client`] only); off by default.
+    /// Reconnect when the connection drops (the hub's reconnecting
+    /// clients only); off by default.
     pub reconnect: Option<Reconnect>,
 }
 
@@ -100,7 +101,8 @@ impl Default for ClientConfig {
     }
 }
 
-/// When and how often a [`Client`] reconnects: exponential backoff with
+/// When and how often a reconnecting client (the hub's `Client` and
+/// `Client::builder`) reconnects: exponential backoff with
 /// jitter. Attempt `n` (from 1) waits `min(max_delay, initial_delay ×
 /// 2^(n-1))`, less a random fraction of up to `jitter` of it.
 #[derive(Debug, Clone, PartialEq)]

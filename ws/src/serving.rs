@@ -8,16 +8,18 @@ use std::{
     future::Future,
     io,
     net::SocketAddr,
-    pin::pin,
+    pin::{pin, Pin},
     sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
     },
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
 use event_listener::Event;
 use futures_util::future::{select, Either};
+use pin_project_lite::pin_project;
 
 use crate::{connect::timeout, flag::Flag, server::is_fatal_accept_error, Runtime};
 
@@ -122,13 +124,24 @@ impl Drop for ServerHandle {
     }
 }
 
-/// The running connections: how many, and the signal that aborts them.
+/// The running connections: how many, and the abort of phase two's end.
 #[derive(Default)]
 struct Connections {
     live: AtomicUsize,
     /// Notified when `live` drops to zero.
     ended: Event,
-    abort: Flag,
+    aborted: AtomicBool,
+    /// One slot per running connection: the waker of its task, woken by
+    /// [`abort`](Self::abort). (A slot rather than an event listener per
+    /// task: a listener is an allocation that every idle connection would
+    /// keep.)
+    wakers: Mutex<WakerSlots>,
+}
+
+#[derive(Default)]
+struct WakerSlots {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
 }
 
 impl Connections {
@@ -142,23 +155,117 @@ impl Connections {
             listener.await;
         }
     }
+
+    fn wakers(&self) -> MutexGuard<'_, WakerSlots> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drop every running connection's future: wake their tasks, which
+    /// see [`aborted`](Self::aborted) and end.
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        let wakers = std::mem::take(&mut self.wakers().slots);
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+
+    fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
 }
 
-/// Counts one running connection; dropped when its task ends.
-struct Running(Arc<Connections>);
+/// Counts one running connection and holds its waker slot; dropped when
+/// its task ends.
+struct Running {
+    connections: Arc<Connections>,
+    slot: usize,
+    /// The waker last put in the slot, to skip the lock when it is the
+    /// same.
+    registered: Option<Waker>,
+}
 
 impl Running {
     fn new(connections: &Arc<Connections>) -> Self {
         connections.live.fetch_add(1, Ordering::SeqCst);
-        Running(connections.clone())
+        let slot = {
+            let mut wakers = connections.wakers();
+            match wakers.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    wakers.slots.push(None);
+                    wakers.slots.len() - 1
+                }
+            }
+        };
+        Running {
+            connections: connections.clone(),
+            slot,
+            registered: None,
+        }
+    }
+
+    /// Keep `waker` in the slot, for [`Connections::abort`]; false once
+    /// aborted.
+    fn watch(&mut self, waker: &Waker) -> bool {
+        if !self.registered.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            if let Some(slot) = self.connections.wakers().slots.get_mut(self.slot) {
+                *slot = Some(waker.clone());
+            }
+            self.registered = Some(waker.clone());
+        }
+        !self.connections.aborted()
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.ended.notify(usize::MAX);
+        {
+            let mut wakers = self.connections.wakers();
+            if let Some(slot) = wakers.slots.get_mut(self.slot) {
+                *slot = None;
+                wakers.free.push(self.slot);
+            }
         }
+        if self.connections.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.connections.ended.notify(usize::MAX);
+        }
+    }
+}
+
+pin_project! {
+    /// One connection's task: its service's future until that ends or the
+    /// server aborts it, which drops the future (a hub session ends with
+    /// 1006) before the connection stops being counted. (A struct rather
+    /// than an `async` block, which would keep the service's future twice:
+    /// once as captured, once pinned; this task is most of an idle
+    /// connection's memory.)
+    struct Task<F> {
+        #[pin]
+        serving: Option<F>,
+        running: Option<Running>,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Task<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(running) = this.running.as_mut() else {
+            return Poll::Ready(());
+        };
+        if let Some(serving) = this.serving.as_mut().as_pin_mut() {
+            if !running.connections.aborted()
+                && serving.poll(cx).is_pending()
+                && running.watch(cx.waker())
+            {
+                return Poll::Pending;
+            }
+        }
+        this.serving.set(None);
+        this.running.take();
+        Poll::Ready(())
     }
 }
 
@@ -178,16 +285,9 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let running = Running::new(&connections);
-                let serving = service.serve(stream, peer);
-                R::spawn(async move {
-                    {
-                        let serving = pin!(serving);
-                        let _ = select(serving, pin!(running.0.abort.wait())).await;
-                        // Aborted: the connection's future is dropped here
-                        // (a hub session ends with 1006) before `running` is.
-                    }
-                    drop(running);
+                R::spawn(Task {
+                    serving: Some(service.serve(stream, peer)),
+                    running: Some(Running::new(&connections)),
                 });
             }
             // Out of descriptors or similar: back off instead of spinning.
@@ -207,6 +307,6 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
     let _ = timeout::<R, _>(grace, connections.idle()).await;
     // Phase two's end: connections still running are dropped, before we
     // return.
-    connections.abort.set();
+    connections.abort();
     connections.idle().await;
 }
