@@ -87,11 +87,7 @@ fn input(lines: Vec<String>) -> mpsc::Receiver<String> {
     rx
 }
 
-async fn chat<R: Rt>(
-    url: String,
-    nick: String,
-    lines: Vec<String>,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn chat<R: Rt>(url: String, nick: String, lines: Vec<String>) -> Result<(), Box<dyn Error>> {
     let config = ClientConfig {
         config: Arc::new(Config {
             max_message_size: 16 << 20,

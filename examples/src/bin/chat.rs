@@ -315,7 +315,7 @@ fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
 /// Store a chat message of `room`; once the store acknowledged it, every
 /// member receives `room R: T` (and the room's poll clients the mirrored
 /// envelope).
-fn publish(hub: &Hub, room: &str, text: &str) -> Result<(), hubbub_hub::StoreError> {
+fn publish(hub: &Hub, room: &str, text: &str) -> Result<(), StoreError> {
     let line = format!("room {room}: {text}");
     let message = Envelope::new("chat.message", json!({"room": room, "text": text}));
     hub.publish_rendered(room, message, move |_| line)

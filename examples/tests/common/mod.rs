@@ -17,7 +17,7 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// The runtimes every program is tested on (`--runtime`).
-pub const RUNTIMES: &[&str] = &["tokio", "smol", "mio"];
+pub(crate) const RUNTIMES: &[&str] = &["tokio", "smol", "mio"];
 
 thread_local! {
     /// The runtime the programs started on this thread run on.
@@ -26,7 +26,7 @@ thread_local! {
 
 /// Run `test` once per runtime in [`RUNTIMES`]: every program it starts
 /// gets that `--runtime`.
-pub fn each_runtime(test: impl Fn()) {
+pub(crate) fn each_runtime(test: impl Fn()) {
     for runtime in RUNTIMES {
         eprintln!("-- runtime {runtime}");
         RUNTIME.set(Some(runtime));
@@ -37,17 +37,17 @@ pub fn each_runtime(test: impl Fn()) {
 
 /// Inside [`each_runtime`], `--runtime NAME` (put first, so that `args`
 /// naming another runtime win); otherwise nothing.
-pub fn runtime_args() -> Vec<&'static str> {
+pub(crate) fn runtime_args() -> Vec<&'static str> {
     RUNTIME
         .get()
         .map_or(Vec::new(), |runtime| vec!["--runtime", runtime])
 }
 
 /// Longest wait for anything a test expects.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A running binary.
-pub struct Running {
+pub(crate) struct Running {
     child: Child,
     /// The `listening` line.
     pub listening: String,
@@ -57,13 +57,18 @@ pub struct Running {
 
 /// Start `binary` with `args`, in `dir` (if any), with `env` added, and wait
 /// for its `listening` line.
-pub fn start(binary: &str, args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Running {
+pub(crate) fn start(
+    binary: &str,
+    args: &[&str],
+    dir: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Running {
     spawn(command(binary, args, dir, env))
 }
 
 /// Spawn `command` (stdout and stderr piped) and wait for its `listening`
 /// line.
-pub fn spawn(mut command: Command) -> Running {
+pub(crate) fn spawn(mut command: Command) -> Running {
     let mut child = command.spawn().expect("spawn the binary");
     let stdout = Arc::new(Mutex::new(Vec::new()));
     let stderr = Arc::new(Mutex::new(String::new()));
@@ -118,17 +123,17 @@ pub fn spawn(mut command: Command) -> Running {
 impl Running {
     /// The ports of the URLs in the `listening` line, in order
     /// (`http://0.0.0.0:8080 ... ws://0.0.0.0:9090/`).
-    pub fn ports(&self) -> Vec<u16> {
+    pub(crate) fn ports(&self) -> Vec<u16> {
         ports_in(&self.listening)
     }
 
     /// Lines printed so far.
-    pub fn stdout(&self) -> Vec<String> {
+    pub(crate) fn stdout(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
     }
 
     /// Wait until a printed line satisfies `pred`.
-    pub fn wait_for_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(line) = self.stdout().into_iter().find(|l| pred(l)) {
@@ -144,12 +149,12 @@ impl Running {
     }
 
     /// What it wrote to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Wait until stderr contains `needle`.
-    pub fn wait_for_stderr(&self, needle: &str) {
+    pub(crate) fn wait_for_stderr(&self, needle: &str) {
         let deadline = Instant::now() + WAIT;
         while !self.stderr().contains(needle) {
             assert!(
@@ -162,31 +167,31 @@ impl Running {
     }
 
     /// The child's standard input (when spawned with `Stdio::piped()`).
-    pub fn take_stdin(&mut self) -> std::process::ChildStdin {
+    pub(crate) fn take_stdin(&mut self) -> std::process::ChildStdin {
         self.child.stdin.take().expect("stdin piped")
     }
 
     /// How many threads the process runs (Linux: its `/proc` task list).
-    pub fn threads(&self) -> usize {
+    pub(crate) fn threads(&self) -> usize {
         let tasks = format!("/proc/{}/task", self.child.id());
         std::fs::read_dir(tasks).map_or(0, |tasks| tasks.count())
     }
 
     /// Send SIGTERM.
-    pub fn sigterm(&self) {
+    pub(crate) fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success());
     }
 
     /// Send SIGTERM and wait (bounded) for the exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub(crate) fn terminate(mut self) -> ExitStatus {
         self.sigterm();
         self.wait()
     }
 
     /// Wait (bounded) for the exit.
-    pub fn wait(&mut self) -> ExitStatus {
+    pub(crate) fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -214,7 +219,7 @@ impl Drop for Running {
 }
 
 /// Every `:PORT` that follows a `scheme://host` in `line`.
-pub fn ports_in(line: &str) -> Vec<u16> {
+pub(crate) fn ports_in(line: &str) -> Vec<u16> {
     line.split("://")
         .skip(1)
         .filter_map(|rest| {
@@ -226,7 +231,7 @@ pub fn ports_in(line: &str) -> Vec<u16> {
 
 /// Run `binary` to its end (bounded) with `env` added, in `dir`; returns
 /// the exit code, stdout and stderr.
-pub fn run_to_end(
+pub(crate) fn run_to_end(
     binary: &str,
     args: &[&str],
     dir: Option<&Path>,
@@ -252,7 +257,7 @@ pub fn run_to_end(
 }
 
 /// A fresh empty directory under the system's temp dir.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hubbub-examples-{name}-{}", std::process::id()));
     // Ignored: usually there is nothing to remove (a previous run's leftovers
     // only); `create_dir_all` below is asserted.
@@ -262,7 +267,7 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// A single-threaded tokio runtime for a test's client side.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -270,18 +275,18 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A WebSocket client connection (tokio-tungstenite).
-pub type Peer =
+pub(crate) type Peer =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connect to `url`.
-pub async fn connect(url: &str) -> Peer {
+pub(crate) async fn connect(url: &str) -> Peer {
     try_connect(url)
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
 /// Connect to `url`, returning the error.
-pub async fn try_connect(url: &str) -> Result<Peer, tungstenite::Error> {
+pub(crate) async fn try_connect(url: &str) -> Result<Peer, tungstenite::Error> {
     match timeout(WAIT, tokio_tungstenite::connect_async(url)).await {
         Ok(result) => result.map(|(peer, _)| peer),
         Err(_) => panic!("no connection to {url} within {WAIT:?}"),
@@ -290,7 +295,7 @@ pub async fn try_connect(url: &str) -> Result<Peer, tungstenite::Error> {
 
 /// The next data message as text (`binary:` and the bytes, lossily, for a
 /// binary one; `close CODE` for a close frame).
-pub async fn next(peer: &mut Peer) -> String {
+pub(crate) async fn next(peer: &mut Peer) -> String {
     loop {
         let message = timeout(WAIT, peer.next())
             .await
@@ -310,13 +315,13 @@ pub async fn next(peer: &mut Peer) -> String {
 }
 
 /// The next message, parsed as JSON.
-pub async fn next_json(peer: &mut Peer) -> serde_json::Value {
+pub(crate) async fn next_json(peer: &mut Peer) -> serde_json::Value {
     let text = next(peer).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
 }
 
 /// Send a text message.
-pub async fn send(peer: &mut Peer, text: &str) {
+pub(crate) async fn send(peer: &mut Peer, text: &str) {
     timeout(WAIT, peer.send(Message::text(text)))
         .await
         .expect("send in time")
@@ -324,7 +329,7 @@ pub async fn send(peer: &mut Peer, text: &str) {
 }
 
 /// Send a binary message.
-pub async fn send_binary(peer: &mut Peer, data: &[u8]) {
+pub(crate) async fn send_binary(peer: &mut Peer, data: &[u8]) {
     timeout(WAIT, peer.send(Message::binary(data.to_vec())))
         .await
         .expect("send in time")
@@ -332,7 +337,7 @@ pub async fn send_binary(peer: &mut Peer, data: &[u8]) {
 }
 
 /// Close and read to the end.
-pub async fn close(mut peer: Peer) {
+pub(crate) async fn close(mut peer: Peer) {
     // Ignored: best effort at the end of a test (the server may be closing
     // too); what the test checks, it checked before.
     let _ = timeout(WAIT, peer.close(None)).await;
