@@ -1,6 +1,8 @@
 //! The hub: every open session, the rooms, broadcast, and the application's
-//! callbacks. Written once; every runtime adapter drives it through
-//! [`Hub::open`], [`Hub::deliver`] and [`Hub::closed`].
+//! callbacks. Runtime-free: [`run_session`](crate::run_session) drives it
+//! for every runtime through [`Hub::open`], [`Hub::deliver`] and
+//! [`Hub::closed`], and layers beside it follow its broadcasts through a
+//! [`BroadcastObserver`].
 
 use std::{
     collections::HashMap,

@@ -2,9 +2,10 @@
 //! [`Connection`], and sleeps until the core's next deadline.
 //!
 //! It depends only on the two small traits below, [`Transport`] and
-//! [`Timer`], so any runtime can reuse it: this crate implements them for
-//! tokio. The driver makes no protocol decision; it follows the polling
-//! order documented on [`Connection`]:
+//! [`Timer`], so any runtime can reuse it: each adapter crate implements
+//! them (hubbub-tokio, hubbub-smol, hubbub-mio). The driver makes no
+//! protocol decision; it follows the polling order documented on
+//! [`Connection`]:
 //!
 //! 1. hand out the core's events;
 //! 2. write everything pending with one vectored write;

@@ -34,13 +34,7 @@
 //! Ctrl-C the history is checkpointed and closed before the program exits:
 //! no `-wal` or `-shm` file is left beside it.
 
-use std::{
-    error::Error,
-    path::PathBuf,
-    process::ExitCode,
-    sync::mpsc::{self, RecvTimeoutError},
-    time::Duration,
-};
+use std::{error::Error, path::PathBuf, process::ExitCode, time::Duration};
 
 use hubbub_examples::{
     protocol::{envelope_text, room_of, text_of},
@@ -49,7 +43,7 @@ use hubbub_examples::{
 use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
 use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Envelope, Hub, HubServer, MessageStore, NewMessage, Replay, Session, StoreError, StoredMessage,
+    Envelope, Hub, HubServer, Session, StoreError,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::LISTEN_BACKLOG;
@@ -96,57 +90,18 @@ fn main() -> ExitCode {
         Ok(store) => store,
         Err(error) => return PROGRAM.exit(1, format_args!("history {path}: {error}")),
     };
-    let (closed_tx, closed) = mpsc::channel();
-    let store = History {
-        store,
-        _closed: closed_tx,
-    };
     let store = match StoreWorker::spawn(store, WorkerConfig::default()) {
         Ok(store) => store,
         Err(error) => return PROGRAM.exit(1, error),
     };
-    // `run` consumes the program with its `StoreHandle`, and the hub (the
-    // other holder of handles) is gone with the runtime's tasks once it
-    // returns.
-    let code = PROGRAM.run(runtime, Chat(settings, store));
-    // With the last handle gone, the store's thread drains its queue and
-    // drops the store, which checkpoints and closes the file. Exiting
-    // before that would cut the thread short and leave `-wal`/`-shm`.
-    // Nothing is ever sent: the channel only disconnects.
-    if let Err(RecvTimeoutError::Timeout) = closed.recv_timeout(STORE_CLOSE) {
-        eprintln!("chat: warning: history {path} not closed within {STORE_CLOSE:?}");
+    let code = PROGRAM.run(runtime, Chat(settings, store.clone()));
+    // The store's thread drains its queue and drops the store, which
+    // checkpoints and closes the file: exiting before that would cut the
+    // thread short and leave `-wal`/`-shm` beside the database.
+    if let Err(error) = store.close(STORE_CLOSE) {
+        eprintln!("chat: warning: history {path} not closed within {STORE_CLOSE:?}: {error}");
     }
     code
-}
-
-/// The chat's history: the SQLite store, and a sender dropped right after
-/// it (fields drop in declaration order), which tells `main` that the
-/// store is closed.
-struct History {
-    store: SqliteStore,
-    _closed: mpsc::Sender<()>,
-}
-
-impl MessageStore for History {
-    fn append(&mut self, batch: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
-        self.store.append(batch)
-    }
-    fn list_by_room(
-        &mut self,
-        room: &str,
-        limit: usize,
-        before: Option<u64>,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.store.list_by_room(room, limit, before)
-    }
-    fn replay_from(
-        &mut self,
-        after: u64,
-        room: Option<&str>,
-        limit: usize,
-    ) -> Result<Replay, StoreError> {
-        self.store.replay_from(after, room, limit)
-    }
 }
 
 struct Chat(Settings, StoreHandle);

@@ -5,8 +5,9 @@
 use std::{
     io,
     panic::{self, AssertUnwindSafe},
-    sync::mpsc::{self, Receiver, SyncSender, TrySendError},
+    sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
     thread,
+    time::Duration,
 };
 
 use super::{MessageStore, NewMessage, Replay, StoreError, StoredMessage};
@@ -17,6 +18,8 @@ type Call = Box<dyn FnOnce(&mut dyn MessageStore) + Send>;
 enum Request {
     Append(NewMessage, AppendDone),
     Call(Call),
+    /// Drop the store, tell the sender, and stop.
+    Close(SyncSender<()>),
 }
 
 /// How a [`StoreWorker`] queues and batches.
@@ -47,7 +50,8 @@ impl Default for WorkerConfig {
 /// worker thread: they must not block (queueing sends to sessions, as the
 /// hub does, is fine). A panicking callback is caught and does not stop
 /// the worker. The thread ends, dropping the store, once every
-/// [`StoreHandle`] is gone and the queue is drained.
+/// [`StoreHandle`] is gone and the queue is drained, or at
+/// [`StoreHandle::close`].
 #[derive(Debug)]
 pub struct StoreWorker;
 
@@ -73,6 +77,11 @@ fn run<S: MessageStore>(mut store: S, rx: &Receiver<Request>, max_batch: usize) 
             },
         };
         match request {
+            Request::Close(closed) => {
+                drop(store);
+                let _ = closed.send(()); // the closer may have stopped waiting
+                return;
+            }
             Request::Call(call) => catch(|| call(&mut store)),
             Request::Append(message, done) => {
                 let (mut messages, mut callbacks) = (vec![message], vec![done]);
@@ -164,6 +173,23 @@ impl StoreHandle {
         self.call(move |store| done(store.replay_from(after, room.as_deref(), limit)))
     }
 
+    /// Close the store: once every request queued before has been handled,
+    /// the worker drops the store (a database closes its file) and stops;
+    /// requests after that fail with [`StoreError::Closed`]. Blocks the
+    /// calling thread (call it at shutdown, not on an event loop) until the
+    /// store is dropped, or `timeout` passes: then [`StoreError::Busy`].
+    pub fn close(&self, timeout: Duration) -> Result<(), StoreError> {
+        let (closed, done) = mpsc::sync_channel(1);
+        self.tx
+            .send(Request::Close(closed))
+            .map_err(|_| StoreError::Closed)?;
+        match done.recv_timeout(timeout) {
+            Ok(()) => Ok(()),
+            Err(RecvTimeoutError::Timeout) => Err(StoreError::Busy),
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Closed),
+        }
+    }
+
     /// Run `f` on the worker with the store, after every request queued
     /// before it (appends included: their callbacks have run).
     pub fn call(
@@ -171,6 +197,63 @@ impl StoreHandle {
         f: impl FnOnce(&mut dyn MessageStore) + Send + 'static,
     ) -> Result<(), StoreError> {
         self.queue(Request::Call(Box::new(f)))
+    }
+}
+
+#[cfg(test)]
+mod close_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::store::{testing::message, MemoryStore};
+
+    /// A store that records being dropped.
+    struct Dropped(MemoryStore, Arc<Mutex<bool>>);
+
+    impl MessageStore for Dropped {
+        fn append(&mut self, batch: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+            self.0.append(batch)
+        }
+        fn list_by_room(
+            &mut self,
+            room: &str,
+            limit: usize,
+            before: Option<u64>,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            self.0.list_by_room(room, limit, before)
+        }
+        fn replay_from(
+            &mut self,
+            after: u64,
+            room: Option<&str>,
+            limit: usize,
+        ) -> Result<Replay, StoreError> {
+            self.0.replay_from(after, room, limit)
+        }
+    }
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            *self.1.lock().unwrap() = true;
+        }
+    }
+
+    #[test]
+    fn close_drains_then_drops_the_store_while_handles_live() {
+        let dropped = Arc::new(Mutex::new(false));
+        let store = Dropped(MemoryStore::default(), dropped.clone());
+        let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
+        let other = handle.clone();
+        let (tx, rx) = mpsc::channel();
+        handle
+            .append(message("dev", 1), move |r| tx.send(r).unwrap())
+            .unwrap();
+        handle.close(Duration::from_secs(10)).unwrap();
+        assert!(*dropped.lock().unwrap(), "dropped while a handle lives");
+        assert_eq!(rx.try_recv().unwrap().unwrap().id, 1, "queued before: done");
+        let after = other.append(message("dev", 2), |_| {});
+        assert_eq!(after, Err(StoreError::Closed));
+        assert_eq!(other.close(Duration::from_secs(1)), Err(StoreError::Closed));
     }
 }
 
