@@ -201,63 +201,6 @@ impl StoreHandle {
 }
 
 #[cfg(test)]
-mod close_tests {
-    use std::sync::{Arc, Mutex};
-
-    use super::*;
-    use crate::store::{testing::message, MemoryStore};
-
-    /// A store that records being dropped.
-    struct Dropped(MemoryStore, Arc<Mutex<bool>>);
-
-    impl MessageStore for Dropped {
-        fn append(&mut self, batch: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
-            self.0.append(batch)
-        }
-        fn list_by_room(
-            &mut self,
-            room: &str,
-            limit: usize,
-            before: Option<u64>,
-        ) -> Result<Vec<StoredMessage>, StoreError> {
-            self.0.list_by_room(room, limit, before)
-        }
-        fn replay_from(
-            &mut self,
-            after: u64,
-            room: Option<&str>,
-            limit: usize,
-        ) -> Result<Replay, StoreError> {
-            self.0.replay_from(after, room, limit)
-        }
-    }
-
-    impl Drop for Dropped {
-        fn drop(&mut self) {
-            *self.1.lock().unwrap() = true;
-        }
-    }
-
-    #[test]
-    fn close_drains_then_drops_the_store_while_handles_live() {
-        let dropped = Arc::new(Mutex::new(false));
-        let store = Dropped(MemoryStore::default(), dropped.clone());
-        let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
-        let other = handle.clone();
-        let (tx, rx) = mpsc::channel();
-        handle
-            .append(message("dev", 1), move |r| tx.send(r).unwrap())
-            .unwrap();
-        handle.close(Duration::from_secs(10)).unwrap();
-        assert!(*dropped.lock().unwrap(), "dropped while a handle lives");
-        assert_eq!(rx.try_recv().unwrap().unwrap().id, 1, "queued before: done");
-        let after = other.append(message("dev", 2), |_| {});
-        assert_eq!(after, Err(StoreError::Closed));
-        assert_eq!(other.close(Duration::from_secs(1)), Err(StoreError::Closed));
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use std::{
         sync::{Arc, Barrier, Mutex},
@@ -326,6 +269,50 @@ mod tests {
             .unwrap();
         gate.wait();
         (handle, batches, gate)
+    }
+
+    /// A store that tells when it is dropped.
+    struct Dropped(MemoryStore, mpsc::Sender<()>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.1.send(());
+        }
+    }
+
+    impl MessageStore for Dropped {
+        fn append(&mut self, b: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+            self.0.append(b)
+        }
+        fn list_by_room(
+            &mut self,
+            r: &str,
+            l: usize,
+            b: Option<u64>,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            self.0.list_by_room(r, l, b)
+        }
+        fn replay_from(&mut self, a: u64, r: Option<&str>, l: usize) -> Result<Replay, StoreError> {
+            self.0.replay_from(a, r, l)
+        }
+    }
+
+    #[test]
+    fn close_drains_then_drops_the_store_while_handles_live() {
+        let (dropped_tx, dropped) = mpsc::channel();
+        let store = Dropped(MemoryStore::default(), dropped_tx);
+        let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
+        let other = handle.clone();
+        let (tx, rx) = mpsc::channel();
+        handle
+            .append(message("dev", 1), move |r| tx.send(r).unwrap())
+            .unwrap();
+        handle.close(Duration::from_secs(10)).unwrap();
+        assert_eq!(dropped.try_recv(), Ok(()), "dropped while a handle lives");
+        assert_eq!(rx.try_recv().unwrap().unwrap().id, 1, "queued before: done");
+        let after = other.append(message("dev", 2), |_| {});
+        assert_eq!(after, Err(StoreError::Closed));
+        assert_eq!(other.close(Duration::from_secs(1)), Err(StoreError::Closed));
     }
 
     #[test]
@@ -403,35 +390,7 @@ mod tests {
             .unwrap();
         assert_eq!(rx.recv_timeout(WAIT).unwrap(), Ok(vec![]));
 
-        // The store is dropped when the last handle is: a store that tells
-        // when it is dropped.
-        struct Dropped(MemoryStore, mpsc::Sender<()>);
-        impl Drop for Dropped {
-            fn drop(&mut self) {
-                let _ = self.1.send(());
-            }
-        }
-        impl MessageStore for Dropped {
-            fn append(&mut self, b: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
-                self.0.append(b)
-            }
-            fn list_by_room(
-                &mut self,
-                r: &str,
-                l: usize,
-                b: Option<u64>,
-            ) -> Result<Vec<StoredMessage>, StoreError> {
-                self.0.list_by_room(r, l, b)
-            }
-            fn replay_from(
-                &mut self,
-                a: u64,
-                r: Option<&str>,
-                l: usize,
-            ) -> Result<Replay, StoreError> {
-                self.0.replay_from(a, r, l)
-            }
-        }
+        // The store is dropped when the last handle is.
         let (tx, rx) = mpsc::channel();
         let handle =
             StoreWorker::spawn(Dropped(MemoryStore::default(), tx), WorkerConfig::default())
