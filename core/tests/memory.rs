@@ -172,10 +172,10 @@ fn header_alone_reserves_nothing() {
 }
 
 /// permessage-deflate's cost per connection at rest, for each parameter
-/// set, after a compressed 1 KiB JSON message each way (ARCHITECTURE.md,
-/// "permessage-deflate"): nothing beyond the codec's small struct on a side
-/// without context takeover; one zlib stream per side that keeps its
-/// context. The figures printed here are the ones documented.
+/// set, after a compressed 1 KiB JSON message each way: nothing beyond the
+/// codec's small struct on a side without context takeover; one zlib
+/// stream per side that keeps its context. The figures printed here are
+/// the ones in bench/README.md (measurement notes).
 #[test]
 #[cfg(feature = "deflate")]
 fn deflate_cost_per_mode() {

@@ -2,7 +2,8 @@
 //! global allocator (requested sizes; malloc's own overhead and the kernel's
 //! socket buffers are not included). The clients are raw sockets in this
 //! process that allocate nothing after connecting. The tests take turns
-//! (one counter for the process). ARCHITECTURE.md §13 has the breakdown.
+//! (one counter for the process). bench/README.md (measurement notes) has
+//! the breakdown.
 
 mod common;
 

@@ -61,12 +61,12 @@ impl StoreWorker {
         let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
         thread::Builder::new()
             .name("hubbub-store".into())
-            .spawn(move || run(store, &rx, config.max_batch.max(1)))?;
+            .spawn(move || run(store, rx, config.max_batch.max(1)))?;
         Ok(StoreHandle { tx })
     }
 }
 
-fn run<S: MessageStore>(mut store: S, rx: &Receiver<Request>, max_batch: usize) {
+fn run<S: MessageStore>(mut store: S, rx: Receiver<Request>, max_batch: usize) {
     let mut next = None;
     loop {
         let request = match next.take() {
@@ -79,6 +79,7 @@ fn run<S: MessageStore>(mut store: S, rx: &Receiver<Request>, max_batch: usize) 
         match request {
             Request::Close(closed) => {
                 drop(store);
+                drop(rx); // from here on, requests fail with `Closed`
                 let _ = closed.send(()); // the closer may have stopped waiting
                 return;
             }
