@@ -4,6 +4,7 @@
 # (Chromium from apt, Node.js if absent, the npm packages from the lockfile),
 # builds `chat`, and runs the test with a time limit. Exits non-zero on any
 # failure. The screenshot goes to $SCREENSHOT (default /tmp/hubbub-chat.png).
+# Then the axum-echo page (hubbub-axum) the same way (axum.test.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -40,11 +41,14 @@ fi
 echo "== npm ci ($TEST_DIR)"
 (cd "$TEST_DIR" && npm ci --no-audit --no-fund)
 
-echo "== building chat"
-cargo build --quiet -p hubbub-examples --bin chat
+echo "== building chat and axum-echo"
+cargo build --quiet -p hubbub-examples --bin chat --bin axum-echo
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 CHAT_BIN="$TARGET_DIR/debug/chat"
 
 echo "== chat page in headless Chromium"
 timeout 180 node "$TEST_DIR/chat.test.mjs" "$CHAT_BIN" "$SCREENSHOT"
+
+echo "== axum-echo page in headless Chromium"
+timeout 180 node "$TEST_DIR/axum.test.mjs" "$TARGET_DIR/debug/axum-echo"
