@@ -17,8 +17,15 @@ for runtime in $RUNTIMES; do
     timeout 2400 bash autobahn/run.sh --runtime "$runtime"
 done
 
+# The axum integration (axum-echo, tokio): sections 1-10 without
+# compression, then 12-13 with permessage-deflate.
+echo "== Autobahn|Testsuite, sections 1-10, axum-echo"
+timeout 900 bash autobahn/run.sh --server axum-echo --no-deflate
+echo "== Autobahn|Testsuite, sections 12-13, axum-echo --deflate"
+timeout 2400 bash autobahn/run.sh --server axum-echo --cases "12.*,13.*"
+
 echo "== permessage-deflate interop with Python websockets"
 timeout 900 bash scripts/interop-python.sh
 
-echo "== chat page in headless Chromium"
+echo "== the chat page and the axum-echo page in headless Chromium"
 timeout 900 bash scripts/browser-test.sh
