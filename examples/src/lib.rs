@@ -26,6 +26,7 @@ use hubbub_mio::Mio;
 use hubbub_smol::Smol;
 use hubbub_tokio::Tokio;
 
+pub mod echo;
 pub mod protocol;
 
 /// How long a server waits for its sessions to close after SIGTERM.

@@ -14,8 +14,11 @@
 use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use axum::{extract::State, response::Html, response::Response, routing::get, Router};
-use hubbub_axum::{Config, DeflateConfig, WebSocket, WebSocketUpgrade};
-use hubbub_examples::{Program, Rt, Spec};
+use hubbub_axum::{Config, DeflateConfig, WebSocketUpgrade};
+use hubbub_examples::{
+    echo::{conformance_config, echo},
+    Program, Rt, Spec,
+};
 use hubbub_tokio::Tokio;
 
 const PROGRAM: Program = Program {
@@ -69,16 +72,8 @@ fn main() -> ExitCode {
         Ok(port) => port,
         Err(message) => return PROGRAM.usage_error(message),
     };
-    let config = Config {
-        max_message_size: MAX_MESSAGE,
-        max_frame_size: Some(MAX_MESSAGE),
-        // A conformance server: no idle timeout, no pings.
-        idle_timeout: None,
-        ping_interval: None,
-        pong_timeout: None,
-        deflate: options.switch("--deflate").then(DeflateConfig::default),
-        ..Config::default()
-    };
+    let deflate = options.switch("--deflate").then(DeflateConfig::default);
+    let config = conformance_config(MAX_MESSAGE, deflate);
     match Tokio::block_on(serve(port, Arc::new(config))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(error)) | Err(error) => PROGRAM.exit(1, error),
@@ -100,18 +95,4 @@ async fn serve(port: u16, config: Arc<Config>) -> std::io::Result<()> {
 
 async fn upgrade(State(config): State<Arc<Config>>, ws: WebSocketUpgrade) -> Response {
     ws.config(config).on_upgrade(echo)
-}
-
-/// Queue every message back; the socket writes the answers to one read
-/// in one system call before it reads again.
-async fn echo(mut ws: WebSocket) {
-    loop {
-        let feeding = match ws.recv().await {
-            Some(Ok(message)) => ws.feed(message),
-            Some(Err(_)) => continue,
-            None => break,
-        };
-        // After a close has started, sends fail; keep reading to the end.
-        let _ = feeding.await;
-    }
 }

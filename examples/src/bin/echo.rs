@@ -10,14 +10,15 @@
 //! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
 //! one thread (tokio); on smol, connections run on smol's executor thread.
 
-use std::{
-    error::Error, future::Future, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration,
-};
+use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use hubbub_core::{CloseCode, Config, DeflateConfig};
-use hubbub_examples::{until, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
+use hubbub_examples::{
+    echo::{conformance_config, echo},
+    until, Main, Program, Rt, Spec, SHUTDOWN_GRACE,
+};
 use hubbub_hub::{Hub, HubServer, OutboundLimit, SlowConsumer};
-use hubbub_ws::{RuntimeWebSocket, Server, LISTEN_BACKLOG};
+use hubbub_ws::{Server, LISTEN_BACKLOG};
 
 const PROGRAM: Program = Program {
     name: "echo",
@@ -98,50 +99,17 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
         SocketAddr::from(([127, 0, 0, 1], args.port)),
         LISTEN_BACKLOG,
     )?;
-    let config = Config {
-        max_message_size: args.max_message,
-        max_frame_size: Some(args.max_message),
-        // A benchmark and conformance server: no idle timeout, no pings.
-        idle_timeout: None,
-        ping_interval: None,
-        pong_timeout: None,
-        handshake_timeout: Some(Duration::from_secs(10)),
-        deflate: args.deflate,
-        ..Config::default()
-    };
+    let config = conformance_config(args.max_message, args.deflate);
     if args.broadcast {
         return broadcast::<R>(listener, config, args.max_message).await;
     }
     let shutdown = PROGRAM.listening::<R>(R::local_addr(&listener)?)?;
     until(
-        Server::<R>::new(config).serve(listener, |ws, _| echo::<R>(ws)),
+        Server::<R>::new(config).serve(listener, |ws, _| echo(ws)),
         shutdown,
     )
     .await;
     Ok(())
-}
-
-/// Queue every message back; the stream writes the queued answers to one
-/// read in one system call before it reads again.
-///
-/// (A plain function returning an `async move` block: an `async fn` would
-/// keep its `WebSocket` argument twice in its future, and this future is
-/// most of what an idle connection costs.)
-#[allow(clippy::manual_async_fn)]
-fn echo<R: Rt>(mut ws: RuntimeWebSocket<R>) -> impl Future<Output = ()> + Send {
-    async move {
-        loop {
-            // The message moves into `feed`'s future before that is
-            // awaited, so this future does not keep a slot for it too.
-            let feeding = match ws.recv().await {
-                Some(Ok(message)) => ws.feed(message),
-                Some(Err(_)) => continue,
-                None => break,
-            };
-            // After a close has started, sends fail; keep reading to the end.
-            let _ = feeding.await;
-        }
-    }
 }
 
 /// `--broadcast`: a hub that forwards every message to every other session.
