@@ -4,7 +4,9 @@
 # (Chromium from apt, Node.js if absent, the npm packages from the lockfile),
 # builds `chat`, and runs the test with a time limit. Exits non-zero on any
 # failure. The screenshot goes to $SCREENSHOT (default /tmp/hubbub-chat.png).
-# Then the axum-echo page (hubbub-axum) the same way (axum.test.mjs).
+# Then the axum-echo page (hubbub-axum) the same way (axum.test.mjs). The
+# two tests (chat.test.mjs, axum.test.mjs) share harness.mjs: the server
+# started and stopped, Chromium launched, the watchdog.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

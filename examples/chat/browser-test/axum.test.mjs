@@ -6,93 +6,29 @@
 //
 //   node axum.test.mjs /path/to/axum-echo
 //
-// Run by scripts/browser-test.sh, after the chat test.
+// Run by scripts/browser-test.sh, after the chat test. The shared harness
+// (server, browser, watchdog) is harness.mjs.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { WAIT, check, collectErrors, runTest, withBrowser, withServer } from "./harness.mjs";
 
 const BIN = process.argv[2];
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const WAIT = 15_000; // ms, for anything the test waits on
 
 if (!BIN) {
   console.error("usage: node axum.test.mjs /path/to/axum-echo");
   process.exit(2);
 }
 
-// The whole test is bounded, whatever hangs.
-const watchdog = setTimeout(() => {
-  console.error("axum browser test: timed out after 120 s");
-  process.exit(1);
-}, 120_000);
+/** `axum-echo --deflate` on a free port. */
+const AXUM_ECHO = { name: "axum-echo", bin: BIN, args: ["--port", "0", "--deflate"] };
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-/** Start `axum-echo --deflate` on a free port; resolve with its port. */
-function start() {
-  const child = spawn(BIN, ["--port", "0", "--deflate"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error("no `listening` line")), WAIT);
-    child.on("exit", (code) => reject(new Error(`axum-echo exited early (${code})`)));
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = out.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (!match) return;
-      clearTimeout(timer);
-      child.removeAllListeners("exit");
-      child.stdout.removeAllListeners("data");
-      resolve({ child, port: Number(match[1]) });
-    });
-  });
-}
-
-/** Resolves with the exit code once `child` exits (bounded). */
-function stop(child) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("axum-echo did not exit on SIGTERM")), WAIT);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      resolve(code ?? signal);
-    });
-    child.kill("SIGTERM");
-  });
-}
-
-async function main() {
-  const server = await start();
-  console.log(`axum-echo on http://127.0.0.1:${server.port}/`);
-  const profile = mkdtempSync(join(tmpdir(), "hubbub-chromium-"));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 60_000,
-    });
+async function main(server) {
+  const [port] = server.ports;
+  console.log(`axum-echo on http://127.0.0.1:${port}/`);
+  await withBrowser({}, async (context) => {
     const errors = [];
     const page = await context.newPage();
-    page.on("pageerror", (e) => errors.push(e.message));
-    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-    await page.goto(`http://127.0.0.1:${server.port}/`, { timeout: WAIT });
+    collectErrors(page, errors);
+    await page.goto(`http://127.0.0.1:${port}/`, { timeout: WAIT });
 
     // The page's own script: one message to /ws, the echo shown.
     await page.waitForFunction(
@@ -128,23 +64,7 @@ async function main() {
     check(probe.same, "the 64 KiB message did not come back intact");
     console.log(`echo shown: ${shown}; ws.extensions: ${probe.extensions}`);
     check(errors.length === 0, `errors in the page: ${errors.join("; ")}`);
-  } finally {
-    if (context) await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
-    const code = await stop(server.child);
-    check(code === 0, `axum-echo exited with ${code} on SIGTERM`);
-  }
+  });
 }
 
-main().then(
-  () => {
-    clearTimeout(watchdog);
-    console.log("axum-browser: 1 passed, 0 failed");
-  },
-  (error) => {
-    clearTimeout(watchdog);
-    console.error(`axum browser test failed: ${error.stack || error}`);
-    console.log("axum-browser: 0 passed, 1 failed");
-    process.exitCode = 1;
-  },
-);
+runTest("axum browser test", "axum-browser", () => withServer(AXUM_ECHO, main));

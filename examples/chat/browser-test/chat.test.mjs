@@ -8,80 +8,34 @@
 //   node chat.test.mjs /path/to/chat [screenshot.png]
 //
 // Run by scripts/browser-test.sh, which installs and builds what it needs.
+// The shared harness (server, browser, watchdog) is harness.mjs.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { WAIT, check, collectErrors, runTest, withBrowser, withServer } from "./harness.mjs";
 
 const CHAT_BIN = process.argv[2];
 const SCREENSHOT = process.argv[3] || "/tmp/hubbub-chat.png";
 const CHAT_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const WAIT = 15_000; // ms, for anything the test waits on
 
 if (!CHAT_BIN) {
   console.error("usage: node chat.test.mjs /path/to/chat [screenshot.png]");
   process.exit(2);
 }
 
-// The whole test is bounded, whatever hangs.
-const watchdog = setTimeout(() => {
-  console.error("browser test: timed out after 120 s");
-  process.exit(1);
-}, 120_000);
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-/** Start `chat` in examples/chat/ on free ports; resolve with its ports. */
-function startChat() {
-  const child = spawn(CHAT_BIN, [], {
-    cwd: CHAT_DIR,
-    env: {
-      ...process.env,
-      SERVER_HOST: "127.0.0.1",
-      SERVER_PORT: "0",
-      WEBSOCKET_HOST: "127.0.0.1",
-      WEBSOCKET_PORT: "0",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    let started = false;
-    const timer = setTimeout(() => reject(new Error("chat printed no `listening` line")), WAIT);
-    child.on("exit", (code) => reject(new Error(`chat exited early (${code})`)));
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      if (started) return; // later output (joins, leaves) is not needed
-      out += chunk;
-      const line = out.split("\n").find((l) => l.includes("listening"));
-      if (!line) return;
-      const ports = [...line.matchAll(/:\/\/[^ /]*:(\d+)/g)].map((m) => Number(m[1]));
-      started = true;
-      clearTimeout(timer);
-      child.removeAllListeners("exit");
-      if (ports.length !== 2) reject(new Error(`no ports in ${JSON.stringify(line)}`));
-      else resolve({ child, http: ports[0], ws: ports[1] });
-    });
-  });
-}
-
-/** Resolves with the exit code once `child` exits (bounded). */
-function stop(child) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("chat did not exit on SIGTERM")), WAIT);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      resolve(code ?? signal);
-    });
-    child.kill("SIGTERM");
-  });
-}
+/** `chat` in examples/chat/ on two free ports: the page's, the chat's. */
+const CHAT = {
+  name: "chat",
+  bin: CHAT_BIN,
+  cwd: CHAT_DIR,
+  env: {
+    SERVER_HOST: "127.0.0.1",
+    SERVER_PORT: "0",
+    WEBSOCKET_HOST: "127.0.0.1",
+    WEBSOCKET_PORT: "0",
+  },
+  ports: 2,
+};
 
 const logHas = (page, text) =>
   page.waitForFunction(
@@ -96,36 +50,15 @@ async function joinRoom(page, room) {
   await logHas(page, `joined room: ${room}`);
 }
 
-async function main() {
-  const chat = await startChat();
-  console.log(`chat on http://127.0.0.1:${chat.http}/ and ws://127.0.0.1:${chat.ws}/`);
-  const profile = mkdtempSync(join(tmpdir(), "hubbub-chromium-"));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 900, height: 760 },
-      timeout: 60_000,
-    });
+async function main(server) {
+  const [httpPort, wsPort] = server.ports;
+  console.log(`chat on http://127.0.0.1:${httpPort}/ and ws://127.0.0.1:${wsPort}/`);
+  await withBrowser({ viewport: { width: 900, height: 760 } }, async (context) => {
     const errors = [];
     const open = async (name, query, { watchErrors = true } = {}) => {
       const page = await context.newPage();
-      if (watchErrors) {
-        page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
-        page.on("console", (m) => m.type() === "error" && errors.push(`${name}: ${m.text()}`));
-      }
-      await page.goto(`http://127.0.0.1:${chat.http}/${query}`, { timeout: WAIT });
+      if (watchErrors) collectErrors(page, errors, name);
+      await page.goto(`http://127.0.0.1:${httpPort}/${query}`, { timeout: WAIT });
       return page;
     };
 
@@ -137,9 +70,9 @@ async function main() {
     await plain.close();
 
     const [a, b, c] = [
-      await open("a", `?ws=${chat.ws}`),
-      await open("b", `?ws=${chat.ws}`),
-      await open("c", `?ws=${chat.ws}`),
+      await open("a", `?ws=${wsPort}`),
+      await open("b", `?ws=${wsPort}`),
+      await open("c", `?ws=${wsPort}`),
     ];
     for (const page of [a, b, c]) {
       await logHas(page, "welcome to hubbub chat");
@@ -193,7 +126,7 @@ async function main() {
       const extensions = ws.extensions;
       ws.close();
       return { extensions, same };
-    }, chat.ws);
+    }, wsPort);
     check(
       probe.extensions.startsWith("permessage-deflate"),
       `ws.extensions is ${JSON.stringify(probe.extensions)}`,
@@ -205,23 +138,7 @@ async function main() {
     await a.screenshot({ path: SCREENSHOT, fullPage: true });
     console.log(`screenshot: ${SCREENSHOT}`);
     check(errors.length === 0, `errors in the pages: ${errors.join("; ")}`);
-  } finally {
-    if (context) await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
-    const code = await stop(chat.child);
-    check(code === 0, `chat exited with ${code} on SIGTERM`);
-  }
+  });
 }
 
-main().then(
-  () => {
-    clearTimeout(watchdog);
-    console.log("browser: 1 passed, 0 failed");
-  },
-  (error) => {
-    clearTimeout(watchdog);
-    console.error(`browser test failed: ${error.stack || error}`);
-    console.log("browser: 0 passed, 1 failed");
-    process.exitCode = 1;
-  },
-);
+runTest("browser test", "browser", () => withServer(CHAT, main));
