@@ -436,37 +436,44 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("hubbub-env-child-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-        child
-            .args(["--exact", "settings::tests::child_prints_settings_from_env"])
-            .args(["--nocapture", "--test-threads=1"])
-            .current_dir(&dir)
-            .env("HUBBUB_SETTINGS_CHILD", "1");
-        for key in KEYS {
-            child.env_remove(key);
-        }
-        child.envs([
+        let env = [
             ("WEBSOCKET_PORT", "9301"),
             ("PUBLIC_INDEX", "start.html"),
             ("WEBSOCKET_IDLE_TIMEOUT", "7"),
             ("WEBSOCKET_ENABLE_DEFLATE", "no"),
             ("STORE_PATH", "/tmp/child.db"),
-        ]);
-        let out = child.output().unwrap();
+        ];
+        let (printed, stdout) = child_settings(&dir, &env);
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        // The harness prints "test <name> ... " first, on the same line.
-        let printed = stdout.lines().find_map(|l| l.split_once("SETTINGS "));
-        let printed = printed
-            .unwrap_or_else(|| panic!("the child ran: {stdout}"))
-            .1;
         assert_eq!(
             printed,
             r#"port=9301 index=start.html idle=Some(7s) deflate=false store=Some("/tmp/child.db")"#
         );
         // Exactly one test ran in the child: this one, not the whole suite.
         assert!(stdout.contains("1 passed"), "{stdout}");
+    }
+
+    /// Run `child_prints_settings_from_env` as a child process in `dir`,
+    /// with no settings key in its environment but `env`: the settings line
+    /// it printed, and its whole output.
+    fn child_settings(dir: &Path, env: &[(&str, &str)]) -> (String, String) {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", "settings::tests::child_prints_settings_from_env"])
+            .args(["--nocapture", "--test-threads=1"])
+            .current_dir(dir)
+            .env("HUBBUB_SETTINGS_CHILD", "1");
+        for key in KEYS {
+            child.env_remove(key);
+        }
+        child.envs(env.iter().copied());
+        let out = child.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        // The harness prints "test <name> ... " first, on the same line.
+        let printed = stdout.lines().find_map(|l| l.split_once("SETTINGS "));
+        let printed = printed.unwrap_or_else(|| panic!("the child ran: {stdout}"));
+        (printed.1.to_owned(), stdout)
     }
 
     /// `Settings::from_env` in a real process: `.env` in the working
@@ -477,22 +484,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let run = |dotenv: &str, env: &[(&str, &str)]| -> String {
             std::fs::write(dir.join(".env"), dotenv).unwrap();
-            let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-            child
-                .args(["--exact", "settings::tests::child_prints_settings_from_env"])
-                .args(["--nocapture", "--test-threads=1"])
-                .current_dir(&dir)
-                .env("HUBBUB_SETTINGS_CHILD", "1");
-            for key in KEYS {
-                child.env_remove(key);
-            }
-            child.envs(env.iter().copied());
-            let out = child.output().unwrap();
-            assert!(out.status.success(), "{out:?}");
-            let stdout = String::from_utf8(out.stdout).unwrap();
-            // The harness prints "test <name> ... " first, on the same line.
-            let line = stdout.lines().find_map(|l| l.split_once("SETTINGS "));
-            line.expect("the child ran").1.to_owned()
+            child_settings(&dir, env).0
         };
         let dotenv = "# the app's defaults\nWEBSOCKET_PORT=9100\nPUBLIC_INDEX=\"home.html\"\n\
                       WEBSOCKET_IDLE_TIMEOUT=soon\nSTORE_PATH=/tmp/h.db\n";
