@@ -123,8 +123,17 @@ impl SqliteStore {
 
     fn with_connection(mut db: Connection, config: SqliteConfig) -> Result<Self, StoreError> {
         db.busy_timeout(config.busy_timeout).map_err(backend)?;
-        db.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
+        // Switching to WAL takes the file's exclusive lock from a read lock;
+        // SQLite answers BUSY at once rather than wait (the busy handler is
+        // skipped where waiting could deadlock), so two processes opening
+        // one file together retry here, within the busy timeout.
+        let deadline = Instant::now() + config.busy_timeout;
+        while let Err(error) = db.pragma_update(None, "journal_mode", "WAL") {
+            if !is_busy(&error) || Instant::now() >= deadline {
+                return Err(backend(error));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let synchronous = match config.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
@@ -261,6 +270,11 @@ fn user_version(db: &Connection) -> Result<u32, StoreError> {
 /// its `user_version` bump. The version is read inside the write
 /// transaction, so two processes opening a new file at once migrate it
 /// once.
+/// The file is locked by another connection.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
 fn migrate(db: &mut Connection) -> Result<(), StoreError> {
     loop {
         let tx = db
