@@ -2,7 +2,7 @@
 //! ([`serve_http`]), and HTTP beside a hub's WebSockets on one shared port
 //! ([`HttpApp::start_shared`]).
 
-use std::{future::Future, io, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, pin::pin, sync::Arc};
 
 use futures_util::future::select;
 use hubbub_core::Config;
@@ -20,17 +20,12 @@ use crate::{serve_connection, serve_shared, HttpApp};
 pub async fn serve_http<R: Runtime>(listener: R::Listener, app: HttpApp) {
     let stop = Stopped(Arc::new(Flag::default()));
     loop {
-        match R::accept(&listener).await {
-            Ok((stream, _)) => {
-                let (app, stop) = (app.clone(), stop.0.clone());
-                R::spawn(async move {
-                    let served = pin!(serve_connection(stream, R::Timer::default(), &app, false));
-                    let _ = select(served, pin!(stop.wait())).await;
-                });
-            }
-            // Out of descriptors or similar: back off instead of spinning.
-            Err(_) => R::sleep(Duration::from_millis(20)).await,
-        }
+        let (stream, _) = serving::accept::<R>(&listener).await;
+        let (app, stop) = (app.clone(), stop.0.clone());
+        R::spawn(async move {
+            let served = pin!(serve_connection(stream, R::Timer::default(), &app, false));
+            let _ = select(served, pin!(stop.wait())).await;
+        });
     }
 }
 

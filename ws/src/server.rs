@@ -2,10 +2,8 @@
 
 use std::{
     future::Future,
-    io,
     marker::PhantomData,
     sync::{Arc, OnceLock},
-    time::Duration,
 };
 
 use futures_util::future::{Either, FutureExt};
@@ -13,6 +11,7 @@ use hubbub_core::{Accept, Config, Connection, Reject, Request};
 
 use crate::{
     driver::{Timer, Transport},
+    serving,
     websocket::Core,
     Error, Runtime, WebSocket,
 };
@@ -172,15 +171,7 @@ impl<R: Runtime> Server<R> {
     {
         let handler = Arc::new(handler);
         loop {
-            let stream = match R::accept(&listener).await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    if is_fatal_accept_error(&error) {
-                        R::sleep(Duration::from_millis(50)).await;
-                    }
-                    continue;
-                }
-            };
+            let (stream, _) = serving::accept::<R>(&listener).await;
             let decide = self.decide.clone();
             let config = self.config.clone();
             let accepting = accept_keeping_request(stream, R::Timer::default(), config, {
@@ -210,15 +201,4 @@ where
         Ok((ws, request)) => Either::Left(handler(ws, request)),
         Err(_) => Either::Right(std::future::ready(())),
     })
-}
-
-/// Errors that concern the listener rather than one connection; retrying
-/// at once would spin.
-pub(crate) fn is_fatal_accept_error(error: &io::Error) -> bool {
-    !matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }

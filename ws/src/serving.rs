@@ -21,7 +21,7 @@ use event_listener::Event;
 use futures_util::future::{select, Either};
 use pin_project_lite::pin_project;
 
-use crate::{connect::timeout, flag::Flag, server::is_fatal_accept_error, Runtime};
+use crate::{connect::timeout, flag::Flag, Runtime};
 
 /// How long [`ServerHandle::shutdown`] waits by default (the grace period of
 /// a server stopped by a signal or by dropping its handle).
@@ -269,6 +269,34 @@ impl<F: Future<Output = ()>> Future for Task<F> {
     }
 }
 
+/// How long accepting pauses after an error that concerns the listener.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// The next connection on `listener`. An error that concerns one connection
+/// (reset or aborted before it was accepted) is skipped; one that concerns
+/// the listener (out of file descriptors, say) pauses accepting for a moment
+/// instead of spinning. Every server's accept loop goes through this.
+pub async fn accept<R: Runtime>(listener: &R::Listener) -> (R::Stream, SocketAddr) {
+    loop {
+        match R::accept(listener).await {
+            Ok(accepted) => return accepted,
+            Err(error) if is_fatal_accept_error(&error) => R::sleep(ACCEPT_BACKOFF).await,
+            Err(_) => {}
+        }
+    }
+}
+
+/// Errors that concern the listener rather than one connection; retrying
+/// at once would spin.
+fn is_fatal_accept_error(error: &io::Error) -> bool {
+    !matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
 async fn accept_loop<R: Runtime, S: Service<R>>(
     listener: R::Listener,
     service: S,
@@ -279,23 +307,14 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
     // One wait for the stop request across all accepts.
     let mut stopped = pin!(stop.flag.wait());
     loop {
-        let accepted = match select(stopped.as_mut(), pin!(R::accept(&listener))).await {
+        let (stream, peer) = match select(stopped.as_mut(), pin!(accept::<R>(&listener))).await {
             Either::Left(((), _)) => break,
             Either::Right((accepted, _)) => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                R::spawn(Task {
-                    serving: Some(service.serve(stream, peer)),
-                    running: Some(Running::new(&connections)),
-                });
-            }
-            // Out of descriptors or similar: back off instead of spinning.
-            Err(error) if is_fatal_accept_error(&error) => {
-                R::sleep(Duration::from_millis(20)).await
-            }
-            Err(_) => {}
-        }
+        R::spawn(Task {
+            serving: Some(service.serve(stream, peer)),
+            running: Some(Running::new(&connections)),
+        });
     }
     drop(listener);
     service.shutdown();
