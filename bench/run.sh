@@ -3,7 +3,7 @@
 # written as their crates' examples are (tokio-tungstenite, fastwebsockets),
 # on loopback only.
 #
-#   bench/run.sh [--quick] [--deflate] [--servers a,b,c]
+#   bench/run.sh [--quick] [--deflate | --tls] [--servers a,b,c]
 #
 # One table column per server of SERVERS (default: hubbub hubbub-smol
 # hubbub-mio tungstenite fastwebsockets; `--servers` picks others, in that
@@ -31,6 +31,13 @@
 # three `echo` servers (plain, --deflate, --deflate-takeover) on 1 KiB
 # JSON-like echo and broadcast, the load generator with --deflate on for
 # the compressed ones; the columns are then plain / deflate / takeover.
+# --tls: every server speaks TLS (wss://) with a certificate made for the
+# run by `openssl` (a P-256 CA and a server certificate for 127.0.0.1, in
+# $BENCH_OUT): hubbub's `echo --tls-cert/--tls-key` on each runtime and
+# tokio-tungstenite behind tokio-rustls (fastwebsockets has no TLS in its
+# examples and is left out); the load generator runs rustls (`--tls-ca`).
+# Rows: idle memory, 20 B and 1 KiB echo, and TLS handshakes (full
+# handshake + upgrade + close per connection).
 # --quick: 3 s runs (smoke test). Environment: BENCH_DURATION (seconds per
 # timed run: 10, --quick 3), SERVER_CPU (0), LOAD_CPU (1),
 # BENCH_OUT (a new temporary directory), BENCH_PORT (base port, 9300),
@@ -43,14 +50,16 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
-USAGE="usage: $0 [--quick] [--deflate] [--servers a,b,c]"
+USAGE="usage: $0 [--quick] [--deflate | --tls] [--servers a,b,c]"
 QUICK=0
 DEFLATE=0
+TLS=0
 SERVERS=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --deflate) DEFLATE=1 ;;
+        --tls) TLS=1 ;;
         --servers=*) IFS=, read -r -a SERVERS <<<"${1#--servers=}" ;;
         --servers)
             [ "$#" -ge 2 ] || { echo "$USAGE" >&2; exit 2; }
@@ -110,6 +119,8 @@ declare -A SHORT=(
 if [ "${#SERVERS[@]}" = 0 ]; then
     if [ "$DEFLATE" = 1 ]; then
         SERVERS=(plain deflate takeover)
+    elif [ "$TLS" = 1 ]; then
+        SERVERS=(hubbub hubbub-smol hubbub-mio tungstenite)
     else
         SERVERS=(hubbub hubbub-smol hubbub-mio tungstenite fastwebsockets)
     fi
@@ -124,6 +135,25 @@ for server in "${SERVERS[@]}"; do
     SEEN[$server]=1
 done
 is_hubbub() { [ -n "${RUNTIME[$1]:-}" ]; }
+if [ "$DEFLATE" = 1 ] && [ "$TLS" = 1 ]; then echo "--deflate and --tls are separate runs" >&2; exit 2; fi
+
+# --tls: a CA and a server certificate for 127.0.0.1 (P-256), made for this run.
+TLS_SERVER=()
+TLS_LOAD=()
+if [ "$TLS" = 1 ]; then
+    (
+        cd "$OUT"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=hubbub-bench-ca -keyout ca.key -out ca.pem
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+            -keyout key.pem -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out cert.pem
+    ) >"$OUT/openssl.log" 2>&1 || { cat "$OUT/openssl.log" >&2; exit 1; }
+    TLS_SERVER=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+    TLS_LOAD=(--tls-ca "$OUT/ca.pem")
+fi
 
 # ---------------------------------------------------------------- cleanup
 SERVER_PID=""
@@ -165,9 +195,9 @@ server_command() {
             "$CHAT" --runtime "${RUNTIME[$name]}")
     elif is_hubbub "$name"; then
         # shellcheck disable=SC2206  # the flags are words
-        CMD=("$ECHO" --port "$PORT" --runtime "${RUNTIME[$name]}" ${ECHO_FLAGS[$name]:-} "$@")
+        CMD=("$ECHO" --port "$PORT" --runtime "${RUNTIME[$name]}" ${ECHO_FLAGS[$name]:-} "${TLS_SERVER[@]}" "$@")
     else
-        CMD=("${PEER_BIN[$name]}" --port "$PORT" "$@")
+        CMD=("${PEER_BIN[$name]}" --port "$PORT" "${TLS_SERVER[@]}" "$@")
     fi
 }
 
@@ -223,7 +253,7 @@ record() { R["$1|$2|$3"]=$4; }
 # prints its JSON line. A hard `timeout` backs its own watchdog.
 loadgen() {
     local line rc=0
-    line=$(timeout -k 5 300 taskset -c "$LOAD_CPU" "$LOADGEN" "$@" --port "$PORT" | grep '^{') || rc=$?
+    line=$(timeout -k 5 300 taskset -c "$LOAD_CPU" "$LOADGEN" "$@" "${TLS_LOAD[@]}" --port "$PORT" | grep '^{') || rc=$?
     printf '%s\n' "$line"
     return "$rc"
 }
@@ -285,7 +315,7 @@ measure_idle() {
     sleep 0.2
     rss0=$(status_kib "$SERVER_PID" VmRSS)
     timeout -k 5 120 taskset -c "$LOAD_CPU" "$LOADGEN" idle --conns "$conns" --hold "$HOLD" \
-        --port "$PORT" >"$out" 2>&1 &
+        "${TLS_LOAD[@]}" --port "$PORT" >"$out" 2>&1 &
     LOADGEN_PID=$!
     for _ in $(seq 600); do
         grep -q holding "$out" && break
@@ -425,6 +455,15 @@ if [ "$DEFLATE" = 1 ]; then
     each_server zecho 0 -- msgs msgs_per_sec echo --conns 100 --inflight 8 --size 1024 --duration "$DUR"
     each_server zbroadcast 0 --broadcast -- delivered deliveries_per_sec broadcast --subscribers 200 \
         --messages "$MESSAGES" --size 1024 --duration "$BROADCAST_CAP"
+elif [ "$TLS" = 1 ]; then
+    for server in "${SERVERS[@]}"; do
+        if run_idle "$server"; then SHOWN+=("$server"); fi
+    done
+    for row in echo20 echo1k; do
+        # shellcheck disable=SC2086  # the arguments are words
+        each_server "$row" 0 -- msgs msgs_per_sec echo ${ECHO_ARGS[$row]} --duration "$DUR"
+    done
+    each_server handshakes 0 -- handshakes handshakes_per_sec handshakes --conns 50 --duration "$DUR"
 else
     # Row by row, every server in turn: the machine's slow and fast spells
     # then fall on the servers of a row alike, not on one server's column.
@@ -508,6 +547,14 @@ if [ "$DEFLATE" = 1 ]; then
         "zbroadcast rss peak-RSS-MiB p" "zbroadcast lg loadgen/other-CPU-% o"
     )
 fi
+if [ "$TLS" = 1 ]; then
+    TABLE=(
+        "echo20 rate msg/s h" "echo20 cpu µs-server-CPU/msg p" "echo20 p99 p99-latency-µs i" "echo20 lg loadgen/other-CPU-% o"
+        "echo1k rate msg/s h" "echo1k cpu µs-server-CPU/msg p" "echo1k lg loadgen/other-CPU-% o"
+        "idle rss KiB-RSS/conn p"
+        "handshakes rate handshakes/s h" "handshakes cpu µs-server-CPU/handshake p" "handshakes lg loadgen/other-CPU-% o"
+    )
+fi
 
 # The ratio columns, "A B" for A/B: each hubbub column against
 # tokio-tungstenite, the first hubbub column against fastwebsockets; with no
@@ -531,6 +578,7 @@ MD="$OUT/table.md"
 COMMAND=bench/run.sh
 if [ "$QUICK" = 1 ]; then COMMAND+=" --quick"; fi
 if [ "$DEFLATE" = 1 ]; then COMMAND+=" --deflate"; fi
+if [ "$TLS" = 1 ]; then COMMAND+=" --tls"; fi
 COMMAND+=" --servers $(IFS=,; echo "${SERVERS[*]}")"
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 # emit LABEL-OR-METRIC MD-WORKLOAD MD-METRIC VALUES...: one table line, as
@@ -602,7 +650,7 @@ done
     printf '  pays for the receiver'"'"'s TCP work, so a client costs about what the server does); compare server CPU.\n'
     printf '~ noisy: other processes used more than %s %% of a core during that run (twice, the quieter kept).\n' "$RETRY_ABOVE"
     printf '"other" is CPU used by anything else during the run, in %% of one core.\n'
-    if [ "$DEFLATE" = 0 ]; then
+    if [ "$DEFLATE" = 0 ] && [ "$TLS" = 0 ]; then
         printf 'Targets: 20 B echo >= fastwebsockets msg/s at <= 5.5 µs CPU/msg; 1 KiB pipelined\n'
         printf '>= 1.2x tokio-tungstenite; idle <= 4 KiB/conn; handshakes >= 30 k/s; broadcast >= 2x tokio-tungstenite.\n'
     fi

@@ -55,6 +55,8 @@ pub struct Options {
     /// Offer permessage-deflate (echo, broadcast): messages are JSON-like
     /// text, sent compressed; received ones are inflated.
     pub deflate: bool,
+    /// Speak TLS, trusting the CA of `--tls-ca PATH`.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// How `handshakes` ends each connection once upgraded.
@@ -81,6 +83,7 @@ common options:
   --path /P            upgrade request path; default /
   --connect-timeout S  deadline for opening the connections; default 30
   --concurrency N      handshakes in progress at once while connecting; default 256
+  --tls-ca PATH        speak TLS (wss://), trusting the CA certificate(s) in this PEM file
 output: one JSON line (starts with '{') and one human line (starts with '#') on stdout.
 exit status: 0 ok, 1 failure, 2 usage, 3 server lacks the feature (broadcast/rooms).";
 
@@ -130,6 +133,7 @@ impl Options {
                         _ => return Err(format!("--deflate: expected on or off, not {value:?}")),
                     }
                 }
+                "--tls-ca" => opts.tls = Some(crate::tls::Tls::from_ca_file(value.as_ref())?),
                 "--close" => {
                     opts.close = match value.as_str() {
                         "frame" => CloseStyle::Frame,
@@ -182,6 +186,7 @@ impl Options {
             window: 0,
             close: CloseStyle::Frame,
             deflate: false,
+            tls: None,
         }
     }
 

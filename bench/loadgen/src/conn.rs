@@ -11,6 +11,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 
 use mio::net::TcpStream;
+use rustls::ClientConnection;
 
 use crate::frame::{Event, Parser};
 use crate::handshake::{parse_response, Response};
@@ -54,12 +55,20 @@ pub struct Conn {
     parser: Parser,
     /// permessage-deflate was offered and must be accepted.
     deflate: bool,
+    /// TLS, when the run speaks it: `out` is plaintext written into it,
+    /// and reads go through it.
+    tls: Option<Box<ClientConnection>>,
 }
 
 impl Conn {
     /// Wraps a connecting stream; `request` goes out on the first
     /// [`Conn::flush`] that finds the connection established.
-    pub fn new(stream: TcpStream, request: Vec<u8>, deflate: bool) -> Conn {
+    pub fn new(
+        stream: TcpStream,
+        request: Vec<u8>,
+        deflate: bool,
+        tls: Option<ClientConnection>,
+    ) -> Conn {
         Conn {
             stream,
             state: State::Handshaking,
@@ -68,6 +77,7 @@ impl Conn {
             head: Vec::new(),
             parser: Parser::default(),
             deflate,
+            tls: tls.map(Box::new),
         }
     }
 
@@ -98,6 +108,14 @@ impl Conn {
             if self.state == State::Closed {
                 return Ok(false);
             }
+            if self.tls.is_some() {
+                // A short read of plaintext says nothing about the socket:
+                // read until it says EAGAIN.
+                if !self.service_tls(scratch, on)? {
+                    return Ok(false);
+                }
+                continue;
+            }
             match self.stream.read(scratch) {
                 Ok(0) => {
                     self.state = State::Closed;
@@ -121,8 +139,75 @@ impl Conn {
         Ok(true)
     }
 
+    /// One TLS read: records from the socket, then every byte of
+    /// plaintext they held, then the records rustls wants to send (its
+    /// handshake). False once the socket said EAGAIN (or EOF).
+    fn service_tls(
+        &mut self,
+        scratch: &mut [u8],
+        on: &mut impl FnMut(ConnEvent<'_>),
+    ) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(false);
+        };
+        let more = match tls.read_tls(&mut self.stream) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        let mut closed = !more || state.peer_has_closed();
+        loop {
+            let Some(tls) = self.tls.as_mut() else {
+                break;
+            };
+            match tls.reader().read(scratch) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => self.ingest(&scratch[..n], on)?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    closed = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if closed {
+            self.state = State::Closed;
+            on(ConnEvent::Eof);
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
     /// Writes queued bytes until done or the kernel pushes back.
     pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_mut() {
+            if self.out_pos < self.out.len() {
+                // Unlimited buffer: rustls takes all of it.
+                self.out_pos += tls.writer().write(&self.out[self.out_pos..])?;
+            }
+            self.out.clear();
+            self.out_pos = 0;
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        }
         // Each turn sends at least one byte or stops: bounded by the queue.
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {

@@ -20,6 +20,7 @@ mod rng;
 mod sys;
 #[cfg(test)]
 mod testserver;
+mod tls;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ use crate::conn::{Conn, ConnEvent};
 use crate::handshake;
 use crate::rng::Rng;
 use crate::sys;
+use crate::tls::Tls;
 
 /// Size of the shared read buffer.
 const SCRATCH: usize = 256 * 1024;
@@ -33,6 +34,8 @@ pub struct Pool {
     pub rng: Rng,
     /// Offer permessage-deflate and require it (set before opening).
     pub deflate: bool,
+    /// Speak TLS (set before opening).
+    pub tls: Option<Tls>,
 }
 
 impl Pool {
@@ -51,6 +54,7 @@ impl Pool {
             opened: 0,
             rng: Rng::from_entropy(),
             deflate: false,
+            tls: None,
         })
     }
 
@@ -59,7 +63,11 @@ impl Pool {
         let stream = sys::connect(self.target, self.opened)?;
         self.opened += 1;
         let request = handshake::request(self.target, &self.path, self.deflate, &mut self.rng);
-        let mut conn = Conn::new(stream, request, self.deflate);
+        let tls = match &self.tls {
+            Some(tls) => Some(tls.connect(self.target.ip())?),
+            None => None,
+        };
+        let mut conn = Conn::new(stream, request, self.deflate, tls);
         conn.flush()?;
         let id = self.free.pop().unwrap_or(self.conns.len());
         self.poll.registry().register(

@@ -9,6 +9,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use tokio_rustls::rustls::{
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    ServerConfig,
+};
+
 /// Command line shared with hubbub's `echo`: `--port P [--max-message BYTES]
 /// [--broadcast]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +24,9 @@ pub struct Args {
     pub max_message: usize,
     /// Forward every message to every *other* client instead of echoing it.
     pub broadcast: bool,
+    /// `--tls-cert PATH --tls-key PATH`: speak TLS with this PEM
+    /// certificate chain and key (the peers that support it).
+    pub tls: Option<(String, String)>,
 }
 
 /// Default largest message, the same as hubbub's `echo`.
@@ -33,7 +41,9 @@ impl Args {
             Err(msg) => {
                 let name = std::env::args().next().unwrap_or_default();
                 eprintln!("{name}: {msg}");
-                eprintln!("usage: {name} --port P [--max-message BYTES] [--broadcast]");
+                eprintln!(
+                    "usage: {name} --port P [--max-message BYTES] [--broadcast] [--tls-cert PATH --tls-key PATH]"
+                );
                 std::process::exit(2);
             }
         }
@@ -44,6 +54,7 @@ impl Args {
         let mut port = None;
         let mut max_message = DEFAULT_MAX_MESSAGE;
         let mut broadcast = false;
+        let (mut cert, mut key) = (None, None);
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -57,13 +68,21 @@ impl Args {
                     max_message = v.parse().map_err(|_| format!("bad size {v:?}"))?;
                 }
                 "--broadcast" => broadcast = true,
+                "--tls-cert" => cert = Some(value("--tls-cert")?),
+                "--tls-key" => key = Some(value("--tls-key")?),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         Ok(Args {
             port: port.ok_or("--port is required")?,
             max_message,
             broadcast,
+            tls,
         })
     }
 
@@ -91,6 +110,28 @@ pub async fn bind(args: &Args, name: &str) -> std::io::Result<tokio::net::TcpLis
     Ok(listener)
 }
 
+/// The TLS server configuration of `--tls-cert`/`--tls-key` (ring
+/// provider, ALPN `http/1.1`), for tokio-rustls.
+pub fn tls_config(cert: &str, key: &str) -> std::io::Result<std::sync::Arc<ServerConfig>> {
+    let bad = |path: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{path}: {e}"))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| bad(cert, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +147,8 @@ mod tests {
             Ok(Args {
                 port: 9001,
                 max_message: 1024,
-                broadcast: true
+                broadcast: true,
+                tls: None,
             })
         );
         assert_eq!(parse("--port 1").unwrap().max_message, DEFAULT_MAX_MESSAGE);
@@ -118,5 +160,6 @@ mod tests {
         assert!(parse("--port").is_err());
         assert!(parse("--port x").is_err());
         assert!(parse("--port 1 --frobnicate").is_err());
+        assert!(parse("--port 1 --tls-cert c.pem").is_err());
     }
 }

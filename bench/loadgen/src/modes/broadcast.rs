@@ -85,6 +85,7 @@ struct Tally {
 pub fn run(opts: &Options) -> Result<Outcome, String> {
     let connect_deadline = Instant::now() + opts.connect_timeout;
     let mut pool = Pool::new(opts.target, &opts.path).map_err(|e| e.to_string())?;
+    pool.tls = opts.tls.clone();
     pool.deflate = opts.deflate;
     let subs = establish(
         &mut pool,

@@ -16,6 +16,7 @@ use crate::report::{CpuMeter, Report};
 /// Runs the echo workload.
 pub fn run(opts: &Options) -> Result<Outcome, String> {
     let mut pool = Pool::new(opts.target, &opts.path).map_err(|e| e.to_string())?;
+    pool.tls = opts.tls.clone();
     pool.deflate = opts.deflate;
     let est = establish(
         &mut pool,

@@ -46,6 +46,7 @@ struct Tally {
 /// Runs the handshake-rate workload.
 pub fn run(opts: &Options) -> Result<Outcome, String> {
     let mut pool = Pool::new(opts.target, &opts.path).map_err(|e| e.to_string())?;
+    pool.tls = opts.tls.clone();
     let clock = Clock::start();
     let cpu = CpuMeter::start();
     let start = Instant::now();

@@ -15,6 +15,7 @@ use crate::report::{CpuMeter, Report};
 /// Runs the idle-connections workload.
 pub fn run(opts: &Options) -> Result<Outcome, String> {
     let mut pool = Pool::new(opts.target, &opts.path).map_err(|e| e.to_string())?;
+    pool.tls = opts.tls.clone();
     let cpu = CpuMeter::start();
     let est = establish(
         &mut pool,

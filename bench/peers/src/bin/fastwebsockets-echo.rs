@@ -41,6 +41,9 @@ struct Shared {
 
 fn main() -> std::io::Result<()> {
     let args = Args::from_env();
+    if args.tls.is_some() {
+        return Err(std::io::Error::other("this peer has no TLS (--tls-cert)"));
+    }
     peers::current_thread_runtime().block_on(serve(args))
 }
 

@@ -7,6 +7,9 @@
 //!   peer. Unlike the example, only text and binary messages are forwarded
 //!   (the example would also forward a leaving peer's close frame).
 //!
+//! With `--tls-cert PATH --tls-key PATH`, each connection is accepted with
+//! tokio-rustls (ring provider, ALPN `http/1.1`) first, as its examples do.
+//!
 //! Single-threaded (`current_thread` runtime), TCP_NODELAY, 127.0.0.1 only.
 
 use std::collections::HashMap;
@@ -16,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::{future, pin_mut, StreamExt, TryStreamExt};
 use peers::Args;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -33,19 +37,53 @@ async fn serve(args: Args) -> std::io::Result<()> {
     let listener = peers::bind(&args, "tungstenite-echo").await?;
     let peers = PeerMap::default();
     let config = WebSocketConfig::default().max_message_size(Some(args.max_message));
+    let tls = match &args.tls {
+        Some((cert, key)) => Some(TlsAcceptor::from(peers::tls_config(cert, key)?)),
+        None => None,
+    };
     loop {
         let (stream, addr) = listener.accept().await?;
         stream.set_nodelay(true)?;
-        if args.broadcast {
-            tokio::spawn(broadcast_connection(peers.clone(), stream, addr, config));
-        } else {
-            tokio::spawn(echo_connection(stream, config));
+        match &tls {
+            Some(tls) => {
+                let accept = tls.accept(stream);
+                let peers = peers.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = accept.await {
+                        connection(peers, stream, addr, config, args.broadcast).await;
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(connection(
+                    peers.clone(),
+                    stream,
+                    addr,
+                    config,
+                    args.broadcast,
+                ));
+            }
         }
     }
 }
 
+/// One connection, echoed or broadcast.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    peers: PeerMap,
+    stream: S,
+    addr: SocketAddr,
+    config: WebSocketConfig,
+    broadcast: bool,
+) {
+    if broadcast {
+        broadcast_connection(peers, stream, addr, config).await;
+    } else {
+        echo_connection(stream, config).await;
+    }
+}
+
 /// Echoes every message back to its sender (`echo-server.rs`).
-async fn echo_connection(stream: TcpStream, config: WebSocketConfig) {
+async fn echo_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, config: WebSocketConfig) {
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
@@ -58,9 +96,9 @@ async fn echo_connection(stream: TcpStream, config: WebSocketConfig) {
 }
 
 /// Forwards every message to every other peer (`server.rs`).
-async fn broadcast_connection(
+async fn broadcast_connection<S: AsyncRead + AsyncWrite + Unpin>(
     peers: PeerMap,
-    stream: TcpStream,
+    stream: S,
     addr: SocketAddr,
     config: WebSocketConfig,
 ) {
