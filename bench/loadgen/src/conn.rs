@@ -161,10 +161,7 @@ impl Conn {
             .process_new_packets()
             .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
         let mut closed = !more || state.peer_has_closed();
-        loop {
-            let Some(tls) = self.tls.as_mut() else {
-                break;
-            };
+        while let Some(tls) = self.tls.as_mut() {
             match tls.reader().read(scratch) {
                 Ok(0) => {
                     closed = true;
