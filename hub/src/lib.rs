@@ -18,12 +18,15 @@
 //! through a [`BroadcastObserver`].
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod callbacks;
 mod client;
 mod client_builder;
 mod envelope;
 mod history;
 mod hub;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod metrics;
 mod rooms;
 mod runner;
@@ -31,11 +34,14 @@ mod server;
 mod session;
 pub mod store;
 
+pub use auth::{Auth, AuthError, Authenticator, Identity, TokenSource};
 pub use client::{Client, ClientEvent};
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use envelope::Envelope;
 pub use history::RESUMED;
 pub use hub::{BroadcastObserver, Hub, HubBuilder, SessionError};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtAuth, KeyError};
 pub use metrics::{Counter, CounterMap, Metrics};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{drive_session, run_session, run_upgraded_session, SessionEvent, HIGH_WATER};
