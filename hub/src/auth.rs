@@ -348,9 +348,12 @@ impl Hub {
         self.authorize(session.identity().as_deref(), room)
     }
 
-    /// Room authorization for a session's join or resume: a denied session
-    /// is sent an error envelope.
-    pub(crate) fn admit(&self, session: &Session, room: &str) -> bool {
+    /// Room authorization for `session` ([`authorize_session`](Self::authorize_session)):
+    /// true when allowed; a denied session is sent
+    /// `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`.
+    /// [`join`](Self::join) and [`resume`](Self::resume) ask it; ask it
+    /// before reading a room's history from the store directly.
+    pub fn admit(&self, session: &Session, room: &str) -> bool {
         match self.authorize_session(session, room) {
             Ok(()) => true,
             Err(reason) => {
