@@ -366,6 +366,42 @@ mod tests {
     }
 
     #[test]
+    fn auth_keys_need_a_secret_when_required() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let off = Settings::from_lookup(lookup(&[])).unwrap();
+        assert!(!off.auth_required && off.auth_jwt_secret.is_none());
+        assert_eq!(off.auth_timeout, Duration::from_secs(10));
+        let on = Settings::from_lookup(lookup(&[
+            ("AUTH_REQUIRED", "true"),
+            ("AUTH_JWT_SECRET", "s"),
+            ("AUTH_TIMEOUT", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                on.auth_required,
+                on.auth_jwt_secret.as_deref(),
+                on.auth_timeout
+            ),
+            (true, Some("s"), Duration::from_secs(3))
+        );
+        let missing = Settings::from_lookup(lookup(&[("AUTH_REQUIRED", "yes")])).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            r#"invalid AUTH_JWT_SECRET="": expected a secret when AUTH_REQUIRED=true"#
+        );
+        let zero = Settings::from_lookup(lookup(&[("AUTH_TIMEOUT", "0")])).unwrap_err();
+        assert_eq!(zero.key, "AUTH_TIMEOUT");
+    }
+
+    #[test]
     fn invalid_values_name_key_and_value() {
         for (key, value) in [
             ("WEBSOCKET_PORT", "80"),
