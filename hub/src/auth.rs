@@ -503,6 +503,72 @@ mod tests {
     }
 
     #[test]
+    fn a_session_waits_for_its_auth_message_then_expires() {
+        use std::sync::{Arc, Mutex};
+
+        use crate::{hub::tests::texts, session::Queued};
+
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (opened, got) = (seen.clone(), seen.clone());
+        let expires = SystemTime::now() + Duration::from_secs(60);
+        let auth = Auth::new(move |token: &str| match token {
+            "good" => Ok(Identity::new("ada", json!({})).expiring_at(expires)),
+            "other" => Ok(Identity::new("bo", Value::Null)),
+            _ => Err(AuthError::Invalid("bad signature".into())),
+        })
+        .timeout(Duration::from_secs(5));
+        let hub = Hub::builder()
+            .authenticate(auth)
+            .on_open(move |s| opened.lock().unwrap().push(format!("open {:?}", s.user())))
+            .on_message(move |_, text| got.lock().unwrap().push(text.to_owned()))
+            .build();
+        let s = hub.open(SessionInfo::new(None, "/", [])).unwrap();
+        assert!(s.awaiting_auth() && s.identity().is_none());
+        hub.deliver(&s, &Message::Text("early".into()));
+        hub.deliver(&s, &Message::Binary(vec![1].into()));
+        assert!(seen.lock().unwrap().is_empty(), "nothing before auth");
+        let auth_text = |token: &str| {
+            Message::Text(json!({"type": "auth", "payload": {"token": token}}).to_string())
+        };
+        hub.deliver(&s, &auth_text("good"));
+        assert_eq!(
+            texts(&s),
+            [r#"{"type":"auth.ok","payload":{"user":"ada"}}"#]
+        );
+        assert_eq!(*seen.lock().unwrap(), [r#"open Some("ada")"#]);
+        hub.deliver(&s, &Message::Text("later".into()));
+        assert_eq!(seen.lock().unwrap().last().unwrap(), "later");
+
+        // The deadline is the token's expiry; passing it closes with 4001.
+        let mut conn = crate::session::tests::open_connection();
+        let now = Instant::now();
+        let drained = s.drain_into(&mut conn, now, usize::MAX, std::task::Waker::noop());
+        let deadline = drained.deadline.unwrap();
+        assert!(deadline > now + Duration::from_secs(50));
+        s.deadline_passed(now); // not yet: nothing happens
+        assert!(s.is_open());
+        s.deadline_passed(deadline);
+        assert_eq!(s.peek(), [Queued::Close(4001, "token expired".into())]);
+
+        // A refresh for another user closes with 1008; no auth in time too.
+        let t = hub.open(SessionInfo::new(None, "/", [])).unwrap();
+        hub.deliver(&t, &auth_text("good"));
+        hub.deliver(&t, &auth_text("other"));
+        assert_eq!(
+            t.peek().last(),
+            Some(&Queued::Close(1008, "token is for another user".into()))
+        );
+        let u = hub.open(SessionInfo::new(None, "/", [])).unwrap();
+        u.deadline_passed(Instant::now() + Duration::from_secs(6));
+        assert_eq!(
+            u.peek(),
+            [Queued::Close(1008, "authentication timeout".into())]
+        );
+        hub.closed(&u, CloseCode::POLICY_VIOLATION, "");
+        assert_eq!(seen.lock().unwrap().len(), 3, "no on_open for u");
+    }
+
+    #[test]
     fn the_rooms_claim_lists_names_and_prefixes() {
         let claims = json!({"rooms": ["general", "team-*"]});
         assert!(rooms_claim_allows(&claims, "general").is_ok());
