@@ -6,8 +6,12 @@
 //! A token is looked for, in the order of [`Auth::sources`], in the upgrade
 //! request's `Authorization: Bearer <token>` header, its `token` query
 //! parameter, and its `Sec-WebSocket-Protocol` offer (an entry
-//! `bearer.<token>` beside the real protocols: the server never selects it,
-//! so the token is never echoed in the `101`). A token found there is
+//! `bearer.<token>` beside the real protocols: the hub never selects it,
+//! so the token is never echoed in the `101`; an `on_upgrade` must not
+//! either. RFC 6455 §4.2.2 lets the server select one offered protocol or
+//! none, but browsers fail a handshake whose offer got no protocol back:
+//! a browser offers its real protocol too, and `on_upgrade` selects that).
+//! A token found there is
 //! verified at the handshake: a bad one is answered `401` with a body naming
 //! the problem. Without one, and with [`TokenSource::Message`] enabled, the
 //! session opens *unauthenticated*: its first message must be
@@ -20,6 +24,15 @@
 //! [`TOKEN_EXPIRED`] (4001) and reason `token expired`. Another `auth`
 //! message with a fresh token for the same user refreshes it in-band (a
 //! token for another user closes with 1008).
+//!
+//! Rooms: [`Hub::authorize`] asks the token's `rooms` claim (a list of room
+//! names and `prefix*` patterns; no claim means every room, a claim that is
+//! not a list means none), then the hook of `authorize_rooms`. A denied
+//! [`Hub::join`] or [`Hub::resume`] joins nothing and sends the session
+//! `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`;
+//! an application reading a room's history from the store itself asks
+//! [`Hub::admit`] first. The HTTP layer asks the same for long polling and
+//! `/ws/send` (403).
 
 use std::{
     fmt,
