@@ -5,7 +5,8 @@
 # builds `chat`, and runs the test with a time limit. Exits non-zero on any
 # failure. The screenshot goes to $SCREENSHOT (default /tmp/hubbub-chat.png).
 # Then the axum-echo page (hubbub-axum) the same way (axum.test.mjs). The
-# two tests (chat.test.mjs, axum.test.mjs) share harness.mjs: the server
+# tests (chat.test.mjs, chat-auth.test.mjs for the chat's auth mode,
+# axum.test.mjs) share harness.mjs: the server
 # started and stopped, Chromium launched, the watchdog.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,9 @@ CHAT_BIN="$TARGET_DIR/debug/chat"
 
 echo "== chat page in headless Chromium"
 timeout 180 node "$TEST_DIR/chat.test.mjs" "$CHAT_BIN" "$SCREENSHOT"
+
+echo "== chat page in auth mode (AUTH_REQUIRED=true) in headless Chromium"
+timeout 180 node "$TEST_DIR/chat-auth.test.mjs" "$CHAT_BIN" "${SCREENSHOT%.png}-auth.png"
 
 echo "== axum-echo page in headless Chromium"
 timeout 180 node "$TEST_DIR/axum.test.mjs" "$TARGET_DIR/debug/axum-echo"

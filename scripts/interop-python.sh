@@ -7,7 +7,9 @@
 #      messages; the negotiated answer checked exactly);
 #   2. our client against its echo server with compression, on each
 #      runtime in turn: tokio, smol and mio (tests/tests/deflate.rs
-#      `python_server`).
+#      `python_server`);
+#   3. its client (with urllib) against the chat demo in auth mode
+#      (AUTH_REQUIRED=true), on each runtime in turn (chat_auth.py).
 # Loopback only; every step has a time limit. Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +37,8 @@ wait_for() {
     echo "interop: server did not start:" >&2; cat "$1" >&2; exit 1
 }
 
-echo "== building echo"
-cargo build --release --quiet -p hubbub-examples --bin echo
+echo "== building echo and chat"
+cargo build --release --quiet -p hubbub-examples --bin echo --bin chat
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 
@@ -58,4 +60,16 @@ PY_PORT=$(sed -n 's/^listening //p' "$LOGS/python.log")
 echo "== hubbub client (tokio, smol, mio) -> Python websockets server"
 HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
     cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
+for RUNTIME in tokio smol mio; do
+    (cd "$ROOT/examples/chat" && SERVER_HOST=127.0.0.1 SERVER_PORT=0 WEBSOCKET_HOST=127.0.0.1 \
+        WEBSOCKET_PORT=0 AUTH_REQUIRED=true AUTH_JWT_SECRET=interop-secret AUTH_TIMEOUT=1 \
+        STORE_PATH="$LOGS/chat-$RUNTIME.db" exec "$TARGET_DIR/release/chat" --runtime "$RUNTIME") \
+        >"$LOGS/chat-$RUNTIME.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$LOGS/chat-$RUNTIME.log"
+    HTTP_URL=$(grep -o 'http://[^ ]*' "$LOGS/chat-$RUNTIME.log" | head -1)
+    WS_URL=$(grep -o 'ws://[^ ]*' "$LOGS/chat-$RUNTIME.log" | head -1)
+    echo "== Python websockets client -> chat in auth mode --runtime $RUNTIME"
+    timeout 120 "$PY" "$HERE/chat_auth.py" "$HTTP_URL" "$WS_URL"
+done
 echo "interop: all passed"

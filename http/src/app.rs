@@ -6,11 +6,11 @@ use std::{fmt, sync::Arc, time::Duration};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Map, Value};
 
-use hubbub_hub::{Envelope, Hub};
+use hubbub_hub::{Envelope, Hub, Identity};
 
 use crate::{
     bridge::{Bridge, BridgeParts},
-    exposition,
+    exposition, login,
     longpoll::session_for,
     openapi,
     request::{Limits, Request},
@@ -137,8 +137,38 @@ impl HttpAppBuilder {
     /// Decide how an envelope sent over HTTP reaches WebSocket sessions. By
     /// default its JSON goes to its room (or to everyone without one).
     pub fn on_http_send(mut self, f: impl Fn(&Hub, &Envelope) + Send + Sync + 'static) -> Self {
+        self.bridge.send = Some(Box::new(move |hub, _, envelope| f(hub, envelope)));
+        self
+    }
+
+    /// [`on_http_send`](Self::on_http_send) with the sender's identity
+    /// (from its `Authorization: Bearer` token when the hub authenticates;
+    /// `None` otherwise).
+    pub fn on_http_send_as(
+        mut self,
+        f: impl Fn(&Hub, Option<&Identity>, &Envelope) + Send + Sync + 'static,
+    ) -> Self {
         self.bridge.send = Some(Box::new(f));
         self
+    }
+
+    /// The demo login: `GET /api/login` answers
+    /// `{"auth_required": jwt.is_some()}`; with `jwt`, `POST /api/login`
+    /// with `{"name": N}` (1 to 32 characters, no control characters or
+    /// `:`) answers `{"token": <HS256 JWT for N, valid for ttl>, "user": N}`
+    /// (400 naming the problem otherwise); without, 404.
+    #[cfg(feature = "jwt")]
+    pub fn demo_login(self, jwt: Option<hubbub_hub::JwtAuth>, ttl: Duration) -> Self {
+        let required = json!({ "auth_required": jwt.is_some() }).to_string();
+        self.get("/api/login", move |_| {
+            Response::new(200)
+                .with_body("application/json", required.clone())
+                .with_header("Cache-Control", "no-cache")
+        })
+        .post("/api/login", move |request| match &jwt {
+            Some(jwt) => login::login(jwt, ttl, request),
+            None => Response::json_error(404, "authentication is off: no login needed"),
+        })
     }
 
     /// The app. With long polling, its bridge starts following the hub's
@@ -327,10 +357,14 @@ impl HttpApp {
             return Err(Response::json_error(503, "long polling is not enabled"));
         };
         let config = long_poll.config();
+        let identity = login::authenticate(&self.0.hub, request)?;
         let session = request
             .query_param("session_id")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "broadcast".into());
+        // A poll session of a room needs the right to the room.
+        let room = session.strip_prefix("room:");
+        login::authorize(&self.0.hub, identity.as_ref(), room)?;
         let max = match request.query_param("max") {
             None => config.default_batch,
             Some(max) => match max.parse::<usize>() {
@@ -363,6 +397,10 @@ impl HttpApp {
         let Some(bridge) = &self.0.bridge else {
             return Response::json_error(503, "long polling is not enabled");
         };
+        let identity = match login::authenticate(&self.0.hub, request) {
+            Ok(identity) => identity,
+            Err(response) => return response,
+        };
         let value: Value = match serde_json::from_slice(&request.body) {
             Ok(value) => value,
             Err(_) => return Response::json_error(400, "invalid JSON"),
@@ -387,7 +425,13 @@ impl HttpApp {
             Err(error) => return Response::json_error(400, &format!("invalid envelope: {error}")),
         };
         let derived = session_for(envelope.room_name());
-        bridge.send(&self.0.hub, &envelope);
+        let explicit_room = explicit.as_deref().and_then(|s| s.strip_prefix("room:"));
+        for room in [envelope.room_name(), explicit_room] {
+            if let Err(response) = login::authorize(&self.0.hub, identity.as_ref(), room) {
+                return response;
+            }
+        }
+        bridge.send(&self.0.hub, identity.as_ref(), &envelope);
         let session = match explicit {
             Some(explicit) if explicit != derived => {
                 bridge.long_poll.push(&explicit, &envelope);

@@ -7,7 +7,7 @@ use std::{fmt, sync::Arc};
 
 use serde_json::json;
 
-use hubbub_hub::{BroadcastObserver, Envelope, Hub};
+use hubbub_hub::{BroadcastObserver, Envelope, Hub, Identity};
 
 use crate::{
     longpoll::{session_for, LongPoll, LongPollConfig},
@@ -20,12 +20,14 @@ pub type MirrorFn = dyn Fn(Option<&str>, &str) -> Option<Envelope> + Send + Sync
 /// Delivers an envelope sent over HTTP (`POST /ws/send`) to WebSocket
 /// sessions.
 pub type SendFn = dyn Fn(&Hub, &Envelope) + Send + Sync;
+/// [`SendFn`] with the sender's identity, when the hub authenticates.
+pub type SendAsFn = dyn Fn(&Hub, Option<&Identity>, &Envelope) + Send + Sync;
 
 /// Long polling as a hub holds it.
 pub(crate) struct Bridge {
     pub(crate) long_poll: LongPoll,
     mirror: Option<Box<MirrorFn>>,
-    send: Option<Box<SendFn>>,
+    send: Option<Box<SendAsFn>>,
 }
 
 impl fmt::Debug for Bridge {
@@ -41,7 +43,7 @@ impl fmt::Debug for Bridge {
 pub(crate) struct BridgeParts {
     pub(crate) config: Option<LongPollConfig>,
     pub(crate) mirror: Option<Box<MirrorFn>>,
-    pub(crate) send: Option<Box<SendFn>>,
+    pub(crate) send: Option<Box<SendAsFn>>,
 }
 
 impl BridgeParts {
@@ -69,9 +71,9 @@ impl Bridge {
     }
 
     /// Deliver an HTTP-sent envelope through the hub.
-    pub(crate) fn send(&self, hub: &Hub, envelope: &Envelope) {
+    pub(crate) fn send(&self, hub: &Hub, identity: Option<&Identity>, envelope: &Envelope) {
         match &self.send {
-            Some(send) => send(hub, envelope),
+            Some(send) => send(hub, identity, envelope),
             None => match envelope.room_name() {
                 Some(room) => {
                     hub.room_text(room, &envelope.to_json(), None);

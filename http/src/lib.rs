@@ -21,6 +21,7 @@ mod app;
 mod bridge;
 mod exposition;
 mod files;
+mod login;
 mod longpoll;
 mod metrics;
 mod openapi;
@@ -31,7 +32,7 @@ mod server;
 mod settings;
 
 pub use app::{Handler, HttpApp, HttpAppBuilder, HttpTimeouts, PollRequest, Reply};
-pub use bridge::{MirrorFn, SendFn};
+pub use bridge::{MirrorFn, SendAsFn, SendFn};
 pub use files::StaticFiles;
 pub use longpoll::{session_for, LongPoll, LongPollConfig, Taken};
 pub use metrics::HttpMetrics;

@@ -42,6 +42,13 @@ pub struct Settings {
     pub public_spa_fallback: bool,
     /// `STORE_PATH`: SQLite history file, if the application wants one.
     pub store_path: Option<String>,
+    /// `AUTH_REQUIRED`: clients must authenticate (the chat's auth mode).
+    pub auth_required: bool,
+    /// `AUTH_JWT_SECRET`: the HS256 secret of the tokens; required when
+    /// `auth_required`.
+    pub auth_jwt_secret: Option<String>,
+    /// `AUTH_TIMEOUT`: how long after open the auth message may take.
+    pub auth_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -62,6 +69,9 @@ impl Default for Settings {
             public_cache_control: "no-cache".into(),
             public_spa_fallback: false,
             store_path: None,
+            auth_required: false,
+            auth_jwt_secret: None,
+            auth_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -110,7 +120,7 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let d = Settings::default();
         let get = |key: &'static str| lookup(key).map(|v| (key, v.trim().to_owned()));
-        Ok(Settings {
+        let settings = Settings {
             server_host: get("SERVER_HOST")
                 .map(host)
                 .transpose()?
@@ -167,7 +177,26 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(d.public_spa_fallback),
             store_path: get("STORE_PATH").map(|(_, v)| v).filter(|v| !v.is_empty()),
-        })
+            auth_required: get("AUTH_REQUIRED")
+                .map(boolean)
+                .transpose()?
+                .unwrap_or(d.auth_required),
+            auth_jwt_secret: get("AUTH_JWT_SECRET")
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_empty()),
+            auth_timeout: get("AUTH_TIMEOUT")
+                .map(positive_seconds)
+                .transpose()?
+                .unwrap_or(d.auth_timeout),
+        };
+        if settings.auth_required && settings.auth_jwt_secret.is_none() {
+            return Err(invalid(
+                "AUTH_JWT_SECRET",
+                String::new(),
+                "a secret when AUTH_REQUIRED=true",
+            ));
+        }
+        Ok(settings)
     }
 
     /// True when HTTP and WebSocket share one listener.
@@ -237,6 +266,13 @@ fn seconds((key, value): Entry) -> Result<Option<Duration>, SettingsError> {
         Ok(n) if n <= 0 => Ok(None),
         Ok(n) => Ok(Some(Duration::from_secs(n as u64))),
         Err(_) => Err(invalid(key, value, "a whole number of seconds (0 = off)")),
+    }
+}
+
+fn positive_seconds((key, value): Entry) -> Result<Duration, SettingsError> {
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+        _ => Err(invalid(key, value, "a positive whole number of seconds")),
     }
 }
 
@@ -327,6 +363,42 @@ mod tests {
             (1024, None, false)
         );
         assert_eq!(config.deflate, None);
+    }
+
+    #[test]
+    fn auth_keys_need_a_secret_when_required() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let off = Settings::from_lookup(lookup(&[])).unwrap();
+        assert!(!off.auth_required && off.auth_jwt_secret.is_none());
+        assert_eq!(off.auth_timeout, Duration::from_secs(10));
+        let on = Settings::from_lookup(lookup(&[
+            ("AUTH_REQUIRED", "true"),
+            ("AUTH_JWT_SECRET", "s"),
+            ("AUTH_TIMEOUT", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                on.auth_required,
+                on.auth_jwt_secret.as_deref(),
+                on.auth_timeout
+            ),
+            (true, Some("s"), Duration::from_secs(3))
+        );
+        let missing = Settings::from_lookup(lookup(&[("AUTH_REQUIRED", "yes")])).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            r#"invalid AUTH_JWT_SECRET="": expected a secret when AUTH_REQUIRED=true"#
+        );
+        let zero = Settings::from_lookup(lookup(&[("AUTH_TIMEOUT", "0")])).unwrap_err();
+        assert_eq!(zero.key, "AUTH_TIMEOUT");
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl Hub {
     /// the replay, so a message it would otherwise get live as well as in
     /// the replay comes once. Never blocks (the work is queued to the
     /// store's worker). Keep `limit` below the session's outbound queue
-    /// bound. A store failure is
+    /// bound. A session denied the room ([`Hub::authorize_session`]) is
+    /// sent an error envelope instead and joins nothing. A store failure is
     /// reported to `on_error` ([`SessionError::Store`]); the session still
     /// joins and gets `complete: false`.
     pub fn resume(
@@ -94,6 +95,9 @@ impl Hub {
         let Some(store) = self.store() else {
             return Err(StoreError::NoStore);
         };
+        if !self.admit(session, room) {
+            return Ok(()); // denied: told with an error envelope
+        }
         self.leave(session, room);
         let (hub, session, room) = (self.downgrade(), session.clone(), room.to_owned());
         store.call(move |store| {

@@ -18,9 +18,10 @@ use hubbub_core::{Accept, CloseCode, EncodedFrame, Message, ProtocolError, Rejec
 use serde_json::Value;
 
 use crate::{
+    auth::Auth,
     callbacks::{callback_setters, Callbacks},
     session::{OutboundLimit, Pushed, SessionInfo},
-    Envelope, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
+    Envelope, Identity, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
 };
 
 /// An error reported to the `on_error` handler.
@@ -54,6 +55,8 @@ impl fmt::Display for SessionError {
 impl std::error::Error for SessionError {}
 
 type OnUpgrade = Box<dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync>;
+pub(crate) type RoomCheck =
+    Box<dyn Fn(Option<&Identity>, &str) -> Result<(), String> + Send + Sync>;
 
 pub(crate) struct HubInner {
     path: Option<String>,
@@ -67,6 +70,8 @@ pub(crate) struct HubInner {
     pub(crate) metrics: Arc<Metrics>,
     observers: RwLock<Vec<Arc<dyn BroadcastObserver>>>,
     store: Option<StoreHandle>,
+    pub(crate) auth: Option<Auth>,
+    pub(crate) room_check: Option<RoomCheck>,
 }
 
 /// Sees every text broadcast of a hub and its shutdown: how a layer beside
@@ -90,6 +95,8 @@ pub struct HubBuilder {
     upgrade: Option<OnUpgrade>,
     limit: OutboundLimit,
     store: Option<StoreHandle>,
+    auth: Option<Auth>,
+    room_check: Option<RoomCheck>,
 }
 
 impl HubBuilder {
@@ -126,6 +133,23 @@ impl HubBuilder {
         self.store = Some(store);
         self
     }
+    /// Authenticate every session (see [`auth`](crate::auth)): a token
+    /// from the upgrade request or the first message, verified by `auth`.
+    pub fn authenticate(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+    /// Decide who may use which room: consulted, after the `rooms` claim
+    /// rule, by [`Hub::join`], [`Hub::resume`], [`Hub::authorize`] and the
+    /// HTTP layer's long polling and `/ws/send`, with the identity (none
+    /// without authentication) and the room; `Err` names the reason.
+    pub fn authorize_rooms(
+        mut self,
+        f: impl Fn(Option<&Identity>, &str) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.room_check = Some(Box::new(f));
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
         let metrics = Arc::new(Metrics::default());
@@ -141,6 +165,8 @@ impl HubBuilder {
             accepting: AtomicBool::new(true),
             metrics,
             store: self.store,
+            auth: self.auth,
+            room_check: self.room_check,
         }))
     }
 }
@@ -171,6 +197,10 @@ impl Hub {
         Hub(inner)
     }
 
+    pub(crate) fn inner(&self) -> &HubInner {
+        &self.0
+    }
+
     pub(crate) fn downgrade(&self) -> Weak<HubInner> {
         Arc::downgrade(&self.0)
     }
@@ -196,7 +226,14 @@ impl Hub {
     /// it was not a member yet; false too for a session that has ended,
     /// which joins nothing (so no room keeps a member that will never
     /// leave).
+    ///
+    /// With room authorization ([`HubBuilder::authorize_rooms`], or a
+    /// `rooms` claim), a denied session joins nothing and is sent
+    /// `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`.
     pub fn join(&self, session: &Session, room: &str) -> bool {
+        if !self.admit(session, room) {
+            return false;
+        }
         // Under the sessions lock: `closed` removes the session under the
         // write lock before it leaves every room, so a join either lands
         // before that (and is undone) or sees the session gone.
@@ -376,8 +413,25 @@ impl Hub {
 
     // ----- adapter side -------------------------------------------------
 
-    /// Answer an upgrade request: the path check, then `on_upgrade`.
+    /// Answer an upgrade request: the path check, then `on_upgrade`, then,
+    /// with authentication, the token of the request (a bad one: `401`).
     pub fn decide(&self, request: &Request) -> Result<Accept, Reject> {
+        self.decide_as(request, &mut None)
+    }
+
+    /// [`decide`](Self::decide), keeping the identity the request's token
+    /// proved for [`open_as`](Self::open_as).
+    pub fn decide_as(
+        &self,
+        request: &Request,
+        identity: &mut Option<Identity>,
+    ) -> Result<Accept, Reject> {
+        let accept = self.decide_upgrade(request)?;
+        *identity = self.authenticate_request(request)?;
+        Ok(accept)
+    }
+
+    fn decide_upgrade(&self, request: &Request) -> Result<Accept, Reject> {
         if self
             .0
             .path
@@ -399,6 +453,14 @@ impl Hub {
     /// (or [`release`](Self::release) when unwinding from a panic in a
     /// callback); [`run_session`](crate::run_session) does.
     pub fn open(&self, info: SessionInfo) -> Option<Session> {
+        self.open_as(info, None)
+    }
+
+    /// [`open`](Self::open) with the identity [`decide_as`](Self::decide_as)
+    /// found. With authentication and no identity, the session's token is
+    /// looked for again in `info`, else it waits for its auth message:
+    /// `on_open` runs once it is authenticated.
+    pub fn open_as(&self, info: SessionInfo, identity: Option<Identity>) -> Option<Session> {
         let session = {
             let mut sessions = self.0.write_sessions();
             if !self.is_accepting() {
@@ -411,16 +473,24 @@ impl Hub {
         };
         self.0.metrics.connections_total.inc();
         self.0.metrics.connections_active.inc();
+        if !self.start_auth(&session, identity) {
+            return Some(session); // opened once authenticated
+        }
+        self.call_on_open(&session);
+        Some(session)
+    }
+
+    /// Call `on_open`.
+    pub(crate) fn call_on_open(&self, session: &Session) {
         if let Some(on_open) = &self.0.callbacks.open {
             // A panicking `on_open` must not leave its session registered:
             // the caller has no session to end yet.
-            let opened = panic::catch_unwind(AssertUnwindSafe(|| on_open(&session)));
+            let opened = panic::catch_unwind(AssertUnwindSafe(|| on_open(session)));
             if let Err(panicked) = opened {
-                self.release(&session, CloseCode::INTERNAL_ERROR);
+                self.release(session, CloseCode::INTERNAL_ERROR);
                 panic::resume_unwind(panicked);
             }
         }
-        Some(session)
     }
 
     /// A message arrived: raw handler first, then the typed handler when the
@@ -432,6 +502,9 @@ impl Hub {
         if matches!(message, Message::Text(_)) {
             metrics.text_in.inc();
         }
+        if self.0.auth.is_some() && self.auth_message(session, message) {
+            return; // the auth message, or anything before it
+        }
         self.0.callbacks.message(session, message);
     }
 
@@ -440,9 +513,13 @@ impl Hub {
     /// the first call for a session does anything, so `on_close` runs
     /// exactly once.
     pub fn closed(&self, session: &Session, code: CloseCode, reason: &str) {
+        // A session that never authenticated never saw `on_open`.
+        let opened = self.0.auth.is_none() || !session.awaiting_auth();
         if self.forget(session, code) {
             let _leave = LeaveRooms(self, session.id());
-            self.0.callbacks.close(session, code, reason);
+            if opened {
+                self.0.callbacks.close(session, code, reason);
+            }
         }
     }
 

@@ -14,16 +14,29 @@
 //! The runtime adapters (hubbub-tokio, hubbub-smol, hubbub-mio) re-export
 //! all of it with their `hub` feature.
 //!
+//! Who is connecting ([`auth`]): [`HubBuilder::authenticate`] demands a
+//! token of every session (from the upgrade request or an `auth` message;
+//! [`Session::identity`] then carries the user and claims, and an expired
+//! token closes the session with 4001), and [`HubBuilder::authorize_rooms`]
+//! plus a token's `rooms` claim decide who may join which room. With the
+//! `jwt` feature, [`JwtAuth`] verifies JSON Web Tokens with `jsonwebtoken`
+//! 9 (built on `ring`, the crypto crate rustls uses with its ring
+//! provider: one crypto library for TLS and tokens; jsonwebtoken 10 asks
+//! for aws-lc-rs or the RustCrypto stack instead).
+//!
 //! The hub knows nothing of HTTP: layers beside it follow its broadcasts
 //! through a [`BroadcastObserver`].
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod callbacks;
 mod client;
 mod client_builder;
 mod envelope;
 mod history;
 mod hub;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod metrics;
 mod rooms;
 mod runner;
@@ -31,11 +44,14 @@ mod server;
 mod session;
 pub mod store;
 
+pub use auth::{Auth, AuthError, Authenticator, Identity, TokenSource};
 pub use client::{Client, ClientEvent};
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use envelope::Envelope;
 pub use history::RESUMED;
 pub use hub::{BroadcastObserver, Hub, HubBuilder, SessionError};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtAuth, KeyError};
 pub use metrics::{Counter, CounterMap, Metrics};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{drive_session, run_session, run_upgraded_session, SessionEvent, HIGH_WATER};

@@ -63,8 +63,14 @@ fn poll_session<T: Transport, K: Timer>(
     loop {
         let now = driver.now();
         let drained = session.drain_into(driver.conn(), now, HIGH_WATER, cx.waker());
-        let event = match driver.poll_event(cx) {
+        let event = match driver.poll_event_until(cx, drained.deadline) {
             Poll::Pending => {
+                // The session's auth deadline passed: it closes (or, moved
+                // meanwhile, waits again).
+                if drained.deadline.is_some_and(|d| d <= driver.now()) {
+                    session.deadline_passed(driver.now());
+                    continue;
+                }
                 // The driver wrote what the core held and now waits for the
                 // peer; the queue's rest must follow without another wake.
                 if drained.remaining && driver.conn_ref().pending_bytes() < HIGH_WATER {
@@ -196,16 +202,18 @@ async fn open_session<T: Transport, K: Timer>(
     peer: Option<SocketAddr>,
 ) -> Opening {
     let mut info = SessionInfo::new(peer, "", []);
+    let mut identity = None;
     let opened = driver
         .open(|request| {
             info = SessionInfo::from_request(peer, request);
-            hub.decide(request)
+            hub.decide_as(request, &mut identity)
         })
         .await;
     match opened {
         Ok(opened) => {
             info.protocol = opened.protocol;
-            hub.open(info).map_or(Opening::Refused, Opening::Open)
+            hub.open_as(info, identity)
+                .map_or(Opening::Refused, Opening::Open)
         }
         Err(OpenError::Handshake(error)) => {
             if let Some(status) = rejected_status(&error) {

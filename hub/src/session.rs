@@ -13,13 +13,18 @@ use std::{
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard, Weak},
     task::Waker,
+    time::Instant,
 };
 
 use bytes::Bytes;
 use hubbub_core::{CloseCode, Connection, EncodedFrame, EncodedFrames, Message};
 use serde_json::Value;
 
-use crate::{hub::HubInner, Envelope, SessionId};
+use crate::{
+    auth::{AuthState, TOKEN_EXPIRED},
+    hub::HubInner,
+    Envelope, Identity, SessionId,
+};
 
 /// What to do when a session's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,10 @@ pub struct Drained {
     pub closed: bool,
     /// Items are still queued: the core is at its high-water mark.
     pub remaining: bool,
+    /// The session's auth deadline (the auth message's, then the token's
+    /// expiry), while it is open: once passed, call
+    /// [`Session::deadline_passed`].
+    pub deadline: Option<Instant>,
 }
 
 /// Why a send did not queue anything.
@@ -208,6 +217,9 @@ struct Outbound {
     /// The application's typed values ([`Session::set_data`]); boxed, as
     /// most sessions keep none.
     data: Option<Box<Data>>,
+    /// Who the session is, when its hub authenticates (see
+    /// [`auth`](crate::auth)); boxed, as most sessions have none.
+    auth: Option<Box<AuthState>>,
 }
 
 /// Values of distinct types, kept with a session.
@@ -405,6 +417,56 @@ impl Session {
         data.swap_remove(index).downcast::<T>().ok()
     }
 
+    /// Who the session is, once authenticated (see [`auth`](crate::auth)).
+    pub fn identity(&self) -> Option<Arc<Identity>> {
+        self.lock().auth.as_ref()?.identity.clone()
+    }
+
+    /// The authenticated user's id.
+    pub fn user(&self) -> Option<String> {
+        self.identity().map(|identity| identity.user().to_owned())
+    }
+
+    /// True while the session waits for its auth message.
+    pub(crate) fn awaiting_auth(&self) -> bool {
+        self.lock()
+            .auth
+            .as_ref()
+            .is_some_and(|auth| auth.identity.is_none())
+    }
+
+    /// Set the session's auth state: waiting for its auth message until
+    /// `deadline` (`identity` none), or authenticated.
+    pub(crate) fn set_auth(&self, identity: Option<Identity>, deadline: Option<Instant>) {
+        let mut out = self.lock();
+        out.auth = Some(Box::new(AuthState {
+            identity: identity.map(Arc::new),
+            deadline,
+        }));
+        wake(out); // the task now waits on the new deadline
+    }
+
+    /// Adapter side: [`Drained::deadline`] has passed at `now`: a session
+    /// still waiting for its auth message is closed with 1008, one whose
+    /// token expired with 4001 ([`TOKEN_EXPIRED`]). A deadline moved later
+    /// meanwhile (a refresh) does nothing.
+    pub fn deadline_passed(&self, now: Instant) {
+        let mut out = self.lock();
+        let Some(auth) = out.auth.as_mut() else {
+            return;
+        };
+        if auth.deadline.is_none_or(|deadline| deadline > now) {
+            return;
+        }
+        auth.deadline = None;
+        let (code, reason) = match auth.identity {
+            None => (CloseCode::POLICY_VIOLATION, "authentication timeout"),
+            Some(_) => (TOKEN_EXPIRED, "token expired"),
+        };
+        drop(out);
+        self.close(code, reason);
+    }
+
     /// Bytes waiting in the outbound queue (never more than the limit's
     /// `max_bytes`; what the core holds for writing is not counted).
     pub fn queued_bytes(&self) -> usize {
@@ -489,7 +551,7 @@ impl Session {
     pub fn drain_into(
         &self,
         conn: &mut Connection,
-        now: std::time::Instant,
+        now: Instant,
         high_water: usize,
         waker: &Waker,
     ) -> Drained {
@@ -534,6 +596,10 @@ impl Session {
             (messages, bytes) = (messages + u64::from(count), bytes + len);
         }
         let remaining = !out.items.is_empty();
+        let deadline = match &out.auth {
+            Some(auth) if !out.closing => auth.deadline,
+            _ => None,
+        };
         if !remaining && out.items.capacity() > 0 {
             out.items = VecDeque::new(); // nothing held at rest
         }
@@ -547,7 +613,11 @@ impl Session {
                 hub.metrics.bytes_out.add(bytes as u64);
             }
         }
-        Drained { closed, remaining }
+        Drained {
+            closed,
+            remaining,
+            deadline,
+        }
     }
 
     /// Adapter side: the connection ended; refuse further sends.

@@ -250,6 +250,19 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// the deadline). An I/O error is reported once; the connection then
     /// ends with a `Closed` event (code 1006).
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Event>>> {
+        self.poll_event_until(cx, None)
+    }
+
+    /// [`poll_event`](Self::poll_event) with one more deadline of the
+    /// caller's (a session's authentication, say) on the same timer: once
+    /// `deadline` has passed this returns `Pending` without waiting, and
+    /// the caller acts on it before polling again (with a later deadline
+    /// or none; polling again with the passed one returns at once).
+    pub fn poll_event_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadline: Option<Instant>,
+    ) -> Poll<io::Result<Option<Event>>> {
         loop {
             if let Some(error) = self.error.take() {
                 return Poll::Ready(Err(error));
@@ -285,7 +298,10 @@ impl<T: Transport, K: Timer> Driver<T, K> {
                 }
                 return Poll::Ready(Ok(None));
             }
-            if self.poll_timer(cx).is_ready() {
+            if self.poll_timer(cx, deadline).is_ready() {
+                if deadline.is_some_and(|deadline| deadline <= self.timer.now()) {
+                    return Poll::Pending;
+                }
                 continue;
             }
             if self.read_closed || write_blocked && self.conn.pending_bytes() > BACKLOG_LIMIT {
@@ -359,8 +375,12 @@ impl<T: Transport, K: Timer> Driver<T, K> {
     /// When the core has no deadline left (the handshake's passed, and no
     /// idle or keep-alive timer configured), the timer is cancelled rather
     /// than left to fire for nothing: an idle connection then holds no timer.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(deadline) = self.conn.poll_timeout() else {
+    fn poll_timer(&mut self, cx: &mut Context<'_>, extra: Option<Instant>) -> Poll<()> {
+        let deadline = match (self.conn.poll_timeout(), extra) {
+            (Some(core), Some(extra)) => Some(core.min(extra)),
+            (core, extra) => core.or(extra),
+        };
+        let Some(deadline) = deadline else {
             if self.armed.take().is_some() {
                 self.timer.cancel();
             }

@@ -129,11 +129,17 @@ macro_rules! runtime_front {
             <$rt as $crate::Signals>::shutdown_signal()
         }
 
+        /// Authentication and room authorization (see [`hubbub_hub::auth`]).
+        #[cfg(feature = "hub")]
+        pub use ::hubbub_hub::{auth, Auth, AuthError, Authenticator, Identity, TokenSource};
         #[cfg(feature = "hub")]
         pub use ::hubbub_hub::{
             store, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle, OutboundLimit,
             SendError, Session, SessionError, SessionId, SlowConsumer,
         };
+        /// JSON Web Tokens (see [`hubbub_hub::JwtAuth`]).
+        #[cfg(feature = "jwt")]
+        pub use ::hubbub_hub::{JwtAuth, KeyError};
         /// A client that can reconnect, on this runtime (see
         /// [`hubbub_hub::Client`]).
         #[cfg(feature = "hub")]

@@ -33,6 +33,13 @@
 //! 100 000 messages are kept) before it is delivered. On SIGTERM or
 //! Ctrl-C the history is checkpointed and closed before the program exits:
 //! no `-wal` or `-shm` file is left beside it.
+//!
+//! With `AUTH_REQUIRED=true` (and `AUTH_JWT_SECRET`), `POST /api/login`
+//! hands out HS256 tokens, a WebSocket client's first message must be
+//! `{"type":"auth","payload":{"token":..}}` within `AUTH_TIMEOUT` (answered
+//! `auth.ok`, then the welcome line), chat lines carry the sender's name
+//! from the token (`room R: alice: T`), and `/ws/poll` and `/ws/send` need
+//! `Authorization: Bearer`. `GET /api/login` says which mode is on.
 
 use std::{error::Error, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -43,7 +50,7 @@ use hubbub_examples::{
 use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
 use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Envelope, Hub, HubServer, Session, StoreError,
+    Auth, Envelope, Hub, HubServer, Identity, JwtAuth, Session, StoreError, TokenSource,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::LISTEN_BACKLOG;
@@ -66,6 +73,8 @@ const HISTORY_DEFAULT: u64 = 50;
 const HISTORY_MAX: u64 = 500;
 /// Messages a resume replays at most (below the outbound queue's 1024).
 const REPLAY_MAX: usize = 500;
+/// How long a token of `POST /api/login` is valid.
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How long the program waits, once stopped, for the store's thread to
 /// write the last appends and close the history.
 const STORE_CLOSE: Duration = Duration::from_secs(5);
@@ -120,13 +129,24 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
             index.display()
         );
     }
-    let hub = chat_hub(store);
+    let jwt = match (settings.auth_required, &settings.auth_jwt_secret) {
+        (true, Some(secret)) => Some(JwtAuth::hs256(secret.as_bytes())),
+        _ => None,
+    };
+    let auth = jwt.clone().map(|jwt| {
+        Auth::new(jwt)
+            .sources([TokenSource::Message])
+            .timeout(settings.auth_timeout)
+    });
+    let named = auth.is_some();
+    let hub = chat_hub(store, auth);
     let app = HttpApp::builder(hub.clone())
         .service_name(SERVICE)
         .static_files(StaticFiles::from_settings(&settings))
         .long_polling(LongPollConfig::default())
-        .mirror_with(mirror)
-        .on_http_send(http_send)
+        .mirror_with(move |room, text| mirror(room, text, named))
+        .on_http_send_as(http_send)
+        .demo_login(jwt, TOKEN_TTL)
         .build();
     let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
@@ -170,9 +190,13 @@ fn bind_http<R: Rt>(settings: &Settings) -> std::io::Result<R::Listener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("SERVER_HOST resolves to no address")))
 }
 
-/// The chat's callbacks.
-fn chat_hub(store: StoreHandle) -> Hub {
-    Hub::builder()
+/// The chat's callbacks; with `auth`, every session authenticates first.
+fn chat_hub(store: StoreHandle, auth: Option<Auth>) -> Hub {
+    let builder = match auth {
+        Some(auth) => Hub::builder().authenticate(auth),
+        None => Hub::builder(),
+    };
+    builder
         .path("/")
         .store(store)
         .on_open(|session| {
@@ -202,6 +226,9 @@ fn on_text(session: &Session, text: &str) {
     let Some(hub) = session.hub() else { return };
     let room = room_of(&envelope);
     let reply = match envelope.event_type.as_str() {
+        // Room authorization (none in the demo's tokens, but the hub's
+        // rule applies): a denied session was sent an error envelope.
+        "room.join" | "room.history" if !hub.admit(session, room) => return,
         "room.join" => {
             if let Some(since) = envelope.payload.get("since").and_then(id_from_json) {
                 // The reply first: the replay comes from the store's
@@ -225,7 +252,7 @@ fn on_text(session: &Session, text: &str) {
             if text.is_empty() {
                 "message rejected: empty text".to_owned()
             } else {
-                match publish(&hub, room, text) {
+                match publish(&hub, room, text, session.identity().as_deref()) {
                     Ok(()) => return,
                     Err(error) => format!("message rejected: {error}"),
                 }
@@ -268,29 +295,44 @@ fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
 }
 
 /// Store a chat message of `room`; once the store acknowledged it, every
-/// member receives `room R: T` (and the room's poll clients the mirrored
-/// envelope).
-fn publish(hub: &Hub, room: &str, text: &str) -> Result<(), StoreError> {
-    let line = format!("room {room}: {text}");
-    let message = Envelope::new("chat.message", json!({"room": room, "text": text}));
+/// member receives `room R: T`, or `room R: alice: T` from an authenticated
+/// `alice` (and the room's poll clients the mirrored envelope).
+fn publish(hub: &Hub, room: &str, text: &str, sender: Option<&Identity>) -> Result<(), StoreError> {
+    let (line, message) = match sender.map(Identity::user) {
+        Some(user) => (
+            format!("room {room}: {user}: {text}"),
+            json!({"room": room, "text": text, "user": user}),
+        ),
+        None => (
+            format!("room {room}: {text}"),
+            json!({"room": room, "text": text}),
+        ),
+    };
+    let message = Envelope::new("chat.message", message);
     hub.publish_rendered(room, message, move |_| line)
 }
 
 /// What poll clients of `room:R` see of a room message `room R: T`: a
-/// `chat.message` envelope with payload `{room, text}`.
-fn mirror(room: Option<&str>, text: &str) -> Option<Envelope> {
+/// `chat.message` envelope with payload `{room, text}`; with `named`
+/// senders (auth mode), `room R: alice: T` gives `{room, text, user}`.
+fn mirror(room: Option<&str>, text: &str, named: bool) -> Option<Envelope> {
     let room = room?;
     let text = text.strip_prefix(&format!("room {room}: "))?;
-    Some(Envelope::new("chat.message", json!({ "room": room, "text": text })).with_room(room))
+    let payload = match text.split_once(": ") {
+        Some((user, text)) if named => json!({ "room": room, "text": text, "user": user }),
+        _ => json!({ "room": room, "text": text }),
+    };
+    Some(Envelope::new("chat.message", payload).with_room(room))
 }
 
 /// `POST /ws/send` with a `chat.message`: stored, then the room's WebSocket
-/// members receive `room R: T` (and its poll clients the mirrored envelope).
-fn http_send(hub: &Hub, envelope: &Envelope) {
+/// members receive `room R: T` (`room R: alice: T` with alice's token; and
+/// its poll clients the mirrored envelope).
+fn http_send(hub: &Hub, sender: Option<&Identity>, envelope: &Envelope) {
     if envelope.event_type == "chat.message" {
         let text = text_of(&envelope.payload);
         if !text.is_empty() {
-            if let Err(error) = publish(hub, room_of(envelope), text) {
+            if let Err(error) = publish(hub, room_of(envelope), text, sender) {
                 eprintln!("chat: POST /ws/send: {error}");
             }
         }
