@@ -215,8 +215,8 @@ impl WebSocketUpgrade {
     /// [`accept`](Self::accept). A hub that is shutting down closes the
     /// connection at once with 1001.
     pub fn on_upgrade_hub(self, hub: Hub) -> Response {
-        let accept = match hub.decide(&self.request) {
-            Ok(accept) => accept,
+        let (accept, slot) = match hub.admit(&self.request, self.peer) {
+            Ok(admitted) => admitted,
             Err(reject) => {
                 hub.metrics().handshakes_rejected.inc(reject.status());
                 return UpgradeRejection(reject).into_response();
@@ -226,7 +226,11 @@ impl WebSocketUpgrade {
         self.answer(accept, move |socket| {
             let (driver, protocol) = socket.into_driver();
             info.protocol = protocol;
-            run_upgraded_session(driver, hub, info)
+            let session = run_upgraded_session(driver, hub, info);
+            async move {
+                let _slot = slot; // the connection's place, until it ends
+                session.await
+            }
         })
     }
 

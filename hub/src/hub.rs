@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use crate::{
     callbacks::{callback_setters, Callbacks},
+    limits::{Admission, SessionRate},
     session::{OutboundLimit, Pushed, SessionInfo},
-    Envelope, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
+    Envelope, HubLimits, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
 };
 
 /// An error reported to the `on_error` handler.
@@ -53,10 +54,31 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
+/// Why [`Hub::try_join`] did not join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The session has ended.
+    Closed,
+    /// The session is in this many rooms already, the most allowed.
+    RoomLimit(usize),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Closed => f.write_str("session is closed"),
+            JoinError::RoomLimit(n) => write!(f, "at most {n} rooms per session"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
 type OnUpgrade = Box<dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync>;
 
 pub(crate) struct HubInner {
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     sessions: RwLock<HashMap<SessionId, Session>>,
     rooms: Mutex<Rooms>,
     callbacks: Callbacks<Session, SessionError>,
@@ -67,6 +89,8 @@ pub(crate) struct HubInner {
     pub(crate) metrics: Arc<Metrics>,
     observers: RwLock<Vec<Arc<dyn BroadcastObserver>>>,
     store: Option<StoreHandle>,
+    pub(crate) limits: HubLimits,
+    pub(crate) admission: Option<Arc<Admission>>,
 }
 
 /// Sees every text broadcast of a hub and its shutdown: how a layer beside
@@ -90,6 +114,7 @@ pub struct HubBuilder {
     upgrade: Option<OnUpgrade>,
     limit: OutboundLimit,
     store: Option<StoreHandle>,
+    limits: HubLimits,
 }
 
 impl HubBuilder {
@@ -126,6 +151,11 @@ impl HubBuilder {
         self.store = Some(store);
         self
     }
+    /// Limit origins, rates, rooms and connections (all off by default).
+    pub fn limits(mut self, limits: HubLimits) -> Self {
+        self.limits = limits;
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
         let metrics = Arc::new(Metrics::default());
@@ -141,6 +171,8 @@ impl HubBuilder {
             accepting: AtomicBool::new(true),
             metrics,
             store: self.store,
+            admission: Admission::new(&self.limits),
+            limits: self.limits,
         }))
     }
 }
@@ -153,7 +185,7 @@ impl HubBuilder {
 /// `on_close` for a session aborted at the end of a shutdown runs where its
 /// task is dropped. Callbacks must not block.
 #[derive(Clone)]
-pub struct Hub(Arc<HubInner>);
+pub struct Hub(pub(crate) Arc<HubInner>);
 
 /// Which sessions a broadcast reaches.
 enum Audience<'a> {
@@ -195,16 +227,36 @@ impl Hub {
     /// Add `session` to `room` (joining twice is harmless). Returns true if
     /// it was not a member yet; false too for a session that has ended,
     /// which joins nothing (so no room keeps a member that will never
-    /// leave).
+    /// leave), and for a join over the cap on rooms per session
+    /// ([`try_join`](Self::try_join) tells which).
     pub fn join(&self, session: &Session, room: &str) -> bool {
-        // Under the sessions lock: `closed` removes the session under the
-        // write lock before it leaves every room, so a join either lands
-        // before that (and is undone) or sees the session gone.
-        let sessions = self.0.read_sessions();
-        if !sessions.contains_key(&session.id()) {
-            return false;
+        self.try_join(session, room).unwrap_or(false)
+    }
+
+    /// Like [`join`](Self::join), saying why a session did not join. A
+    /// join over [`HubLimits::max_rooms_per_session`] is refused, and the
+    /// session is sent `{"type":"error","payload":{"error":"room_limit",
+    /// "room":..,"limit":..}}`.
+    pub fn try_join(&self, session: &Session, room: &str) -> Result<bool, JoinError> {
+        let max = self.0.limits.max_rooms_per_session;
+        {
+            // Under the sessions lock: `closed` removes the session under
+            // the write lock before it leaves every room, so a join either
+            // lands before that (and is undone) or sees the session gone.
+            let sessions = self.0.read_sessions();
+            if !sessions.contains_key(&session.id()) {
+                return Err(JoinError::Closed);
+            }
+            let mut rooms = self.0.lock_rooms();
+            let (count, member) = rooms
+                .rooms_of(session.id())
+                .fold((0, false), |(n, m), r| (n + 1, m || r == room));
+            if max == 0 || member || count < max {
+                return Ok(rooms.join(session.id(), room));
+            }
         }
-        self.0.lock_rooms().join(session.id(), room)
+        self.refuse_join(session, room, max);
+        Err(JoinError::RoomLimit(max))
     }
 
     /// Remove `session` from `room` (an unknown room is a no-op).
@@ -376,7 +428,9 @@ impl Hub {
 
     // ----- adapter side -------------------------------------------------
 
-    /// Answer an upgrade request: the path check, then `on_upgrade`.
+    /// Answer an upgrade request: the path check, the origin check (403
+    /// naming the origin), then `on_upgrade`. (Connection limits need the
+    /// peer: [`admit`](Self::admit).)
     pub fn decide(&self, request: &Request) -> Result<Accept, Reject> {
         if self
             .0
@@ -386,6 +440,7 @@ impl Hub {
         {
             return Err(Reject::not_found());
         }
+        self.check_origin(request)?;
         match &self.0.upgrade {
             Some(on_upgrade) => on_upgrade(request),
             None => Ok(Accept::new()),
@@ -405,7 +460,8 @@ impl Hub {
                 return None;
             }
             let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-            let session = Session::new(id, info, self.0.limit, Arc::downgrade(&self.0));
+            let rate = SessionRate::new(&self.0.limits, std::time::Instant::now());
+            let session = Session::new(id, info, self.0.limit, rate, Arc::downgrade(&self.0));
             sessions.insert(id, session.clone());
             session
         };
@@ -431,6 +487,9 @@ impl Hub {
         metrics.bytes_in.add(message.len() as u64);
         if matches!(message, Message::Text(_)) {
             metrics.text_in.inc();
+        }
+        if !self.within_rate(session, message) {
+            return;
         }
         self.0.callbacks.message(session, message);
     }

@@ -24,7 +24,9 @@ mod client_builder;
 mod envelope;
 mod history;
 mod hub;
+mod limits;
 mod metrics;
+mod origin;
 mod rooms;
 mod runner;
 mod server;
@@ -35,8 +37,13 @@ pub use client::{Client, ClientEvent};
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use envelope::Envelope;
 pub use history::RESUMED;
-pub use hub::{BroadcastObserver, Hub, HubBuilder, SessionError};
-pub use metrics::{Counter, CounterMap, Metrics};
+pub use hub::{BroadcastObserver, Hub, HubBuilder, JoinError, SessionError};
+pub use limits::{
+    ip_key, ConnectionSlot, HubLimits, IpRefusal, IpTable, RatePolicy, TokenBucket,
+    IP_TABLE_ENTRIES,
+};
+pub use metrics::{Counter, CounterMap, Labeled, LimitMetrics, Metrics};
+pub use origin::{BadOrigin, Origins};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{drive_session, run_session, run_upgraded_session, SessionEvent, HIGH_WATER};
 pub use server::{HubHandle, HubServer};

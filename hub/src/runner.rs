@@ -16,7 +16,7 @@ use hubbub_core::{CloseCode, Closed, Event, HandshakeError, Initiator, Message};
 
 use hubbub_ws::driver::{Driver, OpenError, Timer, Transport};
 
-use crate::{Hub, Session, SessionError, SessionInfo};
+use crate::{ConnectionSlot, Hub, Session, SessionError, SessionInfo};
 
 /// At most this many bytes wait in the protocol core; the rest of a
 /// session's sends wait in its bounded queue, where the slow-consumer policy
@@ -127,7 +127,7 @@ pub fn run_session<T: Transport, K: Timer>(
 ) -> impl Future<Output = ()> {
     async move {
         match Box::pin(open_session(&mut driver, &hub, peer)).await {
-            Opening::Open(session) => serve_open(&mut driver, &hub, session).await,
+            Opening::Open(session, _slot) => serve_open(&mut driver, &hub, session).await,
             Opening::Refused => refuse(&mut driver).await,
             Opening::Failed => {}
         }
@@ -181,8 +181,9 @@ async fn refuse<T: Transport, K: Timer>(driver: &mut Driver<T, K>) {
 
 /// How [`open_session`] ended.
 enum Opening {
-    /// Open and registered with the hub.
-    Open(Session),
+    /// Open and registered with the hub; its place under the connection
+    /// limits.
+    Open(Session, ConnectionSlot),
     /// Open, but the hub is shutting down.
     Refused,
     /// The handshake failed (answered and counted) or the transport did.
@@ -196,16 +197,22 @@ async fn open_session<T: Transport, K: Timer>(
     peer: Option<SocketAddr>,
 ) -> Opening {
     let mut info = SessionInfo::new(peer, "", []);
+    let mut slot = ConnectionSlot::none();
     let opened = driver
         .open(|request| {
             info = SessionInfo::from_request(peer, request);
-            hub.decide(request)
+            let (accept, admitted) = hub.admit(request, peer)?;
+            slot = admitted;
+            Ok(accept)
         })
         .await;
     match opened {
         Ok(opened) => {
             info.protocol = opened.protocol;
-            hub.open(info).map_or(Opening::Refused, Opening::Open)
+            match hub.open(info) {
+                Some(session) => Opening::Open(session, slot),
+                None => Opening::Refused,
+            }
         }
         Err(OpenError::Handshake(error)) => {
             if let Some(status) = rejected_status(&error) {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use hubbub_core::{CloseCode, Connection, EncodedFrame, EncodedFrames, Message};
 use serde_json::Value;
 
-use crate::{hub::HubInner, Envelope, SessionId};
+use crate::{hub::HubInner, limits::SessionRate, Envelope, SessionId};
 
 /// What to do when a session's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +250,8 @@ pub(crate) struct SessionInner {
     limit: OutboundLimit,
     outbound: Mutex<Outbound>,
     pub(crate) hub: Weak<HubInner>,
+    /// Rate-limit state, only when the hub sets a rate.
+    pub(crate) rate: Option<Box<Mutex<SessionRate>>>,
 }
 
 /// A handle on one open connection. See the module documentation.
@@ -261,6 +263,7 @@ impl Session {
         id: SessionId,
         info: SessionInfo,
         limit: OutboundLimit,
+        rate: Option<Box<Mutex<SessionRate>>>,
         hub: Weak<HubInner>,
     ) -> Session {
         Session(Arc::new(SessionInner {
@@ -269,6 +272,7 @@ impl Session {
             limit,
             outbound: Mutex::default(),
             hub,
+            rate,
         }))
     }
 
@@ -277,7 +281,7 @@ impl Session {
     /// [`hub`](Self::hub) is `None`, nothing is counted, and
     /// [`emit_error`](Self::emit_error) reaches no handler.
     pub fn detached(info: SessionInfo, limit: OutboundLimit) -> Session {
-        Session::new(0, info, limit, Weak::new())
+        Session::new(0, info, limit, None, Weak::new())
     }
 
     /// The session's id, unique for the hub's lifetime.
