@@ -6,6 +6,9 @@
 use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
 
 use hubbub_core::{Config, DeflateConfig};
+use hubbub_hub::HubLimits;
+
+use crate::{HttpRateLimits, LimitSettings};
 
 /// Every setting, resolved and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,9 @@ pub struct Settings {
     pub public_spa_fallback: bool,
     /// `STORE_PATH`: SQLite history file, if the application wants one.
     pub store_path: Option<String>,
+    /// Origins, rates and connection caps (`ALLOWED_ORIGINS`,
+    /// `WEBSOCKET_RATE_LIMIT`, `MAX_CONNECTIONS`, ...): all off by default.
+    pub limits: LimitSettings,
 }
 
 impl Default for Settings {
@@ -62,6 +68,7 @@ impl Default for Settings {
             public_cache_control: "no-cache".into(),
             public_spa_fallback: false,
             store_path: None,
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -167,12 +174,24 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(d.public_spa_fallback),
             store_path: get("STORE_PATH").map(|(_, v)| v).filter(|v| !v.is_empty()),
+            limits: LimitSettings::from_lookup(&lookup)?,
         })
     }
 
     /// True when HTTP and WebSocket share one listener.
     pub fn shared_port(&self) -> bool {
         self.server_port == self.websocket_port && self.server_host == self.websocket_host
+    }
+
+    /// The hub's limits: `Hub::builder().limits(settings.hub_limits())`.
+    pub fn hub_limits(&self) -> HubLimits {
+        self.limits.hub.clone()
+    }
+
+    /// The HTTP side's per-address limits:
+    /// `HttpApp::builder(hub).rate_limits(settings.http_rate_limits())`.
+    pub fn http_rate_limits(&self) -> HttpRateLimits {
+        self.limits.http
     }
 
     /// The protocol configuration these settings imply.
