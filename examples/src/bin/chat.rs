@@ -43,7 +43,7 @@ use hubbub_examples::{
 use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
 use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Envelope, Hub, HubServer, Session, StoreError,
+    Envelope, Hub, HubLimits, HubServer, Session, StoreError,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::LISTEN_BACKLOG;
@@ -120,13 +120,14 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
             index.display()
         );
     }
-    let hub = chat_hub(store);
+    let hub = chat_hub(store, settings.hub_limits());
     let app = HttpApp::builder(hub.clone())
         .service_name(SERVICE)
         .static_files(StaticFiles::from_settings(&settings))
         .long_polling(LongPollConfig::default())
         .mirror_with(mirror)
         .on_http_send(http_send)
+        .rate_limits(settings.http_rate_limits())
         .build();
     let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
@@ -171,8 +172,9 @@ fn bind_http<R: Rt>(settings: &Settings) -> std::io::Result<R::Listener> {
 }
 
 /// The chat's callbacks.
-fn chat_hub(store: StoreHandle) -> Hub {
+fn chat_hub(store: StoreHandle, limits: HubLimits) -> Hub {
     Hub::builder()
+        .limits(limits)
         .path("/")
         .store(store)
         .on_open(|session| {
@@ -213,7 +215,9 @@ fn on_text(session: &Session, text: &str) {
                 }
                 return;
             }
-            hub.join(session, room);
+            if hub.try_join(session, room).is_err() {
+                return; // over the room cap: the hub sent the error
+            }
             format!("joined room: {room}")
         }
         "room.leave" => {
