@@ -25,7 +25,12 @@ impl LimitSettings {
         lookup: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         let get = |key: &'static str| lookup(key).map(|v| (key, v.trim().to_owned()));
-        let rate = |key| get(key).map(count).transpose().map(Option::unwrap_or_default);
+        let rate = |key| {
+            get(key)
+                .map(count)
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
         let cap = |key| {
             get(key)
                 .map(count)
@@ -105,7 +110,10 @@ mod tests {
         assert_eq!(d.limits, LimitSettings::default());
         assert!(d.hub_limits().origins.is_any());
         let s = settings(&[
-            ("ALLOWED_ORIGINS", "https://chat.example, http://localhost:8080"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://chat.example, http://localhost:8080",
+            ),
             ("WEBSOCKET_RATE_LIMIT", "20"),
             ("WEBSOCKET_BYTE_RATE_LIMIT", "65536"),
             ("WEBSOCKET_RATE_POLICY", "Close"),
@@ -122,7 +130,11 @@ mod tests {
         assert!(hub.origins.allows(Some("http://localhost:8080")));
         assert!(!hub.origins.allows(Some("https://evil.example")));
         assert_eq!(
-            (hub.messages_per_second, hub.bytes_per_second, hub.rate_policy),
+            (
+                hub.messages_per_second,
+                hub.bytes_per_second,
+                hub.rate_policy
+            ),
             (20, 65536, RatePolicy::Close)
         );
         assert_eq!(

@@ -24,7 +24,13 @@ pub async fn serve_http<R: Runtime>(listener: R::Listener, app: HttpApp) {
         let (app, stop) = (app.clone(), stop.0.clone());
         R::spawn(async move {
             let timer = R::Timer::default();
-            let served = pin!(serve_connection_from(stream, timer, &app, false, Some(peer)));
+            let served = pin!(serve_connection_from(
+                stream,
+                timer,
+                &app,
+                false,
+                Some(peer)
+            ));
             let _ = select(served, pin!(stop.wait())).await;
         });
     }

@@ -19,9 +19,10 @@ use serde_json::Value;
 
 use crate::{
     callbacks::{callback_setters, Callbacks},
-    limits::{Admission, SessionRate},
+    limits::{Admission, SessionLimits},
     session::{OutboundLimit, Pushed, SessionInfo},
-    Envelope, HubLimits, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
+    ConnectionSlot, Envelope, HubLimits, Metrics, Rooms, Session, SessionId, StoreError,
+    StoreHandle,
 };
 
 /// An error reported to the `on_error` handler.
@@ -454,14 +455,21 @@ impl Hub {
     /// (or [`release`](Self::release) when unwinding from a panic in a
     /// callback); [`run_session`](crate::run_session) does.
     pub fn open(&self, info: SessionInfo) -> Option<Session> {
+        self.open_admitted(info, ConnectionSlot::none())
+    }
+
+    /// [`open`](Self::open) for a connection holding `slot` (from
+    /// [`admit`](Self::admit)), given back when the session ends.
+    pub(crate) fn open_admitted(&self, info: SessionInfo, slot: ConnectionSlot) -> Option<Session> {
         let session = {
             let mut sessions = self.0.write_sessions();
             if !self.is_accepting() {
                 return None;
             }
             let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-            let rate = SessionRate::new(&self.0.limits, std::time::Instant::now());
-            let session = Session::new(id, info, self.0.limit, rate, Arc::downgrade(&self.0));
+            let now = std::time::Instant::now();
+            let limits = SessionLimits::new(&self.0.limits, slot, now);
+            let session = Session::new(id, info, self.0.limit, limits, Arc::downgrade(&self.0));
             sessions.insert(id, session.clone());
             session
         };

@@ -166,7 +166,7 @@ pub(crate) enum RateVerdict {
 
 impl SessionRate {
     /// The state for a new session, if `limits` sets a rate.
-    pub(crate) fn new(limits: &HubLimits, now: Instant) -> Option<Box<Mutex<SessionRate>>> {
+    pub(crate) fn new(limits: &HubLimits, now: Instant) -> Option<SessionRate> {
         let bucket = |rate| (rate > 0).then(|| TokenBucket::per_second(rate, now));
         let rate = SessionRate {
             messages: bucket(limits.messages_per_second),
@@ -174,14 +174,22 @@ impl SessionRate {
             policy: limits.rate_policy,
             noticed: None,
         };
-        (rate.messages.is_some() || rate.bytes.is_some()).then(|| Box::new(Mutex::new(rate)))
+        (rate.messages.is_some() || rate.bytes.is_some()).then_some(rate)
     }
 
     /// Account for a message of `len` bytes at `now`.
     pub(crate) fn check(&mut self, now: Instant, len: usize) -> RateVerdict {
-        let over = if self.messages.as_mut().is_some_and(|b| !b.try_take(now, 1.0)) {
+        let over = if self
+            .messages
+            .as_mut()
+            .is_some_and(|b| !b.try_take(now, 1.0))
+        {
             ("messages", self.messages.as_ref())
-        } else if self.bytes.as_mut().is_some_and(|b| !b.try_take(now, len as f64)) {
+        } else if self
+            .bytes
+            .as_mut()
+            .is_some_and(|b| !b.try_take(now, len as f64))
+        {
             ("bytes", self.bytes.as_ref())
         } else {
             return RateVerdict::Pass;
@@ -203,6 +211,38 @@ impl SessionRate {
                 }
             }
         }
+    }
+}
+
+/// What a session keeps of the limits: made only when a rate or a
+/// connection limit is set (a session without keeps one null pointer).
+#[derive(Debug)]
+pub(crate) struct SessionLimits {
+    rate: Option<Mutex<SessionRate>>,
+    /// The connection's place, given back when the session ends.
+    slot: Mutex<ConnectionSlot>,
+}
+
+impl SessionLimits {
+    pub(crate) fn new(
+        limits: &HubLimits,
+        slot: ConnectionSlot,
+        now: Instant,
+    ) -> Option<Box<SessionLimits>> {
+        let rate = SessionRate::new(limits, now).map(Mutex::new);
+        (rate.is_some() || slot.is_counted()).then(|| {
+            Box::new(SessionLimits {
+                rate,
+                slot: Mutex::new(slot),
+            })
+        })
+    }
+
+    /// The session ended: give its connection's place back (once).
+    pub(crate) fn release(&self) {
+        drop(std::mem::take(
+            &mut *self.slot.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
     }
 }
 
@@ -307,7 +347,8 @@ impl IpTable {
             if self.entries.len() >= self.max_entries {
                 return Err(IpRefusal::Full);
             }
-            let bucket = (self.per_second > 0).then(|| TokenBucket::per_second(self.per_second, now));
+            let bucket =
+                (self.per_second > 0).then(|| TokenBucket::per_second(self.per_second, now));
             self.entries.insert(key, IpEntry { active: 0, bucket });
         }
         let (concurrent, per_second) = (self.concurrent, self.per_second);
@@ -356,7 +397,8 @@ pub(crate) struct Admission {
 impl Admission {
     pub(crate) fn new(limits: &HubLimits) -> Option<Arc<Admission>> {
         limits.counts_connections().then(|| {
-            let per_ip = limits.max_connections_per_ip > 0 || limits.connections_per_ip_per_second > 0;
+            let per_ip =
+                limits.max_connections_per_ip > 0 || limits.connections_per_ip_per_second > 0;
             Arc::new(Admission {
                 max: limits.max_connections,
                 open: AtomicUsize::new(0),
@@ -501,7 +543,7 @@ impl Hub {
     /// Count `message` against the session's rates; false when it must
     /// not reach the callbacks (dropped, or the session is closing).
     pub(crate) fn within_rate(&self, session: &Session, message: &Message) -> bool {
-        let Some(rate) = &session.0.rate else {
+        let Some(rate) = session.0.limits.as_ref().and_then(|l| l.rate.as_ref()) else {
             return true;
         };
         let verdict = rate
@@ -606,9 +648,11 @@ mod tests {
             messages_per_second: 2,
             ..HubLimits::default()
         };
-        assert!(SessionRate::new(&HubLimits::default(), t0).is_none(), "off: nothing made");
-        let rate = SessionRate::new(&limits, t0).unwrap();
-        let mut rate = rate.into_inner().unwrap();
+        assert!(
+            SessionRate::new(&HubLimits::default(), t0).is_none(),
+            "off: nothing made"
+        );
+        let mut rate = SessionRate::new(&limits, t0).unwrap();
         let verdicts: Vec<_> = (0..5).map(|i| rate.check(t0 + ms(i), 10)).collect();
         assert_eq!(verdicts[..2], [RateVerdict::Pass, RateVerdict::Pass]);
         let drop = |notify| RateVerdict::Drop {
@@ -627,7 +671,7 @@ mod tests {
             rate_policy: RatePolicy::Close,
             ..HubLimits::default()
         };
-        let mut rate = SessionRate::new(&limits, t0).unwrap().into_inner().unwrap();
+        let mut rate = SessionRate::new(&limits, t0).unwrap();
         assert_eq!(rate.check(t0, 60), RateVerdict::Pass);
         assert_eq!(
             rate.check(t0, 60),
@@ -655,7 +699,10 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(table.try_request(a, t0), Ok(()));
         }
-        assert!(matches!(table.try_request(a, t0), Err(IpRefusal::Rate(3, _))));
+        assert!(matches!(
+            table.try_request(a, t0),
+            Err(IpRefusal::Rate(3, _))
+        ));
         assert_eq!(table.try_request(b, t0), Ok(()));
         assert_eq!(table.try_request(a, t0 + ms(334)), Ok(()), "refilled");
     }
@@ -741,7 +788,10 @@ mod tests {
         assert_eq!(hub.rooms_of(&b).len(), 2);
         let refused = texts(&b);
         assert_eq!(refused.len(), 2);
-        assert!(refused[0].contains(r#""error":"room_limit","limit":2"#), "{refused:?}");
+        assert!(
+            refused[0].contains(r#""error":"room_limit","limit":2"#),
+            "{refused:?}"
+        );
         assert_eq!(hub.metrics().limits.room_joins_refused.get(), 2);
         hub.leave(&b, "r1");
         assert_eq!(hub.try_join(&b, "r3"), Ok(true));

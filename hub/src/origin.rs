@@ -143,7 +143,12 @@ mod tests {
             let origins = Origins::parse(any).unwrap();
             assert!(origins.is_any() && origins.allows(Some("https://x.example")));
         }
-        for bad in ["chat.example", "https://a.example/path", "https://", "https://a:b"] {
+        for bad in [
+            "chat.example",
+            "https://a.example/path",
+            "https://",
+            "https://a:b",
+        ] {
             assert_eq!(
                 Origins::parse(&format!("https://ok.example,{bad}")),
                 Err(BadOrigin(bad.into()))

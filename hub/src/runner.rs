@@ -127,7 +127,7 @@ pub fn run_session<T: Transport, K: Timer>(
 ) -> impl Future<Output = ()> {
     async move {
         match Box::pin(open_session(&mut driver, &hub, peer)).await {
-            Opening::Open(session, _slot) => serve_open(&mut driver, &hub, session).await,
+            Opening::Open(session) => serve_open(&mut driver, &hub, session).await,
             Opening::Refused => refuse(&mut driver).await,
             Opening::Failed => {}
         }
@@ -181,9 +181,9 @@ async fn refuse<T: Transport, K: Timer>(driver: &mut Driver<T, K>) {
 
 /// How [`open_session`] ended.
 enum Opening {
-    /// Open and registered with the hub; its place under the connection
-    /// limits.
-    Open(Session, ConnectionSlot),
+    /// Open and registered with the hub (holding its place under the
+    /// connection limits until it ends).
+    Open(Session),
     /// Open, but the hub is shutting down.
     Refused,
     /// The handshake failed (answered and counted) or the transport did.
@@ -209,10 +209,8 @@ async fn open_session<T: Transport, K: Timer>(
     match opened {
         Ok(opened) => {
             info.protocol = opened.protocol;
-            match hub.open(info) {
-                Some(session) => Opening::Open(session, slot),
-                None => Opening::Refused,
-            }
+            hub.open_admitted(info, slot)
+                .map_or(Opening::Refused, Opening::Open)
         }
         Err(OpenError::Handshake(error)) => {
             if let Some(status) = rejected_status(&error) {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use hubbub_core::{CloseCode, Connection, EncodedFrame, EncodedFrames, Message};
 use serde_json::Value;
 
-use crate::{hub::HubInner, limits::SessionRate, Envelope, SessionId};
+use crate::{hub::HubInner, limits::SessionLimits, Envelope, SessionId};
 
 /// What to do when a session's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,8 +250,8 @@ pub(crate) struct SessionInner {
     limit: OutboundLimit,
     outbound: Mutex<Outbound>,
     pub(crate) hub: Weak<HubInner>,
-    /// Rate-limit state, only when the hub sets a rate.
-    pub(crate) rate: Option<Box<Mutex<SessionRate>>>,
+    /// Rate state and connection place, only when the hub sets limits.
+    pub(crate) limits: Option<Box<SessionLimits>>,
 }
 
 /// A handle on one open connection. See the module documentation.
@@ -263,7 +263,7 @@ impl Session {
         id: SessionId,
         info: SessionInfo,
         limit: OutboundLimit,
-        rate: Option<Box<Mutex<SessionRate>>>,
+        limits: Option<Box<SessionLimits>>,
         hub: Weak<HubInner>,
     ) -> Session {
         Session(Arc::new(SessionInner {
@@ -272,7 +272,7 @@ impl Session {
             limit,
             outbound: Mutex::default(),
             hub,
-            rate,
+            limits,
         }))
     }
 
@@ -556,12 +556,17 @@ impl Session {
 
     /// Adapter side: the connection ended; refuse further sends.
     pub fn mark_closed(&self) {
-        let mut out = self.lock();
-        out.closing = true;
-        out.items = VecDeque::new();
-        out.bytes = 0;
-        out.messages = 0;
-        out.waker = None;
+        {
+            let mut out = self.lock();
+            out.closing = true;
+            out.items = VecDeque::new();
+            out.bytes = 0;
+            out.messages = 0;
+            out.waker = None;
+        }
+        if let Some(limits) = &self.0.limits {
+            limits.release();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Outbound> {

@@ -133,12 +133,19 @@ fn origins(list: &str) -> HubLimits {
 }
 
 async fn origins_are_checked_at_the_upgrade_and_on_http<R: Rt>() {
-    let (addr, handle) = start::<R>(origins("https://chat.example"), HttpRateLimits::default()).await;
+    let (addr, handle) =
+        start::<R>(origins("https://chat.example"), HttpRateLimits::default()).await;
     blocking(move || {
         let (head, _, _open) = upgrade(addr, "Origin: https://chat.example\r\n");
-        assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+            "{head}"
+        );
         let (head, _, _open) = upgrade(addr, "");
-        assert!(head.starts_with("HTTP/1.1 101 "), "no Origin: allowed: {head}");
+        assert!(
+            head.starts_with("HTTP/1.1 101 "),
+            "no Origin: allowed: {head}"
+        );
         let (head, body, _) = upgrade(addr, "Origin: https://evil.example\r\n");
         assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
         assert_eq!(body, "origin not allowed: https://evil.example");
@@ -158,7 +165,10 @@ async fn origins_are_checked_at_the_upgrade_and_on_http<R: Rt>() {
             "origin not allowed: https://evil.example"
         );
         assert_eq!(
-            metric(addr, "hubbub_ws_connections_rejected_total{reason=\"origin\"}"),
+            metric(
+                addr,
+                "hubbub_ws_connections_rejected_total{reason=\"origin\"}"
+            ),
             1
         );
         assert_eq!(metric(addr, "hubbub_http_origin_rejected_total"), 1);
@@ -328,8 +338,14 @@ async fn one_address_over_its_share_gets_429<R: Rt>() {
     let (addr, _handle) = start::<R>(limits, HttpRateLimits::default()).await;
     let (_a, _b) = (peer(addr).await, peer(addr).await);
     let (head, body, _) = blocking(move || upgrade(addr, "")).await;
-    assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{head}");
-    assert_eq!(body, "too many connections from 127.0.0.1: at most 2 at once");
+    assert!(
+        head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        body,
+        "too many connections from 127.0.0.1: at most 2 at once"
+    );
 
     let limits = HubLimits {
         connections_per_ip_per_second: 2,
@@ -340,7 +356,10 @@ async fn one_address_over_its_share_gets_429<R: Rt>() {
         let (_a, _, _) = upgrade(addr, "");
         let (_b, _, _) = upgrade(addr, "");
         let (head, body, _) = upgrade(addr, "");
-        assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{head}"
+        );
         assert!(head.contains("Retry-After: 1\r\n"), "{head}");
         assert_eq!(
             body,
@@ -348,7 +367,10 @@ async fn one_address_over_its_share_gets_429<R: Rt>() {
         );
         std::thread::sleep(Duration::from_millis(600));
         let (head, _, _open) = upgrade(addr, "");
-        assert!(head.starts_with("HTTP/1.1 101 "), "after the window: {head}");
+        assert!(
+            head.starts_with("HTTP/1.1 101 "),
+            "after the window: {head}"
+        );
         let line = "hubbub_ws_connections_rejected_total{reason=\"per_ip_rate\"}";
         assert_eq!(metric(addr, line), 1);
     })
@@ -382,7 +404,11 @@ async fn http_routes_are_limited_per_address<R: Rt>() {
             refused.json()["error"],
             "too many requests to /ws/send: at most 2 per second"
         );
-        assert_eq!(get(addr, "/api/health").status, 200, "other routes are free");
+        assert_eq!(
+            get(addr, "/api/health").status,
+            200,
+            "other routes are free"
+        );
 
         // One poll held; a second from the same address is refused at once.
         let mut held = connect(addr);
