@@ -3,7 +3,8 @@
 //! The realtime layer of hubbub, written once and free of any runtime: a
 //! [`Hub`] of sessions with the application's callbacks, rooms, encode-once
 //! broadcast, typed JSON [`Envelope`]s, bounded outbound queues with a
-//! slow-consumer policy, room history in a [`MessageStore`] with replay
+//! slow-consumer policy, limits ([`HubLimits`]: origins, message and byte
+//! rates, rooms per session, connections), room history in a [`MessageStore`] with replay
 //! after reconnect ([`Hub::publish`], [`Hub::resume`]), the library's
 //! [`Metrics`], and the loop that runs a connection as a session
 //! ([`run_session`], [`drive_session`]).

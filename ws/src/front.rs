@@ -134,6 +134,8 @@ macro_rules! runtime_front {
             store, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle, OutboundLimit,
             SendError, Session, SessionError, SessionId, SlowConsumer,
         };
+        #[cfg(feature = "hub")]
+        pub use ::hubbub_hub::{HubLimits, Origins, RatePolicy};
         /// A client that can reconnect, on this runtime (see
         /// [`hubbub_hub::Client`]).
         #[cfg(feature = "hub")]
