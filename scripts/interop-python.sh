@@ -7,7 +7,9 @@
 #      messages; the negotiated answer checked exactly);
 #   2. our client against its echo server with compression, on each
 #      runtime in turn: tokio, smol and mio (tests/tests/deflate.rs
-#      `python_server`).
+#      `python_server`);
+#   3. its client against `chat` with limit settings, on each runtime
+#      (interop/python/limits.py: 403, 429, 503 and rate_limited).
 # Loopback only; every step has a time limit. Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,4 +60,19 @@ PY_PORT=$(sed -n 's/^listening //p' "$LOGS/python.log")
 echo "== hubbub client (tokio, smol, mio) -> Python websockets server"
 HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
     cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
+
+# 3. Its client against `chat` started with limits (origin 403, per-address
+#    429, MAX_CONNECTIONS 503, rate_limited), on each runtime in turn.
+cargo build --release --quiet -p hubbub-examples --bin chat
+for RUNTIME in tokio smol mio; do
+    PORT=$(free_port)
+    (cd "$LOGS" && SERVER_PORT=$PORT WEBSOCKET_PORT=$PORT STORE_PATH="$LOGS/chat-$RUNTIME.db" \
+        ALLOWED_ORIGINS=https://chat.example WEBSOCKET_RATE_LIMIT=3 MAX_CONNECTIONS=3 \
+        MAX_CONNECTIONS_PER_IP=2 exec "$TARGET_DIR/release/chat" --runtime "$RUNTIME") \
+        >"$LOGS/chat-$RUNTIME.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$LOGS/chat-$RUNTIME.log"
+    echo "== Python websockets client -> chat with limits --runtime $RUNTIME"
+    timeout 120 "$PY" "$HERE/limits.py" "ws://127.0.0.1:$PORT/"
+done
 echo "interop: all passed"
