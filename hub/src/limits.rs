@@ -22,7 +22,7 @@ use std::{
 use hubbub_core::{Accept, CloseCode, Message, Reject, Request};
 use serde_json::json;
 
-use crate::{Envelope, Hub, Metrics, Origins, Session};
+use crate::{Envelope, Hub, Origins, Session};
 
 /// What a session over its message or byte rate gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -413,58 +413,70 @@ impl Admission {
         })
     }
 
-    /// Take a place for a connection from `ip`, or the answer refusing it.
+    /// Take a place for a connection from `ip`, or the answer refusing it
+    /// (counted in `metrics`).
+    #[cfg(test)]
     pub(crate) fn admit(
         self: &Arc<Self>,
         ip: Option<IpAddr>,
-        metrics: &Metrics,
+        metrics: &crate::Metrics,
     ) -> Result<ConnectionSlot, Reject> {
+        self.reserve(ip).map_err(|(reason, reject)| {
+            metrics.limits.connections_rejected.inc(reason);
+            reject
+        })
+    }
+
+    /// Take a place for a connection from `ip`, or the reason and answer
+    /// refusing it (not counted yet: the answer may never be given).
+    pub(crate) fn reserve(self: &Arc<Self>, ip: Option<IpAddr>) -> Reservation {
         let open = self.open.fetch_add(1, Ordering::SeqCst);
         let mut slot = SlotInner {
             admission: self.clone(),
             ip: None,
         };
         if self.max > 0 && open >= self.max {
-            metrics.limits.connections_rejected.inc("max_connections");
-            return Err(Reject::new(503)
+            let reject = Reject::new(503)
                 .with_header("Retry-After", "1")
-                .with_body(format!("server full: at most {} connections", self.max)));
+                .with_body(format!("server full: at most {} connections", self.max));
+            return Err(("max_connections", reject));
         }
         if let (Some(table), Some(ip)) = (&self.per_ip, ip) {
             let refused = table
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .try_open(ip, Instant::now());
+            let key = ip_key(ip);
             match refused {
                 Ok(()) => slot.ip = Some(ip),
                 Err(IpRefusal::Concurrent(n)) => {
-                    metrics.limits.connections_rejected.inc("per_ip");
-                    return Err(Reject::new(429).with_body(format!(
-                        "too many connections from {}: at most {n} at once",
-                        ip_key(ip)
-                    )));
+                    let body = format!("too many connections from {key}: at most {n} at once");
+                    return Err(("per_ip", Reject::new(429).with_body(body)));
                 }
                 Err(IpRefusal::Rate(n, wait)) => {
-                    metrics.limits.connections_rejected.inc("per_ip_rate");
                     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                    return Err(Reject::new(429)
+                    let body =
+                        format!("too many new connections from {key}: at most {n} per second");
+                    let reject = Reject::new(429)
                         .with_header("Retry-After", secs.to_string())
-                        .with_body(format!(
-                            "too many new connections from {}: at most {n} per second",
-                            ip_key(ip)
-                        )));
+                        .with_body(body);
+                    return Err(("per_ip_rate", reject));
                 }
                 Err(IpRefusal::Full) => {
-                    metrics.limits.connections_rejected.inc("ip_table_full");
-                    return Err(Reject::new(503)
+                    let reject = Reject::new(503)
                         .with_header("Retry-After", "1")
-                        .with_body("too many clients"));
+                        .with_body("too many clients");
+                    return Err(("ip_table_full", reject));
                 }
             }
         }
         Ok(ConnectionSlot(Some(Box::new(slot))))
     }
 }
+
+/// A connection's place, or the reason (a metrics label) and the answer
+/// refusing it.
+pub(crate) type Reservation = Result<ConnectionSlot, (&'static str, Reject)>;
 
 /// A connection's place under the hub's connection limits (from
 /// [`Hub::admit`](crate::Hub::admit)): given back exactly once, when
@@ -518,14 +530,34 @@ impl Hub {
         request: &Request,
         peer: Option<SocketAddr>,
     ) -> Result<(Accept, ConnectionSlot), Reject> {
+        self.admit_reserved(request, self.reserve(peer))
+    }
+
+    /// Count a connection from `peer` from now on (its accept, before its
+    /// request arrives): connections in their opening handshake count
+    /// toward the limits too. The answer comes from
+    /// [`admit_reserved`](Self::admit_reserved).
+    pub(crate) fn reserve(&self, peer: Option<SocketAddr>) -> Reservation {
+        match &self.0.admission {
+            Some(admission) => admission.reserve(peer.map(|p| p.ip())),
+            None => Ok(ConnectionSlot::none()),
+        }
+    }
+
+    /// [`admit`](Self::admit) for a connection counted since its accept.
+    pub(crate) fn admit_reserved(
+        &self,
+        request: &Request,
+        reserved: Reservation,
+    ) -> Result<(Accept, ConnectionSlot), Reject> {
         if self.0.path.as_deref().is_some_and(|p| p != request.path()) {
             return Err(Reject::not_found());
         }
         self.check_origin(request)?;
-        let slot = match &self.0.admission {
-            Some(admission) => admission.admit(peer.map(|p| p.ip()), &self.0.metrics)?,
-            None => ConnectionSlot::none(),
-        };
+        let slot = reserved.map_err(|(reason, reject)| {
+            self.0.metrics.limits.connections_rejected.inc(reason);
+            reject
+        })?;
         Ok((self.decide(request)?, slot))
     }
 
@@ -599,7 +631,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::JoinError;
+    use crate::{JoinError, Metrics};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

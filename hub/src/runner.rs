@@ -197,11 +197,14 @@ async fn open_session<T: Transport, K: Timer>(
     peer: Option<SocketAddr>,
 ) -> Opening {
     let mut info = SessionInfo::new(peer, "", []);
+    // Counted from the accept: connections still in their handshake count
+    // toward the connection limits.
+    let reserved = hub.reserve(peer);
     let mut slot = ConnectionSlot::none();
     let opened = driver
         .open(|request| {
             info = SessionInfo::from_request(peer, request);
-            let (accept, admitted) = hub.admit(request, peer)?;
+            let (accept, admitted) = hub.admit_reserved(request, reserved)?;
             slot = admitted;
             Ok(accept)
         })

@@ -330,6 +330,40 @@ async fn beyond_max_connections_upgrades_get_503_until_a_slot_frees<R: Rt>() {
     .await;
 }
 
+async fn a_connection_in_its_handshake_counts_toward_max_connections<R: Rt>() {
+    let limits = HubLimits {
+        max_connections: 1,
+        ..HubLimits::default()
+    };
+    // A WebSocket port (on a shared port, a connection is HTTP until its
+    // upgrade request).
+    let hub = Hub::builder().limits(limits).build();
+    let handle = HubServer::<R>::bind("127.0.0.1:0", hub, Config::default().into())
+        .await
+        .unwrap()
+        .start()
+        .unwrap();
+    let addr = handle.local_addr();
+    blocking(move || {
+        // Accepted, no request yet: it holds the one place.
+        let idle = connect(addr);
+        std::thread::sleep(Duration::from_millis(300));
+        let (head, body, _) = upgrade(addr, "");
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        assert_eq!(body, "server full: at most 1 connections");
+        drop(idle);
+        for attempt in 0.. {
+            let (head, _, _open) = upgrade(addr, "");
+            if head.starts_with("HTTP/1.1 101 ") {
+                break;
+            }
+            assert!(attempt < 100, "the place never came back: {head}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await;
+}
+
 async fn one_address_over_its_share_gets_429<R: Rt>() {
     let limits = HubLimits {
         max_connections_per_ip: 2,
@@ -441,6 +475,7 @@ hubbub_tests::cross_runtime!(
     over_its_byte_rate_a_session_is_dropped,
     a_join_over_the_room_cap_is_refused_with_an_error,
     beyond_max_connections_upgrades_get_503_until_a_slot_frees,
+    a_connection_in_its_handshake_counts_toward_max_connections,
     one_address_over_its_share_gets_429,
     http_routes_are_limited_per_address,
 );
