@@ -46,7 +46,10 @@ pub use limits::{
 pub use metrics::{Counter, CounterMap, Labeled, LimitMetrics, Metrics};
 pub use origin::{BadOrigin, Origins};
 pub use rooms::{Rooms, SessionId};
-pub use runner::{drive_session, run_session, run_upgraded_session, SessionEvent, HIGH_WATER};
+pub use runner::{
+    drive_session, run_admitted_session, run_session, run_upgraded_session, SessionEvent,
+    HIGH_WATER,
+};
 pub use server::{HubHandle, HubServer};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use store::{

@@ -140,14 +140,26 @@ pub fn run_session<T: Transport, K: Timer>(
 /// request (with [`SessionInfo::protocol`] as negotiated). The caller has
 /// asked [`Hub::decide`]; while the hub shuts down the connection is closed
 /// with 1001. Otherwise as [`run_session`].
-#[allow(clippy::manual_async_fn)]
 pub fn run_upgraded_session<T: Transport, K: Timer>(
-    mut driver: Driver<T, K>,
+    driver: Driver<T, K>,
     hub: Hub,
     info: SessionInfo,
 ) -> impl Future<Output = ()> {
+    run_admitted_session(driver, hub, info, ConnectionSlot::none())
+}
+
+/// [`run_upgraded_session`] for a connection admitted with
+/// [`Hub::admit`]: the session holds `slot` and gives the place back when
+/// it ends.
+#[allow(clippy::manual_async_fn)]
+pub fn run_admitted_session<T: Transport, K: Timer>(
+    mut driver: Driver<T, K>,
+    hub: Hub,
+    info: SessionInfo,
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> {
     async move {
-        match hub.open(info) {
+        match hub.open_admitted(info, slot) {
             Some(session) => serve_open(&mut driver, &hub, session).await,
             None => refuse(&mut driver).await,
         }
