@@ -613,6 +613,13 @@ impl Hub {
         }
     }
 
+    /// The cap on rooms, when `session` (not in `room`) is at it already.
+    pub(crate) fn room_cap_reached(&self, session: &Session, room: &str) -> Option<usize> {
+        let max = self.0.limits.max_rooms_per_session;
+        let rooms = self.rooms_of(session);
+        (max > 0 && rooms.len() >= max && !rooms.iter().any(|r| r == room)).then_some(max)
+    }
+
     /// Tell `session` its join of `room` was refused for the room cap.
     pub(crate) fn refuse_join(&self, session: &Session, room: &str, max: usize) {
         self.0.metrics.limits.room_joins_refused.inc();
