@@ -249,10 +249,13 @@ impl Hub {
                 return Err(JoinError::Closed);
             }
             let mut rooms = self.0.lock_rooms();
-            let (count, member) = rooms
-                .rooms_of(session.id())
-                .fold((0, false), |(n, m), r| (n + 1, m || r == room));
-            if max == 0 || member || count < max {
+            let at_cap = max > 0 && {
+                let (count, member) = rooms
+                    .rooms_of(session.id())
+                    .fold((0, false), |(n, m), r| (n + 1, m || r == room));
+                !member && count >= max
+            };
+            if !at_cap {
                 return Ok(rooms.join(session.id(), room));
             }
         }
@@ -488,7 +491,9 @@ impl Hub {
     }
 
     /// A message arrived: raw handler first, then the typed handler when the
-    /// text is an envelope.
+    /// text is an envelope. A message over the session's rates
+    /// ([`HubLimits`]) reaches no handler (dropped with a notice, or the
+    /// session closes with 1008).
     pub fn deliver(&self, session: &Session, message: &Message) {
         let metrics = &self.0.metrics;
         metrics.messages_in.inc();
