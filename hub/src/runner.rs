@@ -138,7 +138,8 @@ pub fn run_session<T: Transport, K: Timer>(
 /// already answered, as a session of `hub` until it ends: `driver` holds a
 /// [`Connection::upgraded`](hubbub_core::Connection::upgraded), `info` the
 /// request (with [`SessionInfo::protocol`] as negotiated). The caller has
-/// asked [`Hub::decide`]; while the hub shuts down the connection is closed
+/// asked [`Hub::decide`] (with [`Hub::admit`], use
+/// [`run_admitted_session`]); while the hub shuts down the connection is closed
 /// with 1001. Otherwise as [`run_session`].
 pub fn run_upgraded_session<T: Transport, K: Timer>(
     driver: Driver<T, K>,
