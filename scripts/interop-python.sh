@@ -10,6 +10,8 @@
 #      `python_server`);
 #   3. its client (with urllib) against the chat demo in auth mode
 #      (AUTH_REQUIRED=true), on each runtime in turn (chat_auth.py).
+#   4. its client against `chat` with limit settings, on each runtime
+#      (interop/python/limits.py: 403, 429, 503 and rate_limited).
 # Loopback only; every step has a time limit. Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +62,8 @@ PY_PORT=$(sed -n 's/^listening //p' "$LOGS/python.log")
 echo "== hubbub client (tokio, smol, mio) -> Python websockets server"
 HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
     cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
+
+# 3. Its client (with urllib) against the chat in auth mode, on each runtime.
 for RUNTIME in tokio smol mio; do
     (cd "$ROOT/examples/chat" && SERVER_HOST=127.0.0.1 SERVER_PORT=0 WEBSOCKET_HOST=127.0.0.1 \
         WEBSOCKET_PORT=0 AUTH_REQUIRED=true AUTH_JWT_SECRET=interop-secret AUTH_TIMEOUT=1 \
@@ -71,5 +75,19 @@ for RUNTIME in tokio smol mio; do
     WS_URL=$(grep -o 'ws://[^ ]*' "$LOGS/chat-$RUNTIME.log" | head -1)
     echo "== Python websockets client -> chat in auth mode --runtime $RUNTIME"
     timeout 120 "$PY" "$HERE/chat_auth.py" "$HTTP_URL" "$WS_URL"
+done
+
+# 4. Its client against `chat` started with limits (origin 403, per-address
+#    429, MAX_CONNECTIONS 503, rate_limited), on each runtime in turn.
+for RUNTIME in tokio smol mio; do
+    PORT=$(free_port)
+    (cd "$LOGS" && SERVER_PORT=$PORT WEBSOCKET_PORT=$PORT STORE_PATH="$LOGS/chat-limits-$RUNTIME.db" \
+        ALLOWED_ORIGINS=https://chat.example WEBSOCKET_RATE_LIMIT=3 MAX_CONNECTIONS=3 \
+        MAX_CONNECTIONS_PER_IP=2 exec "$TARGET_DIR/release/chat" --runtime "$RUNTIME") \
+        >"$LOGS/chat-limits-$RUNTIME.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$LOGS/chat-limits-$RUNTIME.log"
+    echo "== Python websockets client -> chat with limits --runtime $RUNTIME"
+    timeout 120 "$PY" "$HERE/limits.py" "ws://127.0.0.1:$PORT/"
 done
 echo "interop: all passed"

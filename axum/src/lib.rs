@@ -71,7 +71,7 @@ use axum::{
     http::{header, request::Parts, HeaderName, HeaderValue, Method, StatusCode, Version},
     response::{IntoResponse, Response},
 };
-use hubbub_hub::{run_upgraded_session, SessionInfo};
+use hubbub_hub::{run_admitted_session, SessionInfo};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 
@@ -208,15 +208,16 @@ impl WebSocketUpgrade {
     /// Answer the upgrade for `hub` and run the connection as one of its
     /// sessions (its callbacks, rooms and broadcast) on a task of its own.
     ///
-    /// The hub decides ([`Hub::decide`]: its path check, then its
+    /// The hub decides ([`Hub::admit`]: its path check, origin list,
+    /// connection limits with the peer from `ConnectInfo`, then its
     /// `on_upgrade`) before anything is answered: a rejection becomes this
     /// response, with its status, headers and body. The hub's choice of
     /// subprotocol replaces [`protocols`](Self::protocols) and
     /// [`accept`](Self::accept). A hub that is shutting down closes the
     /// connection at once with 1001.
     pub fn on_upgrade_hub(self, hub: Hub) -> Response {
-        let accept = match hub.decide(&self.request) {
-            Ok(accept) => accept,
+        let (accept, slot) = match hub.admit(&self.request, self.peer) {
+            Ok(admitted) => admitted,
             Err(reject) => {
                 hub.metrics().handshakes_rejected.inc(reject.status());
                 return UpgradeRejection(reject).into_response();
@@ -226,7 +227,7 @@ impl WebSocketUpgrade {
         self.answer(accept, move |socket| {
             let (driver, protocol) = socket.into_driver();
             info.protocol = protocol;
-            run_upgraded_session(driver, hub, info)
+            run_admitted_session(driver, hub, info, slot)
         })
     }
 

@@ -346,3 +346,57 @@ async fn the_extractor_needs_get_http_1_1_and_an_upgrade_handle() {
     assert_eq!(status, 400);
     assert!(body.contains("HTTP/1.1 is required"), "{body}");
 }
+
+/// The hub's limits hold behind axum too: its origin list answers 403
+/// naming the origin, and a connection's place under
+/// `max_connections_per_ip` is held for the session's life (the peer from
+/// `ConnectInfo`) and given back when it ends.
+#[tokio::test]
+async fn the_hubs_limits_hold_behind_axum() {
+    let hub = Hub::builder()
+        .path("/rooms")
+        .limits(hubbub_hub::HubLimits {
+            origins: hubbub_hub::Origins::parse("https://chat.example").unwrap(),
+            max_connections_per_ip: 1,
+            ..Default::default()
+        })
+        .build();
+    let addr = serve(hub.clone()).await;
+    let url = format!("ws://{addr}/rooms");
+    let error = connect(&url, &[("origin", "https://evil.example")])
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        refused(error),
+        (403, "origin not allowed: https://evil.example".to_owned())
+    );
+    let (mut first, _) = connect(&url, &[("origin", "https://chat.example")])
+        .await
+        .unwrap();
+    eventually("the first session", || hub.session_count() == 1).await;
+    let error = connect(&url, &[]).await.expect_err("refused");
+    assert_eq!(
+        refused(error),
+        (
+            429,
+            "too many connections from 127.0.0.1: at most 1 at once".to_owned()
+        )
+    );
+    first.close(None).await.unwrap();
+    while let Some(Ok(_)) = timeout(WAIT, first.next()).await.expect("the end") {}
+    eventually("the first session's end", || hub.session_count() == 0).await;
+    let mut next = None;
+    for _ in 0..100 {
+        match connect(&url, &[]).await {
+            Ok((peer, _)) => {
+                next = Some(peer);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(next.is_some(), "the place came back");
+    let by_reason = hub.metrics().limits.connections_rejected.snapshot();
+    assert_eq!(by_reason.get("origin"), Some(&1));
+    assert!(by_reason.get("per_ip").is_some_and(|n| *n >= 1));
+}

@@ -1,7 +1,7 @@
 //! Routing: the application's routes, the built-in ones (`/api/health`,
 //! `/metrics`, `/openapi.json`, `/ws/poll`, `/ws/send`) and static files.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, net::IpAddr, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
 use serde_json::{json, Map, Value};
@@ -10,7 +10,9 @@ use hubbub_hub::{Envelope, Hub, Identity};
 
 use crate::{
     bridge::{Bridge, BridgeParts},
-    exposition, login,
+    exposition,
+    guard::{Guard, HeldPoll, HttpRateLimits},
+    login,
     longpoll::session_for,
     openapi,
     request::{Limits, Request},
@@ -56,6 +58,7 @@ pub struct HttpAppBuilder {
     limits: Limits,
     timeouts: HttpTimeouts,
     bridge: BridgeParts,
+    rate_limits: HttpRateLimits,
 }
 
 impl HttpAppBuilder {
@@ -106,6 +109,13 @@ impl HttpAppBuilder {
     /// Request size limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Per-address limits of `/ws/send` and `/ws/poll` (off by default;
+    /// the origin allow-list is the hub's, [`HubLimits`](hubbub_hub::HubLimits)).
+    pub fn rate_limits(mut self, limits: HttpRateLimits) -> Self {
+        self.rate_limits = limits;
         self
     }
 
@@ -191,6 +201,7 @@ impl HttpAppBuilder {
             openapi,
             limits: self.limits,
             timeouts: self.timeouts,
+            guard: Guard::new(self.rate_limits),
         }))
     }
 }
@@ -206,6 +217,7 @@ struct Inner {
     registry: Registry,
     limits: Limits,
     timeouts: HttpTimeouts,
+    guard: Guard,
 }
 
 /// Everything served over HTTP beside a [`Hub`]: cheap to clone, shared by
@@ -262,6 +274,7 @@ impl HttpApp {
             limits: Limits::default(),
             timeouts: HttpTimeouts::default(),
             bridge: BridgeParts::default(),
+            rate_limits: HttpRateLimits::default(),
         }
     }
 
@@ -296,8 +309,16 @@ impl HttpApp {
         self.0.metrics.http_requests.inc(status);
     }
 
-    /// Route `request`.
+    /// A place for a long poll held for `peer` (429 over the cap).
+    pub(crate) fn hold_poll(&self, peer: Option<IpAddr>) -> Result<HeldPoll, Response> {
+        self.0.guard.hold(&self.0.metrics, peer)
+    }
+
+    /// Route `request` (after the origin check and the per-address rates).
     pub fn handle(&self, request: &Request) -> Reply {
+        if let Some(refused) = self.0.guard.refuse(&self.0.hub, &self.0.metrics, request) {
+            return Reply::Now(refused);
+        }
         let get = matches!(request.method.as_str(), "GET" | "HEAD");
         let method_is = |m: &str| request.method == m || (m == "GET" && get);
         let mut allowed: Vec<&str> = Vec::new();

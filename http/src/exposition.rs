@@ -45,6 +45,60 @@ fn counters<L: ToString>(
     Ok(())
 }
 
+/// A counter with two labels, a sample per `((first, second), count)`.
+fn counters2(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    labels: (&str, &str),
+    values: impl IntoIterator<Item = ((&'static str, &'static str), u64)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for ((a, b), value) in values {
+        let pairs = [(labels.0, a), (labels.1, b)];
+        ConstCounter::new(value).encode(family.encode_family(&pairs)?)?;
+    }
+    Ok(())
+}
+
+/// What the hub's and the HTTP side's limits refused.
+fn limits(e: &mut DescriptorEncoder, m: &Metrics, h: &HttpMetrics) -> fmt::Result {
+    let l = &m.limits;
+    counters(
+        e,
+        "hubbub_ws_connections_rejected",
+        "Upgrades refused by a limit, by reason",
+        "reason",
+        l.connections_rejected.snapshot(),
+    )?;
+    counters2(
+        e,
+        "hubbub_ws_rate_limited",
+        "Messages over a session's rate, by limit and policy",
+        ("limit", "policy"),
+        l.rate_limited.snapshot(),
+    )?;
+    counter(
+        e,
+        "hubbub_ws_room_joins_refused",
+        "Joins refused for the cap on rooms per session",
+        l.room_joins_refused.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_http_origin_rejected",
+        "HTTP requests refused for their origin",
+        h.origin_rejected.get(),
+    )?;
+    counters2(
+        e,
+        "hubbub_http_rate_limited",
+        "HTTP requests refused by a per-address limit, by route and reason",
+        ("route", "reason"),
+        h.rate_limited.snapshot(),
+    )
+}
+
 /// Reads a hub's [`Metrics`] and the HTTP layer's [`HttpMetrics`] on every
 /// scrape.
 struct HubCollector {
@@ -209,6 +263,7 @@ impl Collector for HubCollector {
                 dropped,
             )?;
         }
+        limits(e, m, h)?;
         // Message store metrics (appends, latency) go here.
         counters(
             e,

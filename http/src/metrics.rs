@@ -1,6 +1,6 @@
 //! The HTTP layer's own counters, beside the hub's [`Metrics`](hubbub_hub::Metrics).
 
-use hubbub_hub::{Counter, CounterMap};
+use hubbub_hub::{Counter, CounterMap, Labeled};
 
 /// Counters of HTTP requests and long polling, exposed at `/metrics`.
 #[derive(Debug, Default)]
@@ -19,4 +19,10 @@ pub struct HttpMetrics {
     pub lp_messages_expired: Counter,
     /// HTTP requests answered, by status.
     pub http_requests: CounterMap,
+    /// Requests refused (403) for an origin not on the allow-list.
+    pub origin_rejected: Counter,
+    /// Requests refused (429) by a per-address limit, by `(route,
+    /// reason)`: reason `rate` (requests per second) or `polls` (held
+    /// polls at once).
+    pub rate_limited: Labeled<(&'static str, &'static str)>,
 }

@@ -27,7 +27,10 @@ pub(crate) fn document(service: &str, routes: &[Route]) -> Value {
         "responses": {
             "101": { "description": "Switching Protocols: the connection is a WebSocket" },
             "400": { "description": "Malformed upgrade request" },
-            "426": { "description": "Unsupported WebSocket version" }
+            "426": { "description": "Unsupported WebSocket version" },
+            "403": { "description": "Origin not allowed (ALLOWED_ORIGINS); the body names it" },
+            "429": { "description": "Too many connections from this address, at once or per second" },
+            "503": { "description": "Server full (MAX_CONNECTIONS)" }
         }
     }}));
     paths.insert("/api/health".into(), json!({ "get": {
@@ -55,7 +58,9 @@ pub(crate) fn document(service: &str, routes: &[Route]) -> Value {
         "responses": {
             "200": { "description": "Envelopes, oldest first (empty after the timeout)", "content": { "application/json": { "schema": { "type": "array", "items": envelope } } } },
             "400": error,
-            "503": { "description": "Long polling is not enabled" }
+            "503": { "description": "Long polling is not enabled" },
+            "403": { "description": "Origin not allowed (ALLOWED_ORIGINS)" },
+            "429": { "description": "Over the polls per second or held polls of this address" }
         }
     }}));
     paths.insert("/ws/send".into(), json!({ "post": {
@@ -65,7 +70,9 @@ pub(crate) fn document(service: &str, routes: &[Route]) -> Value {
             "202": { "description": "Queued", "content": { "application/json": { "example": { "session_id": "room:general", "status": "queued" } } } },
             "400": error,
             "413": { "description": "Body over the limit" },
-            "503": { "description": "Long polling is not enabled" }
+            "503": { "description": "Long polling is not enabled" },
+            "403": { "description": "Origin not allowed (ALLOWED_ORIGINS)" },
+            "429": { "description": "Over the sends per second of this address" }
         }
     }}));
     for route in routes {

@@ -7,7 +7,7 @@
 //! refuse a transfer coding it does not implement; none of hubbub's routes
 //! needs chunked uploads, and refusing keeps request smuggling out).
 
-use std::{fmt, str};
+use std::{fmt, net::SocketAddr, str};
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -69,6 +69,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body (`Content-Length` bytes).
     pub body: Bytes,
+    /// The client's address, when the server knows it.
+    pub peer: Option<SocketAddr>,
 }
 
 impl Request {
@@ -291,6 +293,7 @@ impl RequestReader {
             path: path.to_owned(),
             query,
             version: head.version.unwrap_or(1),
+            peer: None,
             headers: head
                 .headers
                 .iter()

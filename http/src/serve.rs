@@ -59,12 +59,25 @@ pub enum Served<T, K> {
 
 /// Serve HTTP requests on `io` with `app` until the connection ends. With
 /// `upgrades`, a WebSocket upgrade request ends HTTP serving and is handed
-/// back as [`Served::Upgrade`].
+/// back as [`Served::Upgrade`]. (The client's address unknown: see
+/// [`serve_connection_from`].)
 pub async fn serve_connection<T: Transport, K: Timer>(
+    io: T,
+    timer: K,
+    app: &HttpApp,
+    upgrades: bool,
+) -> Served<T, K> {
+    serve_connection_from(io, timer, app, upgrades, None).await
+}
+
+/// [`serve_connection`] for a client at `peer` ([`Request::peer`](crate::Request::peer),
+/// which the per-address limits count by).
+pub async fn serve_connection_from<T: Transport, K: Timer>(
     mut io: T,
     mut timer: K,
     app: &HttpApp,
     upgrades: bool,
+    peer: Option<SocketAddr>,
 ) -> Served<T, K> {
     let mut reader = RequestReader::new(app.limits(), upgrades);
     let timeouts = app.timeouts();
@@ -101,7 +114,7 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                     finish(&mut io, &mut timer, &mut out, timeouts.request).await;
                     return Served::Done;
                 }
-                Next::Request(request) => request,
+                Next::Request(request) => crate::Request { peer, ..request },
             };
             started = None;
             // While shutting down, every answer is the connection's last.
@@ -116,7 +129,8 @@ pub async fn serve_connection<T: Transport, K: Timer>(
                     {
                         return Served::Done;
                     }
-                    match hold(&mut io, &mut timer, &mut reader, app, &poll).await {
+                    let held = hold(&mut io, &mut timer, &mut reader, app, &poll, peer);
+                    match held.await {
                         Some(response) => response,
                         None => return Served::Done,
                     }
@@ -174,7 +188,7 @@ pub fn serve_shared<'a, T: Transport + 'a, K: Timer + 'a>(
     config: Arc<Config>,
     peer: Option<SocketAddr>,
 ) -> impl Future<Output = ()> + 'a {
-    let http = Box::pin(serve_connection(io, timer, app, true));
+    let http = Box::pin(serve_connection_from(io, timer, app, true, peer));
     async move {
         // Built in a scope of its own: the parts it is made of take no room
         // beside the running session.
@@ -224,8 +238,13 @@ async fn hold<T: Transport, K: Timer>(
     reader: &mut RequestReader,
     app: &HttpApp,
     poll: &PollRequest,
+    peer: Option<SocketAddr>,
 ) -> Option<Response> {
     let long_poll = app.long_poll()?;
+    let _held = match app.hold_poll(peer.map(|p| p.ip())) {
+        Ok(held) => held,
+        Err(refused) => return Some(refused),
+    };
     app.metrics().lp_polls_total.inc();
     timer.reset(timer.now() + poll.timeout);
     let mut waiting = Waiting {

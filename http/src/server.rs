@@ -12,7 +12,7 @@ use hubbub_ws::{
     Flag, Runtime,
 };
 
-use crate::{serve_connection, serve_shared, HttpApp};
+use crate::{serve_connection_from, serve_shared, HttpApp};
 
 /// Serve `app` on `listener` (routes only: an upgrade request is an
 /// ordinary request here) until this future is dropped, which also ends
@@ -20,10 +20,17 @@ use crate::{serve_connection, serve_shared, HttpApp};
 pub async fn serve_http<R: Runtime>(listener: R::Listener, app: HttpApp) {
     let stop = Stopped(Arc::new(Flag::default()));
     loop {
-        let (stream, _) = serving::accept::<R>(&listener).await;
+        let (stream, peer) = serving::accept::<R>(&listener).await;
         let (app, stop) = (app.clone(), stop.0.clone());
         R::spawn(async move {
-            let served = pin!(serve_connection(stream, R::Timer::default(), &app, false));
+            let timer = R::Timer::default();
+            let served = pin!(serve_connection_from(
+                stream,
+                timer,
+                &app,
+                false,
+                Some(peer)
+            ));
             let _ = select(served, pin!(stop.wait())).await;
         });
     }

@@ -6,6 +6,9 @@
 use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
 
 use hubbub_core::{Config, DeflateConfig};
+use hubbub_hub::HubLimits;
+
+use crate::{HttpRateLimits, LimitSettings};
 
 /// Every setting, resolved and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,9 @@ pub struct Settings {
     pub auth_jwt_secret: Option<String>,
     /// `AUTH_TIMEOUT`: how long after open the auth message may take.
     pub auth_timeout: Duration,
+    /// Origins, rates and connection caps (`ALLOWED_ORIGINS`,
+    /// `WEBSOCKET_RATE_LIMIT`, `MAX_CONNECTIONS`, ...): all off by default.
+    pub limits: LimitSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +78,7 @@ impl Default for Settings {
             auth_required: false,
             auth_jwt_secret: None,
             auth_timeout: Duration::from_secs(10),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -188,6 +195,7 @@ impl Settings {
                 .map(positive_seconds)
                 .transpose()?
                 .unwrap_or(d.auth_timeout),
+            limits: LimitSettings::from_lookup(&lookup)?,
         };
         if settings.auth_required && settings.auth_jwt_secret.is_none() {
             return Err(invalid(
@@ -202,6 +210,17 @@ impl Settings {
     /// True when HTTP and WebSocket share one listener.
     pub fn shared_port(&self) -> bool {
         self.server_port == self.websocket_port && self.server_host == self.websocket_host
+    }
+
+    /// The hub's limits: `Hub::builder().limits(settings.hub_limits())`.
+    pub fn hub_limits(&self) -> HubLimits {
+        self.limits.hub.clone()
+    }
+
+    /// The HTTP side's per-address limits:
+    /// `HttpApp::builder(hub).rate_limits(settings.http_rate_limits())`.
+    pub fn http_rate_limits(&self) -> HttpRateLimits {
+        self.limits.http
     }
 
     /// The protocol configuration these settings imply.

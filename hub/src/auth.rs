@@ -31,7 +31,7 @@
 //! [`Hub::join`] or [`Hub::resume`] joins nothing and sends the session
 //! `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`;
 //! an application reading a room's history from the store itself asks
-//! [`Hub::admit`] first. The HTTP layer asks the same for long polling and
+//! [`Hub::admit_to_room`] first. The HTTP layer asks the same for long polling and
 //! `/ws/send` (403).
 
 use std::{
@@ -366,7 +366,7 @@ impl Hub {
     /// `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`.
     /// [`join`](Self::join) and [`resume`](Self::resume) ask it; ask it
     /// before reading a room's history from the store directly.
-    pub fn admit(&self, session: &Session, room: &str) -> bool {
+    pub fn admit_to_room(&self, session: &Session, room: &str) -> bool {
         match self.authorize_session(session, room) {
             Ok(()) => true,
             Err(reason) => {

@@ -84,7 +84,9 @@ impl Hub {
     /// bound. A session denied the room ([`Hub::authorize_session`]) is
     /// sent an error envelope instead and joins nothing. A store failure is
     /// reported to `on_error` ([`SessionError::Store`]); the session still
-    /// joins and gets `complete: false`.
+    /// joins and gets `complete: false`. A session at the cap on rooms
+    /// ([`HubLimits::max_rooms_per_session`](crate::HubLimits)) gets the
+    /// hub's `room_limit` error instead, and no replay.
     pub fn resume(
         &self,
         session: &Session,
@@ -95,8 +97,12 @@ impl Hub {
         let Some(store) = self.store() else {
             return Err(StoreError::NoStore);
         };
-        if !self.admit(session, room) {
+        if !self.admit_to_room(session, room) {
             return Ok(()); // denied: told with an error envelope
+        }
+        if let Some(max) = self.room_cap_reached(session, room) {
+            self.refuse_join(session, room, max);
+            return Ok(());
         }
         self.leave(session, room);
         let (hub, session, room) = (self.downgrade(), session.clone(), room.to_owned());
@@ -164,6 +170,30 @@ mod tests {
     fn hub_with(store: impl MessageStore) -> Hub {
         let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
         Hub::builder().store(handle).build()
+    }
+
+    #[test]
+    fn a_resume_over_the_room_cap_is_refused_without_a_replay() {
+        let handle = StoreWorker::spawn(MemoryStore::default(), WorkerConfig::default()).unwrap();
+        let limits = crate::HubLimits {
+            max_rooms_per_session: 1,
+            ..crate::HubLimits::default()
+        };
+        let hub = Hub::builder().store(handle).limits(limits).build();
+        let a = hub.open(SessionInfo::default()).unwrap();
+        hub.publish("dev", Envelope::new("chat.message", Value::Null))
+            .unwrap();
+        hub.join(&a, "ops");
+        hub.resume(&a, "dev", 0, 10).unwrap();
+        settle(&hub);
+        let got = texts(&a);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(json(&got[0])["payload"]["error"], "room_limit");
+        assert_eq!(hub.rooms_of(&a), ["ops"]);
+        // In its one room already: resuming it is no join beyond the cap.
+        hub.resume(&a, "ops", 0, 10).unwrap();
+        settle(&hub);
+        assert_eq!(json(&texts(&a)[1])["type"], RESUMED);
     }
 
     #[test]

@@ -20,8 +20,10 @@ use serde_json::Value;
 use crate::{
     auth::Auth,
     callbacks::{callback_setters, Callbacks},
+    limits::{Admission, SessionLimits},
     session::{OutboundLimit, Pushed, SessionInfo},
-    Envelope, Identity, Metrics, Rooms, Session, SessionId, StoreError, StoreHandle,
+    ConnectionSlot, Envelope, HubLimits, Identity, Metrics, Rooms, Session, SessionId, StoreError,
+    StoreHandle,
 };
 
 /// An error reported to the `on_error` handler.
@@ -54,12 +56,37 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
+/// Why [`Hub::try_join`] did not join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The session has ended.
+    Closed,
+    /// The session may not use the room (room authorization); it was
+    /// sent an error message naming the reason.
+    Forbidden,
+    /// The session is in this many rooms already, the most allowed.
+    RoomLimit(usize),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Closed => f.write_str("session is closed"),
+            JoinError::Forbidden => f.write_str("room not allowed"),
+            JoinError::RoomLimit(n) => write!(f, "at most {n} rooms per session"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
 type OnUpgrade = Box<dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync>;
 pub(crate) type RoomCheck =
     Box<dyn Fn(Option<&Identity>, &str) -> Result<(), String> + Send + Sync>;
 
 pub(crate) struct HubInner {
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     sessions: RwLock<HashMap<SessionId, Session>>,
     rooms: Mutex<Rooms>,
     callbacks: Callbacks<Session, SessionError>,
@@ -72,6 +99,8 @@ pub(crate) struct HubInner {
     store: Option<StoreHandle>,
     pub(crate) auth: Option<Auth>,
     pub(crate) room_check: Option<RoomCheck>,
+    pub(crate) limits: HubLimits,
+    pub(crate) admission: Option<Arc<Admission>>,
 }
 
 /// Sees every text broadcast of a hub and its shutdown: how a layer beside
@@ -97,6 +126,7 @@ pub struct HubBuilder {
     store: Option<StoreHandle>,
     auth: Option<Auth>,
     room_check: Option<RoomCheck>,
+    limits: HubLimits,
 }
 
 impl HubBuilder {
@@ -150,6 +180,11 @@ impl HubBuilder {
         self.room_check = Some(Box::new(f));
         self
     }
+    /// Limit origins, rates, rooms and connections (all off by default).
+    pub fn limits(mut self, limits: HubLimits) -> Self {
+        self.limits = limits;
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
         let metrics = Arc::new(Metrics::default());
@@ -167,6 +202,8 @@ impl HubBuilder {
             store: self.store,
             auth: self.auth,
             room_check: self.room_check,
+            admission: Admission::new(&self.limits),
+            limits: self.limits,
         }))
     }
 }
@@ -179,7 +216,7 @@ impl HubBuilder {
 /// `on_close` for a session aborted at the end of a shutdown runs where its
 /// task is dropped. Callbacks must not block.
 #[derive(Clone)]
-pub struct Hub(Arc<HubInner>);
+pub struct Hub(pub(crate) Arc<HubInner>);
 
 /// Which sessions a broadcast reaches.
 enum Audience<'a> {
@@ -225,23 +262,45 @@ impl Hub {
     /// Add `session` to `room` (joining twice is harmless). Returns true if
     /// it was not a member yet; false too for a session that has ended,
     /// which joins nothing (so no room keeps a member that will never
-    /// leave).
-    ///
-    /// With room authorization ([`HubBuilder::authorize_rooms`], or a
-    /// `rooms` claim), a denied session joins nothing and is sent
-    /// `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`.
+    /// leave), for a session denied the room (room authorization:
+    /// [`HubBuilder::authorize_rooms`] or a `rooms` claim; it is sent
+    /// `{"type":"error","payload":{"error":"forbidden","room":R,"message":..}}`),
+    /// and for a join over the cap on rooms per session
+    /// ([`try_join`](Self::try_join) tells which).
     pub fn join(&self, session: &Session, room: &str) -> bool {
-        if !self.admit(session, room) {
-            return false;
+        self.try_join(session, room).unwrap_or(false)
+    }
+
+    /// Like [`join`](Self::join), saying why a session did not join. A
+    /// join over [`HubLimits::max_rooms_per_session`] is refused, and the
+    /// session is sent `{"type":"error","payload":{"error":"room_limit",
+    /// "room":..,"limit":..}}`.
+    pub fn try_join(&self, session: &Session, room: &str) -> Result<bool, JoinError> {
+        if !self.admit_to_room(session, room) {
+            return Err(JoinError::Forbidden);
         }
-        // Under the sessions lock: `closed` removes the session under the
-        // write lock before it leaves every room, so a join either lands
-        // before that (and is undone) or sees the session gone.
-        let sessions = self.0.read_sessions();
-        if !sessions.contains_key(&session.id()) {
-            return false;
+        let max = self.0.limits.max_rooms_per_session;
+        {
+            // Under the sessions lock: `closed` removes the session under
+            // the write lock before it leaves every room, so a join either
+            // lands before that (and is undone) or sees the session gone.
+            let sessions = self.0.read_sessions();
+            if !sessions.contains_key(&session.id()) {
+                return Err(JoinError::Closed);
+            }
+            let mut rooms = self.0.lock_rooms();
+            let at_cap = max > 0 && {
+                let (count, member) = rooms
+                    .rooms_of(session.id())
+                    .fold((0, false), |(n, m), r| (n + 1, m || r == room));
+                !member && count >= max
+            };
+            if !at_cap {
+                return Ok(rooms.join(session.id(), room));
+            }
         }
-        self.0.lock_rooms().join(session.id(), room)
+        self.refuse_join(session, room, max);
+        Err(JoinError::RoomLimit(max))
     }
 
     /// Remove `session` from `room` (an unknown room is a no-op).
@@ -413,8 +472,10 @@ impl Hub {
 
     // ----- adapter side -------------------------------------------------
 
-    /// Answer an upgrade request: the path check, then `on_upgrade`, then,
-    /// with authentication, the token of the request (a bad one: `401`).
+    /// Answer an upgrade request: the path check, the origin check (403
+    /// naming the origin), then `on_upgrade`, then, with authentication,
+    /// the token of the request (a bad one: `401`). (Connection limits
+    /// need the peer: [`admit`](Self::admit).)
     pub fn decide(&self, request: &Request) -> Result<Accept, Reject> {
         self.decide_as(request, &mut None)
     }
@@ -426,12 +487,12 @@ impl Hub {
         request: &Request,
         identity: &mut Option<Identity>,
     ) -> Result<Accept, Reject> {
-        let accept = self.decide_upgrade(request)?;
-        *identity = self.authenticate_request(request)?;
-        Ok(accept)
+        self.check_path_and_origin(request)?;
+        self.answer_upgrade(request, identity)
     }
 
-    fn decide_upgrade(&self, request: &Request) -> Result<Accept, Reject> {
+    /// 404 for another path, 403 for an origin not on the list.
+    pub(crate) fn check_path_and_origin(&self, request: &Request) -> Result<(), Reject> {
         if self
             .0
             .path
@@ -440,10 +501,21 @@ impl Hub {
         {
             return Err(Reject::not_found());
         }
-        match &self.0.upgrade {
-            Some(on_upgrade) => on_upgrade(request),
-            None => Ok(Accept::new()),
-        }
+        self.check_origin(request)
+    }
+
+    /// `on_upgrade`, then the request's token (see [`decide_as`](Self::decide_as)).
+    pub(crate) fn answer_upgrade(
+        &self,
+        request: &Request,
+        identity: &mut Option<Identity>,
+    ) -> Result<Accept, Reject> {
+        let accept = match &self.0.upgrade {
+            Some(on_upgrade) => on_upgrade(request)?,
+            None => Accept::new(),
+        };
+        *identity = self.authenticate_request(request)?;
+        Ok(accept)
     }
 
     /// A connection opened: register its session and call `on_open`.
@@ -453,7 +525,7 @@ impl Hub {
     /// (or [`release`](Self::release) when unwinding from a panic in a
     /// callback); [`run_session`](crate::run_session) does.
     pub fn open(&self, info: SessionInfo) -> Option<Session> {
-        self.open_as(info, None)
+        self.open_with(info, None, ConnectionSlot::none())
     }
 
     /// [`open`](Self::open) with the identity [`decide_as`](Self::decide_as)
@@ -461,13 +533,26 @@ impl Hub {
     /// looked for again in `info`, else it waits for its auth message:
     /// `on_open` runs once it is authenticated.
     pub fn open_as(&self, info: SessionInfo, identity: Option<Identity>) -> Option<Session> {
+        self.open_with(info, identity, ConnectionSlot::none())
+    }
+
+    /// [`open_as`](Self::open_as) for a connection holding `slot` (from
+    /// [`admit`](Self::admit)), given back when the session ends.
+    pub(crate) fn open_with(
+        &self,
+        info: SessionInfo,
+        identity: Option<Identity>,
+        slot: ConnectionSlot,
+    ) -> Option<Session> {
         let session = {
             let mut sessions = self.0.write_sessions();
             if !self.is_accepting() {
                 return None;
             }
             let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-            let session = Session::new(id, info, self.0.limit, Arc::downgrade(&self.0));
+            let now = std::time::Instant::now();
+            let limits = SessionLimits::new(&self.0.limits, slot, now);
+            let session = Session::new(id, info, self.0.limit, limits, Arc::downgrade(&self.0));
             sessions.insert(id, session.clone());
             session
         };
@@ -494,13 +579,18 @@ impl Hub {
     }
 
     /// A message arrived: raw handler first, then the typed handler when the
-    /// text is an envelope.
+    /// text is an envelope. A message over the session's rates
+    /// ([`HubLimits`]) reaches no handler (dropped with a notice, or the
+    /// session closes with 1008).
     pub fn deliver(&self, session: &Session, message: &Message) {
         let metrics = &self.0.metrics;
         metrics.messages_in.inc();
         metrics.bytes_in.add(message.len() as u64);
         if matches!(message, Message::Text(_)) {
             metrics.text_in.inc();
+        }
+        if !self.within_rate(session, message) {
+            return;
         }
         if self.0.auth.is_some() && self.auth_message(session, message) {
             return; // the auth message, or anything before it

@@ -3,7 +3,8 @@
 //! The realtime layer of hubbub, written once and free of any runtime: a
 //! [`Hub`] of sessions with the application's callbacks, rooms, encode-once
 //! broadcast, typed JSON [`Envelope`]s, bounded outbound queues with a
-//! slow-consumer policy, room history in a [`MessageStore`] with replay
+//! slow-consumer policy, limits ([`HubLimits`]: origins, message and byte
+//! rates, rooms per session, connections), room history in a [`MessageStore`] with replay
 //! after reconnect ([`Hub::publish`], [`Hub::resume`]), the library's
 //! [`Metrics`], and the loop that runs a connection as a session
 //! ([`run_session`], [`drive_session`]).
@@ -37,7 +38,9 @@ mod history;
 mod hub;
 #[cfg(feature = "jwt")]
 mod jwt;
+mod limits;
 mod metrics;
+mod origin;
 mod rooms;
 mod runner;
 mod server;
@@ -49,12 +52,20 @@ pub use client::{Client, ClientEvent};
 pub use client_builder::{ClientBuilder, ClientHandle};
 pub use envelope::Envelope;
 pub use history::RESUMED;
-pub use hub::{BroadcastObserver, Hub, HubBuilder, SessionError};
+pub use hub::{BroadcastObserver, Hub, HubBuilder, JoinError, SessionError};
 #[cfg(feature = "jwt")]
 pub use jwt::{JwtAuth, KeyError};
-pub use metrics::{Counter, CounterMap, Metrics};
+pub use limits::{
+    ip_key, ConnectionSlot, HubLimits, IpRefusal, IpTable, RatePolicy, TokenBucket,
+    IP_TABLE_ENTRIES,
+};
+pub use metrics::{Counter, CounterMap, Labeled, LimitMetrics, Metrics};
+pub use origin::{BadOrigin, Origins};
 pub use rooms::{Rooms, SessionId};
-pub use runner::{drive_session, run_session, run_upgraded_session, SessionEvent, HIGH_WATER};
+pub use runner::{
+    drive_session, run_admitted_session, run_session, run_upgraded_session, SessionEvent,
+    HIGH_WATER,
+};
 pub use server::{HubHandle, HubServer};
 pub use session::{Drained, OutboundLimit, SendError, Session, SessionInfo, SlowConsumer};
 pub use store::{

@@ -66,7 +66,49 @@ pub struct Metrics {
     pub text_in: Counter,
     /// Upgrade requests refused, by HTTP status.
     pub handshakes_rejected: CounterMap,
+    /// What the hub's limits refused ([`HubLimits`](crate::HubLimits)).
+    pub limits: LimitMetrics,
     closes: CounterMap,
+}
+
+/// What a hub's limits refused, by reason.
+#[derive(Debug, Default)]
+pub struct LimitMetrics {
+    /// Upgrades refused by a limit, by reason: `origin`,
+    /// `max_connections`, `per_ip`, `per_ip_rate`, `ip_table_full`.
+    pub connections_rejected: Labeled<&'static str>,
+    /// Messages over a session's rate, by `(limit, policy)`: `messages` or
+    /// `bytes`, `drop` or `close`.
+    pub rate_limited: Labeled<(&'static str, &'static str)>,
+    /// Joins refused for the cap on rooms per session.
+    pub room_joins_refused: Counter,
+}
+
+/// Counts keyed by label values.
+#[derive(Debug)]
+pub struct Labeled<K>(Mutex<BTreeMap<K, u64>>);
+
+impl<K> Default for Labeled<K> {
+    fn default() -> Self {
+        Labeled(Mutex::default())
+    }
+}
+
+impl<K: Ord + Clone> Labeled<K> {
+    /// Add one for `key`.
+    pub fn inc(&self, key: K) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// Every key's count.
+    pub fn snapshot(&self) -> BTreeMap<K, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Counts keyed by a status or close code.

@@ -16,7 +16,7 @@ use hubbub_core::{CloseCode, Closed, Event, HandshakeError, Initiator, Message};
 
 use hubbub_ws::driver::{Driver, OpenError, Timer, Transport};
 
-use crate::{Hub, Session, SessionError, SessionInfo};
+use crate::{ConnectionSlot, Hub, Session, SessionError, SessionInfo};
 
 /// At most this many bytes wait in the protocol core; the rest of a
 /// session's sends wait in its bounded queue, where the slow-consumer policy
@@ -144,16 +144,29 @@ pub fn run_session<T: Transport, K: Timer>(
 /// already answered, as a session of `hub` until it ends: `driver` holds a
 /// [`Connection::upgraded`](hubbub_core::Connection::upgraded), `info` the
 /// request (with [`SessionInfo::protocol`] as negotiated). The caller has
-/// asked [`Hub::decide`]; while the hub shuts down the connection is closed
+/// asked [`Hub::decide`] (with [`Hub::admit`], use
+/// [`run_admitted_session`]); while the hub shuts down the connection is closed
 /// with 1001. Otherwise as [`run_session`].
-#[allow(clippy::manual_async_fn)]
 pub fn run_upgraded_session<T: Transport, K: Timer>(
-    mut driver: Driver<T, K>,
+    driver: Driver<T, K>,
     hub: Hub,
     info: SessionInfo,
 ) -> impl Future<Output = ()> {
+    run_admitted_session(driver, hub, info, ConnectionSlot::none())
+}
+
+/// [`run_upgraded_session`] for a connection admitted with
+/// [`Hub::admit`]: the session holds `slot` and gives the place back when
+/// it ends.
+#[allow(clippy::manual_async_fn)]
+pub fn run_admitted_session<T: Transport, K: Timer>(
+    mut driver: Driver<T, K>,
+    hub: Hub,
+    info: SessionInfo,
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> {
     async move {
-        match hub.open(info) {
+        match hub.open_with(info, None, slot) {
             Some(session) => serve_open(&mut driver, &hub, session).await,
             None => refuse(&mut driver).await,
         }
@@ -187,7 +200,8 @@ async fn refuse<T: Transport, K: Timer>(driver: &mut Driver<T, K>) {
 
 /// How [`open_session`] ended.
 enum Opening {
-    /// Open and registered with the hub.
+    /// Open and registered with the hub (holding its place under the
+    /// connection limits until it ends).
     Open(Session),
     /// Open, but the hub is shutting down.
     Refused,
@@ -203,16 +217,22 @@ async fn open_session<T: Transport, K: Timer>(
 ) -> Opening {
     let mut info = SessionInfo::new(peer, "", []);
     let mut identity = None;
+    // Counted from the accept: connections still in their handshake count
+    // toward the connection limits.
+    let reserved = hub.reserve(peer);
+    let mut slot = ConnectionSlot::none();
     let opened = driver
         .open(|request| {
             info = SessionInfo::from_request(peer, request);
-            hub.decide_as(request, &mut identity)
+            let (accept, admitted) = hub.admit_reserved(request, reserved, &mut identity)?;
+            slot = admitted;
+            Ok(accept)
         })
         .await;
     match opened {
         Ok(opened) => {
             info.protocol = opened.protocol;
-            hub.open_as(info, identity)
+            hub.open_with(info, identity, slot)
                 .map_or(Opening::Refused, Opening::Open)
         }
         Err(OpenError::Handshake(error)) => {

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::{
     auth::{AuthState, TOKEN_EXPIRED},
     hub::HubInner,
+    limits::SessionLimits,
     Envelope, Identity, SessionId,
 };
 
@@ -262,6 +263,8 @@ pub(crate) struct SessionInner {
     limit: OutboundLimit,
     outbound: Mutex<Outbound>,
     pub(crate) hub: Weak<HubInner>,
+    /// Rate state and connection place, only when the hub sets limits.
+    pub(crate) limits: Option<Box<SessionLimits>>,
 }
 
 /// A handle on one open connection. See the module documentation.
@@ -273,6 +276,7 @@ impl Session {
         id: SessionId,
         info: SessionInfo,
         limit: OutboundLimit,
+        limits: Option<Box<SessionLimits>>,
         hub: Weak<HubInner>,
     ) -> Session {
         Session(Arc::new(SessionInner {
@@ -281,6 +285,7 @@ impl Session {
             limit,
             outbound: Mutex::default(),
             hub,
+            limits,
         }))
     }
 
@@ -289,7 +294,7 @@ impl Session {
     /// [`hub`](Self::hub) is `None`, nothing is counted, and
     /// [`emit_error`](Self::emit_error) reaches no handler.
     pub fn detached(info: SessionInfo, limit: OutboundLimit) -> Session {
-        Session::new(0, info, limit, Weak::new())
+        Session::new(0, info, limit, None, Weak::new())
     }
 
     /// The session's id, unique for the hub's lifetime.
@@ -622,12 +627,17 @@ impl Session {
 
     /// Adapter side: the connection ended; refuse further sends.
     pub fn mark_closed(&self) {
-        let mut out = self.lock();
-        out.closing = true;
-        out.items = VecDeque::new();
-        out.bytes = 0;
-        out.messages = 0;
-        out.waker = None;
+        {
+            let mut out = self.lock();
+            out.closing = true;
+            out.items = VecDeque::new();
+            out.bytes = 0;
+            out.messages = 0;
+            out.waker = None;
+        }
+        if let Some(limits) = &self.0.limits {
+            limits.release();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Outbound> {

@@ -137,6 +137,8 @@ macro_rules! runtime_front {
             store, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle, OutboundLimit,
             SendError, Session, SessionError, SessionId, SlowConsumer,
         };
+        #[cfg(feature = "hub")]
+        pub use ::hubbub_hub::{HubLimits, Origins, RatePolicy};
         /// JSON Web Tokens (see [`hubbub_hub::JwtAuth`]).
         #[cfg(feature = "jwt")]
         pub use ::hubbub_hub::{JwtAuth, KeyError};

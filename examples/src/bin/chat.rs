@@ -50,7 +50,7 @@ use hubbub_examples::{
 use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
 use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Auth, Envelope, Hub, HubServer, Identity, JwtAuth, Session, StoreError, TokenSource,
+    Auth, Envelope, Hub, HubLimits, HubServer, Identity, JwtAuth, Session, StoreError, TokenSource,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::LISTEN_BACKLOG;
@@ -139,7 +139,7 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
             .timeout(settings.auth_timeout)
     });
     let named = auth.is_some();
-    let hub = chat_hub(store, auth);
+    let hub = chat_hub(store, auth, settings.hub_limits());
     let app = HttpApp::builder(hub.clone())
         .service_name(SERVICE)
         .static_files(StaticFiles::from_settings(&settings))
@@ -147,6 +147,7 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
         .mirror_with(move |room, text| mirror(room, text, named))
         .on_http_send_as(http_send)
         .demo_login(jwt, TOKEN_TTL)
+        .rate_limits(settings.http_rate_limits())
         .build();
     let ws = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),
@@ -191,12 +192,13 @@ fn bind_http<R: Rt>(settings: &Settings) -> std::io::Result<R::Listener> {
 }
 
 /// The chat's callbacks; with `auth`, every session authenticates first.
-fn chat_hub(store: StoreHandle, auth: Option<Auth>) -> Hub {
+fn chat_hub(store: StoreHandle, auth: Option<Auth>, limits: HubLimits) -> Hub {
     let builder = match auth {
         Some(auth) => Hub::builder().authenticate(auth),
         None => Hub::builder(),
     };
     builder
+        .limits(limits)
         .path("/")
         .store(store)
         .on_open(|session| {
@@ -228,7 +230,7 @@ fn on_text(session: &Session, text: &str) {
     let reply = match envelope.event_type.as_str() {
         // Room authorization (none in the demo's tokens, but the hub's
         // rule applies): a denied session was sent an error envelope.
-        "room.join" | "room.history" if !hub.admit(session, room) => return,
+        "room.join" | "room.history" if !hub.admit_to_room(session, room) => return,
         "room.join" => {
             if let Some(since) = envelope.payload.get("since").and_then(id_from_json) {
                 // The reply first: the replay comes from the store's
@@ -240,7 +242,9 @@ fn on_text(session: &Session, text: &str) {
                 }
                 return;
             }
-            hub.join(session, room);
+            if hub.try_join(session, room).is_err() {
+                return; // over the room cap: the hub sent the error
+            }
             format!("joined room: {room}")
         }
         "room.leave" => {

@@ -51,6 +51,7 @@ impl Main for Events {
 
 async fn serve<R: Rt>(settings: Settings) -> std::io::Result<()> {
     let hub = Hub::builder()
+        .limits(settings.hub_limits())
         .path("/")
         .on_open(|session| {
             if let Some(hub) = session.hub() {

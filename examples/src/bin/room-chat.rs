@@ -15,7 +15,8 @@ use std::{error::Error, process::ExitCode};
 
 use hubbub_core::Config;
 use hubbub_examples::{Main, Program, Rt, Spec, SHUTDOWN_GRACE};
-use hubbub_hub::{Hub, HubServer};
+use hubbub_http::Settings;
+use hubbub_hub::{Hub, HubLimits, HubServer};
 
 const PROGRAM: Program = Program {
     name: "room-chat",
@@ -39,19 +40,25 @@ fn main() -> ExitCode {
             return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"))
         }
     };
-    PROGRAM.run(options.runtime, RoomChat(port))
+    // The limit keys of the settings (.env and environment), all off unset.
+    let limits = match Settings::from_env() {
+        Ok(settings) => settings.hub_limits(),
+        Err(error) => return PROGRAM.exit(2, error),
+    };
+    PROGRAM.run(options.runtime, RoomChat(port, limits))
 }
 
-struct RoomChat(u16);
+struct RoomChat(u16, HubLimits);
 
 impl Main for RoomChat {
     async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
-        Ok(serve::<R>(self.0).await?)
+        Ok(serve::<R>(self.0, self.1).await?)
     }
 }
 
-async fn serve<R: Rt>(port: u16) -> std::io::Result<()> {
+async fn serve<R: Rt>(port: u16, limits: HubLimits) -> std::io::Result<()> {
     let hub = Hub::builder()
+        .limits(limits)
         .path("/chat")
         .on_open(|session| {
             let online = session.hub().map_or(0, |hub| hub.session_count());
