@@ -21,9 +21,12 @@ pub mod driver;
 mod error;
 mod flag;
 mod front;
+mod maybe_tls;
 pub mod runtime;
 mod server;
 pub mod serving;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod websocket;
 
 pub use connect::{
@@ -34,6 +37,7 @@ pub use error::{Error, Step};
 pub use flag::Flag;
 /// The protocol core, for [`runtime_front!`].
 pub use hubbub_core;
+pub use maybe_tls::MaybeTls;
 pub use runtime::{Runtime, RuntimeDriver, Signals};
 pub use server::{accept, accept_with, Server};
 pub use serving::{ServerHandle, Service, DEFAULT_GRACE};
