@@ -141,25 +141,24 @@ impl TlsAcceptor {
     /// (a timeout is [`io::ErrorKind::TimedOut`]); it is counted in
     /// [`failed_handshakes`](Self::failed_handshakes).
     pub async fn accept<R: Runtime, T: Transport>(&self, io: T) -> io::Result<TlsStream<T>> {
-        let result = async {
-            let mut stream = TlsStream::server(io, self.config())?;
-            match timeout::<R, _>(self.handshake_timeout, stream.handshake()).await {
-                Some(Ok(())) => Ok(stream),
-                Some(Err(error)) => Err(error),
-                None => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "the TLS handshake took longer than {:?}",
-                        self.handshake_timeout
-                    ),
-                )),
-            }
-        }
-        .await;
-        if result.is_err() {
-            self.shared.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        let failed = || self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        let mut stream = TlsStream::server(io, self.config()).inspect_err(|_| {
+            failed();
+        })?;
+        let error = match timeout::<R, _>(self.handshake_timeout, stream.handshake()).await {
+            Some(Ok(())) => return Ok(stream),
+            Some(Err(error)) => error,
+            None => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the TLS handshake took longer than {:?}",
+                    self.handshake_timeout
+                ),
+            ),
+        };
+        // Counted before the connection is dropped (with `stream`).
+        failed();
+        Err(error)
     }
 }
 
