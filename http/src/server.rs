@@ -36,21 +36,17 @@ pub async fn serve_http_with<R: Runtime>(listener: R::Listener, app: HttpApp, tl
                 let served = pin!(serve_connection(stream, R::Timer::default(), &app, false));
                 let _ = select(served, pin!(stop.wait())).await;
             }),
-            #[cfg(feature = "tls")]
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 R::spawn(async move {
                     let served = pin!(async {
-                        if let Ok(tls) = acceptor.accept::<R, _>(stream).await {
-                            let stream = MaybeTls::Tls(Box::new(tls));
+                        if let Some(stream) = serving::handshake::<R>(&acceptor, stream).await {
                             serve_connection(stream, R::Timer::default(), &app, false).await;
                         }
                     });
                     let _ = select(served, pin!(stop.wait())).await;
                 });
             }
-            #[cfg(not(feature = "tls"))]
-            Some(never) => match *never {},
         }
     }
 }

@@ -75,6 +75,13 @@ impl<R: Runtime> HubServer<R> {
         self
     }
 
+    /// Serve under TLS with `tls` when it is an acceptor (the form of
+    /// [`tls`](Self::tls) that compiles with the feature on or off).
+    pub fn with_acceptor(mut self, tls: Acceptor) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// The TLS acceptor set with `tls`, if any (for a server started with
     /// another [`Service`], with [`serving::start_with`]).
     pub fn tls_acceptor(&self) -> Acceptor {

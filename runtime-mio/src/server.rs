@@ -138,12 +138,7 @@ impl LoopServer {
                     self.hub.clone(),
                     self.config.clone(),
                 );
-                #[cfg(feature = "tls")]
-                let server = match &self.tls {
-                    Some(acceptor) => server.tls(acceptor.clone()),
-                    None => server,
-                };
-                Running::Hub(server.start()?)
+                Running::Hub(server.with_acceptor(self.tls.clone()).start()?)
             }
             Some(handler) => Running::Handler(serving::start_with::<Mio, _>(
                 listener,

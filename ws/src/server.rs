@@ -196,18 +196,14 @@ impl<R: Runtime> Server<R> {
                     accepting(MaybeTls::Plain(stream)),
                     handler.clone(),
                 )),
-                #[cfg(feature = "tls")]
                 Some(acceptor) => {
                     let (acceptor, handler) = (acceptor.clone(), handler.clone());
                     R::spawn(async move {
-                        if let Ok(tls) = acceptor.accept::<R, _>(stream).await {
-                            let stream = MaybeTls::Tls(Box::new(tls));
+                        if let Some(stream) = serving::handshake::<R>(&acceptor, stream).await {
                             connection_task(accepting(stream), handler).await;
                         }
                     });
                 }
-                #[cfg(not(feature = "tls"))]
-                Some(never) => match *never {},
             }
         }
     }

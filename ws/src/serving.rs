@@ -23,12 +23,43 @@ use pin_project_lite::pin_project;
 
 use crate::{connect::timeout, flag::Flag, MaybeTls, Runtime};
 
-/// The TLS acceptor of a server, if it has one.
+/// What runs a server's TLS handshakes: [`TlsAcceptor`](crate::tls::TlsAcceptor)
+/// with the `tls` feature.
 #[cfg(feature = "tls")]
-pub type Acceptor = Option<crate::tls::TlsAcceptor>;
-/// The TLS acceptor of a server: always `None` without the `tls` feature.
+pub type AcceptorKind = crate::tls::TlsAcceptor;
+/// What runs a server's TLS handshakes: nothing without the `tls` feature.
 #[cfg(not(feature = "tls"))]
-pub type Acceptor = Option<std::convert::Infallible>;
+pub type AcceptorKind = NoTls;
+
+/// No TLS acceptor can exist without the `tls` feature (a type that
+/// cannot be made).
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone)]
+pub struct NoTls(());
+
+/// The TLS acceptor of a server, if it has one (always `None` without the
+/// `tls` feature). Code of other crates handles it with [`handshake`],
+/// which compiles with the feature on or off.
+pub type Acceptor = Option<AcceptorKind>;
+
+/// Run `acceptor`'s TLS handshake on `stream` within its deadline: the
+/// stream under TLS, or `None` when the handshake failed or took too long
+/// (the acceptor counts it).
+pub async fn handshake<R: Runtime>(
+    acceptor: &AcceptorKind,
+    stream: R::Stream,
+) -> Option<MaybeTls<R::Stream>> {
+    #[cfg(feature = "tls")]
+    {
+        let tls = acceptor.accept::<R, _>(stream).await.ok()?;
+        Some(MaybeTls::Tls(Box::new(tls)))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (acceptor, stream);
+        None
+    }
+}
 
 /// How long [`ServerHandle::shutdown`] waits by default (the grace period of
 /// a server stopped by a signal or by dropping its handle).
@@ -339,7 +370,6 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
                 serving: Some(service.serve(MaybeTls::Plain(stream), peer)),
                 running,
             }),
-            #[cfg(feature = "tls")]
             Some(acceptor) => R::spawn(Task {
                 serving: Some(serve_tls::<R, S>(
                     acceptor.clone(),
@@ -349,8 +379,6 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
                 )),
                 running,
             }),
-            #[cfg(not(feature = "tls"))]
-            Some(never) => match *never {},
         }
     }
     drop(listener);
@@ -370,14 +398,13 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
 /// A TLS connection's task: the handshake within the acceptor's deadline,
 /// then the service; a failed handshake ends the task (the acceptor counts
 /// it).
-#[cfg(feature = "tls")]
 async fn serve_tls<R: Runtime, S: Service<R>>(
-    acceptor: crate::tls::TlsAcceptor,
+    acceptor: AcceptorKind,
     service: Arc<S>,
     stream: R::Stream,
     peer: SocketAddr,
 ) {
-    if let Ok(tls) = acceptor.accept::<R, _>(stream).await {
-        service.serve(MaybeTls::Tls(Box::new(tls)), peer).await;
+    if let Some(stream) = handshake::<R>(&acceptor, stream).await {
+        service.serve(stream, peer).await;
     }
 }
