@@ -389,3 +389,47 @@ fn bad_pem_files_are_named() {
     assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
     let _ = json!(null);
 }
+
+/// Our client over TLS against a Python `websockets` wss:// echo server
+/// (`HUBBUB_INTEROP_WSS_URL`, its CA in `HUBBUB_INTEROP_CA`), on every
+/// runtime: text and binary of many sizes, with compression.
+#[test]
+#[ignore = "needs the Python TLS server: run scripts/interop-python.sh"]
+fn python_tls_server() {
+    hubbub_tests::run(python_tls_round_trips::<hubbub_tests::Tokio>());
+    hubbub_tests::run(python_tls_round_trips::<hubbub_tests::Smol>());
+    hubbub_tests::run(python_tls_round_trips::<hubbub_tests::Mio>());
+}
+
+async fn python_tls_round_trips<R: Rt>() {
+    let url = std::env::var("HUBBUB_INTEROP_WSS_URL")
+        .expect("HUBBUB_INTEROP_WSS_URL: the URL of the Python websockets wss:// echo server");
+    let ca = std::env::var("HUBBUB_INTEROP_CA").expect("HUBBUB_INTEROP_CA: its CA (PEM)");
+    let config = ClientConfig {
+        config: Arc::new(Config {
+            max_message_size: 16 << 20,
+            deflate: Some(DeflateConfig::default()),
+            ..Config::default()
+        }),
+        ..ClientConfig::default()
+    }
+    .trust_pem_ca(ca)
+    .unwrap();
+    let mut ws = bounded("connect", connect_with::<R>(url.as_str(), &config))
+        .await
+        .unwrap();
+    assert!(ws.get_ref().is_tls());
+    assert!(ws
+        .extensions()
+        .unwrap_or_default()
+        .starts_with("permessage-deflate"));
+    for len in [0, 1, 100, 16_384, 16_385, 65_536, 300_000, 2 << 20] {
+        round_trip::<R>(&mut ws, Message::Text("t".repeat(len))).await;
+        round_trip::<R>(&mut ws, Message::Binary(Bytes::from(payload(len, 5)))).await;
+    }
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    while bounded("close", ws.recv()).await.is_some() {}
+    // Without its CA: the webpki roots do not know it.
+    let error = connect::<R>(&url).await.err().unwrap();
+    assert!(matches!(error, Error::Tls(_)), "{error}");
+}
