@@ -4,7 +4,11 @@
 //! [`WebSocket`] that is a `Stream` of messages and a `Sink` for them, the
 //! server and client handshakes ([`accept`], [`connect`]), a TCP
 //! [`Server`], and the accept loop with a two-phase shutdown that the
-//! layers above serve their connections with ([`serving`]).
+//! layers above serve their connections with ([`serving`]). With the
+//! `tls` feature, the `tls` module runs rustls (ring provider) as one more
+//! transport over any runtime's stream: servers take a `TlsAcceptor`,
+//! `connect` speaks `wss://`, and [`MaybeTls`] lets one program serve and
+//! connect with or without TLS through one type.
 //!
 //! Everything here is generic over two small traits that a runtime adapter
 //! implements: the driver's [`Transport`](driver::Transport) and
