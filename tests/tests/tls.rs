@@ -332,7 +332,42 @@ async fn expired_and_wrong_host_certificates_are_refused<R: Rt>() {
     assert!(error.contains("UnknownIssuer"), "{error}");
 }
 
+/// An HTTP-only port over TLS (`serve_http_with`): a GET is answered;
+/// plaintext HTTP to it is not.
+async fn https_only_port<R: Rt>() {
+    let pki = TestPki::new("https");
+    let app = HttpApp::builder(Hub::builder().build()).build();
+    let (listener, addr) = listen::<R>();
+    let acceptor = acceptor(&pki.server("server"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    R::spawn(async move {
+        let serve = std::pin::pin!(hubbub_http::serve_http_with::<R>(
+            listener,
+            app,
+            Some(acceptor)
+        ));
+        futures_util::future::select(serve, stopped).await;
+    });
+    let ca = pki.ca.clone();
+    let (secure, plain) = tokio::task::spawn_blocking(move || {
+        let request = "GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let secure = https_request(addr, &ca, request);
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut plain = Vec::new();
+        let _ = tcp.read_to_end(&mut plain);
+        (secure, plain)
+    })
+    .await
+    .unwrap();
+    assert!(secure.starts_with("HTTP/1.1 200"), "{secure}");
+    assert!(!plain.starts_with(b"HTTP/"), "{plain:?}");
+    drop(stop);
+}
+
 hubbub_tests::cross_runtime!(
+    https_only_port,
     wss_echo_with_deflate,
     tungstenite_rustls_client,
     hub_server_and_reconnecting_client_over_tls,
@@ -432,4 +467,30 @@ async fn python_tls_round_trips<R: Rt>() {
     // Without its CA: the webpki roots do not know it.
     let error = connect::<R>(&url).await.err().unwrap();
     assert!(matches!(error, Error::Tls(_)), "{error}");
+}
+
+/// hubbub-mio's `LoopServer` over TLS: hub sessions on two loop threads.
+#[test]
+fn mio_loop_server_over_tls() {
+    let pki = TestPki::new("loop");
+    let handle = hubbub_mio::LoopServer::new(echo_hub(), Arc::new(Config::default()))
+        .threads(2)
+        .tls(acceptor(&pki.server("server")))
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .start()
+        .unwrap();
+    let url = wss(handle.local_addr());
+    hubbub_tests::run(async {
+        let config = trusting(&pki, Config::default());
+        for n in 0..4 {
+            let mut ws = connect_with::<hubbub_tests::Mio>(url.as_str(), &config)
+                .await
+                .unwrap();
+            ws.send(Message::text(format!("{n}"))).await.unwrap();
+            let echoed = bounded("echo", ws.recv()).await.unwrap().unwrap();
+            assert_eq!(echoed, Message::text(format!("echo: {n}")));
+        }
+    });
+    handle.shutdown(Duration::from_secs(1));
 }
