@@ -325,3 +325,201 @@ impl<T: Transport> Write for Writing<'_, '_, T> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        cell::RefCell,
+        collections::VecDeque,
+        rc::Rc,
+        task::{Context, Poll, Waker},
+    };
+
+    use rustls::{pki_types::PrivateKeyDer, RootCertStore};
+
+    use super::*;
+
+    /// One direction of an in-memory connection, holding at most `CAP`
+    /// bytes: a peer that does not read fills it.
+    type Pipe = Rc<RefCell<VecDeque<u8>>>;
+    const CAP: usize = 32 << 10;
+
+    struct End {
+        read: Pipe,
+        write: Pipe,
+    }
+
+    fn pair() -> (End, End) {
+        let (a, b) = (Pipe::default(), Pipe::default());
+        (
+            End {
+                read: a.clone(),
+                write: b.clone(),
+            },
+            End { read: b, write: a },
+        )
+    }
+
+    impl Transport for End {
+        fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut pipe = self.read.borrow_mut();
+            if pipe.is_empty() {
+                return Poll::Pending;
+            }
+            let n = buf.len().min(pipe.len());
+            for (slot, byte) in buf.iter_mut().zip(pipe.drain(..n)) {
+                *slot = byte;
+            }
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let mut pipe = self.write.borrow_mut();
+            let n = buf.len().min(CAP - pipe.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            pipe.extend(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            self.poll_write(cx, first)
+        }
+
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A server with a self-signed certificate for localhost, and a client
+    /// that trusts it.
+    fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    fn connected(name: &'static str) -> (TlsStream<End>, TlsStream<End>) {
+        let (server_config, client_config) = configs();
+        let (a, b) = pair();
+        let mut server = TlsStream::server(a, server_config).unwrap();
+        let name = ServerName::try_from(name).unwrap();
+        let mut client = TlsStream::client(b, client_config, name).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..20 {
+            let s = server.poll_handshake(&mut cx);
+            let c = client.poll_handshake(&mut cx);
+            if let (Poll::Ready(s), Poll::Ready(c)) = (&s, &c) {
+                assert!(s.is_ok() && c.is_ok(), "{s:?} {c:?}");
+                return (server, client);
+            }
+            if let Poll::Ready(Err(e)) = c {
+                panic!("client: {e}");
+            }
+        }
+        panic!("no handshake");
+    }
+
+    #[test]
+    fn writes_stop_at_a_bound_when_the_peer_does_not_read() {
+        let (_server, mut client) = connected("localhost");
+        let mut cx = Context::from_waker(Waker::noop());
+        let chunk = vec![7u8; 100_000];
+        let mut taken = 0;
+        for _ in 0..1000 {
+            match client.poll_write(&mut cx, &chunk) {
+                Poll::Ready(Ok(n)) => taken += n,
+                Poll::Ready(Err(e)) => panic!("{e}"),
+                Poll::Pending => break,
+            }
+        }
+        // What the pipe holds plus what rustls buffers, no more.
+        assert!(taken > 0 && taken <= CAP + BUFFER_LIMIT, "{taken}");
+        assert!(client.poll_write(&mut cx, &chunk).is_pending());
+    }
+
+    #[test]
+    fn data_and_close_notify_cross() {
+        let (mut server, mut client) = connected("localhost");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            client.poll_write(&mut cx, b"hello"),
+            Poll::Ready(Ok(5))
+        ));
+        let mut buf = [0u8; 16];
+        assert!(matches!(
+            server.poll_read(&mut cx, &mut buf),
+            Poll::Ready(Ok(5))
+        ));
+        assert_eq!(&buf[..5], b"hello");
+        assert!(client.poll_shutdown(&mut cx).is_ready());
+        assert!(matches!(
+            server.poll_read(&mut cx, &mut buf),
+            Poll::Ready(Ok(0))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_tls_and_gets_an_alert() {
+        let (server_config, _) = configs();
+        let (a, b) = pair();
+        let mut server = TlsStream::server(a, server_config).unwrap();
+        b.write
+            .borrow_mut()
+            .extend(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Err(error)) = server.poll_handshake(&mut cx) else {
+            panic!("no error");
+        };
+        assert!(error.to_string().starts_with("TLS error: "), "{error}");
+        // The alert record (content type 21) was sent.
+        assert_eq!(b.read.borrow().front(), Some(&21));
+    }
+
+    #[test]
+    fn a_wrong_host_fails_the_handshake_with_the_reason() {
+        let (server_config, client_config) = configs();
+        let (a, b) = pair();
+        let mut server = TlsStream::server(a, server_config).unwrap();
+        let name = ServerName::try_from("elsewhere.example").unwrap();
+        let mut client = TlsStream::client(b, client_config, name).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..20 {
+            let _ = server.poll_handshake(&mut cx);
+            if let Poll::Ready(result) = client.poll_handshake(&mut cx) {
+                let error = result.unwrap_err().to_string();
+                assert!(error.contains("not valid for name"), "{error}");
+                return;
+            }
+        }
+        panic!("no handshake result");
+    }
+}
