@@ -165,6 +165,55 @@ async fn hub_server_and_reconnecting_client_over_tls<R: Rt>() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A TLS hub server for `echo_hub` on `addr`.
+async fn tls_hub<R: Rt>(addr: SocketAddr, acceptor: TlsAcceptor) -> HubHandle {
+    HubServer::<R>::bind(addr, echo_hub(), Arc::new(Config::default()))
+        .await
+        .unwrap()
+        .tls(acceptor)
+        .start()
+        .unwrap()
+}
+
+async fn reconnecting_client_over_tls_after_a_restart<R: Rt>() {
+    let pki = TestPki::new("restart");
+    let acceptor = acceptor(&pki.server("server"));
+    let server = tls_hub::<R>("127.0.0.1:0".parse().unwrap(), acceptor.clone()).await;
+    let addr = server.local_addr();
+    let config = ClientConfig {
+        reconnect: Some(Reconnect {
+            initial_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+            ..Reconnect::default()
+        }),
+        ..trusting(&pki, Config::default())
+    };
+    let mut client = bounded("connect", Client::<R>::connect(&wss(addr), config))
+        .await
+        .unwrap();
+    client.send(Message::text("first")).await.unwrap();
+    match bounded("echo", client.next_event()).await {
+        Some(Ok(ClientEvent::Message(Message::Text(t)))) => assert_eq!(t, "echo: first"),
+        other => panic!("{other:?}"),
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+    match bounded("disconnect", client.next_event()).await {
+        Some(Ok(ClientEvent::Disconnected(_))) => {}
+        other => panic!("expected a disconnection, got {other:?}"),
+    }
+    let _server = tls_hub::<R>(addr, acceptor).await;
+    match bounded("reconnect", client.next_event()).await {
+        Some(Ok(ClientEvent::Reconnected { .. })) => {}
+        other => panic!("expected a reconnection, got {other:?}"),
+    }
+    client.send(Message::text("second")).await.unwrap();
+    match bounded("echo", client.next_event()).await {
+        Some(Ok(ClientEvent::Message(Message::Text(t)))) => assert_eq!(t, "echo: second"),
+        other => panic!("{other:?}"),
+    }
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+}
+
 /// One HTTP/1.1 request over TLS (blocking, with rustls's own stream):
 /// the whole answer, read to the end.
 fn https_request(addr: SocketAddr, ca: &std::path::Path, request: &str) -> String {
@@ -371,6 +420,7 @@ hubbub_tests::cross_runtime!(
     wss_echo_with_deflate,
     tungstenite_rustls_client,
     hub_server_and_reconnecting_client_over_tls,
+    reconnecting_client_over_tls_after_a_restart,
     http_and_websocket_on_one_tls_port,
     reload_keeps_open_connections_and_serves_the_new_certificate,
     plaintext_to_the_tls_port_is_closed,
