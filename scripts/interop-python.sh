@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# permessage-deflate interop with an independent implementation, Python
-# `websockets` (interop/python/, version pinned in requirements.txt,
-# installed into interop/python/.venv on first use):
+# permessage-deflate and TLS interop with an independent implementation,
+# Python `websockets` over `ssl` (interop/python/, version pinned in
+# requirements.txt, installed into interop/python/.venv on first use):
 #   1. its client against our `echo --deflate`, on each runtime in turn:
 #      tokio, smol and mio (every parameter, many sizes, fragmented
 #      messages; the negotiated answer checked exactly);
 #   2. our client against its echo server with compression, on each
 #      runtime in turn: tokio, smol and mio (tests/tests/deflate.rs
 #      `python_server`);
-#   3. its client (with urllib) against the chat demo in auth mode
-#      (AUTH_REQUIRED=true), on each runtime in turn (chat_auth.py).
-#   4. its client against `chat` with limit settings, on each runtime
+#   3. its client over TLS (certificate verified against a test CA, ALPN
+#      http/1.1, many sizes, with and without compression) against our
+#      `echo --deflate --tls-cert --tls-key` on each runtime;
+#   4. our client over TLS against its wss:// echo server, on each runtime
+#      (tests/tests/tls.rs `python_tls_server`);
+#   5. its client (with urllib) against the chat demo in auth mode
+#      (AUTH_REQUIRED=true), on each runtime in turn (chat_auth.py);
+#   6. its client against `chat` with limit settings, on each runtime
 #      (interop/python/limits.py: 403, 429, 503 and rate_limited).
+# The test CA and the server certificate (127.0.0.1, localhost) are made
+# here with `openssl req`/`openssl x509`, in a temporary directory.
 # Loopback only; every step has a time limit. Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +40,7 @@ trap cleanup EXIT
 # wait_for LOG: until the server in the background says `listening`.
 wait_for() {
     for _ in $(seq 100); do
-        grep -q listening "$1" && return 0
+        grep -qs listening "$1" && return 0
         sleep 0.1
     done
     echo "interop: server did not start:" >&2; cat "$1" >&2; exit 1
@@ -63,7 +70,41 @@ echo "== hubbub client (tokio, smol, mio) -> Python websockets server"
 HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
     cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
 
-# 3. Its client (with urllib) against the chat in auth mode, on each runtime.
+echo "== test CA and server certificate (openssl)"
+CERTS="$LOGS/certs"
+mkdir -p "$CERTS"
+(
+    cd "$CERTS"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=hubbub interop CA" -keyout ca.key -out ca.pem \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.pem
+) >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; exit 1; }
+
+for RUNTIME in tokio smol mio; do
+    PORT=$(free_port)
+    "$TARGET_DIR/release/echo" --runtime "$RUNTIME" --port "$PORT" --deflate \
+        --tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server.key" \
+        >"$LOGS/echo-tls-$RUNTIME.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$LOGS/echo-tls-$RUNTIME.log"
+    echo "== Python websockets client over TLS -> echo --deflate --tls-cert --tls-key --runtime $RUNTIME"
+    timeout 300 "$PY" "$HERE/tls_client.py" "wss://localhost:$PORT" "$CERTS/ca.pem"
+done
+
+"$PY" -u "$HERE/echo_server.py" "$CERTS/server.pem" "$CERTS/server.key" >"$LOGS/python-tls.log" 2>&1 &
+PIDS+=($!)
+wait_for "$LOGS/python-tls.log"
+PY_TLS_PORT=$(sed -n 's/^listening //p' "$LOGS/python-tls.log")
+echo "== hubbub client (tokio, smol, mio) over TLS -> Python websockets wss:// server"
+HUBBUB_INTEROP_WSS_URL="wss://localhost:$PY_TLS_PORT" HUBBUB_INTEROP_CA="$CERTS/ca.pem" \
+    timeout 600 cargo test --quiet -p hubbub-tests --test tls -- --ignored --exact python_tls_server
+
+# 5. Its client (with urllib) against the chat in auth mode, on each runtime.
 for RUNTIME in tokio smol mio; do
     (cd "$ROOT/examples/chat" && SERVER_HOST=127.0.0.1 SERVER_PORT=0 WEBSOCKET_HOST=127.0.0.1 \
         WEBSOCKET_PORT=0 AUTH_REQUIRED=true AUTH_JWT_SECRET=interop-secret AUTH_TIMEOUT=1 \
@@ -77,7 +118,7 @@ for RUNTIME in tokio smol mio; do
     timeout 120 "$PY" "$HERE/chat_auth.py" "$HTTP_URL" "$WS_URL"
 done
 
-# 4. Its client against `chat` started with limits (origin 403, per-address
+# 6. Its client against `chat` started with limits (origin 403, per-address
 #    429, MAX_CONNECTIONS 503, rate_limited), on each runtime in turn.
 for RUNTIME in tokio smol mio; do
     PORT=$(free_port)

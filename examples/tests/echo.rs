@@ -200,3 +200,85 @@ fn port(server: &common::Running) -> u16 {
         .unwrap_or_else(|| panic!("no address in {:?}", server.listening));
     addr["127.0.0.1:".len()..].parse().unwrap()
 }
+
+/// A self-signed certificate for 127.0.0.1 (which is its own CA) and its
+/// key, as PEM files in `dir`.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (cert_file, key_file)
+}
+
+#[test]
+fn tls_files_that_are_missing_or_bad_exit_2_naming_the_file() {
+    let dir = common::temp_dir("echo-tls-bad");
+    let (cert, key) = self_signed(&dir);
+    let text = dir.join("text.pem");
+    std::fs::write(&text, "not PEM\n").unwrap();
+    let missing = dir.join("missing.pem");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    for (cert, key, named, why) in [
+        (path(&missing), path(&key), path(&missing), "No such file"),
+        (path(&cert), path(&text), path(&text), "no private key"),
+        (path(&text), path(&key), path(&text), "no certificate"),
+    ] {
+        let args = ["--port", "0", "--tls-cert", &cert, "--tls-key", &key];
+        let (code, _, stderr) = run_to_end(ECHO, &args, None, &[]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(&named) && stderr.contains(why), "{stderr}");
+    }
+    let (code, _, stderr) = run_to_end(ECHO, &["--port", "0", "--tls-key", "k"], None, &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("--tls-cert and --tls-key go together"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn echoes_over_wss_with_tls_files() {
+    let dir = common::temp_dir("echo-tls");
+    let (cert, key) = self_signed(&dir);
+    each_runtime(|| {
+        let args = [
+            "--port",
+            "0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        let server = start(ECHO, &args, None, &[]);
+        assert!(
+            server.listening.contains("(wss://)"),
+            "{}",
+            server.listening
+        );
+        let port = port(&server);
+        runtime().block_on(async {
+            let config = hubbub_tokio::ClientConfig::default()
+                .trust_pem_ca(&cert)
+                .unwrap();
+            let url = format!("wss://127.0.0.1:{port}/");
+            let (mut ws, _) = hubbub_tokio::connect_with(url.as_str(), &config)
+                .await
+                .unwrap();
+            assert!(ws.get_ref().is_tls());
+            ws.send("over TLS").await.unwrap();
+            let echoed = ws.recv().await.unwrap().unwrap();
+            assert_eq!(echoed.as_text(), Some("over TLS"));
+            // Plain ws:// to the TLS port: refused, the server goes on.
+            assert!(hubbub_tokio::connect(format!("ws://127.0.0.1:{port}/"))
+                .await
+                .is_err());
+            ws.send("still here").await.unwrap();
+            let echoed = ws.recv().await.unwrap().unwrap();
+            assert_eq!(echoed.as_text(), Some("still here"));
+        });
+        assert!(server.terminate().success());
+    });
+}

@@ -13,8 +13,8 @@ use std::{
 use hubbub_core::{Config, Connection};
 use hubbub_ws::{
     driver::Driver,
-    serving::{self, Service},
-    Runtime, ServerHandle, Signals, DEFAULT_GRACE, LISTEN_BACKLOG,
+    serving::{self, Acceptor, Service},
+    MaybeTls, Runtime, ServerHandle, Signals, DEFAULT_GRACE, LISTEN_BACKLOG,
 };
 
 use crate::{run_session, Hub};
@@ -25,6 +25,7 @@ pub struct HubServer<R: Runtime> {
     listener: R::Listener,
     hub: Hub,
     config: Arc<Config>,
+    tls: Acceptor,
 }
 
 impl<R: Runtime> std::fmt::Debug for HubServer<R> {
@@ -60,7 +61,31 @@ impl<R: Runtime> HubServer<R> {
             listener,
             hub,
             config,
+            tls: None,
         }
+    }
+
+    /// Serve `wss://` (feature `tls` of hubbub-ws, the adapters' `tls`):
+    /// every accepted connection runs the TLS handshake with `acceptor`
+    /// (within its deadline) before its session; a failed or slow one drops
+    /// that connection only.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: hubbub_ws::tls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// Serve under TLS with `tls` when it is an acceptor (the form of
+    /// [`tls`](Self::tls) that compiles with the feature on or off).
+    pub fn with_acceptor(mut self, tls: Acceptor) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The TLS acceptor set with `tls`, if any (for a server started with
+    /// another [`Service`], with [`serving::start_with`]).
+    pub fn tls_acceptor(&self) -> Acceptor {
+        self.tls.clone()
     }
 
     /// The bound address.
@@ -89,7 +114,7 @@ impl<R: Runtime> HubServer<R> {
             hub: self.hub,
             config: self.config,
         };
-        let server = serving::start::<R, _>(self.listener, service)?;
+        let server = serving::start_with::<R, _>(self.listener, service, self.tls)?;
         Ok(HubHandle { server, hub })
     }
 
@@ -157,7 +182,7 @@ struct SessionService {
 impl<R: Runtime> Service<R> for SessionService {
     fn serve(
         &self,
-        stream: R::Stream,
+        stream: MaybeTls<R::Stream>,
         peer: SocketAddr,
     ) -> impl Future<Output = ()> + Send + 'static {
         let conn = Connection::server(self.config.clone(), R::now());

@@ -27,13 +27,14 @@ use std::{
 
 use hubbub_core::{Config, Connection};
 use hubbub_hub::{run_session, Hub};
-use hubbub_ws::driver::Driver;
+use hubbub_ws::{driver::Driver, MaybeTls};
 use mio::{event::Event, net::TcpStream, Registry, Token};
 
 use crate::{io::MioIo, reactor::Executor, reactor::Shared, timers::LoopTimer};
 
-/// The driver of a connection on a mio loop.
-pub type MioDriver = Driver<MioIo, LoopTimer>;
+/// The driver of a connection on a mio loop (under TLS or not: see
+/// [`MaybeTls`]).
+pub type MioDriver = Driver<MaybeTls<MioIo>, LoopTimer>;
 
 /// Wakes a loop from any thread, so that its owner looks at state it
 /// shares with other threads (the built-in server's stop request).
@@ -168,7 +169,7 @@ impl Connections {
         let _ = stream.set_nodelay(true);
         let conn = Connection::server(self.config.clone(), Instant::now());
         self.spawn_stream(registry, stream, move |io, timer| {
-            serve(Driver::new(conn, io, timer))
+            serve(Driver::new(conn, MaybeTls::Plain(io), timer))
         })
     }
 

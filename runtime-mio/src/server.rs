@@ -20,8 +20,8 @@ use hubbub_core::{Config, Connection};
 use hubbub_hub::{Hub, HubHandle, HubServer};
 use hubbub_ws::{
     driver::Driver,
-    serving::{self, Service},
-    Flag, Runtime, ServerHandle, DEFAULT_GRACE,
+    serving::{self, Acceptor, Service},
+    Flag, MaybeTls, Runtime, ServerHandle, DEFAULT_GRACE,
 };
 use mio::net::TcpListener;
 
@@ -48,6 +48,7 @@ pub struct LoopServer {
     config: Arc<Config>,
     threads: usize,
     handler: Option<Handler>,
+    tls: Acceptor,
 }
 
 /// What [`LoopServer::handler`] runs for each connection. Its futures are
@@ -72,7 +73,17 @@ impl LoopServer {
             config,
             threads: 1,
             handler: None,
+            tls: None,
         }
+    }
+
+    /// Serve `wss://` (feature `tls`): every accepted connection runs the
+    /// TLS handshake with `acceptor` (within its deadline) before its
+    /// session or handler; a failed or slow one drops that connection only.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: crate::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// Serve every connection with `handler` (given the connection's
@@ -121,16 +132,21 @@ impl LoopServer {
     fn start_here(&self, listener: std::net::TcpListener) -> io::Result<Running> {
         let listener = MioListener::from_std(listener)?;
         Ok(match &self.handler {
-            None => Running::Hub(
-                HubServer::<Mio>::from_listener(listener, self.hub.clone(), self.config.clone())
-                    .start()?,
-            ),
-            Some(handler) => Running::Handler(serving::start::<Mio, _>(
+            None => {
+                let server = HubServer::<Mio>::from_listener(
+                    listener,
+                    self.hub.clone(),
+                    self.config.clone(),
+                );
+                Running::Hub(server.with_acceptor(self.tls.clone()).start()?)
+            }
+            Some(handler) => Running::Handler(serving::start_with::<Mio, _>(
                 listener,
                 HandlerService {
                     handler: handler.clone(),
                     config: self.config.clone(),
                 },
+                self.tls.clone(),
             )?),
         })
     }
@@ -289,7 +305,11 @@ struct HandlerService {
 }
 
 impl Service<Mio> for HandlerService {
-    fn serve(&self, stream: MioIo, _peer: SocketAddr) -> impl Future<Output = ()> + Send + 'static {
+    fn serve(
+        &self,
+        stream: MaybeTls<MioIo>,
+        _peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let conn = Connection::server(self.config.clone(), Mio::now());
         (self.handler)(Driver::new(conn, stream, LoopTimer::default()))
     }

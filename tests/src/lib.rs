@@ -38,7 +38,7 @@ pub mod prelude {
 
 use hubbub_core::{Accept, Config, Reject, Request};
 use hubbub_ws::{
-    ClientConfig, Error, IntoClientRequest, Runtime, RuntimeWebSocket, LISTEN_BACKLOG,
+    ClientConfig, Error, IntoClientRequest, MaybeTls, Runtime, RuntimeWebSocket, LISTEN_BACKLOG,
 };
 
 /// A runtime the suite runs on.
@@ -133,5 +133,5 @@ where
     D: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     let (stream, _) = R::accept(listener).await?;
-    hubbub_ws::accept_with(stream, R::Timer::default(), config, decide).await
+    hubbub_ws::accept_with(MaybeTls::Plain(stream), R::Timer::default(), config, decide).await
 }

@@ -11,13 +11,14 @@ use crate::{
     driver::{Timer, Transport},
     error::Step,
     websocket::Core,
-    Error, Runtime, WebSocket,
+    Error, MaybeTls, Runtime, WebSocket,
 };
 
-/// The WebSocket a client on runtime `R` gets.
-pub type RuntimeWebSocket<R> = WebSocket<<R as Runtime>::Stream, <R as Runtime>::Timer>;
+/// The WebSocket a client on runtime `R` gets, and the one a server on `R`
+/// serves: over the runtime's TCP stream, under TLS or not.
+pub type RuntimeWebSocket<R> = WebSocket<MaybeTls<<R as Runtime>::Stream>, <R as Runtime>::Timer>;
 
-/// What a client connects to: a `ws://host[:port]/path` URL (`&str`,
+/// What a client connects to: a `ws://host[:port]/path` or `wss://…` URL (`&str`,
 /// `String`), or a [`ClientRequest`] with headers and subprotocols to
 /// offer.
 ///
@@ -88,6 +89,24 @@ pub struct ClientConfig {
     /// Reconnect when the connection drops (the hub's reconnecting
     /// clients only); off by default.
     pub reconnect: Option<Reconnect>,
+    /// The TLS configuration of `wss://` connections (feature `tls`):
+    /// `None` verifies the server with the webpki roots
+    /// ([`tls::default_client_config`](crate::tls::default_client_config));
+    /// [`trust_pem_ca`](Self::trust_pem_ca) trusts a CA of one's own.
+    /// Set ALPN `http/1.1` in a configuration of one's own.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+#[cfg(feature = "tls")]
+impl ClientConfig {
+    /// Verify `wss://` servers with the CA certificates in the PEM file at
+    /// `path` (instead of the webpki roots). The error names the file and
+    /// the problem.
+    pub fn trust_pem_ca(mut self, path: impl AsRef<std::path::Path>) -> io::Result<Self> {
+        self.tls = Some(crate::tls::client_config_with_ca_file(path)?);
+        Ok(self)
+    }
 }
 
 impl Default for ClientConfig {
@@ -97,6 +116,8 @@ impl Default for ClientConfig {
             dns_timeout: Some(Duration::from_secs(5)),
             connect_timeout: Some(Duration::from_secs(10)),
             reconnect: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -138,7 +159,7 @@ impl Reconnect {
     }
 }
 
-/// Connect to `request` (a `ws://` URL or a [`ClientRequest`]) with the
+/// Connect to `request` (a `ws://` or `wss://` URL or a [`ClientRequest`]) with the
 /// default [`ClientConfig`]. Returns the WebSocket and the server's `101`
 /// response (its headers, the chosen subprotocol and extensions).
 pub async fn connect<R: Runtime>(
@@ -148,14 +169,21 @@ pub async fn connect<R: Runtime>(
 }
 
 /// Connect to `request`: resolve the host, open a TCP connection (with
-/// `TCP_NODELAY`), and run the opening handshake, each step within its
-/// timeout. The error names the step that failed and, for the handshake,
-/// the check.
+/// `TCP_NODELAY`), for `wss://` run the TLS handshake (SNI and certificate
+/// verification for the URL's host, within `config.handshake_timeout`),
+/// and run the opening handshake, each step within its timeout. The error
+/// names the step that failed and, for the handshakes, the check
+/// ([`Error::Tls`] names the TLS problem: an expired certificate, one for
+/// another host…).
 pub async fn connect_with<R: Runtime>(
     request: impl IntoClientRequest,
     config: &ClientConfig,
 ) -> Result<(RuntimeWebSocket<R>, Response), Error> {
     let request = request.into_client_request()?;
+    #[cfg(not(feature = "tls"))]
+    if request.is_secure() {
+        return Err(wss_needs_tls());
+    }
     let addrs = within::<R, _>(
         config.dns_timeout,
         Step::Dns,
@@ -168,7 +196,56 @@ pub async fn connect_with<R: Runtime>(
         connect_any::<R>(&addrs),
     )
     .await?;
+    let stream = if request.is_secure() {
+        secure::<R>(stream, &request, config).await?
+    } else {
+        MaybeTls::Plain(stream)
+    };
     client(stream, R::Timer::default(), &request, config.config.clone()).await
+}
+
+/// The TLS handshake of a `wss://` connection.
+#[cfg(feature = "tls")]
+async fn secure<R: Runtime>(
+    stream: R::Stream,
+    request: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<MaybeTls<R::Stream>, Error> {
+    use rustls::pki_types::ServerName;
+
+    let tls = match &config.tls {
+        Some(tls) => tls.clone(),
+        None => crate::tls::default_client_config().map_err(Error::Tls)?,
+    };
+    let name = ServerName::try_from(request.host().to_owned()).map_err(|e| {
+        Error::Tls(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{:?} is not a valid TLS server name: {e}", request.host()),
+        ))
+    })?;
+    let mut stream = crate::tls::TlsStream::client(stream, tls, name).map_err(Error::Tls)?;
+    within::<R, _>(config.config.handshake_timeout, Step::Tls, async {
+        stream.handshake().await.map_err(Error::Tls)
+    })
+    .await?;
+    Ok(MaybeTls::Tls(Box::new(stream)))
+}
+
+/// Without the `tls` feature, `wss://` is refused.
+#[cfg(not(feature = "tls"))]
+async fn secure<R: Runtime>(
+    _stream: R::Stream,
+    _request: &ClientRequest,
+    _config: &ClientConfig,
+) -> Result<MaybeTls<R::Stream>, Error> {
+    Err(wss_needs_tls())
+}
+
+#[cfg(not(feature = "tls"))]
+fn wss_needs_tls() -> Error {
+    Error::Handshake(hubbub_core::HandshakeError::InvalidUrl(
+        "wss:// needs the `tls` feature of hubbub (hubbub-tokio, -smol or -mio)".into(),
+    ))
 }
 
 /// Run the client side of the opening handshake over an already connected

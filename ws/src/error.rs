@@ -12,6 +12,8 @@ pub enum Step {
     Dns,
     /// Opening the TCP connection.
     Connect,
+    /// The TLS handshake (`wss://`).
+    Tls,
     /// The WebSocket opening handshake.
     Handshake,
 }
@@ -21,6 +23,7 @@ impl fmt::Display for Step {
         f.write_str(match self {
             Step::Dns => "DNS lookup",
             Step::Connect => "TCP connect",
+            Step::Tls => "TLS handshake",
             Step::Handshake => "opening handshake",
         })
     }
@@ -39,6 +42,10 @@ pub enum Error {
     Connect(io::Error),
     /// A step of opening the connection took longer than allowed.
     Timeout(Step),
+    /// Client: the TLS handshake failed (`wss://`); the message names the
+    /// problem (an expired certificate, one for another host, an unknown
+    /// issuer…).
+    Tls(io::Error),
     /// The opening handshake failed; the variant names the check.
     Handshake(HandshakeError),
     /// The peer broke the protocol; the connection is closing with the
@@ -78,6 +85,7 @@ impl fmt::Display for Error {
             Error::Io(error) => write!(f, "I/O error: {error}"),
             Error::Dns(error) => write!(f, "DNS lookup failed: {error}"),
             Error::Connect(error) => write!(f, "TCP connect failed: {error}"),
+            Error::Tls(error) => write!(f, "TLS handshake failed: {error}"),
             Error::Timeout(step) => write!(f, "{step} timed out"),
             Error::Handshake(error) => write!(f, "WebSocket handshake failed: {error}"),
             Error::Protocol(error) => write!(f, "protocol error: {error}"),
@@ -90,7 +98,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(error) | Error::Dns(error) | Error::Connect(error) => Some(error),
+            Error::Io(error) | Error::Dns(error) | Error::Connect(error) | Error::Tls(error) => {
+                Some(error)
+            }
             Error::Handshake(error) => Some(error),
             Error::Protocol(error) => Some(error),
             Error::Usage(error) => Some(error),

@@ -29,19 +29,26 @@ macro_rules! runtime_front {
             Message, Negotiated, Opened, ProtocolError, Reject, Request, Response, Upgrade,
             UsageError,
         };
+        /// TLS: [`TlsAcceptor`](hubbub_ws::tls::TlsAcceptor) for servers,
+        /// configurations for `wss://` clients (see [`hubbub_ws::tls`]).
+        #[cfg(feature = "tls")]
+        pub use $crate::tls;
+        #[cfg(feature = "tls")]
+        pub use $crate::tls::TlsAcceptor;
         pub use $crate::{
-            driver, ClientConfig, Error, IntoClientRequest, Reconnect, ServerHandle, Step,
-            DEFAULT_GRACE, LISTEN_BACKLOG,
+            driver, ClientConfig, Error, IntoClientRequest, MaybeTls, Reconnect, ServerHandle,
+            Step, DEFAULT_GRACE, LISTEN_BACKLOG,
         };
 
         /// A WebSocket over a byte stream `S` of this runtime (its TCP
         /// stream by default): a `Stream` of messages and a `Sink` for them
         /// (see [`hubbub_ws::WebSocket`]).
-        pub type WebSocket<S = $stream> = $crate::WebSocket<$io<S>, $timer>;
+        /// Under TLS or not: see [`MaybeTls`](hubbub_ws::MaybeTls).
+        pub type WebSocket<S = $stream> = $crate::WebSocket<$crate::MaybeTls<$io<S>>, $timer>;
         /// The receiving half of a split [`WebSocket`].
-        pub type ReadHalf<S = $stream> = $crate::ReadHalf<$io<S>, $timer>;
+        pub type ReadHalf<S = $stream> = $crate::ReadHalf<$crate::MaybeTls<$io<S>>, $timer>;
         /// The sending half of a split [`WebSocket`].
-        pub type WriteHalf<S = $stream> = $crate::WriteHalf<$io<S>, $timer>;
+        pub type WriteHalf<S = $stream> = $crate::WriteHalf<$crate::MaybeTls<$io<S>>, $timer>;
         /// A TCP WebSocket server on this runtime (see
         /// [`hubbub_ws::Server`]).
         pub type Server = $crate::Server<$rt>;
@@ -53,7 +60,11 @@ macro_rules! runtime_front {
         where
             $io<S>: $crate::driver::Transport + From<S>,
         {
-            $crate::accept(<$io<S>>::from(stream), <$timer>::default()).await
+            $crate::accept(
+                $crate::MaybeTls::Plain(<$io<S>>::from(stream)),
+                <$timer>::default(),
+            )
+            .await
         }
 
         /// Run the server side of the opening handshake on `stream`;
@@ -68,7 +79,13 @@ macro_rules! runtime_front {
             $io<S>: $crate::driver::Transport + From<S>,
             D: FnOnce(&Request) -> ::std::result::Result<Accept, Reject>,
         {
-            $crate::accept_with(<$io<S>>::from(stream), <$timer>::default(), config, decide).await
+            $crate::accept_with(
+                $crate::MaybeTls::Plain(<$io<S>>::from(stream)),
+                <$timer>::default(),
+                config,
+                decide,
+            )
+            .await
         }
 
         /// A server WebSocket over `stream` whose upgrade another HTTP
@@ -83,14 +100,14 @@ macro_rules! runtime_front {
             $io<S>: $crate::driver::Transport + From<S>,
         {
             $crate::WebSocket::from_upgraded(
-                <$io<S>>::from(stream),
+                $crate::MaybeTls::Plain(<$io<S>>::from(stream)),
                 <$timer>::default(),
                 config,
                 negotiated,
             )
         }
 
-        /// Connect to `request` (a `ws://` URL or a [`ClientRequest`]) with
+        /// Connect to `request` (a `ws://` or `wss://` URL or a [`ClientRequest`]) with
         /// the default [`ClientConfig`]: the WebSocket and the server's
         /// `101` [`Response`].
         pub async fn connect(
@@ -118,7 +135,13 @@ macro_rules! runtime_front {
         where
             $io<S>: $crate::driver::Transport + From<S>,
         {
-            $crate::client(<$io<S>>::from(stream), <$timer>::default(), request, config).await
+            $crate::client(
+                $crate::MaybeTls::Plain(<$io<S>>::from(stream)),
+                <$timer>::default(),
+                request,
+                config,
+            )
+            .await
         }
 
         /// Resolves on Ctrl-C (SIGINT) or SIGTERM (Unix). The handlers are
@@ -168,6 +191,18 @@ macro_rules! runtime_front {
             app: ::hubbub_http::HttpApp,
         ) {
             ::hubbub_http::serve_http::<$rt>(listener, app).await
+        }
+
+        /// Serve `app`'s HTTP routes over TLS (`https://`) on `listener`
+        /// until this future is dropped (see
+        /// [`hubbub_http::serve_http_with`]).
+        #[cfg(all(feature = "http", feature = "tls"))]
+        pub async fn serve_https(
+            listener: <$rt as $crate::Runtime>::Listener,
+            app: ::hubbub_http::HttpApp,
+            acceptor: $crate::tls::TlsAcceptor,
+        ) {
+            ::hubbub_http::serve_http_with::<$rt>(listener, app, Some(acceptor)).await
         }
     };
 }

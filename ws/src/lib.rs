@@ -4,7 +4,11 @@
 //! [`WebSocket`] that is a `Stream` of messages and a `Sink` for them, the
 //! server and client handshakes ([`accept`], [`connect`]), a TCP
 //! [`Server`], and the accept loop with a two-phase shutdown that the
-//! layers above serve their connections with ([`serving`]).
+//! layers above serve their connections with ([`serving`]). With the
+//! `tls` feature, the `tls` module runs rustls (ring provider) as one more
+//! transport over any runtime's stream: servers take a `TlsAcceptor`,
+//! `connect` speaks `wss://`, and [`MaybeTls`] lets one program serve and
+//! connect with or without TLS through one type.
 //!
 //! Everything here is generic over two small traits that a runtime adapter
 //! implements: the driver's [`Transport`](driver::Transport) and
@@ -21,9 +25,12 @@ pub mod driver;
 mod error;
 mod flag;
 mod front;
+mod maybe_tls;
 pub mod runtime;
 mod server;
 pub mod serving;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod websocket;
 
 pub use connect::{
@@ -34,6 +41,7 @@ pub use error::{Error, Step};
 pub use flag::Flag;
 /// The protocol core, for [`runtime_front!`].
 pub use hubbub_core;
+pub use maybe_tls::MaybeTls;
 pub use runtime::{Runtime, RuntimeDriver, Signals};
 pub use server::{accept, accept_with, Server};
 pub use serving::{ServerHandle, Service, DEFAULT_GRACE};

@@ -73,5 +73,6 @@ pub trait Signals: Runtime {
     fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static;
 }
 
-/// The driver over a runtime's stream and timer.
-pub type RuntimeDriver<R> = crate::driver::Driver<<R as Runtime>::Stream, <R as Runtime>::Timer>;
+/// The driver over a runtime's stream (under TLS or not) and timer.
+pub type RuntimeDriver<R> =
+    crate::driver::Driver<crate::MaybeTls<<R as Runtime>::Stream>, <R as Runtime>::Timer>;

@@ -13,7 +13,7 @@ use crate::{
     driver::{Timer, Transport},
     serving,
     websocket::Core,
-    Error, Runtime, WebSocket,
+    Error, MaybeTls, Runtime, RuntimeWebSocket, WebSocket,
 };
 
 /// The configuration [`accept`] uses: [`Config::default`].
@@ -105,6 +105,7 @@ type Decide = dyn Fn(&Request) -> Result<Accept, Reject> + Send + Sync;
 pub struct Server<R> {
     config: Arc<Config>,
     decide: Arc<Decide>,
+    tls: serving::Acceptor,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -113,6 +114,7 @@ impl<R> Clone for Server<R> {
         Server {
             config: self.config.clone(),
             decide: self.decide.clone(),
+            tls: self.tls.clone(),
             runtime: PhantomData,
         }
     }
@@ -138,6 +140,7 @@ impl<R: Runtime> Server<R> {
         Server {
             config: Arc::new(config),
             decide: Arc::new(|_| Ok(Accept::new())),
+            tls: None,
             runtime: PhantomData,
         }
     }
@@ -149,6 +152,15 @@ impl<R: Runtime> Server<R> {
         F: Fn(&Request) -> Result<Accept, Reject> + Send + Sync + 'static,
     {
         self.decide = Arc::new(decide);
+        self
+    }
+
+    /// Serve `wss://` (feature `tls`): every accepted connection runs the
+    /// TLS handshake with `acceptor` (within its deadline) before the
+    /// WebSocket handshake; a failed or slow one drops that connection only.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: crate::tls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
         self
     }
 
@@ -166,7 +178,7 @@ impl<R: Runtime> Server<R> {
     /// instead of ending it.
     pub async fn serve<H, F>(self, listener: R::Listener, handler: H)
     where
-        H: Fn(WebSocket<R::Stream, R::Timer>, Request) -> F + Send + Sync + 'static,
+        H: Fn(RuntimeWebSocket<R>, Request) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
@@ -174,10 +186,25 @@ impl<R: Runtime> Server<R> {
             let (stream, _) = serving::accept::<R>(&listener).await;
             let decide = self.decide.clone();
             let config = self.config.clone();
-            let accepting = accept_keeping_request(stream, R::Timer::default(), config, {
-                move |request: &Request| decide(request)
-            });
-            R::spawn(connection_task(accepting, handler.clone()));
+            let accepting = move |stream| {
+                accept_keeping_request(stream, R::Timer::default(), config, {
+                    move |request: &Request| decide(request)
+                })
+            };
+            match &self.tls {
+                None => R::spawn(connection_task(
+                    accepting(MaybeTls::Plain(stream)),
+                    handler.clone(),
+                )),
+                Some(acceptor) => {
+                    let (acceptor, handler) = (acceptor.clone(), handler.clone());
+                    R::spawn(async move {
+                        if let Some(stream) = serving::handshake::<R>(&acceptor, stream).await {
+                            connection_task(accepting(stream), handler).await;
+                        }
+                    });
+                }
+            }
         }
     }
 }

@@ -21,7 +21,45 @@ use event_listener::Event;
 use futures_util::future::{select, Either};
 use pin_project_lite::pin_project;
 
-use crate::{connect::timeout, flag::Flag, Runtime};
+use crate::{connect::timeout, flag::Flag, MaybeTls, Runtime};
+
+/// What runs a server's TLS handshakes: [`TlsAcceptor`](crate::tls::TlsAcceptor)
+/// with the `tls` feature.
+#[cfg(feature = "tls")]
+pub type AcceptorKind = crate::tls::TlsAcceptor;
+/// What runs a server's TLS handshakes: nothing without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub type AcceptorKind = NoTls;
+
+/// No TLS acceptor can exist without the `tls` feature (a type that
+/// cannot be made).
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone)]
+pub struct NoTls(());
+
+/// The TLS acceptor of a server, if it has one (always `None` without the
+/// `tls` feature). Code of other crates handles it with [`handshake`],
+/// which compiles with the feature on or off.
+pub type Acceptor = Option<AcceptorKind>;
+
+/// Run `acceptor`'s TLS handshake on `stream` within its deadline: the
+/// stream under TLS, or `None` when the handshake failed or took too long
+/// (the acceptor counts it).
+pub async fn handshake<R: Runtime>(
+    acceptor: &AcceptorKind,
+    stream: R::Stream,
+) -> Option<MaybeTls<R::Stream>> {
+    #[cfg(feature = "tls")]
+    {
+        let tls = acceptor.accept::<R, _>(stream).await.ok()?;
+        Some(MaybeTls::Tls(Box::new(tls)))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (acceptor, stream);
+        None
+    }
+}
 
 /// How long [`ServerHandle::shutdown`] waits by default (the grace period of
 /// a server stopped by a signal or by dropping its handle).
@@ -29,11 +67,12 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 /// What a server does with each accepted connection.
 pub trait Service<R: Runtime>: Send + Sync + 'static {
-    /// Serve one accepted connection to its end. The future is dropped if
-    /// the shutdown's grace period runs out first.
+    /// Serve one accepted connection to its end (under TLS once its
+    /// handshake is done, when the server has a TLS acceptor). The future
+    /// is dropped if the shutdown's grace period runs out first.
     fn serve(
         &self,
-        stream: R::Stream,
+        stream: MaybeTls<R::Stream>,
         peer: SocketAddr,
     ) -> impl Future<Output = ()> + Send + 'static;
 
@@ -49,13 +88,26 @@ pub fn start<R: Runtime, S: Service<R>>(
     listener: R::Listener,
     service: S,
 ) -> io::Result<ServerHandle> {
+    start_with::<R, S>(listener, service, None)
+}
+
+/// [`start`], under TLS when `tls` is an acceptor (feature `tls`): each
+/// accepted connection runs the TLS handshake in its own task, within the
+/// acceptor's deadline, before `service` gets it; a failed or slow
+/// handshake drops that connection only (counted by the acceptor).
+pub fn start_with<R: Runtime, S: Service<R>>(
+    listener: R::Listener,
+    service: S,
+    tls: Acceptor,
+) -> io::Result<ServerHandle> {
     let addr = R::local_addr(&listener)?;
     let stop = Arc::new(Stop::default());
     let done = Arc::new(Flag::default());
     let finished = Finished(done.clone());
     R::spawn(accept_loop::<R, S>(
         listener,
-        service,
+        Arc::new(service),
+        tls,
         stop.clone(),
         finished,
     ));
@@ -299,7 +351,8 @@ fn is_fatal_accept_error(error: &io::Error) -> bool {
 
 async fn accept_loop<R: Runtime, S: Service<R>>(
     listener: R::Listener,
-    service: S,
+    service: Arc<S>,
+    tls: Acceptor,
     stop: Arc<Stop>,
     _finished: Finished,
 ) {
@@ -311,10 +364,22 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
             Either::Left(((), _)) => break,
             Either::Right((accepted, _)) => accepted,
         };
-        R::spawn(Task {
-            serving: Some(service.serve(stream, peer)),
-            running: Some(Running::new(&connections)),
-        });
+        let running = Some(Running::new(&connections));
+        match &tls {
+            None => R::spawn(Task {
+                serving: Some(service.serve(MaybeTls::Plain(stream), peer)),
+                running,
+            }),
+            Some(acceptor) => R::spawn(Task {
+                serving: Some(serve_tls::<R, S>(
+                    acceptor.clone(),
+                    service.clone(),
+                    stream,
+                    peer,
+                )),
+                running,
+            }),
+        }
     }
     drop(listener);
     service.shutdown();
@@ -328,4 +393,18 @@ async fn accept_loop<R: Runtime, S: Service<R>>(
     // return.
     connections.abort();
     connections.idle().await;
+}
+
+/// A TLS connection's task: the handshake within the acceptor's deadline,
+/// then the service; a failed handshake ends the task (the acceptor counts
+/// it).
+async fn serve_tls<R: Runtime, S: Service<R>>(
+    acceptor: AcceptorKind,
+    service: Arc<S>,
+    stream: R::Stream,
+    peer: SocketAddr,
+) {
+    if let Some(stream) = handshake::<R>(&acceptor, stream).await {
+        service.serve(stream, peer).await;
+    }
 }

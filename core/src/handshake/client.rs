@@ -26,6 +26,7 @@ pub struct ClientRequest {
     pub(crate) path: String,
     pub(crate) protocols: Vec<String>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) secure: bool,
 }
 
 impl ClientRequest {
@@ -43,28 +44,34 @@ impl ClientRequest {
             path,
             protocols: Vec::new(),
             headers: Vec::new(),
+            secure: false,
         }
     }
 
-    /// Parse `ws://host[:port][/path][?query]`; IPv6 hosts are bracketed
-    /// (`ws://[::1]:9001/`). `wss://` is refused: TLS is not supported yet.
+    /// Parse `ws://host[:port][/path][?query]` (port 80 by default) or
+    /// `wss://…` (TLS, port 443 by default); IPv6 hosts are bracketed
+    /// (`ws://[::1]:9001/`). The core only remembers that the request is
+    /// [`secure`](Self::is_secure): the client that opens the connection
+    /// runs TLS under it.
     pub fn from_url(url: &str) -> Result<Self, HandshakeError> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| invalid_url(format!("{url:?} does not start with ws://")))?;
-        if scheme.eq_ignore_ascii_case("wss") {
-            return Err(invalid_url("wss:// needs TLS, which is not supported yet"));
-        }
-        if !scheme.eq_ignore_ascii_case("ws") {
+        let secure = if scheme.eq_ignore_ascii_case("wss") {
+            true
+        } else if scheme.eq_ignore_ascii_case("ws") {
+            false
+        } else {
             return Err(invalid_url(format!(
-                "unsupported scheme {scheme}://, expected ws://"
+                "unsupported scheme {scheme}://, expected ws:// or wss://"
             )));
-        }
+        };
         if rest.contains('#') {
             return Err(invalid_url("a WebSocket URL cannot have a #fragment"));
         }
         let (authority, resource) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let (host, port) = parse_authority(authority)?;
+        let default_port = if secure { 443 } else { 80 };
+        let (host, port) = parse_authority(authority, default_port)?;
         if !resource.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid_url(
                 "the path has spaces, control or non-ASCII characters; percent-encode them",
@@ -75,7 +82,18 @@ impl ClientRequest {
         } else {
             resource.to_owned()
         };
-        Ok(Self::new(host, path).with_port(port))
+        Ok(Self::new(host, path).with_port(port).secure(secure))
+    }
+
+    /// Run the connection over TLS (`wss://`) or not. Does not change the
+    /// port.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+    /// Whether the connection runs over TLS (a `wss://` URL).
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// Connect to `port` instead of 80.
@@ -134,7 +152,7 @@ impl ClientRequest {
         } else {
             out.extend_from_slice(self.host.as_bytes());
         }
-        if self.port != 80 {
+        if self.port != if self.secure { 443 } else { 80 } {
             out.push(b':');
             out.extend_from_slice(self.port.to_string().as_bytes());
         }
@@ -162,8 +180,8 @@ fn invalid_url(why: impl Into<String>) -> HandshakeError {
     HandshakeError::InvalidUrl(why.into())
 }
 
-/// `host[:port]` or `[ipv6][:port]`; the port defaults to 80.
-fn parse_authority(authority: &str) -> Result<(&str, u16), HandshakeError> {
+/// `host[:port]` or `[ipv6][:port]`; the port defaults to `default_port`.
+fn parse_authority(authority: &str, default_port: u16) -> Result<(&str, u16), HandshakeError> {
     if authority.contains('@') {
         return Err(invalid_url(
             "user names and passwords in the URL are not supported",
@@ -201,7 +219,7 @@ fn parse_authority(authority: &str) -> Result<(&str, u16), HandshakeError> {
         )));
     }
     let port = match port {
-        None | Some("") => 80,
+        None | Some("") => default_port,
         Some(digits) => digits
             .parse::<u16>()
             .ok()
@@ -662,6 +680,10 @@ mod tests {
         assert_eq!(ok("ws://127.0.0.1:1/"), expect("127.0.0.1", 1, "/"));
         assert_eq!(ok("ws://[::1]:9001/x"), expect("::1", 9001, "/x"));
         assert_eq!(ok("ws://[2001:db8::7]"), expect("2001:db8::7", 80, "/"));
+        assert_eq!(ok("wss://example.com/x"), expect("example.com", 443, "/x"));
+        assert_eq!(ok("WSS://h:8443"), expect("h", 8443, "/"));
+        assert!(ClientRequest::from_url("wss://h/").unwrap().is_secure());
+        assert!(!ClientRequest::from_url("ws://h/").unwrap().is_secure());
     }
 
     #[test]
@@ -670,10 +692,6 @@ mod tests {
             Err(HandshakeError::InvalidUrl(why)) => why,
             other => panic!("{url}: {other:?}"),
         };
-        assert_eq!(
-            why("wss://example.com/"),
-            "wss:// needs TLS, which is not supported yet"
-        );
         assert!(why("http://example.com/").contains("http://"));
         assert!(why("example.com/chat").contains("ws://"));
         assert!(why("ws:///chat").contains("no host"));

@@ -1,7 +1,8 @@
 //! The echo server used for conformance runs and benchmarks.
 //!
 //! ```text
-//! echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--runtime tokio|smol|mio]
+//! echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast]
+//!      [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]
 //! ```
 //!
 //! Binds 127.0.0.1:P, sets TCP_NODELAY, and sends every text and binary
@@ -9,6 +10,9 @@
 //! sends every message to every *other* connected client instead, in order,
 //! through a realtime [`Hub`]'s broadcast (each frame encoded once). Runs on
 //! one thread (tokio); on smol, connections run on smol's executor thread.
+//! With `--tls-cert` and `--tls-key` (PEM certificate chain and key) it
+//! speaks `wss://` instead of `ws://`; a missing or bad file exits with
+//! code 2 and a message naming it.
 
 use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc};
 
@@ -18,12 +22,12 @@ use hubbub_examples::{
     until, Main, Program, Rt, Spec, SHUTDOWN_GRACE,
 };
 use hubbub_hub::{Hub, HubServer, OutboundLimit, SlowConsumer};
-use hubbub_ws::{Server, LISTEN_BACKLOG};
+use hubbub_ws::{tls::TlsAcceptor, Server, LISTEN_BACKLOG};
 
 const PROGRAM: Program = Program {
     name: "echo",
     usage:
-        "echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--runtime tokio|smol|mio]",
+        "echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]",
 };
 
 /// Default `--max-message`: 16 MiB.
@@ -36,11 +40,13 @@ struct Args {
     /// `--deflate` (the default settings: no context takeover on our side)
     /// or `--deflate-takeover` (context takeover both ways).
     deflate: Option<DeflateConfig>,
+    /// `--tls-cert` and `--tls-key`, loaded: serve `wss://`.
+    tls: Option<TlsAcceptor>,
 }
 
 fn main() -> ExitCode {
     let options = match PROGRAM.options(Spec {
-        values: &["--port", "--max-message"],
+        values: &["--port", "--max-message", "--tls-cert", "--tls-key"],
         switches: &["--deflate", "--deflate-takeover", "--broadcast"],
     }) {
         Ok(options) => options,
@@ -59,7 +65,15 @@ fn main() -> ExitCode {
         if max_message == 0 {
             return Err("invalid --max-message \"0\": expected a positive number of bytes".into());
         }
+        let tls = match (options.value("--tls-cert"), options.value("--tls-key")) {
+            (Some(cert), Some(key)) => {
+                Some(TlsAcceptor::from_pem_files(cert, key).map_err(|error| error.to_string())?)
+            }
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         Ok(Args {
+            tls,
             port,
             max_message,
             broadcast: options.switch("--broadcast"),
@@ -101,14 +115,20 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
     )?;
     let config = conformance_config(args.max_message, args.deflate);
     if args.broadcast {
-        return broadcast::<R>(listener, config, args.max_message).await;
+        return broadcast::<R>(listener, config, args.max_message, args.tls).await;
     }
-    let shutdown = PROGRAM.listening::<R>(R::local_addr(&listener)?)?;
-    until(
-        Server::<R>::new(config).serve(listener, |ws, _| echo(ws)),
-        shutdown,
-    )
-    .await;
+    let addr = R::local_addr(&listener)?;
+    // The plain line as it always was; TLS adds a mark.
+    let place = match args.tls {
+        Some(_) => format!("{addr} (wss://)"),
+        None => addr.to_string(),
+    };
+    let shutdown = PROGRAM.listening::<R>(place)?;
+    let mut server = Server::<R>::new(config);
+    if let Some(acceptor) = args.tls {
+        server = server.tls(acceptor);
+    }
+    until(server.serve(listener, |ws, _| echo(ws)), shutdown).await;
     Ok(())
 }
 
@@ -117,6 +137,7 @@ async fn broadcast<R: Rt>(
     listener: R::Listener,
     config: Config,
     max_message: usize,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
     let hub = Hub::builder()
         .on_message(|session, text| {
@@ -137,9 +158,12 @@ async fn broadcast<R: Rt>(
             policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
         })
         .build();
-    let server = HubServer::<R>::from_listener(listener, hub, Arc::new(config));
+    let mut server = HubServer::<R>::from_listener(listener, hub, Arc::new(config));
+    let mark = if tls.is_some() { "wss://, " } else { "" };
+    server = server.with_acceptor(tls);
     let handle = server.start()?;
-    let shutdown = PROGRAM.listening::<R>(format_args!("{} (broadcast)", handle.local_addr()))?;
+    let shutdown =
+        PROGRAM.listening::<R>(format_args!("{} ({mark}broadcast)", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

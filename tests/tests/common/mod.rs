@@ -2,6 +2,7 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+pub(crate) mod certs;
 pub(crate) mod http;
 pub(crate) mod raw;
 
