@@ -66,6 +66,13 @@ fn limits(e: &mut DescriptorEncoder, m: &Metrics, h: &HttpMetrics) -> fmt::Resul
     let l = &m.limits;
     counters(
         e,
+        "hubbub_ws_auth_failures",
+        "Authentications refused, by reason",
+        "reason",
+        m.auth_failures.snapshot(),
+    )?;
+    counters(
+        e,
         "hubbub_ws_connections_rejected",
         "Upgrades refused by a limit, by reason",
         "reason",

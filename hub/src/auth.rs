@@ -133,6 +133,17 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+impl AuthError {
+    /// The reason as a metrics label: `missing`, `invalid` or `expired`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Invalid(_) => "invalid",
+            AuthError::Expired => "expired",
+        }
+    }
+}
+
 /// Turns a token into an [`Identity`]: [`JwtAuth`](crate::JwtAuth) with
 /// the `jwt` feature, or any function `Fn(&str) -> Result<Identity,
 /// AuthError>`.
@@ -401,10 +412,17 @@ impl Hub {
             None => Err(AuthError::Missing),
         };
         verified.map(Some).map_err(|error| {
+            self.count_auth_failure(error.reason());
             Reject::new(401)
                 .with_header("WWW-Authenticate", "Bearer")
                 .with_body(error.to_string())
         })
+    }
+
+    /// Count an authentication refused for `reason` (see
+    /// [`Metrics::auth_failures`](crate::Metrics::auth_failures)).
+    pub(crate) fn count_auth_failure(&self, reason: &'static str) {
+        self.inner().metrics.auth_failures.inc(reason);
     }
 
     /// Set up a new session's auth state; true when it is authenticated
@@ -432,6 +450,7 @@ impl Hub {
                 true
             }
             Err(error) => {
+                self.count_auth_failure(error.reason());
                 session.set_auth(None, None);
                 session.close(CloseCode::POLICY_VIOLATION, &error.to_string());
                 false
@@ -461,6 +480,7 @@ impl Hub {
         let identity = match message_token(&envelope.payload).and_then(|t| auth.verify(t)) {
             Ok(identity) => identity,
             Err(error) => {
+                self.count_auth_failure(error.reason());
                 session.close(CloseCode::POLICY_VIOLATION, &error.to_string());
                 return true;
             }
@@ -470,6 +490,7 @@ impl Hub {
             .as_ref()
             .is_some_and(|p| p.user() != identity.user())
         {
+            self.count_auth_failure("other_user");
             session.close(CloseCode::POLICY_VIOLATION, "token is for another user");
             return true;
         }

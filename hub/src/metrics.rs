@@ -68,6 +68,11 @@ pub struct Metrics {
     pub handshakes_rejected: CounterMap,
     /// What the hub's limits refused ([`HubLimits`](crate::HubLimits)).
     pub limits: LimitMetrics,
+    /// Authentications refused, by reason: `missing`, `invalid`,
+    /// `expired` (a token refused, or a session's token running out),
+    /// `timeout` (no auth message in time), `other_user` (a refresh for
+    /// another user).
+    pub auth_failures: Labeled<&'static str>,
     closes: CounterMap,
 }
 

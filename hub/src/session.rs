@@ -464,11 +464,18 @@ impl Session {
             return;
         }
         auth.deadline = None;
-        let (code, reason) = match auth.identity {
-            None => (CloseCode::POLICY_VIOLATION, "authentication timeout"),
-            Some(_) => (TOKEN_EXPIRED, "token expired"),
+        let (code, reason, label) = match auth.identity {
+            None => (
+                CloseCode::POLICY_VIOLATION,
+                "authentication timeout",
+                "timeout",
+            ),
+            Some(_) => (TOKEN_EXPIRED, "token expired", "expired"),
         };
         drop(out);
+        if let Some(hub) = self.0.hub.upgrade() {
+            hub.metrics.auth_failures.inc(label);
+        }
         self.close(code, reason);
     }
 

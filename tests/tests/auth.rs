@@ -222,6 +222,9 @@ async fn handshake_tokens_from_header_query_and_subprotocol<R: Rt>() {
         "401 invalid token: malformed"
     );
     assert!(log.lock().unwrap().is_empty());
+    let failures = server.hub().metrics().auth_failures.snapshot();
+    let expected = [("expired", 1), ("invalid", 3), ("missing", 1)];
+    assert_eq!(failures, expected.into_iter().collect());
 }
 
 async fn the_auth_message_comes_first_and_nothing_is_processed_before_it<R: Rt>() {
@@ -266,6 +269,10 @@ async fn the_auth_message_comes_first_and_nothing_is_processed_before_it<R: Rt>(
     send(&mut ws, "not an auth message").await;
     assert_eq!(next(&mut ws).await, "close 1008 authentication timeout");
     assert_eq!(log.lock().unwrap().len(), 1);
+    let failures = |handle: &HubHandle| handle.hub().metrics().auth_failures.snapshot();
+    let expected = [("expired", 1), ("invalid", 1), ("missing", 1)];
+    assert_eq!(failures(&server), expected.into_iter().collect());
+    assert_eq!(failures(&quick), [("timeout", 1)].into_iter().collect());
 }
 
 async fn expiry_closes_with_4001_and_a_refresh_moves_it<R: Rt>() {
