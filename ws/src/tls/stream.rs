@@ -238,15 +238,10 @@ impl<T: Transport> Transport for TlsStream<T> {
             return Poll::Ready(Ok(0));
         }
         for _ in 0..MAX_ROUNDS {
-            // rustls takes what fits under its buffer limit.
-            let mut taken = 0;
-            for buf in bufs {
-                let n = self.conn.writer().write(buf)?;
-                taken += n;
-                if n < buf.len() {
-                    break;
-                }
-            }
+            // rustls takes what fits under its buffer limit, all slices
+            // into the same records (a frame's header and payload, and
+            // the frames of a batch, are not a record each).
+            let taken = self.conn.writer().write_vectored(bufs)?;
             // Encrypted records out, as far as the transport takes them.
             while self.conn.wants_write() {
                 match self.poll_write_tls(cx) {
