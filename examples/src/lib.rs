@@ -222,7 +222,8 @@ impl Program {
     /// The TLS of a hub program from `settings` (`TLS_CERT_PATH`,
     /// `TLS_KEY_PATH`): `None` when unset; otherwise the acceptor, its
     /// certificate reloaded on SIGHUP ([`tls::reload_on_sighup`]). A
-    /// missing or bad file is printed, naming it, with exit code 2.
+    /// missing or bad file is printed, naming it, with exit code 2 (a
+    /// SIGHUP handler that cannot be installed: exit code 1).
     pub fn tls(
         &self,
         settings: &hubbub_http::Settings,
