@@ -1,7 +1,7 @@
 //! Runnable hubbub programs (see `src/bin/`), and the little they share:
 //! command-line parsing with the common `--runtime` flag, the `listening`
-//! line, the exit codes, the wait for SIGTERM or Ctrl-C, and the small
-//! bits of the demo protocols.
+//! line, the exit codes, the wait for SIGTERM or Ctrl-C, TLS from the
+//! settings (reloaded on SIGHUP), and the small bits of the demo protocols.
 //!
 //! Exit codes of every program: 0 after a clean shutdown, 2 for a usage or
 //! configuration error (or a runtime this build does not have yet), 1 when
@@ -28,6 +28,7 @@ use hubbub_tokio::Tokio;
 
 pub mod echo;
 pub mod protocol;
+pub mod tls;
 
 /// How long a server waits for its sessions to close after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -216,6 +217,23 @@ impl Program {
         hubbub_http::Settings::from_env()
             .map(|settings| (options.runtime, settings))
             .map_err(|error| self.exit(2, error))
+    }
+
+    /// The TLS of a hub program from `settings` (`TLS_CERT_PATH`,
+    /// `TLS_KEY_PATH`): `None` when unset; otherwise the acceptor, its
+    /// certificate reloaded on SIGHUP ([`tls::reload_on_sighup`]). A
+    /// missing or bad file is printed, naming it, with exit code 2 (a
+    /// SIGHUP handler that cannot be installed: exit code 1).
+    pub fn tls(
+        &self,
+        settings: &hubbub_http::Settings,
+    ) -> Result<Option<hubbub_ws::tls::TlsAcceptor>, ExitCode> {
+        let Some(acceptor) = tls::acceptor(settings).map_err(|error| self.exit(2, error))? else {
+            return Ok(None);
+        };
+        tls::reload_on_sighup(self.name, acceptor.clone())
+            .map_err(|error| self.exit(1, format_args!("SIGHUP handler: {error}")))?;
+        Ok(Some(acceptor))
     }
 
     /// Print `message` to stderr; exit code `code`.

@@ -44,4 +44,4 @@ pub use request::{HttpError, Limits, Next, Request, RequestReader};
 pub use response::{reason, Response};
 pub use serve::{serve_connection, serve_connection_from, serve_shared, Served};
 pub use server::{serve_http, serve_http_with};
-pub use settings::{Settings, SettingsError};
+pub use settings::{Settings, SettingsError, TlsFiles};

@@ -55,6 +55,20 @@ pub struct Settings {
     /// Origins, rates and connection caps (`ALLOWED_ORIGINS`,
     /// `WEBSOCKET_RATE_LIMIT`, `MAX_CONNECTIONS`, ...): all off by default.
     pub limits: LimitSettings,
+    /// `TLS_CERT_PATH` and `TLS_KEY_PATH`: the PEM certificate chain and
+    /// private key to serve TLS with (`https://`, `wss://`); both or
+    /// neither, unset by default.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where a server's TLS certificate and key are (`TLS_CERT_PATH`,
+/// `TLS_KEY_PATH`): read at start-up, and again on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `TLS_CERT_PATH`: the certificate chain (PEM, the server's first).
+    pub cert: String,
+    /// `TLS_KEY_PATH`: its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 impl Default for Settings {
@@ -79,6 +93,7 @@ impl Default for Settings {
             auth_jwt_secret: None,
             auth_timeout: Duration::from_secs(10),
             limits: LimitSettings::default(),
+            tls: None,
         }
     }
 }
@@ -196,6 +211,10 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(d.auth_timeout),
             limits: LimitSettings::from_lookup(&lookup)?,
+            tls: tls_files(
+                get("TLS_CERT_PATH").map(|(_, v)| v),
+                get("TLS_KEY_PATH").map(|(_, v)| v),
+            )?,
         };
         if settings.auth_required && settings.auth_jwt_secret.is_none() {
             return Err(invalid(
@@ -233,6 +252,29 @@ impl Settings {
             deflate: self.enable_deflate.then(DeflateConfig::default),
             ..Config::default()
         })
+    }
+}
+
+/// `TLS_CERT_PATH` and `TLS_KEY_PATH` (empty means unset): both or
+/// neither; one alone is an error naming the missing key.
+fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, SettingsError> {
+    let (cert, key) = (
+        cert.filter(|v| !v.is_empty()),
+        key.filter(|v| !v.is_empty()),
+    );
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid(
+            "TLS_KEY_PATH",
+            String::new(),
+            "a PEM private key file when TLS_CERT_PATH is set (both or neither)",
+        )),
+        (None, Some(_)) => Err(invalid(
+            "TLS_CERT_PATH",
+            String::new(),
+            "a PEM certificate file when TLS_KEY_PATH is set (both or neither)",
+        )),
     }
 }
 
@@ -421,6 +463,41 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_go_together() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Settings::from_lookup(lookup(&[])).unwrap().tls, None);
+        let both = Settings::from_lookup(lookup(&[
+            ("TLS_CERT_PATH", " cert.pem "),
+            ("TLS_KEY_PATH", "key.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            both.tls,
+            Some(TlsFiles {
+                cert: "cert.pem".into(),
+                key: "key.pem".into()
+            })
+        );
+        let empty = Settings::from_lookup(lookup(&[("TLS_CERT_PATH", ""), ("TLS_KEY_PATH", "")]));
+        assert_eq!(empty.unwrap().tls, None);
+        let no_key = Settings::from_lookup(lookup(&[("TLS_CERT_PATH", "c.pem")])).unwrap_err();
+        assert_eq!(no_key.key, "TLS_KEY_PATH");
+        assert!(
+            no_key.to_string().contains("when TLS_CERT_PATH is set"),
+            "{no_key}"
+        );
+        let no_cert = Settings::from_lookup(lookup(&[("TLS_KEY_PATH", "k.pem")])).unwrap_err();
+        assert_eq!(no_cert.key, "TLS_CERT_PATH");
+    }
+
+    #[test]
     fn invalid_values_name_key_and_value() {
         for (key, value) in [
             ("WEBSOCKET_PORT", "80"),
@@ -483,7 +560,7 @@ mod tests {
 
     /// Every settings key, removed from a child's environment so the
     /// parent's cannot leak into a case.
-    const KEYS: [&str; 15] = [
+    const KEYS: [&str; 17] = [
         "SERVER_HOST",
         "SERVER_PORT",
         "WEBSOCKET_HOST",
@@ -499,6 +576,8 @@ mod tests {
         "PUBLIC_CACHE_CONTROL",
         "PUBLIC_SPA_FALLBACK",
         "STORE_PATH",
+        "TLS_CERT_PATH",
+        "TLS_KEY_PATH",
     ];
 
     /// `Settings::from_env` in a child process. Run normally, it starts

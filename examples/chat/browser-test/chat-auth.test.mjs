@@ -7,13 +7,27 @@
 //
 //   node chat-auth.test.mjs /path/to/chat [screenshot.png]
 //
+// With BROWSER_TLS_* set (harness.mjs, `TLS`) it runs over `https://` and
+// `wss://`.
+//
 // Run by scripts/browser-test.sh. The shared harness is harness.mjs.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WAIT, check, collectErrors, runTest, withBrowser, withServer } from "./harness.mjs";
+import {
+  HTTP,
+  TLS,
+  TLS_ENV,
+  WAIT,
+  WS,
+  check,
+  collectErrors,
+  runTest,
+  withBrowser,
+  withServer,
+} from "./harness.mjs";
 
 const CHAT_BIN = process.argv[2];
 const SCREENSHOT = process.argv[3] || "/tmp/hubbub-chat-auth.png";
@@ -27,7 +41,7 @@ if (!CHAT_BIN) {
 const STORE = mkdtempSync(join(tmpdir(), "hubbub-chat-auth-"));
 
 const CHAT = {
-  name: "chat (auth)",
+  name: TLS ? "chat (auth, TLS)" : "chat (auth)",
   bin: CHAT_BIN,
   cwd: CHAT_DIR,
   env: {
@@ -39,6 +53,7 @@ const CHAT = {
     AUTH_JWT_SECRET: "browser-test-secret",
     AUTH_TIMEOUT: "2",
     STORE_PATH: join(STORE, "chat.db"),
+    ...TLS_ENV,
   },
   ports: 2,
 };
@@ -56,8 +71,8 @@ async function json(response) {
 
 async function main(server) {
   const [httpPort, wsPort] = server.ports;
-  const base = `http://127.0.0.1:${httpPort}`;
-  console.log(`chat (auth) on ${base}/ and ws://127.0.0.1:${wsPort}/`);
+  const base = `${HTTP}://127.0.0.1:${httpPort}`;
+  console.log(`chat (auth) on ${base}/ and ${WS}://127.0.0.1:${wsPort}/`);
 
   // The login contract, from outside the browser.
   const mode = await json(await fetch(`${base}/api/login`));
@@ -110,7 +125,7 @@ async function main(server) {
               resolve(`${e.code} ${e.reason}`);
             };
           }),
-        [`ws://127.0.0.1:${wsPort}/`, first, WAIT],
+        [`${WS}://127.0.0.1:${wsPort}/`, first, WAIT],
       );
     const early = JSON.stringify({ type: "chat.message", payload: { room: "general", text: "sneaky" } });
     const timedOut = await raw(early);
@@ -147,6 +162,9 @@ async function main(server) {
   });
 }
 
-runTest("browser auth test", "browser (auth)", () => withServer(CHAT, main)).finally(() =>
+const [name, tally] = TLS
+  ? ["browser auth test (TLS)", "browser (auth, TLS)"]
+  : ["browser auth test", "browser (auth)"];
+runTest(name, tally, () => withServer(CHAT, main)).finally(() =>
   rmSync(STORE, { recursive: true, force: true }),
 );

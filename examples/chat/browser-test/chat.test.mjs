@@ -7,12 +7,27 @@
 //
 //   node chat.test.mjs /path/to/chat [screenshot.png]
 //
+// With BROWSER_TLS_* set (harness.mjs, `TLS`) the same test runs over
+// `https://` and `wss://`: the server gets the certificate, Chromium
+// trusts its key.
+//
 // Run by scripts/browser-test.sh, which installs and builds what it needs.
 // The shared harness (server, browser, watchdog) is harness.mjs.
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WAIT, check, collectErrors, runTest, withBrowser, withServer } from "./harness.mjs";
+import {
+  HTTP,
+  TLS,
+  TLS_ENV,
+  WAIT,
+  WS,
+  check,
+  collectErrors,
+  runTest,
+  withBrowser,
+  withServer,
+} from "./harness.mjs";
 
 const CHAT_BIN = process.argv[2];
 const SCREENSHOT = process.argv[3] || "/tmp/hubbub-chat.png";
@@ -25,7 +40,7 @@ if (!CHAT_BIN) {
 
 /** `chat` in examples/chat/ on two free ports: the page's, the chat's. */
 const CHAT = {
-  name: "chat",
+  name: TLS ? "chat (TLS)" : "chat",
   bin: CHAT_BIN,
   cwd: CHAT_DIR,
   env: {
@@ -33,6 +48,7 @@ const CHAT = {
     SERVER_PORT: "0",
     WEBSOCKET_HOST: "127.0.0.1",
     WEBSOCKET_PORT: "0",
+    ...TLS_ENV,
   },
   ports: 2,
 };
@@ -52,21 +68,22 @@ async function joinRoom(page, room) {
 
 async function main(server) {
   const [httpPort, wsPort] = server.ports;
-  console.log(`chat on http://127.0.0.1:${httpPort}/ and ws://127.0.0.1:${wsPort}/`);
+  console.log(`chat on ${HTTP}://127.0.0.1:${httpPort}/ and ${WS}://127.0.0.1:${wsPort}/`);
   await withBrowser({ viewport: { width: 900, height: 760 } }, async (context) => {
     const errors = [];
     const open = async (name, query, { watchErrors = true } = {}) => {
       const page = await context.newPage();
       if (watchErrors) collectErrors(page, errors, name);
-      await page.goto(`http://127.0.0.1:${httpPort}/${query}`, { timeout: WAIT });
+      await page.goto(`${HTTP}://127.0.0.1:${httpPort}/${query}`, { timeout: WAIT });
       return page;
     };
 
-    // Opened without `?ws=`, the page aims at port 9090 of the same host
-    // (where nothing may listen: its connection errors are expected).
+    // Opened without `?ws=`, the page aims at port 9090 of the same host,
+    // with `wss://` when it was loaded over `https://` (nothing may listen
+    // there: its connection errors are expected).
     const plain = await open("plain", "", { watchErrors: false });
     const endpoint = await plain.textContent("#endpoint");
-    check(endpoint === "ws://127.0.0.1:9090/", `default endpoint is ${endpoint}`);
+    check(endpoint === `${WS}://127.0.0.1:9090/`, `default endpoint is ${endpoint}`);
     await plain.close();
 
     const [a, b, c] = [
@@ -106,8 +123,8 @@ async function main(server) {
     // permessage-deflate (on by default in the chat's settings): Chromium
     // negotiates it, and a message above the compression threshold goes
     // both ways (the server names an unknown type in its answer).
-    const probe = await a.evaluate(async (port) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const probe = await a.evaluate(async (url) => {
+      const ws = new WebSocket(url);
       await new Promise((resolve, reject) => {
         ws.onopen = resolve;
         ws.onerror = () => reject(new Error("probe socket failed"));
@@ -126,13 +143,17 @@ async function main(server) {
       const extensions = ws.extensions;
       ws.close();
       return { extensions, same };
-    }, wsPort);
+    }, `${WS}://127.0.0.1:${wsPort}/`);
     check(
       probe.extensions.startsWith("permessage-deflate"),
       `ws.extensions is ${JSON.stringify(probe.extensions)}`,
     );
     check(probe.same, "the 2 KiB type did not come back intact");
     console.log(`ws.extensions: ${probe.extensions}`);
+
+    // Over TLS, the page really is on https:// and its socket on wss://.
+    const where = await a.evaluate(() => [location.protocol, document.getElementById("endpoint").textContent]);
+    check(where[0] === `${HTTP}:` && where[1].startsWith(`${WS}://`), `page on ${where.join(" ")}`);
 
     await a.bringToFront();
     await a.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -141,4 +162,6 @@ async function main(server) {
   });
 }
 
-runTest("browser test", "browser", () => withServer(CHAT, main));
+runTest(TLS ? "browser test (TLS)" : "browser test", TLS ? "browser (TLS)" : "browser", () =>
+  withServer(CHAT, main),
+);

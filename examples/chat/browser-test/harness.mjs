@@ -1,8 +1,9 @@
 // What the headless-browser tests share (chat.test.mjs, axum.test.mjs): a
 // bounded run with a pass/fail line, `check`, a server binary started on
 // free ports (its `listening` line parsed) and stopped with SIGTERM (it must
-// exit 0), and Debian's Chromium launched by playwright-core on a temporary
-// profile. Every wait is bounded.
+// exit 0), Debian's Chromium launched by playwright-core on a temporary
+// profile, and the TLS the chat tests run with when asked (`TLS`). Every
+// wait is bounded.
 //
 // Importing this module has no side effects: the watchdog starts in runTest.
 
@@ -35,6 +36,29 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+
+/**
+ * TLS for the chat tests, when scripts/browser-test.sh asks for it:
+ * `BROWSER_TLS_CERT` and `BROWSER_TLS_KEY` (PEM files the server is given
+ * as `TLS_CERT_PATH` / `TLS_KEY_PATH`) and `BROWSER_TLS_SPKI` (the base64
+ * SHA-256 of the certificate's public key, the one key Chromium is told to
+ * trust); `null` otherwise. Node's own `fetch` trusts the test CA through
+ * `NODE_EXTRA_CA_CERTS`.
+ */
+export const TLS = process.env.BROWSER_TLS_CERT
+  ? {
+      cert: process.env.BROWSER_TLS_CERT,
+      key: process.env.BROWSER_TLS_KEY,
+      spki: process.env.BROWSER_TLS_SPKI,
+    }
+  : null;
+
+/** URL schemes of the server under test: `https`/`wss` with TLS. */
+export const HTTP = TLS ? "https" : "http";
+export const WS = TLS ? "wss" : "ws";
+
+/** The server settings that turn TLS on (none without TLS). */
+export const TLS_ENV = TLS ? { TLS_CERT_PATH: TLS.cert, TLS_KEY_PATH: TLS.key } : {};
 
 export function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -161,10 +185,13 @@ export async function withBrowser(options, body) {
   const profile = mkdtempSync(join(tmpdir(), "hubbub-chromium-"));
   let context;
   try {
+    // With TLS, Chromium trusts the test certificate's key and no other
+    // (no system CA store is touched, no certificate error is ignored).
+    const trust = TLS ? [`--ignore-certificate-errors-spki-list=${TLS.spki}`] : [];
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...trust],
       timeout: LAUNCH,
       ...options,
     });

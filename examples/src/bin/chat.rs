@@ -40,20 +40,25 @@
 //! `auth.ok`, then the welcome line), chat lines carry the sender's name
 //! from the token (`room R: alice: T`), and `/ws/poll` and `/ws/send` need
 //! `Authorization: Bearer`. `GET /api/login` says which mode is on.
+//!
+//! With `TLS_CERT_PATH` and `TLS_KEY_PATH` (PEM) both ports speak TLS
+//! (`https://`, `wss://`; the `listening` line says so), and SIGHUP reloads
+//! the certificate for new connections.
 
 use std::{error::Error, path::PathBuf, process::ExitCode, time::Duration};
 
 use hubbub_examples::{
     protocol::{envelope_text, room_of, text_of},
+    tls::schemes,
     until, Main, Program, Rt, SHUTDOWN_GRACE,
 };
-use hubbub_http::{serve_http, HttpApp, LongPollConfig, Settings, StaticFiles};
+use hubbub_http::{serve_http_with, HttpApp, LongPollConfig, Settings, StaticFiles};
 use hubbub_hub::{
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
     Auth, Envelope, Hub, HubLimits, HubServer, Identity, JwtAuth, Session, StoreError, TokenSource,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
-use hubbub_ws::LISTEN_BACKLOG;
+use hubbub_ws::{tls::TlsAcceptor, LISTEN_BACKLOG};
 use serde_json::{json, Value};
 
 const PROGRAM: Program = Program {
@@ -84,6 +89,10 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
+    let tls = match PROGRAM.tls(&settings) {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
     let path = settings
         .store_path
         .clone()
@@ -103,7 +112,7 @@ fn main() -> ExitCode {
         Ok(store) => store,
         Err(error) => return PROGRAM.exit(1, error),
     };
-    let code = PROGRAM.run(runtime, Chat(settings, store.clone()));
+    let code = PROGRAM.run(runtime, Chat(settings, store.clone(), tls));
     // The store's thread drains its queue and drops the store, which
     // checkpoints and closes the file: exiting before that would cut the
     // thread short and leave `-wal`/`-shm` beside the database.
@@ -113,15 +122,19 @@ fn main() -> ExitCode {
     code
 }
 
-struct Chat(Settings, StoreHandle);
+struct Chat(Settings, StoreHandle, Option<TlsAcceptor>);
 
 impl Main for Chat {
     async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
-        Ok(serve::<R>(self.0, self.1).await?)
+        Ok(serve::<R>(self.0, self.1, self.2).await?)
     }
 }
 
-async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result<()> {
+async fn serve<R: Rt>(
+    settings: Settings,
+    store: StoreHandle,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
     let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
     if !index.is_file() {
         eprintln!(
@@ -154,13 +167,16 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
         hub,
         settings.core_config(),
     )
-    .await?;
+    .await?
+    .with_acceptor(tls.clone());
     let ws_addr = ws.local_addr()?;
+    let (http_scheme, ws_scheme) = schemes(tls.as_ref());
     // Port 0 twice means two free ports, not one shared port.
     if settings.shared_port() && settings.server_port != 0 {
+        // Under TLS, HTTPS and wss:// alike: the hub server's acceptor.
         let handle = app.start_shared(ws)?;
         let shutdown = PROGRAM.listening::<R>(format_args!(
-            "http://{ws_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat), one shared port"
+            "{http_scheme}://{ws_addr} (page, /api/health, /ws/poll, /metrics) and {ws_scheme}://{ws_addr}/ (chat), one shared port"
         ))?;
         shutdown.await;
         handle.shutdown(SHUTDOWN_GRACE).await;
@@ -169,9 +185,9 @@ async fn serve<R: Rt>(settings: Settings, store: StoreHandle) -> std::io::Result
         let http_addr = R::local_addr(&http)?;
         let handle = ws.start()?;
         let shutdown = PROGRAM.listening::<R>(format_args!(
-            "http://{http_addr} (page, /api/health, /ws/poll, /metrics) and ws://{ws_addr}/ (chat)"
+            "{http_scheme}://{http_addr} (page, /api/health, /ws/poll, /metrics) and {ws_scheme}://{ws_addr}/ (chat)"
         ))?;
-        until(serve_http::<R>(http, app), shutdown).await;
+        until(serve_http_with::<R>(http, app, tls), shutdown).await;
         handle.shutdown(SHUTDOWN_GRACE).await;
     }
     println!("chat: stopped");

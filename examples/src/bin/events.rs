@@ -17,15 +17,20 @@
 //! | `chat.message` without text | to the sender: `chat.error` `{"error":"message_required","message":"Message text is required"}` |
 //! | any other type T | to the sender: `app.unknown` `{"type":T,"message":"Unknown event type"}` |
 //! | text that is not an envelope | to everyone: `echo.raw` `{"text":..}` |
+//!
+//! With `TLS_CERT_PATH` and `TLS_KEY_PATH` it serves `wss://` (SIGHUP
+//! reloads the certificate).
 
 use std::{error::Error, process::ExitCode};
 
 use hubbub_examples::{
     protocol::{envelope_text, text_of},
+    tls::schemes,
     Main, Program, Rt, SHUTDOWN_GRACE,
 };
 use hubbub_http::Settings;
 use hubbub_hub::{Envelope, Hub, HubServer, Session};
+use hubbub_ws::tls::TlsAcceptor;
 use serde_json::json;
 
 const PROGRAM: Program = Program {
@@ -38,18 +43,22 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    PROGRAM.run(runtime, Events(settings))
+    let tls = match PROGRAM.tls(&settings) {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
+    PROGRAM.run(runtime, Events(settings, tls))
 }
 
-struct Events(Settings);
+struct Events(Settings, Option<TlsAcceptor>);
 
 impl Main for Events {
     async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
-        Ok(serve::<R>(self.0).await?)
+        Ok(serve::<R>(self.0, self.1).await?)
     }
 }
 
-async fn serve<R: Rt>(settings: Settings) -> std::io::Result<()> {
+async fn serve<R: Rt>(settings: Settings, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
     let hub = Hub::builder()
         .limits(settings.hub_limits())
         .path("/")
@@ -71,8 +80,9 @@ async fn serve<R: Rt>(settings: Settings) -> std::io::Result<()> {
         settings.core_config(),
     )
     .await?;
-    let handle = server.start()?;
-    let shutdown = PROGRAM.listening::<R>(format_args!("ws://{}/", handle.local_addr()))?;
+    let (_, scheme) = schemes(tls.as_ref());
+    let handle = server.with_acceptor(tls).start()?;
+    let shutdown = PROGRAM.listening::<R>(format_args!("{scheme}://{}/", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

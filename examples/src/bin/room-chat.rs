@@ -10,13 +10,16 @@
 //! participant, the sender included, as `<session id>: <text>` (binary
 //! messages likewise, as binary). Joins and leaves are printed with the
 //! number online. Try it with `chat-client ws://127.0.0.1:9001/chat NICK`.
+//! With `TLS_CERT_PATH` and `TLS_KEY_PATH` (environment or `.env`) it
+//! serves `wss://` (SIGHUP reloads the certificate).
 
 use std::{error::Error, process::ExitCode};
 
 use hubbub_core::Config;
-use hubbub_examples::{Main, Program, Rt, Spec, SHUTDOWN_GRACE};
+use hubbub_examples::{tls::schemes, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
 use hubbub_http::Settings;
 use hubbub_hub::{Hub, HubLimits, HubServer};
+use hubbub_ws::tls::TlsAcceptor;
 
 const PROGRAM: Program = Program {
     name: "room-chat",
@@ -40,23 +43,32 @@ fn main() -> ExitCode {
             return PROGRAM.usage_error(format_args!("unexpected argument {extra:?}"))
         }
     };
-    // The limit keys of the settings (.env and environment), all off unset.
-    let limits = match Settings::from_env() {
-        Ok(settings) => settings.hub_limits(),
+    // The limit and TLS keys of the settings (.env and environment), all
+    // off unset.
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
         Err(error) => return PROGRAM.exit(2, error),
     };
-    PROGRAM.run(options.runtime, RoomChat(port, limits))
+    let tls = match PROGRAM.tls(&settings) {
+        Ok(tls) => tls,
+        Err(code) => return code,
+    };
+    PROGRAM.run(options.runtime, RoomChat(port, settings.hub_limits(), tls))
 }
 
-struct RoomChat(u16, HubLimits);
+struct RoomChat(u16, HubLimits, Option<TlsAcceptor>);
 
 impl Main for RoomChat {
     async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
-        Ok(serve::<R>(self.0, self.1).await?)
+        Ok(serve::<R>(self.0, self.1, self.2).await?)
     }
 }
 
-async fn serve<R: Rt>(port: u16, limits: HubLimits) -> std::io::Result<()> {
+async fn serve<R: Rt>(
+    port: u16,
+    limits: HubLimits,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
     let hub = Hub::builder()
         .limits(limits)
         .path("/chat")
@@ -82,8 +94,10 @@ async fn serve<R: Rt>(port: u16, limits: HubLimits) -> std::io::Result<()> {
         })
         .build();
     let server = HubServer::<R>::bind(("0.0.0.0", port), hub, Config::default().into()).await?;
-    let handle = server.start()?;
-    let shutdown = PROGRAM.listening::<R>(format_args!("ws://{}/chat", handle.local_addr()))?;
+    let (_, scheme) = schemes(tls.as_ref());
+    let handle = server.with_acceptor(tls).start()?;
+    let shutdown =
+        PROGRAM.listening::<R>(format_args!("{scheme}://{}/chat", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())

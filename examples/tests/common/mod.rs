@@ -179,8 +179,14 @@ impl Running {
 
     /// Send SIGTERM.
     pub(crate) fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Send signal `name` (`TERM`, `HUP`, ...).
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let flag = format!("-{name}");
+        let sent = Command::new("kill").args([&flag, &pid]).status().unwrap();
         assert!(sent.success());
     }
 
