@@ -32,8 +32,8 @@
 # JSON-like echo and broadcast, the load generator with --deflate on for
 # the compressed ones; the columns are then plain / deflate / takeover.
 # --tls: every server speaks TLS (wss://) with a certificate made for the
-# run by `openssl` (a P-256 CA and a server certificate for 127.0.0.1, in
-# $BENCH_OUT): hubbub's `echo --tls-cert/--tls-key` on each runtime and
+# run by scripts/test-certs.sh (a P-256 CA and a server certificate for
+# 127.0.0.1, in $BENCH_OUT/certs): hubbub's `echo --tls-cert/--tls-key` on each runtime and
 # tokio-tungstenite behind tokio-rustls (fastwebsockets has no TLS in its
 # examples and is left out); the load generator runs rustls (`--tls-ca`).
 # Rows: idle memory, 20 B and 1 KiB echo, and TLS handshakes (full
@@ -141,18 +141,9 @@ if [ "$DEFLATE" = 1 ] && [ "$TLS" = 1 ]; then echo "--deflate and --tls are sepa
 TLS_SERVER=()
 TLS_LOAD=()
 if [ "$TLS" = 1 ]; then
-    (
-        cd "$OUT"
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-            -subj /CN=hubbub-bench-ca -keyout ca.key -out ca.pem
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-            -keyout key.pem -out server.csr
-        printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n' >server.ext
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-            -extfile server.ext -out cert.pem
-    ) >"$OUT/openssl.log" 2>&1 || { cat "$OUT/openssl.log" >&2; exit 1; }
-    TLS_SERVER=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
-    TLS_LOAD=(--tls-ca "$OUT/ca.pem")
+    bash "$ROOT/scripts/test-certs.sh" "$OUT/certs" >/dev/null
+    TLS_SERVER=(--tls-cert "$OUT/certs/server.pem" --tls-key "$OUT/certs/server.key")
+    TLS_LOAD=(--tls-ca "$OUT/certs/ca.pem")
 fi
 
 # ---------------------------------------------------------------- cleanup

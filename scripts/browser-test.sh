@@ -9,7 +9,7 @@
 # axum.test.mjs) share harness.mjs: the server
 # started and stopped, Chromium launched, the watchdog. Then both chat tests
 # again over https:// and wss://: a test CA and a server certificate
-# (127.0.0.1, localhost) made here with openssl in a temporary directory,
+# (127.0.0.1, localhost) made by scripts/test-certs.sh in a temporary directory,
 # given to `chat` as TLS_CERT_PATH/TLS_KEY_PATH; Chromium trusts that one
 # key (--ignore-certificate-errors-spki-list with its SHA-256), Node's
 # fetch the CA (NODE_EXTRA_CA_CERTS).
@@ -64,23 +64,11 @@ timeout 180 node "$TEST_DIR/chat-auth.test.mjs" "$CHAT_BIN" "${SCREENSHOT%.png}-
 echo "== axum-echo page in headless Chromium"
 timeout 180 node "$TEST_DIR/axum.test.mjs" "$TARGET_DIR/debug/axum-echo"
 
-echo "== test CA and server certificate (openssl)"
+echo "== test CA and server certificate (scripts/test-certs.sh)"
 CERTS=$(mktemp -d "${TMPDIR:-/tmp}/hubbub-browser-tls.XXXXXX")
 trap 'rm -rf "$CERTS"' EXIT
-(
-    cd "$CERTS"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj "/CN=hubbub browser-test CA" -keyout ca.key -out ca.pem \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -subj "/CN=localhost" -keyout server.key -out server.csr
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile server.ext -out server.pem
-) >"$CERTS/openssl.log" 2>&1 || { cat "$CERTS/openssl.log" >&2; exit 1; }
 # The base64 SHA-256 of the server certificate's SubjectPublicKeyInfo.
-SPKI=$(openssl x509 -in "$CERTS/server.pem" -pubkey -noout |
-    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+SPKI=$(bash scripts/test-certs.sh "$CERTS")
 export BROWSER_TLS_CERT="$CERTS/server.pem" BROWSER_TLS_KEY="$CERTS/server.key"
 export BROWSER_TLS_SPKI="$SPKI" NODE_EXTRA_CA_CERTS="$CERTS/ca.pem"
 

@@ -18,7 +18,7 @@
 #   6. its client against `chat` with limit settings, on each runtime
 #      (interop/python/limits.py: 403, 429, 503 and rate_limited).
 # The test CA and the server certificate (127.0.0.1, localhost) are made
-# here with `openssl req`/`openssl x509`, in a temporary directory.
+# by scripts/test-certs.sh (openssl), in a temporary directory.
 # Loopback only; every step has a time limit. Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,20 +70,9 @@ echo "== hubbub client (tokio, smol, mio) -> Python websockets server"
 HUBBUB_INTEROP_URL="ws://127.0.0.1:$PY_PORT" timeout 600 \
     cargo test --quiet -p hubbub-tests --test deflate -- --ignored --exact python_server
 
-echo "== test CA and server certificate (openssl)"
+echo "== test CA and server certificate (scripts/test-certs.sh)"
 CERTS="$LOGS/certs"
-mkdir -p "$CERTS"
-(
-    cd "$CERTS"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj "/CN=hubbub interop CA" -keyout ca.key -out ca.pem \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -subj "/CN=localhost" -keyout server.key -out server.csr
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile server.ext -out server.pem
-) >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; exit 1; }
+bash scripts/test-certs.sh "$CERTS" >/dev/null
 
 for RUNTIME in tokio smol mio; do
     PORT=$(free_port)

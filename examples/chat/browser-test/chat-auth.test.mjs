@@ -14,16 +14,16 @@
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import {
   HTTP,
   TLS,
-  TLS_ENV,
   WAIT,
   WS,
+  chatServer,
   check,
   collectErrors,
+  logHas,
   runTest,
   withBrowser,
   withServer,
@@ -31,7 +31,6 @@ import {
 
 const CHAT_BIN = process.argv[2];
 const SCREENSHOT = process.argv[3] || "/tmp/hubbub-chat-auth.png";
-const CHAT_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 if (!CHAT_BIN) {
   console.error("usage: node chat-auth.test.mjs /path/to/chat [screenshot.png]");
@@ -40,30 +39,13 @@ if (!CHAT_BIN) {
 
 const STORE = mkdtempSync(join(tmpdir(), "hubbub-chat-auth-"));
 
-const CHAT = {
-  name: TLS ? "chat (auth, TLS)" : "chat (auth)",
-  bin: CHAT_BIN,
-  cwd: CHAT_DIR,
-  env: {
-    SERVER_HOST: "127.0.0.1",
-    SERVER_PORT: "0",
-    WEBSOCKET_HOST: "127.0.0.1",
-    WEBSOCKET_PORT: "0",
-    AUTH_REQUIRED: "true",
-    AUTH_JWT_SECRET: "browser-test-secret",
-    AUTH_TIMEOUT: "2",
-    STORE_PATH: join(STORE, "chat.db"),
-    ...TLS_ENV,
-  },
-  ports: 2,
-};
-
-const logHas = (page, text) =>
-  page.waitForFunction(
-    (t) => document.getElementById("log").textContent.includes(t),
-    text,
-    { timeout: WAIT },
-  );
+/** `chat` in examples/chat/ on two free ports: the page's, the chat's. */
+const CHAT = chatServer("chat (auth)", CHAT_BIN, {
+  AUTH_REQUIRED: "true",
+  AUTH_JWT_SECRET: "browser-test-secret",
+  AUTH_TIMEOUT: "2",
+  STORE_PATH: join(STORE, "chat.db"),
+});
 
 async function json(response) {
   return { status: response.status, body: await response.json() };

@@ -14,16 +14,15 @@
 // Run by scripts/browser-test.sh, which installs and builds what it needs.
 // The shared harness (server, browser, watchdog) is harness.mjs.
 
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   HTTP,
   TLS,
-  TLS_ENV,
   WAIT,
   WS,
+  chatServer,
   check,
   collectErrors,
+  logHas,
   runTest,
   withBrowser,
   withServer,
@@ -31,7 +30,6 @@ import {
 
 const CHAT_BIN = process.argv[2];
 const SCREENSHOT = process.argv[3] || "/tmp/hubbub-chat.png";
-const CHAT_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 if (!CHAT_BIN) {
   console.error("usage: node chat.test.mjs /path/to/chat [screenshot.png]");
@@ -39,26 +37,7 @@ if (!CHAT_BIN) {
 }
 
 /** `chat` in examples/chat/ on two free ports: the page's, the chat's. */
-const CHAT = {
-  name: TLS ? "chat (TLS)" : "chat",
-  bin: CHAT_BIN,
-  cwd: CHAT_DIR,
-  env: {
-    SERVER_HOST: "127.0.0.1",
-    SERVER_PORT: "0",
-    WEBSOCKET_HOST: "127.0.0.1",
-    WEBSOCKET_PORT: "0",
-    ...TLS_ENV,
-  },
-  ports: 2,
-};
-
-const logHas = (page, text) =>
-  page.waitForFunction(
-    (t) => document.getElementById("log").textContent.includes(t),
-    text,
-    { timeout: WAIT },
-  );
+const CHAT = chatServer("chat", CHAT_BIN);
 
 async function joinRoom(page, room) {
   await page.fill("#room", room);

@@ -10,7 +10,8 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 /** The browser: $CHROMIUM, or Debian's. */
@@ -59,6 +60,39 @@ export const WS = TLS ? "wss" : "ws";
 
 /** The server settings that turn TLS on (none without TLS). */
 export const TLS_ENV = TLS ? { TLS_CERT_PATH: TLS.cert, TLS_KEY_PATH: TLS.key } : {};
+
+/** The chat demo's directory (examples/chat/: its page and `.env`). */
+const CHAT_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * The `chat` binary `bin` as a server spec for `withServer`: run in
+ * examples/chat/ on two free loopback ports (the page's, the chat's), with
+ * `env` added, over TLS when `TLS`.
+ */
+export function chatServer(name, bin, env = {}) {
+  return {
+    name: TLS ? `${name} (TLS)` : name,
+    bin,
+    cwd: CHAT_DIR,
+    env: {
+      SERVER_HOST: "127.0.0.1",
+      SERVER_PORT: "0",
+      WEBSOCKET_HOST: "127.0.0.1",
+      WEBSOCKET_PORT: "0",
+      ...env,
+      ...TLS_ENV,
+    },
+    ports: 2,
+  };
+}
+
+/** Resolves once the chat page's log shows `text` (bounded by WAIT). */
+export const logHas = (page, text) =>
+  page.waitForFunction(
+    (t) => document.getElementById("log").textContent.includes(t),
+    text,
+    { timeout: WAIT },
+  );
 
 export function check(condition, message) {
   if (!condition) throw new Error(message);
