@@ -16,6 +16,7 @@ use std::{
 use common::{
     bounded,
     raw::{self, Raw},
+    until,
 };
 use futures_util::{SinkExt, StreamExt};
 use hubbub_tests::prelude::*;
@@ -69,16 +70,6 @@ async fn drain(peer: &mut Peer) {
 
 async fn send(peer: &mut Peer, text: &str) {
     peer.send(TMessage::text(text)).await.unwrap();
-}
-
-/// Wait (bounded, polling every few ms) until `condition` holds.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
 }
 
 /// Everything the callbacks saw, in order.

@@ -17,6 +17,7 @@ use std::{
 use common::{
     bounded,
     http::{connect, get, metric, read_answer, request},
+    until,
 };
 use futures_util::{SinkExt, StreamExt};
 use hubbub_http::{HttpApp, HttpRateLimits, LongPollConfig};
@@ -113,16 +114,6 @@ async fn next_text(peer: &mut Peer) -> String {
 
 async fn send(peer: &mut Peer, text: &str) {
     peer.send(TMessage::text(text)).await.unwrap();
-}
-
-/// Wait (bounded) until `condition` holds.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
 }
 
 fn origins(list: &str) -> HubLimits {

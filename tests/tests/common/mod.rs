@@ -24,6 +24,17 @@ pub(crate) async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> T {
 }
 
 /// A configuration with room for the large-message tests.
+/// Wait (bounded by [`LIMIT`], polling every few ms) until `condition`
+/// holds.
+pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
 pub(crate) fn big_config() -> Config {
     Config {
         max_message_size: 16 << 20,
