@@ -96,7 +96,7 @@ impl ClientRequest {
         self.secure
     }
 
-    /// Connect to `port` instead of 80.
+    /// Connect to `port` instead of the default (80, or 443 for `wss://`).
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self
