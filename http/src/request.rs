@@ -196,6 +196,14 @@ impl RequestReader {
         self.buf.len()
     }
 
+    /// Release the buffer's room when nothing is buffered, so a reader kept
+    /// for an idle connection holds no memory grown by earlier requests.
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// The buffered bytes, for the WebSocket path after [`Next::Upgrade`].
     pub fn into_buffered(self) -> BytesMut {
         self.buf
@@ -469,6 +477,22 @@ mod tests {
         // Over the limit: 413 at once, no 100.
         r.feed(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n");
         assert_eq!(status(r.next_request()), 413);
+    }
+
+    #[test]
+    fn an_emptied_buffer_is_released_and_a_partial_one_kept() {
+        let mut r = reader();
+        let mut bytes = b"POST / HTTP/1.1\r\nContent-Length: 60000\r\n\r\n".to_vec();
+        bytes.resize(bytes.len() + 60_000, b'a');
+        r.feed(&bytes);
+        r.feed(b"GET /next");
+        assert_eq!(request(r.next_request()).body.len(), 60_000);
+        r.release_idle();
+        assert_eq!(&r.buf[..], b"GET /next", "a partial request stays");
+        r.feed(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(request(r.next_request()).path, "/next");
+        r.release_idle();
+        assert_eq!(r.buf.capacity(), 0);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! loops differ).
 //!
 //! Requests are answered in order (pipelined ones too; answers to a batch
-//! go out in one write). A long poll holds its connection's later requests
+//! go out in one write, up to 64 KiB: then the batch is written
+//! before more requests are taken, so a client that does not read cannot
+//! make the server hold its answers without bound). An idle connection
+//! releases buffers grown by large answers. A long poll holds its connection's later requests
 //! until it is answered; meanwhile the connection is still read, so a
 //! client that goes away cancels its poll instead of taking messages to a
 //! dead socket.
@@ -38,6 +41,17 @@ const READ_CHUNK: usize = 8 << 10;
 /// before the peer has read the answer.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 << 10;
+/// Answers to pipelined requests are gathered into one write up to about
+/// this many bytes; past it the gathered answers are written (the peer must
+/// take them within the request timeout) before the next buffered request
+/// is answered. A client that pipelines many requests and does not read
+/// then holds this much of the server's memory (plus one answer), not
+/// every answer; small answers still go out many to a write.
+const OUT_BATCH: usize = 64 << 10;
+/// An idle keep-alive connection keeps an answer buffer of at most this
+/// capacity: one grown by a large answer or a long batch is released
+/// before waiting for the next request.
+const IDLE_KEEP: usize = 4 << 10;
 
 /// How [`serve_connection`] ended.
 #[derive(Debug)]
@@ -88,6 +102,15 @@ pub async fn serve_connection_from<T: Transport, K: Timer>(
     let mut started: Option<Instant> = None;
     loop {
         loop {
+            // Back-pressure: a long batch goes out before more requests are
+            // taken (and none are read meanwhile).
+            if out.len() >= OUT_BATCH
+                && write_all(&mut io, &mut timer, &mut out, timeouts.request)
+                    .await
+                    .is_err()
+            {
+                return Served::Done;
+            }
             let request = match reader.next_request() {
                 Next::Incomplete => break,
                 Next::Continue => {
@@ -129,6 +152,7 @@ pub async fn serve_connection_from<T: Transport, K: Timer>(
                     {
                         return Served::Done;
                     }
+                    release_idle(&mut out, &mut reader);
                     let held = hold(&mut io, &mut timer, &mut reader, app, &poll, peer);
                     match held.await {
                         Some(response) => response,
@@ -153,6 +177,7 @@ pub async fn serve_connection_from<T: Transport, K: Timer>(
         let deadline = if partial {
             *started.get_or_insert_with(|| timer.now()) + timeouts.request
         } else {
+            release_idle(&mut out, &mut reader);
             timer.now() + timeouts.idle
         };
         match read_until(&mut io, &mut timer, &mut buf, deadline).await {
@@ -207,6 +232,14 @@ pub fn serve_shared<'a, T: Transport + 'a, K: Timer + 'a>(
         };
         session.await;
     }
+}
+
+/// Between requests, drop buffer room an idle connection need not keep.
+fn release_idle(out: &mut Vec<u8>, reader: &mut RequestReader) {
+    if out.capacity() > IDLE_KEEP {
+        *out = Vec::new();
+    }
+    reader.release_idle();
 }
 
 /// `response` with the `Date` header an origin server sends (RFC 9110
@@ -365,5 +398,184 @@ async fn finish<T: Transport, K: Timer>(
             Some(Ok(n)) if n > 0 => left = left.saturating_sub(n),
             _ => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        cell::RefCell,
+        future::Future,
+        pin::pin,
+        rc::Rc,
+        task::{Context, Poll, Waker},
+    };
+
+    use hubbub_hub::Hub;
+
+    use super::*;
+    use crate::Limits;
+
+    /// The peer's side of an in-memory connection: bytes it sent (then, at
+    /// their end, end of stream), and a receive window it opens by reading.
+    #[derive(Default)]
+    struct Peer {
+        sent: Vec<u8>,
+        read_at: usize,
+        /// How many more bytes the server may write before it must wait.
+        window: usize,
+        received: Vec<u8>,
+        /// Writes the server made.
+        writes: usize,
+        /// The largest slice the server offered to one write.
+        largest_write: usize,
+    }
+
+    struct Memory(Rc<RefCell<Peer>>);
+
+    impl Transport for Memory {
+        fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut peer = self.0.borrow_mut();
+            let at = peer.read_at;
+            let n = buf.len().min(peer.sent.len() - at);
+            buf[..n].copy_from_slice(&peer.sent[at..at + n]);
+            peer.read_at += n;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let mut peer = self.0.borrow_mut();
+            peer.largest_write = peer.largest_write.max(buf.len());
+            let n = buf.len().min(peer.window);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            peer.window -= n;
+            peer.writes += 1;
+            peer.received.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            &mut self,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            self.poll_write(cx, first)
+        }
+
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A timer that never fires (the test drives every step).
+    struct Never;
+
+    impl Timer for Never {
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn reset(&mut self, _: Instant) {}
+        fn poll(&mut self, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    /// Each answer's body: the request's number, padded to about 1 KiB.
+    fn numbered_app() -> HttpApp {
+        HttpApp::builder(Hub::builder().build())
+            .get("/n", |req| {
+                let n = req.query_param("i").unwrap_or_default();
+                Response::text(format!("{n:>1000}"))
+            })
+            .build()
+    }
+
+    /// The bodies of the complete answers in `bytes`, in order.
+    fn bodies(mut bytes: &[u8]) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut answer = httparse::Response::new(&mut headers);
+            let Ok(httparse::Status::Complete(head)) = answer.parse(bytes) else {
+                return bodies;
+            };
+            assert_eq!(answer.code, Some(200));
+            let len: usize = answer
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                .expect("a content-length");
+            if bytes.len() < head + len {
+                return bodies;
+            }
+            bodies.push(
+                String::from_utf8_lossy(&bytes[head..head + len])
+                    .trim()
+                    .to_owned(),
+            );
+            bytes = &bytes[head + len..];
+        }
+    }
+
+    #[test]
+    fn idle_connections_release_grown_buffers() {
+        let mut reader = RequestReader::new(Limits::default(), false);
+        let mut out = Vec::with_capacity(16);
+        release_idle(&mut out, &mut reader);
+        assert_eq!(out.capacity(), 16, "a small buffer is kept");
+        out.resize(1 << 20, b'x');
+        out.clear();
+        release_idle(&mut out, &mut reader);
+        assert!(out.capacity() <= IDLE_KEEP, "{}", out.capacity());
+    }
+
+    #[test]
+    fn pipelined_answers_wait_for_a_peer_that_does_not_read() {
+        const REQUESTS: usize = 2000;
+        let app = numbered_app();
+        let peer = Rc::new(RefCell::new(Peer {
+            window: 16 << 10, // what the socket buffers would take
+            ..Peer::default()
+        }));
+        for i in 0..REQUESTS {
+            let request = format!("GET /n?i={i} HTTP/1.1\r\nHost: t\r\n\r\n");
+            peer.borrow_mut().sent.extend_from_slice(request.as_bytes());
+        }
+        let mut served = pin!(serve_connection(Memory(peer.clone()), Never, &app, false));
+        let mut cx = Context::from_waker(Waker::noop());
+        // The peer does not read: the server waits with a bounded batch.
+        assert!(served.as_mut().poll(&mut cx).is_pending());
+        assert!(served.as_mut().poll(&mut cx).is_pending());
+        let largest = peer.borrow().largest_write;
+        assert!(
+            largest <= OUT_BATCH + 2048,
+            "{largest} bytes of answers held for a peer that does not read"
+        );
+        // It stopped taking requests: most of them are still unread.
+        assert!(peer.borrow().read_at < peer.borrow().sent.len() / 2);
+        // The peer reads: every answer arrives, in order, batched.
+        let mut rounds = 0;
+        while served.as_mut().poll(&mut cx).is_pending() {
+            rounds += 1;
+            assert!(rounds < 10_000, "the server stalled");
+            peer.borrow_mut().window += 64 << 10;
+        }
+        let got = bodies(&peer.borrow().received);
+        let expected: Vec<String> = (0..REQUESTS).map(|i| i.to_string()).collect();
+        assert_eq!(got, expected);
+        assert!(peer.borrow().largest_write <= OUT_BATCH + 2048);
+        let writes = peer.borrow().writes;
+        assert!(
+            writes < REQUESTS / 10,
+            "small answers are batched: {writes} writes"
+        );
     }
 }

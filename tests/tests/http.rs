@@ -369,6 +369,52 @@ async fn static_files_with_validators_and_no_escape<R: Rt>() {
     .await;
 }
 
+/// A client pipelines requests for a 256 KiB file (and numbered small
+/// answers between them) and does not read: the server answers only what
+/// the socket takes plus a bounded batch, serves other connections
+/// meanwhile, and delivers every answer in order once the client reads.
+async fn pipelined_answers_wait_for_the_client_to_read<R: Rt>() {
+    const PAIRS: usize = 100;
+    const BIG: usize = 256 << 10;
+    let root = public_dir();
+    fs::write(root.join("big.bin"), vec![b'b'; BIG]).unwrap();
+    let files = StaticFiles::new(&root);
+    let (addr, _server) = start::<R>(Hub::builder(), move |app| {
+        plain_app(app).static_files(files)
+    })
+    .await;
+    blocking(move || {
+        let ok = "hubbub_http_requests_total{status=\"200\"}";
+        let before = metric(addr, ok);
+        let mut pipelined = connect(addr);
+        let mut requests = String::new();
+        for i in 0..PAIRS {
+            requests.push_str(&format!(
+                "GET /big.bin HTTP/1.1\r\n\r\nGET /hello?name={i} HTTP/1.1\r\n\r\n"
+            ));
+        }
+        pipelined.write_all(requests.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // Another connection is served meanwhile.
+        assert_eq!(get(addr, "/api/health").status, 200);
+        // Answered so far: what the socket buffers took (a few MiB at
+        // most), not every pipelined request (+2: the first /metrics and
+        // the health check).
+        let answered = metric(addr, ok) - before - 2;
+        assert!(
+            answered < PAIRS as u64,
+            "{answered} of {} pipelined requests answered for a client that does not read",
+            2 * PAIRS
+        );
+        for i in 0..PAIRS {
+            let big = read_answer(&mut pipelined, false);
+            assert_eq!((big.status, big.body.len()), (200, BIG), "answer {i}");
+            assert_eq!(read_answer(&mut pipelined, false).text(), format!("hi {i}"));
+        }
+    })
+    .await;
+}
+
 async fn spa_fallback_and_mount<R: Rt>() {
     let root = public_dir();
     let files = StaticFiles::new(&root).mount("/app").spa_fallback(true);
@@ -737,6 +783,7 @@ hubbub_tests::cross_runtime!(
     idle_and_slow_requests_time_out,
     static_files_with_validators_and_no_escape,
     spa_fallback_and_mount,
+    pipelined_answers_wait_for_the_client_to_read,
     send_validates_and_queues_for_polls,
     long_polling_is_off_without_the_bridge,
     a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port,
