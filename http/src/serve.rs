@@ -3,13 +3,13 @@
 //! loops differ).
 //!
 //! Requests are answered in order (pipelined ones too; answers to a batch
-//! go out in one write, up to 64 KiB: then the batch is written
-//! before more requests are taken, so a client that does not read cannot
-//! make the server hold its answers without bound). An idle connection
-//! releases buffers grown by large answers. A long poll holds its connection's later requests
-//! until it is answered; meanwhile the connection is still read, so a
-//! client that goes away cancels its poll instead of taking messages to a
-//! dead socket.
+//! go out in one write, up to 64 KiB: then the batch is written before more
+//! requests are taken, so a client that does not read cannot make the
+//! server hold its answers without bound). An idle connection releases
+//! buffers grown by large answers. A long poll holds its connection's later
+//! requests until it is answered; meanwhile the connection is still read,
+//! so a client that goes away cancels its poll instead of taking messages
+//! to a dead socket.
 
 use std::{
     future::{poll_fn, Future},
