@@ -811,7 +811,8 @@ pub(crate) mod tests {
             (m.connections_total.get(), m.connections_active.get()),
             (1, 0)
         );
-        assert_eq!(m.closes_by_code().get(&4000), Some(&1));
+        assert_eq!(m.closes_by_code().get("4xxx"), Some(&1));
+        assert_eq!(m.closes_by_code().get("4000"), None);
         assert_eq!(s.send_text("late"), Err(SendError::Closed));
     }
 

@@ -59,7 +59,7 @@ pub use limits::{
     ip_key, ConnectionSlot, HubLimits, IpRefusal, IpTable, RatePolicy, TokenBucket,
     IP_TABLE_ENTRIES,
 };
-pub use metrics::{Counter, CounterMap, Labeled, LimitMetrics, Metrics};
+pub use metrics::{close_code_label, Counter, CounterMap, Labeled, LimitMetrics, Metrics};
 pub use origin::{BadOrigin, Origins};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{
