@@ -5,10 +5,14 @@
 //! Files are read whole with blocking `std::fs` calls on the serving task;
 //! that is fine for the small assets of a web page, and bounded: a file
 //! over [`StaticFiles::max_file_size`] (8 MiB by default) is refused with
-//! 403 rather than read.
+//! 403 rather than read. Only a missing file (or a path refused by the
+//! checks) is a 404; any other I/O error is the server's: 503 with
+//! `Retry-After` when out of file descriptors, otherwise 500, with a body
+//! naming the error.
 
 use std::{
     fs::{self, Metadata},
+    io,
     path::{Component, Path, PathBuf},
     sync::OnceLock,
     time::{SystemTime, UNIX_EPOCH},
@@ -107,27 +111,29 @@ impl StaticFiles {
     /// not under the mount (another route may want it).
     pub fn serve(&self, request: &Request) -> Option<Response> {
         let relative = self.relative(&request.path)?;
-        let Some(root) = self.canonical_root() else {
-            return Some(Response::error(404, ""));
+        let root = match self.canonical_root() {
+            Ok(root) => root,
+            Err(error) => return Some(io_error_response(&error)),
         };
-        let found = resolve(root, relative, &self.index).or_else(|| {
-            self.spa_fallback
-                .then(|| resolve(root, "/", &self.index))
-                .flatten()
-        });
+        let found = match resolve(root, relative, &self.index) {
+            Err(error) if self.spa_fallback && is_not_found(&error) => {
+                resolve(root, "/", &self.index)
+            }
+            found => found,
+        };
         Some(match found {
-            Some((file, meta)) => self.file(&file, &meta, request),
-            None => Response::error(404, ""),
+            Ok((file, meta)) => self.file(&file, &meta, request),
+            Err(error) => io_error_response(&error),
         })
     }
 
     /// The root, canonicalized once (it may appear after start-up).
-    fn canonical_root(&self) -> Option<&Path> {
+    fn canonical_root(&self) -> io::Result<&Path> {
         if let Some(root) = self.canonical.get() {
-            return Some(root);
+            return Ok(root);
         }
-        let root = self.root.canonicalize().ok()?;
-        Some(self.canonical.get_or_init(|| root))
+        let root = self.root.canonicalize()?;
+        Ok(self.canonical.get_or_init(|| root))
     }
 
     fn file(&self, file: &Path, meta: &Metadata, request: &Request) -> Response {
@@ -148,8 +154,9 @@ impl StaticFiles {
             response.headers = headers;
             return response;
         }
-        let Ok(body) = fs::read(file) else {
-            return Response::error(404, "");
+        let body = match fs::read(file) {
+            Ok(body) => body,
+            Err(error) => return io_error_response(&error),
         };
         let mime = mime_guess::from_path(file).first_or_octet_stream();
         let content_type = if mime.type_() == mime_guess::mime::TEXT
@@ -184,34 +191,69 @@ fn not_modified(request: &Request, etag: &str, modified: SystemTime) -> bool {
     secs(modified) <= secs(since)
 }
 
+/// A missing file, or no file for the client to ask for: a 404.
+fn is_not_found(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename
+    )
+}
+
+/// The answer for an I/O error on the way to a file: 404 for a missing file
+/// ([`is_not_found`]); 503 with `Retry-After` when the process or system
+/// is out of file descriptors (`EMFILE`, `ENFILE`), a passing condition;
+/// otherwise 500 (permission denied, a symlink loop, a read error). The
+/// body names the error, never the path.
+fn io_error_response(error: &io::Error) -> Response {
+    if is_not_found(error) {
+        return Response::error(404, "");
+    }
+    let detail = format!("cannot read the file: {error}");
+    if cfg!(unix) && matches!(error.raw_os_error(), Some(23 | 24)) {
+        Response::error(503, &detail).with_header("Retry-After", "1")
+    } else {
+        Response::error(500, &detail)
+    }
+}
+
+/// No file for this path (the checks refused it): a 404.
+fn refused() -> io::Error {
+    io::Error::from(io::ErrorKind::NotFound)
+}
+
 /// The file `relative` (percent-encoded, under the root) names, and its
 /// metadata, if it is a
 /// regular file inside `root` (a directory means its `index`). Every
-/// escape is refused: `..` in any encoding, backslashes, NUL, absolute
-/// components, and symlinks that lead out of the root (the resolved path
-/// must start with the canonical root).
-fn resolve(root: &Path, relative: &str, index: &str) -> Option<(PathBuf, Metadata)> {
+/// escape is refused (as `NotFound`): `..` in any encoding, backslashes,
+/// NUL, absolute components, and symlinks that lead out of the root (the
+/// resolved path must start with the canonical root). Other I/O errors
+/// are returned as they are.
+fn resolve(root: &Path, relative: &str, index: &str) -> io::Result<(PathBuf, Metadata)> {
     let decoded = percent_encoding::percent_decode_str(relative)
         .decode_utf8()
-        .ok()?;
+        .map_err(|_| refused())?;
     if decoded.contains(['\\', '\0']) {
-        return None;
+        return Err(refused());
     }
     let mut path = root.to_path_buf();
     for segment in decoded.split('/').filter(|s| !s.is_empty() && *s != ".") {
         let mut components = Path::new(segment).components();
         match (components.next(), components.next()) {
             (Some(Component::Normal(part)), None) => path.push(part),
-            _ => return None, // `..`, a root, a prefix
+            _ => return Err(refused()), // `..`, a root, a prefix
         }
     }
-    let mut path = path.canonicalize().ok()?;
-    let mut meta = fs::metadata(&path).ok()?;
+    let mut path = path.canonicalize()?;
+    let mut meta = fs::metadata(&path)?;
     if meta.is_dir() {
-        path = path.join(index).canonicalize().ok()?;
-        meta = fs::metadata(&path).ok()?;
+        path = path.join(index).canonicalize()?;
+        meta = fs::metadata(&path)?;
     }
-    (path.starts_with(root) && meta.is_file()).then_some((path, meta))
+    if path.starts_with(root) && meta.is_file() {
+        Ok((path, meta))
+    } else {
+        Err(refused())
+    }
 }
 
 #[cfg(test)]
@@ -241,7 +283,8 @@ mod tests {
     #[test]
     fn resolves_inside_and_refuses_every_escape() {
         let (base, root) = tree();
-        let resolve = |relative: &str, index: &str| resolve(&root, relative, index).map(|(p, _)| p);
+        let resolve =
+            |relative: &str, index: &str| resolve(&root, relative, index).ok().map(|(p, _)| p);
         assert_eq!(resolve("/", "index.html"), Some(root.join("index.html")));
         assert_eq!(
             resolve("/sub/", "index.html"),
@@ -268,9 +311,72 @@ mod tests {
             "/link.txt",
             "/missing",
             "/%ff",
+            "/app.js/x",
         ] {
             assert_eq!(resolve(bad, "index.html"), None, "{bad}");
         }
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    fn get(path: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            version: 1,
+            headers: Vec::new(),
+            body: Default::default(),
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn only_a_missing_file_is_a_404_other_io_errors_are_the_servers() {
+        let status = |kind: io::ErrorKind| io_error_response(&io::Error::from(kind)).status;
+        assert_eq!(status(io::ErrorKind::NotFound), 404);
+        assert_eq!(status(io::ErrorKind::NotADirectory), 404);
+        assert_eq!(status(io::ErrorKind::PermissionDenied), 500);
+        let denied = io_error_response(&io::Error::from(io::ErrorKind::PermissionDenied));
+        let body = String::from_utf8_lossy(&denied.body).into_owned();
+        assert!(
+            body.starts_with("500 Internal Server Error: cannot read the file: "),
+            "{body}"
+        );
+        assert!(body.contains("ermission denied"), "{body}");
+        #[cfg(unix)]
+        {
+            // EMFILE: out of file descriptors, a passing condition.
+            let emfile = io_error_response(&io::Error::from_raw_os_error(24));
+            assert_eq!(emfile.status, 503);
+            assert_eq!(emfile.header("retry-after"), Some("1"));
+            let body = String::from_utf8_lossy(&emfile.body).into_owned();
+            assert!(body.contains("cannot read the file: "), "{body}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_that_cannot_be_read_is_500_not_404() {
+        // A symlink loop fails with ELOOP, even for root (which permissions
+        // do not stop).
+        let (base, root) = tree();
+        std::os::unix::fs::symlink(root.join("loop"), root.join("loop")).unwrap();
+        let files = StaticFiles::new(&root).spa_fallback(true);
+        let answer = files.serve(&get("/loop")).unwrap();
+        assert_eq!(answer.status, 500);
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(body.contains("cannot read the file: "), "{body}");
+        // A missing file is still a 404 (or, here, the SPA fallback), and
+        // a present one is served.
+        assert_eq!(files.serve(&get("/app.js")).unwrap().status, 200);
+        let fallback = files.serve(&get("/missing")).unwrap();
+        assert_eq!(
+            (fallback.status, &fallback.body[..]),
+            (200, &b"<p>home</p>"[..])
+        );
+        let plain = StaticFiles::new(&root);
+        assert_eq!(plain.serve(&get("/missing")).unwrap().status, 404);
+        assert_eq!(plain.serve(&get("/../secret.txt")).unwrap().status, 404);
         fs::remove_dir_all(base).unwrap();
     }
 }

@@ -1,10 +1,11 @@
 //! The limit keys of [`Settings`](crate::Settings): origins, rates and
 //! connection caps, each off (empty or 0) by default — the test suites and
-//! load tests open many connections from 127.0.0.1 quickly. Every key is
+//! load tests open many connections from 127.0.0.1 quickly — but for the
+//! room name length (128 bytes). Every key is
 //! listed with its default in the `Settings` section of
 //! `examples/README.md`.
 
-use hubbub_hub::{HubLimits, Origins, RatePolicy};
+use hubbub_hub::{HubLimits, Origins, RatePolicy, DEFAULT_MAX_ROOM_NAME_BYTES};
 
 use crate::{HttpRateLimits, SettingsError};
 
@@ -12,7 +13,8 @@ use crate::{HttpRateLimits, SettingsError};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LimitSettings {
     /// `ALLOWED_ORIGINS`, `WEBSOCKET_RATE_LIMIT`, `WEBSOCKET_BYTE_RATE_LIMIT`,
-    /// `WEBSOCKET_RATE_POLICY`, `WEBSOCKET_MAX_ROOMS`, `MAX_CONNECTIONS`,
+    /// `WEBSOCKET_RATE_POLICY`, `WEBSOCKET_MAX_ROOMS`,
+    /// `WEBSOCKET_MAX_ROOM_NAME`, `MAX_CONNECTIONS`,
     /// `MAX_CONNECTIONS_PER_IP`, `NEW_CONNECTIONS_PER_IP`.
     pub hub: HubLimits,
     /// `HTTP_SEND_RATE_LIMIT`, `HTTP_POLL_RATE_LIMIT`, `MAX_POLLS_PER_IP`.
@@ -66,6 +68,10 @@ impl LimitSettings {
                 bytes_per_second: rate("WEBSOCKET_BYTE_RATE_LIMIT")?,
                 rate_policy,
                 max_rooms_per_session: cap("WEBSOCKET_MAX_ROOMS")?,
+                max_room_name_bytes: match get("WEBSOCKET_MAX_ROOM_NAME") {
+                    None => DEFAULT_MAX_ROOM_NAME_BYTES,
+                    Some(pair) => count(pair)? as usize,
+                },
                 max_connections: cap("MAX_CONNECTIONS")?,
                 max_connections_per_ip: cap("MAX_CONNECTIONS_PER_IP")?,
                 connections_per_ip_per_second: rate("NEW_CONNECTIONS_PER_IP")?,
@@ -118,6 +124,7 @@ mod tests {
             ("WEBSOCKET_BYTE_RATE_LIMIT", "65536"),
             ("WEBSOCKET_RATE_POLICY", "Close"),
             ("WEBSOCKET_MAX_ROOMS", "8"),
+            ("WEBSOCKET_MAX_ROOM_NAME", "64"),
             ("MAX_CONNECTIONS", "10000"),
             ("MAX_CONNECTIONS_PER_IP", "50"),
             ("NEW_CONNECTIONS_PER_IP", "10"),
@@ -146,6 +153,8 @@ mod tests {
             ),
             (8, 10000, 50, 10)
         );
+        assert_eq!(hub.max_room_name_bytes, 64);
+        assert_eq!(d.hub_limits().max_room_name_bytes, 128);
         assert_eq!(
             s.http_rate_limits(),
             HttpRateLimits {

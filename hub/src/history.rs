@@ -86,7 +86,9 @@ impl Hub {
     /// reported to `on_error` ([`SessionError::Store`]); the session still
     /// joins and gets `complete: false`. A session at the cap on rooms
     /// ([`HubLimits::max_rooms_per_session`](crate::HubLimits)) gets the
-    /// hub's `room_limit` error instead, and no replay.
+    /// hub's `room_limit` error instead, and no replay; so does an empty
+    /// room name or one over the name limit (the errors of
+    /// [`Hub::try_join`]), checked first.
     pub fn resume(
         &self,
         session: &Session,
@@ -97,8 +99,8 @@ impl Hub {
         let Some(store) = self.store() else {
             return Err(StoreError::NoStore);
         };
-        if !self.admit_to_room(session, room) {
-            return Ok(()); // denied: told with an error envelope
+        if self.check_room_name(session, room).is_err() || !self.admit_to_room(session, room) {
+            return Ok(()); // refused: told with an error envelope
         }
         if let Some(max) = self.room_cap_reached(session, room) {
             self.refuse_join(session, room, max);
@@ -194,6 +196,23 @@ mod tests {
         hub.resume(&a, "ops", 0, 10).unwrap();
         settle(&hub);
         assert_eq!(json(&texts(&a)[1])["type"], RESUMED);
+    }
+
+    #[test]
+    fn a_resume_of_an_overlong_room_name_is_refused_without_a_replay() {
+        let hub = hub_with(MemoryStore::default());
+        let a = hub.open(SessionInfo::default()).unwrap();
+        let long = "r".repeat(129);
+        hub.publish(&long, Envelope::new("chat.message", Value::Null))
+            .unwrap();
+        hub.resume(&a, &long, 0, 10).unwrap();
+        hub.resume(&a, "", 0, 10).unwrap();
+        settle(&hub);
+        let got = texts(&a);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(json(&got[0])["payload"]["error"], "room_name_too_long");
+        assert_eq!(json(&got[1])["payload"]["error"], "room_name_empty");
+        assert!(hub.rooms_of(&a).is_empty());
     }
 
     #[test]

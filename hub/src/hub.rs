@@ -67,6 +67,11 @@ pub enum JoinError {
     Forbidden,
     /// The session is in this many rooms already, the most allowed.
     RoomLimit(usize),
+    /// The room name is longer than this many bytes
+    /// ([`HubLimits::max_room_name_bytes`]).
+    RoomNameTooLong(usize),
+    /// The room name is empty.
+    EmptyRoomName,
 }
 
 impl fmt::Display for JoinError {
@@ -75,6 +80,8 @@ impl fmt::Display for JoinError {
             JoinError::Closed => f.write_str("session is closed"),
             JoinError::Forbidden => f.write_str("room not allowed"),
             JoinError::RoomLimit(n) => write!(f, "at most {n} rooms per session"),
+            JoinError::RoomNameTooLong(n) => write!(f, "room name over {n} bytes"),
+            JoinError::EmptyRoomName => f.write_str("empty room name"),
         }
     }
 }
@@ -274,8 +281,13 @@ impl Hub {
     /// Like [`join`](Self::join), saying why a session did not join. A
     /// join over [`HubLimits::max_rooms_per_session`] is refused, and the
     /// session is sent `{"type":"error","payload":{"error":"room_limit",
-    /// "room":..,"limit":..}}`.
+    /// "room":..,"limit":..}}`. An empty room name, or one over
+    /// [`HubLimits::max_room_name_bytes`], is refused with
+    /// `{"type":"error","payload":{"error":"room_name_empty",..}}` or
+    /// `{"type":"error","payload":{"error":"room_name_too_long","length":..,
+    /// "limit":..,"message":..}}`.
     pub fn try_join(&self, session: &Session, room: &str) -> Result<bool, JoinError> {
+        self.check_room_name(session, room)?;
         if !self.admit_to_room(session, room) {
             return Err(JoinError::Forbidden);
         }
@@ -811,7 +823,8 @@ pub(crate) mod tests {
             (m.connections_total.get(), m.connections_active.get()),
             (1, 0)
         );
-        assert_eq!(m.closes_by_code().get(&4000), Some(&1));
+        assert_eq!(m.closes_by_code().get("4xxx"), Some(&1));
+        assert_eq!(m.closes_by_code().get("4000"), None);
         assert_eq!(s.send_text("late"), Err(SendError::Closed));
     }
 

@@ -57,9 +57,9 @@ pub use hub::{BroadcastObserver, Hub, HubBuilder, JoinError, SessionError};
 pub use jwt::{JwtAuth, KeyError};
 pub use limits::{
     ip_key, ConnectionSlot, HubLimits, IpRefusal, IpTable, RatePolicy, TokenBucket,
-    IP_TABLE_ENTRIES,
+    DEFAULT_MAX_ROOM_NAME_BYTES, IP_TABLE_ENTRIES,
 };
-pub use metrics::{Counter, CounterMap, Labeled, LimitMetrics, Metrics};
+pub use metrics::{close_code_label, Counter, CounterMap, Labeled, LimitMetrics, Metrics};
 pub use origin::{BadOrigin, Origins};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{

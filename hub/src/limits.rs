@@ -22,7 +22,7 @@ use std::{
 use hubbub_core::{Accept, CloseCode, Message, Reject, Request};
 use serde_json::json;
 
-use crate::{Envelope, Hub, Identity, Origins, Session};
+use crate::{Envelope, Hub, Identity, JoinError, Origins, Session};
 
 /// What a session over its message or byte rate gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,8 +45,9 @@ impl RatePolicy {
     }
 }
 
-/// A hub's limits; `0` turns a limit off, and every one is off by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A hub's limits; `0` turns a limit off, and every one but the room name
+/// length ([`DEFAULT_MAX_ROOM_NAME_BYTES`]) is off by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubLimits {
     /// Origins allowed to upgrade (others get 403); empty allows any.
     pub origins: Origins,
@@ -59,12 +60,34 @@ pub struct HubLimits {
     pub rate_policy: RatePolicy,
     /// Rooms a session may be in at once; a join beyond is refused.
     pub max_rooms_per_session: usize,
+    /// Longest room name, in bytes, a session may join (or resume); a
+    /// longer one is refused. An empty name is always refused.
+    pub max_room_name_bytes: usize,
     /// Sessions at once over all clients (503 beyond).
     pub max_connections: usize,
     /// Sessions at once from one client address (429 beyond).
     pub max_connections_per_ip: usize,
     /// New connections per second from one client address (429 beyond).
     pub connections_per_ip_per_second: u32,
+}
+
+/// The default [`HubLimits::max_room_name_bytes`].
+pub const DEFAULT_MAX_ROOM_NAME_BYTES: usize = 128;
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        HubLimits {
+            origins: Origins::default(),
+            messages_per_second: 0,
+            bytes_per_second: 0,
+            rate_policy: RatePolicy::default(),
+            max_rooms_per_session: 0,
+            max_room_name_bytes: DEFAULT_MAX_ROOM_NAME_BYTES,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            connections_per_ip_per_second: 0,
+        }
+    }
 }
 
 impl HubLimits {
@@ -620,6 +643,39 @@ impl Hub {
         (max > 0 && rooms.len() >= max && !rooms.iter().any(|r| r == room)).then_some(max)
     }
 
+    /// Refuse a join of an empty room name or one over
+    /// [`HubLimits::max_room_name_bytes`], telling `session` with an error
+    /// envelope (which does not repeat a long name).
+    pub(crate) fn check_room_name(&self, session: &Session, room: &str) -> Result<(), JoinError> {
+        let max = self.0.limits.max_room_name_bytes;
+        let (error, payload) = if room.is_empty() {
+            (
+                JoinError::EmptyRoomName,
+                json!({
+                    "error": "room_name_empty",
+                    "message": "join refused: the room name is empty",
+                }),
+            )
+        } else if max > 0 && room.len() > max {
+            (
+                JoinError::RoomNameTooLong(max),
+                json!({
+                    "error": "room_name_too_long",
+                    "length": room.len(),
+                    "limit": max,
+                    "message": format!(
+                        "join refused: room name of {} bytes, at most {max}",
+                        room.len()
+                    ),
+                }),
+            )
+        } else {
+            return Ok(());
+        };
+        let _ = session.send_text(Envelope::new("error", payload).to_json());
+        Err(error)
+    }
+
     /// Tell `session` its join of `room` was refused for the room cap.
     pub(crate) fn refuse_join(&self, session: &Session, room: &str, max: usize) {
         self.0.metrics.limits.room_joins_refused.inc();
@@ -834,6 +890,48 @@ mod tests {
         assert_eq!(hub.metrics().limits.room_joins_refused.get(), 2);
         hub.leave(&b, "r1");
         assert_eq!(hub.try_join(&b, "r3"), Ok(true));
+    }
+
+    #[test]
+    fn room_names_empty_or_over_the_limit_are_refused() {
+        use crate::hub::tests::texts;
+        use crate::SessionInfo;
+        let hub = Hub::builder()
+            .limits(HubLimits {
+                max_room_name_bytes: 8,
+                ..HubLimits::default()
+            })
+            .build();
+        let a = hub.open(SessionInfo::new(None, "/", [])).unwrap();
+        assert_eq!(hub.try_join(&a, "12345678"), Ok(true));
+        assert_eq!(
+            hub.try_join(&a, "123456789"),
+            Err(JoinError::RoomNameTooLong(8))
+        );
+        assert_eq!(hub.try_join(&a, ""), Err(JoinError::EmptyRoomName));
+        assert!(!hub.join(&a, &"x".repeat(65_536)));
+        assert_eq!(hub.rooms_of(&a), ["12345678"]);
+        let refused = texts(&a);
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(
+            refused[0].starts_with(
+                r#"{"type":"error","payload":{"error":"room_name_too_long","length":9,"limit":8"#
+            ),
+            "{refused:?}"
+        );
+        assert!(refused[1].contains(r#""error":"room_name_empty""#));
+        assert!(refused[2].len() < 200, "the long name is not echoed");
+        // The default is 128 bytes; 0 turns the length limit off.
+        assert_eq!(HubLimits::default().max_room_name_bytes, 128);
+        let open = Hub::builder()
+            .limits(HubLimits {
+                max_room_name_bytes: 0,
+                ..HubLimits::default()
+            })
+            .build();
+        let b = open.open(SessionInfo::new(None, "/", [])).unwrap();
+        assert_eq!(open.try_join(&b, &"x".repeat(1000)), Ok(true));
+        assert_eq!(open.try_join(&b, ""), Err(JoinError::EmptyRoomName));
     }
 
     #[test]

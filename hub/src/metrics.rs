@@ -73,7 +73,7 @@ pub struct Metrics {
     /// `timeout` (no auth message in time), `other_user` (a refresh for
     /// another user).
     pub auth_failures: Labeled<&'static str>,
-    closes: CounterMap,
+    closes: Labeled<&'static str>,
 }
 
 /// What a hub's limits refused, by reason.
@@ -138,13 +138,70 @@ impl CounterMap {
 }
 
 impl Metrics {
-    /// Count a session that ended with `code`.
+    /// Count a session that ended with `code`, under [`close_code_label`].
     pub fn count_close(&self, code: u16) {
-        self.closes.inc(code);
+        self.closes.inc(close_code_label(code));
     }
 
-    /// Sessions ended, by close code.
-    pub fn closes_by_code(&self) -> BTreeMap<u16, u64> {
+    /// Sessions ended, by [`close_code_label`].
+    pub fn closes_by_code(&self) -> BTreeMap<&'static str, u64> {
         self.closes.snapshot()
+    }
+}
+
+/// The `/metrics` label for a close code. The peer chooses its code, so only
+/// a bounded set of labels exists: the codes of the IANA registry
+/// (RFC 6455 section 7.4: 1000–1003, 1005–1015) and hubbub's own 4001
+/// (token expired) as themselves; any other code as its range, `3xxx`
+/// (registered libraries and frameworks) or `4xxx` (private use); and
+/// anything else (not a valid close code) as `other`.
+pub fn close_code_label(code: u16) -> &'static str {
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1003 => "1003",
+        1005 => "1005",
+        1006 => "1006",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1010 => "1010",
+        1011 => "1011",
+        1012 => "1012",
+        1013 => "1013",
+        1014 => "1014",
+        1015 => "1015",
+        4001 => "4001",
+        3000..=3999 => "3xxx",
+        4000..=4999 => "4xxx",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_labels_are_bounded() {
+        assert_eq!(close_code_label(1000), "1000");
+        assert_eq!(close_code_label(1013), "1013");
+        assert_eq!(close_code_label(4001), "4001");
+        assert_eq!(close_code_label(4321), "4xxx");
+        assert_eq!(close_code_label(3000), "3xxx");
+        assert_eq!(close_code_label(1004), "other");
+        assert_eq!(close_code_label(2999), "other");
+        assert_eq!(close_code_label(5000), "other");
+        let labels: std::collections::BTreeSet<_> = (0..=u16::MAX).map(close_code_label).collect();
+        assert_eq!(labels.len(), 19);
+        let m = Metrics::default();
+        m.count_close(4321);
+        m.count_close(4999);
+        m.count_close(4001);
+        let closes = m.closes_by_code();
+        assert_eq!(closes.get("4xxx"), Some(&2));
+        assert_eq!(closes.get("4001"), Some(&1));
+        assert_eq!(closes.get("4321"), None);
     }
 }

@@ -94,6 +94,21 @@ async fn missing_key_is_400<R: Rt>() {
     assert_eq!(status(&response), 400, "{response}");
 }
 
+async fn an_upgrade_with_a_body_is_400<R: Rt>() {
+    let addr = server::<R>(Config::default()).await;
+    // The head alone: the server answers before any body byte.
+    for (header, named) in [
+        ("Content-Length: 5", "(Content-Length)"),
+        ("Transfer-Encoding: chunked", "(Transfer-Encoding)"),
+    ] {
+        let extra = format!("Sec-WebSocket-Version: 13\r\n{header}\r\n");
+        let response = raw_exchange(addr, &upgrade("GET", "/chat", &extra)).await;
+        assert_eq!(status(&response), 400, "{response}");
+        assert!(response.contains("must not carry a body"), "{response}");
+        assert!(response.contains(named), "{response}");
+    }
+}
+
 async fn garbage_is_400<R: Rt>() {
     let addr = server::<R>(Config::default()).await;
     let response = raw_exchange(addr, b"HELLO THERE\r\n\r\n").await;
@@ -372,6 +387,7 @@ hubbub_tests::cross_runtime!(
     valid_request_gets_101,
     post_is_405,
     missing_key_is_400,
+    an_upgrade_with_a_body_is_400,
     garbage_is_400,
     other_version_is_426_with_version_13,
     oversized_head_is_431,

@@ -622,6 +622,18 @@ async fn metrics_move_with_traffic<R: Rt>() {
     let closes = "hubbub_ws_closes_total{code=\"1000\"}";
     assert_eq!(wait_metric(addr, closes, 1).await, 1);
     blocking(move || assert_eq!(metric(addr, "hubbub_ws_connections_active"), 0)).await;
+    // A code the peer picks is counted under its range, not as itself.
+    let mut ws = join(addr, "m").await;
+    let private = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 4321.into(),
+        reason: "".into(),
+    };
+    ws.close(Some(private)).await.unwrap();
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, ws.next()).await {}
+    let bucket = "hubbub_ws_closes_total{code=\"4xxx\"}";
+    assert_eq!(wait_metric(addr, bucket, 1).await, 1);
+    let text = blocking(move || get(addr, "/metrics").text()).await;
+    assert!(!text.contains("code=\"4321\""), "{text}");
 }
 
 async fn expect_continue_and_date<R: Rt>() {

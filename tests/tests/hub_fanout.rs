@@ -113,7 +113,7 @@ async fn broadcast_reaches_thousands_once_and_in_order<R: Rt>() {
     .await;
     server.shutdown(Duration::from_secs(2)).await;
     assert_eq!(
-        hub.metrics().closes_by_code().get(&1000),
+        hub.metrics().closes_by_code().get("1000"),
         Some(&(subscribers as u64 + 1))
     );
 }

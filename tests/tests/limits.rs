@@ -1,6 +1,7 @@
 //! Limits over real sockets, on every runtime: the origin allow-list (403
 //! at the upgrade and on HTTP), per-session message and byte rates (drop
-//! with a notice, or close 1008), the cap on rooms per session, connection
+//! with a notice, or close 1008), the cap on rooms per session and the
+//! room name length, connection
 //! limits (503 over the global maximum, 429 per address and per-address
 //! rate), the HTTP routes' per-address limits, and the refusals in
 //! `/metrics`. Refusals are read as raw bytes: the exact status line and
@@ -279,6 +280,28 @@ async fn a_join_over_the_room_cap_is_refused_with_an_error<R: Rt>() {
     blocking(move || assert_eq!(metric(addr, "hubbub_ws_room_joins_refused_total"), 1)).await;
 }
 
+async fn a_join_of_an_overlong_or_empty_room_name_is_refused<R: Rt>() {
+    // The default limits: room names of 1 to 128 bytes.
+    let (addr, handle) = start::<R>(HubLimits::default(), HttpRateLimits::default()).await;
+    let mut a = peer(addr).await;
+    let (fits, long) = ("r".repeat(128), "r".repeat(60_000));
+    for room in [fits.as_str(), long.as_str(), ""] {
+        send(&mut a, &format!("join {room}")).await;
+    }
+    assert_eq!(next_text(&mut a).await, format!("joined {fits}"));
+    let refused: Value = serde_json::from_str(&next_text(&mut a).await).unwrap();
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["payload"]["error"], "room_name_too_long");
+    assert_eq!(refused["payload"]["length"], 60_000);
+    assert_eq!(refused["payload"]["limit"], 128);
+    let refused: Value = serde_json::from_str(&next_text(&mut a).await).unwrap();
+    assert_eq!(refused["payload"]["error"], "room_name_empty");
+    assert_eq!(handle.hub().rooms(), [fits]);
+    // The session is still served.
+    send(&mut a, "still here").await;
+    assert_eq!(next_text(&mut a).await, "echo still here");
+}
+
 async fn beyond_max_connections_upgrades_get_503_until_a_slot_frees<R: Rt>() {
     let limits = HubLimits {
         max_connections: 2,
@@ -465,6 +488,7 @@ hubbub_tests::cross_runtime!(
     over_its_rate_with_policy_close_a_session_is_closed_1008,
     over_its_byte_rate_a_session_is_dropped,
     a_join_over_the_room_cap_is_refused_with_an_error,
+    a_join_of_an_overlong_or_empty_room_name_is_refused,
     beyond_max_connections_upgrades_get_503_until_a_slot_frees,
     a_connection_in_its_handshake_counts_toward_max_connections,
     one_address_over_its_share_gets_429,

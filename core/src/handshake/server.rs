@@ -133,6 +133,21 @@ fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Rej
     if !has_token(header_values(&headers, "connection"), "upgrade") {
         return Err(bad_request("The request is missing Connection: Upgrade."));
     }
+    // The bytes after the head are the WebSocket's: a body would be read
+    // as frames (RFC 6455 §4.1: the handshake is a GET without one).
+    if header_values(&headers, "transfer-encoding")
+        .next()
+        .is_some()
+    {
+        return Err(bad_request(
+            "An upgrade request must not carry a body (Transfer-Encoding).",
+        ));
+    }
+    if single(&headers, "Content-Length")?.is_some_and(|length| trim_ows(length) != "0") {
+        return Err(bad_request(
+            "An upgrade request must not carry a body (Content-Length).",
+        ));
+    }
     match single(&headers, "Sec-WebSocket-Version")? {
         Some("13") => {}
         Some(version) => {
@@ -661,6 +676,46 @@ mod tests {
             400,
             "more than one Host",
         );
+    }
+
+    // §4.1: the handshake is a GET without a body.
+    #[test]
+    fn an_upgrade_with_a_body_is_400() {
+        let with = |line: &str| {
+            let mut headers = VALID.to_vec();
+            headers.push(line);
+            head("GET /chat HTTP/1.1", &headers)
+        };
+        assert_rejected(
+            &with("Content-Length: 5"),
+            400,
+            "must not carry a body (Content-Length)",
+        );
+        assert_rejected(&with("Content-Length: x"), 400, "(Content-Length)");
+        assert_rejected(
+            &with("Transfer-Encoding: chunked"),
+            400,
+            "(Transfer-Encoding)",
+        );
+        let mut twice = VALID.to_vec();
+        twice.extend(["Content-Length: 0", "Content-Length: 0"]);
+        assert_rejected(
+            &head("GET /chat HTTP/1.1", &twice),
+            400,
+            "more than one Content-Length",
+        );
+        // An empty body said out loud is no body.
+        parse(&with("Content-Length: 0"));
+        let headers = [
+            ("Host", "h"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Content-Length", "3"),
+        ];
+        let reject = Request::from_parts("/", headers).unwrap_err();
+        assert_eq!(reject.status(), 400);
     }
 
     // §4.2.1 item 3: Upgrade.
