@@ -37,14 +37,22 @@ pub trait Transport {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     /// Write from `buf`; returns how many bytes were written.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
-    /// Write from `bufs` in order; returns how many bytes were written.
+    /// Write from `bufs` in order; returns how many bytes were written. By
+    /// default the first non-empty slice alone, as `std::io::Write` does:
+    /// a transport with a real vectored write should override it.
     fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>>;
-    /// Flush buffered writes, if the transport buffers.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    ) -> Poll<io::Result<usize>> {
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+        self.poll_write(cx, first)
+    }
+    /// Flush buffered writes, if the transport buffers (by default it does
+    /// not: ready at once).
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
     /// Shut down the write half (TCP: send FIN).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }

@@ -378,19 +378,6 @@ mod tests {
             Poll::Ready(Ok(n))
         }
 
-        fn poll_write_vectored(
-            &mut self,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
-            self.poll_write(cx, first)
-        }
-
-        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
         fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
