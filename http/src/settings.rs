@@ -363,6 +363,16 @@ fn mount((key, value): Entry) -> Result<String, SettingsError> {
 mod tests {
     use super::*;
 
+    /// A lookup over fixed `(key, value)` pairs, for `Settings::from_lookup`.
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let map: HashMap<String, String> = pairs
             .iter()
@@ -428,14 +438,6 @@ mod tests {
 
     #[test]
     fn auth_keys_need_a_secret_when_required() {
-        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
-            move |key: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         let off = Settings::from_lookup(lookup(&[])).unwrap();
         assert!(!off.auth_required && off.auth_jwt_secret.is_none());
         assert_eq!(off.auth_timeout, Duration::from_secs(10));
@@ -464,14 +466,6 @@ mod tests {
 
     #[test]
     fn tls_files_go_together() {
-        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
-            move |key: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert_eq!(Settings::from_lookup(lookup(&[])).unwrap().tls, None);
         let both = Settings::from_lookup(lookup(&[
             ("TLS_CERT_PATH", " cert.pem "),
