@@ -16,7 +16,9 @@
 #   5. its client (with urllib) against the chat demo in auth mode
 #      (AUTH_REQUIRED=true), on each runtime in turn (chat_auth.py);
 #   6. its client against `chat` with limit settings, on each runtime
-#      (interop/python/limits.py: 403, 429, 503 and rate_limited).
+#      (interop/python/limits.py: 403, 429, 503 and rate_limited);
+#   7. its client against `chat` with PRESENCE_EVENTS=true: acknowledged
+#      messages and presence, on each runtime (chat_engine.py).
 # The test CA and the server certificate (127.0.0.1, localhost) are made
 # by scripts/test-certs.sh (openssl), in a temporary directory.
 # Loopback only; every step has a time limit. Exits non-zero on failure.
@@ -119,5 +121,18 @@ for RUNTIME in tokio smol mio; do
     wait_for "$LOGS/chat-limits-$RUNTIME.log"
     echo "== Python websockets client -> chat with limits --runtime $RUNTIME"
     timeout 120 "$PY" "$HERE/limits.py" "ws://127.0.0.1:$PORT/"
+done
+
+# 7. Its client against `chat` with presence events: acknowledged messages
+#    and presence (interop/python/chat_engine.py), on each runtime.
+for RUNTIME in tokio smol mio; do
+    PORT=$(free_port)
+    (cd "$LOGS" && SERVER_PORT=0 WEBSOCKET_PORT=$PORT STORE_PATH="$LOGS/chat-engine-$RUNTIME.db" \
+        PRESENCE_EVENTS=true NODE_ID=py-node exec "$TARGET_DIR/release/chat" --runtime "$RUNTIME") \
+        >"$LOGS/chat-engine-$RUNTIME.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$LOGS/chat-engine-$RUNTIME.log"
+    echo "== Python websockets client -> chat acks and presence --runtime $RUNTIME"
+    timeout 120 "$PY" "$HERE/chat_engine.py" "ws://127.0.0.1:$PORT/"
 done
 echo "interop: all passed"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every test of the project, as the README promises: the Rust test suites,
-# the Autobahn|Testsuite conformance runs, permessage-deflate interop with
-# Python `websockets`, and the chat and axum-echo pages in a real headless
-# browser. Installs what the suites need on first use.
+# Every test of the project, as the README promises: the Rust test suites
+# (the fuzz corpus replayed among them), the Autobahn|Testsuite conformance
+# runs, permessage-deflate interop with Python `websockets`, the attack
+# suite, and the chat and axum-echo pages in a real headless browser. Installs what the suites need on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +57,9 @@ fi
 
 echo "== permessage-deflate interop with Python websockets"
 timeout 900 bash scripts/interop-python.sh
+
+echo "== the attack suite (issue #16's attacks as checks with thresholds), every runtime"
+timeout 600 bash scripts/attack.sh
 
 echo "== the chat page and the axum-echo page in headless Chromium"
 timeout 900 bash scripts/browser-test.sh

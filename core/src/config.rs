@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 #[cfg(feature = "deflate")]
 use crate::deflate::DeflateConfig;
-use crate::extension::ExtensionFactory;
+use crate::{budget::ReceiveBudget, extension::ExtensionFactory};
 
 /// Limits, timers and negotiated extensions for a [`Connection`](crate::Connection).
 ///
@@ -32,6 +32,12 @@ pub struct Config {
     /// each connection's receive buffer (tungstenite defaults to 64 MiB,
     /// uWebSockets to 16 KiB). Raise it for bulk transfers, on both ends.
     pub max_message_size: usize,
+    /// The memory that the unfinished messages of every connection using
+    /// this `Config` (its clones share it) may hold together; a message
+    /// growing past it fails its connection with 1009. `None`: no bound
+    /// beyond `max_message_size` per connection. Default 256 MiB, shared
+    /// by the connections of one `Config`.
+    pub receive_budget: Option<Arc<ReceiveBudget>>,
     /// Largest single frame payload accepted; `None` means the message
     /// limit. Default `None`.
     pub max_frame_size: Option<usize>,
@@ -54,6 +60,19 @@ pub struct Config {
     /// After a keep-alive ping, close (1001) if nothing arrives within this.
     /// Default 20 s.
     pub pong_timeout: Option<Duration>,
+    /// A message must arrive whole within this long of its first byte:
+    /// every frame of it, fragments and the control frames between them
+    /// included (they neither pause nor restart the clock); so must a
+    /// control frame outside a message. Otherwise the connection fails
+    /// with 1008 (policy violation), the reason naming this setting. Inbound
+    /// bytes reset the idle and keep-alive timers, so without this a peer
+    /// dripping one frame a byte at a time would hold its connection, and
+    /// the buffer of its unfinished message, forever.
+    ///
+    /// Default 30 s: a 1 MiB message (the default `max_message_size`) needs
+    /// about 280 kbit/s. Raise it with `max_message_size` for bulk transfers
+    /// over slow links; `None` turns it off.
+    pub message_timeout: Option<Duration>,
     /// After sending a close frame, wait this long for the peer's close;
     /// once closed, wait as long for the peer's EOF. Default 5 s.
     pub close_timeout: Duration,
@@ -70,6 +89,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_message_size: 1 << 20,
+            receive_budget: Some(Arc::new(ReceiveBudget::new(256 << 20))),
             max_frame_size: None,
             max_head_size: 64 << 10,
             auto_pong: true,
@@ -78,6 +98,7 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(60)),
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Some(Duration::from_secs(20)),
+            message_timeout: Some(Duration::from_secs(30)),
             close_timeout: Duration::from_secs(5),
             #[cfg(feature = "deflate")]
             deflate: None,
@@ -108,6 +129,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("Config");
         f.field("max_message_size", &self.max_message_size)
+            .field("receive_budget", &self.receive_budget)
             .field("max_frame_size", &self.max_frame_size)
             .field("max_head_size", &self.max_head_size)
             .field("auto_pong", &self.auto_pong)
@@ -116,6 +138,7 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
+            .field("message_timeout", &self.message_timeout)
             .field("close_timeout", &self.close_timeout);
         #[cfg(feature = "deflate")]
         f.field("deflate", &self.deflate);

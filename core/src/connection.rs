@@ -13,8 +13,8 @@ use crate::{
     extension::{Extension, Offer},
     frame::Header,
     handshake::{
-        self, parse_request, write_switching_protocols, Accept, ClientRequest, HandshakeError,
-        Reject, Request, Response,
+        self, parse_request, write_switching_protocols, Accept, BareLf, ClientRequest,
+        HandshakeError, HeadScan, Reject, Request, Response,
     },
     inbox::{Context, Inbound, Inbox},
     outbox::{Outbox, COALESCE_LIMIT},
@@ -115,6 +115,8 @@ enum Ending {
 enum Handshake {
     Server {
         buf: Vec<u8>,
+        /// How far `buf` was searched for the head's end.
+        scan: HeadScan,
     },
     Decision {
         request: Request,
@@ -123,6 +125,7 @@ enum Handshake {
     Client {
         key: String,
         buf: Vec<u8>,
+        scan: HeadScan,
         protocols: Vec<String>,
     },
 }
@@ -192,7 +195,10 @@ impl Connection {
     pub fn server(config: Arc<Config>, now: Instant) -> Self {
         let mut conn = Self::new(config, Role::Server, now);
         conn.state = State::ReadingRequest;
-        conn.handshake = Some(Box::new(Handshake::Server { buf: Vec::new() }));
+        conn.handshake = Some(Box::new(Handshake::Server {
+            buf: Vec::new(),
+            scan: HeadScan::default(),
+        }));
         conn
     }
 
@@ -223,6 +229,7 @@ impl Connection {
         conn.handshake = Some(Box::new(Handshake::Client {
             key,
             buf: Vec::new(),
+            scan: HeadScan::default(),
             protocols: request.protocols().to_vec(),
         }));
         conn
@@ -323,6 +330,11 @@ impl Connection {
                     }
                 }
                 Timer::Linger => self.finished = true,
+                Timer::Message => {
+                    if let Some(limit) = self.config.message_timeout {
+                        self.fail(now, ProtocolError::MessageTimeout { limit });
+                    }
+                }
             }
         }
     }
@@ -585,10 +597,23 @@ impl Connection {
     // ----- handshake ----------------------------------------------------
 
     fn read_request(&mut self, now: Instant, data: &[u8]) {
-        let Some(Handshake::Server { buf }) = self.handshake.as_deref_mut() else {
+        let Some(Handshake::Server { buf, scan }) = self.handshake.as_deref_mut() else {
             return;
         };
         buf.extend_from_slice(data);
+        // Parsed once the blank line is in (or the head outgrew the limit,
+        // for the 431): a head arriving in pieces is scanned once.
+        match scan.feed(buf) {
+            Ok(None) if buf.len() <= self.config.max_head_size => return,
+            Ok(_) => {}
+            Err(BareLf) => {
+                let reject = Reject::new(400).with_body(
+                    "Malformed HTTP request: a line ends with a bare LF; \
+                     lines end with CRLF (RFC 9112 section 2.2).",
+                );
+                return self.send_rejection(now, reject);
+            }
+        }
         match parse_request(buf, self.config.max_head_size) {
             Ok(None) => {}
             Ok(Some((request, head_len))) => {
@@ -636,12 +661,21 @@ impl Connection {
         let Some(Handshake::Client {
             key,
             buf,
+            scan,
             protocols,
         }) = self.handshake.as_deref_mut()
         else {
             return;
         };
         buf.extend_from_slice(data);
+        match scan.feed(buf) {
+            Ok(None) if buf.len() <= self.config.max_head_size => return,
+            Ok(_) => {}
+            Err(BareLf) => {
+                let why = "a line of the response ends with a bare LF, not CRLF".to_owned();
+                return self.fail_handshake(now, HandshakeError::Malformed(why));
+            }
+        }
         let offered: Vec<&str> = self.config.factories().map(|f| f.name()).collect();
         let (response, head_len) = match handshake::parse_response(
             buf,
@@ -746,6 +780,27 @@ impl Connection {
                 Ok(Some(inbound)) => self.on_inbound(now, inbound),
                 Err(error) => return self.fail(now, error),
             }
+        }
+        if self.inbox.busy() || self.timers.is_armed(Timer::Message) {
+            self.update_message_timer(now);
+        }
+    }
+
+    /// After an input: keep [`Timer::Message`] armed exactly while a frame
+    /// or message is partly received, from its first byte on (re-armed
+    /// when what is partial now began in this input). Called only when
+    /// something is partial or the timer is armed: messages that arrive
+    /// whole cost nothing here.
+    #[inline(never)]
+    fn update_message_timer(&mut self, now: Instant) {
+        let began = self.inbox.take_began();
+        let Some(limit) = self.config.message_timeout else {
+            return;
+        };
+        if !self.inbox.busy() || self.input_ended {
+            self.timers.set(Timer::Message, None);
+        } else if began || !self.timers.is_armed(Timer::Message) {
+            self.timers.set(Timer::Message, Some(now + limit));
         }
     }
 

@@ -52,6 +52,20 @@ pub enum ProtocolError {
     ExtensionLimit,
     /// A negotiated extension could not decode a message.
     Extension(String),
+    /// A partly received message would pass the memory budget shared by
+    /// the connections of its [`Config`](crate::Config)
+    /// ([`Config::receive_budget`](crate::Config::receive_budget)).
+    ReceiveBudget {
+        /// The budget, in bytes.
+        limit: usize,
+    },
+    /// A message (or control frame) did not arrive whole within
+    /// [`Config::message_timeout`](crate::Config::message_timeout) of its
+    /// first byte.
+    MessageTimeout {
+        /// The limit.
+        limit: std::time::Duration,
+    },
 }
 
 impl ProtocolError {
@@ -61,9 +75,10 @@ impl ProtocolError {
         use ProtocolError::*;
         match self {
             InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
-            FrameTooLarge { .. } | MessageTooLarge { .. } | ExtensionLimit => {
-                CloseCode::MESSAGE_TOO_BIG
-            }
+            FrameTooLarge { .. }
+            | MessageTooLarge { .. }
+            | ExtensionLimit
+            | ReceiveBudget { .. } => CloseCode::MESSAGE_TOO_BIG,
             UnmaskedFrame
             | MaskedFrame
             | ReservedBits
@@ -76,6 +91,8 @@ impl ProtocolError {
             | InvalidClosePayload
             | InvalidCloseCode(_)
             | Extension(_) => CloseCode::PROTOCOL_ERROR,
+            // Not a breach of RFC 6455 but of our policy (§7.4.1).
+            MessageTimeout { .. } => CloseCode::POLICY_VIOLATION,
         }
     }
 
@@ -94,7 +111,16 @@ impl ProtocolError {
                 format!("frame too big: more than {limit} bytes (Config::max_frame_size)").into()
             }
             ExtensionLimit => "message too big: extension limit".into(),
+            ReceiveBudget { limit } => format!(
+                "message too big: receive budget of {limit} bytes in use (Config::receive_budget)"
+            )
+            .into(),
             InvalidUtf8 => "invalid utf-8".into(),
+            MessageTimeout { limit } => format!(
+                "message not completed within {} s (Config::message_timeout)",
+                limit.as_secs_f64()
+            )
+            .into(),
             _ => "protocol error".into(),
         }
     }
@@ -128,6 +154,15 @@ impl fmt::Display for ProtocolError {
             ),
             ExtensionLimit => f.write_str("message exceeds the extension's decoding limit"),
             Extension(what) => write!(f, "extension error: {what}"),
+            ReceiveBudget { limit } => write!(
+                f,
+                "unfinished messages would pass the receive budget of {limit} bytes (Config::receive_budget)"
+            ),
+            MessageTimeout { limit } => write!(
+                f,
+                "message not completed within {} s of its first byte (Config::message_timeout)",
+                limit.as_secs_f64()
+            ),
         }
     }
 }
@@ -185,6 +220,7 @@ mod tests {
         for error in [
             ProtocolError::MessageTooLarge { limit: usize::MAX },
             ProtocolError::FrameTooLarge { limit: usize::MAX },
+            ProtocolError::ReceiveBudget { limit: usize::MAX },
         ] {
             assert_eq!(error.close_code(), CloseCode::MESSAGE_TOO_BIG);
             assert!(

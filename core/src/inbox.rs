@@ -2,7 +2,10 @@
 //! fragmented messages, UTF-8 validation and close-frame parsing. The
 //! connection feeds it bytes and acts on what comes out.
 
+use std::sync::Arc;
+
 use crate::{
+    budget::{Charge, Exhausted, ReceiveBudget},
     extension::{DecodeError, Extension},
     frame::{Header, MAX_HEADER},
     mask::apply_mask_at,
@@ -41,6 +44,8 @@ struct Partial {
     body: Body,
     /// Text: the validation state (an unfinished character carried over).
     utf8: Utf8Validator,
+    /// What `body`'s buffer holds of the shared receive budget.
+    charge: Charge,
 }
 
 /// The bytes of a message being reassembled.
@@ -105,9 +110,27 @@ pub(crate) struct Inbox {
     message: Option<Box<Partial>>,
     /// A control frame's payload split across reads.
     control: Vec<u8>,
+    /// A frame or message began, not whole, since [`take_began`](Self::take_began):
+    /// the receive deadline starts from this input.
+    began: bool,
 }
 
 impl Inbox {
+    /// True while a frame or a data message is partly received: between
+    /// the first byte of a frame (outside a message) or of a message and
+    /// the end of it. Control frames inside a fragmented message leave it
+    /// busy.
+    #[inline]
+    pub(crate) fn busy(&self) -> bool {
+        self.frame.is_some() || self.head_len != 0 || self.message.is_some()
+    }
+
+    /// Whether a frame or message that is not yet whole began since the
+    /// last call (set only on the partial paths, never for a whole message).
+    pub(crate) fn take_began(&mut self) -> bool {
+        std::mem::take(&mut self.began)
+    }
+
     /// Consume the next piece of `data` (a frame header, or a run of the
     /// current frame's payload) and advance `data` past it. Returns what the
     /// piece completed, if anything; an error fails the connection.
@@ -145,6 +168,7 @@ impl Inbox {
             Header::parse(&self.head[..stashed + take])?
         };
         let Some((header, head_len)) = parsed else {
+            self.began |= self.fresh(stashed);
             // Incomplete: keep what we have (less than a header's worth).
             let take = (MAX_HEADER - stashed).min(data.len());
             self.head[stashed..stashed + take].copy_from_slice(&data[..take]);
@@ -156,7 +180,8 @@ impl Inbox {
         self.check_frame(cx, &header)?;
         let payload = &data[used..];
         if header.len > payload.len() as u64 {
-            self.start_frame(header);
+            self.began |= self.fresh(stashed);
+            self.start_frame(header, cx.config.receive_budget.as_ref());
             return Ok((used, None));
         }
         let len = header.len as usize;
@@ -167,10 +192,18 @@ impl Inbox {
             // (check_frame made sure no other message is in progress).
             Some(Inbound::Message(whole_message(header, payload)?))
         } else {
-            self.start_frame(header);
+            self.began |= self.fresh(stashed);
+            self.start_frame(header, cx.config.receive_budget.as_ref());
             self.on_payload(cx, header, 0, payload)?
         };
         Ok((used + len, inbound))
+    }
+
+    /// A header outside a message, none of it (`stashed` bytes) from an
+    /// earlier read: if it is not whole, a new unit for the receive
+    /// deadline. Asked on the partial paths only.
+    fn fresh(&self, stashed: usize) -> bool {
+        stashed == 0 && self.message.is_none()
     }
 
     /// Validate a header against RFC 6455 §5 and the limits.
@@ -230,7 +263,7 @@ impl Inbox {
     }
 
     /// Set up the reception of a checked frame's payload.
-    fn start_frame(&mut self, header: Header) {
+    fn start_frame(&mut self, header: Header, budget: Option<&Arc<ReceiveBudget>>) {
         if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
             let text = header.opcode == OpCode::Text;
             self.message = Some(Box::new(Partial {
@@ -242,6 +275,7 @@ impl Inbox {
                     Body::Binary(Vec::new())
                 },
                 utf8: Utf8Validator::new(),
+                charge: Charge::new(budget),
             }));
         }
         self.frame = Some((header, 0));
@@ -308,10 +342,12 @@ impl Inbox {
                 decode_chunk(&mut **ext, message, chunk, mask, offset, last, limit)?;
             }
             Body::Binary(data) => {
+                message.charge.cover(data.len() + ahead)?;
                 data.reserve(ahead);
                 let start = data.len();
                 data.extend_from_slice(chunk);
                 apply_mask_at(&mut data[start..], mask, offset);
+                message.charge.cover(data.capacity())?;
             }
             // The whole message in one piece: validated once, as in
             // `whole_message`.
@@ -327,9 +363,11 @@ impl Inbox {
             }
             // In pieces: validated as it comes, to fail fast.
             Body::Text(text) => {
+                message.charge.cover(text.len() + ahead)?;
                 text.reserve(ahead);
                 push_text(&mut message.utf8, chunk, header.mask, offset, text)
                     .map_err(|_| ProtocolError::InvalidUtf8)?;
+                message.charge.cover(text.capacity())?;
             }
         }
         if !last {
@@ -386,8 +424,10 @@ fn decode_chunk(
     last: bool,
     limit: usize,
 ) -> Result<(), ProtocolError> {
-    let (mut invalid_utf8, mut over_limit) = (false, false);
-    let Partial { body, utf8, .. } = message;
+    let (mut invalid_utf8, mut over_limit, mut over_budget) = (false, false, None);
+    let Partial {
+        body, utf8, charge, ..
+    } = message;
     let mut sink = |piece: &[u8]| -> Result<(), DecodeError> {
         let received = match body {
             Body::Binary(data) => data.len(),
@@ -397,12 +437,27 @@ fn decode_chunk(
             over_limit = true;
             return Err(DecodeError::TooLarge);
         }
-        match body {
-            Body::Binary(data) => data.extend_from_slice(piece),
-            Body::Text(text) => utf8.push_valid(piece, text).map_err(|_| {
-                invalid_utf8 = true;
-                DecodeError::Invalid("invalid UTF-8".into())
-            })?,
+        // Charged before the buffer grows: a bomb stops at the budget.
+        if let Err(Exhausted(budget)) = charge.cover(received + piece.len()) {
+            over_budget = Some(budget);
+            return Err(DecodeError::TooLarge);
+        }
+        let capacity = match body {
+            Body::Binary(data) => {
+                data.extend_from_slice(piece);
+                data.capacity()
+            }
+            Body::Text(text) => {
+                utf8.push_valid(piece, text).map_err(|_| {
+                    invalid_utf8 = true;
+                    DecodeError::Invalid("invalid UTF-8".into())
+                })?;
+                text.capacity()
+            }
+        };
+        if let Err(Exhausted(budget)) = charge.cover(capacity) {
+            over_budget = Some(budget);
+            return Err(DecodeError::TooLarge);
         }
         Ok(())
     };
@@ -424,6 +479,9 @@ fn decode_chunk(
         }
         result
     };
+    if let (Err(_), Some(budget)) = (&result, over_budget) {
+        return Err(ProtocolError::ReceiveBudget { limit: budget });
+    }
     result.map_err(|e| match e {
         _ if invalid_utf8 => ProtocolError::InvalidUtf8,
         _ if over_limit => ProtocolError::MessageTooLarge { limit },
@@ -507,5 +565,11 @@ fn parse_close(payload: &[u8]) -> Result<(CloseCode, String), ProtocolError> {
             let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
             Ok((code, reason.to_owned()))
         }
+    }
+}
+
+impl From<Exhausted> for ProtocolError {
+    fn from(Exhausted(limit): Exhausted) -> Self {
+        ProtocolError::ReceiveBudget { limit }
     }
 }

@@ -113,6 +113,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod budget;
 mod close;
 mod config;
 mod connection;
@@ -130,6 +131,7 @@ mod timers;
 mod upgrade;
 mod utf8;
 
+pub use budget::ReceiveBudget;
 pub use close::{CloseCode, Closed, Initiator};
 pub use config::Config;
 pub use connection::{Connection, Event, Opened, Role};

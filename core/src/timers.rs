@@ -22,18 +22,25 @@ pub(crate) enum Timer {
     CloseHandshake,
     /// The connection is closed: stop waiting for the peer's EOF.
     Linger,
+    /// A message (or control frame) began arriving and is not complete
+    /// within `message_timeout`: fail the connection with 1008.
+    Message,
 }
 
 impl Timer {
-    pub(crate) const ALL: [Timer; 6] = [
+    pub(crate) const ALL: [Timer; COUNT] = [
         Timer::Handshake,
         Timer::Idle,
         Timer::KeepAlive,
         Timer::PongDeadline,
         Timer::CloseHandshake,
         Timer::Linger,
+        Timer::Message,
     ];
 }
+
+/// How many timers there are.
+const COUNT: usize = 7;
 
 /// Deadlines indexed by [`Timer`], each kept as nanoseconds after the
 /// table's origin (the connection's creation) plus one, zero meaning
@@ -43,7 +50,7 @@ impl Timer {
 #[derive(Debug, Clone)]
 pub(crate) struct TimerTable {
     origin: Instant,
-    deadlines: [Option<NonZeroU64>; 6],
+    deadlines: [Option<NonZeroU64>; COUNT],
 }
 
 impl TimerTable {
@@ -51,7 +58,7 @@ impl TimerTable {
     pub(crate) fn new(origin: Instant) -> Self {
         TimerTable {
             origin,
-            deadlines: [None; 6],
+            deadlines: [None; COUNT],
         }
     }
 
@@ -67,8 +74,12 @@ impl TimerTable {
         self.deadlines[timer as usize].map(|n| self.origin + Duration::from_nanos(n.get() - 1))
     }
 
+    pub(crate) fn is_armed(&self, timer: Timer) -> bool {
+        self.deadlines[timer as usize].is_some()
+    }
+
     pub(crate) fn clear_all(&mut self) {
-        self.deadlines = [None; 6];
+        self.deadlines = [None; COUNT];
     }
 
     /// The earliest armed deadline.
@@ -79,7 +90,7 @@ impl TimerTable {
 
     /// Disarm and return the timers whose deadline is at or before `now`.
     pub(crate) fn take_expired(&mut self, now: Instant) -> impl Iterator<Item = Timer> {
-        let mut expired = [None; 6];
+        let mut expired = [None; COUNT];
         for timer in Timer::ALL {
             if self.get(timer).is_some_and(|at| at <= now) {
                 self.set(timer, None);

@@ -368,3 +368,133 @@ fn drain_all(frames: Vec<(bool, u8, u8, Vec<u8>)>) -> Vec<u8> {
         .flat_map(|(fin, rsv, op, payload)| frame(fin, rsv, op, None, &payload))
         .collect()
 }
+
+// ----- message deadline (Config::message_timeout) ---------------------------
+
+fn dripped_config() -> Config {
+    Config {
+        message_timeout: Some(Duration::from_secs(30)),
+        ..Config::default()
+    }
+}
+
+/// Feed `bytes` one a second from `now` on; returns the events and output
+/// of every step and the time after the last.
+fn drip(
+    server: &mut hubbub_core::Connection,
+    mut now: std::time::Instant,
+    bytes: &[u8],
+) -> (Vec<Event>, Vec<u8>, std::time::Instant) {
+    let (mut all, mut out) = (Vec::new(), Vec::new());
+    for byte in bytes {
+        now += Duration::from_secs(1);
+        server.handle_timeout(now);
+        let (events, wire) = respond(server, now, &[*byte]);
+        all.extend(events);
+        out.extend(wire);
+    }
+    (all, out, now)
+}
+
+// Each byte resets the idle and keep-alive timers; the message deadline
+// runs from the first byte of the message and cuts a dripping peer with
+// 1008, the reason naming the setting.
+#[test]
+fn dripped_message_is_cut_at_the_message_deadline() {
+    let (mut server, now) = open_server(dripped_config());
+    let frame = client_frame(true, 1, &[b'x'; 100]);
+    let (events, out, now) = drip(&mut server, now, &frame[..29]);
+    assert!(events.is_empty() && out.is_empty(), "cut early: {events:?}");
+    // The first byte came at +1 s: the deadline is +31 s, 2 s from now.
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(2)));
+    let (events, out, _) = drip(&mut server, now, &frame[29..31]);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ProtocolError(ProtocolError::MessageTimeout { limit }) if *limit == Duration::from_secs(30)
+    )));
+    let c = closed(&events).unwrap();
+    assert_eq!(
+        (c.code, c.reason.as_str(), c.clean),
+        (
+            CloseCode::POLICY_VIOLATION,
+            "message not completed within 30 s (Config::message_timeout)",
+            false
+        )
+    );
+    assert_eq!(close_of(&out).map(|c| c.0), Some(1008));
+}
+
+// A fragmented message: the deadline covers all its frames, and control
+// frames between them (answered as usual) do not restart it.
+#[test]
+fn fragments_and_pings_between_them_share_one_deadline() {
+    let (mut server, mut now) = open_server(dripped_config());
+    let (first, _) = respond(&mut server, now, &client_frame(false, 1, b"part one"));
+    assert!(first.is_empty());
+    for _ in 0..2 {
+        now += Duration::from_secs(14);
+        let (pinged, out) = respond(&mut server, now, &client_frame(true, 9, b"hi"));
+        assert!(matches!(pinged[..], [Event::Ping(_)]));
+        assert_eq!(parse_frames(&out)[0].2, 0xA, "answered with a pong");
+        let (more, _) = respond(&mut server, now, &client_frame(false, 0, b"more"));
+        assert!(more.is_empty());
+    }
+    now += Duration::from_secs(2); // 30 s after the first fragment
+    server.handle_timeout(now);
+    let c = closed(&events(&mut server)).unwrap();
+    assert_eq!(c.code, CloseCode::POLICY_VIOLATION);
+}
+
+// Messages that complete are never cut, however long the connection
+// streams them, even when every read ends inside the next message; a
+// control frame dripped alone is cut like a message.
+#[test]
+fn completed_messages_restart_the_deadline() {
+    let (mut server, mut now) = open_server(dripped_config());
+    let mut wire = Vec::new();
+    for i in 0..40u8 {
+        wire.extend(client_frame(true, 2, &[i; 1000]));
+    }
+    // Reads of 700 bytes, 10 s apart: each ends inside a message, and each
+    // message completes within 20 s of its first byte.
+    let mut received = 0;
+    for read in wire.chunks(700) {
+        now += Duration::from_secs(10);
+        server.handle_timeout(now);
+        let (events, out) = respond(&mut server, now, read);
+        assert!(
+            out.is_empty() || close_of(&out).is_none(),
+            "cut: {events:?}"
+        );
+        received += messages(&events).len();
+    }
+    assert_eq!(received, 40);
+    assert!(server.is_open());
+    // Between messages no message deadline is armed: only idle/keep-alive.
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(30)));
+    let ping = client_frame(true, 9, b"slow ping");
+    let (dripped, _, _) = drip(&mut server, now, &ping[..ping.len() - 1]);
+    assert!(dripped.is_empty());
+    // Its first byte came at +1 s.
+    server.handle_timeout(now + Duration::from_secs(31));
+    assert_eq!(
+        closed(&events(&mut server)).unwrap().code,
+        CloseCode::POLICY_VIOLATION
+    );
+}
+
+// `None` turns the deadline off.
+#[test]
+fn no_message_deadline_when_off() {
+    let config = Config {
+        message_timeout: None,
+        idle_timeout: None,
+        ping_interval: None,
+        ..Config::default()
+    };
+    let (mut server, now) = open_server(config);
+    let frame = client_frame(true, 1, &[b'x'; 100]);
+    let (events, _, _) = drip(&mut server, now, &frame[..60]);
+    assert!(events.is_empty());
+    assert_eq!(server.poll_timeout(), None);
+}

@@ -919,3 +919,68 @@ proptest! {
         }
     }
 }
+
+// ----- the receive budget shared by connections ----------------------------
+
+// A deflate bomb per connection: 1 MiB of zeros compress to ~1 KiB, sent
+// as an unfinished message (no FIN). Each connection may hold its 1 MiB
+// (under max_message_size), but together they stop at the budget: the
+// connections past it close with 1009 naming Config::receive_budget, and
+// the memory held stays bounded. Dropping connections releases their
+// share; a normal large message then passes.
+#[test]
+fn unfinished_compressed_messages_share_one_budget() {
+    let budget = Arc::new(hubbub_core::ReceiveBudget::new(4 << 20));
+    let shared = Config {
+        max_message_size: 16 << 20,
+        receive_budget: Some(budget.clone()),
+        ..deflate()
+    };
+    let bomb = compress(&vec![0u8; 1 << 20]);
+    assert!(bomb.len() < 8 << 10, "{} bytes", bomb.len());
+    let mut open = Vec::new();
+    let mut cut = 0;
+    for _ in 0..40 {
+        let (mut server, now) = open_server_with(shared.clone());
+        let (events, out) = respond(&mut server, now, &frame(false, 0b100, 2, Some(MASK), &bomb));
+        assert!(messages(&events).is_empty());
+        match close_of(&out) {
+            None => open.push(server),
+            Some((code, reason)) => {
+                assert_eq!(code, 1009);
+                assert_eq!(
+                    reason,
+                    "message too big: receive budget of 4194304 bytes in use (Config::receive_budget)"
+                );
+                cut += 1;
+            }
+        }
+        assert!(budget.used() <= budget.limit(), "{budget:?}");
+    }
+    // 1 MiB each (its buffer's capacity, charged in 64 KiB steps): four fit.
+    assert_eq!((open.len(), cut), (4, 36));
+    assert!(budget.used() > 3 << 20);
+    drop(open);
+    assert_eq!(budget.used(), 0, "released when the connections go");
+    // Messages that complete release their charge too.
+    let (mut server, now) = open_server_with(shared.clone());
+    let text = "all work and no play ".repeat(100_000); // ~2 MiB
+    let packed = compress(text.as_bytes());
+    let pieces: Vec<&[u8]> = packed.chunks(4 << 10).collect();
+    let mut got = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let (fin, rsv, opcode) = match i {
+            0 => (pieces.len() == 1, 0b100, 1),
+            _ => (i + 1 == pieces.len(), 0, 0),
+        };
+        let (events, out) = respond(
+            &mut server,
+            now,
+            &frame(fin, rsv, opcode, Some(MASK), piece),
+        );
+        assert_eq!(close_of(&out), None);
+        got.extend(messages(&events));
+    }
+    assert_eq!(got, [Message::Text(text)]);
+    assert_eq!(budget.used(), 0);
+}

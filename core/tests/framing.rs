@@ -493,3 +493,34 @@ fn client_rejects_masked_server_frames() {
     let _ = Connection::is_closed(&pair.client);
     assert!(pair.client.is_closed());
 }
+
+// An uncompressed frame announcing 1 MiB reserves room for it when its
+// first bytes arrive: that reservation is charged to the shared receive
+// budget before it is made, so headers alone cannot make the server hold
+// more than the budget across connections.
+#[test]
+fn partial_frames_are_charged_to_the_receive_budget() {
+    let budget = std::sync::Arc::new(hubbub_core::ReceiveBudget::new(3 << 20));
+    let config = Config {
+        receive_budget: Some(budget.clone()),
+        ..Config::default()
+    };
+    let big = client_frame(true, 2, &vec![7u8; 1 << 20]);
+    let mut held = Vec::new();
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let (mut server, now) = open_server(config.clone());
+        // The header and 10 bytes of payload.
+        let (_, out) = respond(&mut server, now, &big[..24]);
+        codes.push(close_of(&out).map(|c| c.0));
+        held.push(server);
+    }
+    assert_eq!(codes, [None, None, None, Some(1009), Some(1009)]);
+    assert!(budget.used() <= 3 << 20);
+    // The first one completes its message: delivered, charge released.
+    let (events, _) = respond(&mut held[0], std::time::Instant::now(), &big[24..]);
+    assert_eq!(messages(&events)[0].len(), 1 << 20);
+    assert_eq!(budget.used(), 2 << 20);
+    drop(held);
+    assert_eq!(budget.used(), 0);
+}

@@ -27,6 +27,7 @@ use hubbub_smol::Smol;
 use hubbub_tokio::Tokio;
 
 pub mod echo;
+pub mod log;
 pub mod protocol;
 pub mod tls;
 
@@ -201,8 +202,8 @@ impl Program {
 
     /// Print `message` and the usage to stderr; exit code 2.
     pub fn usage_error(&self, message: impl fmt::Display) -> ExitCode {
-        eprintln!("{}: {message}", self.name);
-        eprintln!("usage: {}", self.usage);
+        tracing::error!("{}: {message}", self.name);
+        tracing::error!("usage: {}", self.usage);
         ExitCode::from(2)
     }
 
@@ -238,7 +239,7 @@ impl Program {
 
     /// Print `message` to stderr; exit code `code`.
     pub fn exit(&self, code: u8, message: impl fmt::Display) -> ExitCode {
-        eprintln!("{}: {message}", self.name);
+        tracing::error!("{}: {message}", self.name);
         ExitCode::from(code)
     }
 
@@ -249,7 +250,7 @@ impl Program {
     /// the future of the signal.
     pub fn listening<R: Rt>(&self, place: impl fmt::Display) -> io::Result<Shutdown> {
         let shutdown = Box::pin(R::shutdown_signal());
-        println!("{}: listening on {place} (runtime {})", self.name, R::NAME);
+        tracing::info!("{}: listening on {place} (runtime {})", self.name, R::NAME);
         Ok(shutdown)
     }
 

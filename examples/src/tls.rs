@@ -31,8 +31,8 @@ pub fn reload_on_sighup(name: &'static str, acceptor: TlsAcceptor) -> io::Result
         .spawn(move || {
             for _ in signals.forever() {
                 match acceptor.reload_from_files() {
-                    Ok(()) => println!("{name}: SIGHUP: TLS certificate reloaded"),
-                    Err(error) => eprintln!(
+                    Ok(()) => tracing::info!("{name}: SIGHUP: TLS certificate reloaded"),
+                    Err(error) => tracing::warn!(
                         "{name}: warning: SIGHUP: TLS certificate not reloaded, the one in use stays: {error}"
                     ),
                 }

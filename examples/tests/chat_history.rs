@@ -83,6 +83,61 @@ async fn history(peer: &mut Peer, room: &str, limit: Option<u64>) -> Vec<(String
         .collect()
 }
 
+/// A history larger than the session's outbound queue (4 MiB): 80
+/// messages of 60 KB. `room.history` answers it in pages of at most
+/// 256 KiB (`more`, `before`), and a client that reads them all is never
+/// closed as a slow consumer (one 4.8 MB reply was closed 1013).
+#[test]
+fn a_large_history_comes_in_pages() {
+    each_runtime(a_large_history_comes_in_pages_once);
+}
+
+fn a_large_history_comes_in_pages_once() {
+    let store = temp_dir("chat-history-pages").join("chat.db");
+    let (server, url) = start_chat(&store);
+    runtime().block_on(async {
+        let mut a = client(&url).await;
+        join(&mut a, "big").await;
+        let text = |n: usize| format!("{n:02}{}", "z".repeat(60_000));
+        for n in 0..80 {
+            said(&mut a, "big", &text(n)).await;
+        }
+        let mut pages = 0;
+        let mut got: Vec<String> = Vec::new();
+        let mut before = String::new();
+        loop {
+            pages += 1;
+            assert!(pages <= 80, "bounded");
+            let ask = format!(
+                r#"{{"type":"room.history","payload":{{"room":"big","limit":80{before}}}}}"#
+            );
+            send(&mut a, &ask).await;
+            let reply = next_json(&mut a).await;
+            assert_eq!(reply["type"], "room.history", "{}", reply["type"]);
+            let payload = &reply["payload"];
+            assert!(payload.to_string().len() <= 300 << 10, "a page is bounded");
+            let page = payload["messages"].as_array().unwrap();
+            let mut texts: Vec<String> = page
+                .iter()
+                .map(|m| m["payload"]["text"].as_str().unwrap().to_owned())
+                .collect();
+            texts.append(&mut got);
+            got = texts;
+            if payload["more"] == false {
+                break;
+            }
+            assert_eq!(payload["more"], true);
+            assert_eq!(payload["before"], page[0]["id"]);
+            before = format!(r#","before":{}"#, payload["before"]);
+        }
+        let expected: Vec<String> = (0..80).map(text).collect();
+        assert_eq!(got, expected, "every message once, in order");
+        assert!(pages > 10, "{pages} pages");
+        close(a).await;
+    });
+    drop(server);
+}
+
 fn texts(found: &[(String, u64)]) -> Vec<&str> {
     found.iter().map(|(text, _)| text.as_str()).collect()
 }

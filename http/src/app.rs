@@ -9,11 +9,11 @@ use serde_json::{json, Map, Value};
 use hubbub_hub::{Envelope, Hub, Identity};
 
 use crate::{
-    bridge::{Bridge, BridgeParts},
+    bridge::{Bridge, BridgeParts, SendRefused},
     exposition,
     guard::{Guard, HeldPoll, HttpRateLimits},
     login,
-    longpoll::session_for,
+    longpoll::{session_for, Overflow},
     openapi,
     request::{Limits, Request},
     HttpMetrics, LongPoll, LongPollConfig, Response, StaticFiles,
@@ -147,7 +147,10 @@ impl HttpAppBuilder {
     /// Decide how an envelope sent over HTTP reaches WebSocket sessions. By
     /// default its JSON goes to its room (or to everyone without one).
     pub fn on_http_send(mut self, f: impl Fn(&Hub, &Envelope) + Send + Sync + 'static) -> Self {
-        self.bridge.send = Some(Box::new(move |hub, _, envelope| f(hub, envelope)));
+        self.bridge.send = Some(Box::new(move |hub, _, envelope| {
+            f(hub, envelope);
+            Ok(())
+        }));
         self
     }
 
@@ -157,6 +160,24 @@ impl HttpAppBuilder {
     pub fn on_http_send_as(
         mut self,
         f: impl Fn(&Hub, Option<&Identity>, &Envelope) + Send + Sync + 'static,
+    ) -> Self {
+        self.bridge.send = Some(Box::new(move |hub, identity, envelope| {
+            f(hub, identity, envelope);
+            Ok(())
+        }));
+        self
+    }
+
+    /// [`on_http_send_as`](Self::on_http_send_as) for a hook that may
+    /// refuse the envelope (a store whose queue is full: `Err(StoreError::Busy.into())`):
+    /// `POST /ws/send` then answers 503 with `Retry-After` naming the
+    /// reason, not 202.
+    pub fn try_on_http_send_as(
+        mut self,
+        f: impl Fn(&Hub, Option<&Identity>, &Envelope) -> Result<(), SendRefused>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         self.bridge.send = Some(Box::new(f));
         self
@@ -414,6 +435,15 @@ impl HttpApp {
         })
     }
 
+    /// `status` (503, or 429 for a per-client limit) for a `POST /ws/send`
+    /// that was not taken, counted by `reason`.
+    fn refuse_send(&self, status: u16, reason: &'static str, message: &str) -> Response {
+        self.0.metrics.send_refused.inc(reason);
+        Response::json(&json!({ "error": message, "reason": reason }))
+            .with_status(status)
+            .with_header("Retry-After", "1")
+    }
+
     fn send(&self, request: &Request) -> Response {
         let Some(bridge) = &self.0.bridge else {
             return Response::json_error(503, "long polling is not enabled");
@@ -452,13 +482,32 @@ impl HttpApp {
                 return response;
             }
         }
-        bridge.send(&self.0.hub, identity.as_ref(), &envelope);
+        // 202 only for what was taken: the queues are checked first, then
+        // the hook (a store may be busy), then the explicit session.
+        let long_poll = &bridge.long_poll;
+        let explicit = explicit.filter(|explicit| *explicit != derived);
+        let size = request.body.len();
+        let peer = request.peer.map(|p| p.ip());
+        let admitted = match &explicit {
+            Some(explicit) => long_poll
+                .open(explicit, peer)
+                .and_then(|()| long_poll.admits(explicit, size)),
+            None => long_poll.admits_bytes(size),
+        };
+        if let Err(refused) = admitted {
+            return self.refuse_send(refused.status(), refused.label(), refused.message());
+        }
+        if let Err(refused) = bridge.send(&self.0.hub, identity.as_ref(), &envelope) {
+            return self.refuse_send(503, refused.reason, &refused.message);
+        }
         let session = match explicit {
-            Some(explicit) if explicit != derived => {
-                bridge.long_poll.push(&explicit, &envelope);
+            Some(explicit) => {
+                if let Err(refused) = long_poll.push(&explicit, &envelope, Overflow::Refuse) {
+                    return self.refuse_send(refused.status(), refused.label(), refused.message());
+                }
                 explicit
             }
-            _ => derived,
+            None => derived,
         };
         let mut body = Map::new();
         body.insert("session_id".into(), session.into());

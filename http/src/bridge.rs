@@ -7,10 +7,10 @@ use std::{fmt, sync::Arc};
 
 use serde_json::json;
 
-use hubbub_hub::{BroadcastObserver, Envelope, Hub, Identity};
+use hubbub_hub::{BroadcastObserver, Envelope, Hub, Identity, StoreError};
 
 use crate::{
-    longpoll::{session_for, LongPoll, LongPollConfig},
+    longpoll::{session_for, LongPoll, LongPollConfig, Overflow},
     HttpMetrics,
 };
 
@@ -22,12 +22,42 @@ pub type MirrorFn = dyn Fn(Option<&str>, &str) -> Option<Envelope> + Send + Sync
 pub type SendFn = dyn Fn(&Hub, &Envelope) + Send + Sync;
 /// [`SendFn`] with the sender's identity, when the hub authenticates.
 pub type SendAsFn = dyn Fn(&Hub, Option<&Identity>, &Envelope) + Send + Sync;
+/// [`SendAsFn`] that may refuse the envelope: `POST /ws/send` then answers
+/// 503 naming the reason instead of 202.
+pub type TrySendAsFn =
+    dyn Fn(&Hub, Option<&Identity>, &Envelope) -> Result<(), SendRefused> + Send + Sync;
+
+/// Why an envelope sent over HTTP was not taken (answered 503 with
+/// `Retry-After: 1` and `{"error": message, "reason": reason}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRefused {
+    /// A short name, the `reason` label of `hubbub_http_send_refused` in
+    /// `/metrics`.
+    pub reason: &'static str,
+    /// What the client is told.
+    pub message: String,
+}
+
+impl From<StoreError> for SendRefused {
+    fn from(error: StoreError) -> Self {
+        let reason = match error {
+            StoreError::Busy => "store_busy",
+            StoreError::Closed => "store_closed",
+            StoreError::NoStore => "no_store",
+            _ => "store_error",
+        };
+        SendRefused {
+            reason,
+            message: format!("not stored: {error}"),
+        }
+    }
+}
 
 /// Long polling as a hub holds it.
 pub(crate) struct Bridge {
     pub(crate) long_poll: LongPoll,
     mirror: Option<Box<MirrorFn>>,
-    send: Option<Box<SendAsFn>>,
+    send: Option<Box<TrySendAsFn>>,
 }
 
 impl fmt::Debug for Bridge {
@@ -43,7 +73,7 @@ impl fmt::Debug for Bridge {
 pub(crate) struct BridgeParts {
     pub(crate) config: Option<LongPollConfig>,
     pub(crate) mirror: Option<Box<MirrorFn>>,
-    pub(crate) send: Option<Box<SendAsFn>>,
+    pub(crate) send: Option<Box<TrySendAsFn>>,
 }
 
 impl BridgeParts {
@@ -66,22 +96,30 @@ impl Bridge {
         };
         if let Some(envelope) = envelope {
             let room = envelope.room.as_deref().or(room);
-            self.long_poll.push(&session_for(room), &envelope);
+            // A refusal is counted (dropped); the broadcast went out.
+            let _ = self
+                .long_poll
+                .push(&session_for(room), &envelope, Overflow::DropOldest);
         }
     }
 
-    /// Deliver an HTTP-sent envelope through the hub.
-    pub(crate) fn send(&self, hub: &Hub, identity: Option<&Identity>, envelope: &Envelope) {
+    /// Deliver an HTTP-sent envelope through the hub (the hook may
+    /// refuse it).
+    pub(crate) fn send(
+        &self,
+        hub: &Hub,
+        identity: Option<&Identity>,
+        envelope: &Envelope,
+    ) -> Result<(), SendRefused> {
         match &self.send {
             Some(send) => send(hub, identity, envelope),
-            None => match envelope.room_name() {
-                Some(room) => {
-                    hub.room_text(room, &envelope.to_json(), None);
-                }
-                None => {
-                    hub.broadcast_text(&envelope.to_json(), None);
-                }
-            },
+            None => {
+                match envelope.room_name() {
+                    Some(room) => hub.room_text(room, &envelope.to_json(), None),
+                    None => hub.broadcast_text(&envelope.to_json(), None),
+                };
+                Ok(())
+            }
         }
     }
 }

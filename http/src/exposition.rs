@@ -103,6 +103,13 @@ fn limits(e: &mut DescriptorEncoder, m: &Metrics, h: &HttpMetrics) -> fmt::Resul
         "HTTP requests refused by a per-address limit, by route and reason",
         ("route", "reason"),
         h.rate_limited.snapshot(),
+    )?;
+    counters(
+        e,
+        "hubbub_http_send_refused",
+        "POST /ws/send refused (503, not queued), by reason",
+        "reason",
+        h.send_refused.snapshot(),
     )
 }
 
@@ -248,6 +255,18 @@ impl Collector for HubCollector {
             )?;
             counter(
                 e,
+                "hubbub_lp_sessions_evicted",
+                "Idle long-poll sessions evicted to make room for new ones",
+                h.lp_sessions_evicted.get(),
+            )?;
+            gauge(
+                e,
+                "hubbub_lp_bytes_buffered",
+                "Bytes of long-poll messages held (queued or being answered)",
+                lp.buffered_bytes() as u64,
+            )?;
+            counter(
+                e,
                 "hubbub_lp_messages_enqueued",
                 "Messages queued for long polls",
                 h.lp_messages_enqueued.get(),
@@ -261,6 +280,7 @@ impl Collector for HubCollector {
             let dropped = [
                 ("full", h.lp_messages_dropped.get()),
                 ("expired", h.lp_messages_expired.get()),
+                ("evicted", h.lp_messages_evicted.get()),
             ];
             counters(
                 e,

@@ -2,23 +2,31 @@
 //! and `Last-Modified` with 304, an index file, an optional SPA fallback,
 //! and a path check that never leaves the root.
 //!
-//! Files are read whole with blocking `std::fs` calls on the serving task;
-//! that is fine for the small assets of a web page, and bounded: a file
-//! over [`StaticFiles::max_file_size`] (8 MiB by default) is refused with
-//! 403 rather than read. Only a missing file (or a path refused by the
-//! checks) is a 404; any other I/O error is the server's: 503 with
-//! `Retry-After` when out of file descriptors, otherwise 500, with a body
-//! naming the error.
+//! Files are read with blocking `std::fs` calls on the serving task; that
+//! is fine for the assets of a web page. A file of up to [`FILE_CHUNK`]
+//! (64 KiB) is read whole into the answer; a larger one is opened and
+//! streamed: the server writes the head, then the file in chunks of
+//! `FILE_CHUNK`, each read only once the peer has taken the one before, so
+//! a client that asks for a large file and does not read holds one chunk
+//! of the server's memory, not the file. A file over
+//! [`StaticFiles::max_file_size`] (8 MiB by default) is refused with 403.
+//! Only a missing file (or a path refused by the checks) is a 404; any
+//! other I/O error is the server's: 503 with `Retry-After` when out of
+//! file descriptors, otherwise 500, with a body naming the error.
 
 use std::{
-    fs::{self, Metadata},
-    io,
+    fs::{self, File, Metadata},
+    io::{self, Read},
     path::{Component, Path, PathBuf},
     sync::OnceLock,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::{Request, Response, Settings};
+
+/// Files up to this size are read whole; larger ones are streamed in
+/// chunks of this size.
+pub const FILE_CHUNK: usize = 64 << 10;
 
 /// Where static files come from and how they are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +162,9 @@ impl StaticFiles {
             response.headers = headers;
             return response;
         }
-        let body = match fs::read(file) {
-            Ok(body) => body,
+        let opened = File::open(file).and_then(|f| Ok((f.metadata()?.len(), f)));
+        let (len, mut opened) = match opened {
+            Ok(opened) => opened,
             Err(error) => return io_error_response(&error),
         };
         let mime = mime_guess::from_path(file).first_or_octet_stream();
@@ -166,7 +175,15 @@ impl StaticFiles {
         } else {
             mime.to_string()
         };
-        let mut response = Response::new(200).with_body(&content_type, body);
+        let mut response = if len > FILE_CHUNK as u64 {
+            Response::new(200).with_file(&content_type, opened, len)
+        } else {
+            let mut body = Vec::with_capacity(len as usize);
+            if let Err(error) = opened.read_to_end(&mut body) {
+                return io_error_response(&error);
+            }
+            Response::new(200).with_body(&content_type, body)
+        };
         response.headers.append(&mut headers);
         response
     }

@@ -25,6 +25,7 @@ mod guard;
 mod limit_settings;
 mod login;
 mod longpoll;
+mod longpoll_settings;
 mod metrics;
 mod openapi;
 mod request;
@@ -34,11 +35,13 @@ mod server;
 mod settings;
 
 pub use app::{Handler, HttpApp, HttpAppBuilder, HttpTimeouts, PollRequest, Reply};
-pub use bridge::{MirrorFn, SendAsFn, SendFn};
-pub use files::StaticFiles;
+pub use bridge::{MirrorFn, SendAsFn, SendFn, SendRefused, TrySendAsFn};
+pub use files::{StaticFiles, FILE_CHUNK};
 pub use guard::HttpRateLimits;
 pub use limit_settings::LimitSettings;
-pub use longpoll::{session_for, LongPoll, LongPollConfig, Taken};
+pub use longpoll::{
+    json_array, session_for, LongPoll, LongPollConfig, Message, Overflow, Refused, Taken,
+};
 pub use metrics::HttpMetrics;
 pub use request::{HttpError, Limits, Next, Request, RequestReader};
 pub use response::{reason, Response};

@@ -17,6 +17,10 @@ pub struct HttpMetrics {
     pub lp_messages_dropped: Counter,
     /// Messages dropped with an expired long-poll session.
     pub lp_messages_expired: Counter,
+    /// Idle long-poll sessions evicted to make room for a new one.
+    pub lp_sessions_evicted: Counter,
+    /// Messages dropped with an evicted long-poll session.
+    pub lp_messages_evicted: Counter,
     /// HTTP requests answered, by status.
     pub http_requests: CounterMap,
     /// Requests refused (403) for an origin not on the allow-list.
@@ -25,4 +29,8 @@ pub struct HttpMetrics {
     /// reason)`: reason `rate` (requests per second) or `polls` (held
     /// polls at once).
     pub rate_limited: Labeled<(&'static str, &'static str)>,
+    /// `POST /ws/send` refused (503: not queued) by reason: a long-poll
+    /// [`Refused`](crate::Refused) label, or a send hook's
+    /// [`SendRefused`](crate::SendRefused) reason (`store_busy`, …).
+    pub send_refused: Labeled<&'static str>,
 }

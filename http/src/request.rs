@@ -10,6 +10,7 @@
 use std::{fmt, net::SocketAddr, str};
 
 use bytes::{Buf, Bytes, BytesMut};
+use hubbub_core::handshake::HeadScan;
 
 /// Limits on what one request may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +167,13 @@ pub struct RequestReader {
     failed: bool,
     /// `100 Continue` was reported for the request being read.
     continued: bool,
+    /// How far the head being read has been scanned for its end.
+    scan: HeadScan,
+    /// Where the head being read ends, once found.
+    head_end: Option<usize>,
+    /// Bytes the buffer must hold before the request (head and body) is
+    /// whole: nothing is parsed again until they have arrived.
+    need: usize,
 }
 
 impl RequestReader {
@@ -178,6 +186,9 @@ impl RequestReader {
             upgrades,
             failed: false,
             continued: false,
+            scan: HeadScan::default(),
+            head_end: None,
+            need: 0,
         }
     }
 
@@ -224,25 +235,50 @@ impl RequestReader {
         }
     }
 
+    /// Forget the scan of a head that was taken or skipped.
+    fn start_next(&mut self) {
+        self.scan = HeadScan::default();
+        self.head_end = None;
+        self.need = 0;
+    }
+
+    /// Where the head at the start of the buffer ends: each byte is looked
+    /// at once however the head arrives, and lines must end with CRLF (as
+    /// in the upgrade request, see `hubbub_core::handshake::HeadScan`).
+    fn head_end(&mut self) -> Result<Option<usize>, HttpError> {
+        if let Some(end) = self.head_end {
+            return Ok(Some(end));
+        }
+        match self.scan.feed(&self.buf) {
+            Err(_) => Err(refuse(400, "bare LF line ending; lines end with CRLF")),
+            Ok(Some(n)) if n > self.limits.max_head => Err(refuse(431, "request head too large")),
+            Ok(None) if self.buf.len() > self.limits.max_head => {
+                Err(refuse(431, "request head too large"))
+            }
+            Ok(end) => {
+                self.head_end = end;
+                Ok(end)
+            }
+        }
+    }
+
     fn parse(&mut self) -> Result<Next, HttpError> {
         // Tolerate empty lines before a request (RFC 9112 §2.2).
         while self.buf.starts_with(b"\r\n") {
             self.buf.advance(2);
+            self.start_next();
         }
-        if self.buf.is_empty() {
+        if self.buf.is_empty() || self.buf.len() < self.need {
             return Ok(Next::Incomplete);
         }
+        let Some(end) = self.head_end()? else {
+            return Ok(Next::Incomplete);
+        };
         let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut head = httparse::Request::new(&mut headers);
-        let head_len = match head.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) if n > self.limits.max_head => {
-                return Err(refuse(431, "request head too large"))
-            }
+        let head_len = match head.parse(&self.buf[..end]) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if self.buf.len() > self.limits.max_head => {
-                return Err(refuse(431, "request head too large"))
-            }
-            Ok(httparse::Status::Partial) => return Ok(Next::Incomplete),
+            Ok(httparse::Status::Partial) => return Err(refuse(400, "malformed request")),
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(refuse(431, "too many header fields"))
             }
@@ -278,6 +314,7 @@ impl RequestReader {
             return Ok(Next::Upgrade);
         }
         if self.buf.len() < head_len + body_len {
+            self.need = head_len + body_len;
             let expects = head.headers.iter().any(|h| {
                 h.name.eq_ignore_ascii_case("expect")
                     && h.value.eq_ignore_ascii_case(b"100-continue")
@@ -314,6 +351,7 @@ impl RequestReader {
                 .collect(),
             body: Bytes::new(),
         };
+        self.start_next();
         self.buf.advance(head_len);
         let body = self.buf.split_to(body_len).freeze();
         Ok(Next::Request(Request { body, ..request }))
@@ -422,6 +460,8 @@ mod tests {
                 501,
             ),
             (b"GET http://x/ HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\n\n", 400),
         ];
         for (bytes, expected) in cases {
             let mut r = reader();

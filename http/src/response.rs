@@ -1,6 +1,6 @@
 //! HTTP responses and their bytes on the wire.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, fs::File, sync::Arc};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -13,9 +13,28 @@ pub struct Response {
     /// Headers besides `Content-Length`, `Connection` and `Date` (written
     /// by the server).
     pub headers: Vec<(String, String)>,
-    /// The body (not sent for `HEAD` and 304, but still sized).
+    /// The body (not sent for `HEAD` and 304, but still sized). Empty
+    /// when the body is a file streamed from disk (see [`Response::file_len`]).
     pub body: Bytes,
+    /// A body streamed from a file instead of `body`.
+    file: Option<FileBody>,
 }
+
+/// A body read from an open file in bounded chunks as it is written
+/// (large static files), `len` bytes long.
+#[derive(Debug, Clone)]
+pub(crate) struct FileBody {
+    pub(crate) file: Arc<File>,
+    pub(crate) len: u64,
+}
+
+impl PartialEq for FileBody {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.file, &other.file) && self.len == other.len
+    }
+}
+
+impl Eq for FileBody {}
 
 impl Response {
     /// `status` with an empty body.
@@ -24,7 +43,31 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Bytes::new(),
+            file: None,
         }
+    }
+
+    /// The body is `file`, `len` bytes, streamed in chunks when written.
+    pub(crate) fn with_file(mut self, content_type: &str, file: File, len: u64) -> Self {
+        self = self.with_body(content_type, Bytes::new());
+        self.file = Some(FileBody {
+            file: Arc::new(file),
+            len,
+        });
+        self
+    }
+
+    /// The length of a body streamed from a file (`None` when the body is
+    /// [`Response::body`]).
+    pub fn file_len(&self) -> Option<u64> {
+        self.file.as_ref().map(|f| f.len)
+    }
+
+    /// The file to stream after the head [`write_to`](Self::write_to)
+    /// wrote, if the answer has a body and it is a file.
+    pub(crate) fn streamed(&self, head_only: bool) -> Option<&FileBody> {
+        let no_body = head_only || matches!(self.status, 100..=199 | 204 | 304);
+        self.file.as_ref().filter(|_| !no_body)
     }
 
     /// `200` with a JSON body.
@@ -85,7 +128,8 @@ impl Response {
 
     /// Append the response to `out`: without the body for `HEAD` (and for
     /// 1xx/204/304, which have none), with `Connection: close` unless
-    /// `keep_alive`.
+    /// `keep_alive`. A body streamed from a file is not appended (only its
+    /// `Content-Length`): the server writes it after the head.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
         let no_body = matches!(self.status, 100..=199 | 204 | 304);
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
@@ -95,7 +139,8 @@ impl Response {
             let _ = write!(head, "{name}: {value}\r\n");
         }
         if !no_body {
-            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+            let len = self.file_len().unwrap_or(self.body.len() as u64);
+            let _ = write!(head, "Content-Length: {len}\r\n");
         }
         if !keep_alive {
             head.push_str("Connection: close\r\n");

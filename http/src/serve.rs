@@ -13,7 +13,7 @@
 
 use std::{
     future::{poll_fn, Future},
-    io,
+    io::{self, Read},
     net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
@@ -22,15 +22,16 @@ use std::{
 
 use bytes::BytesMut;
 use hubbub_core::{Config, Connection};
-use serde_json::Value;
 
 use hubbub_hub::run_session;
 use hubbub_ws::driver::{Driver, Timer, Transport};
 
 use crate::{
     app::{HttpApp, PollRequest, Reply},
-    longpoll::{LongPoll, Taken},
+    files::FILE_CHUNK,
+    longpoll::{json_array, LongPoll, Taken},
     request::{Next, RequestReader},
+    response::FileBody,
     Response,
 };
 
@@ -161,7 +162,18 @@ pub async fn serve_connection_from<T: Transport, K: Timer>(
                 }
             };
             app.count(response.status);
-            dated(response).write_to(&mut out, request.is_head(), keep_alive);
+            let response = dated(response);
+            response.write_to(&mut out, request.is_head(), keep_alive);
+            if let Some(file) = response.streamed(request.is_head()) {
+                // A file that cannot be read to its length ends the
+                // connection: its length was promised in the head.
+                if stream_file(&mut io, &mut timer, &mut out, file, timeouts.request)
+                    .await
+                    .is_err()
+                {
+                    return Served::Done;
+                }
+            }
             if !keep_alive {
                 finish(&mut io, &mut timer, &mut out, timeouts.request).await;
                 return Served::Done;
@@ -274,6 +286,12 @@ async fn hold<T: Transport, K: Timer>(
     peer: Option<SocketAddr>,
 ) -> Option<Response> {
     let long_poll = app.long_poll()?;
+    if let Err(refused) = long_poll.open(&poll.session, peer.map(|p| p.ip())) {
+        return Some(
+            Response::json_error(refused.status(), refused.message())
+                .with_header("Retry-After", "1"),
+        );
+    }
     let _held = match app.hold_poll(peer.map(|p| p.ip())) {
         Ok(held) => held,
         Err(refused) => return Some(refused),
@@ -313,8 +331,13 @@ async fn hold<T: Transport, K: Timer>(
     })
     .await;
     match messages? {
-        Ok(messages) => Some(Response::json(&Value::Array(messages))),
-        Err(()) => Some(Response::json_error(503, "too many long-poll sessions")),
+        Ok(messages) => {
+            Some(Response::new(200).with_body("application/json", json_array(&messages)))
+        }
+        Err(()) => Some(
+            Response::json_error(503, "too many long-poll sessions")
+                .with_header("Retry-After", "1"),
+        ),
     }
 }
 
@@ -374,6 +397,37 @@ async fn write_all<T: Transport, K: Timer>(
     .await;
     out.clear();
     result
+}
+
+/// Write what `out` holds, then `file` in chunks of [`FILE_CHUNK`], each
+/// read once the one before was written (so at most one chunk, plus the
+/// answers gathered before, is held for a peer that does not read).
+async fn stream_file<T: Transport, K: Timer>(
+    io: &mut T,
+    timer: &mut K,
+    out: &mut Vec<u8>,
+    file: &FileBody,
+    limit: Duration,
+) -> io::Result<()> {
+    let mut left = file.len;
+    let mut reader = &*file.file;
+    while left > 0 {
+        let start = out.len();
+        let chunk = FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK));
+        out.resize(start + chunk, 0);
+        let mut filled = start;
+        while filled < out.len() {
+            match reader.read(&mut out[filled..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        left -= chunk as u64;
+        write_all(io, timer, out, limit).await?;
+    }
+    Ok(())
 }
 
 /// The last answer: write it, send FIN, then read and discard what the peer
@@ -510,6 +564,101 @@ mod tests {
             );
             bytes = &bytes[head + len..];
         }
+    }
+
+    /// A directory with a 1 MiB file `big.bin` of the byte pattern
+    /// `i % 251`, served by an app.
+    fn big_file_app() -> (HttpApp, std::path::PathBuf, Vec<u8>) {
+        let dir = std::env::temp_dir().join(format!(
+            "hubbub-serve-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.join("big.bin"), &big).unwrap();
+        let app = HttpApp::builder(Hub::builder().build())
+            .static_files(crate::StaticFiles::new(&dir))
+            .build();
+        (app, dir, big)
+    }
+
+    #[test]
+    fn a_large_file_is_streamed_in_chunks_to_a_peer_that_does_not_read() {
+        let (app, dir, big) = big_file_app();
+        let peer = Rc::new(RefCell::new(Peer {
+            window: 16 << 10,
+            ..Peer::default()
+        }));
+        // 8 KiB of pipelined requests for the 1 MiB file.
+        let request = b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+        let requests = (8 << 10) / request.len();
+        for _ in 0..requests {
+            peer.borrow_mut().sent.extend_from_slice(request);
+        }
+        let mut served = pin!(serve_connection(Memory(peer.clone()), Never, &app, false));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(served.as_mut().poll(&mut cx).is_pending());
+        assert!(served.as_mut().poll(&mut cx).is_pending());
+        // Held for the peer: one chunk and a head, not the file (before:
+        // the whole answer, 1 MiB, was built and offered in one write).
+        let largest = peer.borrow().largest_write;
+        assert!(
+            largest <= FILE_CHUNK + 1024,
+            "{largest} bytes offered in one write to a peer that does not read"
+        );
+        // The peer reads two answers: each is the whole file.
+        let mut rounds = 0;
+        while peer.borrow().received.len() < 2 * (big.len() + 1024) {
+            assert!(served.as_mut().poll(&mut cx).is_pending());
+            rounds += 1;
+            assert!(rounds < 1000, "the server stalled");
+            peer.borrow_mut().window += 64 << 10;
+        }
+        let received = peer.borrow().received.clone();
+        let mut rest = &received[..];
+        for _ in 0..2 {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut answer = httparse::Response::new(&mut headers);
+            let Ok(httparse::Status::Complete(head)) = answer.parse(rest) else {
+                panic!("no complete head");
+            };
+            assert_eq!(answer.code, Some(200));
+            let length = answer
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| h.value);
+            assert_eq!(length, Some(&b"1048576"[..]));
+            assert!(rest[head..head + big.len()] == big[..], "the body differs");
+            rest = &rest[head + big.len()..];
+        }
+        assert!(peer.borrow().largest_write <= FILE_CHUNK + 1024);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn head_of_a_large_file_has_its_length_and_no_body() {
+        let (app, dir, _) = big_file_app();
+        let peer = Rc::new(RefCell::new(Peer {
+            window: 1 << 20,
+            ..Peer::default()
+        }));
+        peer.borrow_mut()
+            .sent
+            .extend_from_slice(b"HEAD /big.bin HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let mut served = pin!(serve_connection(Memory(peer.clone()), Never, &app, false));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut rounds = 0;
+        while served.as_mut().poll(&mut cx).is_pending() {
+            rounds += 1;
+            assert!(rounds < 100, "the server stalled");
+        }
+        let text = String::from_utf8(peer.borrow().received.clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 1048576\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
 
-use hubbub_core::{Config, DeflateConfig};
+use hubbub_core::{Config, DeflateConfig, ReceiveBudget};
 use hubbub_hub::HubLimits;
 
-use crate::{HttpRateLimits, LimitSettings};
+use crate::{HttpRateLimits, LimitSettings, LongPollConfig};
 
 /// Every setting, resolved and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,13 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     /// `WEBSOCKET_PING_INTERVAL`: keep-alive pings; `None` when set to 0.
     pub ping_interval: Option<Duration>,
+    /// `WEBSOCKET_MESSAGE_TIMEOUT`: a message must arrive whole within this
+    /// long of its first byte (else 1008); `None` when set to 0.
+    pub message_timeout: Option<Duration>,
+    /// `WEBSOCKET_RECEIVE_BUDGET`: bytes that unfinished incoming messages
+    /// of all connections may hold together (past it: 1009); `None` when
+    /// set to 0.
+    pub receive_budget: Option<usize>,
     /// `WEBSOCKET_AUTO_PING_PONG`: answer pings automatically.
     pub auto_ping_pong: bool,
     /// `WEBSOCKET_ENABLE_DEFLATE`: negotiate permessage-deflate.
@@ -52,9 +59,20 @@ pub struct Settings {
     pub auth_jwt_secret: Option<String>,
     /// `AUTH_TIMEOUT`: how long after open the auth message may take.
     pub auth_timeout: Duration,
+    /// `NODE_ID`: this process's name in presence entries (unset: the
+    /// application's choice; the chat uses its WebSocket `host:port`).
+    pub node_id: Option<String>,
+    /// `PRESENCE_EVENTS`: send `presence.join`/`presence.leave` to a
+    /// room's members (off by default).
+    pub presence_events: bool,
     /// Origins, rates and connection caps (`ALLOWED_ORIGINS`,
     /// `WEBSOCKET_RATE_LIMIT`, `MAX_CONNECTIONS`, ...): all off by default.
     pub limits: LimitSettings,
+    /// The long-poll bounds (`LONGPOLL_MAX_SESSIONS`,
+    /// `LONGPOLL_MAX_SESSIONS_PER_IP`, `LONGPOLL_QUEUE_MESSAGES`,
+    /// `LONGPOLL_SESSION_BYTES`, `LONGPOLL_TOTAL_BYTES`,
+    /// `LONGPOLL_POLL_BYTES`): [`LongPollConfig::default`] unless set.
+    pub long_poll: LongPollConfig,
     /// `TLS_CERT_PATH` and `TLS_KEY_PATH`: the PEM certificate chain and
     /// private key to serve TLS with (`https://`, `wss://`); both or
     /// neither, unset by default.
@@ -81,6 +99,8 @@ impl Default for Settings {
             max_message_size: 65536,
             idle_timeout: Some(Duration::from_secs(60)),
             ping_interval: Some(Duration::from_secs(30)),
+            message_timeout: Some(Duration::from_secs(30)),
+            receive_budget: Some(256 << 20),
             auto_ping_pong: true,
             enable_deflate: true,
             public_path: "public".into(),
@@ -92,7 +112,10 @@ impl Default for Settings {
             auth_required: false,
             auth_jwt_secret: None,
             auth_timeout: Duration::from_secs(10),
+            node_id: None,
+            presence_events: false,
             limits: LimitSettings::default(),
+            long_poll: LongPollConfig::default(),
             tls: None,
         }
     }
@@ -171,6 +194,14 @@ impl Settings {
                 .map(seconds)
                 .transpose()?
                 .unwrap_or(d.ping_interval),
+            message_timeout: get("WEBSOCKET_MESSAGE_TIMEOUT")
+                .map(seconds)
+                .transpose()?
+                .unwrap_or(d.message_timeout),
+            receive_budget: get("WEBSOCKET_RECEIVE_BUDGET")
+                .map(budget)
+                .transpose()?
+                .unwrap_or(d.receive_budget),
             auto_ping_pong: get("WEBSOCKET_AUTO_PING_PONG")
                 .map(boolean)
                 .transpose()?
@@ -210,7 +241,13 @@ impl Settings {
                 .map(positive_seconds)
                 .transpose()?
                 .unwrap_or(d.auth_timeout),
+            node_id: get("NODE_ID").map(non_empty).transpose()?,
+            presence_events: get("PRESENCE_EVENTS")
+                .map(boolean)
+                .transpose()?
+                .unwrap_or(d.presence_events),
             limits: LimitSettings::from_lookup(&lookup)?,
+            long_poll: crate::longpoll_settings::from_lookup(&lookup)?,
             tls: tls_files(
                 get("TLS_CERT_PATH").map(|(_, v)| v),
                 get("TLS_KEY_PATH").map(|(_, v)| v),
@@ -248,6 +285,10 @@ impl Settings {
             max_message_size: self.max_message_size,
             idle_timeout: self.idle_timeout,
             ping_interval: self.ping_interval,
+            message_timeout: self.message_timeout,
+            receive_budget: self
+                .receive_budget
+                .map(|limit| Arc::new(ReceiveBudget::new(limit))),
             auto_pong: self.auto_ping_pong,
             deflate: self.enable_deflate.then(DeflateConfig::default),
             ..Config::default()
@@ -318,6 +359,19 @@ fn message_size((key, value): Entry) -> Result<usize, SettingsError> {
     match value.parse::<usize>() {
         Ok(n) if n >= 1024 => Ok(n),
         _ => Err(invalid(key, value, "a size in bytes of at least 1024")),
+    }
+}
+
+/// Bytes; 0 turns the budget off, else at least 1024.
+fn budget((key, value): Entry) -> Result<Option<usize>, SettingsError> {
+    match value.parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n >= 1024 => Ok(Some(n)),
+        _ => Err(invalid(
+            key,
+            value,
+            "a size in bytes of at least 1024 (0 = off)",
+        )),
     }
 }
 
@@ -411,6 +465,8 @@ mod tests {
             ("WEBSOCKET_PORT", "9001"),
             ("WEBSOCKET_IDLE_TIMEOUT", "0"),
             ("WEBSOCKET_PING_INTERVAL", "-5"),
+            ("WEBSOCKET_MESSAGE_TIMEOUT", "90"),
+            ("WEBSOCKET_RECEIVE_BUDGET", "1048576"),
             ("WEBSOCKET_ENABLE_DEFLATE", "off"),
             ("WEBSOCKET_AUTO_PING_PONG", "NO"),
             ("PUBLIC_SPA_FALLBACK", "yes"),
@@ -434,6 +490,12 @@ mod tests {
             (1024, None, false)
         );
         assert_eq!(config.deflate, None);
+        assert_eq!(config.message_timeout, Some(Duration::from_secs(90)));
+        let budget = config.receive_budget.as_ref().map(|b| b.limit());
+        assert_eq!(budget, Some(1 << 20));
+        let off = from(&[("WEBSOCKET_RECEIVE_BUDGET", "0")]).unwrap();
+        assert!(off.core_config().receive_budget.is_none());
+        assert!(from(&[("WEBSOCKET_RECEIVE_BUDGET", "12")]).is_err());
     }
 
     #[test]
@@ -462,6 +524,22 @@ mod tests {
         );
         let zero = Settings::from_lookup(lookup(&[("AUTH_TIMEOUT", "0")])).unwrap_err();
         assert_eq!(zero.key, "AUTH_TIMEOUT");
+    }
+
+    #[test]
+    fn presence_keys() {
+        let off = from(&[]).unwrap();
+        assert_eq!((off.node_id, off.presence_events), (None, false));
+        let on = from(&[("NODE_ID", " eu-1 "), ("PRESENCE_EVENTS", "true")]).unwrap();
+        assert_eq!(
+            (on.node_id.as_deref(), on.presence_events),
+            (Some("eu-1"), true)
+        );
+        assert_eq!(from(&[("NODE_ID", "")]).unwrap_err().key, "NODE_ID");
+        assert_eq!(
+            from(&[("PRESENCE_EVENTS", "maybe")]).unwrap_err().key,
+            "PRESENCE_EVENTS"
+        );
     }
 
     #[test]
@@ -554,7 +632,7 @@ mod tests {
 
     /// Every settings key, removed from a child's environment so the
     /// parent's cannot leak into a case.
-    const KEYS: [&str; 17] = [
+    const KEYS: [&str; 19] = [
         "SERVER_HOST",
         "SERVER_PORT",
         "WEBSOCKET_HOST",
@@ -562,6 +640,8 @@ mod tests {
         "WEBSOCKET_MAX_MESSAGE_SIZE",
         "WEBSOCKET_IDLE_TIMEOUT",
         "WEBSOCKET_PING_INTERVAL",
+        "WEBSOCKET_MESSAGE_TIMEOUT",
+        "WEBSOCKET_RECEIVE_BUDGET",
         "WEBSOCKET_AUTO_PING_PONG",
         "WEBSOCKET_ENABLE_DEFLATE",
         "PUBLIC_PATH",

@@ -9,8 +9,6 @@
 //! join (it would be lost) nor be read by the replay and delivered live as
 //! well (a duplicate): the race is excluded by construction.
 
-use std::time::Instant;
-
 use serde_json::json;
 
 use crate::{Envelope, Hub, NewMessage, Session, SessionError, StoreError, StoredMessage};
@@ -41,30 +39,10 @@ impl Hub {
         envelope: Envelope,
         render: impl FnOnce(&StoredMessage) -> String + Send + 'static,
     ) -> Result<(), StoreError> {
-        let Some(store) = self.store() else {
-            return Err(StoreError::NoStore);
-        };
-        let hub = self.downgrade();
-        let started = Instant::now();
-        let queued = store.append(NewMessage::from_envelope(room, envelope), move |result| {
-            let Some(hub) = hub.upgrade().map(Hub::from_inner) else {
-                return;
-            };
-            let metrics = hub.metrics();
-            match result {
-                Ok(stored) => {
-                    metrics.store_appends.inc();
-                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    metrics.store_append_latency_us.add(micros);
-                    hub.room_text(&stored.room, &render(&stored), None);
-                }
-                Err(_) => metrics.store_append_errors.inc(),
-            }
-        });
-        if queued.is_err() {
-            self.metrics().store_append_errors.inc();
-        }
-        queued
+        let message = NewMessage::from_envelope(room, envelope);
+        self.inner()
+            .engine
+            .publish(self, message, Box::new(render), None)
     }
 
     /// Bring `session` back into `room` after a reconnect: send it, each as
@@ -80,8 +58,9 @@ impl Hub {
     /// A session already in `room` leaves it at once and joins again after
     /// the replay, so a message it would otherwise get live as well as in
     /// the replay comes once. Never blocks (the work is queued to the
-    /// store's worker). Keep `limit` below the session's outbound queue
-    /// bound. A session denied the room ([`Hub::authorize_session`]) is
+    /// store's worker). The replay is fed to the connection as it drains
+    /// ([`Session::send_paced`]), outside the outbound queue's bound: it
+    /// holds at most `limit` stored messages. A session denied the room ([`Hub::authorize_session`]) is
     /// sent an error envelope instead and joins nothing. A store failure is
     /// reported to `on_error` ([`SessionError::Store`]); the session still
     /// joins and gets `complete: false`. A session at the cap on rooms
@@ -106,7 +85,9 @@ impl Hub {
             self.refuse_join(session, room, max);
             return Ok(());
         }
-        self.leave(session, room);
+        // Back in the room after the replay: no presence change if it was
+        // a member already.
+        let was_member = self.leave_quietly(session, room);
         let (hub, session, room) = (self.downgrade(), session.clone(), room.to_owned());
         store.call(move |store| {
             let Some(hub) = hub.upgrade().map(Hub::from_inner) else {
@@ -119,10 +100,11 @@ impl Hub {
                     (Vec::new(), false)
                 }
             };
-            for message in &messages {
-                let _ = session.send_text(message.to_envelope().to_json());
-            }
-            hub.join(&session, &room);
+            // Fed to the connection as it drains: a replay larger than the
+            // outbound queue's bound does not make a reader a slow consumer.
+            let texts = messages.iter().map(|m| m.to_envelope().to_json().into());
+            let _ = session.send_paced(texts);
+            let _ = hub.join_announced(&session, &room, !was_member);
             let last_id = messages.last().map_or(since, |m| m.id);
             let resumed = json!({
                 "room": room,

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::{
     auth::Auth,
     callbacks::{callback_setters, Callbacks},
+    engine::{EmbeddedEngine, RoomEngine},
     limits::{Admission, SessionLimits},
     session::{OutboundLimit, Pushed, SessionInfo},
     ConnectionSlot, Envelope, HubLimits, Identity, Metrics, Rooms, Session, SessionId, StoreError,
@@ -108,6 +109,9 @@ pub(crate) struct HubInner {
     pub(crate) room_check: Option<RoomCheck>,
     pub(crate) limits: HubLimits,
     pub(crate) admission: Option<Arc<Admission>>,
+    pub(crate) engine: Arc<dyn RoomEngine>,
+    pub(crate) node_id: RwLock<String>,
+    pub(crate) presence_events: bool,
 }
 
 /// Sees every text broadcast of a hub and its shutdown: how a layer beside
@@ -134,6 +138,9 @@ pub struct HubBuilder {
     auth: Option<Auth>,
     room_check: Option<RoomCheck>,
     limits: HubLimits,
+    engine: Option<Arc<dyn RoomEngine>>,
+    node_id: Option<String>,
+    presence_events: bool,
 }
 
 impl HubBuilder {
@@ -192,6 +199,25 @@ impl HubBuilder {
         self.limits = limits;
         self
     }
+    /// Publish, keep history and presence through `engine` (default: an
+    /// [`EmbeddedEngine`], this process alone).
+    pub fn engine(mut self, engine: impl RoomEngine) -> Self {
+        self.engine = Some(Arc::new(engine));
+        self
+    }
+    /// The name of this node in presence entries (default `local`; also
+    /// [`Hub::set_node_id`]).
+    pub fn node_id(mut self, node: impl Into<String>) -> Self {
+        self.node_id = Some(node.into());
+        self
+    }
+    /// Send `presence.join` and `presence.leave` to a room's members when a
+    /// session joins or leaves it (off by default: with N members, N joins
+    /// cost N² messages).
+    pub fn presence_events(mut self, on: bool) -> Self {
+        self.presence_events = on;
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
         let metrics = Arc::new(Metrics::default());
@@ -211,6 +237,11 @@ impl HubBuilder {
             room_check: self.room_check,
             admission: Admission::new(&self.limits),
             limits: self.limits,
+            engine: self
+                .engine
+                .unwrap_or_else(|| Arc::new(EmbeddedEngine::default())),
+            node_id: RwLock::new(self.node_id.unwrap_or_else(|| "local".into())),
+            presence_events: self.presence_events,
         }))
     }
 }
@@ -287,6 +318,17 @@ impl Hub {
     /// `{"type":"error","payload":{"error":"room_name_too_long","length":..,
     /// "limit":..,"message":..}}`.
     pub fn try_join(&self, session: &Session, room: &str) -> Result<bool, JoinError> {
+        self.join_announced(session, room, true)
+    }
+
+    /// [`try_join`](Self::try_join); the engine hears of the join only when
+    /// `announce`.
+    pub(crate) fn join_announced(
+        &self,
+        session: &Session,
+        room: &str,
+        announce: bool,
+    ) -> Result<bool, JoinError> {
         self.check_room_name(session, room)?;
         if !self.admit_to_room(session, room) {
             return Err(JoinError::Forbidden);
@@ -308,7 +350,12 @@ impl Hub {
                 !member && count >= max
             };
             if !at_cap {
-                return Ok(rooms.join(session.id(), room));
+                let added = rooms.join(session.id(), room);
+                drop((rooms, sessions));
+                if added && announce {
+                    self.0.engine.joined(self, room, session);
+                }
+                return Ok(added);
             }
         }
         self.refuse_join(session, room, max);
@@ -317,12 +364,44 @@ impl Hub {
 
     /// Remove `session` from `room` (an unknown room is a no-op).
     pub fn leave(&self, session: &Session, room: &str) -> bool {
+        let left = self.leave_quietly(session, room);
+        if left {
+            self.0.engine.left(self, room, session);
+        }
+        left
+    }
+
+    /// [`leave`](Self::leave) without telling the engine (a resume leaves
+    /// and joins again: no presence change).
+    pub(crate) fn leave_quietly(&self, session: &Session, room: &str) -> bool {
         self.0.lock_rooms().leave(session.id(), room)
     }
 
     /// The ids of `room`'s members.
     pub fn members(&self, room: &str) -> Vec<SessionId> {
         self.0.lock_rooms().members(room).collect()
+    }
+
+    /// This node's sessions in `room`, sorted by id, as presence shows
+    /// them ([`presence`](Self::presence) asks the engine, which may know
+    /// other nodes too).
+    pub fn local_presence(&self, room: &str) -> Vec<crate::PresenceEntry> {
+        let node = self.node_id();
+        let mut entries: Vec<crate::PresenceEntry> = {
+            let sessions = self.0.read_sessions();
+            let rooms = self.0.lock_rooms();
+            rooms
+                .members(room)
+                .filter_map(|id| sessions.get(&id))
+                .map(|session| crate::PresenceEntry {
+                    id: session.id(),
+                    user: session.user(),
+                    node: node.clone(),
+                })
+                .collect()
+        };
+        entries.sort_by_key(|entry| entry.id);
+        entries
     }
 
     /// The rooms `session` is in.
@@ -618,7 +697,7 @@ impl Hub {
         // A session that never authenticated never saw `on_open`.
         let opened = self.0.auth.is_none() || !session.awaiting_auth();
         if self.forget(session, code) {
-            let _leave = LeaveRooms(self, session.id());
+            let _leave = LeaveRooms(self, session);
             if opened {
                 self.0.callbacks.close(session, code, reason);
             }
@@ -630,7 +709,7 @@ impl Hub {
     /// callback would abort the process).
     pub fn release(&self, session: &Session, code: CloseCode) {
         if self.forget(session, code) {
-            self.0.lock_rooms().leave_all(session.id());
+            drop(LeaveRooms(self, session));
         }
     }
 
@@ -653,12 +732,15 @@ impl Hub {
 }
 
 /// Leaves every room of a closed session when dropped: after its
-/// `on_close`, even if that panics.
-struct LeaveRooms<'a>(&'a Hub, SessionId);
+/// `on_close`, even if that panics; then the engine hears of each.
+struct LeaveRooms<'a>(&'a Hub, &'a Session);
 
 impl Drop for LeaveRooms<'_> {
     fn drop(&mut self) {
-        self.0 .0.lock_rooms().leave_all(self.1);
+        let rooms = self.0 .0.lock_rooms().leave_all(self.1.id());
+        for room in rooms {
+            self.0 .0.engine.left(self.0, &room, self.1);
+        }
     }
 }
 

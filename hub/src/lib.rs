@@ -6,7 +6,8 @@
 //! slow-consumer policy, limits ([`HubLimits`]: origins, message and byte
 //! rates, rooms per session, connections), room history in a [`MessageStore`] with replay
 //! after reconnect ([`Hub::publish`], [`Hub::resume`]), the library's
-//! [`Metrics`], and the loop that runs a connection as a session
+//! [`Metrics`], the [`RoomEngine`] seam (publish, acknowledged publishes,
+//! presence), and the loop that runs a connection as a session
 //! ([`run_session`], [`drive_session`]).
 //!
 //! On a runtime (through [`hubbub_ws::Runtime`]): [`HubServer`] serves a
@@ -33,6 +34,7 @@ pub mod auth;
 mod callbacks;
 mod client;
 mod client_builder;
+pub mod engine;
 mod envelope;
 mod history;
 mod hub;
@@ -50,6 +52,7 @@ pub mod store;
 pub use auth::{Auth, AuthError, Authenticator, Identity, TokenSource};
 pub use client::{Client, ClientEvent};
 pub use client_builder::{ClientBuilder, ClientHandle};
+pub use engine::{Ack, EmbeddedEngine, PresenceEntry, RoomEngine};
 pub use envelope::Envelope;
 pub use history::RESUMED;
 pub use hub::{BroadcastObserver, Hub, HubBuilder, JoinError, SessionError};

@@ -200,6 +200,9 @@ enum Outgoing {
     Frame(EncodedFrame),
     Frames(EncodedFrames),
     Close(CloseCode, String),
+    /// Messages fed to the connection one by one as it drains
+    /// ([`Session::send_paced`]); not counted in the queue's bytes.
+    Paced(VecDeque<Message>),
 }
 
 #[derive(Debug, Default)]
@@ -490,6 +493,26 @@ impl Session {
         self.lock().messages as usize
     }
 
+    /// Queue `messages` behind what is queued, to be handed to the
+    /// connection one at a time as it writes, like a reply streamed in
+    /// pieces: they do not count against the [`OutboundLimit`] (the caller
+    /// already holds them and bounds how many), so a long reply (a history
+    /// replay) never closes a reader that reads as a slow consumer, and
+    /// what is queued after them still waits its turn. Messages sent
+    /// afterwards count as usual, and the policy still applies to them.
+    pub fn send_paced(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), SendError> {
+        let messages: VecDeque<Message> = messages.into_iter().collect();
+        let mut out = self.lock();
+        if out.closing {
+            return Err(SendError::Closed);
+        }
+        if !messages.is_empty() {
+            out.items.push_back(Outgoing::Paced(messages));
+            wake(out);
+        }
+        Ok(())
+    }
+
     fn enqueue(&self, message: Message) -> Result<(), SendError> {
         let len = message.len();
         match self.push(len, |out| out.items.push_back(Outgoing::Message(message))) {
@@ -580,6 +603,19 @@ impl Session {
             };
             let (count, len) = match item {
                 None => break,
+                Some(Outgoing::Paced(mut paced)) => {
+                    // One at a time, each when the core has room; not in
+                    // the queue's counts.
+                    if let Some(message) = paced.pop_front() {
+                        bytes += message.len();
+                        messages += 1;
+                        let _ = conn.send(message);
+                    }
+                    if !paced.is_empty() {
+                        out.items.push_front(Outgoing::Paced(paced));
+                    }
+                    continue;
+                }
                 Some(Outgoing::Message(message)) => {
                     let len = message.len();
                     let _ = conn.send(message);
@@ -721,17 +757,25 @@ impl Session {
         self.lock()
             .items
             .iter()
-            .map(|item| match item {
-                Outgoing::Message(Message::Text(text)) => Queued::Text(text.clone()),
-                Outgoing::Message(Message::Binary(data)) => Queued::Binary(data.clone()),
+            .flat_map(|item| match item {
+                Outgoing::Message(Message::Text(text)) => vec![Queued::Text(text.clone())],
+                Outgoing::Message(Message::Binary(data)) => vec![Queued::Binary(data.clone())],
                 Outgoing::Message(other) => {
-                    Queued::Binary(Bytes::copy_from_slice(other.as_bytes()))
+                    vec![Queued::Binary(Bytes::copy_from_slice(other.as_bytes()))]
                 }
-                Outgoing::Frame(frame) => Queued::Frame(frame.as_bytes().clone()),
-                Outgoing::Frames(frames) => {
-                    Queued::Frames(frames.count(), Bytes::copy_from_slice(frames.as_bytes()))
-                }
-                Outgoing::Close(code, reason) => Queued::Close(code.0, reason.clone()),
+                Outgoing::Frame(frame) => vec![Queued::Frame(frame.as_bytes().clone())],
+                Outgoing::Frames(frames) => vec![Queued::Frames(
+                    frames.count(),
+                    Bytes::copy_from_slice(frames.as_bytes()),
+                )],
+                Outgoing::Close(code, reason) => vec![Queued::Close(code.0, reason.clone())],
+                Outgoing::Paced(paced) => paced
+                    .iter()
+                    .map(|m| match m {
+                        Message::Text(text) => Queued::Text(text.clone()),
+                        other => Queued::Binary(Bytes::copy_from_slice(other.as_bytes())),
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -777,6 +821,56 @@ pub(crate) mod tests {
         assert_eq!(s.send_binary(Bytes::new()), Err(SendError::Full), "4th");
         assert_eq!((s.queued_bytes(), s.queued_messages()), (100, 3));
         assert!(s.is_open(), "Drop keeps the session open");
+    }
+
+    /// Paced messages pass a queue far smaller than they are, reach the
+    /// core one at a time under the high-water mark, and keep their place:
+    /// what is sent after them follows them.
+    #[test]
+    fn paced_messages_are_fed_as_the_connection_drains() {
+        let s = session(OutboundLimit {
+            max_bytes: 100,
+            max_messages: 3,
+            policy: SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER),
+        });
+        s.send_paced((0..20).map(|i| Message::Text(format!("{i:03}").repeat(20))))
+            .unwrap();
+        assert_eq!(s.send_text("after"), Ok(()));
+        assert!(
+            s.is_open(),
+            "1.2 KB paced in a 100 B queue: not a slow consumer"
+        );
+        assert_eq!((s.queued_bytes(), s.queued_messages()), (5, 1));
+        let mut conn = open_connection();
+        let waker = Waker::noop();
+        let mut texts = Vec::new();
+        for _ in 0..100 {
+            let drained = s.drain_into(&mut conn, Instant::now(), 100, waker);
+            assert!(
+                conn.pending_bytes() < 100 + 62,
+                "one message past the mark at most"
+            );
+            let mut wire = vec![];
+            let mut slices = [std::io::IoSlice::new(&[]); 8];
+            let n = conn.transmit_slices(&mut slices);
+            for slice in &slices[..n] {
+                wire.extend_from_slice(slice);
+            }
+            conn.advance_transmit(wire.len());
+            // Unmasked server frames of under 126 bytes: 2-byte headers.
+            while wire.len() >= 2 {
+                let len = wire[1] as usize;
+                texts.push(String::from_utf8(wire[2..2 + len].to_vec()).unwrap());
+                wire.drain(..2 + len);
+            }
+            if !drained.remaining {
+                break;
+            }
+        }
+        let mut expected: Vec<String> = (0..20).map(|i| format!("{i:03}").repeat(20)).collect();
+        expected.push("after".into());
+        assert_eq!(texts, expected);
+        assert_eq!((s.queued_bytes(), s.queued_messages()), (0, 0));
     }
 
     #[test]

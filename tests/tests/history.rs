@@ -164,7 +164,53 @@ async fn a_resume_from_an_id_the_store_never_gave_is_not_complete<R: Rt>() {
     server.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A replay larger than the outbound queue's bound (4 MiB by default) and
+/// than what the kernel's socket buffers absorb: 200 messages of 60 KB. A client that reads gets all of it, then
+/// `room.resumed`, then live messages, and is never closed 1013 as a slow
+/// consumer (the replay is fed to the connection as it drains).
+async fn a_replay_larger_than_the_queue_reaches_a_reader<R: Rt>() {
+    let hub = history_hub();
+    let server = start_hub::<R>(hub.clone()).await;
+    const MESSAGES: u64 = 200;
+    let text = "y".repeat(60_000);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for n in 0..MESSAGES {
+        let envelope = Envelope::new("chat.message", json!({"room": "big", "n": n, "text": text}));
+        let tx = tx.clone();
+        hub.publish_rendered("big", envelope, move |stored| {
+            let _ = tx.send(true);
+            stored.to_envelope().to_json()
+        })
+        .unwrap();
+    }
+    for _ in 0..MESSAGES {
+        assert!(rx.recv_timeout(common::LIMIT).unwrap(), "stored");
+    }
+    // A reader with a small receive buffer that starts reading a little
+    // late: the replay cannot all be written at once.
+    let mut peer = common::raw::Raw::connect_with(server.local_addr(), "/", Some(16 << 10)).await;
+    let join = json!({"type": "room.join", "payload": {"room": "big", "since": 0}});
+    peer.send_text(&join.to_string()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut next = async || -> Value {
+        let text = bounded("a message", peer.text()).await;
+        serde_json::from_str(&text.expect("a message, not a close")).unwrap()
+    };
+    for n in 0..MESSAGES {
+        let message = next().await;
+        assert_eq!(message["payload"]["n"], n, "replayed in order");
+    }
+    let resumed = next().await;
+    assert_eq!(resumed["type"], "room.resumed");
+    assert_eq!(resumed["payload"]["replayed"], MESSAGES);
+    let live = json!({"room": "big", "n": MESSAGES});
+    hub.publish("big", Envelope::new("chat.message", live))
+        .unwrap();
+    assert_eq!(next().await["payload"]["n"], MESSAGES, "then live");
+}
+
 hubbub_tests::cross_runtime!(
     reconnecting_clients_miss_nothing_and_see_nothing_twice,
     a_resume_from_an_id_the_store_never_gave_is_not_complete,
+    a_replay_larger_than_the_queue_reaches_a_reader,
 );

@@ -582,6 +582,42 @@ async fn poll_sessions_expire_after_their_ttl<R: Rt>() {
     .await;
 }
 
+/// A full long-poll session table locks no one out: a new session takes
+/// an idle one's place, room sessions stay open, and one address's private
+/// sessions are bounded (429).
+async fn a_full_session_table_locks_no_one_out<R: Rt>() {
+    let config = LongPollConfig {
+        max_sessions: 20,
+        max_sessions_per_ip: 10,
+        ..LongPollConfig::default()
+    };
+    let (addr, _server) = start_lp::<R>(chat_hub(), config, |app| app).await;
+    blocking(move || {
+        let poll = |session: &str| get(addr, &format!("/ws/poll?session_id={session}&timeout=0"));
+        // Shared room sessions fill the table.
+        for i in 0..20 {
+            assert_eq!(poll(&format!("room:r{i}")).status, 200, "room:r{i}");
+        }
+        assert_eq!(metric(addr, "hubbub_lp_sessions_active"), 20);
+        // New sessions still get in: each takes the oldest idle one's place.
+        for i in 0..10 {
+            assert_eq!(poll(&format!("s{i}")).status, 200, "s{i}");
+        }
+        assert_eq!(poll("room:general").status, 200);
+        assert_eq!(metric(addr, "hubbub_lp_sessions_evicted_total"), 11);
+        // This address has its 10 private sessions: one more is 429.
+        let refused = poll("s10");
+        assert_eq!(refused.status, 429);
+        assert!(refused.text().contains("too many long-poll sessions"));
+        let sent = post(addr, "/ws/send", r#"{"type":"t","session_id":"s11"}"#);
+        assert_eq!(sent.status, 429);
+        // ...but its existing ones and the rooms still work.
+        assert_eq!(poll("s3").status, 200);
+        assert_eq!(poll("room:lobby").status, 200);
+    })
+    .await;
+}
+
 async fn metrics_move_with_traffic<R: Rt>() {
     let (addr, _server) = start_lp::<R>(chat_hub(), LongPollConfig::default(), |app| app).await;
     blocking(move || {
@@ -801,6 +837,7 @@ hubbub_tests::cross_runtime!(
     a_held_poll_is_released_by_a_websocket_broadcast_on_the_shared_port,
     an_http_send_reaches_websocket_room_members,
     poll_sessions_expire_after_their_ttl,
+    a_full_session_table_locks_no_one_out,
     metrics_move_with_traffic,
     expect_continue_and_date,
     shutdown_answers_held_polls,

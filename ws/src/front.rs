@@ -157,8 +157,8 @@ macro_rules! runtime_front {
         pub use ::hubbub_hub::{auth, Auth, AuthError, Authenticator, Identity, TokenSource};
         #[cfg(feature = "hub")]
         pub use ::hubbub_hub::{
-            store, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle, OutboundLimit,
-            SendError, Session, SessionError, SessionId, SlowConsumer,
+            engine, store, ClientEvent, ClientHandle, Envelope, Hub, HubBuilder, HubHandle,
+            OutboundLimit, SendError, Session, SessionError, SessionId, SlowConsumer,
         };
         #[cfg(feature = "hub")]
         pub use ::hubbub_hub::{HubLimits, Origins, RatePolicy};

@@ -6,11 +6,13 @@
 
 mod client;
 mod extensions;
+mod head;
 mod server;
 
 pub(crate) use client::parse_response;
 pub use client::{ClientRequest, Response};
 pub use extensions::{format_extensions, parse_extensions};
+pub use head::{BareLf, HeadScan};
 pub(crate) use server::write_switching_protocols;
 pub use server::{parse_request, reason_phrase, Accept, Reject, Request};
 

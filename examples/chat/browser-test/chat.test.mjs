@@ -1,7 +1,7 @@
 // The chat page in a real headless browser (Debian's Chromium, driven by
 // playwright-core): start `chat` on free ports, open two pages, both join
-// `general`, one sends, both logs show `room general: <text>`; a third page
-// in another room does not. Chromium negotiates permessage-deflate
+// `general`, see each other in its presence list, one sends, both logs show
+// `room general: <text>`; a third page in another room does not. Chromium negotiates permessage-deflate
 // (`ws.extensions`) and a large message round-trips compressed. Saves a
 // screenshot.
 //
@@ -77,6 +77,24 @@ async function main(server) {
     await joinRoom(a, "general");
     await joinRoom(b, "general");
     await joinRoom(c, "elsewhere");
+
+    // Presence: a and b see each other in general's list (two members),
+    // c sees only itself in elsewhere.
+    const members = (page) =>
+      page.$$eval("#presence .member", (chips) => chips.map((chip) => chip.title));
+    for (const [page, count] of [[a, 2], [b, 2], [c, 1]]) {
+      await page.waitForFunction(
+        (n) => document.querySelectorAll("#presence .member").length === n,
+        count,
+        { timeout: WAIT },
+      );
+    }
+    const [inA, inB] = [await members(a), await members(b)];
+    check(
+      JSON.stringify(inA) === JSON.stringify(inB),
+      `a and b list different members: ${inA} / ${inB}`,
+    );
+    check(inA.every((t) => / on /.test(t)), `presence entries name their node: ${inA}`);
 
     const text = `hello from page A ${Date.now()}`;
     await a.fill("#message", text);

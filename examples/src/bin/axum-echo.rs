@@ -47,6 +47,7 @@ const PAGE: &str = r#"<!doctype html>
 "#;
 
 fn main() -> ExitCode {
+    let _log = hubbub_examples::log::init();
     let options = match PROGRAM.options(Spec {
         values: &["--port"],
         switches: &["--deflate"],

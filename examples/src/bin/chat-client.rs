@@ -42,6 +42,7 @@ const QUIET: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    let _log = hubbub_examples::log::init();
     let options = match PROGRAM.options(Spec::default()) {
         Ok(options) => options,
         Err(code) => return code,
@@ -110,16 +111,16 @@ async fn chat<R: Rt>(url: String, nick: String, lines: Vec<String>) -> Result<()
         tokio::select! {
             message = ws.recv() => match message {
                 Some(Ok(message)) => {
-                    println!("[{nick}] {}", show(&message));
+                    tracing::info!("[{nick}] {}", show(&message));
                     if let Some((quiet, _)) = &mut stop_at {
                         *quiet = R::now() + QUIET;
                     }
                 }
-                Some(Err(error)) => eprintln!("[{nick}] error: {error}"),
+                Some(Err(error)) => tracing::warn!("[{nick}] error: {error}"),
                 None => {
                     match ws.closed() {
-                        Some(closed) => println!("[{nick}] connection closed: {} {}", closed.code, closed.reason),
-                        None => println!("[{nick}] connection closed"),
+                        Some(closed) => tracing::info!("[{nick}] connection closed: {} {}", closed.code, closed.reason),
+                        None => tracing::info!("[{nick}] connection closed"),
                     }
                     return Ok(());
                 }

@@ -22,9 +22,15 @@
 //! | `{"type":"room.leave","payload":{"room":R}}` | `left room: R` |
 //! | `{"type":"chat.message","payload":{"room":R,"text":T}}` | every member of R: `room R: T` |
 //! | the same with an empty text | the sender: `message rejected: empty text` |
-//! | `{"type":"room.history","payload":{"room":R,"limit":N}}` | `{"type":"room.history","payload":{"room":R,"messages":[..]}}`: the last N (default 50, at most 500) of R, oldest first |
+//! | `{"type":"room.history","payload":{"room":R,"limit":N,"before":ID}}` | `{"type":"room.history","payload":{"room":R,"messages":[..],"more":B}}`: the last N (default 50, at most 500) of R (below ID, if given), oldest first, at most 256 KiB of them: `more` true, with `before`, when older ones were left out (ask again with that `before`) |
 //! | `{"type":"room.join","payload":{"room":R,"since":ID}}` | `joined room: R`, then R's messages after ID, then `room.resumed` (README: history and recovery) |
+//! | `{"type":"chat.message","id":ID,"payload":{"room":R,"text":T}}` | every member of R: `room R: T`; the sender, once stored: `{"type":"ack","id":ID,"payload":{"room":R,"offset":N}}` (a retry of ID within 5 minutes: the same ack, stored and delivered once) |
+//! | `{"type":"room.presence","payload":{"room":R}}` | `{"type":"room.presence","payload":{"room":R,"members":[{"id":..,"user":..,"node":..}, ..]}}`, sorted by id |
 //! | any other type T | `unknown message type: T` |
+//!
+//! With `PRESENCE_EVENTS=true` the other members of a room receive
+//! `presence.join` and `presence.leave`; `NODE_ID` names the node
+//! (default: the WebSocket listener's `host:port`).
 //!
 //! The room may also be the envelope's top-level `room`; none means
 //! `general`. Port 0 binds any free port; the `listening` line shows the
@@ -52,10 +58,12 @@ use hubbub_examples::{
     tls::schemes,
     until, Main, Program, Rt, SHUTDOWN_GRACE,
 };
-use hubbub_http::{serve_http_with, HttpApp, LongPollConfig, Settings, StaticFiles};
+use hubbub_http::{serve_http_with, HttpApp, SendRefused, Settings, StaticFiles};
 use hubbub_hub::{
+    engine::{check_client_id, Sender},
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
-    Auth, Envelope, Hub, HubLimits, HubServer, Identity, JwtAuth, Session, StoreError, TokenSource,
+    Ack, Auth, Envelope, Hub, HubBuilder, HubLimits, HubServer, Identity, JwtAuth, Session,
+    StoreError, TokenSource,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::{tls::TlsAcceptor, LISTEN_BACKLOG};
@@ -78,6 +86,10 @@ const HISTORY_DEFAULT: u64 = 50;
 const HISTORY_MAX: u64 = 500;
 /// Messages a resume replays at most (below the outbound queue's 1024).
 const REPLAY_MAX: usize = 500;
+/// Bytes of messages one `room.history` reply holds at most: a long
+/// history comes in pages (`more`, `before`), never as one message larger
+/// than the outbound queue (4 MiB) or a client's message limit.
+const HISTORY_REPLY_BYTES: usize = 256 << 10;
 /// How long a token of `POST /api/login` is valid.
 const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How long the program waits, once stopped, for the store's thread to
@@ -85,6 +97,7 @@ const TOKEN_TTL: Duration = Duration::from_secs(3600);
 const STORE_CLOSE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    let _log = hubbub_examples::log::init();
     let (runtime, settings) = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -117,7 +130,7 @@ fn main() -> ExitCode {
     // checkpoints and closes the file: exiting before that would cut the
     // thread short and leave `-wal`/`-shm` beside the database.
     if let Err(error) = store.close(STORE_CLOSE) {
-        eprintln!("chat: warning: history {path} not closed within {STORE_CLOSE:?}: {error}");
+        tracing::warn!("chat: warning: history {path} not closed within {STORE_CLOSE:?}: {error}");
     }
     code
 }
@@ -137,7 +150,7 @@ async fn serve<R: Rt>(
 ) -> std::io::Result<()> {
     let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
     if !index.is_file() {
-        eprintln!(
+        tracing::warn!(
             "chat: warning: {} not found (run from examples/chat/, or set PUBLIC_PATH)",
             index.display()
         );
@@ -152,13 +165,16 @@ async fn serve<R: Rt>(
             .timeout(settings.auth_timeout)
     });
     let named = auth.is_some();
-    let hub = chat_hub(store, auth, settings.hub_limits());
+    let hub = chat_hub(store, auth, settings.hub_limits())
+        .node_id(settings.node_id.clone().unwrap_or_default())
+        .presence_events(settings.presence_events)
+        .build();
     let app = HttpApp::builder(hub.clone())
         .service_name(SERVICE)
         .static_files(StaticFiles::from_settings(&settings))
-        .long_polling(LongPollConfig::default())
+        .long_polling(settings.long_poll)
         .mirror_with(move |room, text| mirror(room, text, named))
-        .on_http_send_as(http_send)
+        .try_on_http_send_as(http_send)
         .demo_login(jwt, TOKEN_TTL)
         .rate_limits(settings.http_rate_limits())
         .build();
@@ -170,6 +186,9 @@ async fn serve<R: Rt>(
     .await?
     .with_acceptor(tls.clone());
     let ws_addr = ws.local_addr()?;
+    if settings.node_id.is_none() {
+        ws.hub().set_node_id(ws_addr.to_string());
+    }
     let (http_scheme, ws_scheme) = schemes(tls.as_ref());
     // Port 0 twice means two free ports, not one shared port.
     if settings.shared_port() && settings.server_port != 0 {
@@ -190,7 +209,7 @@ async fn serve<R: Rt>(
         until(serve_http_with::<R>(http, app, tls), shutdown).await;
         handle.shutdown(SHUTDOWN_GRACE).await;
     }
-    println!("chat: stopped");
+    tracing::info!("chat: stopped");
     Ok(())
 }
 
@@ -208,7 +227,7 @@ fn bind_http<R: Rt>(settings: &Settings) -> std::io::Result<R::Listener> {
 }
 
 /// The chat's callbacks; with `auth`, every session authenticates first.
-fn chat_hub(store: StoreHandle, auth: Option<Auth>, limits: HubLimits) -> Hub {
+fn chat_hub(store: StoreHandle, auth: Option<Auth>, limits: HubLimits) -> HubBuilder {
     let builder = match auth {
         Some(auth) => Hub::builder().authenticate(auth),
         None => Hub::builder(),
@@ -219,16 +238,15 @@ fn chat_hub(store: StoreHandle, auth: Option<Auth>, limits: HubLimits) -> Hub {
         .store(store)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
-            println!("chat: client {} connected", session.id());
+            tracing::info!("chat: client {} connected", session.id());
         })
         .on_message(on_text)
         .on_close(|session, code, _| {
-            println!("chat: client {} disconnected ({code})", session.id());
+            tracing::info!("chat: client {} disconnected ({code})", session.id());
         })
         .on_error(|session, error| {
-            eprintln!("chat: client {}: {error}", session.id());
+            tracing::warn!("chat: client {}: {error}", session.id());
         })
-        .build()
 }
 /// Raw `ping` first; then envelopes (read whole here, rather than in
 /// `on_typed_message`, because the room may be the envelope's top-level
@@ -239,14 +257,19 @@ fn on_text(session: &Session, text: &str) {
         return;
     }
     let Some(envelope) = Envelope::parse(text) else {
-        return; // plain text other than `ping` means nothing here
+        // Plain text other than `ping` means nothing here; a chat.message
+        // whose `id` is not a string is told so.
+        refuse_non_string_id(session, text);
+        return;
     };
     let Some(hub) = session.hub() else { return };
     let room = room_of(&envelope);
     let reply = match envelope.event_type.as_str() {
         // Room authorization (none in the demo's tokens, but the hub's
         // rule applies): a denied session was sent an error envelope.
-        "room.join" | "room.history" if !hub.admit_to_room(session, room) => return,
+        "room.join" | "room.history" | "room.presence" if !hub.admit_to_room(session, room) => {
+            return
+        }
         "room.join" => {
             if let Some(since) = envelope.payload.get("since").and_then(id_from_json) {
                 // The reply first: the replay comes from the store's
@@ -269,6 +292,16 @@ fn on_text(session: &Session, text: &str) {
         }
         "chat.message" => {
             let text = text_of(&envelope.payload);
+            if let Some(id) = &envelope.id {
+                if let Err(problem) = check_client_id(id) {
+                    send_invalid_id(session, &problem);
+                    return;
+                }
+            }
+            if let (Some(id), false) = (&envelope.id, text.is_empty()) {
+                publish_acked(&hub, session, room, text, id);
+                return;
+            }
             if text.is_empty() {
                 "message rejected: empty text".to_owned()
             } else {
@@ -281,7 +314,12 @@ fn on_text(session: &Session, text: &str) {
         "room.history" => {
             let limit = envelope.payload.get("limit").and_then(Value::as_u64);
             let limit = limit.unwrap_or(HISTORY_DEFAULT).min(HISTORY_MAX) as usize;
-            send_history(&hub, session, room, limit);
+            let before = envelope.payload.get("before").and_then(id_from_json);
+            send_history(&hub, session, room, limit, before);
+            return;
+        }
+        "room.presence" => {
+            send_presence(&hub, session, room);
             return;
         }
         other => format!("unknown message type: {other}"),
@@ -290,13 +328,15 @@ fn on_text(session: &Session, text: &str) {
 }
 
 /// Answer `room.history`: one message with the last `limit` messages of
-/// `room`, oldest first, read on the store's thread.
-fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
+/// `room` below `before`, oldest first, read on the store's thread; at
+/// most [`HISTORY_REPLY_BYTES`] of them (the newest), with `more` and the
+/// `before` to ask for the rest.
+fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize, before: Option<u64>) {
     let (session, room) = (session.clone(), room.to_owned());
     let Some(store) = hub.store() else { return };
     let reply = session.clone();
-    let queued = store.list_by_room(room.clone(), limit, None, move |result| {
-        let messages = match result {
+    let queued = store.list_by_room(room.clone(), limit, before, move |result| {
+        let messages: Vec<Value> = match result {
             Ok(messages) => messages
                 .iter()
                 .map(|m| serde_json::to_value(m.to_envelope()).unwrap_or_default())
@@ -306,7 +346,16 @@ fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
                 Vec::new()
             }
         };
-        let payload = [("room", json!(room)), ("messages", Value::Array(messages))];
+        let page = newest_within(&messages, HISTORY_REPLY_BYTES);
+        let more = page.len() < messages.len();
+        let mut payload = vec![
+            ("room", json!(room)),
+            ("messages", Value::Array(page.to_vec())),
+            ("more", json!(more)),
+        ];
+        if let (true, Some(oldest)) = (more, page.first()) {
+            payload.push(("before", oldest["id"].clone()));
+        }
         let _ = session.send_text(envelope_text("room.history", &payload));
     });
     if let Err(error) = queued {
@@ -314,10 +363,103 @@ fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize) {
     }
 }
 
+/// The newest of `messages` (oldest first) whose JSON together takes at
+/// most `max` bytes; at least the newest one.
+fn newest_within(messages: &[Value], max: usize) -> &[Value] {
+    let mut bytes = 0;
+    let mut start = messages.len();
+    while let Some(message) = start.checked_sub(1).map(|i| &messages[i]) {
+        bytes += message.to_string().len() + 1;
+        if bytes > max && start < messages.len() {
+            break;
+        }
+        start -= 1;
+    }
+    &messages[start..]
+}
+
 /// Store a chat message of `room`; once the store acknowledged it, every
 /// member receives `room R: T`, or `room R: alice: T` from an authenticated
 /// `alice` (and the room's poll clients the mirrored envelope).
 fn publish(hub: &Hub, room: &str, text: &str, sender: Option<&Identity>) -> Result<(), StoreError> {
+    let (line, message) = chat_line(room, text, sender);
+    hub.publish_rendered(room, message, move |_| line)
+}
+
+/// A chat message with a client id: published as by [`publish`]; the
+/// sender receives `{"type":"ack","id":ID,"payload":{"room":R,"offset":N}}`
+/// once it is stored (a retry of the id within 5 minutes gets the same
+/// answer and is not stored again), or, when it could not be stored,
+/// `{"type":"error","id":ID,"payload":{"error":"not_stored","room":R,"message":..}}`.
+fn publish_acked(hub: &Hub, session: &Session, room: &str, text: &str, id: &str) {
+    let (line, message) = chat_line(room, text, session.identity().as_deref());
+    let (answer, to) = ((room.to_owned(), id.to_owned()), session.clone());
+    let done = Box::new(move |outcome: Result<Option<u64>, StoreError>| {
+        let (room, id) = answer;
+        let _ = to.send_text(ack_text(&room, &id, outcome));
+    });
+    let ack = Ack {
+        sender: Sender::of(session),
+        id: id.to_owned(),
+        done,
+    };
+    if let Err(error) = hub.publish_acked(room, message, ack, move |_| line) {
+        let _ = session.send_text(ack_text(room, id, Err(error)));
+    }
+}
+
+/// The answer to an acknowledged chat message (see [`publish_acked`]).
+fn ack_text(room: &str, id: &str, outcome: Result<Option<u64>, StoreError>) -> String {
+    let envelope = match outcome {
+        Ok(Some(offset)) => {
+            json!({"type": "ack", "id": id, "payload": {"room": room, "offset": offset}})
+        }
+        Ok(None) => json!({"type": "ack", "id": id, "payload": {"room": room}}),
+        Err(error) => json!({"type": "error", "id": id, "payload": {
+            "error": "not_stored", "room": room, "message": error.to_string(),
+        }}),
+    };
+    envelope.to_string()
+}
+
+/// `{"type":"error","payload":{"error":"invalid_id","message":..}}`: a
+/// chat message's `id` is not a string of 1 to 64 characters.
+fn send_invalid_id(session: &Session, problem: &str) {
+    let payload = json!({"error": "invalid_id", "message": problem});
+    let _ = session.send_text(json!({"type": "error", "payload": payload}).to_string());
+}
+
+/// A `chat.message` that is not an envelope because its `id` is not a
+/// string (a number, an object, ...) is refused naming the id; anything
+/// else that is not an envelope is ignored.
+fn refuse_non_string_id(session: &Session, text: &str) {
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let is_chat = object.get("type").and_then(Value::as_str) == Some("chat.message");
+    if let (true, Some(id)) = (is_chat, object.get("id")) {
+        if !id.is_string() && !id.is_null() {
+            send_invalid_id(session, "id: expected a string of 1 to 64 characters");
+        }
+    }
+}
+
+/// Answer `room.presence`: `{"type":"room.presence","payload":{"room":R,
+/// "members":[{"id":..,"user":..,"node":..}, ..]}}`, sorted by id.
+fn send_presence(hub: &Hub, session: &Session, room: &str) {
+    let (session, room) = (session.clone(), room.to_owned());
+    hub.presence(&room.clone(), move |members| match members {
+        Ok(members) => {
+            let members = serde_json::to_value(members).unwrap_or_default();
+            let payload = [("room", json!(room)), ("members", members)];
+            let _ = session.send_text(envelope_text("room.presence", &payload));
+        }
+        Err(error) => session.emit_error(format!("room.presence: {error}")),
+    });
+}
+
+/// The line members of `room` receive for `text` and the message stored.
+fn chat_line(room: &str, text: &str, sender: Option<&Identity>) -> (String, Envelope) {
     let (line, message) = match sender.map(Identity::user) {
         Some(user) => (
             format!("room {room}: {user}: {text}"),
@@ -328,8 +470,7 @@ fn publish(hub: &Hub, room: &str, text: &str, sender: Option<&Identity>) -> Resu
             json!({"room": room, "text": text}),
         ),
     };
-    let message = Envelope::new("chat.message", message);
-    hub.publish_rendered(room, message, move |_| line)
+    (line, Envelope::new("chat.message", message))
 }
 
 /// What poll clients of `room:R` see of a room message `room R: T`: a
@@ -348,13 +489,14 @@ fn mirror(room: Option<&str>, text: &str, named: bool) -> Option<Envelope> {
 /// `POST /ws/send` with a `chat.message`: stored, then the room's WebSocket
 /// members receive `room R: T` (`room R: alice: T` with alice's token; and
 /// its poll clients the mirrored envelope).
-fn http_send(hub: &Hub, sender: Option<&Identity>, envelope: &Envelope) {
+fn http_send(hub: &Hub, sender: Option<&Identity>, envelope: &Envelope) -> Result<(), SendRefused> {
     if envelope.event_type == "chat.message" {
         let text = text_of(&envelope.payload);
         if !text.is_empty() {
-            if let Err(error) = publish(hub, room_of(envelope), text, sender) {
-                eprintln!("chat: POST /ws/send: {error}");
-            }
+            // Not queued to the store (its queue is full): the sender is
+            // told (503), not acknowledged.
+            publish(hub, room_of(envelope), text, sender)?;
         }
     }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The echo server used for conformance runs and benchmarks.
 //!
 //! ```text
-//! echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast]
+//! echo --port P [--max-message BYTES] [--receive-budget BYTES]
+//!      [--deflate | --deflate-takeover] [--broadcast]
 //!      [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]
 //! ```
 //!
@@ -12,11 +13,13 @@
 //! one thread (tokio); on smol, connections run on smol's executor thread.
 //! With `--tls-cert` and `--tls-key` (PEM certificate chain and key) it
 //! speaks `wss://` instead of `ws://`; a missing or bad file exits with
-//! code 2 and a message naming it.
+//! code 2 and a message naming it. `--receive-budget` bounds what the
+//! unfinished incoming messages of all connections hold together (default
+//! the core's, 256 MiB; a connection that would pass it is closed 1009).
 
 use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc};
 
-use hubbub_core::{CloseCode, Config, DeflateConfig};
+use hubbub_core::{CloseCode, Config, DeflateConfig, ReceiveBudget};
 use hubbub_examples::{
     echo::{conformance_config, echo},
     until, Main, Program, Rt, Spec, SHUTDOWN_GRACE,
@@ -27,7 +30,7 @@ use hubbub_ws::{tls::TlsAcceptor, Server, LISTEN_BACKLOG};
 const PROGRAM: Program = Program {
     name: "echo",
     usage:
-        "echo --port P [--max-message BYTES] [--deflate | --deflate-takeover] [--broadcast] [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]",
+        "echo --port P [--max-message BYTES] [--receive-budget BYTES] [--deflate | --deflate-takeover] [--broadcast] [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]",
 };
 
 /// Default `--max-message`: 16 MiB.
@@ -36,6 +39,8 @@ const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 struct Args {
     port: u16,
     max_message: usize,
+    /// `--receive-budget`, when given.
+    receive_budget: Option<Arc<ReceiveBudget>>,
     broadcast: bool,
     /// `--deflate` (the default settings: no context takeover on our side)
     /// or `--deflate-takeover` (context takeover both ways).
@@ -45,8 +50,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    let _log = hubbub_examples::log::init();
     let options = match PROGRAM.options(Spec {
-        values: &["--port", "--max-message", "--tls-cert", "--tls-key"],
+        values: &[
+            "--port",
+            "--max-message",
+            "--receive-budget",
+            "--tls-cert",
+            "--tls-key",
+        ],
         switches: &["--deflate", "--deflate-takeover", "--broadcast"],
     }) {
         Ok(options) => options,
@@ -65,6 +77,9 @@ fn main() -> ExitCode {
         if max_message == 0 {
             return Err("invalid --max-message \"0\": expected a positive number of bytes".into());
         }
+        let receive_budget = options
+            .parsed::<usize>("--receive-budget", "a number of bytes")?
+            .map(|limit| Arc::new(ReceiveBudget::new(limit)));
         let tls = match (options.value("--tls-cert"), options.value("--tls-key")) {
             (Some(cert), Some(key)) => {
                 Some(TlsAcceptor::from_pem_files(cert, key).map_err(|error| error.to_string())?)
@@ -76,6 +91,7 @@ fn main() -> ExitCode {
             tls,
             port,
             max_message,
+            receive_budget,
             broadcast: options.switch("--broadcast"),
             deflate: match (
                 options.switch("--deflate"),
@@ -113,7 +129,10 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
         SocketAddr::from(([127, 0, 0, 1], args.port)),
         LISTEN_BACKLOG,
     )?;
-    let config = conformance_config(args.max_message, args.deflate);
+    let mut config = conformance_config(args.max_message, args.deflate);
+    if let Some(budget) = args.receive_budget {
+        config.receive_budget = Some(budget);
+    }
     if args.broadcast {
         return broadcast::<R>(listener, config, args.max_message, args.tls).await;
     }

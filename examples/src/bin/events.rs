@@ -39,6 +39,7 @@ const PROGRAM: Program = Program {
 };
 
 fn main() -> ExitCode {
+    let _log = hubbub_examples::log::init();
     let (runtime, settings) = match PROGRAM.settings() {
         Ok(settings) => settings,
         Err(code) => return code,
@@ -72,7 +73,7 @@ async fn serve<R: Rt>(settings: Settings, tls: Option<TlsAcceptor>) -> std::io::
             }
         })
         .on_message(on_text)
-        .on_error(|session, error| eprintln!("events: client {}: {error}", session.id()))
+        .on_error(|session, error| tracing::warn!("events: client {}: {error}", session.id()))
         .build();
     let server = HubServer::<R>::bind(
         (settings.websocket_host.as_str(), settings.websocket_port),

@@ -29,6 +29,7 @@ const PROGRAM: Program = Program {
 const DEFAULT_PORT: u16 = 9001;
 
 fn main() -> ExitCode {
+    let _log = hubbub_examples::log::init();
     let options = match PROGRAM.options(Spec::default()) {
         Ok(options) => options,
         Err(code) => return code,
@@ -74,11 +75,11 @@ async fn serve<R: Rt>(
         .path("/chat")
         .on_open(|session| {
             let online = session.hub().map_or(0, |hub| hub.session_count());
-            println!("[chat] join {} ({online} online)", session.id());
+            tracing::info!("[chat] join {} ({online} online)", session.id());
         })
         .on_close(|session, _, _| {
             let online = session.hub().map_or(0, |hub| hub.session_count());
-            println!("[chat] leave {} ({online} online)", session.id());
+            tracing::info!("[chat] leave {} ({online} online)", session.id());
         })
         .on_message(|session, text| {
             if let Some(hub) = session.hub() {

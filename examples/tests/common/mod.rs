@@ -171,10 +171,22 @@ impl Running {
         self.child.stdin.take().expect("stdin piped")
     }
 
-    /// How many threads the process runs (Linux: its `/proc` task list).
-    pub(crate) fn threads(&self) -> usize {
+    /// The names of the threads the process runs (Linux: its `/proc` task
+    /// list), leaving out the log's writer threads (`log-stdout`,
+    /// `log-stderr`: `hubbub_examples::log`), which run beside any runtime.
+    pub(crate) fn thread_names(&self) -> Vec<String> {
         let tasks = format!("/proc/{}/task", self.child.id());
-        std::fs::read_dir(tasks).map_or(0, |tasks| tasks.count())
+        std::fs::read_dir(tasks).map_or(Vec::new(), |tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .map(|task| {
+                    let comm =
+                        std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                    comm.trim_end().to_owned()
+                })
+                .filter(|name| !name.starts_with("log-std"))
+                .collect()
+        })
     }
 
     /// Send SIGTERM.
