@@ -113,6 +113,65 @@ fn limits(e: &mut DescriptorEncoder, m: &Metrics, h: &HttpMetrics) -> fmt::Resul
     )
 }
 
+/// The history's appends and the room engine's state.
+fn engine(e: &mut DescriptorEncoder, m: &Metrics) -> fmt::Result {
+    let g = &m.engine;
+    counter(
+        e,
+        "hubbub_store_appends",
+        "Room messages stored (acknowledged by the history)",
+        m.store_appends.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_store_append_errors",
+        "Room messages the history failed or refused to store",
+        m.store_append_errors.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_store_append_latency_us",
+        "Sum of the stored messages' latencies from publish to acknowledgment, microseconds",
+        m.store_append_latency_us.get(),
+    )?;
+    gauge(
+        e,
+        "hubbub_engine_up",
+        "1 while the room engine's backend is reachable",
+        g.up.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_engine_reconnects",
+        "Reconnections of the room engine to its backend",
+        g.reconnects.get(),
+    )?;
+    gauge(
+        e,
+        "hubbub_engine_queued",
+        "Requests waiting for the room engine",
+        g.queued.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_engine_delivered",
+        "Room messages delivered on this node",
+        g.delivered.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_engine_lag_ms",
+        "Sum of the delivered messages' times from publish to delivery here, milliseconds",
+        g.lag_ms.get(),
+    )?;
+    counter(
+        e,
+        "hubbub_engine_recovered",
+        "Room messages recovered from the log after a gap",
+        g.recovered.get(),
+    )
+}
+
 /// Reads a hub's [`Metrics`] and the HTTP layer's [`HttpMetrics`] on every
 /// scrape.
 struct HubCollector {
@@ -291,7 +350,7 @@ impl Collector for HubCollector {
             )?;
         }
         limits(e, m, h)?;
-        // Message store metrics (appends, latency) go here.
+        engine(e, m)?;
         counters(
             e,
             "hubbub_http_requests",

@@ -94,10 +94,27 @@ impl Sender {
 /// history id) once durable, `None` when the hub keeps no history (the
 /// message was handed to the room's members), or why it was not stored.
 pub type Acked = Box<dyn FnOnce(Result<Option<u64>, StoreError>) + Send>;
-/// Renders a stored message into the text the room's members receive.
-pub type Render = Box<dyn FnOnce(&StoredMessage) -> String + Send>;
 /// The answer to a presence request.
 pub type PresenceAnswer = Box<dyn FnOnce(Result<Vec<PresenceEntry>, StoreError>) + Send>;
+/// The answer to a history request: the messages, oldest first.
+pub type HistoryAnswer = Box<dyn FnOnce(Result<Vec<StoredMessage>, StoreError>) + Send>;
+/// The second half of a resume ([`RoomEngine::resume`]): replays the
+/// messages and joins the session.
+pub type ResumeStep = Box<dyn FnOnce(Result<Resumed, StoreError>) + Send>;
+
+/// What a resume found: the messages after the client's id and whether
+/// they are all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    /// The room's messages after the given id, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// False when some may be missing (the limit cut the replay, or
+    /// retention removed some).
+    pub complete: bool,
+    /// The room's history epoch: it changes when the history was lost, so
+    /// ids from another epoch mean nothing here.
+    pub epoch: String,
+}
 
 /// An acknowledged publish: its sender and client id (the dedupe key), and
 /// what to call with the outcome.
@@ -111,25 +128,50 @@ pub struct Ack {
 }
 
 /// What a hub does with a room message and its membership. The hub calls
-/// it from [`Hub::publish_rendered`] and [`Hub::publish_acked`]
-/// (`publish`), [`Hub::presence`] (`presence`), and on every change of a
-/// room's local membership (`joined`, `left`: [`Hub::join`],
-/// [`Hub::leave`], a session's end), always with no hub lock held. Its
-/// methods must not block: an engine with I/O queues the work to a thread
-/// of its own and answers from there.
+/// it from [`Hub::publish`] and [`Hub::publish_acked`] (`publish`),
+/// [`Hub::resume`] (`resume`), [`Hub::history`] (`history`),
+/// [`Hub::presence`] (`presence`), and on every change of a room's local
+/// membership (`joined`, `left`: [`Hub::join`], [`Hub::leave`], a
+/// session's end), always with no hub lock held. Its methods must not
+/// block: an engine with I/O queues the work to a thread of its own and
+/// answers from there. Members receive a message as [`Hub::deliver_stored`]
+/// renders it, on every node.
 pub trait RoomEngine: Send + Sync + 'static {
-    /// Store `message` (when the engine keeps history), then deliver
-    /// `render(stored)` to the room's members ([`Hub::room_text`] on every
-    /// node), in one order per room. With `ack`, a retry of the same
-    /// sender and id within [`DEDUPE_TTL`] is acknowledged with the first
-    /// one's offset and neither stored nor delivered again. `Err`: nothing
-    /// was queued (`ack` is not called).
-    fn publish(
+    /// The hub this engine serves, once, when it is built: an engine that
+    /// delivers from a thread of its own keeps [`Hub::weak`].
+    fn attach(&self, hub: &Hub);
+
+    /// Store `message` (when the engine keeps history), then deliver it to
+    /// the room's members ([`Hub::deliver_stored`] on every node), in one
+    /// order per room. With `ack`, a retry of the same sender and id within
+    /// [`DEDUPE_TTL`] is acknowledged with the first one's offset and
+    /// neither stored nor delivered again. `Err`: nothing was queued (`ack`
+    /// is not called).
+    fn publish(&self, hub: &Hub, message: NewMessage, ack: Option<Ack>) -> Result<(), StoreError>;
+
+    /// Read `room`'s messages after `since` (at most `limit`) and call
+    /// `then` with them at a point of the room's order such that every
+    /// later message is delivered after `then` returns (`then` joins the
+    /// session): a resume misses nothing and repeats nothing. `Err`:
+    /// nothing was queued.
+    fn resume(
         &self,
         hub: &Hub,
-        message: NewMessage,
-        render: Render,
-        ack: Option<Ack>,
+        room: &str,
+        since: u64,
+        limit: usize,
+        then: ResumeStep,
+    ) -> Result<(), StoreError>;
+
+    /// The last `limit` messages of `room` below `before` (all, when
+    /// `None`), oldest first. `Err`: nothing was queued.
+    fn history(
+        &self,
+        hub: &Hub,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+        answer: HistoryAnswer,
     ) -> Result<(), StoreError>;
 
     /// Every session in `room` (on every node), sorted by id.
@@ -313,13 +355,11 @@ impl Settle {
 }
 
 impl RoomEngine for EmbeddedEngine {
-    fn publish(
-        &self,
-        hub: &Hub,
-        message: NewMessage,
-        render: Render,
-        ack: Option<Ack>,
-    ) -> Result<(), StoreError> {
+    fn attach(&self, hub: &Hub) {
+        hub.metrics().engine.up.set(1); // in process: always reachable
+    }
+
+    fn publish(&self, hub: &Hub, message: NewMessage, ack: Option<Ack>) -> Result<(), StoreError> {
         let settle = match ack {
             None => None,
             Some(Ack { sender, id, done }) => {
@@ -359,8 +399,7 @@ impl RoomEngine for EmbeddedEngine {
             let Some(settle) = settle else {
                 return Err(StoreError::NoStore);
             };
-            let stored = message.stored(0);
-            hub.room_text(&stored.room, &render(&stored), None);
+            hub.deliver_stored(&message.stored(0));
             settle.finish(Ok(None));
             return Ok(());
         };
@@ -381,7 +420,8 @@ impl RoomEngine for EmbeddedEngine {
                             let micros =
                                 u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                             metrics.store_append_latency_us.add(micros);
-                            hub.room_text(&stored.room, &render(&stored), None);
+                            hub.deliver_stored(&stored);
+                            metrics.engine.delivered.inc();
                             Ok(Some(stored.id))
                         }
                         Err(error) => {
@@ -406,6 +446,45 @@ impl RoomEngine for EmbeddedEngine {
             }
         }
         queued
+    }
+
+    fn resume(
+        &self,
+        hub: &Hub,
+        room: &str,
+        since: u64,
+        limit: usize,
+        then: ResumeStep,
+    ) -> Result<(), StoreError> {
+        let store = hub.store().ok_or(StoreError::NoStore)?;
+        // On the store's thread, after every append queued before it and
+        // before the deliveries of those queued after (they are delivered
+        // from that thread too).
+        let room = room.to_owned();
+        store.call(move |store| {
+            let resumed = store
+                .replay_from(since, Some(&room), limit)
+                .and_then(|replay| {
+                    Ok(Resumed {
+                        messages: replay.messages,
+                        complete: replay.complete,
+                        epoch: store.epoch()?,
+                    })
+                });
+            then(resumed);
+        })
+    }
+
+    fn history(
+        &self,
+        hub: &Hub,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+        answer: HistoryAnswer,
+    ) -> Result<(), StoreError> {
+        let store = hub.store().ok_or(StoreError::NoStore)?;
+        store.list_by_room(room, limit, before, answer)
     }
 
     fn presence(&self, hub: &Hub, room: &str, answer: PresenceAnswer) {
@@ -435,9 +514,8 @@ pub fn presence_event(hub: &Hub, kind: &str, room: &str, session: &Session) {
 }
 
 impl Hub {
-    /// Store `envelope` as a message of `room` and deliver `render(stored)`
-    /// to its members, like [`publish_rendered`](Self::publish_rendered),
-    /// and answer `ack.done` with the message's offset (its history id)
+    /// Store `envelope` as a message of `room` and deliver it to its
+    /// members, like [`publish`](Self::publish), and answer `ack.done` with the message's offset (its history id)
     /// once it is durable. The same sender and id again within
     /// [`DEDUPE_TTL`] is answered with the same offset (once the first is
     /// durable) and neither stored nor delivered again; after a failure
@@ -450,12 +528,9 @@ impl Hub {
         room: &str,
         envelope: crate::Envelope,
         ack: Ack,
-        render: impl FnOnce(&StoredMessage) -> String + Send + 'static,
     ) -> Result<(), StoreError> {
         let message = NewMessage::from_envelope(room, envelope);
-        self.inner()
-            .engine
-            .publish(self, message, Box::new(render), Some(ack))
+        self.inner().engine.publish(self, message, Some(ack))
     }
 
     /// Who is in `room` (on every node the engine spans), sorted by id:
@@ -506,7 +581,7 @@ mod tests {
         hub::tests::texts,
         session::SessionInfo,
         store::{MemoryStore, WorkerConfig},
-        Envelope, MessageStore, Replay, StoreWorker,
+        Envelope, HubBuilder, MessageStore, Replay, StoreWorker,
     };
 
     const WAIT: Duration = Duration::from_secs(10);
@@ -528,16 +603,19 @@ mod tests {
     fn send(hub: &Hub, session: &Session, id: &str, text: &str) -> Outcomes {
         let (ack, rx) = ack(session, id);
         let text = text.to_owned();
-        hub.publish_acked("dev", Envelope::new("m", json!(text)), ack, move |m| {
-            format!("{}: {}", m.id, m.payload)
-        })
-        .unwrap();
+        hub.publish_acked("dev", Envelope::new("m", json!(text)), ack)
+            .unwrap();
         rx
+    }
+
+    /// A hub whose members receive `ID: PAYLOAD`.
+    fn builder() -> HubBuilder {
+        Hub::builder().render(|m| format!("{}: {}", m.id, m.payload))
     }
 
     fn with_store(store: impl MessageStore) -> Hub {
         let handle = StoreWorker::spawn(store, WorkerConfig::default()).unwrap();
-        Hub::builder().store(handle).build()
+        builder().store(handle).build()
     }
 
     #[test]
@@ -588,6 +666,9 @@ mod tests {
         ) -> Result<Replay, StoreError> {
             self.0.replay_from(after, room, limit)
         }
+        fn epoch(&mut self) -> Result<String, StoreError> {
+            self.0.epoch()
+        }
     }
 
     #[test]
@@ -637,6 +718,9 @@ mod tests {
         fn replay_from(&mut self, _: u64, _: Option<&str>, _: usize) -> Result<Replay, StoreError> {
             Ok(Replay::default())
         }
+        fn epoch(&mut self) -> Result<String, StoreError> {
+            Ok("broken".into())
+        }
     }
 
     #[test]
@@ -660,7 +744,7 @@ mod tests {
 
     #[test]
     fn without_a_store_acked_publishes_are_delivered_at_once_without_an_offset() {
-        let hub = Hub::builder().build();
+        let hub = builder().build();
         let a = hub.open(SessionInfo::default()).unwrap();
         hub.join(&a, "dev");
         assert_eq!(send(&hub, &a, "x", "one").try_recv(), Ok(Ok(None)));
@@ -676,7 +760,7 @@ mod tests {
     #[test]
     fn the_dedupe_table_is_bounded_by_age_and_size() {
         let handle = StoreWorker::spawn(MemoryStore::default(), WorkerConfig::default()).unwrap();
-        let hub = Hub::builder()
+        let hub = builder()
             .store(handle)
             .engine(EmbeddedEngine::with_dedupe(DEDUPE_TTL, 2))
             .build();
@@ -690,7 +774,7 @@ mod tests {
             );
         }
         let engine = EmbeddedEngine::with_dedupe(Duration::ZERO, 10);
-        let hub = Hub::builder().engine(engine).build();
+        let hub = builder().engine(engine).build();
         let a = hub.open(SessionInfo::default()).unwrap();
         hub.join(&a, "dev");
         send(&hub, &a, "x", "one");
@@ -714,7 +798,7 @@ mod tests {
 
     #[test]
     fn presence_lists_the_room_sorted_and_events_follow_joins_and_leaves() {
-        let hub = Hub::builder().node_id("n1").presence_events(true).build();
+        let hub = builder().node_id("n1").presence_events(true).build();
         let [a, b, c] = [(); 3].map(|_| hub.open(SessionInfo::default()).unwrap());
         hub.join(&c, "dev");
         hub.join(&a, "dev");
@@ -747,7 +831,7 @@ mod tests {
         );
         assert!(events(&a).is_empty(), "not a member after leaving");
 
-        let quiet = Hub::builder().build();
+        let quiet = builder().build();
         let [a, b] = [(); 2].map(|_| quiet.open(SessionInfo::default()).unwrap());
         quiet.join(&a, "dev");
         quiet.join(&b, "dev");
@@ -766,7 +850,7 @@ mod tests {
     #[test]
     fn a_resume_by_a_member_is_no_presence_change() {
         let handle = StoreWorker::spawn(MemoryStore::default(), WorkerConfig::default()).unwrap();
-        let hub = Hub::builder().store(handle).presence_events(true).build();
+        let hub = builder().store(handle).presence_events(true).build();
         let [a, b] = [(); 2].map(|_| hub.open(SessionInfo::default()).unwrap());
         hub.join(&a, "dev");
         hub.join(&b, "dev");

@@ -1,48 +1,63 @@
 //! Room history through the hub: [`Hub::publish`] stores a room message
 //! and then delivers it with its id; [`Hub::resume`] replays what a
-//! reconnecting client missed, then lets live messages follow.
+//! reconnecting client missed, then lets live messages follow;
+//! [`Hub::history`] reads a room's last messages. All go through the hub's
+//! [`RoomEngine`](crate::RoomEngine).
 //!
-//! Both run on the store's worker thread, in the order they were asked
-//! for: a publish is delivered to the room in its completion callback, and
-//! a resume reads the replay, sends it and joins the room in one step
-//! there. So no publish can be delivered between the replay's read and the
-//! join (it would be lost) nor be read by the replay and delivered live as
-//! well (a duplicate): the race is excluded by construction.
+//! The engine runs a resume's second half at one point of the room's
+//! order (the embedded engine: on the store's worker thread, where
+//! publishes are delivered from too): it reads the replay, sends it and
+//! joins the room in one step. So no publish can be delivered between the
+//! replay's read and the join (it would be lost) nor be read by the replay
+//! and delivered live as well (a duplicate): the race is excluded by
+//! construction.
 
 use serde_json::json;
 
-use crate::{Envelope, Hub, NewMessage, Session, SessionError, StoreError, StoredMessage};
+use crate::{
+    engine::Resumed, Envelope, Hub, NewMessage, Session, SessionError, StoreError, StoredMessage,
+};
 
 /// The type of the envelope that ends a replay.
 pub const RESUMED: &str = "room.resumed";
 
 impl Hub {
-    /// Store `envelope` as a message of `room`, then send it to the room's
-    /// members as an envelope carrying its store id (`id`, `room`, `ts`
-    /// set by the store). See [`publish_rendered`](Self::publish_rendered).
-    pub fn publish(&self, room: &str, envelope: Envelope) -> Result<(), StoreError> {
-        self.publish_rendered(room, envelope, |stored| stored.to_envelope().to_json())
-    }
-
-    /// Store `envelope` as a message of `room`; once the store has
-    /// acknowledged it, send `render(stored)` to the room's members.
+    /// Store `envelope` as a message of `room`, then deliver it to the
+    /// room's members as [`deliver_stored`](Self::deliver_stored) renders
+    /// it (by default an envelope carrying its store id: `id`, `room`, `ts`
+    /// set by the store).
     ///
-    /// Never blocks: the append is queued to the store's worker. Members
-    /// receive published messages in id order. `Err` means nothing was
-    /// queued ([`StoreError::NoStore`] without a store, `Busy` when the
-    /// store's queue is full); a later failure of the store is counted in
+    /// Never blocks: the append is queued to the engine. Members receive
+    /// published messages in id order. `Err` means nothing was queued
+    /// ([`StoreError::NoStore`] without a store, `Busy` when the store's
+    /// queue is full); a later failure of the store is counted in
     /// `store_append_errors` and the message is not delivered (what is
     /// delivered is what a replay can find).
-    pub fn publish_rendered(
+    pub fn publish(&self, room: &str, envelope: Envelope) -> Result<(), StoreError> {
+        let message = NewMessage::from_envelope(room, envelope);
+        self.inner().engine.publish(self, message, None)
+    }
+
+    /// Send a stored message to its room's members as the hub renders it
+    /// ([`HubBuilder::render`](crate::HubBuilder::render)): how an engine
+    /// delivers a published message on this node.
+    pub fn deliver_stored(&self, message: &StoredMessage) -> usize {
+        let text = (self.inner().render)(message);
+        self.room_text(&message.room, &text, None)
+    }
+
+    /// The last `limit` messages of `room` below the id `before` (all, when
+    /// `None`), oldest first, from the engine's history: `answer` is called
+    /// once, maybe later and on another thread. `Err`: nothing was queued.
+    pub fn history(
         &self,
         room: &str,
-        envelope: Envelope,
-        render: impl FnOnce(&StoredMessage) -> String + Send + 'static,
+        limit: usize,
+        before: Option<u64>,
+        answer: impl FnOnce(Result<Vec<StoredMessage>, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
-        let message = NewMessage::from_envelope(room, envelope);
-        self.inner()
-            .engine
-            .publish(self, message, Box::new(render), None)
+        let engine = &self.inner().engine;
+        engine.history(self, room, limit, before, Box::new(answer))
     }
 
     /// Bring `session` back into `room` after a reconnect: send it, each as
@@ -50,24 +65,24 @@ impl Hub {
     /// `since` (the last id it saw; 0 for all), at most `limit` of them,
     /// oldest first; then join it to the room and send
     /// `{"type":"room.resumed","payload":{"room":R,"since":S,"last_id":L,
-    /// "replayed":N,"complete":B}}`, after which live messages follow with
-    /// no gap and no duplicate. `complete` is false when messages may be
-    /// missing (the limit cut the replay, retention removed some, or
-    /// `since` is an id this store never gave).
+    /// "replayed":N,"complete":B,"epoch":E}}`, after which live messages
+    /// follow with no gap and no duplicate. `complete` is false when
+    /// messages may be missing (the limit cut the replay, retention removed
+    /// some, or `since` is an id this history never gave); `epoch` names
+    /// the room's history, and changes when it was lost: a client that saw
+    /// another epoch before cannot resume from its id.
     ///
     /// A session already in `room` leaves it at once and joins again after
     /// the replay, so a message it would otherwise get live as well as in
     /// the replay comes once. Never blocks (the work is queued to the
-    /// store's worker). The replay is fed to the connection as it drains
-    /// ([`Session::send_paced`]), outside the outbound queue's bound: it
-    /// holds at most `limit` stored messages. A session denied the room ([`Hub::authorize_session`]) is
-    /// sent an error envelope instead and joins nothing. A store failure is
-    /// reported to `on_error` ([`SessionError::Store`]); the session still
-    /// joins and gets `complete: false`. A session at the cap on rooms
-    /// ([`HubLimits::max_rooms_per_session`](crate::HubLimits)) gets the
-    /// hub's `room_limit` error instead, and no replay; so does an empty
-    /// room name or one over the name limit (the errors of
-    /// [`Hub::try_join`]), checked first.
+    /// engine); `Err` means nothing was queued. The replay is fed to the
+    /// connection as it drains ([`Session::send_paced`]), outside the
+    /// outbound queue's bound: it holds at most `limit` stored messages. A
+    /// failure of the history is reported to `on_error`
+    /// ([`SessionError::Store`]); the session still joins and gets
+    /// `complete: false`. Room authorization, the room cap and the room
+    /// name rules apply as to [`try_join`](Self::try_join), checked first:
+    /// a refused session is sent the error envelope and no replay.
     pub fn resume(
         &self,
         session: &Session,
@@ -75,9 +90,6 @@ impl Hub {
         since: u64,
         limit: usize,
     ) -> Result<(), StoreError> {
-        let Some(store) = self.store() else {
-            return Err(StoreError::NoStore);
-        };
         if self.check_room_name(session, room).is_err() || !self.admit_to_room(session, room) {
             return Ok(()); // refused: told with an error envelope
         }
@@ -85,23 +97,26 @@ impl Hub {
             self.refuse_join(session, room, max);
             return Ok(());
         }
-        // Back in the room after the replay: no presence change if it was
-        // a member already.
         let was_member = self.leave_quietly(session, room);
-        let (hub, session, room) = (self.downgrade(), session.clone(), room.to_owned());
-        store.call(move |store| {
+        let (hub, resumed_session, resumed_room) =
+            (self.downgrade(), session.clone(), room.to_owned());
+        let then = Box::new(move |resumed: Result<Resumed, StoreError>| {
             let Some(hub) = hub.upgrade().map(Hub::from_inner) else {
                 return;
             };
-            let (messages, complete) = match store.replay_from(since, Some(&room), limit) {
-                Ok(replay) => (replay.messages, replay.complete),
-                Err(error) => {
-                    hub.error(&session, &SessionError::Store(error));
-                    (Vec::new(), false)
+            let (session, room) = (resumed_session, resumed_room);
+            let Resumed {
+                messages,
+                complete,
+                epoch,
+            } = resumed.unwrap_or_else(|error| {
+                hub.error(&session, &SessionError::Store(error));
+                Resumed {
+                    messages: Vec::new(),
+                    complete: false,
+                    epoch: String::new(),
                 }
-            };
-            // Fed to the connection as it drains: a replay larger than the
-            // outbound queue's bound does not make a reader a slow consumer.
+            });
             let texts = messages.iter().map(|m| m.to_envelope().to_json().into());
             let _ = session.send_paced(texts);
             let _ = hub.join_announced(&session, &room, !was_member);
@@ -112,9 +127,15 @@ impl Hub {
                 "last_id": last_id,
                 "replayed": messages.len(),
                 "complete": complete,
+                "epoch": epoch,
             });
             let _ = session.send_envelope(&Envelope::new(RESUMED, resumed));
-        })
+        });
+        let queued = self.inner().engine.resume(self, room, since, limit, then);
+        if queued.is_err() && was_member {
+            self.join_announced(session, room, false).ok();
+        }
+        queued
     }
 }
 
@@ -206,10 +227,7 @@ mod tests {
             let e = Envelope::new("chat.message", serde_json::json!({"text": n}));
             hub.publish("dev", e).unwrap();
         }
-        hub.publish_rendered("dev", Envelope::new("x", Value::Null), |m| {
-            format!("#{} in {}", m.id, m.room)
-        })
-        .unwrap();
+        hub.publish("dev", Envelope::new("x", Value::Null)).unwrap();
         settle(&hub);
         let got = texts(&a);
         assert_eq!(got.len(), 4);
@@ -223,7 +241,7 @@ mod tests {
             assert_eq!(e["payload"]["text"], n);
             assert!(e["ts"].as_u64().is_some());
         }
-        assert_eq!(got[3], "#4 in dev");
+        assert_eq!(json(&got[3])["type"], "x");
         assert!(texts(&b).is_empty(), "not a member");
         let m = hub.metrics();
         assert_eq!((m.store_appends.get(), m.store_append_errors.get()), (4, 0));
@@ -238,6 +256,20 @@ mod tests {
         );
         let s = no_store.open(SessionInfo::default()).unwrap();
         assert_eq!(no_store.resume(&s, "dev", 0, 10), Err(StoreError::NoStore));
+    }
+
+    #[test]
+    fn the_hub_renders_what_members_receive() {
+        let handle = StoreWorker::spawn(MemoryStore::default(), WorkerConfig::default()).unwrap();
+        let hub = Hub::builder()
+            .store(handle)
+            .render(|m| format!("#{} in {}: {}", m.id, m.room, m.event_type))
+            .build();
+        let a = hub.open(SessionInfo::default()).unwrap();
+        hub.join(&a, "dev");
+        hub.publish("dev", Envelope::new("x", Value::Null)).unwrap();
+        settle(&hub);
+        assert_eq!(texts(&a), ["#1 in dev: x"]);
     }
 
     fn hub_history(hub: &Hub, room: &str) -> Vec<StoredMessage> {
@@ -267,9 +299,11 @@ mod tests {
         let ids: Vec<&str> = got.iter().filter_map(|e| e["id"].as_str()).collect();
         assert_eq!(ids, ["2", "4", "5", "6"], "replay (2, 4, 5), then live 6");
         assert_eq!(got[3]["type"], RESUMED);
+        let epoch = got[3]["payload"]["epoch"].as_str().unwrap().to_owned();
+        assert_eq!(epoch.len(), 16, "the store's epoch");
         assert_eq!(
             got[3]["payload"],
-            serde_json::json!({"room": "dev", "since": 1, "last_id": 5, "replayed": 3, "complete": true})
+            serde_json::json!({"room": "dev", "since": 1, "last_id": 5, "replayed": 3, "complete": true, "epoch": epoch})
         );
         assert_eq!(hub.members("dev"), vec![s.id()]);
 
@@ -327,6 +361,9 @@ mod tests {
             self.1.wait(); // the test has published meanwhile
             self.0.replay_from(after, room, limit)
         }
+        fn epoch(&mut self) -> Result<String, StoreError> {
+            self.0.epoch()
+        }
     }
 
     #[test]
@@ -375,6 +412,9 @@ mod tests {
             Err(StoreError::Backend("disk on fire".into()))
         }
         fn replay_from(&mut self, _: u64, _: Option<&str>, _: usize) -> Result<Replay, StoreError> {
+            Err(StoreError::Backend("disk on fire".into()))
+        }
+        fn epoch(&mut self) -> Result<String, StoreError> {
             Err(StoreError::Backend("disk on fire".into()))
         }
     }

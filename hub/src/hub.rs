@@ -24,7 +24,7 @@ use crate::{
     limits::{Admission, SessionLimits},
     session::{OutboundLimit, Pushed, SessionInfo},
     ConnectionSlot, Envelope, HubLimits, Identity, Metrics, Rooms, Session, SessionId, StoreError,
-    StoreHandle,
+    StoreHandle, StoredMessage,
 };
 
 /// An error reported to the `on_error` handler.
@@ -112,7 +112,11 @@ pub(crate) struct HubInner {
     pub(crate) engine: Arc<dyn RoomEngine>,
     pub(crate) node_id: RwLock<String>,
     pub(crate) presence_events: bool,
+    pub(crate) render: Render,
 }
+
+/// How a hub renders a stored room message for its members.
+pub(crate) type Render = Box<dyn Fn(&StoredMessage) -> String + Send + Sync>;
 
 /// Sees every text broadcast of a hub and its shutdown: how a layer beside
 /// the hub follows its rooms (the HTTP layer's long polling mirrors them to
@@ -141,6 +145,7 @@ pub struct HubBuilder {
     engine: Option<Arc<dyn RoomEngine>>,
     node_id: Option<String>,
     presence_events: bool,
+    render: Option<Render>,
 }
 
 impl HubBuilder {
@@ -218,10 +223,21 @@ impl HubBuilder {
         self.presence_events = on;
         self
     }
+    /// Render each published room message into the text its members
+    /// receive (default: its envelope with `id`, `room` and `ts`,
+    /// [`StoredMessage::to_envelope`]). Every node renders the messages it
+    /// delivers, so the function must depend on the message alone.
+    pub fn render(
+        mut self,
+        render: impl Fn(&StoredMessage) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.render = Some(Box::new(render));
+        self
+    }
     /// The hub.
     pub fn build(self) -> Hub {
         let metrics = Arc::new(Metrics::default());
-        Hub(Arc::new(HubInner {
+        let hub = Hub(Arc::new(HubInner {
             observers: RwLock::default(),
             path: self.path,
             sessions: RwLock::default(),
@@ -242,7 +258,12 @@ impl HubBuilder {
                 .unwrap_or_else(|| Arc::new(EmbeddedEngine::default())),
             node_id: RwLock::new(self.node_id.unwrap_or_else(|| "local".into())),
             presence_events: self.presence_events,
-        }))
+            render: self
+                .render
+                .unwrap_or_else(|| Box::new(|message| message.to_envelope().to_json())),
+        }));
+        hub.0.engine.attach(&hub);
+        hub
     }
 }
 
@@ -255,6 +276,18 @@ impl HubBuilder {
 /// task is dropped. Callbacks must not block.
 #[derive(Clone)]
 pub struct Hub(pub(crate) Arc<HubInner>);
+
+/// A handle on a [`Hub`] that does not keep it alive ([`Hub::weak`]): how
+/// a thread that outlives no hub (a room engine's) reaches it.
+#[derive(Clone)]
+pub struct WeakHub(Weak<HubInner>);
+
+impl WeakHub {
+    /// The hub, while it exists.
+    pub fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(Hub)
+    }
+}
 
 /// Which sessions a broadcast reaches.
 enum Audience<'a> {
@@ -278,6 +311,11 @@ impl Hub {
 
     pub(crate) fn downgrade(&self) -> Weak<HubInner> {
         Arc::downgrade(&self.0)
+    }
+
+    /// A handle that does not keep the hub alive.
+    pub fn weak(&self) -> WeakHub {
+        WeakHub(self.downgrade())
     }
 
     /// The message store attached with [`HubBuilder::store`].

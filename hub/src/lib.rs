@@ -52,17 +52,19 @@ pub mod store;
 pub use auth::{Auth, AuthError, Authenticator, Identity, TokenSource};
 pub use client::{Client, ClientEvent};
 pub use client_builder::{ClientBuilder, ClientHandle};
-pub use engine::{Ack, EmbeddedEngine, PresenceEntry, RoomEngine};
+pub use engine::{Ack, EmbeddedEngine, PresenceEntry, Resumed, RoomEngine};
 pub use envelope::Envelope;
 pub use history::RESUMED;
-pub use hub::{BroadcastObserver, Hub, HubBuilder, JoinError, SessionError};
+pub use hub::{BroadcastObserver, Hub, HubBuilder, JoinError, SessionError, WeakHub};
 #[cfg(feature = "jwt")]
 pub use jwt::{JwtAuth, KeyError};
 pub use limits::{
     ip_key, ConnectionSlot, HubLimits, IpRefusal, IpTable, RatePolicy, TokenBucket,
     DEFAULT_MAX_ROOM_NAME_BYTES, IP_TABLE_ENTRIES,
 };
-pub use metrics::{close_code_label, Counter, CounterMap, Labeled, LimitMetrics, Metrics};
+pub use metrics::{
+    close_code_label, Counter, CounterMap, EngineMetrics, Labeled, LimitMetrics, Metrics,
+};
 pub use origin::{BadOrigin, Origins};
 pub use rooms::{Rooms, SessionId};
 pub use runner::{

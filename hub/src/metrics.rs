@@ -21,6 +21,10 @@ impl Counter {
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
+    /// Set the value (gauges only).
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
     /// Subtract one (gauges only).
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
@@ -73,7 +77,31 @@ pub struct Metrics {
     /// `timeout` (no auth message in time), `other_user` (a refresh for
     /// another user).
     pub auth_failures: Labeled<&'static str>,
+    /// The room engine's state and work ([`RoomEngine`](crate::RoomEngine)).
+    pub engine: EngineMetrics,
     closes: Labeled<&'static str>,
+}
+
+/// What a room engine reports: whether its backend is reachable, and the
+/// work between this node and it. The embedded engine is always up and
+/// has no queue; an engine with a backend (Redis) fills in the rest.
+#[derive(Debug, Default)]
+pub struct EngineMetrics {
+    /// 1 while the engine's backend is reachable (gauge).
+    pub up: Counter,
+    /// Reconnections to the backend after it was lost.
+    pub reconnects: Counter,
+    /// Requests waiting for the engine's thread (gauge).
+    pub queued: Counter,
+    /// Room messages delivered on this node.
+    pub delivered: Counter,
+    /// Sum over delivered messages of the time from publish (`ts`) to
+    /// delivery on this node, in milliseconds (the mean lag is this over
+    /// `delivered`).
+    pub lag_ms: Counter,
+    /// Messages recovered from the log after a gap (a lost notification,
+    /// a reconnect).
+    pub recovered: Counter,
 }
 
 /// What a hub's limits refused, by reason.

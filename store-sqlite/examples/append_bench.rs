@@ -75,6 +75,9 @@ impl MessageStore for Counted {
     ) -> Result<Replay, StoreError> {
         self.0.replay_from(after, room, limit)
     }
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        self.0.epoch()
+    }
 }
 
 /// `count` messages from 8 threads through a worker that commits whatever

@@ -61,6 +61,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE pruned_rooms (room TEXT PRIMARY KEY, through INTEGER NOT NULL) WITHOUT ROWID;
      INSERT INTO meta (key, value)
          SELECT 'pruned_before_rooms', value FROM meta WHERE key = 'pruned_through';",
+    // 3: the history's epoch, random, chosen once when the file is made
+    // (or first migrated): a new file is a new history.
+    "INSERT INTO meta (key, value) VALUES ('epoch', random());",
 ];
 
 /// The schema version this crate writes.
@@ -416,6 +419,16 @@ impl MessageStore for SqliteStore {
         messages.truncate(limit);
         let complete = !cut && after >= pruned && after <= last_id;
         Ok(Replay { messages, complete })
+    }
+
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        let epoch: i64 = self
+            .db
+            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |row| {
+                row.get(0)
+            })
+            .map_err(backend)?;
+        Ok(format!("{:016x}", epoch.cast_unsigned()))
     }
 }
 

@@ -53,6 +53,17 @@ fn a_reopened_file_keeps_its_messages_and_goes_on_with_its_ids() {
     };
     let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
     assert_eq!(store.len().unwrap(), 3);
+    let epoch = store.epoch().unwrap();
+    assert_eq!(
+        SqliteStore::open(&path, SqliteConfig::default())
+            .unwrap()
+            .epoch()
+            .unwrap(),
+        epoch,
+        "a file keeps its epoch"
+    );
+    let mut fresh = SqliteStore::open(dir.path().join("new.db"), SqliteConfig::default()).unwrap();
+    assert_ne!(fresh.epoch().unwrap(), epoch, "a new file is a new history");
     // WAL is recorded in the file: another connection sees it.
     let other = rusqlite::Connection::open(&path).unwrap();
     let mode: String = other
@@ -221,8 +232,9 @@ fn a_version_1_file_is_migrated_and_keeps_its_messages_and_horizon() {
         .execute_batch(VERSION_1)
         .unwrap();
     let mut store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(store.epoch().unwrap().len(), 16, "given an epoch");
     let dev = store.list_by_room("dev", 10, None).unwrap();
     assert_eq!(texts(&dev), ["m3", "m5"]);
     assert_eq!(

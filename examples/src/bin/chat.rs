@@ -63,7 +63,7 @@ use hubbub_hub::{
     engine::{check_client_id, Sender},
     store::{id_from_json, Retention, StoreHandle, StoreWorker, WorkerConfig},
     Ack, Auth, Envelope, Hub, HubBuilder, HubLimits, HubServer, Identity, JwtAuth, Session,
-    StoreError, TokenSource,
+    StoreError, StoredMessage, TokenSource,
 };
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::{tls::TlsAcceptor, LISTEN_BACKLOG};
@@ -236,6 +236,7 @@ fn chat_hub(store: StoreHandle, auth: Option<Auth>, limits: HubLimits) -> HubBui
         .limits(limits)
         .path("/")
         .store(store)
+        .render(render)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
             tracing::info!("chat: client {} connected", session.id());
@@ -328,14 +329,13 @@ fn on_text(session: &Session, text: &str) {
 }
 
 /// Answer `room.history`: one message with the last `limit` messages of
-/// `room` below `before`, oldest first, read on the store's thread; at
+/// `room` below `before`, oldest first, read by the hub's engine; at
 /// most [`HISTORY_REPLY_BYTES`] of them (the newest), with `more` and the
 /// `before` to ask for the rest.
 fn send_history(hub: &Hub, session: &Session, room: &str, limit: usize, before: Option<u64>) {
     let (session, room) = (session.clone(), room.to_owned());
-    let Some(store) = hub.store() else { return };
     let reply = session.clone();
-    let queued = store.list_by_room(room.clone(), limit, before, move |result| {
+    let queued = hub.history(&room.clone(), limit, before, move |result| {
         let messages: Vec<Value> = match result {
             Ok(messages) => messages
                 .iter()
@@ -382,8 +382,7 @@ fn newest_within(messages: &[Value], max: usize) -> &[Value] {
 /// member receives `room R: T`, or `room R: alice: T` from an authenticated
 /// `alice` (and the room's poll clients the mirrored envelope).
 fn publish(hub: &Hub, room: &str, text: &str, sender: Option<&Identity>) -> Result<(), StoreError> {
-    let (line, message) = chat_line(room, text, sender);
-    hub.publish_rendered(room, message, move |_| line)
+    hub.publish(room, chat_message(room, text, sender))
 }
 
 /// A chat message with a client id: published as by [`publish`]; the
@@ -392,7 +391,7 @@ fn publish(hub: &Hub, room: &str, text: &str, sender: Option<&Identity>) -> Resu
 /// answer and is not stored again), or, when it could not be stored,
 /// `{"type":"error","id":ID,"payload":{"error":"not_stored","room":R,"message":..}}`.
 fn publish_acked(hub: &Hub, session: &Session, room: &str, text: &str, id: &str) {
-    let (line, message) = chat_line(room, text, session.identity().as_deref());
+    let message = chat_message(room, text, session.identity().as_deref());
     let (answer, to) = ((room.to_owned(), id.to_owned()), session.clone());
     let done = Box::new(move |outcome: Result<Option<u64>, StoreError>| {
         let (room, id) = answer;
@@ -403,7 +402,7 @@ fn publish_acked(hub: &Hub, session: &Session, room: &str, text: &str, id: &str)
         id: id.to_owned(),
         done,
     };
-    if let Err(error) = hub.publish_acked(room, message, ack, move |_| line) {
+    if let Err(error) = hub.publish_acked(room, message, ack) {
         let _ = session.send_text(ack_text(room, id, Err(error)));
     }
 }
@@ -458,19 +457,30 @@ fn send_presence(hub: &Hub, session: &Session, room: &str) {
     });
 }
 
-/// The line members of `room` receive for `text` and the message stored.
-fn chat_line(room: &str, text: &str, sender: Option<&Identity>) -> (String, Envelope) {
-    let (line, message) = match sender.map(Identity::user) {
-        Some(user) => (
-            format!("room {room}: {user}: {text}"),
-            json!({"room": room, "text": text, "user": user}),
-        ),
-        None => (
-            format!("room {room}: {text}"),
-            json!({"room": room, "text": text}),
-        ),
+/// A chat message of `room` as stored: `{"room":R,"text":T}`, with
+/// `"user"` from an authenticated sender.
+fn chat_message(room: &str, text: &str, sender: Option<&Identity>) -> Envelope {
+    let message = match sender.map(Identity::user) {
+        Some(user) => json!({"room": room, "text": text, "user": user}),
+        None => json!({"room": room, "text": text}),
     };
-    (line, Envelope::new("chat.message", message))
+    Envelope::new("chat.message", message)
+}
+
+/// What members receive of a stored room message: a chat message as
+/// `room R: T` (`room R: alice: T` from an authenticated `alice`), anything
+/// else as its envelope. Every node renders what it delivers.
+fn render(message: &StoredMessage) -> String {
+    let payload = &message.payload;
+    let text = payload.get("text").and_then(Value::as_str);
+    let user = payload.get("user").and_then(Value::as_str);
+    match (message.event_type.as_str(), text, user) {
+        ("chat.message", Some(text), Some(user)) => {
+            format!("room {}: {user}: {text}", message.room)
+        }
+        ("chat.message", Some(text), None) => format!("room {}: {text}", message.room),
+        _ => message.to_envelope().to_json(),
+    }
 }
 
 /// What poll clients of `room:R` see of a room message `room R: T`: a

@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{now_ms, MessageStore, NewMessage, Replay, Retention, StoreError, StoredMessage};
+use super::{
+    new_epoch, now_ms, MessageStore, NewMessage, Replay, Retention, StoreError, StoredMessage,
+};
 
 /// A history kept in memory (lost on restart), bounded by [`Retention`]
 /// (by default the newest [`MemoryStore::DEFAULT_MAX`] messages).
@@ -18,6 +20,8 @@ pub struct MemoryStore {
     /// replays from below it are not complete.
     pruned_through: u64,
     pruned_rooms: HashMap<String, u64>,
+    /// Chosen at creation: the history dies with the store.
+    epoch: String,
 }
 
 impl Default for MemoryStore {
@@ -42,6 +46,7 @@ impl MemoryStore {
             last_id: 0,
             pruned_through: 0,
             pruned_rooms: HashMap::new(),
+            epoch: new_epoch(),
         }
     }
 
@@ -123,6 +128,10 @@ impl MessageStore for MemoryStore {
         };
         let complete = !cut && after >= pruned && after <= self.last_id;
         Ok(Replay { messages, complete })
+    }
+
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        Ok(self.epoch.clone())
     }
 }
 

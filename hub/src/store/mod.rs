@@ -214,6 +214,12 @@ pub trait MessageStore: Send + 'static {
         room: Option<&str>,
         limit: usize,
     ) -> Result<Replay, StoreError>;
+
+    /// This history's epoch: a name that stays while its ids mean the same
+    /// messages and changes when the history is lost (a new store, a
+    /// deleted file), so an id from another epoch is known to mean nothing
+    /// here.
+    fn epoch(&mut self) -> Result<String, StoreError>;
 }
 
 impl<S: MessageStore + ?Sized> MessageStore for Box<S> {
@@ -236,6 +242,16 @@ impl<S: MessageStore + ?Sized> MessageStore for Box<S> {
     ) -> Result<Replay, StoreError> {
         (**self).replay_from(after, room, limit)
     }
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        (**self).epoch()
+    }
+}
+
+/// A new random epoch ([`MessageStore::epoch`]): 16 hex digits.
+pub fn new_epoch() -> String {
+    // Without an entropy source the clock still tells stores apart.
+    let random = getrandom::u64().unwrap_or_else(|_| now_ms());
+    format!("{random:016x}")
 }
 
 /// A store id sent back by a client: a JSON number or a decimal string

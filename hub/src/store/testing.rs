@@ -28,6 +28,7 @@ pub fn texts(messages: &[StoredMessage]) -> Vec<String> {
 
 /// Run every check; `open` makes a new, empty store with that retention.
 pub fn run_all<S: MessageStore>(mut open: impl FnMut(Retention) -> Result<S, StoreError>) {
+    epoch_is_named_and_stable(open(Retention::UNLIMITED).expect("open"));
     round_trip(open(Retention::UNLIMITED).expect("open"));
     ids_increase_and_batches_are_in_order(open(Retention::UNLIMITED).expect("open"));
     retention_by_count(
@@ -43,6 +44,18 @@ pub fn run_all<S: MessageStore>(mut open: impl FnMut(Retention) -> Result<S, Sto
             max_age: Some(Duration::from_secs(3600)),
         })
         .expect("open"),
+    );
+}
+
+/// A store has an epoch, not empty, which appends do not change.
+pub fn epoch_is_named_and_stable(mut store: impl MessageStore) {
+    let epoch = store.epoch().expect("epoch");
+    assert!(!epoch.is_empty(), "an epoch names the history");
+    store.append(&[message("dev", 1)]).expect("append");
+    assert_eq!(
+        store.epoch().expect("epoch"),
+        epoch,
+        "stable across appends"
     );
 }
 

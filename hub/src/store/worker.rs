@@ -245,6 +245,9 @@ mod tests {
         ) -> Result<Replay, StoreError> {
             self.inner.replay_from(after, room, limit)
         }
+        fn epoch(&mut self) -> Result<String, StoreError> {
+            self.inner.epoch()
+        }
     }
 
     fn gated(
@@ -295,6 +298,9 @@ mod tests {
         }
         fn replay_from(&mut self, a: u64, r: Option<&str>, l: usize) -> Result<Replay, StoreError> {
             self.0.replay_from(a, r, l)
+        }
+        fn epoch(&mut self) -> Result<String, StoreError> {
+            self.0.epoch()
         }
     }
 
