@@ -102,6 +102,9 @@ pub type HistoryAnswer = Box<dyn FnOnce(Result<Vec<StoredMessage>, StoreError>) 
 /// messages and joins the session.
 pub type ResumeStep = Box<dyn FnOnce(Result<Resumed, StoreError>) + Send>;
 
+/// What runs once a node follows a room ([`RoomEngine::follow`]).
+pub type FollowStep = Box<dyn FnOnce() + Send>;
+
 /// What a resume found: the messages after the client's id and whether
 /// they are all of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +165,13 @@ pub trait RoomEngine: Send + Sync + 'static {
         limit: usize,
         then: ResumeStep,
     ) -> Result<(), StoreError>;
+
+    /// Make sure this node receives `room`'s messages, then call `then`
+    /// (which joins a session): every message published after `then` ran
+    /// reaches the room's members here. `then` is called exactly once; if
+    /// the engine cannot follow the room now (its backend is away, its
+    /// queue full), at once.
+    fn follow(&self, hub: &Hub, room: &str, then: FollowStep);
 
     /// The last `limit` messages of `room` below `before` (all, when
     /// `None`), oldest first. `Err`: nothing was queued.
@@ -475,6 +485,10 @@ impl RoomEngine for EmbeddedEngine {
         })
     }
 
+    fn follow(&self, _: &Hub, _: &str, then: FollowStep) {
+        then(); // one process: every room is followed
+    }
+
     fn history(
         &self,
         hub: &Hub,
@@ -755,6 +769,21 @@ mod tests {
             Err(StoreError::NoStore),
             "a plain publish still needs a store"
         );
+    }
+
+    #[test]
+    fn join_then_on_the_embedded_engine_joins_and_answers_at_once() {
+        let hub = builder().build();
+        let a = hub.open(SessionInfo::default()).unwrap();
+        let answer = |room: &str| {
+            let (tx, rx) = mpsc::channel();
+            hub.join_then(&a, room, move |joined| tx.send(joined).unwrap());
+            rx.try_recv().expect("answered at once")
+        };
+        assert_eq!(answer("dev"), Ok(true));
+        assert_eq!(answer("dev"), Ok(false), "already a member");
+        assert_eq!(answer(""), Err(crate::JoinError::EmptyRoomName));
+        assert_eq!(hub.members("dev"), [a.id()]);
     }
 
     #[test]

@@ -359,6 +359,41 @@ impl Hub {
         self.join_announced(session, room, true)
     }
 
+    /// Join `session` to `room` as [`try_join`](Self::try_join) does, once
+    /// this node follows the room ([`RoomEngine::follow`]), and call `done`
+    /// with the outcome: a message published after `done` ran reaches the
+    /// session, whatever node published it. With the embedded engine this
+    /// is `try_join` and `done` runs at once; with an engine spanning
+    /// processes, maybe later and on the engine's thread. Refusals (name,
+    /// authorization, room cap) are answered at once, after the session was
+    /// sent the error envelope.
+    pub fn join_then(
+        &self,
+        session: &Session,
+        room: &str,
+        done: impl FnOnce(Result<bool, JoinError>) + Send + 'static,
+    ) {
+        if let Err(error) = self.check_room_name(session, room) {
+            return done(Err(error));
+        }
+        if !self.admit_to_room(session, room) {
+            return done(Err(JoinError::Forbidden));
+        }
+        if let Some(max) = self.room_cap_reached(session, room) {
+            self.refuse_join(session, room, max);
+            return done(Err(JoinError::RoomLimit(max)));
+        }
+        let (hub, joining, room_name) = (self.weak(), session.clone(), room.to_owned());
+        let then = Box::new(move || {
+            let joined = match hub.upgrade() {
+                Some(hub) => hub.try_join(&joining, &room_name),
+                None => Err(JoinError::Closed),
+            };
+            done(joined);
+        });
+        self.0.engine.follow(self, room, then);
+    }
+
     /// [`try_join`](Self::try_join); the engine hears of the join only when
     /// `announce`.
     pub(crate) fn join_announced(

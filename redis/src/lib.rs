@@ -59,7 +59,7 @@ use std::{
 };
 
 use hubbub_hub::{
-    engine::{HistoryAnswer, PresenceAnswer, ResumeStep, Sender},
+    engine::{FollowStep, HistoryAnswer, PresenceAnswer, ResumeStep, Sender},
     Ack, Hub, NewMessage, PresenceEntry, RoomEngine, Session, SessionId, StoreError, WeakHub,
 };
 use tokio::sync::{mpsc, Notify};
@@ -163,6 +163,7 @@ pub(crate) struct Publish {
 /// A request for the engine's thread.
 pub(crate) enum Command {
     Resume(String, u64, usize, ResumeStep),
+    Follow(String, FollowStep),
     History(String, usize, Option<u64>, HistoryAnswer),
     Presence(String, PresenceAnswer),
 }
@@ -268,6 +269,16 @@ impl RoomEngine for RedisEngine {
     ) -> Result<(), StoreError> {
         self.check_up()?;
         self.send(hub, Command::Resume(room.to_owned(), since, limit, then))
+    }
+
+    fn follow(&self, hub: &Hub, room: &str, then: FollowStep) {
+        if self.check_up().is_err() {
+            return then(); // local only until Redis is back
+        }
+        let command = Command::Follow(room.to_owned(), then);
+        if let Err((_, Command::Follow(_, then))) = self.queue(hub, command) {
+            then();
+        }
     }
 
     fn history(

@@ -189,6 +189,13 @@ impl Node {
                 // Unsubscribe again if the session did not stay.
                 self.shared.touch(&room);
             }
+            Command::Follow(room, then) => {
+                if let Err(error) = self.track(&room).await {
+                    self.failed(&error); // joined locally; the resync follows it
+                }
+                then();
+                self.shared.touch(&room);
+            }
             Command::History(room, limit, before, answer) => {
                 answer(self.history(&room, limit, before).await);
             }

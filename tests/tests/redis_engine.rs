@@ -109,10 +109,16 @@ fn node(redis: &Redis, name: &str, ttl: Duration) -> Hub {
             let hub = session.hub().unwrap();
             let room = envelope.payload["room"].as_str().unwrap_or("r").to_owned();
             match envelope.event_type.as_str() {
-                "room.join" => {
-                    let since = envelope.payload["since"].as_u64().unwrap_or(0);
-                    hub.resume(session, &room, since, 10_000).unwrap();
-                }
+                "room.join" => match envelope.payload["since"].as_u64() {
+                    Some(since) => hub.resume(session, &room, since, 10_000).unwrap(),
+                    None => {
+                        let reply = session.clone();
+                        hub.join_then(session, &room.clone(), move |joined| {
+                            let joined = json!({"type": "joined", "payload": joined.is_ok()});
+                            let _ = reply.send_text(joined.to_string());
+                        });
+                    }
+                },
                 "say" => {
                     let message = Envelope::new("said", envelope.payload.clone());
                     hub.publish(&room, message).unwrap();
@@ -318,6 +324,34 @@ async fn acked_publishes_are_deduplicated_across_nodes<R: Rt>() {
     );
 }
 
+/// A plain join answered on node B is live: a message published on node A
+/// right after the answer reaches the member, in rooms B never followed.
+async fn a_join_is_live_once_answered<R: Rt>() {
+    let redis = Redis::start();
+    let (a, b) = two_nodes(&redis).await;
+    let server_b = start_hub::<R>(b.clone()).await;
+    let mut member = connect(&server_b).await;
+    for n in 0..20 {
+        let room = format!("fresh-{n}");
+        send(
+            &mut member,
+            json!({"type": "room.join", "payload": {"room": room}}),
+        )
+        .await;
+        assert_eq!(
+            next_json(&mut member).await,
+            json!({"type": "joined", "payload": true})
+        );
+        a.publish(&room, Envelope::new("said", json!({"n": n})))
+            .unwrap();
+        let message = next_json(&mut member).await;
+        assert_eq!(
+            (message["room"].as_str(), id_of(&message)),
+            (Some(room.as_str()), 1)
+        );
+    }
+}
+
 /// Presence lists the members of every node, sorted by id then node; a
 /// session that leaves drops out.
 async fn presence_spans_nodes<R: Rt>() {
@@ -408,5 +442,6 @@ hubbub_tests::cross_runtime!(
     a_client_resumes_on_another_node,
     acked_publishes_are_deduplicated_across_nodes,
     presence_spans_nodes,
+    a_join_is_live_once_answered,
     a_redis_restart_is_survived,
 );

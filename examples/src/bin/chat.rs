@@ -327,7 +327,7 @@ fn on_text(session: &Session, text: &str) {
         }
         "room.join" => {
             if let Some(since) = envelope.payload.get("since").and_then(id_from_json) {
-                // The reply first: the replay comes from the store's
+                // The reply first: the replay comes from the engine's
                 // thread, which joins the session after it.
                 let _ = session.send_text(format!("joined room: {room}"));
                 if let Err(error) = hub.resume(session, room, since, REPLAY_MAX) {
@@ -336,10 +336,17 @@ fn on_text(session: &Session, text: &str) {
                 }
                 return;
             }
-            if hub.try_join(session, room).is_err() {
-                return; // over the room cap: the hub sent the error
-            }
-            format!("joined room: {room}")
+            // The reply once the join is live on every node (with Redis:
+            // once this node follows the room), so that a message sent
+            // after it reaches the session. A refused join (over the room
+            // cap, a bad name) was told by the hub.
+            let (reply, room) = (session.clone(), room.to_owned());
+            hub.join_then(session, &room.clone(), move |joined| {
+                if joined.is_ok() {
+                    let _ = reply.send_text(format!("joined room: {room}"));
+                }
+            });
+            return;
         }
         "room.leave" => {
             hub.leave(session, room);
