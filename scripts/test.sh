@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Redis engine's tests (tests/tests/redis_engine.rs) start their own
+# redis-server.
+bash scripts/install-redis.sh
 echo "== cargo test --workspace"
 cargo test --workspace
 

@@ -65,6 +65,23 @@ pub struct Settings {
     /// `PRESENCE_EVENTS`: send `presence.join`/`presence.leave` to a
     /// room's members (off by default).
     pub presence_events: bool,
+    /// `REDIS_URL`: `redis://HOST:PORT[/DB]` selects the Redis room engine
+    /// (rooms, history and presence shared by every node on that Redis);
+    /// unset: the embedded engine, one process.
+    pub redis_url: Option<String>,
+    /// `REDIS_PREFIX`: the prefix of the engine's keys and channels
+    /// (default `hubbub`); nodes sharing rooms use the same one.
+    pub redis_prefix: String,
+    /// `REDIS_LOG_MAX_LEN`: messages kept per room in Redis, about
+    /// (default 10000).
+    pub redis_log_max_len: u64,
+    /// `REDIS_LOG_MAX_AGE`: seconds a message stays in its room's log
+    /// (default 86400; 0 = until the length cap).
+    pub redis_log_max_age: Option<Duration>,
+    /// `PRESENCE_TTL`: seconds a node's presence entries outlive its last
+    /// heartbeat in Redis (default 30): a dead node's members drop out
+    /// within this.
+    pub presence_ttl: Duration,
     /// Origins, rates and connection caps (`ALLOWED_ORIGINS`,
     /// `WEBSOCKET_RATE_LIMIT`, `MAX_CONNECTIONS`, ...): all off by default.
     pub limits: LimitSettings,
@@ -114,6 +131,11 @@ impl Default for Settings {
             auth_timeout: Duration::from_secs(10),
             node_id: None,
             presence_events: false,
+            redis_url: None,
+            redis_prefix: "hubbub".into(),
+            redis_log_max_len: 10_000,
+            redis_log_max_age: Some(Duration::from_secs(86_400)),
+            presence_ttl: Duration::from_secs(30),
             limits: LimitSettings::default(),
             long_poll: LongPollConfig::default(),
             tls: None,
@@ -246,6 +268,26 @@ impl Settings {
                 .map(boolean)
                 .transpose()?
                 .unwrap_or(d.presence_events),
+            redis_url: get("REDIS_URL")
+                .filter(|(_, v)| !v.is_empty())
+                .map(redis_url)
+                .transpose()?,
+            redis_prefix: get("REDIS_PREFIX")
+                .map(non_empty)
+                .transpose()?
+                .unwrap_or(d.redis_prefix),
+            redis_log_max_len: get("REDIS_LOG_MAX_LEN")
+                .map(positive_count)
+                .transpose()?
+                .unwrap_or(d.redis_log_max_len),
+            redis_log_max_age: get("REDIS_LOG_MAX_AGE")
+                .map(seconds)
+                .transpose()?
+                .unwrap_or(d.redis_log_max_age),
+            presence_ttl: get("PRESENCE_TTL")
+                .map(positive_seconds)
+                .transpose()?
+                .unwrap_or(d.presence_ttl),
             limits: LimitSettings::from_lookup(&lookup)?,
             long_poll: crate::longpoll_settings::from_lookup(&lookup)?,
             tls: tls_files(
@@ -389,6 +431,20 @@ fn positive_seconds((key, value): Entry) -> Result<Duration, SettingsError> {
         Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
         _ => Err(invalid(key, value, "a positive whole number of seconds")),
     }
+}
+
+fn positive_count((key, value): Entry) -> Result<u64, SettingsError> {
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(key, value, "a positive whole number")),
+    }
+}
+
+fn redis_url((key, value): Entry) -> Result<String, SettingsError> {
+    if !value.starts_with("redis://") {
+        return Err(invalid(key, value, "redis://HOST:PORT[/DB]"));
+    }
+    Ok(value)
 }
 
 fn boolean((key, value): Entry) -> Result<bool, SettingsError> {
@@ -540,6 +596,43 @@ mod tests {
             from(&[("PRESENCE_EVENTS", "maybe")]).unwrap_err().key,
             "PRESENCE_EVENTS"
         );
+    }
+
+    #[test]
+    fn redis_keys() {
+        let off = from(&[]).unwrap();
+        assert_eq!(off.redis_url, None);
+        assert_eq!(
+            (off.redis_prefix.as_str(), off.redis_log_max_len),
+            ("hubbub", 10_000)
+        );
+        assert_eq!(off.redis_log_max_age, Some(Duration::from_secs(86_400)));
+        assert_eq!(off.presence_ttl, Duration::from_secs(30));
+        let on = from(&[
+            ("REDIS_URL", "redis://127.0.0.1:6380/2"),
+            ("REDIS_PREFIX", "eu"),
+            ("REDIS_LOG_MAX_LEN", "500"),
+            ("REDIS_LOG_MAX_AGE", "0"),
+            ("PRESENCE_TTL", "3"),
+        ])
+        .unwrap();
+        assert_eq!(on.redis_url.as_deref(), Some("redis://127.0.0.1:6380/2"));
+        assert_eq!(
+            (on.redis_prefix.as_str(), on.redis_log_max_len),
+            ("eu", 500)
+        );
+        assert_eq!(
+            (on.redis_log_max_age, on.presence_ttl),
+            (None, Duration::from_secs(3))
+        );
+        for (key, bad) in [
+            ("REDIS_URL", "http://127.0.0.1:6379"),
+            ("REDIS_LOG_MAX_LEN", "0"),
+            ("PRESENCE_TTL", "0"),
+            ("REDIS_PREFIX", ""),
+        ] {
+            assert_eq!(from(&[(key, bad)]).unwrap_err().key, key);
+        }
     }
 
     #[test]

@@ -25,6 +25,10 @@ impl Counter {
     pub fn set(&self, n: u64) {
         self.0.store(n, Ordering::Relaxed);
     }
+    /// Subtract `n` (gauges only).
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
     /// Subtract one (gauges only).
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);

@@ -65,6 +65,7 @@ use hubbub_hub::{
     Ack, Auth, Envelope, Hub, HubBuilder, HubLimits, HubServer, Identity, JwtAuth, Session,
     StoreError, StoredMessage, TokenSource,
 };
+use hubbub_redis::{RedisConfig, RedisEngine};
 use hubbub_sqlite::{SqliteConfig, SqliteStore};
 use hubbub_ws::{tls::TlsAcceptor, LISTEN_BACKLOG};
 use serde_json::{json, Value};
@@ -106,36 +107,89 @@ fn main() -> ExitCode {
         Ok(tls) => tls,
         Err(code) => return code,
     };
-    let path = settings
-        .store_path
-        .clone()
-        .unwrap_or_else(|| DEFAULT_STORE.to_owned());
-    let config = SqliteConfig {
-        retention: Retention {
-            max_messages: Some(100_000),
-            max_age: None,
-        },
-        ..SqliteConfig::default()
+    let history = match History::open(&settings) {
+        Ok(history) => history,
+        Err(code) => return code,
     };
-    let store = match SqliteStore::open(&path, config) {
-        Ok(store) => store,
-        Err(error) => return PROGRAM.exit(1, format_args!("history {path}: {error}")),
-    };
-    let store = match StoreWorker::spawn(store, WorkerConfig::default()) {
-        Ok(store) => store,
-        Err(error) => return PROGRAM.exit(1, error),
-    };
-    let code = PROGRAM.run(runtime, Chat(settings, store.clone(), tls));
-    // The store's thread drains its queue and drops the store, which
-    // checkpoints and closes the file: exiting before that would cut the
-    // thread short and leave `-wal`/`-shm` beside the database.
-    if let Err(error) = store.close(STORE_CLOSE) {
-        tracing::warn!("chat: warning: history {path} not closed within {STORE_CLOSE:?}: {error}");
+    let sqlite = history.sqlite();
+    let code = PROGRAM.run(runtime, Chat(settings, history, tls));
+    if let Some((store, path)) = sqlite {
+        close(&store, &path);
     }
     code
 }
 
-struct Chat(Settings, StoreHandle, Option<TlsAcceptor>);
+/// Where the chat keeps its rooms' history: a SQLite file (one process),
+/// or Redis with `REDIS_URL` (rooms, history and presence shared by every
+/// node on it).
+enum History {
+    Sqlite(StoreHandle, String),
+    Redis(RedisEngine),
+}
+
+impl History {
+    fn open(settings: &Settings) -> Result<History, ExitCode> {
+        if let Some(url) = &settings.redis_url {
+            let config = RedisConfig {
+                prefix: settings.redis_prefix.clone(),
+                log_max_len: settings.redis_log_max_len,
+                log_max_age: settings.redis_log_max_age,
+                presence_ttl: settings.presence_ttl,
+                ..RedisConfig::new(url.clone())
+            };
+            return match RedisEngine::start(config) {
+                Ok(engine) => Ok(History::Redis(engine)),
+                Err(error) => Err(PROGRAM.exit(1, format_args!("REDIS_URL {url}: {error}"))),
+            };
+        }
+        let path = settings
+            .store_path
+            .clone()
+            .unwrap_or_else(|| DEFAULT_STORE.to_owned());
+        let config = SqliteConfig {
+            retention: Retention {
+                max_messages: Some(100_000),
+                max_age: None,
+            },
+            ..SqliteConfig::default()
+        };
+        let store = match SqliteStore::open(&path, config) {
+            Ok(store) => store,
+            Err(error) => return Err(PROGRAM.exit(1, format_args!("history {path}: {error}"))),
+        };
+        match StoreWorker::spawn(store, WorkerConfig::default()) {
+            Ok(store) => Ok(History::Sqlite(store, path)),
+            Err(error) => Err(PROGRAM.exit(1, error)),
+        }
+    }
+
+    /// The hub keeps its history here.
+    fn attach(self, hub: HubBuilder) -> HubBuilder {
+        match self {
+            History::Sqlite(store, _) => hub.store(store),
+            History::Redis(engine) => hub.engine(engine),
+        }
+    }
+
+    /// The SQLite store and its path, to close at exit.
+    fn sqlite(&self) -> Option<(StoreHandle, String)> {
+        match self {
+            History::Sqlite(store, path) => Some((store.clone(), path.clone())),
+            History::Redis(_) => None,
+        }
+    }
+}
+
+/// Close the history file: the store's thread drains its queue and drops
+/// the store, which checkpoints and closes the file; exiting before that
+/// would cut the thread short and leave `-wal`/`-shm` beside the database.
+fn close(store: &StoreHandle, path: &str) {
+    if let Err(error) = store.close(STORE_CLOSE) {
+        tracing::warn!("chat: warning: history {path} not closed within {STORE_CLOSE:?}: {error}");
+    }
+}
+
+struct Chat(Settings, History, Option<TlsAcceptor>);
 
 impl Main for Chat {
     async fn main<R: Rt>(self) -> Result<(), Box<dyn Error>> {
@@ -145,7 +199,7 @@ impl Main for Chat {
 
 async fn serve<R: Rt>(
     settings: Settings,
-    store: StoreHandle,
+    history: History,
     tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
     let index = PathBuf::from(&settings.public_path).join(&settings.public_index);
@@ -165,7 +219,7 @@ async fn serve<R: Rt>(
             .timeout(settings.auth_timeout)
     });
     let named = auth.is_some();
-    let hub = chat_hub(store, auth, settings.hub_limits())
+    let hub = chat_hub(history, auth, settings.hub_limits())
         .node_id(settings.node_id.clone().unwrap_or_default())
         .presence_events(settings.presence_events)
         .build();
@@ -227,15 +281,15 @@ fn bind_http<R: Rt>(settings: &Settings) -> std::io::Result<R::Listener> {
 }
 
 /// The chat's callbacks; with `auth`, every session authenticates first.
-fn chat_hub(store: StoreHandle, auth: Option<Auth>, limits: HubLimits) -> HubBuilder {
+fn chat_hub(history: History, auth: Option<Auth>, limits: HubLimits) -> HubBuilder {
     let builder = match auth {
         Some(auth) => Hub::builder().authenticate(auth),
         None => Hub::builder(),
     };
-    builder
+    history
+        .attach(builder)
         .limits(limits)
         .path("/")
-        .store(store)
         .render(render)
         .on_open(|session| {
             let _ = session.send_text("welcome to hubbub chat");
