@@ -7,7 +7,8 @@
 # processes itself (a redis-server on a free loopback port, nodes a/tokio,
 # b/smol and c/mio with REDIS_URL and PRESENCE_TTL=3, each in its own log)
 # and lists every pid it started in $LOGS/pids, which the trap here kills
-# too. Installs Debian's redis-server when missing (root or sudo), builds
+# too. Installs Debian's redis-server when missing (scripts/install-redis.sh,
+# root or sudo), builds
 # `chat` (release, honouring CARGO_TARGET_DIR), and the pinned `websockets`
 # into interop/python/.venv as scripts/interop-python.sh does.
 # Loopback only; every step has a time limit. Exits non-zero on failure,
@@ -18,14 +19,7 @@ ROOT=$(pwd)
 HERE="$ROOT/interop/python"
 VENV=${INTEROP_VENV:-$HERE/.venv}
 
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-    echo "== installing redis-server"
-    if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
-    timeout 300 "${SUDO[@]}" apt-get update
-    timeout 300 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
-    # The package starts a service on 6379 where there is an init system:
-    # the tests start their own on free ports and do not need it.
-fi
+timeout 600 bash scripts/install-redis.sh
 REDIS_SERVER=$(command -v redis-server)
 REDIS_CLI=$(command -v redis-cli)
 

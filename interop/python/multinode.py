@@ -375,10 +375,27 @@ async def fan_out(nodes):
         by_node[n.node] = members
     check(by_node["a"] == by_node["b"] == by_node["c"],
           f"room.presence differs between nodes: {by_node}")
+    # A member is a member from its `joined room:` on: a message published
+    # right after it (here from a, to a member on b and one on c, each in
+    # a room new to its node) reaches it.
+    for k in range(10):
+        fresh = f"fan-{k}"
+        for member in clients[1:]:
+            await member.join(fresh)
+        await clients[0].say(fresh, "at once", id=fresh)
+        offset = acked_offset(clients[0], await clients[0].answer(fresh), f"message to {fresh}")
+        for member in clients[1:]:
+            try:
+                await member.line(fresh, "at once", 5)
+            except Failed:
+                raise Failed(f"{member.name} joined room {fresh} (`joined room: {fresh}` received), then "
+                             f"{clients[0].name} published `at once` there (acked, offset {offset}): the member "
+                             f"never received `room {fresh}: at once` (round {k + 1} of 10)")
     for c in clients:
         await c.close()
     print("a. fan-out: a message sent on each of a, b, c reached the clients on all three; "
-          "presence lists the three members alike on every node")
+          "presence lists the three members alike on every node; a message published right after "
+          "`joined room:` reached the new members on b and c (10 fresh rooms)")
 
 
 async def one_order(nodes):
@@ -406,18 +423,28 @@ async def one_order(nodes):
           f"unexpected {sorted(set(got) - set(range(1, total + 1)))}")
     by_offset = sorted(offsets, key=offsets.get)
 
-    seqs = []
-    for s in subs:
-        seq = []
-        for _ in range(total):
-            line = await s.take(lambda m: m.startswith(f"room {room}: "), 20,
-                                f"line {len(seq) + 1} of {total} in room {room}")
+    async def collect(s):
+        seq, deadline = [], time.monotonic() + 20
+        while len(seq) < total and time.monotonic() < deadline:
+            try:
+                line = await s.take(lambda m: m.startswith(f"room {room}: "), 1, "line")
+            except Failed:
+                continue
             seq.append(line[len(f"room {room}: "):])
-        seqs.append(seq)
+        return seq
+
+    seqs = await asyncio.gather(*(collect(s) for s in subs))
+    problems = []
+    for s, seq in zip(subs, seqs):
+        missing = sorted((offsets[t], t) for t in set(offsets) - set(seq))
+        dup = sorted({t for t in seq if seq.count(t) > 1})
+        if missing or dup or len(seq) != total:
+            problems.append(f"{s.name} received {len(seq)} of {total} lines within 20 s; missing (offset, text): "
+                            f"{missing[:20]}; duplicated: {dup[:10]}; last received: {seq[-5:]}")
+    check(not problems, "; ".join(problems) + f"; the other subscribers received {[len(q) for q in seqs]}")
+    for s in subs:
         extra = [m for m in s.inbox if m.startswith(f"room {room}: ")]
         check(not extra, f"{s.name}: more than {total} lines: {short(extra)}")
-        check(sorted(seq) == sorted(offsets), f"{s.name}: lines are not the {total} messages sent once each: "
-              f"missing {sorted(set(offsets) - set(seq))[:10]}, duplicated {sorted({t for t in seq if seq.count(t) > 1})[:10]}")
     for s, seq in zip(subs[1:], seqs[1:]):
         if seq != seqs[0]:
             i = next(i for i, (x, y) in enumerate(zip(seqs[0], seq)) if x != y)
@@ -540,15 +567,17 @@ async def redis_restart(cluster, nodes, redis):
 
     async def outage():
         state["before"] = max(acked, default=0)
-        await cluster.kill9(state["redis"])
         state["down"] = time.monotonic()
+        await cluster.kill9(state["redis"])
         await asyncio.sleep(2)
         state["redis"] = await cluster.start_redis(redis["port"], redis["dir"])
         state["up"] = time.monotonic()
 
-    started, restart = time.monotonic(), None
-    for i in range(300):
-        if time.monotonic() - started > 20:
+    # 300 messages at least, and on until 20 are acked after Redis is back
+    # (450 at most, fewer than room.history's limit of 500; 20 s at most).
+    started, restart, acked_since_up = time.monotonic(), None, 0
+    for i in range(450):
+        if time.monotonic() - started > 20 or (i >= 300 and acked_since_up >= 20):
             break
         text = f"flood-{i}"
         await pub.say(room, text, id=text)
@@ -557,6 +586,7 @@ async def redis_restart(cluster, nodes, redis):
             offset = acked_offset(pub, answer, f"message {text}")
             check(offset not in acked, f"offset {offset} acked for both {acked.get(offset)} and {text}")
             acked[offset] = text
+            acked_since_up += state["up"] is not None
         else:
             check(answer.get("payload", {}).get("error") == "not_stored",
                   f"{pub.name}: {text}: expected ack or not_stored, got {answer}")
@@ -569,6 +599,8 @@ async def redis_restart(cluster, nodes, redis):
     check(restart is not None, "the flood ended before message 100: Redis was never killed")
     await restart
     after = [o for o in acked if o > state["before"]]
+    check(acked_since_up > 0, f"{pub.name}: no message of the flood was acked after Redis came back "
+          f"({len(errors)} not_stored; the last: {errors[-1][1] if errors else None})")
     texts_in_history = set()
     for node_client in (pub, await Client.open("flood-history-c", c.url)):
         payload = await node_client.history(room, 500)
@@ -624,7 +656,7 @@ async def redis_restart(cluster, nodes, redis):
         await cl.close()
     stored_anyway = sum(1 for t, _ in errors if t in texts_in_history)
     print(f"d. Redis kill -9 at offset {state['before']}, back after {state['up'] - state['down']:.1f} s: "
-          f"{len(acked)} acked ({len(after)} after the kill), {len(errors)} not_stored "
+          f"{len(acked)} acked ({len(after)} after the kill, {acked_since_up} once it was back), {len(errors)} not_stored "
           f"({stored_anyway} of them in history anyway); every acked message in history on a and c; "
           f"live to b again ({live_ok}); resume on c since {since}: {len(ids)} replayed, complete")
     redis["proc"] = state["redis"]
