@@ -123,6 +123,15 @@ fn node(redis: &Redis, name: &str, ttl: Duration) -> Hub {
         .build()
 }
 
+/// Nodes `a` and `b` on `redis`, once both reach it.
+async fn two_nodes(redis: &Redis) -> (Hub, Hub) {
+    let ttl = Duration::from_secs(30);
+    let (a, b) = (node(redis, "a", ttl), node(redis, "b", ttl));
+    up(&a).await;
+    up(&b).await;
+    (a, b)
+}
+
 /// Wait until the node's engine reaches Redis.
 async fn up(hub: &Hub) {
     until("the engine is up", || hub.metrics().engine.up.get() == 1).await;
@@ -170,10 +179,7 @@ fn id_of(message: &Value) -> u64 {
 /// messages in the same order, offsets 1.. without a gap.
 async fn one_order_on_every_node<R: Rt>() {
     let redis = Redis::start();
-    let ttl = Duration::from_secs(30);
-    let (a, b) = (node(&redis, "a", ttl), node(&redis, "b", ttl));
-    up(&a).await;
-    up(&b).await;
+    let (a, b) = two_nodes(&redis).await;
     let (server_a, server_b) = (
         start_hub::<R>(a.clone()).await,
         start_hub::<R>(b.clone()).await,
@@ -229,10 +235,7 @@ async fn one_order_on_every_node<R: Rt>() {
 /// 5..=10, then `room.resumed` (complete, with the epoch), then live.
 async fn a_client_resumes_on_another_node<R: Rt>() {
     let redis = Redis::start();
-    let ttl = Duration::from_secs(30);
-    let (a, b) = (node(&redis, "a", ttl), node(&redis, "b", ttl));
-    up(&a).await;
-    up(&b).await;
+    let (a, b) = two_nodes(&redis).await;
     let server_b = start_hub::<R>(b.clone()).await;
     let mut first = connect(&server_b).await;
     assert_eq!(join(&mut first, "h", 0).await["payload"]["complete"], true);
@@ -285,10 +288,7 @@ async fn a_client_resumes_on_another_node<R: Rt>() {
 /// same user, on another node, answers the same and is not delivered again.
 async fn acked_publishes_are_deduplicated_across_nodes<R: Rt>() {
     let redis = Redis::start();
-    let ttl = Duration::from_secs(30);
-    let (a, b) = (node(&redis, "a", ttl), node(&redis, "b", ttl));
-    up(&a).await;
-    up(&b).await;
+    let (a, b) = two_nodes(&redis).await;
     let server = start_hub::<R>(a.clone()).await;
     let mut member = connect(&server).await;
     join(&mut member, "d", 0).await;
@@ -322,10 +322,7 @@ async fn acked_publishes_are_deduplicated_across_nodes<R: Rt>() {
 /// session that leaves drops out.
 async fn presence_spans_nodes<R: Rt>() {
     let redis = Redis::start();
-    let ttl = Duration::from_secs(30);
-    let (a, b) = (node(&redis, "a", ttl), node(&redis, "b", ttl));
-    up(&a).await;
-    up(&b).await;
+    let (a, b) = two_nodes(&redis).await;
     let (server_a, server_b) = (
         start_hub::<R>(a.clone()).await,
         start_hub::<R>(b.clone()).await,
@@ -360,10 +357,7 @@ async fn presence_spans_nodes<R: Rt>() {
 /// lost.
 async fn a_redis_restart_is_survived<R: Rt>() {
     let mut redis = Redis::start();
-    let ttl = Duration::from_secs(30);
-    let (a, b) = (node(&redis, "a", ttl), node(&redis, "b", ttl));
-    up(&a).await;
-    up(&b).await;
+    let (a, b) = two_nodes(&redis).await;
     let server_b = start_hub::<R>(b.clone()).await;
     let mut member = connect(&server_b).await;
     join(&mut member, "x", 0).await;
