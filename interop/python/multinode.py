@@ -15,12 +15,14 @@ and exit 1:
 
   a. fan-out: a client on each node joins `fan`; a message sent on each
      node reaches the three clients; `room.presence` on every node lists
-     the three, one per node.
+     the three, one per node; a message published right after a member's
+     `joined room:` (in a room new to its node) reaches it, 10 rounds.
   b. one order: three publishers (one per node, not members) send 50
      acknowledged messages each, concurrently, into `order`; a subscriber
      on each node receives 150 lines, the same sequence on all three, in
      ack-offset order; the offsets are 1..150, each once; `room.history`
-     on every node lists them in that order with those ids.
+     on every node lists them in that order with those ids; a retried id
+     is acked with its first offset and not delivered again.
   c. resume across nodes after kill -9: a subscriber on b has seen up to
      offset X; b is killed with SIGKILL; a publisher on a goes on sending;
      b's presence entries vanish from `room.presence` on a within
@@ -464,10 +466,25 @@ async def one_order(nodes):
               f"got {len(listed)} entries, first difference "
               f"{next(((i, a, b) for i, (a, b) in enumerate(zip(listed, [(offsets[t], t) for t in by_offset])) if a != b), 'in length')}")
         check(payload.get("more") is False, f"{s.name}: room.history {room}: more should be false: {payload.get('more')}")
+    # A retry of an acked id (same session) is acked with the first offset
+    # and not delivered again: the next line every subscriber gets is the
+    # message sent after it.
+    retried = "b-7"
+    await pubs[1].say(room, retried, id=retried)
+    again = await pubs[1].answer(retried)
+    check(again.get("type") == "ack" and again.get("payload", {}).get("offset") == offsets[retried],
+          f"{pubs[1].name}: retry of id {retried}: expected the ack with offset {offsets[retried]}; got {again}")
+    await pubs[1].say(room, "after the retry", id="after-retry")
+    acked_offset(pubs[1], await pubs[1].answer("after-retry"), "message after-retry")
+    for s in subs:
+        line = await s.take(lambda m: m.startswith(f"room {room}: "), 10, "the line after the retry")
+        check(line == f"room {room}: after the retry",
+              f"{s.name}: the retry of {retried} was delivered again (expected `room {room}: after the retry`, got `{line}`)")
     for c in subs + pubs:
         await c.close()
     print(f"b. one order: {total} acked messages from 3 publishers: offsets 1..{total} once each; "
-          "the 3 subscribers saw one sequence, in offset order; room.history alike on every node")
+          "the 3 subscribers saw one sequence, in offset order; room.history alike on every node; "
+          "a retried id was acked with its first offset and not delivered again")
 
 
 async def resume_after_kill(cluster, nodes, redis_url):
