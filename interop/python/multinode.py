@@ -529,6 +529,10 @@ async def resume_after_kill(cluster, nodes, redis_url):
             await asyncio.sleep(0.02)
 
     sending = asyncio.create_task(keep_sending())
+    for _ in range(500):  # 10 s at most: 5 of them acked, the rest in flight
+        if "r-24" in offsets or sending.done():
+            break
+        await asyncio.sleep(0.02)
     await sub2.send({"type": "room.join", "payload": {"room": room, "since": x}})
     await sub2.take(lambda m: m == f"joined room: {room}", 10, f"`joined room: {room}`")
     replayed = []
