@@ -7,10 +7,11 @@
 # processes itself (a redis-server on a free loopback port, nodes a/tokio,
 # b/smol and c/mio with REDIS_URL and PRESENCE_TTL=3, each in its own log)
 # and lists every pid it started in $LOGS/pids, which the trap here kills
-# too. Installs Debian's redis-server when missing (scripts/install-redis.sh,
-# root or sudo), builds
-# `chat` (release, honouring CARGO_TARGET_DIR), and the pinned `websockets`
-# into interop/python/.venv as scripts/interop-python.sh does.
+# too. Installs Debian's redis-server when missing
+# (scripts/install-redis.sh, root or sudo), builds `chat` (release,
+# honouring CARGO_TARGET_DIR), and installs the pinned `websockets` into
+# interop/python/.venv as scripts/interop-python.sh does. `--only a,c`
+# (passed to the Python script) runs some of the scenarios.
 # Loopback only; every step has a time limit. Exits non-zero on failure,
 # printing the end of every log.
 set -euo pipefail
