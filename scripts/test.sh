@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project, as the README promises: the Rust test suites
 # (the fuzz corpus replayed among them), the Autobahn|Testsuite conformance
-# runs, permessage-deflate interop with Python `websockets`, the attack
-# suite, and the chat and axum-echo pages in a real headless browser. Installs what the suites need on first use.
+# runs, permessage-deflate interop with Python `websockets`, chat nodes
+# sharing rooms through Redis, the attack suite, and the chat and axum-echo
+# pages in a real headless browser. Installs what the suites need on first
+# use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +62,13 @@ fi
 
 echo "== permessage-deflate interop with Python websockets"
 timeout 900 bash scripts/interop-python.sh
+
+# Three chat nodes (tokio, smol, mio) sharing rooms through Redis, driven
+# by the same independent client: fan-out, one order per room, resume on
+# another node after a kill -9, Redis killed and restarted mid-flood, Redis
+# unreachable at start-up. Installs Debian's redis-server when missing.
+echo "== chat nodes sharing rooms through Redis (interop/python/multinode.py)"
+timeout 600 bash scripts/multinode.sh
 
 echo "== the attack suite (issue #16's attacks as checks with thresholds), every runtime"
 timeout 600 bash scripts/attack.sh
