@@ -407,6 +407,11 @@ impl HttpApp {
         // A poll session of a room needs the right to the room.
         let room = session.strip_prefix("room:");
         login::authorize(&self.0.hub, identity.as_ref(), room)?;
+        if let Some(room) = room {
+            // With an engine spanning processes, this node must receive
+            // the room's messages while its poll clients listen.
+            self.0.hub.watch_room(room, config.ttl);
+        }
         let max = match request.query_param("max") {
             None => config.default_batch,
             Some(max) => match max.parse::<usize>() {

@@ -173,6 +173,12 @@ pub trait RoomEngine: Send + Sync + 'static {
     /// queue full), at once.
     fn follow(&self, hub: &Hub, room: &str, then: FollowStep);
 
+    /// Keep receiving `room`'s messages on this node for at least `ttl`,
+    /// members or not: a listener beside the hub's sessions (the HTTP
+    /// layer's long polls, through a [`BroadcastObserver`](crate::BroadcastObserver))
+    /// renews it while it listens.
+    fn watch(&self, hub: &Hub, room: &str, ttl: Duration);
+
     /// The last `limit` messages of `room` below `before` (all, when
     /// `None`), oldest first. `Err`: nothing was queued.
     fn history(
@@ -489,6 +495,8 @@ impl RoomEngine for EmbeddedEngine {
         then(); // one process: every room is followed
     }
 
+    fn watch(&self, _: &Hub, _: &str, _: Duration) {}
+
     fn history(
         &self,
         hub: &Hub,
@@ -556,6 +564,13 @@ impl Hub {
         answer: impl FnOnce(Result<Vec<PresenceEntry>, StoreError>) + Send + 'static,
     ) {
         self.inner().engine.presence(self, room, Box::new(answer));
+    }
+
+    /// Keep this node receiving `room`'s messages for at least `ttl` even
+    /// without members here ([`RoomEngine::watch`]): for listeners beside
+    /// the sessions, such as long polls of `room:R`, which renew it.
+    pub fn watch_room(&self, room: &str, ttl: Duration) {
+        self.inner().engine.watch(self, room, ttl);
     }
 
     /// This node's name in presence ([`HubBuilder::node_id`](crate::HubBuilder::node_id)).

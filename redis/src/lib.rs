@@ -124,7 +124,30 @@ pub(crate) struct Shared {
 #[derive(Default)]
 pub(crate) struct Membership {
     pub(crate) rooms: HashMap<String, BTreeMap<SessionId, PresenceEntry>>,
+    /// Rooms followed without members here, until when ([`RoomEngine::watch`]).
+    pub(crate) watched: HashMap<String, Instant>,
     pub(crate) dirty: HashSet<String>,
+}
+
+impl Membership {
+    /// Whether this node should follow `room` now.
+    pub(crate) fn follows(&self, room: &str, now: Instant) -> bool {
+        self.rooms.contains_key(room) || self.watched.get(room).is_some_and(|until| *until > now)
+    }
+
+    /// Forget the watches that ran out, marking their rooms changed.
+    pub(crate) fn expire_watches(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .watched
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in expired {
+            self.watched.remove(&room);
+            self.dirty.insert(room);
+        }
+    }
 }
 
 impl Shared {
@@ -278,6 +301,18 @@ impl RoomEngine for RedisEngine {
         let command = Command::Follow(room.to_owned(), then);
         if let Err((_, Command::Follow(_, then))) = self.queue(hub, command) {
             then();
+        }
+    }
+
+    fn watch(&self, _: &Hub, room: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut membership = self.shared.membership();
+        let was_followed = membership.follows(room, now);
+        membership.watched.insert(room.to_owned(), now + ttl);
+        if !was_followed {
+            membership.dirty.insert(room.to_owned());
+            drop(membership);
+            self.shared.wake.notify_one();
         }
     }
 

@@ -455,14 +455,17 @@ impl Node {
     /// Follow the local membership of the rooms that changed: subscribe or
     /// unsubscribe, and write presence (with its events).
     async fn reconcile(&mut self) {
-        let changed: Vec<(String, BTreeMap<SessionId, PresenceEntry>)> = {
+        let now = Instant::now();
+        let changed: Vec<(String, bool, BTreeMap<SessionId, PresenceEntry>)> = {
             let mut membership = self.shared.membership();
+            membership.expire_watches(now);
             let dirty = std::mem::take(&mut membership.dirty);
             dirty
                 .into_iter()
                 .map(|room| {
+                    let follow = membership.follows(&room, now);
                     let members = membership.rooms.get(&room).cloned().unwrap_or_default();
-                    (room, members)
+                    (room, follow, members)
                 })
                 .collect()
         };
@@ -471,11 +474,11 @@ impl Node {
             self.shared
                 .membership()
                 .dirty
-                .extend(changed.into_iter().map(|(room, _)| room));
+                .extend(changed.into_iter().map(|(room, ..)| room));
             return;
         }
-        for (room, members) in changed {
-            if let Err(error) = self.reconcile_room(&room, &members).await {
+        for (room, follow, members) in changed {
+            if let Err(error) = self.reconcile_room(&room, follow, &members).await {
                 self.failed(&error);
                 self.shared.membership().dirty.insert(room);
             }
@@ -485,9 +488,10 @@ impl Node {
     async fn reconcile_room(
         &mut self,
         room: &str,
+        follow: bool,
         members: &BTreeMap<SessionId, PresenceEntry>,
     ) -> RedisResult<()> {
-        if members.is_empty() {
+        if !follow {
             if self.rooms.contains_key(room) {
                 self.conn.unsubscribe(&self.keys(room).channel).await?;
                 self.rooms.remove(room);
@@ -546,8 +550,15 @@ impl Node {
         Ok(())
     }
 
-    /// Refresh this node's presence entries (and drop expired ones).
+    /// Refresh this node's presence entries (and drop expired ones), and
+    /// let watches that ran out go.
     async fn heartbeat(&mut self) {
+        let mut membership = self.shared.membership();
+        membership.expire_watches(Instant::now());
+        if !membership.dirty.is_empty() {
+            self.shared.wake.notify_one();
+        }
+        drop(membership);
         if self.presence.is_empty() || self.is_stale() {
             return;
         }

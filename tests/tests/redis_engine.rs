@@ -352,6 +352,33 @@ async fn a_join_is_live_once_answered<R: Rt>() {
     }
 }
 
+/// A node with no member in a room but a listener beside its sessions
+/// (long polls, through an observer) receives the room's messages while
+/// its watch lasts.
+async fn a_watched_room_is_followed_without_members<R: Rt>() {
+    struct Seen(std::sync::Mutex<Vec<String>>);
+    impl hubbub_hub::BroadcastObserver for Seen {
+        fn broadcast(&self, room: Option<&str>, text: &str) {
+            if room == Some("w") {
+                self.0.lock().unwrap().push(text.to_owned());
+            }
+        }
+    }
+    let redis = Redis::start();
+    let (a, b) = two_nodes(&redis).await;
+    let seen = std::sync::Arc::new(Seen(Default::default()));
+    b.observe(seen.clone());
+    b.watch_room("w", Duration::from_secs(60));
+    // The watch is taken up by b's engine thread: publish until it shows.
+    let deadline = Instant::now() + common::LIMIT;
+    while seen.0.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "b follows the watched room");
+        a.publish("w", Envelope::new("said", json!({}))).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(b.members("w").is_empty(), "no member: the watch alone");
+}
+
 /// Presence lists the members of every node, sorted by id then node; a
 /// session that leaves drops out.
 async fn presence_spans_nodes<R: Rt>() {
@@ -443,5 +470,6 @@ hubbub_tests::cross_runtime!(
     acked_publishes_are_deduplicated_across_nodes,
     presence_spans_nodes,
     a_join_is_live_once_answered,
+    a_watched_room_is_followed_without_members,
     a_redis_restart_is_survived,
 );
