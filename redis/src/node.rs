@@ -553,12 +553,14 @@ impl Node {
     /// Refresh this node's presence entries (and drop expired ones), and
     /// let watches that ran out go.
     async fn heartbeat(&mut self) {
-        let mut membership = self.shared.membership();
-        membership.expire_watches(Instant::now());
-        if !membership.dirty.is_empty() {
+        let expired = {
+            let mut membership = self.shared.membership();
+            membership.expire_watches(Instant::now());
+            !membership.dirty.is_empty()
+        };
+        if expired {
             self.shared.wake.notify_one();
         }
-        drop(membership);
         if self.presence.is_empty() || self.is_stale() {
             return;
         }
