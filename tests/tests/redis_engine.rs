@@ -352,31 +352,37 @@ async fn a_join_is_live_once_answered<R: Rt>() {
     }
 }
 
-/// A node with no member in a room but a listener beside its sessions
-/// (long polls, through an observer) receives the room's messages while
-/// its watch lasts.
-async fn a_watched_room_is_followed_without_members<R: Rt>() {
-    struct Seen(std::sync::Mutex<Vec<String>>);
-    impl hubbub_hub::BroadcastObserver for Seen {
-        fn broadcast(&self, room: Option<&str>, text: &str) {
-            if room == Some("w") {
-                self.0.lock().unwrap().push(text.to_owned());
-            }
-        }
-    }
+/// A node with no WebSocket member in a room still serves the room's long
+/// polls (`GET /ws/poll?session_id=room:R`): each poll keeps the node
+/// following the room, so a message published on another node reaches the
+/// poll client.
+async fn long_polls_of_a_room_hear_other_nodes<R: Rt>() {
     let redis = Redis::start();
     let (a, b) = two_nodes(&redis).await;
-    let seen = std::sync::Arc::new(Seen(Default::default()));
-    b.observe(seen.clone());
-    b.watch_room("w", Duration::from_secs(60));
-    // The watch is taken up by b's engine thread: publish until it shows.
-    let deadline = Instant::now() + common::LIMIT;
-    while seen.0.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "b follows the watched room");
-        a.publish("w", Envelope::new("said", json!({}))).unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(b.members("w").is_empty(), "no member: the watch alone");
+    let app = hubbub_http::HttpApp::builder(b.clone())
+        .long_polling(hubbub_http::LongPollConfig::default())
+        .build();
+    let server = HubServer::<R>::bind("127.0.0.1:0", b.clone(), Default::default())
+        .await
+        .unwrap();
+    let handle = app.start_shared(server).unwrap();
+    let addr = handle.local_addr();
+    let publisher = a.clone();
+    let heard = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + common::LIMIT;
+        loop {
+            assert!(Instant::now() < deadline, "the poll hears node a's message");
+            let message = Envelope::new("said", json!({"from": "a"}));
+            publisher.publish("w", message).unwrap();
+            let polled = common::http::get(addr, "/ws/poll?session_id=room:w&timeout=0.5");
+            if let Some(first) = polled.json().as_array().and_then(|m| m.first().cloned()) {
+                return first;
+            }
+        }
+    });
+    let first = bounded("a poll answer", heard).await.unwrap();
+    assert_eq!(first["payload"]["from"], "a");
+    assert!(b.members("w").is_empty(), "no WebSocket member on b");
 }
 
 /// Presence lists the members of every node, sorted by id then node; a
@@ -470,6 +476,6 @@ hubbub_tests::cross_runtime!(
     acked_publishes_are_deduplicated_across_nodes,
     presence_spans_nodes,
     a_join_is_live_once_answered,
-    a_watched_room_is_followed_without_members,
+    long_polls_of_a_room_hear_other_nodes,
     a_redis_restart_is_survived,
 );
