@@ -98,6 +98,7 @@ async fn run(
     let mut node = Node {
         shared,
         conn,
+        expire: script::expire_presence(),
         rooms: HashMap::new(),
         presence: HashMap::new(),
         stale: Arc::new(AtomicBool::new(true)),
@@ -149,6 +150,8 @@ struct Room {
 struct Node {
     shared: Arc<Shared>,
     conn: ConnectionManager,
+    /// The presence expiry script.
+    expire: Script,
     /// The rooms subscribed to (those with local members).
     rooms: HashMap<String, Room>,
     /// The presence entries this node wrote, per room.
@@ -550,8 +553,9 @@ impl Node {
         Ok(())
     }
 
-    /// Refresh this node's presence entries (and drop expired ones), and
-    /// let watches that ran out go.
+    /// Refresh this node's presence entries, drop the expired ones of the
+    /// rooms it is in (announcing each once, as `presence.leave`, with
+    /// presence events on), and let watches that ran out go.
     async fn heartbeat(&mut self) {
         let expired = {
             let mut membership = self.shared.membership();
@@ -566,6 +570,7 @@ impl Node {
         }
         let ttl = millis(self.shared.config.presence_ttl).max(1);
         let now = now_ms();
+        let events = self.shared.hub().is_some_and(|hub| hub.presence_events());
         let mut pipe = redis::pipe();
         for (room, written) in &self.presence {
             let keys = self.keys(room);
@@ -577,15 +582,22 @@ impl Node {
                     .arg(member);
                 pipe.ignore();
             }
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(&keys.presence)
-                .arg("-inf")
-                .arg(now)
-                .ignore();
             pipe.cmd("PEXPIRE").arg(&keys.presence).arg(ttl).ignore();
+            pipe.cmd("EVALSHA")
+                .arg(self.expire.get_hash())
+                .arg(1)
+                .arg(&keys.presence)
+                .arg(now)
+                .arg(&keys.channel)
+                .arg(u8::from(events))
+                .ignore();
         }
         if let Err(error) = pipe.query_async::<()>(&mut self.conn).await {
-            self.failed(&error);
+            if error.code() == Some("NOSCRIPT") {
+                let _ = self.expire.load_async(&mut self.conn).await; // next time
+            } else {
+                self.failed(&error);
+            }
         }
     }
 

@@ -53,3 +53,25 @@ return {1, offset, epoch}
 pub(crate) fn publish() -> Script {
     Script::new(PUBLISH)
 }
+
+/// Drop a room's presence entries that expired (KEYS: the presence set;
+/// ARGV: now in ms, the room's channel, `1` to announce them). Each expired
+/// entry is announced once, by the node whose script removed it, as
+/// `l <entry>` on the channel (a `presence.leave`).
+const EXPIRE_PRESENCE: &str = r#"
+local gone = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE')
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+  if ARGV[3] == '1' then
+    for _, entry in ipairs(gone) do
+      redis.call('PUBLISH', ARGV[2], 'l ' .. entry)
+    end
+  end
+end
+return #gone
+"#;
+
+/// The presence expiry script.
+pub(crate) fn expire_presence() -> Script {
+    Script::new(EXPIRE_PRESENCE)
+}

@@ -1,6 +1,7 @@
 //! What travels on a room's channel: `m <offset> <epoch> <message>` for a
 //! stored message (the message as JSON: type, kind, payload, ts), and
-//! `p <event>` for a presence event (JSON: type, id, user, node).
+//! `p <event>` for a presence event (JSON: type, id, user, node), and
+//! `l <entry>` for the leave of an entry that expired (its node died).
 
 use hubbub_hub::{Envelope, NewMessage, PresenceEntry, StoredMessage};
 use serde_json::{json, Value};
@@ -52,6 +53,10 @@ pub(crate) fn decode_notice(text: &str) -> Option<Notice<'_>> {
         let (offset, rest) = rest.split_once(' ')?;
         let (epoch, message) = rest.split_once(' ')?;
         return Some(Notice::Message(offset.parse().ok()?, epoch, message));
+    }
+    if let Some(entry) = text.strip_prefix("l ") {
+        let entry = serde_json::from_str(entry).ok()?;
+        return Some(Notice::Presence("presence.leave", entry_from_json(&entry)?));
     }
     let event: Value = serde_json::from_str(text.strip_prefix("p ")?).ok()?;
     let kind = match event.get("type")?.as_str()? {
@@ -109,7 +114,12 @@ mod tests {
         let text = presence_notice("presence.leave", &entry);
         assert_eq!(
             decode_notice(&text),
-            Some(Notice::Presence("presence.leave", entry))
+            Some(Notice::Presence("presence.leave", entry.clone()))
+        );
+        let expired = format!("l {}", entry_to_json(&entry));
+        assert_eq!(
+            decode_notice(&expired),
+            Some(Notice::Presence("presence.leave", entry.clone()))
         );
         assert_eq!(decode_notice("m x e {}"), None);
         assert_eq!(decode_notice("p {\"type\":\"other\"}"), None);

@@ -98,6 +98,11 @@ fn spawn_redis(port: u16, dir: &std::path::Path) -> Child {
 /// `{"type":"room.join","payload":{"room":R,"since":ID}}` and publish with
 /// `{"type":"say","payload":{"room":R,"n":N}}`.
 fn node(redis: &Redis, name: &str, ttl: Duration) -> Hub {
+    node_with(redis, name, ttl, false)
+}
+
+/// [`node`], with presence events on or off.
+fn node_with(redis: &Redis, name: &str, ttl: Duration, events: bool) -> Hub {
     let mut config = RedisConfig::new(redis.url());
     config.prefix = format!("t{}", redis.port);
     config.presence_ttl = ttl;
@@ -105,6 +110,7 @@ fn node(redis: &Redis, name: &str, ttl: Duration) -> Hub {
     Hub::builder()
         .engine(engine)
         .node_id(name)
+        .presence_events(events)
         .on_typed_message(|session, envelope| {
             let hub = session.hub().unwrap();
             let room = envelope.payload["room"].as_str().unwrap_or("r").to_owned();
@@ -385,6 +391,35 @@ async fn long_polls_of_a_room_hear_other_nodes<R: Rt>() {
     assert!(b.members("w").is_empty(), "no WebSocket member on b");
 }
 
+/// The entries of a node that died (refreshed no more) expire, and the
+/// room's members hear `presence.leave` for each, once.
+async fn a_dead_nodes_members_leave<R: Rt>() {
+    let redis = Redis::start();
+    let a = node_with(&redis, "a", Duration::from_millis(600), true);
+    up(&a).await;
+    let server = start_hub::<R>(a.clone()).await;
+    let mut member = connect(&server).await;
+    send(
+        &mut member,
+        json!({"type": "room.join", "payload": {"room": "p"}}),
+    )
+    .await;
+    assert_eq!(next_json(&mut member).await["type"], "joined");
+    // A session of a node that died: its entry, never refreshed.
+    let expiry = hubbub_hub::store::now_ms() + 300;
+    let entry = r#"{"id":99,"node":"dead","user":null}"#;
+    let added = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "ZADD"])
+        .arg(format!("t{}:{{p}}:presence", redis.port))
+        .args([expiry.to_string().as_str(), entry])
+        .output()
+        .expect("redis-cli (package redis-tools, with redis-server)");
+    assert_eq!(String::from_utf8_lossy(&added.stdout).trim(), "1");
+    let leave = next_json(&mut member).await;
+    let payload = json!({"room": "p", "id": 99, "user": null, "node": "dead"});
+    assert_eq!(leave, json!({"type": "presence.leave", "payload": payload}));
+}
+
 /// Presence lists the members of every node, sorted by id then node; a
 /// session that leaves drops out.
 async fn presence_spans_nodes<R: Rt>() {
@@ -477,5 +512,6 @@ hubbub_tests::cross_runtime!(
     presence_spans_nodes,
     a_join_is_live_once_answered,
     long_polls_of_a_room_hear_other_nodes,
+    a_dead_nodes_members_leave,
     a_redis_restart_is_survived,
 );
