@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Redis answered the last request.
     pub(crate) up: AtomicBool,
+    /// This process's random name (see [`sender_key`]).
+    pub(crate) process: String,
 }
 
 #[derive(Default)]
@@ -206,6 +208,7 @@ impl RedisEngine {
             membership: Mutex::default(),
             wake: Notify::new(),
             up: AtomicBool::new(false),
+            process: hubbub_hub::store::new_epoch(),
         });
         node::spawn(client, shared.clone(), queue, publish_queue)?;
         Ok(RedisEngine {
@@ -248,12 +251,13 @@ impl RedisEngine {
     }
 }
 
-/// The dedupe name of a sender: users by name, sessions by node and id
-/// (session ids are per process).
-fn sender_key(hub: &Hub, sender: &Sender) -> String {
+/// The dedupe name of a sender: users by name, sessions by node, process
+/// and id (session ids restart with the process: a restarted node's
+/// session 1 is not the one before).
+fn sender_key(hub: &Hub, process: &str, sender: &Sender) -> String {
     match sender {
         Sender::User(user) => format!("user:{user}"),
-        Sender::Session(id) => format!("session:{}:{id}", hub.node_id()),
+        Sender::Session(id) => format!("session:{}:{process}:{id}", hub.node_id()),
     }
 }
 
@@ -266,7 +270,8 @@ impl RoomEngine for RedisEngine {
 
     fn publish(&self, hub: &Hub, message: NewMessage, ack: Option<Ack>) -> Result<(), StoreError> {
         self.check_up()?;
-        let ack = ack.map(|ack| (sender_key(hub, &ack.sender), ack));
+        let process = &self.shared.process;
+        let ack = ack.map(|ack| (sender_key(hub, process, &ack.sender), ack));
         let publish = Publish {
             message,
             ack,
