@@ -420,6 +420,39 @@ async fn a_dead_nodes_members_leave<R: Rt>() {
     assert_eq!(leave, json!({"type": "presence.leave", "payload": payload}));
 }
 
+/// Redis loses everything (`FLUSHALL`): the room starts a new epoch at
+/// offset 1, members keep receiving, and a resume reports the new epoch.
+async fn a_lost_history_starts_a_new_epoch<R: Rt>() {
+    let redis = Redis::start();
+    let (a, b) = two_nodes(&redis).await;
+    let server_b = start_hub::<R>(b.clone()).await;
+    let mut member = connect(&server_b).await;
+    let first = join(&mut member, "e", 0).await["payload"]["epoch"].clone();
+    for n in 1..=3 {
+        a.publish("e", Envelope::new("said", json!({"n": n})))
+            .unwrap();
+        assert_eq!(id_of(&next_json(&mut member).await), n);
+    }
+    let flushed = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "FLUSHALL"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&flushed.stdout).trim(), "OK");
+    a.publish("e", Envelope::new("said", json!({"n": "new"})))
+        .unwrap();
+    let message = next_json(&mut member).await;
+    assert_eq!(
+        (id_of(&message), &message["payload"]["n"]),
+        (1, &json!("new"))
+    );
+    let mut late = connect(&server_b).await;
+    // Id 3 of the old epoch is above the new one's last offset.
+    let resumed = join(&mut late, "e", 3).await;
+    assert_eq!(resumed["type"], "room.resumed");
+    assert_eq!(resumed["payload"]["complete"], false);
+    assert_ne!(resumed["payload"]["epoch"], first, "a new epoch");
+}
+
 /// Presence lists the members of every node, sorted by id then node; a
 /// session that leaves drops out.
 async fn presence_spans_nodes<R: Rt>() {
@@ -513,5 +546,6 @@ hubbub_tests::cross_runtime!(
     a_join_is_live_once_answered,
     long_polls_of_a_room_hear_other_nodes,
     a_dead_nodes_members_leave,
+    a_lost_history_starts_a_new_epoch,
     a_redis_restart_is_survived,
 );
