@@ -729,28 +729,7 @@ mod tests {
         assert_eq!(texts(&a), [r#"1: "one""#], "delivered once");
     }
 
-    /// A store that always fails.
-    struct Broken;
-
-    impl MessageStore for Broken {
-        fn append(&mut self, _: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
-            Err(StoreError::Backend("disk on fire".into()))
-        }
-        fn list_by_room(
-            &mut self,
-            _: &str,
-            _: usize,
-            _: Option<u64>,
-        ) -> Result<Vec<StoredMessage>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn replay_from(&mut self, _: u64, _: Option<&str>, _: usize) -> Result<Replay, StoreError> {
-            Ok(Replay::default())
-        }
-        fn epoch(&mut self) -> Result<String, StoreError> {
-            Ok("broken".into())
-        }
-    }
+    use crate::store::testing::Broken;
 
     #[test]
     fn a_failed_publish_is_reported_and_its_id_forgotten() {

@@ -396,28 +396,7 @@ mod tests {
         assert_eq!(texts(&other).len(), 1);
     }
 
-    /// A store that always fails.
-    struct Broken;
-
-    impl MessageStore for Broken {
-        fn append(&mut self, _: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
-            Err(StoreError::Backend("disk on fire".into()))
-        }
-        fn list_by_room(
-            &mut self,
-            _: &str,
-            _: usize,
-            _: Option<u64>,
-        ) -> Result<Vec<StoredMessage>, StoreError> {
-            Err(StoreError::Backend("disk on fire".into()))
-        }
-        fn replay_from(&mut self, _: u64, _: Option<&str>, _: usize) -> Result<Replay, StoreError> {
-            Err(StoreError::Backend("disk on fire".into()))
-        }
-        fn epoch(&mut self) -> Result<String, StoreError> {
-            Err(StoreError::Backend("disk on fire".into()))
-        }
-    }
+    use crate::store::testing::Broken;
 
     #[test]
     fn store_failures_are_counted_reported_and_deliver_nothing() {

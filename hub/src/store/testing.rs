@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{now_ms, MessageStore, NewMessage, Retention, StoreError, StoredMessage};
+use super::{now_ms, MessageStore, NewMessage, Replay, Retention, StoreError, StoredMessage};
 
 /// A `chat.message` in `room` whose payload holds the room and the text
 /// `m<n>`, stamped now.
@@ -198,4 +198,36 @@ pub fn retention_by_age_never_reuses_ids(mut store: impl MessageStore) {
             .unwrap()
             .complete
     );
+}
+
+/// A store whose every call fails with `Backend("disk on fire")`: for
+/// tests of what failures do.
+#[derive(Debug, Default)]
+pub struct Broken;
+
+impl Broken {
+    /// The error every call returns.
+    pub fn error() -> StoreError {
+        StoreError::Backend("disk on fire".into())
+    }
+}
+
+impl MessageStore for Broken {
+    fn append(&mut self, _: &[NewMessage]) -> Result<Vec<u64>, StoreError> {
+        Err(Broken::error())
+    }
+    fn list_by_room(
+        &mut self,
+        _: &str,
+        _: usize,
+        _: Option<u64>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Err(Broken::error())
+    }
+    fn replay_from(&mut self, _: u64, _: Option<&str>, _: usize) -> Result<Replay, StoreError> {
+        Err(Broken::error())
+    }
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        Err(Broken::error())
+    }
 }
