@@ -415,6 +415,7 @@ impl RoomEngine for EmbeddedEngine {
             let Some(settle) = settle else {
                 return Err(StoreError::NoStore);
             };
+            hub.metrics().engine.delivered.inc();
             hub.deliver_stored(&message.stored(0));
             settle.finish(Ok(None));
             return Ok(());
@@ -436,8 +437,8 @@ impl RoomEngine for EmbeddedEngine {
                             let micros =
                                 u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                             metrics.store_append_latency_us.add(micros);
-                            hub.deliver_stored(&stored);
                             metrics.engine.delivered.inc();
+                            hub.deliver_stored(&stored);
                             Ok(Some(stored.id))
                         }
                         Err(error) => {

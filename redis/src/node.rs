@@ -268,10 +268,11 @@ impl Node {
 
     fn deliver(&self, message: &StoredMessage) {
         if let Some(hub) = self.shared.hub() {
-            hub.deliver_stored(message);
+            // Counted first: whoever sees the message sees it counted.
             let engine = &hub.metrics().engine;
             engine.delivered.inc();
             engine.lag_ms.add(now_ms().saturating_sub(message.ts));
+            hub.deliver_stored(message);
         }
     }
 

@@ -389,6 +389,21 @@ async fn long_polls_of_a_room_hear_other_nodes<R: Rt>() {
     let first = bounded("a poll answer", heard).await.unwrap();
     assert_eq!(first["payload"]["from"], "a");
     assert!(b.members("w").is_empty(), "no WebSocket member on b");
+    // The engine's state in /metrics.
+    let metrics = tokio::task::spawn_blocking(move || common::http::get(addr, "/metrics").text());
+    let metrics = bounded("/metrics", metrics).await.unwrap();
+    for line in [
+        "hubbub_engine_up 1",
+        "hubbub_engine_queued 0",
+        "hubbub_engine_reconnects_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let delivered = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hubbub_engine_delivered_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(delivered >= Some(1), "deliveries counted: {delivered:?}");
 }
 
 /// The entries of a node that died (refreshed no more) expire, and the
