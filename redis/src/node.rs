@@ -127,7 +127,8 @@ async fn run(
             Some(push) = pushes.recv() => node.push(push).await,
             () = node.shared.wake.notified() => node.reconcile().await,
             _ = heartbeat.tick() => node.heartbeat().await,
-            _ = retry.tick(), if node.is_stale() => {}
+            // Also wakes the loop when a publish found Redis gone.
+            _ = retry.tick() => {}
         }
         if overflow.swap(false, Ordering::Relaxed) {
             node.stale.store(true, Ordering::Relaxed);
