@@ -574,6 +574,11 @@ impl Node {
         let now = now_ms();
         let events = self.shared.hub().is_some_and(|hub| hub.presence_events());
         let mut pipe = redis::pipe();
+        // Loaded first, as for publishes (see `Publisher::pipeline`).
+        pipe.cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script::EXPIRE_PRESENCE)
+            .ignore();
         for (room, written) in &self.presence {
             let keys = self.keys(room);
             for entry in written.values() {
@@ -595,11 +600,7 @@ impl Node {
                 .ignore();
         }
         if let Err(error) = pipe.query_async::<()>(&mut self.conn).await {
-            if error.code() == Some("NOSCRIPT") {
-                let _ = self.expire.load_async(&mut self.conn).await; // next time
-            } else {
-                self.failed(&error);
-            }
+            self.failed(&error);
         }
     }
 
@@ -676,25 +677,21 @@ impl Publisher {
                 hub.metrics().engine.queued.sub(batch.len() as u64);
             }
             let pipe = self.pipeline(&batch);
-            let mut results = self.send(&pipe, batch.len()).await;
-            let no_script = |r: &Published| matches!(r, Err(e) if e.code() == Some("NOSCRIPT"));
-            if results.iter().any(no_script) {
-                // Redis lost its script cache (a restart): nothing ran.
-                results = match self.script.load_async(&mut self.conn).await {
-                    Ok(_) => self.send(&pipe, batch.len()).await,
-                    Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
-                };
-            }
+            let results = self.send(&pipe, batch.len()).await;
             for (publish, result) in batch.drain(..).zip(results) {
                 self.finish(publish, result);
             }
         }
     }
 
-    /// One pipeline of `EVALSHA`s, one per message.
+    /// One pipeline of `EVALSHA`s, one per message, after a `SCRIPT LOAD`:
+    /// a Redis that lost its script cache (a restart) has it again before
+    /// the first call, so no call fails and none is sent twice or out of
+    /// order.
     fn pipeline(&self, batch: &[Publish]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
+        pipe.cmd("SCRIPT").arg("LOAD").arg(script::PUBLISH).ignore();
         for publish in batch {
             pipe.add_command(self.invocation(publish));
         }

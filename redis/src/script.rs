@@ -12,7 +12,7 @@
 
 use redis::Script;
 
-const PUBLISH: &str = r#"
+pub(crate) const PUBLISH: &str = r#"
 if #KEYS == 4 then
   local known = redis.call('GET', KEYS[4])
   if known then
@@ -49,7 +49,7 @@ redis.call('PUBLISH', ARGV[1], 'm ' .. offset .. ' ' .. epoch .. ' ' .. ARGV[2])
 return {1, offset, epoch}
 "#;
 
-/// The publish script (sent by its SHA1, loaded on first use).
+/// The publish script (called by its SHA1; each pipeline loads it first).
 pub(crate) fn publish() -> Script {
     Script::new(PUBLISH)
 }
@@ -58,7 +58,7 @@ pub(crate) fn publish() -> Script {
 /// ARGV: now in ms, the room's channel, `1` to announce them). Each expired
 /// entry is announced once, by the node whose script removed it, as
 /// `l <entry>` on the channel (a `presence.leave`).
-const EXPIRE_PRESENCE: &str = r#"
+pub(crate) const EXPIRE_PRESENCE: &str = r#"
 local gone = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE')
 if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])

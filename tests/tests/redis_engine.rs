@@ -241,6 +241,12 @@ async fn one_order_on_every_node<R: Rt>() {
             "each publisher's order kept"
         );
     }
+    // Nothing was stored twice: the next message is offset 201 everywhere.
+    a.publish("r", Envelope::new("said", json!({"from": "end"})))
+        .unwrap();
+    for peer in [&mut on_a, &mut on_b] {
+        assert_eq!(id_of(&next_json(peer).await), 2 * EACH + 1);
+    }
 }
 
 /// A client that saw up to offset 4 on node A resumes on node B: exactly
