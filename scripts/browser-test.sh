@@ -12,7 +12,10 @@
 # (127.0.0.1, localhost) made by scripts/test-certs.sh in a temporary directory,
 # given to `chat` as TLS_CERT_PATH/TLS_KEY_PATH; Chromium trusts that one
 # key (--ignore-certificate-errors-spki-list with its SHA-256), Node's
-# fetch the CA (NODE_EXTRA_CA_CERTS).
+# fetch the CA (NODE_EXTRA_CA_CERTS). Before those: resume.test.mjs (the
+# page's history and its resume after its socket was closed, one node) and
+# nodes.test.mjs (two chat nodes sharing rooms over a redis-server of its
+# own, installed by scripts/install-redis.sh when missing: a page on each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -60,6 +63,13 @@ timeout 180 node "$TEST_DIR/chat.test.mjs" "$CHAT_BIN" "$SCREENSHOT"
 
 echo "== chat page in auth mode (AUTH_REQUIRED=true) in headless Chromium"
 timeout 180 node "$TEST_DIR/chat-auth.test.mjs" "$CHAT_BIN" "${SCREENSHOT%.png}-auth.png"
+
+echo "== chat page: history and resume after a reconnect, in headless Chromium"
+timeout 180 node "$TEST_DIR/resume.test.mjs" "$CHAT_BIN"
+
+echo "== chat page on two chat nodes over Redis, in headless Chromium"
+bash scripts/install-redis.sh
+timeout 180 node "$TEST_DIR/nodes.test.mjs" "$CHAT_BIN" "$(command -v redis-server)"
 
 echo "== axum-echo page in headless Chromium"
 timeout 180 node "$TEST_DIR/axum.test.mjs" "$TARGET_DIR/debug/axum-echo"

@@ -14,6 +14,9 @@
 // Run by scripts/browser-test.sh, which installs and builds what it needs.
 // The shared harness (server, browser, watchdog) is harness.mjs.
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   HTTP,
   TLS,
@@ -36,8 +39,11 @@ if (!CHAT_BIN) {
   process.exit(2);
 }
 
+/** A history of its own, empty at the start (the page shows history). */
+const STORE = mkdtempSync(join(tmpdir(), "hubbub-chat-"));
+
 /** `chat` in examples/chat/ on two free ports: the page's, the chat's. */
-const CHAT = chatServer("chat", CHAT_BIN);
+const CHAT = chatServer("chat", CHAT_BIN, { STORE_PATH: join(STORE, "chat.db") });
 
 async function joinRoom(page, room) {
   await page.fill("#room", room);
@@ -161,4 +167,4 @@ async function main(server) {
 
 runTest(TLS ? "browser test (TLS)" : "browser test", TLS ? "browser (TLS)" : "browser", () =>
   withServer(CHAT, main),
-);
+).finally(() => rmSync(STORE, { recursive: true, force: true }));

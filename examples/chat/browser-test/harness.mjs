@@ -2,8 +2,8 @@
 // bounded run with a pass/fail line, `check`, a server binary started on
 // free ports (its `listening` line parsed) and stopped with SIGTERM (it must
 // exit 0), Debian's Chromium launched by playwright-core on a temporary
-// profile, and the TLS the chat tests run with when asked (`TLS`). Every
-// wait is bounded.
+// profile, the TLS the chat tests run with when asked (`TLS`), and what
+// the chat page shows (`logHas`, `roomShows`). Every wait is bounded.
 //
 // Importing this module has no side effects: the watchdog starts in runTest.
 
@@ -244,4 +244,34 @@ export function collectErrors(page, errors, label) {
   const prefix = label ? `${label}: ` : "";
   page.on("pageerror", (e) => errors.push(`${prefix}${e.message}`));
   page.on("console", (m) => m.type() === "error" && errors.push(`${prefix}${m.text()}`));
+}
+
+/**
+ * Resolves once the chat page shows exactly `texts` as the messages of
+ * `room` (its log's `room R: ...` lines: history, replay and live), in that
+ * order; bounded by WAIT, then throws with what it shows. `label` names
+ * the page.
+ */
+export async function roomShows(page, label, room, texts) {
+  const want = texts.map((t) => `room ${room}: ${t}`);
+  const shown = ([r]) =>
+    [...document.querySelectorAll("#log .line.room > span")]
+      .map((s) => s.textContent)
+      .filter((t) => t.startsWith(`room ${r}: `));
+  try {
+    await page.waitForFunction(
+      ([r, w]) =>
+        JSON.stringify(
+          [...document.querySelectorAll("#log .line.room > span")]
+            .map((s) => s.textContent)
+            .filter((t) => t.startsWith(`room ${r}: `)),
+        ) === JSON.stringify(w),
+      [room, want],
+      { timeout: WAIT },
+    );
+  } catch (error) {
+    if (!/Timeout/i.test(error.message)) throw error;
+    const got = await page.evaluate(shown, [room]);
+    throw new Error(`${label} shows ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
+  }
 }
