@@ -360,6 +360,18 @@ impl Node {
         if let Err(error) = self.track(room).await {
             return Err(self.failed(&error));
         }
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|state| since > state.delivered)
+        {
+            // The client saw more than this node delivered yet (it came
+            // from a node ahead, or read the history): catch up first, or
+            // the messages up to `since` would reach it again, live.
+            if let Err(error) = self.catch_up(room).await {
+                return Err(self.failed(&error));
+            }
+        }
         let Some(state) = self.rooms.get(room) else {
             return Err(StoreError::Closed);
         };

@@ -429,13 +429,9 @@ async fn a_dead_nodes_members_leave<R: Rt>() {
     // A session of a node that died: its entry, never refreshed.
     let expiry = hubbub_hub::store::now_ms() + 300;
     let entry = r#"{"id":99,"node":"dead","user":null}"#;
-    let added = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "ZADD"])
-        .arg(format!("t{}:{{p}}:presence", redis.port))
-        .args([expiry.to_string().as_str(), entry])
-        .output()
-        .expect("redis-cli (package redis-tools, with redis-server)");
-    assert_eq!(String::from_utf8_lossy(&added.stdout).trim(), "1");
+    let key = format!("t{}:{{p}}:presence", redis.port);
+    let added = redis_cli(&redis, &["ZADD", &key, &expiry.to_string(), entry]);
+    assert_eq!(added, "1");
     let leave = next_json(&mut member).await;
     let payload = json!({"room": "p", "id": 99, "user": null, "node": "dead"});
     assert_eq!(leave, json!({"type": "presence.leave", "payload": payload}));
@@ -454,11 +450,7 @@ async fn a_lost_history_starts_a_new_epoch<R: Rt>() {
             .unwrap();
         assert_eq!(id_of(&next_json(&mut member).await), n);
     }
-    let flushed = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "FLUSHALL"])
-        .output()
-        .expect("redis-cli");
-    assert_eq!(String::from_utf8_lossy(&flushed.stdout).trim(), "OK");
+    assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
     a.publish("e", Envelope::new("said", json!({"n": "new"})))
         .unwrap();
     let message = next_json(&mut member).await;
@@ -472,6 +464,65 @@ async fn a_lost_history_starts_a_new_epoch<R: Rt>() {
     assert_eq!(resumed["type"], "room.resumed");
     assert_eq!(resumed["payload"]["complete"], false);
     assert_ne!(resumed["payload"]["epoch"], first, "a new epoch");
+}
+
+/// A client resumes on a node that is behind it (two messages stored
+/// without their notification, as a lost one would leave it): the node
+/// catches up before answering, so the client gets neither a false
+/// "incomplete" nor the two messages again, live.
+async fn a_resume_ahead_of_the_node_catches_it_up<R: Rt>() {
+    let redis = Redis::start();
+    let (a, b) = two_nodes(&redis).await;
+    let server_b = start_hub::<R>(b.clone()).await;
+    let mut member = connect(&server_b).await;
+    join(&mut member, "g", 0).await;
+    for n in 1..=2 {
+        a.publish("g", Envelope::new("said", json!({"n": n})))
+            .unwrap();
+        assert_eq!(id_of(&next_json(&mut member).await), n);
+    }
+    // Offsets 3 and 4 stored (the layout of ARCHITECTURE §19), not announced.
+    let prefix = format!("t{}:{{g}}", redis.port);
+    for n in 3..=4u64 {
+        let body = json!({"type": "said", "kind": null, "payload": {"n": n}, "ts": 1});
+        redis_cli(&redis, &["INCR", &format!("{prefix}:seq")]);
+        let id = format!("0-{n}");
+        let body = body.to_string();
+        redis_cli(
+            &redis,
+            &["XADD", &format!("{prefix}:log"), &id, "ts", "1", "m", &body],
+        );
+    }
+    let mut client = connect(&server_b).await;
+    let resumed = join(&mut client, "g", 4).await;
+    assert_eq!(resumed["type"], "room.resumed");
+    assert_eq!(
+        (
+            &resumed["payload"]["complete"],
+            &resumed["payload"]["last_id"]
+        ),
+        (&json!(true), &json!(4))
+    );
+    for n in 3..=4 {
+        assert_eq!(
+            id_of(&next_json(&mut member).await),
+            n,
+            "the member catches up"
+        );
+    }
+    a.publish("g", Envelope::new("said", json!({"n": 5})))
+        .unwrap();
+    assert_eq!(id_of(&next_json(&mut client).await), 5, "only what is new");
+}
+
+/// Run `redis-cli` against `redis`; its answer.
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (package redis-tools, with redis-server)");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// Presence lists the members of every node, sorted by id then node; a
@@ -568,5 +619,6 @@ hubbub_tests::cross_runtime!(
     long_polls_of_a_room_hear_other_nodes,
     a_dead_nodes_members_leave,
     a_lost_history_starts_a_new_epoch,
+    a_resume_ahead_of_the_node_catches_it_up,
     a_redis_restart_is_survived,
 );
