@@ -106,6 +106,24 @@ pub struct RedisEngine {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     publishes: mpsc::Sender<Publish>,
+    /// Told when the thread has withdrawn this node's presence and ended.
+    stopped: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// How long dropping the engine waits for its thread to withdraw this
+/// node's presence entries (otherwise they expire with the TTL).
+pub const STOP_WAIT: Duration = Duration::from_millis(500);
+
+impl Drop for RedisEngine {
+    /// Stop the thread: it removes this node's presence entries (a node
+    /// that stops cleanly leaves presence at once) and ends; waits for that
+    /// at most [`STOP_WAIT`].
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+        let stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = stopped.recv_timeout(STOP_WAIT);
+    }
 }
 
 /// What the engine's thread and the hub's threads share.
@@ -121,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) up: AtomicBool,
     /// This process's random name (see [`sender_key`]).
     pub(crate) process: String,
+    /// The engine was dropped: the thread withdraws presence and ends.
+    pub(crate) closing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -209,12 +229,15 @@ impl RedisEngine {
             wake: Notify::new(),
             up: AtomicBool::new(false),
             process: hubbub_hub::store::new_epoch(),
+            closing: AtomicBool::new(false),
         });
-        node::spawn(client, shared.clone(), queue, publish_queue)?;
+        let (done, stopped) = std::sync::mpsc::channel();
+        node::spawn(client, shared.clone(), queue, publish_queue, done)?;
         Ok(RedisEngine {
             shared,
             commands,
             publishes,
+            stopped: Mutex::new(stopped),
         })
     }
 

@@ -59,13 +59,17 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     queue: mpsc::Receiver<Command>,
     publishes: mpsc::Receiver<Publish>,
+    done: std::sync::mpsc::Sender<()>,
 ) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name("hubbub-redis".into())
-        .spawn(move || runtime.block_on(run(client, shared, queue, publishes)))?;
+        .spawn(move || {
+            runtime.block_on(run(client, shared, queue, publishes));
+            let _ = done.send(());
+        })?;
     Ok(())
 }
 
@@ -133,11 +137,16 @@ async fn run(
         if overflow.swap(false, Ordering::Relaxed) {
             node.stale.store(true, Ordering::Relaxed);
         }
+        if node.shared.closing.load(Ordering::Relaxed) {
+            break;
+        }
         if node.is_stale() {
             node.resync().await;
         }
     }
-    node.withdraw_presence().await;
+    if !node.is_stale() {
+        node.withdraw_presence().await;
+    }
 }
 
 /// This node's view of a room it is subscribed to.

@@ -525,6 +525,32 @@ fn redis_cli(redis: &Redis, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// A node that stops cleanly (its hub dropped) withdraws its presence
+/// entries at once, long before their TTL.
+async fn a_stopped_node_leaves_presence_at_once<R: Rt>() {
+    let redis = Redis::start();
+    let (a, b) = two_nodes(&redis).await;
+    let server_b = start_hub::<R>(b.clone()).await;
+    let mut on_b = connect(&server_b).await;
+    send(
+        &mut on_b,
+        json!({"type": "room.join", "payload": {"room": "q"}}),
+    )
+    .await;
+    assert_eq!(next_json(&mut on_b).await["type"], "joined");
+    let nodes_in_q = |hub: &Hub| {
+        let (tx, rx) = mpsc::channel();
+        hub.presence("q", move |r| tx.send(r).unwrap());
+        let entries = rx.recv_timeout(common::LIMIT).unwrap().unwrap();
+        entries.into_iter().map(|e| e.node).collect::<Vec<_>>()
+    };
+    until("b's member is listed", || nodes_in_q(&a) == ["b"]).await;
+    server_b.shutdown(Duration::from_secs(1)).await;
+    drop((on_b, b));
+    // The TTL is 30 s: only the withdrawal explains a prompt departure.
+    until("b's member is gone", || nodes_in_q(&a).is_empty()).await;
+}
+
 /// Presence lists the members of every node, sorted by id then node; a
 /// session that leaves drops out.
 async fn presence_spans_nodes<R: Rt>() {
@@ -620,5 +646,6 @@ hubbub_tests::cross_runtime!(
     a_dead_nodes_members_leave,
     a_lost_history_starts_a_new_epoch,
     a_resume_ahead_of_the_node_catches_it_up,
+    a_stopped_node_leaves_presence_at_once,
     a_redis_restart_is_survived,
 );
