@@ -20,9 +20,12 @@
 #         (/proc/PID/io syscr/syscw: a read is a request batch arriving, so
 #         reads per ack are the node's round trips to Redis) and commands
 #         (INFO stats/commandstats).
-# CPU: utime+stime of each process from /proc/PID/stat before and after a
-# run (Redis CPU per published message = Redis CPU / acked messages); "other"
-# is what the rest of the machine used meanwhile, in % of one core.
+# CPU: loadgen reads the CPU time of Redis and of each node (summed over
+# their threads, /proc/PID/task/*/schedstat) and Redis's read/write calls
+# (/proc/PID/io) at the start and the end of its publish phase (`--watch`):
+# Redis CPU per published message = Redis CPU / acked messages. "other" is
+# what the rest of the machine used during the loadgen run, in % of one
+# core (from /proc/stat).
 # Nothing is pinned: on a 2-CPU box the nodes, Redis and the load generator
 # share both cores, as they would on one small server.
 #
@@ -161,8 +164,6 @@ start_nodes() {
 stop_all() { cleanup; REDIS_PID=""; NODE_PIDS=(); }
 
 # ---------------------------------------------------------------- readers
-cpu_ticks() { { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $12 + $13} END {print t + 0}'; }
-io_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }
 busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 child_ticks() { sed 's/^.*) //' "/proc/$$/stat" | awk '{print $14 + $15}'; }
 jget() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<<"$1" | tr -d '"'; }
@@ -173,33 +174,36 @@ redis_info() {
         $1 == "cmdstat_evalsha" { e = $3 }
         END { printf "%d %d\n", t, e }'
 }
-nodes_ticks() { local s=0 p; for p in "${NODE_PIDS[@]}"; do s=$((s + $(cpu_ticks "$p"))); done; echo "$s"; }
 
 declare -A R   # R[column|row|metric]
 NOTES=()
 # run COLUMN ROW LOADGEN_ARGS...: one loadgen run; records its figures.
 run() {
     local col=$1 row=$2; shift 2
-    local subs_ports json rc=0
+    local subs_ports watch json rc=0
     subs_ports=$(IFS=,; echo "${NODE_PORTS[*]}")
-    local n0 r0 sr0 sw0 c0 b0 ch0 w0 info0 n1 r1 sr1 sw1 b1 ch1 w1 info1 a0 a1
-    n0=$(nodes_ticks); a0=$(cpu_ticks "${NODE_PIDS[0]}"); b0=$(busy_ticks); ch0=$(child_ticks); w0=$(date +%s%N)
-    if [ -n "$REDIS_PID" ]; then
-        r0=$(cpu_ticks "$REDIS_PID"); sr0=$(io_field "$REDIS_PID" syscr); sw0=$(io_field "$REDIS_PID" syscw)
-        info0=$(redis_info)
-    fi
+    # The processes whose CPU time and system calls loadgen reads at the
+    # start and the end of its publish phase: Redis first, then the nodes.
+    watch=$(IFS=,; echo "${REDIS_PID:+$REDIS_PID,}${NODE_PIDS[*]}")
+    local b0 ch0 w0 info0 b1 ch1 w1 info1
+    b0=$(busy_ticks); ch0=$(child_ticks); w0=$(date +%s%N)
+    if [ -n "$REDIS_PID" ]; then info0=$(redis_info); fi
     log "== $col: $row"
-    json=$(timeout -k 5 300 "$LOADGEN" nodes --port "${NODE_PORTS[0]}" --sub-ports "$subs_ports" "$@" | grep '^{') || rc=$?
-    n1=$(nodes_ticks); a1=$(cpu_ticks "${NODE_PIDS[0]}"); b1=$(busy_ticks); ch1=$(child_ticks); w1=$(date +%s%N)
-    if [ -n "$REDIS_PID" ]; then
-        info1=$(redis_info)
-        r1=$(cpu_ticks "$REDIS_PID"); sr1=$(io_field "$REDIS_PID" syscr); sw1=$(io_field "$REDIS_PID" syscw)
-    fi
-    printf '{"column":"%s","row":"%s","nodes_cpu_ticks":%s,"redis_cpu_ticks":%s,"result":%s}\n' "$col" "$row" \
-        "$((n1 - n0))" "$([ -n "$REDIS_PID" ] && echo $((r1 - r0)) || echo null)" "${json:-null}" >>"$RESULTS"
+    json=$(timeout -k 5 300 "$LOADGEN" nodes --port "${NODE_PORTS[0]}" --sub-ports "$subs_ports" \
+        --watch "$watch" "$@" | grep '^{') || rc=$?
+    b1=$(busy_ticks); ch1=$(child_ticks); w1=$(date +%s%N)
+    if [ -n "$REDIS_PID" ]; then info1=$(redis_info); fi
+    printf '{"column":"%s","row":"%s","watched":"%s","result":%s}\n' "$col" "$row" "$watch" "${json:-null}" >>"$RESULTS"
     if [ -z "$json" ]; then NOTES+=("$col $row: load generator failed (status $rc)"); return 0; fi
-    local acked delivered
-    acked=$(jget "$json" acked); delivered=$(jget "$json" delivered)
+    local acked delivered secs cpu_us syscr syscw redis_us=0 nodes_us=0 a_us i
+    acked=$(jget "$json" acked); delivered=$(jget "$json" delivered); secs=$(jget "$json" duration_s)
+    IFS=/ read -r -a cpu_us <<<"$(jget "$json" watch_cpu_us)"
+    IFS=/ read -r -a syscr <<<"$(jget "$json" watch_syscr)"
+    IFS=/ read -r -a syscw <<<"$(jget "$json" watch_syscw)"
+    i=0
+    if [ -n "$REDIS_PID" ]; then redis_us=${cpu_us[0]}; i=1; fi
+    a_us=${cpu_us[$i]}
+    for ((; i < ${#cpu_us[@]}; i++)); do nodes_us=$((nodes_us + cpu_us[i])); done
     put() { R["$col|$row|$1"]=$2; }
     put deliveries "$(jget "$json" deliveries_per_sec)"
     put publishes "$(jget "$json" publishes_per_sec)"
@@ -209,25 +213,28 @@ run() {
     put lost "$(jget "$json" lost)"; put order "$(jget "$json" out_of_order)"
     put acked "$acked"; put errors "$(jget "$json" ack_errors)"
     put lg "$(jget "$json" client_cpu_pct)"
-    local per_us='BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "-" }'
-    put chat_cpu_msg "$(awk -v t=$((n1 - n0)) -v hz="$CLK_TCK" -v n="$acked" "$per_us")"
-    put chat_cpu_delivery "$(awk -v t=$((n1 - n0)) -v hz="$CLK_TCK" -v n="$delivered" "$per_us")"
-    put nodes_pct "$(awk -v t=$((n1 - n0)) -v hz="$CLK_TCK" -v ns=$((w1 - w0)) 'BEGIN { printf "%.0f", 100 * t / hz / (ns / 1e9) }')"
-    put a_pct "$(awk -v t=$((a1 - a0)) -v hz="$CLK_TCK" -v ns=$((w1 - w0)) 'BEGIN { printf "%.0f", 100 * t / hz / (ns / 1e9) }')"
-    local redis_t=0
+    local per='BEGIN { if (n > 0) printf "%.2f", d / n; else print "-" }'
+    local pct='BEGIN { if (s > 0) printf "%.0f", d / 1e4 / s; else print "-" }'
+    put chat_cpu_msg "$(awk -v d="$nodes_us" -v n="$acked" "$per")"
+    put chat_cpu_delivery "$(awk -v d="$nodes_us" -v n="$delivered" "$per")"
+    put nodes_pct "$(awk -v d="$nodes_us" -v s="$secs" "$pct")"
+    put a_pct "$(awk -v d="$a_us" -v s="$secs" "$pct")"
     if [ -n "$REDIS_PID" ]; then
-        redis_t=$((r1 - r0))
-        put redis_cpu_msg "$(awk -v t="$redis_t" -v hz="$CLK_TCK" -v n="$acked" "$per_us")"
-        put redis_pct "$(awk -v t="$redis_t" -v hz="$CLK_TCK" -v ns=$((w1 - w0)) 'BEGIN { printf "%.0f", 100 * t / hz / (ns / 1e9) }')"
-        local per='BEGIN { if (n > 0) printf "%.2f", d / n; else print "-" }'
-        put reads_msg "$(awk -v d=$((sr1 - sr0)) -v n="$acked" "$per")"
-        put writes_msg "$(awk -v d=$((sw1 - sw0)) -v n="$acked" "$per")"
-        # Minus the INFO that took the second reading.
+        put redis_cpu_msg "$(awk -v d="$redis_us" -v n="$acked" "$per")"
+        put redis_pct "$(awk -v d="$redis_us" -v s="$secs" "$pct")"
+        put reads_msg "$(awk -v d="${syscr[0]}" -v n="$acked" "$per")"
+        put writes_msg "$(awk -v d="${syscw[0]}" -v n="$acked" "$per")"
+        # Over the whole loadgen run (joins and probes too), minus the INFO
+        # that took the second reading.
         put cmds_msg "$(awk -v d=$(( ${info1% *} - ${info0% *} - 1 )) -v n="$acked" "$per")"
         put evalsha_msg "$(awk -v d=$(( ${info1#* } - ${info0#* } )) -v n="$acked" "$per")"
     fi
-    put other "$(awk -v b=$((b1 - b0)) -v s=$((n1 - n0 + redis_t)) -v c=$((ch1 - ch0)) -v ns=$((w1 - w0)) -v hz="$CLK_TCK" \
-        'BEGIN { o = b - s - c; if (o < 0) o = 0; printf "%.0f", 100 * o / hz / (ns / 1e9) }')"
+    # Everything but this shell's children (loadgen), the nodes and Redis,
+    # over the whole loadgen run, in % of one core (nodes and Redis taken
+    # at their publish-phase rate).
+    put other "$(awk -v b=$((b1 - b0)) -v c=$((ch1 - ch0)) -v ns=$((w1 - w0)) -v hz="$CLK_TCK" \
+        -v ours="$(awk -v d=$((nodes_us + redis_us)) -v s="$secs" 'BEGIN { if (s > 0) print d / 1e6 / s; else print 0 }')" \
+        'BEGIN { w = ns / 1e9; o = b / hz - c / hz - ours * w; if (o < 0) o = 0; printf "%.0f", 100 * o / w }')"
     local ended
     ended=$(jget "$json" ended)
     if [ "$row" != max ] && [ "$ended" != complete ]; then
@@ -332,7 +339,7 @@ row "rate: p99 per node ms (A / B / C)" rate node_p99 nodes
 row "rate: lost / out of order" rate lost p
 row "rate: chat CPU µs per delivery (all nodes)" rate chat_cpu_delivery p
 row "rate: Redis CPU µs per published message" rate redis_cpu_msg p
-row "rate: Redis commands per message (script calls too)" rate cmds_msg p
+row "rate: EVALSHA per message" rate evalsha_msg p
 cpus rate
 row "max: acked publishes/s (window $WINDOW)" max publishes h
 row "max: deliveries/s" max deliveries h

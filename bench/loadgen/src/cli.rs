@@ -69,6 +69,9 @@ pub struct Options {
     pub rate: f64,
     /// `nodes`: the room every subscriber joins.
     pub room: String,
+    /// `nodes`: processes whose CPU time and system calls are read at the
+    /// start and the end of the publish phase (the servers, Redis).
+    pub watch: Vec<u32>,
 }
 
 /// How `handshakes` ends each connection once upgraded.
@@ -94,7 +97,9 @@ modes:
               subscribers spread over --sub-ports (default --port), all in one room; the
               publisher on --port sends acknowledged chat.message (with an id) at --rate
               messages/s (0: at once), at most --window unacknowledged (0: no limit);
-              reports delivery latency (publish -> `room R: ..`) and ack latency
+              reports delivery latency (publish -> `room R: ..`) and ack latency;
+              --watch PID,..: CPU time and read/write calls of those processes over
+              the publish phase (from /proc)
   echo and broadcast (not --rooms) take --deflate on: permessage-deflate, JSON-like payloads
 common options:
   --host H             loopback address only (127.0.0.0/8, ::1, localhost); default 127.0.0.1
@@ -152,6 +157,15 @@ impl Options {
                         .collect::<Result<_, _>>()?;
                     if opts.sub_ports.len() > 16 {
                         return Err("--sub-ports: at most 16 ports".into());
+                    }
+                }
+                "--watch" => {
+                    opts.watch = value
+                        .split(',')
+                        .map(|p| number(&flag, p.trim(), 1, u32::MAX as usize).map(|p| p as u32))
+                        .collect::<Result<_, _>>()?;
+                    if opts.watch.len() > 16 {
+                        return Err("--watch: at most 16 processes".into());
                     }
                 }
                 "--rate" => {
@@ -244,6 +258,7 @@ impl Options {
             sub_ports: Vec::new(),
             rate: 0.0,
             room: "bench-nodes".into(),
+            watch: Vec::new(),
         }
     }
 

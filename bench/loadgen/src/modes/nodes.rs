@@ -17,7 +17,10 @@
 //!
 //! Phases, each under a deadline: connect (node by node), join, probe (the
 //! publisher sends unacknowledged probe messages until every member saw
-//! one, so that every node follows the room), publish.
+//! one, so that every node follows the room), publish. `--watch PIDS`
+//! reads those processes' CPU time and read/write system calls at the
+//! start and the end of the publish phase (`watch_cpu_us`, `watch_syscr`,
+//! `watch_syscw`, one value per process, `/`-separated).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -30,6 +33,7 @@ use crate::frame::{self, opcode, Event};
 use crate::hist::Histogram;
 use crate::pool::{establish, Pool};
 use crate::report::{CpuMeter, Report};
+use crate::sys::{proc_usage, ProcUsage};
 
 /// Interval between probe rounds.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
@@ -153,6 +157,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         run_deadline.min(Instant::now() + PROBE_TIMEOUT),
     )?;
     r.int("probed", probed);
+    let watched: Vec<ProcUsage> = opts.watch.iter().map(|&p| proc_usage(p)).collect();
     let cpu = CpuMeter::start();
     let (t, elapsed) = publish(
         &mut pool,
@@ -165,6 +170,28 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         run_deadline,
     )?;
 
+    let used: Vec<ProcUsage> = opts
+        .watch
+        .iter()
+        .zip(&watched)
+        .map(|(&p, before)| {
+            let after = proc_usage(p);
+            ProcUsage {
+                cpu_ns: after.cpu_ns.saturating_sub(before.cpu_ns),
+                syscr: after.syscr.saturating_sub(before.syscr),
+                syscw: after.syscw.saturating_sub(before.syscw),
+            }
+        })
+        .collect();
+    let list = |f: &dyn Fn(&ProcUsage) -> u64| -> String {
+        used.iter()
+            .map(|u| f(u).to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    r.text("watch_cpu_us", &list(&|u| u.cpu_ns / 1000))
+        .text("watch_syscr", &list(&|u| u.syscr))
+        .text("watch_syscw", &list(&|u| u.syscw));
     let joined = members.iter().filter(|&&m| m).count() as u64;
     let expected = opts.messages as u64 * joined;
     let per_node = |f: &dyn Fn(usize) -> String| -> String {
