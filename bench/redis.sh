@@ -19,7 +19,8 @@
 #         what Redis did per ack — read and write system calls
 #         (/proc/PID/io syscr/syscw: a read is a request batch arriving, so
 #         reads per ack are the node's round trips to Redis) and commands
-#         (INFO stats/commandstats).
+#         (INFO stats/commandstats); writes are replies, pub/sub pushes
+#         and AOF writes.
 # CPU: loadgen reads the CPU time of Redis and of each node (summed over
 # their threads, /proc/PID/task/*/schedstat) and Redis's read/write calls
 # (/proc/PID/io) at the start and the end of its publish phase (`--watch`):
