@@ -17,6 +17,10 @@ pub enum Mode {
     Handshakes,
     /// One publisher, `subscribers` receivers; the server fans out.
     Broadcast,
+    /// The `chat` example over one or several nodes: subscribers spread
+    /// over `--sub-ports`, all in one room; an acknowledging publisher on
+    /// `--port`, at a fixed rate or under an ack window.
+    Nodes,
 }
 
 /// Parsed and validated options.
@@ -57,6 +61,17 @@ pub struct Options {
     pub deflate: bool,
     /// Speak TLS, trusting the CA of `--tls-ca PATH`.
     pub tls: Option<crate::tls::Tls>,
+    /// `nodes`: the ports the subscribers connect to, spread evenly
+    /// (empty: the publisher's `--port`).
+    pub sub_ports: Vec<u16>,
+    /// `nodes`: messages per second the publisher sends (0: as fast as the
+    /// window allows).
+    pub rate: f64,
+    /// `nodes`: the room every subscriber joins.
+    pub room: String,
+    /// `nodes`: processes whose CPU time and system calls are read at the
+    /// start and the end of the publish phase (the servers, Redis).
+    pub watch: Vec<u32>,
 }
 
 /// How `handshakes` ends each connection once upgraded.
@@ -77,6 +92,14 @@ modes:
   idle        --conns 10000 --hold 3
   handshakes  --conns 50 --duration 10 [--close frame|reset]
   broadcast   --subscribers 1000 --messages 2000 --size 64 [--rooms R] [--window 0 (no limit)]
+  nodes       --subscribers 1000 --messages 2000 --size 64 [--sub-ports P1,P2,..] [--rate 0]
+              [--window 0] [--room bench-nodes]: the `chat` example on one or several nodes;
+              subscribers spread over --sub-ports (default --port), all in one room; the
+              publisher on --port sends acknowledged chat.message (with an id) at --rate
+              messages/s (0: at once), at most --window unacknowledged (0: no limit);
+              reports delivery latency (publish -> `room R: ..`) and ack latency;
+              --watch PID,..: CPU time and read/write calls of those processes over
+              the publish phase (from /proc)
   echo and broadcast (not --rooms) take --deflate on: permessage-deflate, JSON-like payloads
 common options:
   --host H             loopback address only (127.0.0.0/8, ::1, localhost); default 127.0.0.1
@@ -103,6 +126,7 @@ impl Options {
             Some("idle") => Mode::Idle,
             Some("handshakes") => Mode::Handshakes,
             Some("broadcast") => Mode::Broadcast,
+            Some("nodes") => Mode::Nodes,
             Some(other) => return Err(format!("unknown mode {other:?}")),
             None => return Err("missing mode".into()),
         };
@@ -126,6 +150,40 @@ impl Options {
                 "--messages" => opts.messages = number(&flag, &value, 1, MAX_MESSAGES)?,
                 "--rooms" => opts.rooms = number(&flag, &value, 0, MAX_CONNS)?,
                 "--window" => opts.window = number(&flag, &value, 0, MAX_MESSAGES)?,
+                "--sub-ports" => {
+                    opts.sub_ports = value
+                        .split(',')
+                        .map(|p| number(&flag, p.trim(), 1, u16::MAX as usize).map(|p| p as u16))
+                        .collect::<Result<_, _>>()?;
+                    if opts.sub_ports.len() > 16 {
+                        return Err("--sub-ports: at most 16 ports".into());
+                    }
+                }
+                "--watch" => {
+                    opts.watch = value
+                        .split(',')
+                        .map(|p| number(&flag, p.trim(), 1, u32::MAX as usize).map(|p| p as u32))
+                        .collect::<Result<_, _>>()?;
+                    if opts.watch.len() > 16 {
+                        return Err("--watch: at most 16 processes".into());
+                    }
+                }
+                "--rate" => {
+                    let r: f64 = value
+                        .parse()
+                        .map_err(|_| format!("{flag}: not a number: {value:?}"))?;
+                    if !(0.0..=1e7).contains(&r) {
+                        return Err(format!("{flag}: {r} is outside 0..=1e7"));
+                    }
+                    opts.rate = r;
+                }
+                "--room"
+                    if !value.is_empty()
+                        && value.len() <= 64
+                        && !value.contains(['"', '\\', '#']) =>
+                {
+                    opts.room = value
+                }
                 "--deflate" => {
                     opts.deflate = match value.as_str() {
                         "on" => true,
@@ -151,7 +209,13 @@ impl Options {
         if opts.deflate && (!matches!(mode, Mode::Echo | Mode::Broadcast) || opts.rooms > 0) {
             return Err("--deflate applies to echo and plain broadcast only".into());
         }
-        if mode == Mode::Broadcast {
+        if opts.deflate && mode == Mode::Nodes {
+            return Err("--deflate applies to echo and plain broadcast only".into());
+        }
+        if mode == Mode::Nodes && opts.size > 4096 {
+            return Err("nodes: --size at most 4096 (text padded in a JSON envelope)".into());
+        }
+        if matches!(mode, Mode::Broadcast | Mode::Nodes) {
             if opts.size < 16 {
                 return Err("broadcast needs --size >= 16 (sequence number and timestamp)".into());
             }
@@ -172,10 +236,14 @@ impl Options {
                 Mode::Echo => 100,
                 Mode::Idle => 10_000,
                 Mode::Handshakes => 50,
-                Mode::Broadcast => 0,
+                Mode::Broadcast | Mode::Nodes => 0,
             },
             inflight: 1,
-            size: if mode == Mode::Broadcast { 64 } else { 20 },
+            size: if matches!(mode, Mode::Broadcast | Mode::Nodes) {
+                64
+            } else {
+                20
+            },
             duration: Duration::from_secs(10),
             hold: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(30),
@@ -187,13 +255,17 @@ impl Options {
             close: CloseStyle::Frame,
             deflate: false,
             tls: None,
+            sub_ports: Vec::new(),
+            rate: 0.0,
+            room: "bench-nodes".into(),
+            watch: Vec::new(),
         }
     }
 
     /// Sockets this run holds at most (for RLIMIT_NOFILE).
     pub fn max_sockets(&self) -> usize {
         match self.mode {
-            Mode::Broadcast => self.subscribers + 1,
+            Mode::Broadcast | Mode::Nodes => self.subscribers + 1,
             _ => self.conns,
         }
     }
@@ -265,6 +337,14 @@ mod tests {
         assert_eq!(parse("idle --port 1").unwrap().conns, 10_000);
         let b = parse("broadcast --port 1 --rooms 100 --subscribers 10000").unwrap();
         assert_eq!((b.size, b.rooms, b.max_sockets()), (64, 100, 10_001));
+        let n = parse("nodes --port 7 --sub-ports 7,8,9 --rate 500 --window 1").unwrap();
+        assert_eq!(
+            (n.mode, n.sub_ports, n.rate, n.window, n.room.as_str()),
+            (Mode::Nodes, vec![7, 8, 9], 500.0, 1, "bench-nodes")
+        );
+        assert!(parse("nodes --port 7 --sub-ports 7,x").is_err());
+        assert!(parse("nodes --port 7 --rate -1").is_err());
+        assert!(parse("nodes --port 7 --room a\"b").is_err());
     }
 
     #[test]

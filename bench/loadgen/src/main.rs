@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Mode::Idle => modes::idle::run(&opts),
         Mode::Handshakes => modes::handshakes::run(&opts),
         Mode::Broadcast => modes::broadcast::run(&opts),
+        Mode::Nodes => modes::nodes::run(&opts),
     };
     match outcome {
         Ok(outcome) => {

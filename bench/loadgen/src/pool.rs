@@ -58,6 +58,12 @@ impl Pool {
         })
     }
 
+    /// Points the connections opened from now on at `target` (those
+    /// already open stay where they are).
+    pub fn set_target(&mut self, target: SocketAddr) {
+        self.target = target;
+    }
+
     /// Starts a connection; the upgrade request goes out once connected.
     pub fn open(&mut self) -> io::Result<usize> {
         let stream = sys::connect(self.target, self.opened)?;

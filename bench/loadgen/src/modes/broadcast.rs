@@ -27,7 +27,7 @@ use crate::pool::{establish, Pool};
 use crate::report::{CpuMeter, Report};
 
 /// Sequence number of probe messages.
-const PROBE: u64 = u64::MAX;
+pub(crate) const PROBE: u64 = u64::MAX;
 /// Interval between probe rounds.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Longest the probe phase may take.
@@ -448,7 +448,7 @@ impl Fanout {
 }
 
 /// Reads the (sequence, send time) a message carries.
-fn stamp(prefix: &[u8], text: bool) -> Option<(u64, u64)> {
+pub(crate) fn stamp(prefix: &[u8], text: bool) -> Option<(u64, u64)> {
     if !text {
         let seq = u64::from_le_bytes(prefix.get(..8)?.try_into().ok()?);
         let ns = u64::from_le_bytes(prefix.get(8..16)?.try_into().ok()?);

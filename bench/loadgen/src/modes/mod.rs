@@ -6,6 +6,7 @@ pub mod broadcast;
 pub mod echo;
 pub mod handshakes;
 pub mod idle;
+pub mod nodes;
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,7 @@ mod tests {
             crate::cli::Mode::Idle => idle::run(&opts),
             crate::cli::Mode::Handshakes => handshakes::run(&opts),
             crate::cli::Mode::Broadcast => broadcast::run(&opts),
+            crate::cli::Mode::Nodes => nodes::run(&opts),
         }
         .unwrap()
     }
