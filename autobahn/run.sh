@@ -84,12 +84,12 @@ SERVER_LOG="$REPORTS/$SERVER-$RUNTIME.log"
 SERVER_PID=$!
 cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     grep -q listening "$SERVER_LOG" && break
     kill -0 "$SERVER_PID" 2>/dev/null || { log "$SERVER exited:"; cat "$SERVER_LOG" >&2; exit 1; }
     sleep 0.1
 done
-grep -q listening "$SERVER_LOG" || { log "$SERVER did not start listening within 10 s"; exit 1; }
+grep -q listening "$SERVER_LOG" || { log "$SERVER did not start listening within 30 s"; exit 1; }
 
 # --- the run --------------------------------------------------------------------
 OUTDIR="$REPORTS/$NAME"
