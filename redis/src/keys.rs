@@ -31,9 +31,16 @@ impl RoomKeys {
     }
 
     /// The dedupe key of an acknowledged publish by `sender` with `id`.
+    /// Both are hex-encoded: client text never puts `}:` or `:` in the
+    /// key, so no sender and id can name another key (say, another room's
+    /// `seq`) or another sender's id.
     pub(crate) fn ack(&self, sender: &str, id: &str) -> String {
-        format!("{}:ack:{sender}:{id}", self.base)
+        format!("{}:ack:{}:{}", self.base, hex(sender), hex(id))
     }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The room a channel of [`RoomKeys::channel`] belongs to.
@@ -67,6 +74,13 @@ mod tests {
                 .starts_with(&format!("hb:{{{room}}}:")));
         }
         assert_eq!(room_of_channel("hb", "other:{dev}:messages"), None);
+        // A crafted id cannot name another room's key, nor another sender's.
+        let victim = RoomKeys::new("hb", "a}:ack:x:y");
+        let crafted = RoomKeys::new("hb", "a").ack("x", "y}:seq");
+        assert_ne!(crafted, victim.seq);
+        assert!(!crafted.contains("}:seq"));
+        let keys = RoomKeys::new("hb", "r");
+        assert_ne!(keys.ack("user:a:b", "c"), keys.ack("user:a", "b:c"));
         assert_eq!(offset_of(&stream_id(42)), Some(42));
         assert_eq!(offset_of("1700000000000-0"), None);
     }

@@ -248,12 +248,7 @@ impl RedisEngine {
 
     /// Queue `command`; `Err` gives it back with the reason.
     fn queue(&self, hub: &Hub, command: Command) -> Result<(), (StoreError, Command)> {
-        self.commands
-            .try_send(command)
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(command) => (StoreError::Busy, command),
-                mpsc::error::TrySendError::Closed(command) => (StoreError::Closed, command),
-            })?;
+        self.commands.try_send(command).map_err(refused)?;
         hub.metrics().engine.queued.inc();
         Ok(())
     }
@@ -271,6 +266,15 @@ impl RedisEngine {
             "Redis unreachable at {}",
             self.shared.config.url
         )))
+    }
+}
+
+/// Why a queue refused, and what it refused: full is [`StoreError::Busy`],
+/// closed (the thread ended) [`StoreError::Closed`].
+fn refused<T>(error: mpsc::error::TrySendError<T>) -> (StoreError, T) {
+    match error {
+        mpsc::error::TrySendError::Full(item) => (StoreError::Busy, item),
+        mpsc::error::TrySendError::Closed(item) => (StoreError::Closed, item),
     }
 }
 
@@ -302,10 +306,7 @@ impl RoomEngine for RedisEngine {
         };
         self.publishes
             .try_send(publish)
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-            })?;
+            .map_err(|error| refused(error).0)?;
         hub.metrics().engine.queued.inc();
         Ok(())
     }
