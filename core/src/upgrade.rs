@@ -53,7 +53,8 @@ impl fmt::Debug for Negotiated {
 #[non_exhaustive]
 pub struct Upgrade {
     /// Every header of the `101 Switching Protocols` response, in order:
-    /// `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, then
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-Accept` (none of the three
+    /// for an extended CONNECT over HTTP/2, answered `200`), then
     /// `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` when
     /// negotiated, then the [`Accept`]'s extra headers.
     pub headers: Vec<(String, String)>,
@@ -100,12 +101,14 @@ impl Request {
         }
         let extension = negotiate_extension(config, self.extensions());
         let mut headers = Vec::with_capacity(5 + accept.headers.len());
-        headers.push(("Upgrade".into(), "websocket".into()));
-        headers.push(("Connection".into(), "Upgrade".into()));
-        headers.push((
-            "Sec-WebSocket-Accept".into(),
-            accept_key(self.key.as_bytes()),
-        ));
+        if !self.extended_connect {
+            headers.push(("Upgrade".into(), "websocket".into()));
+            headers.push(("Connection".into(), "Upgrade".into()));
+            headers.push((
+                "Sec-WebSocket-Accept".into(),
+                accept_key(self.key.as_bytes()),
+            ));
+        }
         if let Some(protocol) = &accept.protocol {
             headers.push(("Sec-WebSocket-Protocol".into(), protocol.clone()));
         }

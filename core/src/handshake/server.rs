@@ -17,6 +17,10 @@ pub struct Request {
     pub(crate) key: String,
     pub(crate) protocols: Vec<String>,
     pub(crate) extensions: Vec<Offer>,
+    /// Opened by an extended CONNECT (RFC 8441, HTTP/2) rather than an
+    /// HTTP/1.1 `GET` with `Upgrade`: no key, and the answer is a `200`
+    /// without `Upgrade`, `Connection` or `Sec-WebSocket-Accept`.
+    pub(crate) extended_connect: bool,
 }
 
 impl Request {
@@ -62,9 +66,16 @@ impl Request {
     pub fn extensions(&self) -> &[Offer] {
         &self.extensions
     }
-    /// The `Sec-WebSocket-Key` (validated: 16 bytes, base64-encoded).
+    /// The `Sec-WebSocket-Key` (validated: 16 bytes, base64-encoded);
+    /// empty for a request from [`from_extended_connect`](Self::from_extended_connect),
+    /// which has none.
     pub fn key(&self) -> &str {
         &self.key
+    }
+    /// True for a request from [`from_extended_connect`](Self::from_extended_connect)
+    /// (a WebSocket over HTTP/2, RFC 8441).
+    pub fn is_extended_connect(&self) -> bool {
+        self.extended_connect
     }
 }
 
@@ -122,6 +133,87 @@ impl Request {
     }
 }
 
+impl Request {
+    /// Validate an extended CONNECT (RFC 8441 §5: a WebSocket over an
+    /// HTTP/2 stream) that an HTTP/2 server already parsed: the caller has
+    /// checked `:method` CONNECT and `:protocol` `websocket`, and passes the
+    /// target from `:path` and the regular headers, with `host` from
+    /// `:authority` (as an HTTP/2 to HTTP/1.1 translation would add it).
+    ///
+    /// There is no `Upgrade`, `Connection` or `Sec-WebSocket-Key` to check
+    /// (HTTP/2 forbids the first two, RFC 8441 drops the key); the rest is
+    /// [`from_parts`](Self::from_parts)'s: `Sec-WebSocket-Version` must be
+    /// `13`, subprotocols must be tokens, extension offers are parsed the
+    /// same way. A wrong or missing version is a `400` with
+    /// `Sec-WebSocket-Version: 13` (not the `426` of HTTP/1.1, which would
+    /// need an `Upgrade` header HTTP/2 forbids). [`negotiate`](Self::negotiate)
+    /// then gives only the `200`'s `Sec-WebSocket-Protocol`,
+    /// `Sec-WebSocket-Extensions` and the [`Accept`]'s extra headers.
+    ///
+    /// ```
+    /// use hubbub_core::{Accept, Config, Request};
+    ///
+    /// let headers = [
+    ///     ("host", "example.com"),
+    ///     ("sec-websocket-version", "13"),
+    ///     ("sec-websocket-protocol", "chat"),
+    /// ];
+    /// let request = Request::from_extended_connect("/chat", headers).unwrap();
+    /// let upgrade = request
+    ///     .negotiate(&Config::default(), Accept::new().protocol("chat"))
+    ///     .unwrap();
+    /// assert_eq!(upgrade.headers, [("Sec-WebSocket-Protocol".into(), "chat".into())]);
+    /// ```
+    pub fn from_extended_connect<N: AsRef<str>, V: AsRef<[u8]>>(
+        target: &str,
+        headers: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Request, Reject> {
+        let headers = collect_headers(headers)
+            .map_err(|name| bad_request(format!("The {name} header is not printable text.")))?;
+        match single(&headers, "Sec-WebSocket-Version")? {
+            Some("13") => {}
+            other => {
+                let body = match other {
+                    Some(version) => {
+                        format!("WebSocket version {version} is not supported; use 13.")
+                    }
+                    None => "The request is missing Sec-WebSocket-Version: 13.".to_owned(),
+                };
+                return Err(bad_request(body).with_header("Sec-WebSocket-Version", "13"));
+            }
+        }
+        let (protocols, extensions) = offers(&headers)?;
+        Ok(Request {
+            target: target.to_owned(),
+            key: String::new(),
+            headers,
+            protocols,
+            extensions,
+            extended_connect: true,
+        })
+    }
+}
+
+/// The offered subprotocols (tokens, or a 400) and extension offers (a
+/// value that is not an extension list is skipped).
+fn offers(headers: &[(String, String)]) -> Result<(Vec<String>, Vec<Offer>), Reject> {
+    let protocols = header_values(headers, "sec-websocket-protocol")
+        .flat_map(|value| value.split(','))
+        .map(trim_ows)
+        .filter(|protocol| !protocol.is_empty())
+        .map(|protocol| is_token(protocol).then(|| protocol.to_owned()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad_request("The Sec-WebSocket-Protocol header is not a list of tokens."))?;
+    // A value that is not an extension list offers nothing we could
+    // accept: it is skipped, so its extensions are declined and the
+    // handshake goes on (RFC 7692 §5: decline, never fail).
+    let extensions = header_values(headers, "sec-websocket-extensions")
+        .filter_map(|value| parse_extensions(value).ok())
+        .flatten()
+        .collect();
+    Ok((protocols, extensions))
+}
+
 /// The checks of RFC 6455 §4.2.1 on a syntactically valid GET request.
 fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Reject> {
     if single(&headers, "Host")?.is_none() {
@@ -169,26 +261,14 @@ fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Rej
             "The Sec-WebSocket-Key header is not 16 base64-encoded bytes.",
         ));
     }
-    let protocols = header_values(&headers, "sec-websocket-protocol")
-        .flat_map(|value| value.split(','))
-        .map(trim_ows)
-        .filter(|protocol| !protocol.is_empty())
-        .map(|protocol| is_token(protocol).then(|| protocol.to_owned()))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| bad_request("The Sec-WebSocket-Protocol header is not a list of tokens."))?;
-    // A value that is not an extension list offers nothing we could
-    // accept: it is skipped, so its extensions are declined and the
-    // handshake goes on (RFC 7692 §5: decline, never fail).
-    let extensions = header_values(&headers, "sec-websocket-extensions")
-        .filter_map(|value| parse_extensions(value).ok())
-        .flatten()
-        .collect();
+    let (protocols, extensions) = offers(&headers)?;
     Ok(Request {
         target: target.to_owned(),
         key: key.to_owned(),
         headers,
         protocols,
         extensions,
+        extended_connect: false,
     })
 }
 
@@ -871,6 +951,64 @@ mod tests {
              Connection: close\r\n\r\n\
              Unknown origin."
         );
+    }
+
+    #[test]
+    fn extended_connect_needs_version_13_and_no_key() {
+        let request = Request::from_extended_connect(
+            "/chat?room=1",
+            [
+                ("host", "example.com"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-protocol", "a, b"),
+                (
+                    "sec-websocket-extensions",
+                    "permessage-deflate; client_max_window_bits",
+                ),
+                ("origin", "https://example.com"),
+            ],
+        )
+        .unwrap();
+        assert!(request.is_extended_connect());
+        assert_eq!((request.path(), request.query()), ("/chat", Some("room=1")));
+        assert_eq!(request.protocols(), ["a", "b"]);
+        assert_eq!(request.extensions().len(), 1);
+        assert_eq!(request.origin(), Some("https://example.com"));
+        assert_eq!(request.key(), "");
+        let upgrade = request
+            .negotiate(
+                &crate::Config::default(),
+                Accept::new().protocol("b").header("x-a", "1"),
+            )
+            .unwrap();
+        assert_eq!(
+            upgrade.headers,
+            [
+                ("Sec-WebSocket-Protocol".to_owned(), "b".to_owned()),
+                ("x-a".to_owned(), "1".to_owned())
+            ]
+        );
+        for version in [None, Some("8"), Some("13, 13")] {
+            let headers = version.map(|v| ("sec-websocket-version", v));
+            let reject = Request::from_extended_connect("/", headers).unwrap_err();
+            assert_eq!(reject.status(), 400, "{version:?}");
+            if version != Some("13, 13") {
+                assert!(reject
+                    .headers()
+                    .any(|h| h == ("Sec-WebSocket-Version", "13")));
+            }
+        }
+        let reject = Request::from_extended_connect(
+            "/",
+            [
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-protocol", "a b"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(reject.status(), 400);
+        // The HTTP/1.1 path is unchanged: not extended, with its key.
+        assert!(!parse(RFC_REQUEST.as_bytes()).is_extended_connect());
     }
 
     proptest! {

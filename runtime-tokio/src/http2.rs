@@ -1,0 +1,580 @@
+//! WebSockets over HTTP/2 (RFC 8441, extended CONNECT) for hub sessions,
+//! on tokio (feature `h2`).
+//!
+//! An HTTP/2 connection carries many WebSockets, one per stream. The
+//! server announces `SETTINGS_ENABLE_CONNECT_PROTOCOL`; a client opens a
+//! WebSocket with a `CONNECT` request whose `:protocol` is `websocket`
+//! (no `Upgrade`, `Connection` or `Sec-WebSocket-Key`), the server answers
+//! `200`, and the stream's DATA frames then carry the RFC 6455 frames,
+//! masked by the client as over HTTP/1.1.
+//!
+//! - [`serve_hub`]: a TLS server for a [`Hub`] offering ALPN `h2` and
+//!   `http/1.1`; after the TLS handshake the ALPN protocol picks the path:
+//!   `h2` runs [`serve_h2_connection`], anything else the HTTP/1.1
+//!   upgrade exactly as [`HubServer`](crate::HubServer) does.
+//! - [`serve_h2_connection`]: one HTTP/2 connection (over TLS or, with
+//!   prior knowledge, plain TCP) whose WebSocket streams are hub sessions.
+//! - [`H2Stream`]: one stream as a [`Transport`], for the
+//!   [`Driver`](hubbub_ws::driver::Driver).
+//!
+//! Each `CONNECT` request goes through the hub's own decision
+//! ([`Hub::admit`]: path, origin list, authentication, connection limits,
+//! `on_upgrade`) after [`Request::from_extended_connect`] checked it; a
+//! refusal is answered with its status, headers and body. Other requests:
+//!
+//! - `:protocol` other than `websocket`: `501 Not Implemented`;
+//! - `CONNECT` without `:protocol` (a proxy tunnel): `405`;
+//! - any other method: `404`. Only WebSockets are served over HTTP/2 for
+//!   now: HTTP routes (hubbub-http) still need HTTP/1.1.
+//!
+//! **Why the `h2` crate rather than hyper.** hyper's server would add its
+//! service layer, executor and body types around the same `h2` crate, and
+//! its upgrade API hands back a type-erased `Upgraded` stream whose
+//! flow-control is released by hyper's own buffering. Using `h2` directly
+//! keeps the one thing this module needs — a stream's `RecvStream` and
+//! `SendStream` — under our control, so flow-control capacity is released
+//! exactly as the driver consumes bytes, and it pulls fewer crates.
+//!
+//! **Flow control.** [`H2Stream`] releases a stream's receive capacity
+//! only as the driver reads bytes: a session that stops reading (its
+//! driver pauses over its write backlog) stops its peer through that
+//! stream's window alone. The connection window is sized so that every
+//! stream may hold its full window unread without blocking the others
+//! ([`H2Config`]). Writes take send capacity granted by the peer and send
+//! at most that much, so nothing is buffered beyond the peer's window.
+//!
+//! Limits of this first slice: server only (no HTTP/2 client); tokio
+//! only; no HTTP routes over HTTP/2; the plain [`Server`](crate::Server)
+//! does not speak HTTP/2 yet (hub sessions only); an identity proved by
+//! the upgrade request's token is not kept (as with hubbub-axum's
+//! `on_upgrade_hub`: the session authenticates in band if the hub asks).
+
+use std::{
+    future::{poll_fn, Future},
+    io::{self, IoSlice},
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::{
+    server::{self, SendResponse},
+    RecvStream, SendStream,
+};
+use hubbub_hub::{run_admitted_session, run_session, Hub, HubHandle, SessionInfo};
+use hubbub_ws::{
+    driver::{Driver, Transport},
+    hubbub_core::{Config, Connection, Reject, Request},
+    serving::{self, Service},
+    tls::{rustls::ServerConfig, TlsAcceptor},
+    MaybeTls,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+};
+
+use crate::{Io, Tokio, TokioTimer};
+
+/// The ALPN protocol id of HTTP/2.
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// Most requests taken from one connection in one poll before the other
+/// work of the connection's task (its sessions) gets a turn.
+const ACCEPTS_PER_POLL: usize = 32;
+
+/// Most bytes asked for in one write (the peer's window bounds it too).
+const MAX_WRITE: usize = 64 << 10;
+
+/// HTTP/2 settings of [`serve_h2_connection`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct H2Config {
+    /// Most WebSocket streams open at once on one connection (100).
+    pub max_concurrent_streams: u32,
+    /// Each stream's receive window, in bytes (64 KiB): the most a peer
+    /// may send to a session that does not read.
+    pub stream_window: u32,
+    /// How long the client has to send the HTTP/2 preface and settings
+    /// (10 s).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for H2Config {
+    fn default() -> Self {
+        H2Config {
+            max_concurrent_streams: 100,
+            stream_window: 64 << 10,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl H2Config {
+    /// The connection's receive window: room for every stream's window, so
+    /// that streams whose sessions stop reading never block the others.
+    fn connection_window(&self) -> u32 {
+        let total = u64::from(self.max_concurrent_streams) * u64::from(self.stream_window);
+        // HTTP/2's largest window (2^31 - 1).
+        total.clamp(65_535, (1 << 31) - 1) as u32
+    }
+}
+
+/// A copy of `config` whose ALPN offers `h2` first, then `http/1.1`: give
+/// it to [`TlsAcceptor::from_config`] for [`serve_hub`].
+///
+/// ```no_run
+/// use hubbub_tokio::{http2, tls};
+/// # fn run() -> std::io::Result<()> {
+/// let config = tls::server_config_from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
+/// let acceptor = tls::TlsAcceptor::from_config(http2::offer_h2(&config));
+/// # let _ = acceptor; Ok(()) }
+/// ```
+pub fn offer_h2(config: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![ALPN_H2.to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Serve `hub` on `listener` over TLS with `acceptor` (whose ALPN should
+/// offer `h2` and `http/1.1`: see [`offer_h2`]). Each connection's ALPN
+/// protocol picks the path: `h2` serves its WebSocket streams as hub
+/// sessions ([`serve_h2_connection`]); anything else is an HTTP/1.1
+/// upgrade, served exactly as [`HubServer`](crate::HubServer) serves it.
+/// The handle's `shutdown` is [`HubServer`](crate::HubServer)'s: every
+/// session, on either protocol, is closed with 1001, then a bounded wait.
+pub fn serve_hub(
+    listener: TcpListener,
+    hub: Hub,
+    config: Arc<Config>,
+    h2: H2Config,
+    acceptor: TlsAcceptor,
+) -> io::Result<HubHandle> {
+    let service = AlpnService {
+        hub: hub.clone(),
+        config,
+        h2,
+    };
+    let server = serving::start_with::<Tokio, _>(listener, service, Some(acceptor))?;
+    Ok(HubHandle::new(server, hub))
+}
+
+/// [`serve_hub`]'s service: a connection under TLS picks HTTP/2 or
+/// HTTP/1.1 by its ALPN protocol.
+struct AlpnService {
+    hub: Hub,
+    config: Arc<Config>,
+    h2: H2Config,
+}
+
+impl Service<Tokio> for AlpnService {
+    fn serve(
+        &self,
+        stream: MaybeTls<Io<tokio::net::TcpStream>>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let is_h2 = stream.tls().and_then(|tls| tls.alpn_protocol()) == Some(ALPN_H2);
+        let (hub, config, h2) = (self.hub.clone(), self.config.clone(), self.h2);
+        async move {
+            if is_h2 {
+                let _ = serve_h2_connection(TransportIo(stream), hub, config, h2, Some(peer)).await;
+            } else {
+                // HubServer's own path (hub/src/server.rs `SessionService`).
+                let conn = Connection::server(config, <Tokio as hubbub_ws::Runtime>::now());
+                let driver = Driver::new(conn, stream, TokioTimer::default());
+                run_session(driver, hub, Some(peer)).await;
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        self.hub.shutdown();
+    }
+}
+
+/// One session's future, run by its connection's task.
+type SessionFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serve one HTTP/2 connection on `io` (under TLS with ALPN `h2`, or
+/// plain TCP with prior knowledge): every WebSocket stream opened on it by
+/// an extended CONNECT is a session of `hub`, until the connection ends.
+/// The sessions run inside this future (dropping it ends them all, with
+/// `on_close` 1006).
+///
+/// Returns the connection's error, if it ended with one (no preface
+/// within [`H2Config::handshake_timeout`] is `TimedOut`).
+pub async fn serve_h2_connection<I>(
+    io: I,
+    hub: Hub,
+    config: Arc<Config>,
+    h2: H2Config,
+    peer: Option<SocketAddr>,
+) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let handshake = server::Builder::new()
+        .enable_connect_protocol()
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .initial_window_size(h2.stream_window)
+        .initial_connection_window_size(h2.connection_window())
+        .handshake::<_, Bytes>(io);
+    let mut connection = match tokio::time::timeout(h2.handshake_timeout, handshake).await {
+        Ok(connection) => connection.map_err(h2_to_io)?,
+        Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+    };
+    let mut sessions = FuturesUnordered::<SessionFuture>::new();
+    let mut accepting = true;
+    let mut failure = None;
+    poll_fn(|cx| {
+        // The sessions first: each is polled only when woken.
+        while let Poll::Ready(Some(())) = sessions.poll_next_unpin(cx) {}
+        let mut accepted = 0;
+        while accepting {
+            if accepted == ACCEPTS_PER_POLL {
+                cx.waker().wake_by_ref();
+                break;
+            }
+            match connection.poll_accept(cx) {
+                Poll::Ready(Some(Ok((request, respond)))) => {
+                    accepted += 1;
+                    if let Some(session) = answer(request, respond, &hub, &config, peer) {
+                        sessions.push(session);
+                        // Polled once at once, to register its wakers.
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    failure = Some(h2_to_io(error));
+                    accepting = false;
+                }
+                Poll::Ready(None) => accepting = false,
+                Poll::Pending => break,
+            }
+        }
+        // Once the connection is over, its streams fail: the sessions end.
+        if !accepting && sessions.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    failure.map_or(Ok(()), Err)
+}
+
+/// Answer one request: a WebSocket the hub admits becomes a session (the
+/// `200` sent); anything else gets its error response.
+fn answer(
+    request: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    hub: &Hub,
+    config: &Arc<Config>,
+    peer: Option<SocketAddr>,
+) -> Option<SessionFuture> {
+    let (parts, recv) = request.into_parts();
+    let request = match websocket_request(&parts) {
+        Ok(request) => request,
+        Err(reject) => {
+            refuse(&mut respond, &reject);
+            return None;
+        }
+    };
+    let (accept, slot) = match hub.admit(&request, peer) {
+        Ok(admitted) => admitted,
+        Err(reject) => {
+            hub.metrics().handshakes_rejected.inc(reject.status());
+            refuse(&mut respond, &reject);
+            return None;
+        }
+    };
+    let upgrade = match request.negotiate(config, accept) {
+        Ok(upgrade) => upgrade,
+        Err(error) => {
+            refuse(&mut respond, &Reject::new(500).with_body(error.to_string()));
+            return None;
+        }
+    };
+    let mut response = http::Response::builder().status(200);
+    for (name, value) in &upgrade.headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    let response = response.body(()).ok()?;
+    let send = respond.send_response(response, false).ok()?;
+    let mut info = SessionInfo::from_request(peer, &request);
+    info.protocol = upgrade.negotiated.protocol().map(str::to_owned);
+    let timer = TokioTimer::default();
+    let conn = Connection::upgraded(
+        config.clone(),
+        upgrade.negotiated,
+        <Tokio as hubbub_ws::Runtime>::now(),
+    );
+    let driver = Driver::new(conn, H2Stream::new(recv, send), timer);
+    Some(Box::pin(run_admitted_session(
+        driver,
+        hub.clone(),
+        info,
+        slot,
+    )))
+}
+
+/// The core [`Request`] of an extended CONNECT for `websocket`, or the
+/// answer refusing the request.
+fn websocket_request(parts: &http::request::Parts) -> Result<Request, Reject> {
+    if parts.method != http::Method::CONNECT {
+        return Err(Reject::not_found()
+            .with_body("Only WebSockets (extended CONNECT, RFC 8441) are served over HTTP/2."));
+    }
+    let Some(protocol) = parts.extensions.get::<h2::ext::Protocol>() else {
+        return Err(
+            Reject::new(405).with_body("CONNECT without :protocol: this server is not a proxy.")
+        );
+    };
+    if protocol.as_str() != "websocket" {
+        return Err(Reject::new(501).with_body(format!(
+            "The protocol {:?} is not supported; use websocket.",
+            protocol.as_str()
+        )));
+    }
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let host = (!parts.headers.contains_key(http::header::HOST))
+        .then_some(authority)
+        .flatten()
+        .map(|authority| ("host", authority.as_bytes()));
+    let headers = host.into_iter().chain(
+        parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    Request::from_extended_connect(target, headers)
+}
+
+/// Answer `reject`'s status, headers and plain-text body.
+fn refuse(respond: &mut SendResponse<Bytes>, reject: &Reject) {
+    let mut response = http::Response::builder().status(reject.status());
+    for (name, value) in reject.headers() {
+        response = response.header(name, value);
+    }
+    let body = reject.body();
+    if !body.is_empty() {
+        response = response.header("content-type", "text/plain; charset=utf-8");
+    }
+    let Ok(response) = response.body(()) else {
+        respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        return;
+    };
+    if let Ok(mut send) = respond.send_response(response, body.is_empty()) {
+        if !body.is_empty() {
+            // A few hundred bytes, queued by h2 within the stream's window.
+            let _ = send.send_data(Bytes::copy_from_slice(body.as_bytes()), true);
+        }
+    }
+}
+
+/// One HTTP/2 stream as the driver's [`Transport`]: DATA frames in,
+/// DATA frames out, END_STREAM for shutdown.
+///
+/// Reading hands out one received DATA chunk at a time and releases its
+/// flow-control capacity as the driver takes the bytes, so the peer may
+/// send no more than the stream's window to a session that stopped
+/// reading. Writing asks for send capacity and sends at most what the
+/// peer's windows grant: nothing is queued beyond them.
+pub struct H2Stream {
+    recv: RecvStream,
+    send: SendStream<Bytes>,
+    /// The rest of the DATA chunk being read.
+    chunk: Bytes,
+    /// END_STREAM sent.
+    finished: bool,
+}
+
+impl std::fmt::Debug for H2Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Stream")
+            .field("stream_id", &self.send.stream_id())
+            .field("buffered", &self.chunk.len())
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl H2Stream {
+    /// A stream whose request was answered with `200`: `recv` is the
+    /// request's body, `send` the response's.
+    pub fn new(recv: RecvStream, send: SendStream<Bytes>) -> Self {
+        H2Stream {
+            recv,
+            send,
+            chunk: Bytes::new(),
+            finished: false,
+        }
+    }
+
+    /// Send capacity for up to `want` bytes: what is granted, or pending.
+    fn poll_capacity(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+        self.send.reserve_capacity(want.min(MAX_WRITE));
+        // Bounded: `poll_capacity` is ready only when the capacity grew.
+        for _ in 0..4 {
+            let capacity = self.send.capacity();
+            if capacity > 0 {
+                return Poll::Ready(Ok(capacity.min(want)));
+            }
+            match self.send.poll_capacity(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(h2_to_io(error))),
+                Poll::Ready(None) => return Poll::Ready(Err(self.reset_error(cx))),
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// The error for a stream that can no longer send.
+    fn reset_error(&mut self, cx: &mut Context<'_>) -> io::Error {
+        match self.send.poll_reset(cx) {
+            Poll::Ready(Ok(reason)) => io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("HTTP/2 stream reset: {reason}"),
+            ),
+            Poll::Ready(Err(error)) => h2_to_io(error),
+            Poll::Pending => io::ErrorKind::BrokenPipe.into(),
+        }
+    }
+}
+
+impl Transport for H2Stream {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        while self.chunk.is_empty() {
+            match self.recv.poll_data(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(h2_to_io(error))),
+                Poll::Ready(Some(Ok(chunk))) => self.chunk = chunk,
+            }
+        }
+        let n = self.chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        // Consumed: the peer may send this much more.
+        if let Err(error) = self.recv.flow_control().release_capacity(n) {
+            return Poll::Ready(Err(h2_to_io(error)));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
+        if want == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        if self.finished {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let n = match self.poll_capacity(cx, want) {
+            Poll::Ready(Ok(n)) => n,
+            other => return other,
+        };
+        let mut data = BytesMut::with_capacity(n);
+        for buf in bufs {
+            let room = n - data.len();
+            if room == 0 {
+                break;
+            }
+            data.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
+        match self.send.send_data(data.freeze(), false) {
+            Ok(()) => Poll::Ready(Ok(n)),
+            Err(error) => Poll::Ready(Err(h2_to_io(error))),
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !std::mem::replace(&mut self.finished, true) {
+            if let Err(error) = self.send.send_data(Bytes::new(), true) {
+                // Already reset by the peer: nothing to end.
+                let _ = (cx, error);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// An h2 error as an `io::Error` (a stream reset is `ConnectionReset`).
+fn h2_to_io(error: h2::Error) -> io::Error {
+    if error.is_io() {
+        return error
+            .into_io()
+            .unwrap_or_else(|| io::ErrorKind::Other.into());
+    }
+    let kind = if error.is_reset() || error.is_go_away() {
+        io::ErrorKind::ConnectionReset
+    } else {
+        io::ErrorKind::InvalidData
+    };
+    io::Error::new(kind, error)
+}
+
+/// A [`Transport`] (such as a [`MaybeTls`] stream after its TLS
+/// handshake) as tokio's `AsyncRead` and `AsyncWrite`, for the `h2` crate.
+#[derive(Debug)]
+pub struct TransportIo<T>(pub T);
+
+impl<T: Transport + Unpin> AsyncRead for TransportIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = match self.0.poll_read(cx, buf.initialize_unfilled()) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: Transport + Unpin> AsyncWrite for TransportIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,512 @@
+//! WebSockets over HTTP/2 (RFC 8441, feature `h2`): hub sessions on
+//! extended CONNECT streams, driven by the `h2` crate's *client* (an
+//! HTTP/2 peer independent of the server code under test) writing and
+//! reading RFC 6455 frames by hand; and, over TLS with ALPN, the Python
+//! `h2` package (`python_h2_client`, run by scripts/interop-python.sh).
+//!
+//! `cargo test -p hubbub-tokio --features h2 --test h2`
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use h2::{client::SendRequest, RecvStream, SendStream};
+use hubbub_tokio::{
+    http2::{self, H2Config},
+    Accept, ClientConfig, Config, DeflateConfig, Hub, Message,
+};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Every wait in these tests is bounded by this.
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn bounded<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A hub that echoes text on `/chat`, picks subprotocol `chat` when
+/// offered, and counts closed sessions.
+fn echo_hub(closed: Arc<AtomicUsize>) -> Hub {
+    Hub::builder()
+        .path("/chat")
+        .on_upgrade(|request| {
+            Ok(match request.protocols().iter().any(|p| p == "chat") {
+                true => Accept::new().protocol("chat"),
+                false => Accept::new(),
+            })
+        })
+        .on_message(|session, text| {
+            let _ = session.send_text(format!("echo: {text}"));
+        })
+        .on_close(move |_, _, _| {
+            closed.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+}
+
+fn config() -> Arc<Config> {
+    Arc::new(Config {
+        deflate: Some(DeflateConfig::default()),
+        ..Config::default()
+    })
+}
+
+/// A plain-TCP HTTP/2 server (prior knowledge) serving `hub`.
+async fn h2c_server(hub: Hub) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let _ = http2::serve_h2_connection(
+                    stream,
+                    hub,
+                    config(),
+                    H2Config::default(),
+                    Some(peer),
+                )
+                .await;
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP/2 client connection, once the server's SETTINGS allowed
+/// extended CONNECT.
+async fn h2_client(addr: SocketAddr) -> SendRequest<Bytes> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = bounded("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = bounded("ready", client.ready()).await.unwrap();
+    for _ in 0..200 {
+        if client.is_extended_connect_protocol_enabled() {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        client = bounded("ready", client.ready()).await.unwrap();
+    }
+    panic!("the server did not enable extended CONNECT");
+}
+
+/// A CONNECT request for `path` with `:protocol` (if any) and `headers`.
+fn connect_request(
+    method: &str,
+    path: &str,
+    protocol: Option<&str>,
+    headers: &[(&str, &str)],
+) -> http::Request<()> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(()).unwrap();
+    if let Some(protocol) = protocol {
+        request
+            .extensions_mut()
+            .insert(h2::ext::Protocol::from(protocol));
+    }
+    request
+}
+
+/// Send `request`; the response head and the two halves of the stream.
+async fn open(
+    client: &mut SendRequest<Bytes>,
+    request: http::Request<()>,
+) -> (http::response::Parts, RecvStream, SendStream<Bytes>) {
+    let mut ready = bounded("ready", client.clone().ready()).await.unwrap();
+    let (response, send) = ready.send_request(request, false).unwrap();
+    let response = bounded("response", response).await.unwrap();
+    let (parts, recv) = response.into_parts();
+    (parts, recv, send)
+}
+
+/// A WebSocket over one stream: the client's side, framed by hand.
+struct Ws {
+    recv: RecvStream,
+    send: SendStream<Bytes>,
+    buf: BytesMut,
+}
+
+impl Ws {
+    async fn open(
+        client: &mut SendRequest<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> (Ws, http::response::Parts) {
+        let mut all = vec![("sec-websocket-version", "13")];
+        all.extend_from_slice(headers);
+        let (parts, recv, send) = open(
+            client,
+            connect_request("CONNECT", "/chat", Some("websocket"), &all),
+        )
+        .await;
+        assert_eq!(parts.status, 200, "{parts:?}");
+        let buf = BytesMut::new();
+        (Ws { recv, send, buf }, parts)
+    }
+
+    fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.send.send_data(masked(opcode, payload), false).unwrap();
+    }
+
+    /// The next frame from the server (unmasked, final): opcode and payload.
+    async fn frame(&mut self) -> (u8, Vec<u8>) {
+        loop {
+            if let Some(frame) = parse_frame(&mut self.buf) {
+                return frame;
+            }
+            let chunk = bounded("data", self.recv.data())
+                .await
+                .expect("stream ended")
+                .unwrap();
+            let _ = self.recv.flow_control().release_capacity(chunk.len());
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    async fn echo(&mut self, text: &str) {
+        self.send_frame(0x1, text.as_bytes());
+        let (opcode, payload) = self.frame().await;
+        assert_eq!(opcode, 0x1);
+        assert_eq!(String::from_utf8(payload).unwrap(), format!("echo: {text}"));
+    }
+}
+
+/// A final, masked client frame.
+fn masked(opcode: u8, payload: &[u8]) -> Bytes {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n < 65536 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    Bytes::from(frame)
+}
+
+/// One whole unmasked frame from the front of `buf`, if there is one.
+fn parse_frame(buf: &mut BytesMut) -> Option<(u8, Vec<u8>)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    assert_eq!(buf[1] & 0x80, 0, "a server frame is not masked");
+    let (len, header) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        127 if buf.len() >= 10 => {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(&buf[2..10]);
+            (u64::from_be_bytes(bytes) as usize, 10)
+        }
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    if buf.len() < header + len {
+        return None;
+    }
+    let opcode = buf[0] & 0x0f;
+    buf.advance(header);
+    Some((opcode, buf.split_to(len).to_vec()))
+}
+
+#[tokio::test]
+async fn several_websockets_on_one_connection() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let hub = echo_hub(closed.clone());
+    let addr = h2c_server(hub.clone()).await;
+    let mut client = h2_client(addr).await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(Ws::open(&mut client, &[]).await.0);
+    }
+    for round in 0..3 {
+        for (n, ws) in sockets.iter_mut().enumerate() {
+            ws.echo(&format!("{n}/{round}")).await;
+        }
+    }
+    // A long message, over several DATA frames and flow-control windows.
+    let long = "x".repeat(200_000);
+    sockets[1].echo(&long).await;
+    assert_eq!(hub.session_count(), 3);
+    // A clean close of one: the close echoed, END_STREAM, the others go on.
+    let mut first = sockets.remove(0);
+    first.send_frame(0x8, &1000u16.to_be_bytes());
+    let (opcode, payload) = first.frame().await;
+    assert_eq!((opcode, &payload[..2]), (0x8, &1000u16.to_be_bytes()[..]));
+    // END_STREAM (an empty DATA frame carries it): nothing more.
+    while let Some(data) = bounded("end", first.recv.data()).await {
+        assert!(data.unwrap().is_empty());
+    }
+    for _ in 0..200 {
+        if closed.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+    for ws in &mut sockets {
+        ws.echo("still here").await;
+    }
+    assert_eq!(hub.session_count(), 2);
+}
+
+#[tokio::test]
+async fn subprotocol_and_deflate_are_negotiated() {
+    let addr = h2c_server(echo_hub(Arc::default())).await;
+    let mut client = h2_client(addr).await;
+    let (mut ws, parts) = Ws::open(
+        &mut client,
+        &[
+            ("sec-websocket-protocol", "other, chat"),
+            ("sec-websocket-extensions", "permessage-deflate"),
+        ],
+    )
+    .await;
+    assert_eq!(parts.headers["sec-websocket-protocol"], "chat");
+    let extensions = parts.headers["sec-websocket-extensions"].to_str().unwrap();
+    assert!(extensions.starts_with("permessage-deflate"), "{extensions}");
+    // Nothing of the HTTP/1.1 handshake (HTTP/2 forbids them).
+    for name in ["upgrade", "connection", "sec-websocket-accept"] {
+        assert!(!parts.headers.contains_key(name), "{name}");
+    }
+    // An uncompressed message is still a message (the answer may be
+    // compressed: only its opcode is checked).
+    ws.send_frame(0x1, b"hi");
+    assert_eq!(ws.frame().await.0, 0x1);
+}
+
+#[tokio::test]
+async fn malformed_and_refused_requests_get_errors() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let hub = echo_hub(closed.clone());
+    let addr = h2c_server(hub.clone()).await;
+    let mut client = h2_client(addr).await;
+    let v13 = [("sec-websocket-version", "13")];
+    let version = |v: &'static str| [("sec-websocket-version", v)];
+    // (request, status, whether the answer names version 13)
+    let cases: [(http::Request<()>, u16, bool); 6] = [
+        // Not a WebSocket: HTTP routes are not served over HTTP/2.
+        (connect_request("GET", "/chat", None, &[]), 404, false),
+        // Unknown :protocol.
+        (
+            connect_request("CONNECT", "/chat", Some("foo"), &v13),
+            501,
+            false,
+        ),
+        // Wrong and missing version.
+        (
+            connect_request("CONNECT", "/chat", Some("websocket"), &version("8")),
+            400,
+            true,
+        ),
+        (
+            connect_request("CONNECT", "/chat", Some("websocket"), &[]),
+            400,
+            true,
+        ),
+        // The hub's decision: another path.
+        (
+            connect_request("CONNECT", "/other", Some("websocket"), &v13),
+            404,
+            false,
+        ),
+        // Subprotocols that are not tokens.
+        (
+            connect_request(
+                "CONNECT",
+                "/chat",
+                Some("websocket"),
+                &[
+                    ("sec-websocket-version", "13"),
+                    ("sec-websocket-protocol", "a b"),
+                ],
+            ),
+            400,
+            false,
+        ),
+    ];
+    for (request, status, names_version) in cases {
+        let what = format!(
+            "{} {} {:?}",
+            request.method(),
+            request.uri(),
+            request.headers()
+        );
+        let (parts, _recv, _send) = open(&mut client, request).await;
+        assert_eq!(parts.status, status, "{what}");
+        if names_version {
+            assert_eq!(parts.headers["sec-websocket-version"], "13", "{what}");
+        }
+    }
+    // A plain CONNECT (authority form, no :protocol): not a proxy.
+    let plain = http::Request::builder()
+        .method("CONNECT")
+        .uri("localhost:443")
+        .body(())
+        .unwrap();
+    let (parts, _recv, _send) = open(&mut client, plain).await;
+    assert_eq!(parts.status, 405);
+    // The connection is still good for WebSockets.
+    Ws::open(&mut client, &[])
+        .await
+        .0
+        .echo("after the errors")
+        .await;
+    assert_eq!(closed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_stream_reset_mid_message_ends_only_its_session() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let hub = echo_hub(closed.clone());
+    let addr = h2c_server(hub.clone()).await;
+    let mut client = h2_client(addr).await;
+    let (mut doomed, _) = Ws::open(&mut client, &[]).await;
+    let (mut other, _) = Ws::open(&mut client, &[]).await;
+    doomed.echo("before").await;
+    // Half a frame, then RST_STREAM.
+    let frame = masked(0x1, "half of this message".as_bytes());
+    doomed.send.send_data(frame.slice(..9), false).unwrap();
+    doomed.send.send_reset(h2::Reason::CANCEL);
+    for _ in 0..500 {
+        if closed.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 1, "the reset session ended");
+    assert_eq!(hub.session_count(), 1);
+    other.echo("unaffected").await;
+    Ws::open(&mut client, &[]).await.0.echo("a new one").await;
+}
+
+/// A TLS server offering ALPN `h2` and `http/1.1` (`http2::serve_hub`):
+/// our own HTTP/1.1 client takes the HTTP/1.1 path, unchanged.
+#[tokio::test]
+async fn http1_still_served_beside_h2_on_the_tls_port() {
+    let pki = Pki::new("http1");
+    let handle = tls_hub(&pki, echo_hub(Arc::default())).await;
+    let url = format!("wss://localhost:{}/chat", handle.local_addr().port());
+    let config = ClientConfig::default().trust_pem_ca(&pki.ca).unwrap();
+    let (mut ws, _) = bounded("connect", hubbub_tokio::connect_with(url.as_str(), &config))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.get_ref().tls().unwrap().alpn_protocol(),
+        Some(&b"http/1.1"[..])
+    );
+    ws.send(Message::text("one")).await.unwrap();
+    let echoed = bounded("echo", ws.recv()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::text("echo: one"));
+    handle.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The Python `h2` package over TLS with ALPN `h2` (interop/python/h2_websocket.py).
+#[tokio::test]
+#[ignore = "needs Python's h2 package: run scripts/interop-python.sh"]
+async fn python_h2_client() {
+    let python = std::env::var("HUBBUB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let pki = Pki::new("python");
+    let closed = Arc::new(AtomicUsize::new(0));
+    let hub = echo_hub(closed.clone());
+    let handle = tls_hub(&pki, hub.clone()).await;
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/python/h2_websocket.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(handle.local_addr().port().to_string())
+        .arg(&pki.ca)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = bounded("python", child.wait()).await.unwrap();
+    assert!(status.success(), "h2_websocket.py: {status}");
+    // Every session it opened has ended (closed, reset, or its connection gone).
+    for _ in 0..300 {
+        if hub.session_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hub.session_count(), 0);
+    assert!(closed.load(Ordering::SeqCst) >= 4);
+    handle.shutdown(Duration::from_secs(1)).await;
+}
+
+async fn tls_hub(pki: &Pki, hub: Hub) -> hubbub_tokio::HubHandle {
+    let server = hubbub_tokio::tls::server_config_from_pem_files(&pki.cert, &pki.key).unwrap();
+    let acceptor = hubbub_tokio::TlsAcceptor::from_config(http2::offer_h2(&server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    http2::serve_hub(listener, hub, config(), H2Config::default(), acceptor).unwrap()
+}
+
+/// A test CA and a server certificate for 127.0.0.1 and localhost, as PEM
+/// files in a temporary directory.
+struct Pki {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!("hubbub-h2-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "hubbub h2 test CA");
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let pki = Pki {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+            dir,
+        };
+        std::fs::write(&pki.ca, issuer.pem()).unwrap();
+        std::fs::write(&pki.cert, cert.pem()).unwrap();
+        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
