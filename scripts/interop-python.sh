@@ -18,7 +18,10 @@
 #   6. its client against `chat` with limit settings, on each runtime
 #      (interop/python/limits.py: 403, 429, 503 and rate_limited);
 #   7. its client against `chat` with PRESENCE_EVENTS=true: acknowledged
-#      messages and presence, on each runtime (chat_engine.py).
+#      messages and presence, on each runtime (chat_engine.py);
+#   8. Python's `h2` package over TLS with ALPN h2: WebSockets over HTTP/2
+#      (RFC 8441) against a hub on tokio (interop/python/h2_websocket.py,
+#      run by runtime-tokio/tests/h2.rs `python_h2_client`).
 # The test CA and the server certificate (127.0.0.1, localhost) are made
 # by scripts/test-certs.sh (openssl), in a temporary directory.
 # Loopback only; every step has a time limit. Exits non-zero on failure.
@@ -28,8 +31,8 @@ ROOT=$(pwd)
 HERE="$ROOT/interop/python"
 VENV=${INTEROP_VENV:-$HERE/.venv}
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
-    echo "== installing websockets into $VENV"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import websockets, h2' 2>/dev/null; then
+    echo "== installing websockets and h2 into $VENV"
     python3 -m venv "$VENV"
     timeout 300 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 fi
@@ -135,4 +138,9 @@ for RUNTIME in tokio smol mio; do
     echo "== Python websockets client -> chat acks and presence --runtime $RUNTIME"
     timeout 120 "$PY" "$HERE/chat_engine.py" "ws://127.0.0.1:$PORT/"
 done
+
+# 8. Python's h2 package: WebSockets over HTTP/2 on one TLS connection.
+echo "== Python h2 client -> hub over HTTP/2 (RFC 8441, tokio)"
+HUBBUB_PYTHON="$PY" timeout 600 \
+    cargo test --quiet -p hubbub-tokio --test h2 -- --ignored --exact python_h2_client
 echo "interop: all passed"
