@@ -14,12 +14,16 @@
 //!   upgrade exactly as [`HubServer`](crate::HubServer) does.
 //! - [`serve_h2_connection`]: one HTTP/2 connection (over TLS or, with
 //!   prior knowledge, plain TCP) whose WebSocket streams are hub sessions.
+//! - [`serve_h2_websockets`]: the same for the plain
+//!   [`Server`](crate::Server): its decision and configuration, a handler
+//!   per [`H2WebSocket`].
 //! - [`H2Stream`]: one stream as a [`Transport`], for the
-//!   [`Driver`](hubbub_ws::driver::Driver).
+//!   [`Driver`].
 //!
-//! Each `CONNECT` request goes through the hub's own decision
-//! ([`Hub::admit`]: path, origin list, authentication, connection limits,
-//! `on_upgrade`) after [`Request::from_extended_connect`] checked it; a
+//! Each `CONNECT` request goes through the same decision as an HTTP/1.1
+//! upgrade (the hub's [`Hub::admit`]: path, origin list, authentication,
+//! connection limits, `on_upgrade`; or the [`Server`](crate::Server)'s
+//! `decide`) after [`Request::from_extended_connect`] checked it; a
 //! refusal is answered with its status, headers and body. Other requests:
 //!
 //! - `:protocol` other than `websocket`: `501 Not Implemented`;
@@ -44,10 +48,11 @@
 //! at most that much, so nothing is buffered beyond the peer's window.
 //!
 //! Limits of this first slice: server only (no HTTP/2 client); tokio
-//! only; no HTTP routes over HTTP/2; the plain [`Server`](crate::Server)
-//! does not speak HTTP/2 yet (hub sessions only); an identity proved by
-//! the upgrade request's token is not kept (as with hubbub-axum's
-//! `on_upgrade_hub`: the session authenticates in band if the hub asks).
+//! only; no HTTP routes over HTTP/2; no accept loop for the plain
+//! [`Server`](crate::Server) (call [`serve_h2_websockets`] per
+//! connection); an identity proved by the upgrade request's token is not
+//! kept (as with hubbub-axum's `on_upgrade_hub`: the session
+//! authenticates in band if the hub asks).
 
 use std::{
     future::{poll_fn, Future},
@@ -68,7 +73,7 @@ use h2::{
 use hubbub_hub::{run_admitted_session, run_session, Hub, HubHandle, SessionInfo};
 use hubbub_ws::{
     driver::{Driver, Transport},
-    hubbub_core::{Config, Connection, Reject, Request},
+    hubbub_core::{Accept, Config, Connection, Negotiated, Reject, Request},
     serving::{self, Service},
     tls::{rustls::ServerConfig, TlsAcceptor},
     MaybeTls,
@@ -217,6 +222,63 @@ pub async fn serve_h2_connection<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
+    drive(io, h2, |request, respond| {
+        let refused = |status| hub.metrics().handshakes_rejected.inc(status);
+        let admit = |request: &Request| hub.admit(request, peer);
+        let (request, upgrade, stream, slot) =
+            open_stream(request, respond, &config, admit, refused)?;
+        let mut info = SessionInfo::from_request(peer, &request);
+        info.protocol = upgrade.protocol().map(str::to_owned);
+        let now = <Tokio as hubbub_ws::Runtime>::now();
+        let conn = Connection::upgraded(config.clone(), upgrade, now);
+        let driver = Driver::new(conn, stream, TokioTimer::default());
+        let session = run_admitted_session(driver, hub.clone(), info, slot);
+        Some(Box::pin(session) as SessionFuture)
+    })
+    .await
+}
+
+/// A WebSocket over one HTTP/2 stream, as [`serve_h2_websockets`] hands
+/// it to its handler.
+pub type H2WebSocket = hubbub_ws::WebSocket<H2Stream, TokioTimer>;
+
+/// [`serve_h2_connection`] for the plain [`Server`](crate::Server): each
+/// WebSocket stream is accepted as `server` would accept an HTTP/1.1
+/// upgrade ([`Server::decision`](hubbub_ws::Server::decision), its
+/// configuration) and handed to `handler` with its [`Request`]. The
+/// handlers' futures run inside this one (dropping it ends them all).
+pub async fn serve_h2_websockets<I, H, F>(
+    io: I,
+    server: crate::Server,
+    h2: H2Config,
+    handler: H,
+) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(H2WebSocket, Request) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let config = server.config().clone();
+    drive(io, h2, |request, respond| {
+        let decide = |request: &Request| server.decision(request).map(|accept| (accept, ()));
+        let (request, upgrade, stream, ()) =
+            open_stream(request, respond, &config, decide, |_| {})?;
+        let timer = TokioTimer::default();
+        let ws = hubbub_ws::WebSocket::from_upgraded(stream, timer, config.clone(), upgrade);
+        Some(Box::pin(handler(ws, request)) as SessionFuture)
+    })
+    .await
+}
+
+/// Run one HTTP/2 connection: `answer` turns each request into a
+/// session's future (having answered it) or answers it with an error;
+/// the sessions run in this future, until the connection and they are
+/// all over.
+async fn drive<I, A>(io: I, h2: H2Config, mut answer: A) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+    A: FnMut(http::Request<RecvStream>, SendResponse<Bytes>) -> Option<SessionFuture>,
+{
     let handshake = server::Builder::new()
         .enable_connect_protocol()
         .max_concurrent_streams(h2.max_concurrent_streams)
@@ -242,7 +304,7 @@ where
             match connection.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
                     accepted += 1;
-                    if let Some(session) = answer(request, respond, &hub, &config, peer) {
+                    if let Some(session) = answer(request, respond) {
                         sessions.push(session);
                         // Polled once at once, to register its wakers.
                         cx.waker().wake_by_ref();
@@ -267,35 +329,30 @@ where
     failure.map_or(Ok(()), Err)
 }
 
-/// Answer one request: a WebSocket the hub admits becomes a session (the
-/// `200` sent); anything else gets its error response.
-fn answer(
+/// Open a WebSocket on one request, or answer it with an error: check it
+/// (an extended CONNECT for `websocket`, [`Request::from_extended_connect`]),
+/// `decide` (an [`Accept`] and what the caller keeps with it),
+/// negotiate, answer `200`. A refusal's status goes to `refused` too.
+fn open_stream<X>(
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
-    hub: &Hub,
-    config: &Arc<Config>,
-    peer: Option<SocketAddr>,
-) -> Option<SessionFuture> {
+    config: &Config,
+    decide: impl FnOnce(&Request) -> Result<(Accept, X), Reject>,
+    refused: impl FnOnce(u16),
+) -> Option<(Request, Negotiated, H2Stream, X)> {
     let (parts, recv) = request.into_parts();
-    let request = match websocket_request(&parts) {
-        Ok(request) => request,
+    let checked = websocket_request(&parts).and_then(|request| {
+        let (accept, kept) = decide(&request)?;
+        let upgrade = request
+            .negotiate(config, accept)
+            .map_err(|error| Reject::new(500).with_body(error.to_string()))?;
+        Ok((request, upgrade, kept))
+    });
+    let (request, upgrade, kept) = match checked {
+        Ok(checked) => checked,
         Err(reject) => {
+            refused(reject.status());
             refuse(&mut respond, &reject);
-            return None;
-        }
-    };
-    let (accept, slot) = match hub.admit(&request, peer) {
-        Ok(admitted) => admitted,
-        Err(reject) => {
-            hub.metrics().handshakes_rejected.inc(reject.status());
-            refuse(&mut respond, &reject);
-            return None;
-        }
-    };
-    let upgrade = match request.negotiate(config, accept) {
-        Ok(upgrade) => upgrade,
-        Err(error) => {
-            refuse(&mut respond, &Reject::new(500).with_body(error.to_string()));
             return None;
         }
     };
@@ -305,21 +362,7 @@ fn answer(
     }
     let response = response.body(()).ok()?;
     let send = respond.send_response(response, false).ok()?;
-    let mut info = SessionInfo::from_request(peer, &request);
-    info.protocol = upgrade.negotiated.protocol().map(str::to_owned);
-    let timer = TokioTimer::default();
-    let conn = Connection::upgraded(
-        config.clone(),
-        upgrade.negotiated,
-        <Tokio as hubbub_ws::Runtime>::now(),
-    );
-    let driver = Driver::new(conn, H2Stream::new(recv, send), timer);
-    Some(Box::pin(run_admitted_session(
-        driver,
-        hub.clone(),
-        info,
-        slot,
-    )))
+    Some((request, upgrade.negotiated, H2Stream::new(recv, send), kept))
 }
 
 /// The core [`Request`] of an extended CONNECT for `websocket`, or the

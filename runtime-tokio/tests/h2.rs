@@ -510,3 +510,53 @@ impl Drop for Pki {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The plain `Server` over HTTP/2: its `decide` (origin check, subprotocol)
+/// and a handler per WebSocket, several on one connection.
+#[tokio::test]
+async fn plain_server_decides_and_echoes() {
+    let server = hubbub_tokio::Server::new(Config::default()).decide(|request| {
+        if request.origin() == Some("https://evil.example") {
+            return Err(hubbub_tokio::Reject::forbidden());
+        }
+        Ok(Accept::new().protocol("echo"))
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let handler = |mut ws: http2::H2WebSocket, request: hubbub_tokio::Request| async move {
+            assert!(request.is_extended_connect());
+            while let Some(Ok(message)) = ws.recv().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let reply = format!("echo: {text}");
+                if ws.send(Message::text(reply)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = http2::serve_h2_websockets(stream, server, H2Config::default(), handler).await;
+    });
+    let mut client = h2_client(addr).await;
+    let offer = [("sec-websocket-protocol", "echo")];
+    let (mut one, parts) = Ws::open(&mut client, &offer).await;
+    assert_eq!(parts.headers["sec-websocket-protocol"], "echo");
+    let (mut two, _) = Ws::open(&mut client, &offer).await;
+    one.echo("a").await;
+    two.echo("b").await;
+    let evil = connect_request(
+        "CONNECT",
+        "/chat",
+        Some("websocket"),
+        &[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-protocol", "echo"),
+            ("origin", "https://evil.example"),
+        ],
+    );
+    let (parts, _recv, _send) = open(&mut client, evil).await;
+    assert_eq!(parts.status, 403);
+    one.echo("c").await;
+}

@@ -164,6 +164,14 @@ impl<R: Runtime> Server<R> {
         self
     }
 
+    /// This server's answer to `request` (what [`decide`](Self::decide)
+    /// set; every request is accepted by default): for a front that
+    /// answers the opening itself, such as hubbub-tokio's WebSockets over
+    /// HTTP/2, so that it accepts exactly what this server would.
+    pub fn decision(&self, request: &Request) -> Result<Accept, Reject> {
+        (self.decide)(request)
+    }
+
     /// The configuration connections use.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
