@@ -560,3 +560,97 @@ async fn plain_server_decides_and_echoes() {
     assert_eq!(parts.status, 403);
     one.echo("c").await;
 }
+
+/// A WebSocket whose handler does not read holds its peer to the stream's
+/// window (64 KiB) through flow control, while another WebSocket on the
+/// same connection goes on; once the handler reads, the window reopens.
+#[tokio::test]
+async fn a_session_that_does_not_read_stops_only_its_stream() {
+    let go = Arc::new(tokio::sync::Notify::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let notified = go.clone();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let handler = move |mut ws: http2::H2WebSocket, request: hubbub_tokio::Request| {
+            let go = notified.clone();
+            async move {
+                if request.path() == "/stall" {
+                    go.notified().await;
+                }
+                while let Some(Ok(message)) = ws.recv().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    if ws
+                        .send(Message::text(format!("echo: {text}")))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        };
+        let server = hubbub_tokio::Server::new(Config::default());
+        let _ = http2::serve_h2_websockets(stream, server, H2Config::default(), handler).await;
+    });
+    let mut client = h2_client(addr).await;
+    let v13 = [("sec-websocket-version", "13")];
+    let (parts, recv, send) = open(
+        &mut client,
+        connect_request("CONNECT", "/stall", Some("websocket"), &v13),
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let mut stalled = Ws {
+        recv,
+        send,
+        buf: BytesMut::new(),
+    };
+    let (mut other, _) = Ws::open(&mut client, &[]).await;
+    // A binary message larger than the window; the window's worth first.
+    let big = masked(0x2, &vec![7; 100_000]);
+    let window = H2Config::default().stream_window as usize;
+    stalled.send.reserve_capacity(big.len());
+    let capacity = bounded("capacity", async {
+        loop {
+            let capacity = stalled.send.capacity();
+            if capacity >= window {
+                return capacity;
+            }
+            std::future::poll_fn(|cx| stalled.send.poll_capacity(cx)).await;
+        }
+    })
+    .await;
+    assert_eq!(capacity, window, "the stream's window");
+    stalled.send.send_data(big.slice(..window), false).unwrap();
+    // Nobody reads it: no more capacity, while the other stream echoes.
+    for n in 0..5 {
+        other.echo(&format!("meanwhile {n}")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            stalled.send.capacity(),
+            0,
+            "the peer is held by flow control"
+        );
+    }
+    // The handler reads: the window reopens, the rest goes, and it answers.
+    go.notify_one();
+    let mut rest = big.slice(window..);
+    while !rest.is_empty() {
+        let capacity = bounded("capacity after reading", async {
+            loop {
+                let capacity = stalled.send.capacity();
+                if capacity > 0 {
+                    return capacity;
+                }
+                std::future::poll_fn(|cx| stalled.send.poll_capacity(cx)).await;
+            }
+        })
+        .await;
+        let n = capacity.min(rest.len());
+        stalled.send.send_data(rest.split_to(n), false).unwrap();
+    }
+    stalled.echo("done").await;
+}
