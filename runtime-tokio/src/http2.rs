@@ -129,15 +129,18 @@ impl H2Config {
     }
 }
 
-/// A copy of `config` whose ALPN offers `h2` first, then `http/1.1`: give
-/// it to [`TlsAcceptor::from_config`] for [`serve_hub`].
+/// A copy of `config` whose ALPN offers `h2` first, then `http/1.1`, for
+/// the acceptor of [`serve_hub`]: with
+/// [`TlsAcceptor::reload`] on an acceptor made from PEM files (whose
+/// `reload_from_files` then keeps offering `h2`), or with
+/// [`TlsAcceptor::from_config`].
 ///
 /// ```no_run
-/// use hubbub_tokio::{http2, tls};
+/// use hubbub_tokio::{http2, TlsAcceptor};
 /// # fn run() -> std::io::Result<()> {
-/// let config = tls::server_config_from_pem_files("cert.pem".as_ref(), "key.pem".as_ref())?;
-/// let acceptor = tls::TlsAcceptor::from_config(http2::offer_h2(&config));
-/// # let _ = acceptor; Ok(()) }
+/// let acceptor = TlsAcceptor::from_pem_files("cert.pem", "key.pem")?;
+/// acceptor.reload(http2::offer_h2(&acceptor.config()));
+/// # Ok(()) }
 /// ```
 pub fn offer_h2(config: &ServerConfig) -> Arc<ServerConfig> {
     let mut config = config.clone();
@@ -145,13 +148,14 @@ pub fn offer_h2(config: &ServerConfig) -> Arc<ServerConfig> {
     Arc::new(config)
 }
 
-/// Serve `hub` on `listener` over TLS with `acceptor` (whose ALPN should
-/// offer `h2` and `http/1.1`: see [`offer_h2`]). Each connection's ALPN
-/// protocol picks the path: `h2` serves its WebSocket streams as hub
-/// sessions ([`serve_h2_connection`]); anything else is an HTTP/1.1
-/// upgrade, served exactly as [`HubServer`](crate::HubServer) serves it.
-/// The handle's `shutdown` is [`HubServer`](crate::HubServer)'s: every
-/// session, on either protocol, is closed with 1001, then a bounded wait.
+/// Serve `hub` on `listener` over TLS with `acceptor`, whose ALPN must
+/// offer `h2` (see [`offer_h2`]; an `InvalidInput` error otherwise). Each
+/// connection's ALPN protocol picks the path: `h2` serves its WebSocket
+/// streams as hub sessions ([`serve_h2_connection`]); anything else is an
+/// HTTP/1.1 upgrade, served exactly as [`HubServer`](crate::HubServer)
+/// serves it. The handle's `shutdown` is [`HubServer`](crate::HubServer)'s:
+/// every session, on either protocol, is closed with 1001, then a bounded
+/// wait.
 pub fn serve_hub(
     listener: TcpListener,
     hub: Hub,
@@ -159,6 +163,13 @@ pub fn serve_hub(
     h2: H2Config,
     acceptor: TlsAcceptor,
 ) -> io::Result<HubHandle> {
+    let alpn = acceptor.config().alpn_protocols.clone();
+    if !alpn.iter().any(|protocol| protocol == ALPN_H2) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the TLS acceptor does not offer ALPN h2 (see http2::offer_h2)",
+        ));
+    }
     let service = AlpnService {
         hub: hub.clone(),
         config,

@@ -460,8 +460,26 @@ async fn python_h2_client() {
 }
 
 async fn tls_hub(pki: &Pki, hub: Hub) -> hubbub_tokio::HubHandle {
-    let server = hubbub_tokio::tls::server_config_from_pem_files(&pki.cert, &pki.key).unwrap();
-    let acceptor = hubbub_tokio::TlsAcceptor::from_config(http2::offer_h2(&server));
+    let acceptor = hubbub_tokio::TlsAcceptor::from_pem_files(&pki.cert, &pki.key).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Without h2 in its ALPN, refused.
+    let error = http2::serve_hub(
+        listener,
+        hub.clone(),
+        config(),
+        H2Config::default(),
+        acceptor.clone(),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    acceptor.reload(http2::offer_h2(&acceptor.config()));
+    // A reload from the files keeps offering h2.
+    acceptor.reload_from_files().unwrap();
+    assert_eq!(
+        acceptor.config().alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     http2::serve_hub(listener, hub, config(), H2Config::default(), acceptor).unwrap()
 }

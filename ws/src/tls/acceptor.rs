@@ -99,7 +99,9 @@ impl TlsAcceptor {
     }
 
     /// Read the PEM files this acceptor was made from again, and use them
-    /// for new connections. On error (named as by
+    /// for new connections, with the ALPN protocols of the configuration
+    /// in use (so one set with [`reload`](Self::reload), e.g. offering
+    /// `h2`, stays). On error (named as by
     /// [`from_pem_files`](Self::from_pem_files)) the certificate in use
     /// stays.
     pub fn reload_from_files(&self) -> io::Result<()> {
@@ -109,7 +111,9 @@ impl TlsAcceptor {
                 "this TLS acceptor was not made from PEM files",
             ));
         };
-        self.reload(server_config_from_pem_files(cert_chain, key)?);
+        let mut config = Arc::unwrap_or_clone(server_config_from_pem_files(cert_chain, key)?);
+        config.alpn_protocols = self.config().alpn_protocols.clone();
+        self.reload(Arc::new(config));
         Ok(())
     }
 
