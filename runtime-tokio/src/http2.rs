@@ -233,7 +233,8 @@ pub async fn serve_h2_connection<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    drive(io, h2, |request, respond| {
+    let draining = || !hub.is_accepting();
+    drive(io, h2, draining, |request, respond| {
         let refused = |status| hub.metrics().handshakes_rejected.inc(status);
         let admit = |request: &Request| hub.admit(request, peer);
         let (request, upgrade, stream, slot) =
@@ -270,24 +271,31 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let config = server.config().clone();
-    drive(io, h2, |request, respond| {
-        let decide = |request: &Request| server.decision(request).map(|accept| (accept, ()));
-        let (request, upgrade, stream, ()) =
-            open_stream(request, respond, &config, decide, |_| {})?;
-        let timer = TokioTimer::default();
-        let ws = hubbub_ws::WebSocket::from_upgraded(stream, timer, config.clone(), upgrade);
-        Some(Box::pin(handler(ws, request)) as SessionFuture)
-    })
+    drive(
+        io,
+        h2,
+        || false,
+        |request, respond| {
+            let decide = |request: &Request| server.decision(request).map(|accept| (accept, ()));
+            let (request, upgrade, stream, ()) =
+                open_stream(request, respond, &config, decide, |_| {})?;
+            let timer = TokioTimer::default();
+            let ws = hubbub_ws::WebSocket::from_upgraded(stream, timer, config.clone(), upgrade);
+            Some(Box::pin(handler(ws, request)) as SessionFuture)
+        },
+    )
     .await
 }
 
 /// Run one HTTP/2 connection: `answer` turns each request into a
 /// session's future (having answered it) or answers it with an error;
 /// the sessions run in this future, until the connection and they are
-/// all over.
-async fn drive<I, A>(io: I, h2: H2Config, mut answer: A) -> io::Result<()>
+/// all over. Once `draining` (the hub shuts down), the connection sends
+/// GOAWAY and ends when its last stream does.
+async fn drive<I, D, A>(io: I, h2: H2Config, draining: D, mut answer: A) -> io::Result<()>
 where
     I: AsyncRead + AsyncWrite + Unpin,
+    D: Fn() -> bool,
     A: FnMut(http::Request<RecvStream>, SendResponse<Bytes>) -> Option<SessionFuture>,
 {
     let handshake = server::Builder::new()
@@ -302,10 +310,17 @@ where
     };
     let mut sessions = FuturesUnordered::<SessionFuture>::new();
     let mut accepting = true;
+    let mut going_away = false;
     let mut failure = None;
     poll_fn(|cx| {
         // The sessions first: each is polled only when woken.
         while let Poll::Ready(Some(())) = sessions.poll_next_unpin(cx) {}
+        // Checked whenever the task wakes (a session closing with 1001
+        // wakes it).
+        if !going_away && draining() {
+            going_away = true;
+            connection.graceful_shutdown();
+        }
         let mut accepted = 0;
         while accepting {
             if accepted == ACCEPTS_PER_POLL {

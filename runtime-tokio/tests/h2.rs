@@ -672,3 +672,67 @@ async fn a_session_that_does_not_read_stops_only_its_stream() {
     }
     stalled.echo("done").await;
 }
+
+/// An HTTP/2 client over TLS with ALPN `h2` (hubbub's TLS stream on the
+/// client side, the `h2` crate's client above it).
+async fn h2_tls_client(addr: SocketAddr, ca: &std::path::Path) -> SendRequest<Bytes> {
+    use hubbub_tokio::tls::{client_config_with_ca_file, rustls::pki_types::ServerName, TlsStream};
+    let mut config = Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = hubbub_tokio::Io(TcpStream::connect(addr).await.unwrap());
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = TlsStream::client(tcp, Arc::new(config), name).unwrap();
+    bounded("TLS handshake", tls.handshake()).await.unwrap();
+    assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
+    let (client, connection) = bounded(
+        "h2 handshake",
+        h2::client::handshake(http2::TransportIo(tls)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = bounded("ready", client.ready()).await.unwrap();
+    for _ in 0..200 {
+        if client.is_extended_connect_protocol_enabled() {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        client = bounded("ready", client.ready()).await.unwrap();
+    }
+    panic!("the server did not enable extended CONNECT");
+}
+
+/// `serve_hub`'s shutdown closes the sessions on HTTP/2 streams with 1001
+/// too, waits for them, and ends the connection with GOAWAY.
+#[tokio::test]
+async fn shutdown_closes_h2_sessions_with_1001() {
+    let pki = Pki::new("shutdown");
+    let closed = Arc::new(AtomicUsize::new(0));
+    let hub = echo_hub(closed.clone());
+    let handle = tls_hub(&pki, hub.clone()).await;
+    let mut client = h2_tls_client(handle.local_addr(), &pki.ca).await;
+    let (mut one, _) = Ws::open(&mut client, &[]).await;
+    let (mut two, _) = Ws::open(&mut client, &[]).await;
+    one.echo("over TLS").await;
+    two.echo("and ALPN h2").await;
+    let shutdown = tokio::spawn(handle.shutdown(Duration::from_secs(5)));
+    for ws in [&mut one, &mut two] {
+        let (opcode, payload) = ws.frame().await;
+        assert_eq!((opcode, &payload[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+        ws.send_frame(0x8, &1001u16.to_be_bytes());
+        // As a TCP client closes its side: END_STREAM.
+        ws.send.send_data(Bytes::new(), true).unwrap();
+    }
+    let started = std::time::Instant::now();
+    bounded("shutdown", shutdown).await.unwrap();
+    // Not the grace period: the connection went away (GOAWAY) once its
+    // sessions had ended.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(closed.load(Ordering::SeqCst), 2);
+}
