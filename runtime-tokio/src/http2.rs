@@ -107,6 +107,10 @@ pub struct H2Config {
     /// How long the client has to send the HTTP/2 preface and settings
     /// (10 s).
     pub handshake_timeout: Duration,
+    /// A connection without a WebSocket open for this long is closed
+    /// (GOAWAY; 10 s): as an HTTP/1.1 connection must upgrade within the
+    /// handshake timeout and ends with its WebSocket.
+    pub idle_timeout: Duration,
 }
 
 impl Default for H2Config {
@@ -115,6 +119,7 @@ impl Default for H2Config {
             max_concurrent_streams: 100,
             stream_window: 64 << 10,
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -234,19 +239,25 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let draining = || !hub.is_accepting();
-    drive(io, h2, draining, |request, respond| {
-        let refused = |status| hub.metrics().handshakes_rejected.inc(status);
-        let admit = |request: &Request| hub.admit(request, peer);
-        let (request, upgrade, stream, slot) =
-            open_stream(request, respond, &config, admit, refused)?;
-        let mut info = SessionInfo::from_request(peer, &request);
-        info.protocol = upgrade.protocol().map(str::to_owned);
-        let now = <Tokio as hubbub_ws::Runtime>::now();
-        let conn = Connection::upgraded(config.clone(), upgrade, now);
-        let driver = Driver::new(conn, stream, TokioTimer::default());
-        let session = run_admitted_session(driver, hub.clone(), info, slot);
-        Some(Box::pin(session) as SessionFuture)
-    })
+    drive(
+        io,
+        h2,
+        config.max_head_size,
+        draining,
+        |request, respond| {
+            let refused = |status| hub.metrics().handshakes_rejected.inc(status);
+            let admit = |request: &Request| hub.admit(request, peer);
+            let (request, upgrade, stream, slot) =
+                open_stream(request, respond, &config, admit, refused)?;
+            let mut info = SessionInfo::from_request(peer, &request);
+            info.protocol = upgrade.protocol().map(str::to_owned);
+            let now = <Tokio as hubbub_ws::Runtime>::now();
+            let conn = Connection::upgraded(config.clone(), upgrade, now);
+            let driver = Driver::new(conn, stream, TokioTimer::default());
+            let session = run_admitted_session(driver, hub.clone(), info, slot);
+            Some(Box::pin(session) as SessionFuture)
+        },
+    )
     .await
 }
 
@@ -274,6 +285,7 @@ where
     drive(
         io,
         h2,
+        config.max_head_size,
         || false,
         |request, respond| {
             let decide = |request: &Request| server.decision(request).map(|accept| (accept, ()));
@@ -290,9 +302,17 @@ where
 /// Run one HTTP/2 connection: `answer` turns each request into a
 /// session's future (having answered it) or answers it with an error;
 /// the sessions run in this future, until the connection and they are
-/// all over. Once `draining` (the hub shuts down), the connection sends
-/// GOAWAY and ends when its last stream does.
-async fn drive<I, D, A>(io: I, h2: H2Config, draining: D, mut answer: A) -> io::Result<()>
+/// all over. Once `draining` (the hub shuts down), or idle for
+/// [`H2Config::idle_timeout`], the connection sends GOAWAY and ends when
+/// its last stream does. A request's headers are bounded by `max_head`
+/// bytes (the HTTP/1.1 head's limit, [`Config::max_head_size`]).
+async fn drive<I, D, A>(
+    io: I,
+    h2: H2Config,
+    max_head: usize,
+    draining: D,
+    mut answer: A,
+) -> io::Result<()>
 where
     I: AsyncRead + AsyncWrite + Unpin,
     D: Fn() -> bool,
@@ -303,6 +323,7 @@ where
         .max_concurrent_streams(h2.max_concurrent_streams)
         .initial_window_size(h2.stream_window)
         .initial_connection_window_size(h2.connection_window())
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
         .handshake::<_, Bytes>(io);
     let mut connection = match tokio::time::timeout(h2.handshake_timeout, handshake).await {
         Ok(connection) => connection.map_err(h2_to_io)?,
@@ -312,6 +333,9 @@ where
     let mut accepting = true;
     let mut going_away = false;
     let mut failure = None;
+    // Armed while no session runs.
+    let mut idle = Box::pin(tokio::time::sleep(h2.idle_timeout));
+    let mut idle_armed = true;
     poll_fn(|cx| {
         // The sessions first: each is polled only when woken.
         while let Poll::Ready(Some(())) = sessions.poll_next_unpin(cx) {}
@@ -342,6 +366,21 @@ where
                 }
                 Poll::Ready(None) => accepting = false,
                 Poll::Pending => break,
+            }
+        }
+        if !sessions.is_empty() {
+            idle_armed = false;
+        } else if !going_away {
+            if !idle_armed {
+                idle_armed = true;
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + h2.idle_timeout);
+            }
+            if idle.as_mut().poll(cx).is_ready() {
+                going_away = true;
+                connection.graceful_shutdown();
+                // Polled again for the GOAWAY to be sent.
+                cx.waker().wake_by_ref();
             }
         }
         // Once the connection is over, its streams fail: the sessions end.

@@ -62,6 +62,11 @@ fn config() -> Arc<Config> {
 
 /// A plain-TCP HTTP/2 server (prior knowledge) serving `hub`.
 async fn h2c_server(hub: Hub) -> SocketAddr {
+    h2c_server_with(hub, H2Config::default()).await
+}
+
+/// [`h2c_server`] with settings.
+async fn h2c_server_with(hub: Hub, h2: H2Config) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -71,14 +76,7 @@ async fn h2c_server(hub: Hub) -> SocketAddr {
             };
             let hub = hub.clone();
             tokio::spawn(async move {
-                let _ = http2::serve_h2_connection(
-                    stream,
-                    hub,
-                    config(),
-                    H2Config::default(),
-                    Some(peer),
-                )
-                .await;
+                let _ = http2::serve_h2_connection(stream, hub, config(), h2, Some(peer)).await;
             });
         }
     });
@@ -735,4 +733,26 @@ async fn shutdown_closes_h2_sessions_with_1001() {
         started.elapsed()
     );
     assert_eq!(closed.load(Ordering::SeqCst), 2);
+}
+
+/// A connection without a WebSocket is closed after `idle_timeout`; one
+/// with a WebSocket open is not.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let mut h2 = H2Config::default();
+    h2.idle_timeout = Duration::from_millis(400);
+    let addr = h2c_server_with(echo_hub(Arc::default()), h2).await;
+    // No stream at all: GOAWAY, then the connection ends.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (_client, connection) = bounded("h2 handshake", h2::client::handshake(tcp))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let _ = bounded("idle close", connection).await;
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    // A WebSocket open past the idle timeout keeps its connection.
+    let mut client = h2_client(addr).await;
+    let (mut ws, _) = Ws::open(&mut client, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    ws.echo("still open").await;
 }
