@@ -442,7 +442,8 @@ fn websocket_request(parts: &http::request::Parts) -> Result<Request, Reject> {
             Reject::new(405).with_body("CONNECT without :protocol: this server is not a proxy.")
         );
     };
-    if protocol.as_str() != "websocket" {
+    // Case-insensitive, as the HTTP/1.1 path reads `Upgrade: websocket`.
+    if !protocol.as_str().eq_ignore_ascii_case("websocket") {
         return Err(Reject::new(501).with_body(format!(
             "The protocol {:?} is not supported; use websocket.",
             protocol.as_str()

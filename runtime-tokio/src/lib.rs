@@ -58,6 +58,11 @@
 //! and a two-phase shutdown ([`ServerHandle::shutdown`]). The README has a
 //! complete example.
 //!
+//! ## WebSockets over HTTP/2
+//! With the `h2` feature, [`http2`] serves hub sessions (and the plain
+//! [`Server`]'s WebSockets) over HTTP/2 streams opened by extended CONNECT
+//! (RFC 8441), beside HTTP/1.1 on one TLS port chosen by ALPN.
+//!
 //! ## Clients: a stream, or callbacks
 //! Two shapes, both with `send_json`:
 //! - [`Client::connect`] and [`Client::next_event`]: a stream of
