@@ -31,13 +31,17 @@
 //! - any other method: `404`. Only WebSockets are served over HTTP/2 for
 //!   now: HTTP routes (hubbub-http) still need HTTP/1.1.
 //!
-//! **Why the `h2` crate rather than hyper.** hyper's server would add its
-//! service layer, executor and body types around the same `h2` crate, and
-//! its upgrade API hands back a type-erased `Upgraded` stream whose
-//! flow-control is released by hyper's own buffering. Using `h2` directly
-//! keeps the one thing this module needs — a stream's `RecvStream` and
-//! `SendStream` — under our control, so flow-control capacity is released
-//! exactly as the driver consumes bytes, and it pulls fewer crates.
+//! **Why the `h2` crate rather than hyper.** hyper's HTTP/2 server is
+//! this same crate behind a service layer, an executor and body types,
+//! and hands an accepted CONNECT over as a type-erased `Upgraded` I/O
+//! through `hyper::upgrade::on`, to be run in a task of its own. Only
+//! WebSocket streams are served here, so none of that layer is used; with
+//! `h2` directly the stream's `RecvStream` and `SendStream` are ours
+//! (flow-control capacity is released exactly as the driver consumes
+//! bytes), every session of a connection runs in the connection's own
+//! future (so the server loop's task count, grace period and abort cover
+//! them), GOAWAY is ours to send, and fewer crates are pulled. Serving
+//! HTTP routes over HTTP/2 later may be the reason to revisit this.
 //!
 //! **Flow control.** [`H2Stream`] releases a stream's receive capacity
 //! only as the driver reads bytes: a session that stops reading (its
