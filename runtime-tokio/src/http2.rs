@@ -8,7 +8,8 @@
 //! `200`, and the stream's DATA frames then carry the RFC 6455 frames,
 //! masked by the client as over HTTP/1.1.
 //!
-//! - [`serve_hub`]: a TLS server for a [`Hub`] offering ALPN `h2` and
+//! - [`start`] (a [`HubServer`](crate::HubServer) with TLS) or
+//!   [`serve_hub`]: a TLS server for a [`Hub`] offering ALPN `h2` and
 //!   `http/1.1`; after the TLS handshake the ALPN protocol picks the path:
 //!   `h2` runs [`serve_h2_connection`], anything else the HTTP/1.1
 //!   upgrade exactly as [`HubServer`](crate::HubServer) does.
@@ -188,6 +189,35 @@ pub fn serve_hub(
     Ok(HubHandle::new(server, hub))
 }
 
+/// [`serve_hub`] for a [`HubServer`](crate::HubServer) built as usual
+/// (`bind`, `tls`): its listener, hub, configuration and TLS acceptor,
+/// whose ALPN must offer `h2` ([`offer_h2`]). A server without TLS is an
+/// `InvalidInput` error: browsers speak HTTP/2 only under TLS.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use hubbub_tokio::{http2, Config, Hub, HubServer, TlsAcceptor};
+///
+/// # async fn run(hub: Hub) -> std::io::Result<()> {
+/// let acceptor = TlsAcceptor::from_pem_files("cert.pem", "key.pem")?;
+/// acceptor.reload(http2::offer_h2(&acceptor.config()));
+/// let server = HubServer::bind("127.0.0.1:9443", hub, Arc::new(Config::default()))
+///     .await?
+///     .tls(acceptor);
+/// let handle = http2::start(server, http2::H2Config::default())?;
+/// # let _ = handle; Ok(()) }
+/// ```
+pub fn start(server: crate::HubServer, h2: H2Config) -> io::Result<HubHandle> {
+    let acceptor = server.tls_acceptor().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "HTTP/2 is served under TLS: give the hub server a TLS acceptor",
+        )
+    })?;
+    let (listener, hub, config) = server.into_parts();
+    serve_hub(listener, hub, config, h2, acceptor)
+}
+
 /// [`serve_hub`]'s service: a connection under TLS picks HTTP/2 or
 /// HTTP/1.1 by its ALPN protocol.
 struct AlpnService {
@@ -325,7 +355,7 @@ where
     let handshake = server::Builder::new()
         .enable_connect_protocol()
         .max_concurrent_streams(h2.max_concurrent_streams)
-        .initial_window_size(h2.stream_window)
+        .initial_window_size(h2.stream_window.min((1 << 31) - 1))
         .initial_connection_window_size(h2.connection_window())
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
         .handshake::<_, Bytes>(io);

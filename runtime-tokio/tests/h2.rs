@@ -457,19 +457,17 @@ async fn python_h2_client() {
     handle.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A `HubServer` under TLS served by `http2::start` (ALPN h2, http/1.1).
 async fn tls_hub(pki: &Pki, hub: Hub) -> hubbub_tokio::HubHandle {
     let acceptor = hubbub_tokio::TlsAcceptor::from_pem_files(&pki.cert, &pki.key).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    // Without h2 in its ALPN, refused.
-    let error = http2::serve_hub(
-        listener,
-        hub.clone(),
-        config(),
-        H2Config::default(),
-        acceptor.clone(),
-    )
-    .err()
-    .unwrap();
+    let bind = || hubbub_tokio::HubServer::bind("127.0.0.1:0", hub.clone(), config());
+    // Without TLS, or without h2 in its ALPN: refused.
+    let error = http2::start(bind().await.unwrap(), H2Config::default())
+        .err()
+        .unwrap();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let server = bind().await.unwrap().tls(acceptor.clone());
+    let error = http2::start(server, H2Config::default()).err().unwrap();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     acceptor.reload(http2::offer_h2(&acceptor.config()));
     // A reload from the files keeps offering h2.
@@ -478,8 +476,8 @@ async fn tls_hub(pki: &Pki, hub: Hub) -> hubbub_tokio::HubHandle {
         acceptor.config().alpn_protocols,
         [b"h2".to_vec(), b"http/1.1".to_vec()]
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    http2::serve_hub(listener, hub, config(), H2Config::default(), acceptor).unwrap()
+    let server = bind().await.unwrap().tls(acceptor);
+    http2::start(server, H2Config::default()).unwrap()
 }
 
 /// A test CA and a server certificate for 127.0.0.1 and localhost, as PEM
