@@ -86,8 +86,16 @@ async fn h2c_server_with(hub: Hub, h2: H2Config) -> SocketAddr {
 /// An HTTP/2 client connection, once the server's SETTINGS allowed
 /// extended CONNECT.
 async fn h2_client(addr: SocketAddr) -> SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = bounded("h2 handshake", h2::client::handshake(tcp))
+    h2_over(TcpStream::connect(addr).await.unwrap()).await
+}
+
+/// An HTTP/2 client connection over `io`, once the server's SETTINGS
+/// allowed extended CONNECT.
+async fn h2_over<T>(io: T) -> SendRequest<Bytes>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, connection) = bounded("h2 handshake", h2::client::handshake(io))
         .await
         .unwrap();
     tokio::spawn(async move {
@@ -680,24 +688,7 @@ async fn h2_tls_client(addr: SocketAddr, ca: &std::path::Path) -> SendRequest<By
     let mut tls = TlsStream::client(tcp, Arc::new(config), name).unwrap();
     bounded("TLS handshake", tls.handshake()).await.unwrap();
     assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
-    let (client, connection) = bounded(
-        "h2 handshake",
-        h2::client::handshake(http2::TransportIo(tls)),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut client = bounded("ready", client.ready()).await.unwrap();
-    for _ in 0..200 {
-        if client.is_extended_connect_protocol_enabled() {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        client = bounded("ready", client.ready()).await.unwrap();
-    }
-    panic!("the server did not enable extended CONNECT");
+    h2_over(http2::TransportIo(tls)).await
 }
 
 /// `serve_hub`'s shutdown closes the sessions on HTTP/2 streams with 1001

@@ -144,6 +144,17 @@ async fn two_nodes(redis: &Redis) -> (Hub, Hub) {
     (a, b)
 }
 
+/// A server for each of `a` and `b` (kept in the third value), and a
+/// client connected to each.
+async fn one_client_each<R: Rt>(a: &Hub, b: &Hub) -> (Peer, Peer, [HubHandle; 2]) {
+    let servers = [
+        start_hub::<R>(a.clone()).await,
+        start_hub::<R>(b.clone()).await,
+    ];
+    let (on_a, on_b) = (connect(&servers[0]).await, connect(&servers[1]).await);
+    (on_a, on_b, servers)
+}
+
 /// Wait until the node's engine reaches Redis.
 async fn up(hub: &Hub) {
     until("the engine is up", || hub.metrics().engine.up.get() == 1).await;
@@ -192,12 +203,7 @@ fn id_of(message: &Value) -> u64 {
 async fn one_order_on_every_node<R: Rt>() {
     let redis = Redis::start();
     let (a, b) = two_nodes(&redis).await;
-    let (server_a, server_b) = (
-        start_hub::<R>(a.clone()).await,
-        start_hub::<R>(b.clone()).await,
-    );
-    let mut on_a = connect(&server_a).await;
-    let mut on_b = connect(&server_b).await;
+    let (mut on_a, mut on_b, _servers) = one_client_each::<R>(&a, &b).await;
     for peer in [&mut on_a, &mut on_b] {
         assert_eq!(join(peer, "r", 0).await["type"], "room.resumed");
     }
@@ -556,12 +562,7 @@ async fn a_stopped_node_leaves_presence_at_once<R: Rt>() {
 async fn presence_spans_nodes<R: Rt>() {
     let redis = Redis::start();
     let (a, b) = two_nodes(&redis).await;
-    let (server_a, server_b) = (
-        start_hub::<R>(a.clone()).await,
-        start_hub::<R>(b.clone()).await,
-    );
-    let mut on_a = connect(&server_a).await;
-    let mut on_b = connect(&server_b).await;
+    let (mut on_a, mut on_b, _servers) = one_client_each::<R>(&a, &b).await;
     join(&mut on_a, "p", 0).await;
     join(&mut on_b, "p", 0).await;
     let presence = |hub: &Hub| {
