@@ -37,6 +37,8 @@ mod client_builder;
 pub mod engine;
 mod envelope;
 mod history;
+#[cfg(feature = "h2")]
+pub mod http2;
 mod hub;
 #[cfg(feature = "jwt")]
 mod jwt;

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub connections_total: Counter,
     /// Sessions open now.
     pub connections_active: Counter,
+    /// Sessions opened over an HTTP/2 stream (RFC 8441); the others of
+    /// `connections_total` came over HTTP/1.1.
+    pub h2_sessions: Counter,
     /// Messages received (text and binary).
     pub messages_in: Counter,
     /// Payload bytes received.

@@ -16,7 +16,7 @@ use hubbub_core::{CloseCode, Closed, Event, HandshakeError, Initiator, Message};
 
 use hubbub_ws::driver::{Driver, OpenError, Timer, Transport};
 
-use crate::{ConnectionSlot, Hub, Session, SessionError, SessionInfo};
+use crate::{ConnectionSlot, Hub, Identity, Session, SessionError, SessionInfo};
 
 /// At most this many bytes wait in the protocol core; the rest of a
 /// session's sends wait in its bounded queue, where the slow-consumer policy
@@ -158,15 +158,27 @@ pub fn run_upgraded_session<T: Transport, K: Timer>(
 /// [`run_upgraded_session`] for a connection admitted with
 /// [`Hub::admit`]: the session holds `slot` and gives the place back when
 /// it ends.
-#[allow(clippy::manual_async_fn)]
 pub fn run_admitted_session<T: Transport, K: Timer>(
-    mut driver: Driver<T, K>,
+    driver: Driver<T, K>,
     hub: Hub,
     info: SessionInfo,
     slot: ConnectionSlot,
 ) -> impl Future<Output = ()> {
+    run_admitted(driver, hub, info, None, slot)
+}
+
+/// [`run_admitted_session`] with the `identity` the upgrade request's
+/// token proved (the session starts authenticated as it).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run_admitted<T: Transport, K: Timer>(
+    mut driver: Driver<T, K>,
+    hub: Hub,
+    info: SessionInfo,
+    identity: Option<Identity>,
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> {
     async move {
-        match hub.open_with(info, None, slot) {
+        match hub.open_with(info, identity, slot) {
             Some(session) => serve_open(&mut driver, &hub, session).await,
             None => refuse(&mut driver).await,
         }

@@ -96,8 +96,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "h2")]
-pub mod http2;
 mod rt;
 #[cfg(feature = "signal")]
 mod signal;

@@ -177,6 +177,53 @@ macro_rules! runtime_front {
         #[cfg(feature = "hub")]
         pub type HubServer = ::hubbub_hub::HubServer<$rt>;
 
+        /// WebSockets over HTTP/2 (RFC 8441) on this runtime (feature
+        /// `h2`; see [`hubbub_ws::h2`] and [`hubbub_hub::http2`]).
+        #[cfg(feature = "h2")]
+        pub mod http2 {
+            // The runtime's and the front's names.
+            use super::*;
+
+            pub use ::hubbub_hub::http2::{h2_acceptor, is_h2, start};
+            pub use $crate::h2::{
+                offer_h2, serve_connection, H2Config, H2Io, H2Stream, TransportIo, ALPN_H2,
+            };
+
+            /// A WebSocket over one HTTP/2 stream, as [`serve_h2_websockets`]
+            /// hands it to its handler.
+            pub type H2WebSocket = $crate::h2::H2WebSocket<$rt>;
+
+            /// Serve one HTTP/2 connection on `io` (under TLS with ALPN `h2`,
+            /// or plain TCP with prior knowledge): each WebSocket stream is
+            /// a session of `hub` (see [`hubbub_hub::http2::serve_h2_connection`]).
+            pub async fn serve_h2_connection<I: H2Io>(
+                io: I,
+                hub: Hub,
+                config: ::std::sync::Arc<Config>,
+                h2: H2Config,
+                peer: ::std::option::Option<::std::net::SocketAddr>,
+            ) -> ::std::io::Result<()> {
+                ::hubbub_hub::http2::serve_h2_connection::<$rt, I>(io, hub, config, h2, peer).await
+            }
+
+            /// Serve one HTTP/2 connection on `io` for the plain
+            /// [`Server`](super::Server): its decision and configuration,
+            /// `handler` per WebSocket (see [`hubbub_ws::h2::serve_h2_websockets`]).
+            pub async fn serve_h2_websockets<I, H, F>(
+                io: I,
+                server: Server,
+                h2: H2Config,
+                handler: H,
+            ) -> ::std::io::Result<()>
+            where
+                I: H2Io,
+                H: Fn(H2WebSocket, Request) -> F,
+                F: ::std::future::Future<Output = ()> + Send + 'static,
+            {
+                $crate::h2::serve_h2_websockets::<$rt, I, H, F>(io, server, h2, handler).await
+            }
+        }
+
         /// HTTP beside the WebSocket (see [`hubbub_http`]).
         #[cfg(feature = "http")]
         pub use ::hubbub_http as http;

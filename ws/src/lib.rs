@@ -25,6 +25,8 @@ pub mod driver;
 mod error;
 mod flag;
 mod front;
+#[cfg(feature = "h2")]
+pub mod h2;
 mod maybe_tls;
 pub mod runtime;
 mod server;
