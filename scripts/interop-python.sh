@@ -20,8 +20,8 @@
 #   7. its client against `chat` with PRESENCE_EVENTS=true: acknowledged
 #      messages and presence, on each runtime (chat_engine.py);
 #   8. Python's `h2` package over TLS with ALPN h2: WebSockets over HTTP/2
-#      (RFC 8441) against a hub on tokio (interop/python/h2_websocket.py,
-#      run by runtime-tokio/tests/h2.rs `python_h2_client`).
+#      (RFC 8441) against a hub on every runtime (interop/python/h2_websocket.py,
+#      run by tests/tests/h2.rs `python_h2_client`).
 # The test CA and the server certificate (127.0.0.1, localhost) are made
 # by scripts/test-certs.sh (openssl), in a temporary directory.
 # Loopback only; every step has a time limit. Exits non-zero on failure.
@@ -140,7 +140,7 @@ for RUNTIME in tokio smol mio; do
 done
 
 # 8. Python's h2 package: WebSockets over HTTP/2 on one TLS connection.
-echo "== Python h2 client -> hub over HTTP/2 (RFC 8441, tokio)"
+echo "== Python h2 client -> hub over HTTP/2 (RFC 8441, every runtime)"
 HUBBUB_PYTHON="$PY" timeout 600 \
-    cargo test --quiet -p hubbub-tokio --test h2 -- --ignored --exact python_h2_client
+    cargo test --quiet -p hubbub-tests --test h2 -- --ignored --exact python_h2_client
 echo "interop: all passed"

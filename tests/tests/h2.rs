@@ -1,37 +1,35 @@
-//! WebSockets over HTTP/2 (RFC 8441, feature `h2`): hub sessions on
-//! extended CONNECT streams, driven by the `h2` crate's *client* (an
-//! HTTP/2 peer independent of the server code under test) writing and
-//! reading RFC 6455 frames by hand; and, over TLS with ALPN, the Python
-//! `h2` package (`python_h2_client`, run by scripts/interop-python.sh).
+//! WebSockets over HTTP/2 (RFC 8441, feature `h2`) on every runtime: hub
+//! sessions and the plain `Server`'s WebSockets on extended CONNECT
+//! streams, driven by the `h2` crate's *client* on tokio (an HTTP/2 peer
+//! independent of the server code under test) writing and reading RFC 6455
+//! frames by hand; and, over TLS with ALPN, the Python `h2` package
+//! (`python_h2_client`, run by scripts/interop-python.sh).
 //!
-//! `cargo test -p hubbub-tokio --features h2 --test h2`
+//! `cargo test -p hubbub-tests --test h2`
+
+mod common;
 
 use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
 
 use bytes::{Buf, Bytes, BytesMut};
+use common::{bounded, certs::TestPki, until};
 use h2::{client::SendRequest, RecvStream, SendStream};
-use hubbub_tokio::{
-    http2::{self, H2Config},
-    Accept, ClientConfig, Config, DeflateConfig, Hub, Message,
+use hubbub_core::DeflateConfig;
+use hubbub_hub::{http2, Auth, JwtAuth, TokenSource};
+use hubbub_tests::prelude::*;
+use hubbub_ws::{
+    h2::{serve_h2_websockets, H2Config, H2WebSocket, TransportIo},
+    tls::TlsAcceptor,
 };
-use tokio::net::{TcpListener, TcpStream};
-
-/// Every wait in these tests is bounded by this.
-const LIMIT: Duration = Duration::from_secs(10);
-
-async fn bounded<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
+use tokio::net::TcpStream;
 
 /// A hub that echoes text on `/chat`, picks subprotocol `chat` when
 /// offered, and counts closed sessions.
@@ -60,25 +58,45 @@ fn config() -> Arc<Config> {
     })
 }
 
-/// A plain-TCP HTTP/2 server (prior knowledge) serving `hub`.
-async fn h2c_server(hub: Hub) -> SocketAddr {
-    h2c_server_with(hub, H2Config::default()).await
+/// A plain-TCP HTTP/2 server (prior knowledge) serving `hub` on runtime
+/// `R`.
+async fn h2c_server<R: Rt>(hub: Hub) -> SocketAddr {
+    h2c_server_with::<R>(hub, H2Config::default()).await
 }
 
 /// [`h2c_server`] with settings.
-async fn h2c_server_with(hub: Hub, h2: H2Config) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn h2c_server_with<R: Rt>(hub: Hub, h2: H2Config) -> SocketAddr {
+    let (listener, addr) = listen::<R>();
     tokio::spawn(async move {
+        // Ends with the test's runtime.
         loop {
-            let Ok((stream, peer)) = listener.accept().await else {
+            let Ok((stream, peer)) = R::accept(&listener).await else {
                 return;
             };
-            let hub = hub.clone();
+            let io = TransportIo(stream);
+            let serve =
+                http2::serve_h2_connection::<R, _>(io, hub.clone(), config(), h2, Some(peer));
             tokio::spawn(async move {
-                let _ = http2::serve_h2_connection(stream, hub, config(), h2, Some(peer)).await;
+                let _ = serve.await;
             });
         }
+    });
+    addr
+}
+
+/// The plain `Server` of runtime `R` over HTTP/2 on one accepted
+/// connection, `handler` per WebSocket.
+fn h2c_plain_server<R, H, F>(server: Server<R>, handler: H) -> SocketAddr
+where
+    R: Rt,
+    H: Fn(H2WebSocket<R>, Request) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (listener, addr) = listen::<R>();
+    tokio::spawn(async move {
+        let (stream, _) = R::accept(&listener).await.unwrap();
+        let io = TransportIo(stream);
+        let _ = serve_h2_websockets(io, server, H2Config::default(), handler).await;
     });
     addr
 }
@@ -158,11 +176,19 @@ impl Ws {
         client: &mut SendRequest<Bytes>,
         headers: &[(&str, &str)],
     ) -> (Ws, http::response::Parts) {
+        Ws::open_at(client, "/chat", headers).await
+    }
+
+    async fn open_at(
+        client: &mut SendRequest<Bytes>,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (Ws, http::response::Parts) {
         let mut all = vec![("sec-websocket-version", "13")];
         all.extend_from_slice(headers);
         let (parts, recv, send) = open(
             client,
-            connect_request("CONNECT", "/chat", Some("websocket"), &all),
+            connect_request("CONNECT", path, Some("websocket"), &all),
         )
         .await;
         assert_eq!(parts.status, 200, "{parts:?}");
@@ -241,11 +267,10 @@ fn parse_frame(buf: &mut BytesMut) -> Option<(u8, Vec<u8>)> {
     Some((opcode, buf.split_to(len).to_vec()))
 }
 
-#[tokio::test]
-async fn several_websockets_on_one_connection() {
+async fn several_websockets_on_one_connection<R: Rt>() {
     let closed = Arc::new(AtomicUsize::new(0));
     let hub = echo_hub(closed.clone());
-    let addr = h2c_server(hub.clone()).await;
+    let addr = h2c_server::<R>(hub.clone()).await;
     let mut client = h2_client(addr).await;
     let mut sockets = Vec::new();
     for _ in 0..3 {
@@ -282,9 +307,8 @@ async fn several_websockets_on_one_connection() {
     assert_eq!(hub.session_count(), 2);
 }
 
-#[tokio::test]
-async fn subprotocol_and_deflate_are_negotiated() {
-    let addr = h2c_server(echo_hub(Arc::default())).await;
+async fn subprotocol_and_deflate_are_negotiated<R: Rt>() {
+    let addr = h2c_server::<R>(echo_hub(Arc::default())).await;
     let mut client = h2_client(addr).await;
     let (mut ws, parts) = Ws::open(
         &mut client,
@@ -307,11 +331,10 @@ async fn subprotocol_and_deflate_are_negotiated() {
     assert_eq!(ws.frame().await.0, 0x1);
 }
 
-#[tokio::test]
-async fn malformed_and_refused_requests_get_errors() {
+async fn malformed_and_refused_requests_get_errors<R: Rt>() {
     let closed = Arc::new(AtomicUsize::new(0));
     let hub = echo_hub(closed.clone());
-    let addr = h2c_server(hub.clone()).await;
+    let addr = h2c_server::<R>(hub.clone()).await;
     let mut client = h2_client(addr).await;
     let v13 = [("sec-websocket-version", "13")];
     let version = |v: &'static str| [("sec-websocket-version", v)];
@@ -387,11 +410,10 @@ async fn malformed_and_refused_requests_get_errors() {
     assert_eq!(closed.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
-async fn a_stream_reset_mid_message_ends_only_its_session() {
+async fn a_stream_reset_mid_message_ends_only_its_session<R: Rt>() {
     let closed = Arc::new(AtomicUsize::new(0));
     let hub = echo_hub(closed.clone());
-    let addr = h2c_server(hub.clone()).await;
+    let addr = h2c_server::<R>(hub.clone()).await;
     let mut client = h2_client(addr).await;
     let (mut doomed, _) = Ws::open(&mut client, &[]).await;
     let (mut other, _) = Ws::open(&mut client, &[]).await;
@@ -414,15 +436,17 @@ async fn a_stream_reset_mid_message_ends_only_its_session() {
 
 /// A TLS server offering ALPN `h2` and `http/1.1` (`http2::serve_hub`):
 /// our own HTTP/1.1 client takes the HTTP/1.1 path, unchanged.
-#[tokio::test]
-async fn http1_still_served_beside_h2_on_the_tls_port() {
-    let pki = Pki::new("http1");
-    let handle = tls_hub(&pki, echo_hub(Arc::default())).await;
+async fn http1_still_served_beside_h2_on_the_tls_port<R: Rt>() {
+    let pki = TestPki::new("h2-http1");
+    let handle = tls_hub::<R>(&pki, echo_hub(Arc::default())).await;
     let url = format!("wss://localhost:{}/chat", handle.local_addr().port());
     let config = ClientConfig::default().trust_pem_ca(&pki.ca).unwrap();
-    let (mut ws, _) = bounded("connect", hubbub_tokio::connect_with(url.as_str(), &config))
-        .await
-        .unwrap();
+    let (mut ws, _) = bounded(
+        "connect",
+        hubbub_ws::connect_with::<R>(url.as_str(), &config),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         ws.get_ref().tls().unwrap().alpn_protocol(),
         Some(&b"http/1.1"[..])
@@ -433,134 +457,28 @@ async fn http1_still_served_beside_h2_on_the_tls_port() {
     handle.shutdown(Duration::from_secs(1)).await;
 }
 
-/// The Python `h2` package over TLS with ALPN `h2` (interop/python/h2_websocket.py).
-#[tokio::test]
-#[ignore = "needs Python's h2 package: run scripts/interop-python.sh"]
-async fn python_h2_client() {
-    let python = std::env::var("HUBBUB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let pki = Pki::new("python");
-    let closed = Arc::new(AtomicUsize::new(0));
-    let hub = echo_hub(closed.clone());
-    let handle = tls_hub(&pki, hub.clone()).await;
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/python/h2_websocket.py");
-    let mut child = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(handle.local_addr().port().to_string())
-        .arg(&pki.ca)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let status = bounded("python", child.wait()).await.unwrap();
-    assert!(status.success(), "h2_websocket.py: {status}");
-    // Every session it opened has ended (closed, reset, or its connection gone).
-    for _ in 0..300 {
-        if hub.session_count() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(hub.session_count(), 0);
-    assert!(closed.load(Ordering::SeqCst) >= 4);
-    handle.shutdown(Duration::from_secs(1)).await;
-}
-
-/// A `HubServer` under TLS served by `http2::start` (ALPN h2, http/1.1).
-async fn tls_hub(pki: &Pki, hub: Hub) -> hubbub_tokio::HubHandle {
-    let acceptor = hubbub_tokio::TlsAcceptor::from_pem_files(&pki.cert, &pki.key).unwrap();
-    let bind = || hubbub_tokio::HubServer::bind("127.0.0.1:0", hub.clone(), config());
-    // Without TLS, or without h2 in its ALPN: refused.
-    let error = http2::start(bind().await.unwrap(), H2Config::default())
-        .err()
-        .unwrap();
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
-    let server = bind().await.unwrap().tls(acceptor.clone());
-    let error = http2::start(server, H2Config::default()).err().unwrap();
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
-    acceptor.reload(http2::offer_h2(&acceptor.config()));
-    // A reload from the files keeps offering h2.
-    acceptor.reload_from_files().unwrap();
-    assert_eq!(
-        acceptor.config().alpn_protocols,
-        [b"h2".to_vec(), b"http/1.1".to_vec()]
-    );
-    let server = bind().await.unwrap().tls(acceptor);
-    http2::start(server, H2Config::default()).unwrap()
-}
-
-/// A test CA and a server certificate for 127.0.0.1 and localhost, as PEM
-/// files in a temporary directory.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let dir = std::env::temp_dir().join(format!("hubbub-h2-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "hubbub h2 test CA");
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        let pki = Pki {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("server.pem"),
-            key: dir.join("server.key"),
-            dir,
-        };
-        std::fs::write(&pki.ca, issuer.pem()).unwrap();
-        std::fs::write(&pki.cert, cert.pem()).unwrap();
-        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
-        pki
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The plain `Server` over HTTP/2: its `decide` (origin check, subprotocol)
 /// and a handler per WebSocket, several on one connection.
-#[tokio::test]
-async fn plain_server_decides_and_echoes() {
-    let server = hubbub_tokio::Server::new(Config::default()).decide(|request| {
+async fn plain_server_decides_and_echoes<R: Rt>() {
+    let server = Server::<R>::new(Config::default()).decide(|request| {
         if request.origin() == Some("https://evil.example") {
-            return Err(hubbub_tokio::Reject::forbidden());
+            return Err(Reject::forbidden());
         }
         Ok(Accept::new().protocol("echo"))
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let handler = |mut ws: http2::H2WebSocket, request: hubbub_tokio::Request| async move {
-            assert!(request.is_extended_connect());
-            while let Some(Ok(message)) = ws.recv().await {
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                let reply = format!("echo: {text}");
-                if ws.send(Message::text(reply)).await.is_err() {
-                    break;
-                }
+    let handler = |mut ws: H2WebSocket<R>, request: Request| async move {
+        assert!(request.is_extended_connect());
+        while let Some(Ok(message)) = ws.recv().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let reply = format!("echo: {text}");
+            if ws.send(Message::text(reply)).await.is_err() {
+                break;
             }
-        };
-        let _ = http2::serve_h2_websockets(stream, server, H2Config::default(), handler).await;
-    });
+        }
+    };
+    let addr = h2c_plain_server(server, handler);
     let mut client = h2_client(addr).await;
     let offer = [("sec-websocket-protocol", "echo")];
     let (mut one, parts) = Ws::open(&mut client, &offer).await;
@@ -586,37 +504,30 @@ async fn plain_server_decides_and_echoes() {
 /// A WebSocket whose handler does not read holds its peer to the stream's
 /// window (64 KiB) through flow control, while another WebSocket on the
 /// same connection goes on; once the handler reads, the window reopens.
-#[tokio::test]
-async fn a_session_that_does_not_read_stops_only_its_stream() {
+async fn a_session_that_does_not_read_stops_only_its_stream<R: Rt>() {
     let go = Arc::new(tokio::sync::Notify::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let notified = go.clone();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let handler = move |mut ws: http2::H2WebSocket, request: hubbub_tokio::Request| {
-            let go = notified.clone();
-            async move {
-                if request.path() == "/stall" {
-                    go.notified().await;
-                }
-                while let Some(Ok(message)) = ws.recv().await {
-                    let Message::Text(text) = message else {
-                        continue;
-                    };
-                    if ws
-                        .send(Message::text(format!("echo: {text}")))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+    let handler = move |mut ws: H2WebSocket<R>, request: Request| {
+        let go = notified.clone();
+        async move {
+            if request.path() == "/stall" {
+                go.notified().await;
+            }
+            while let Some(Ok(message)) = ws.recv().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                if ws
+                    .send(Message::text(format!("echo: {text}")))
+                    .await
+                    .is_err()
+                {
+                    break;
                 }
             }
-        };
-        let server = hubbub_tokio::Server::new(Config::default());
-        let _ = http2::serve_h2_websockets(stream, server, H2Config::default(), handler).await;
-    });
+        }
+    };
+    let addr = h2c_plain_server(Server::<R>::new(Config::default()), handler);
     let mut client = h2_client(addr).await;
     let v13 = [("sec-websocket-version", "13")];
     let (parts, recv, send) = open(
@@ -677,28 +588,13 @@ async fn a_session_that_does_not_read_stops_only_its_stream() {
     stalled.echo("done").await;
 }
 
-/// An HTTP/2 client over TLS with ALPN `h2` (hubbub's TLS stream on the
-/// client side, the `h2` crate's client above it).
-async fn h2_tls_client(addr: SocketAddr, ca: &std::path::Path) -> SendRequest<Bytes> {
-    use hubbub_tokio::tls::{client_config_with_ca_file, rustls::pki_types::ServerName, TlsStream};
-    let mut config = Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = hubbub_tokio::Io(TcpStream::connect(addr).await.unwrap());
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = TlsStream::client(tcp, Arc::new(config), name).unwrap();
-    bounded("TLS handshake", tls.handshake()).await.unwrap();
-    assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
-    h2_over(http2::TransportIo(tls)).await
-}
-
 /// `serve_hub`'s shutdown closes the sessions on HTTP/2 streams with 1001
 /// too, waits for them, and ends the connection with GOAWAY.
-#[tokio::test]
-async fn shutdown_closes_h2_sessions_with_1001() {
-    let pki = Pki::new("shutdown");
+async fn shutdown_closes_h2_sessions_with_1001<R: Rt>() {
+    let pki = TestPki::new("h2-shutdown");
     let closed = Arc::new(AtomicUsize::new(0));
     let hub = echo_hub(closed.clone());
-    let handle = tls_hub(&pki, hub.clone()).await;
+    let handle = tls_hub::<R>(&pki, hub.clone()).await;
     let mut client = h2_tls_client(handle.local_addr(), &pki.ca).await;
     let (mut one, _) = Ws::open(&mut client, &[]).await;
     let (mut two, _) = Ws::open(&mut client, &[]).await;
@@ -726,11 +622,10 @@ async fn shutdown_closes_h2_sessions_with_1001() {
 
 /// A connection without a WebSocket is closed after `idle_timeout`; one
 /// with a WebSocket open is not.
-#[tokio::test]
-async fn idle_connections_are_closed() {
+async fn idle_connections_are_closed<R: Rt>() {
     let mut h2 = H2Config::default();
     h2.idle_timeout = Duration::from_millis(400);
-    let addr = h2c_server_with(echo_hub(Arc::default()), h2).await;
+    let addr = h2c_server_with::<R>(echo_hub(Arc::default()), h2).await;
     // No stream at all: GOAWAY, then the connection ends.
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (_client, connection) = bounded("h2 handshake", h2::client::handshake(tcp))
@@ -745,3 +640,140 @@ async fn idle_connections_are_closed() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     ws.echo("still open").await;
 }
+
+/// A `HubServer` of runtime `R` under TLS served by `http2::start` (ALPN
+/// h2, http/1.1).
+async fn tls_hub<R: Rt>(pki: &TestPki, hub: Hub) -> HubHandle {
+    let files = pki.server("server");
+    let acceptor = TlsAcceptor::from_pem_files(&files.cert, &files.key).unwrap();
+    let bind = || HubServer::<R>::bind("127.0.0.1:0", hub.clone(), config());
+    // Without TLS, or without h2 in its ALPN: refused.
+    let error = http2::start(bind().await.unwrap(), H2Config::default())
+        .err()
+        .unwrap();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let server = bind().await.unwrap().tls(acceptor.clone());
+    let error = http2::start(server, H2Config::default()).err().unwrap();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    acceptor.reload(hubbub_ws::h2::offer_h2(&acceptor.config()));
+    // A reload from the files keeps offering h2.
+    acceptor.reload_from_files().unwrap();
+    assert_eq!(
+        acceptor.config().alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    let server = bind().await.unwrap().tls(acceptor);
+    http2::start(server, H2Config::default()).unwrap()
+}
+
+/// An HTTP/2 client over TLS with ALPN `h2` (hubbub's TLS stream on the
+/// client side, the `h2` crate's client above it).
+async fn h2_tls_client(addr: SocketAddr, ca: &std::path::Path) -> SendRequest<Bytes> {
+    use hubbub_ws::tls::{client_config_with_ca_file, rustls::pki_types::ServerName, TlsStream};
+    let mut config = Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = hubbub_tokio::Io(TcpStream::connect(addr).await.unwrap());
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = TlsStream::client(tcp, Arc::new(config), name).unwrap();
+    bounded("TLS handshake", tls.handshake()).await.unwrap();
+    assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
+    h2_over(TransportIo(tls)).await
+}
+
+const SECRET: &[u8] = b"h2 test secret";
+
+/// An HS256 token for `user`, valid for an hour.
+fn token(user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"sub": user, "exp": now + 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+/// The identity a CONNECT request's token proves is the session's (as
+/// over HTTP/1.1): no auth message needed; a missing or forged token is
+/// refused with 401 and no session opens.
+async fn the_connect_token_authenticates_the_session<R: Rt>() {
+    let users = Arc::new(Mutex::new(Vec::new()));
+    let seen = users.clone();
+    let hub = Hub::builder()
+        .authenticate(Auth::new(JwtAuth::hs256(SECRET)).sources([TokenSource::Header]))
+        .on_open(move |session| {
+            let user = session.user().unwrap_or_default().to_owned();
+            seen.lock().unwrap().push(user.clone());
+            let _ = session.send_text(format!("hello {user}"));
+        })
+        .build();
+    let addr = h2c_server::<R>(hub.clone()).await;
+    let mut client = h2_client(addr).await;
+    let bearer = format!("Bearer {}", token("ada"));
+    let (mut ws, _) = Ws::open_at(&mut client, "/", &[("authorization", &bearer)]).await;
+    let (opcode, payload) = ws.frame().await;
+    assert_eq!((opcode, payload), (0x1, b"hello ada".to_vec()));
+    assert_eq!(*users.lock().unwrap(), ["ada"]);
+    assert_eq!(hub.metrics().h2_sessions.get(), 1);
+    let forged = format!("Bearer {}x", token("bo"));
+    for headers in [
+        vec![("sec-websocket-version", "13")],
+        vec![("sec-websocket-version", "13"), ("authorization", &forged)],
+    ] {
+        let request = connect_request("CONNECT", "/", Some("websocket"), &headers);
+        let (parts, _recv, _send) = open(&mut client, request).await;
+        assert_eq!(parts.status, 401, "{headers:?}");
+    }
+    assert_eq!(*users.lock().unwrap(), ["ada"]);
+    assert_eq!(hub.metrics().h2_sessions.get(), 1);
+}
+
+/// The Python `h2` package over TLS with ALPN `h2`
+/// (interop/python/h2_websocket.py) against a hub on every runtime.
+#[test]
+#[ignore = "needs Python's h2 package: run scripts/interop-python.sh"]
+fn python_h2_client() {
+    hubbub_tests::run(python_h2_client_on::<hubbub_tests::Tokio>());
+    hubbub_tests::run(python_h2_client_on::<hubbub_tests::Smol>());
+    hubbub_tests::run(python_h2_client_on::<hubbub_tests::Mio>());
+}
+
+async fn python_h2_client_on<R: Rt>() {
+    let python = std::env::var("HUBBUB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let pki = TestPki::new("h2-python");
+    let closed = Arc::new(AtomicUsize::new(0));
+    let hub = echo_hub(closed.clone());
+    let handle = tls_hub::<R>(&pki, hub.clone()).await;
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/python/h2_websocket.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(handle.local_addr().port().to_string())
+        .arg(&pki.ca)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = bounded("python", child.wait()).await.unwrap();
+    assert!(status.success(), "h2_websocket.py: {status}");
+    // Every session it opened has ended (closed, reset, or its connection gone).
+    until("sessions ended", || hub.session_count() == 0).await;
+    assert!(closed.load(Ordering::SeqCst) >= 4);
+    handle.shutdown(Duration::from_secs(1)).await;
+}
+
+hubbub_tests::cross_runtime!(
+    several_websockets_on_one_connection,
+    subprotocol_and_deflate_are_negotiated,
+    malformed_and_refused_requests_get_errors,
+    a_stream_reset_mid_message_ends_only_its_session,
+    http1_still_served_beside_h2_on_the_tls_port,
+    plain_server_decides_and_echoes,
+    a_session_that_does_not_read_stops_only_its_stream,
+    shutdown_closes_h2_sessions_with_1001,
+    idle_connections_are_closed,
+    the_connect_token_authenticates_the_session,
+);
