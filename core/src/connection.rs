@@ -13,8 +13,8 @@ use crate::{
     extension::{Extension, Offer},
     frame::Header,
     handshake::{
-        self, parse_request, write_switching_protocols, Accept, BareLf, ClientRequest,
-        HandshakeError, HeadScan, Reject, Request, Response,
+        self, parse_request, switching_protocols, Accept, BareLf, ClientRequest, HandshakeError,
+        HeadScan, Reject, Request, Response,
     },
     inbox::{Context, Inbound, Inbox},
     outbox::{Outbox, COALESCE_LIMIT},
@@ -357,14 +357,12 @@ impl Connection {
         let Some(request) = self.request() else {
             return Err(UsageError::NoPendingRequest);
         };
-        let upgrade = request.negotiate(&self.config, accept)?;
+        let (head, negotiated) = switching_protocols(request, &self.config, accept)?;
         let Some(Handshake::Decision { after_head, .. }) = self.take_decision() else {
             return Err(UsageError::NoPendingRequest);
         };
-        let mut head = Vec::new();
-        write_switching_protocols(&upgrade.headers, &mut head);
         self.outbox.push_owned(head.into());
-        self.open_negotiated(now, upgrade.negotiated);
+        self.open_negotiated(now, negotiated);
         if !after_head.is_empty() {
             self.read_frames(now, &after_head);
         }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::{
     extension::{Extension, Offer},
-    handshake::accept_key,
+    handshake::{accept_key_in, ACCEPT_LEN},
     Accept, Config, Request, UsageError,
 };
 
@@ -94,35 +94,52 @@ impl Request {
     ///
     /// [`Config::deflate`]: crate::Config
     pub fn negotiate(&self, config: &Config, accept: Accept) -> Result<Upgrade, UsageError> {
+        let mut headers = Vec::with_capacity(5 + accept.headers.len());
+        let negotiated = self.negotiate_with(config, accept, |name, value| {
+            headers.push((name.to_owned(), value.to_owned()));
+        })?;
+        Ok(Upgrade {
+            headers,
+            negotiated,
+        })
+    }
+
+    /// [`negotiate`](Self::negotiate), handing the answer's headers to
+    /// `emit` in order instead of collecting them (the `101` is written
+    /// from them without a copy of each).
+    pub(crate) fn negotiate_with(
+        &self,
+        config: &Config,
+        accept: Accept,
+        mut emit: impl FnMut(&str, &str),
+    ) -> Result<Negotiated, UsageError> {
         if let Some(chosen) = &accept.protocol {
             if !self.protocols().contains(chosen) {
                 return Err(UsageError::UnofferedProtocol(chosen.clone()));
             }
         }
         let extension = negotiate_extension(config, self.extensions());
-        let mut headers = Vec::with_capacity(5 + accept.headers.len());
-        if !self.extended_connect {
-            headers.push(("Upgrade".into(), "websocket".into()));
-            headers.push(("Connection".into(), "Upgrade".into()));
-            headers.push((
-                "Sec-WebSocket-Accept".into(),
-                accept_key(self.key.as_bytes()),
-            ));
+        if !self.is_extended_connect() {
+            emit("Upgrade", "websocket");
+            emit("Connection", "Upgrade");
+            let mut digest = [0; ACCEPT_LEN];
+            emit(
+                "Sec-WebSocket-Accept",
+                accept_key_in(self.key().as_bytes(), &mut digest),
+            );
         }
         if let Some(protocol) = &accept.protocol {
-            headers.push(("Sec-WebSocket-Protocol".into(), protocol.clone()));
+            emit("Sec-WebSocket-Protocol", protocol);
         }
         if let Some((value, _)) = &extension {
-            headers.push(("Sec-WebSocket-Extensions".into(), value.clone()));
+            emit("Sec-WebSocket-Extensions", value);
         }
-        headers.extend(accept.headers);
-        let negotiated = Negotiated {
+        for (name, value) in &accept.headers {
+            emit(name, value);
+        }
+        Ok(Negotiated {
             protocol: accept.protocol,
             extension,
-        };
-        Ok(Upgrade {
-            headers,
-            negotiated,
         })
     }
 }

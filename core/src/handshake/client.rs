@@ -3,8 +3,8 @@
 use std::net::Ipv6Addr;
 
 use super::{
-    accept_key, collect_headers, format_extensions, has_token, header, header_values, is_token,
-    parse_extensions, push_header, raw_pairs, write_header, HandshakeError, MAX_HEADERS,
+    accept_key, format_extensions, has_token, is_token, parse_extensions, push_header, raw_pairs,
+    write_header, HandshakeError, HeaderList, MAX_HEADERS,
 };
 use crate::extension::Offer;
 
@@ -238,7 +238,7 @@ fn is_host_byte(b: u8) -> bool {
 /// A validated `101 Switching Protocols` response.
 #[derive(Debug, Clone)]
 pub struct Response {
-    pub(crate) headers: Vec<(String, String)>,
+    headers: HeaderList,
     pub(crate) protocol: Option<String>,
     pub(crate) extensions: Vec<Offer>,
 }
@@ -250,13 +250,11 @@ impl Response {
     }
     /// The first value of header `name` (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, name)
+        self.headers.get(name)
     }
     /// Every header as `(name, value)`, in the order received.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+        self.headers.iter()
     }
     /// The subprotocol the server chose.
     pub fn protocol(&self) -> Option<&str> {
@@ -294,14 +292,14 @@ pub(crate) fn parse_response(
             "the response is not HTTP/1.1".to_owned(),
         ));
     }
-    let headers = collect_headers(raw_pairs(parsed.headers)).map_err(|name| {
+    let headers = HeaderList::collect("", raw_pairs(parsed.headers), len).map_err(|name| {
         HandshakeError::Malformed(format!("the {name} header is not printable text"))
     })?;
     // RFC 6455 §4.1, the client's checks on the server's handshake.
-    if !has_token(header_values(&headers, "upgrade"), "websocket") {
+    if !has_token(headers.values("upgrade"), "websocket") {
         return Err(HandshakeError::MissingUpgrade);
     }
-    if !has_token(header_values(&headers, "connection"), "upgrade") {
+    if !has_token(headers.values("connection"), "upgrade") {
         return Err(HandshakeError::MissingConnectionUpgrade);
     }
     if !accept_matches(&headers, key) {
@@ -320,17 +318,17 @@ pub(crate) fn parse_response(
 }
 
 /// Whether there is exactly one `Sec-WebSocket-Accept`, and it answers `key`.
-fn accept_matches(headers: &[(String, String)], key: &str) -> bool {
-    let mut values = header_values(headers, "sec-websocket-accept");
+fn accept_matches(headers: &HeaderList, key: &str) -> bool {
+    let mut values = headers.values("sec-websocket-accept");
     values.next() == Some(accept_key(key.as_bytes()).as_str()) && values.next().is_none()
 }
 
 /// The subprotocol the server chose: at most one, and one we offered.
 fn chosen_protocol(
-    headers: &[(String, String)],
+    headers: &HeaderList,
     offered: &[String],
 ) -> Result<Option<String>, HandshakeError> {
-    let mut values = header_values(headers, "sec-websocket-protocol");
+    let mut values = headers.values("sec-websocket-protocol");
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(protocol), None) if offered.iter().any(|p| p == protocol) => {
@@ -345,11 +343,11 @@ fn chosen_protocol(
 
 /// The extensions the server accepted: each offered, none twice.
 fn accepted_extensions(
-    headers: &[(String, String)],
+    headers: &HeaderList,
     offered: &[&str],
 ) -> Result<Vec<Offer>, HandshakeError> {
     let mut accepted: Vec<Offer> = Vec::new();
-    for value in header_values(headers, "sec-websocket-extensions") {
+    for value in headers.values("sec-websocket-extensions") {
         let offers = parse_extensions(value).map_err(|e| {
             HandshakeError::BadExtension(format!("malformed Sec-WebSocket-Extensions: {e}"))
         })?;

@@ -7,13 +7,15 @@
 mod client;
 mod extensions;
 mod head;
+mod headers;
 mod server;
 
 pub(crate) use client::parse_response;
 pub use client::{ClientRequest, Response};
 pub use extensions::{format_extensions, parse_extensions};
 pub use head::{BareLf, HeadScan};
-pub(crate) use server::write_switching_protocols;
+use headers::HeaderList;
+pub(crate) use server::switching_protocols;
 pub use server::{parse_request, reason_phrase, Accept, Reject, Request};
 
 use std::fmt;
@@ -29,7 +31,19 @@ const MAX_HEADERS: usize = 64;
 
 /// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key` (§4.2.2).
 pub fn accept_key(key: &[u8]) -> String {
-    STANDARD.encode(accept_digest(key))
+    accept_key_in(key, &mut [0; ACCEPT_LEN]).to_owned()
+}
+
+/// The length of a `Sec-WebSocket-Accept` value: 20 bytes in base64.
+pub(crate) const ACCEPT_LEN: usize = 28;
+
+/// [`accept_key`] written into `buf`, without an allocation.
+pub(crate) fn accept_key_in<'a>(key: &[u8], buf: &'a mut [u8; ACCEPT_LEN]) -> &'a str {
+    // 20 bytes are always 28 base64 characters (ASCII): neither fails.
+    let len = STANDARD
+        .encode_slice(accept_digest(key), buf)
+        .unwrap_or_default();
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 /// SHA-1 of the key and the GUID: the `Sec-WebSocket-Accept` value before
@@ -115,48 +129,11 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
-/// Copy parsed headers into owned pairs, trimming optional whitespace.
-/// Fails with the name of the first header whose value is not printable
-/// UTF-8 text (control characters other than tab are refused).
-fn collect_headers<N: AsRef<str>, V: AsRef<[u8]>>(
-    raw: impl IntoIterator<Item = (N, V)>,
-) -> Result<Vec<(String, String)>, String> {
-    raw.into_iter()
-        .map(|(name, value)| {
-            let name = name.as_ref();
-            let value = std::str::from_utf8(value.as_ref())
-                .ok()
-                .filter(|value| !value.chars().any(|c| c.is_control() && c != '\t'))
-                .ok_or_else(|| name.to_owned())?;
-            Ok((name.to_owned(), trim_ows(value).to_owned()))
-        })
-        .collect()
-}
-
 /// httparse's headers as `(name, value)` pairs.
 fn raw_pairs<'a>(
     raw: &'a [httparse::Header<'a>],
 ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
     raw.iter().map(|header| (header.name, header.value))
-}
-
-/// The first value of header `name` (case-insensitive).
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
-}
-
-/// Every value of header `name` (case-insensitive), in order.
-fn header_values<'a>(
-    headers: &'a [(String, String)],
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
 }
 
 /// Whether any of the comma-separated lists in `values` holds `token`
@@ -248,16 +225,18 @@ mod tests {
 
     #[test]
     fn header_lookup_is_case_insensitive() {
-        let headers = vec![
-            ("Host".to_owned(), "a".to_owned()),
-            ("HOST".to_owned(), "b".to_owned()),
-        ];
-        assert_eq!(header(&headers, "host"), Some("a"));
-        assert_eq!(
-            header_values(&headers, "hOsT").collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert_eq!(header(&headers, "origin"), None);
+        let headers = HeaderList::collect("", [("Host", "a"), ("HOST", "b")], 0).unwrap();
+        assert_eq!(headers.get("host"), Some("a"));
+        assert_eq!(headers.values("hOsT").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(headers.get("origin"), None);
+    }
+
+    #[test]
+    fn accept_key_in_a_buffer_is_accept_key() {
+        let key = b"dGhlIHNhbXBsZSBub25jZQ==";
+        let mut buf = [0; ACCEPT_LEN];
+        assert_eq!(accept_key_in(key, &mut buf), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(accept_key(key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]

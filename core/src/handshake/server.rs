@@ -3,18 +3,19 @@
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
 use super::{
-    collect_headers, has_token, header, header_values, is_token, parse_extensions, push_header,
-    raw_pairs, trim_ows, write_header, HandshakeError, MAX_HEADERS,
+    has_token, is_token, parse_extensions, push_header, raw_pairs, trim_ows, write_header,
+    HandshakeError, HeaderList, MAX_HEADERS,
 };
-use crate::extension::Offer;
+use crate::{extension::Offer, Config, Negotiated, UsageError};
 
 /// A parsed, validated upgrade request, shown to the application before it
 /// accepts or rejects the connection.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub(crate) target: String,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) key: String,
+    /// The target (the lead) and the header fields.
+    headers: HeaderList,
+    /// The index of the `Sec-WebSocket-Key` field (none over HTTP/2).
+    key: Option<usize>,
     pub(crate) protocols: Vec<String>,
     pub(crate) extensions: Vec<Offer>,
     /// Opened by an extended CONNECT (RFC 8441, HTTP/2) rather than an
@@ -26,27 +27,24 @@ pub struct Request {
 impl Request {
     /// The request target as sent, e.g. `/chat?room=1`.
     pub fn target(&self) -> &str {
-        &self.target
+        self.headers.lead()
     }
     /// The path, without the query, e.g. `/chat`.
     pub fn path(&self) -> &str {
-        self.target
-            .split_once('?')
-            .map_or(&self.target, |(path, _)| path)
+        let target = self.target();
+        target.split_once('?').map_or(target, |(path, _)| path)
     }
     /// The query after `?`, if any, e.g. `room=1`.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, query)| query)
+        self.target().split_once('?').map(|(_, query)| query)
     }
     /// The first value of header `name` (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, name)
+        self.headers.get(name)
     }
     /// Every header as `(name, value)`, in the order received.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+        self.headers.iter()
     }
     /// The `Origin` header, sent by browsers; check it to refuse
     /// cross-site connections.
@@ -70,7 +68,9 @@ impl Request {
     /// empty for a request from [`from_extended_connect`](Self::from_extended_connect),
     /// which has none.
     pub fn key(&self) -> &str {
-        &self.key
+        self.key
+            .and_then(|index| self.headers.value(index))
+            .unwrap_or_default()
     }
     /// True for a request from [`from_extended_connect`](Self::from_extended_connect)
     /// (a WebSocket over HTTP/2, RFC 8441).
@@ -110,9 +110,11 @@ pub fn parse_request(buf: &[u8], max_head_size: usize) -> Result<Option<(Request
     if parsed.version != Some(1) {
         return Err(bad_request("HTTP/1.1 is required for a WebSocket upgrade."));
     }
-    let headers = collect_headers(raw_pairs(parsed.headers))
+    // The fields' text is shorter than the head: one allocation.
+    let target = parsed.path.unwrap_or_default();
+    let headers = HeaderList::collect(target, raw_pairs(parsed.headers), len)
         .map_err(|name| bad_request(format!("The {name} header is not printable text.")))?;
-    let request = validate(parsed.path.unwrap_or_default(), headers)?;
+    let request = validate(headers)?;
     Ok(Some((request, len)))
 }
 
@@ -127,9 +129,7 @@ impl Request {
         target: &str,
         headers: impl IntoIterator<Item = (N, V)>,
     ) -> Result<Request, Reject> {
-        let headers = collect_headers(headers)
-            .map_err(|name| bad_request(format!("The {name} header is not printable text.")))?;
-        validate(target, headers)
+        validate(collect(target, headers)?)
     }
 }
 
@@ -168,8 +168,7 @@ impl Request {
         target: &str,
         headers: impl IntoIterator<Item = (N, V)>,
     ) -> Result<Request, Reject> {
-        let headers = collect_headers(headers)
-            .map_err(|name| bad_request(format!("The {name} header is not printable text.")))?;
+        let headers = collect(target, headers)?;
         match single(&headers, "Sec-WebSocket-Version")? {
             Some("13") => {}
             other => {
@@ -184,8 +183,7 @@ impl Request {
         }
         let (protocols, extensions) = offers(&headers)?;
         Ok(Request {
-            target: target.to_owned(),
-            key: String::new(),
+            key: None,
             headers,
             protocols,
             extensions,
@@ -194,10 +192,21 @@ impl Request {
     }
 }
 
+/// `target` and `headers` as a [`HeaderList`], or a 400 naming a header
+/// that is not printable text.
+fn collect<N: AsRef<str>, V: AsRef<[u8]>>(
+    target: &str,
+    headers: impl IntoIterator<Item = (N, V)>,
+) -> Result<HeaderList, Reject> {
+    HeaderList::collect(target, headers, 256)
+        .map_err(|name| bad_request(format!("The {name} header is not printable text.")))
+}
+
 /// The offered subprotocols (tokens, or a 400) and extension offers (a
 /// value that is not an extension list is skipped).
-fn offers(headers: &[(String, String)]) -> Result<(Vec<String>, Vec<Offer>), Reject> {
-    let protocols = header_values(headers, "sec-websocket-protocol")
+fn offers(headers: &HeaderList) -> Result<(Vec<String>, Vec<Offer>), Reject> {
+    let protocols = headers
+        .values("sec-websocket-protocol")
         .flat_map(|value| value.split(','))
         .map(trim_ows)
         .filter(|protocol| !protocol.is_empty())
@@ -207,7 +216,8 @@ fn offers(headers: &[(String, String)]) -> Result<(Vec<String>, Vec<Offer>), Rej
     // A value that is not an extension list offers nothing we could
     // accept: it is skipped, so its extensions are declined and the
     // handshake goes on (RFC 7692 §5: decline, never fail).
-    let extensions = header_values(headers, "sec-websocket-extensions")
+    let extensions = headers
+        .values("sec-websocket-extensions")
         .filter_map(|value| parse_extensions(value).ok())
         .flatten()
         .collect();
@@ -215,22 +225,19 @@ fn offers(headers: &[(String, String)]) -> Result<(Vec<String>, Vec<Offer>), Rej
 }
 
 /// The checks of RFC 6455 §4.2.1 on a syntactically valid GET request.
-fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Reject> {
+fn validate(headers: HeaderList) -> Result<Request, Reject> {
     if single(&headers, "Host")?.is_none() {
         return Err(bad_request("The request is missing a Host header."));
     }
-    if !has_token(header_values(&headers, "upgrade"), "websocket") {
+    if !has_token(headers.values("upgrade"), "websocket") {
         return Err(bad_request("The request is missing Upgrade: websocket."));
     }
-    if !has_token(header_values(&headers, "connection"), "upgrade") {
+    if !has_token(headers.values("connection"), "upgrade") {
         return Err(bad_request("The request is missing Connection: Upgrade."));
     }
     // The bytes after the head are the WebSocket's: a body would be read
     // as frames (RFC 6455 §4.1: the handshake is a GET without one).
-    if header_values(&headers, "transfer-encoding")
-        .next()
-        .is_some()
-    {
+    if headers.get("transfer-encoding").is_some() {
         return Err(bad_request(
             "An upgrade request must not carry a body (Transfer-Encoding).",
         ));
@@ -262,9 +269,9 @@ fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Rej
         ));
     }
     let (protocols, extensions) = offers(&headers)?;
+    let key = headers.positions("Sec-WebSocket-Key").next();
     Ok(Request {
-        target: target.to_owned(),
-        key: key.to_owned(),
+        key,
         headers,
         protocols,
         extensions,
@@ -273,11 +280,8 @@ fn validate(target: &str, headers: Vec<(String, String)>) -> Result<Request, Rej
 }
 
 /// The value of a header that must not be repeated.
-fn single<'a>(
-    headers: &'a [(String, String)],
-    name: &'static str,
-) -> Result<Option<&'a str>, Reject> {
-    let mut values = header_values(headers, name);
+fn single<'a>(headers: &'a HeaderList, name: &'static str) -> Result<Option<&'a str>, Reject> {
+    let mut values = headers.values(name);
     match (values.next(), values.next()) {
         (value, None) => Ok(value),
         _ => Err(bad_request(format!(
@@ -480,15 +484,21 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Write a `101 Switching Protocols` response with `headers` (RFC 6455
-/// §4.2.2), as built by [`Request::negotiate`].
-pub(crate) fn write_switching_protocols(headers: &[(String, String)], out: &mut Vec<u8>) {
-    out.reserve(256);
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    for (name, value) in headers {
-        write_header(out, name, value);
-    }
-    out.extend_from_slice(b"\r\n");
+/// The `101 Switching Protocols` response accepting `request` with
+/// `accept` (RFC 6455 §4.2.2; its headers are [`Request::negotiate`]'s,
+/// written as they are settled), and what the connection starts with.
+pub(crate) fn switching_protocols(
+    request: &Request,
+    config: &Config,
+    accept: Accept,
+) -> Result<(Vec<u8>, Negotiated), UsageError> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    let negotiated = request.negotiate_with(config, accept, |name, value| {
+        write_header(&mut head, name, value)
+    })?;
+    head.extend_from_slice(b"\r\n");
+    Ok((head, negotiated))
 }
 
 #[cfg(test)]
@@ -587,7 +597,7 @@ mod tests {
         assert!(request.extensions().is_empty());
 
         assert_eq!(
-            switching_protocols(&request, Accept::new().protocol("chat")),
+            answer(&request, Accept::new().protocol("chat")),
             "HTTP/1.1 101 Switching Protocols\r\n\
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
@@ -597,12 +607,8 @@ mod tests {
     }
 
     /// The `101` for `request` accepted with `accept`, default config.
-    fn switching_protocols(request: &Request, accept: Accept) -> String {
-        let upgrade = request
-            .negotiate(&crate::Config::default(), accept)
-            .unwrap();
-        let mut out = Vec::new();
-        write_switching_protocols(&upgrade.headers, &mut out);
+    fn answer(request: &Request, accept: Accept) -> String {
+        let (out, _) = switching_protocols(request, &Config::default(), accept).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -614,7 +620,7 @@ mod tests {
             .header("X-Bad", "split\r\nInjected: 1")
             .protocol("not a token");
         assert_eq!(
-            switching_protocols(&request, accept),
+            answer(&request, accept),
             "HTTP/1.1 101 Switching Protocols\r\n\
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
@@ -977,7 +983,7 @@ mod tests {
         assert_eq!(request.key(), "");
         let upgrade = request
             .negotiate(
-                &crate::Config::default(),
+                &Config::default(),
                 Accept::new().protocol("b").header("x-a", "1"),
             )
             .unwrap();
