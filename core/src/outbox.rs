@@ -50,8 +50,80 @@ impl Chunk {
     }
 }
 
+/// The transmit queue. Nothing at all (no allocation) while it is empty
+/// and keeps no buffer: the queues are boxed, made by the first frame and
+/// dropped once written unless the coalescing buffer is kept, so an idle
+/// connection that only did its handshake holds none of them.
 #[derive(Debug, Default)]
-pub(crate) struct Outbox {
+pub(crate) struct Outbox(Option<Box<Queues>>);
+
+impl Outbox {
+    /// Bytes waiting to be written.
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |queues| queues.len)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn queues(&mut self) -> &mut Queues {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Queue a control frame ahead of data.
+    pub(crate) fn push_control(&mut self, header: Header, payload: &[u8]) {
+        self.queues().push_control(header, payload);
+    }
+
+    /// Queue a data (or close) frame after everything already queued.
+    /// Masked or small payloads are copied; large unmasked ones are shared.
+    pub(crate) fn push_data(&mut self, header: Header, payload: Bytes) {
+        self.queues().push_data(header, payload);
+    }
+
+    /// Queue a data frame whose payload is copied next to its header, from
+    /// a slice: the caller need not make it `Bytes` first.
+    pub(crate) fn push_copy(&mut self, header: Header, payload: &[u8]) {
+        self.queues().push_copy(header, payload);
+    }
+
+    /// Queue bytes that are already on-the-wire form and owned (an HTTP
+    /// head), shared rather than copied.
+    pub(crate) fn push_owned(&mut self, bytes: Bytes) {
+        self.queues().push_owned(bytes);
+    }
+
+    /// Queue whole frames already in wire form (a pre-encoded broadcast):
+    /// small ones coalesced, larger ones shared.
+    pub(crate) fn push_encoded(&mut self, bytes: &Bytes) {
+        self.queues().push_encoded(bytes);
+    }
+
+    /// Fill `dst` with the pending bytes in wire order; returns how many
+    /// slices were filled.
+    pub(crate) fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.0.as_ref().map_or(0, |queues| queues.slices(dst))
+    }
+
+    /// `n` bytes from the front (in [`slices`](Self::slices) order) were
+    /// written. `keep`: if that emptied a small coalescing buffer, keep it
+    /// for the next frames; otherwise an emptied outbox holds nothing.
+    pub(crate) fn advance(&mut self, n: usize, keep: bool) {
+        let Some(queues) = self.0.as_mut() else {
+            assert_eq!(n, 0, "advanced past the end of the transmit queue");
+            return;
+        };
+        queues.advance(n, keep);
+        if queues.len == 0 && queues.tail.capacity() == 0 {
+            self.0 = None;
+        }
+    }
+}
+
+/// The queues of a non-empty [`Outbox`].
+#[derive(Debug, Default)]
+struct Queues {
     /// Whole control frames, written before any data not yet started.
     control: BytesMut,
     /// Data chunks in order; the front one may be partly written.
@@ -62,24 +134,14 @@ pub(crate) struct Outbox {
     len: usize,
 }
 
-impl Outbox {
-    /// Bytes waiting to be written.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Queue a control frame ahead of data.
-    pub(crate) fn push_control(&mut self, header: Header, payload: &[u8]) {
+impl Queues {
+    fn push_control(&mut self, header: Header, payload: &[u8]) {
         self.len += Self::encode_into(&mut self.control, header, payload);
     }
 
     /// Queue a data (or close) frame after everything already queued.
     /// Masked or small payloads are copied; large unmasked ones are shared.
-    pub(crate) fn push_data(&mut self, header: Header, payload: Bytes) {
+    fn push_data(&mut self, header: Header, payload: Bytes) {
         if copies(&header) {
             self.push_copy(header, &payload);
         } else {
@@ -94,13 +156,13 @@ impl Outbox {
     /// Queue a data frame whose payload is copied next to its header (what
     /// [`push_data`](Self::push_data) does when [`copies`] says so), from a
     /// slice: the caller need not make it `Bytes` first.
-    pub(crate) fn push_copy(&mut self, header: Header, payload: &[u8]) {
+    fn push_copy(&mut self, header: Header, payload: &[u8]) {
         self.len += Self::encode_into(&mut self.tail, header, payload);
     }
 
     /// Queue bytes that are already on-the-wire form and owned (an HTTP
     /// head), shared rather than copied.
-    pub(crate) fn push_owned(&mut self, bytes: Bytes) {
+    fn push_owned(&mut self, bytes: Bytes) {
         self.len += bytes.len();
         self.push_chunk(bytes);
     }
@@ -108,7 +170,7 @@ impl Outbox {
     /// Queue whole frames already in wire form (a pre-encoded broadcast):
     /// small ones are copied into the coalescing buffer, so that a burst of
     /// them leaves in one contiguous write; larger ones are shared.
-    pub(crate) fn push_encoded(&mut self, bytes: &Bytes) {
+    fn push_encoded(&mut self, bytes: &Bytes) {
         if bytes.len() <= COALESCE_LIMIT {
             self.len += bytes.len();
             self.tail.extend_from_slice(bytes);
@@ -153,7 +215,7 @@ impl Outbox {
 
     /// Fill `dst` with the pending bytes in wire order; returns how many
     /// slices were filled.
-    pub(crate) fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+    fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut out = Slots { dst, filled: 0 };
         let mut rest = self.queue.iter();
         if self.front_started {
@@ -175,7 +237,7 @@ impl Outbox {
     /// `n` bytes from the front (in [`slices`](Self::slices) order) were
     /// written. `keep`: if that emptied a small coalescing buffer, keep it
     /// for the next frames.
-    pub(crate) fn advance(&mut self, mut n: usize, keep: bool) {
+    fn advance(&mut self, mut n: usize, keep: bool) {
         assert!(n <= self.len, "advanced past the end of the transmit queue");
         self.len -= n;
         if self.front_started {
@@ -297,7 +359,7 @@ mod tests {
 
     fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         let mut out = BytesMut::new();
-        Outbox::encode_into(&mut out, header(opcode, payload.len()), payload);
+        Queues::encode_into(&mut out, header(opcode, payload.len()), payload);
         out.to_vec()
     }
 
@@ -359,6 +421,18 @@ mod tests {
         );
     }
 
+    /// The capacities of the coalescing buffer, the control buffer and the
+    /// chunk queue (none at all without the queues).
+    fn caps(outbox: &Outbox) -> (usize, usize, usize) {
+        outbox.0.as_ref().map_or((0, 0, 0), |queues| {
+            (
+                queues.tail.capacity(),
+                queues.control.capacity(),
+                queues.queue.capacity(),
+            )
+        })
+    }
+
     #[test]
     fn holds_at_most_a_small_buffer_when_drained() {
         let mut outbox = Outbox::default();
@@ -366,18 +440,18 @@ mod tests {
         outbox.push_control(header(OpCode::Ping, 0), b"");
         drain(&mut outbox, 2);
         // A small coalescing buffer is kept for reuse, nothing else.
-        assert!(outbox.tail.capacity() <= TAIL_KEEP);
-        assert_eq!(outbox.control.capacity(), 0);
-        assert_eq!(outbox.queue.capacity(), 0);
+        assert!(caps(&outbox).0 <= TAIL_KEEP);
+        assert_eq!(caps(&outbox).1, 0);
+        assert_eq!(caps(&outbox).2, 0);
 
         // A large one is released, whether written at once or in pieces.
         for step in [usize::MAX, 700] {
             let mut outbox = Outbox::default();
             outbox.push_data(header(OpCode::Binary, 1000), Bytes::from(vec![1u8; 1000]));
-            assert!(outbox.tail.capacity() > TAIL_KEEP);
+            assert!(caps(&outbox).0 > TAIL_KEEP);
             drain(&mut outbox, step);
-            assert_eq!(outbox.tail.capacity(), 0, "step {step}");
-            assert_eq!(outbox.queue.capacity(), 0, "step {step}");
+            assert_eq!(caps(&outbox).0, 0, "step {step}");
+            assert_eq!(caps(&outbox).2, 0, "step {step}");
         }
 
         // A large payload shared by reference: its header is copied out of
@@ -386,8 +460,8 @@ mod tests {
         outbox.push_data(header(OpCode::Text, 2), Bytes::from_static(b"hi"));
         outbox.push_data(header(OpCode::Binary, 5000), Bytes::from(vec![7u8; 5000]));
         drain(&mut outbox, usize::MAX);
-        assert!(outbox.tail.capacity() <= TAIL_KEEP);
-        assert_eq!(outbox.queue.capacity(), 0);
+        assert!(caps(&outbox).0 <= TAIL_KEEP);
+        assert_eq!(caps(&outbox).2, 0);
 
         // Not asked to keep it: nothing is held.
         let mut outbox = Outbox::default();
@@ -397,6 +471,6 @@ mod tests {
         let mut slots = [IoSlice::new(&[]); 8];
         outbox.slices(&mut slots);
         outbox.advance(outbox.len(), false);
-        assert_eq!(outbox.tail.capacity(), 0);
+        assert!(outbox.0.is_none(), "an emptied outbox holds nothing");
     }
 }
