@@ -1,20 +1,43 @@
 //! TLS for the hub programs: the acceptor from the settings'
-//! `TLS_CERT_PATH` / `TLS_KEY_PATH`, and its reload on SIGHUP.
+//! `TLS_CERT_PATH` / `TLS_KEY_PATH` (offering HTTP/2 unless `HTTP2=off`),
+//! its reload on SIGHUP, and a hub server started with HTTP/2 when its
+//! acceptor offers it.
 
 use std::io;
 
 use hubbub_http::Settings;
-use hubbub_ws::tls::TlsAcceptor;
+use hubbub_hub::{http2, HubHandle, HubServer};
+use hubbub_ws::{
+    h2::{offer_h2, H2Config},
+    tls::TlsAcceptor,
+    Runtime,
+};
 use signal_hook::{consts::SIGHUP, iterator::Signals};
 
 /// The acceptor of `settings.tls`, if set; a missing or bad file is an
 /// error naming it.
+/// With `settings.http2` (`HTTP2`, on by default) its ALPN offers `h2`
+/// then `http/1.1` (kept across reloads from the files), else `http/1.1`
+/// only.
 pub fn acceptor(settings: &Settings) -> io::Result<Option<TlsAcceptor>> {
-    settings
-        .tls
-        .as_ref()
-        .map(|files| TlsAcceptor::from_pem_files(&files.cert, &files.key))
-        .transpose()
+    let Some(files) = &settings.tls else {
+        return Ok(None);
+    };
+    let acceptor = TlsAcceptor::from_pem_files(&files.cert, &files.key)?;
+    if settings.http2 {
+        acceptor.reload(offer_h2(&acceptor.config()));
+    }
+    Ok(Some(acceptor))
+}
+
+/// Start `server`: with HTTP/2 beside HTTP/1.1 when its TLS acceptor
+/// offers ALPN `h2` ([`http2::start`]), else as usual.
+pub fn start_hub<R: Runtime>(server: HubServer<R>) -> io::Result<HubHandle> {
+    if http2::h2_acceptor(server.tls_acceptor()).is_ok() {
+        http2::start(server, H2Config::default())
+    } else {
+        server.start()
+    }
 }
 
 /// On every SIGHUP from now on, read `acceptor`'s files again

@@ -204,6 +204,12 @@ impl Collector for HubCollector {
             "WebSocket sessions open now",
             m.connections_active.get(),
         )?;
+        counter(
+            e,
+            "hubbub_ws_connections_h2",
+            "WebSocket sessions opened over HTTP/2 (RFC 8441), of all opened",
+            m.h2_sessions.get(),
+        )?;
         let rejected = m.handshakes_rejected.snapshot();
         counters(
             e,

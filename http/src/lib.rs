@@ -22,6 +22,8 @@ mod bridge;
 mod exposition;
 mod files;
 mod guard;
+#[cfg(feature = "h2")]
+mod h2;
 mod limit_settings;
 mod login;
 mod longpoll;

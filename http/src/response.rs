@@ -1,9 +1,16 @@
 //! HTTP responses and their bytes on the wire.
 
-use std::{fmt::Write as _, fs::File, sync::Arc};
+use std::{
+    fmt::Write as _,
+    fs::File,
+    io::{self, Read},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use serde_json::Value;
+
+use crate::files::FILE_CHUNK;
 
 /// A complete response: status, headers, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,30 @@ impl PartialEq for FileBody {
 
 impl Eq for FileBody {}
 
+impl FileBody {
+    /// Append the file's next chunk (at most [`FILE_CHUNK`] bytes of the
+    /// `left` still to send) to `out`, and count it off `left`. A file
+    /// shorter than its stated length is `UnexpectedEof`: that length was
+    /// promised in the head. Shared by both protocols' streaming.
+    pub(crate) fn read_chunk(&self, left: &mut u64, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut reader = &*self.file;
+        let start = out.len();
+        let chunk = FILE_CHUNK.min(usize::try_from(*left).unwrap_or(FILE_CHUNK));
+        out.resize(start + chunk, 0);
+        let mut filled = start;
+        while filled < out.len() {
+            match reader.read(&mut out[filled..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        *left -= chunk as u64;
+        Ok(())
+    }
+}
+
 impl Response {
     /// `status` with an empty body.
     pub fn new(status: u16) -> Self {
@@ -66,7 +97,7 @@ impl Response {
     /// The file to stream after the head [`write_to`](Self::write_to)
     /// wrote, if the answer has a body and it is a file.
     pub(crate) fn streamed(&self, head_only: bool) -> Option<&FileBody> {
-        let no_body = head_only || matches!(self.status, 100..=199 | 204 | 304);
+        let no_body = head_only || self.content_length().is_none();
         self.file.as_ref().filter(|_| !no_body)
     }
 
@@ -131,15 +162,11 @@ impl Response {
     /// `keep_alive`. A body streamed from a file is not appended (only its
     /// `Content-Length`): the server writes it after the head.
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool) {
-        let no_body = matches!(self.status, 100..=199 | 204 | 304);
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        for (name, value) in &self.headers {
-            // Values come from routes: never let one split the head.
-            let value = value.replace(['\r', '\n'], " ");
+        for (name, value) in self.head_fields() {
             let _ = write!(head, "{name}: {value}\r\n");
         }
-        if !no_body {
-            let len = self.file_len().unwrap_or(self.body.len() as u64);
+        if let Some(len) = self.content_length() {
             let _ = write!(head, "Content-Length: {len}\r\n");
         }
         if !keep_alive {
@@ -147,9 +174,25 @@ impl Response {
         }
         head.push_str("\r\n");
         out.extend_from_slice(head.as_bytes());
-        if !head_only && !no_body {
+        if !head_only && self.content_length().is_some() {
             out.extend_from_slice(&self.body);
         }
+    }
+
+    /// The `Content-Length` the head states: the body's or file's length,
+    /// `None` for the statuses that have no body (1xx, 204, 304), whatever
+    /// the method (`HEAD` states the length of the body it does not get).
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        let no_body = matches!(self.status, 100..=199 | 204 | 304);
+        (!no_body).then(|| self.file_len().unwrap_or(self.body.len() as u64))
+    }
+
+    /// The route's headers as written in a head, over either protocol:
+    /// values never split the head (CR and LF become spaces).
+    pub(crate) fn head_fields(&self) -> impl Iterator<Item = (&str, String)> {
+        self.headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.replace(['\r', '\n'], " ")))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::{
     future::{poll_fn, Future},
-    io::{self, Read},
+    io,
     net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
@@ -28,7 +28,6 @@ use hubbub_ws::driver::{Driver, Timer, Transport};
 
 use crate::{
     app::{HttpApp, PollRequest, Reply},
-    files::FILE_CHUNK,
     longpoll::{json_array, LongPoll, Taken},
     request::{Next, RequestReader},
     response::FileBody,
@@ -154,7 +153,23 @@ pub async fn serve_connection_from<T: Transport, K: Timer>(
                         return Served::Done;
                     }
                     release_idle(&mut out, &mut reader);
-                    let held = hold(&mut io, &mut timer, &mut reader, app, &poll, peer);
+                    // The connection is watched meanwhile: pipelined bytes
+                    // are kept (bounded), the end of the stream cancels the
+                    // poll.
+                    let limits = app.limits();
+                    let room = limits.max_head + limits.max_body;
+                    let mut buf = [0u8; 512];
+                    let gone = |cx: &mut Context<'_>| {
+                        while reader.buffered_len() < room {
+                            match io.poll_read(cx, &mut buf) {
+                                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                                Poll::Ready(Ok(n)) => reader.feed(&buf[..n]),
+                                Poll::Pending => break,
+                            }
+                        }
+                        Poll::Pending
+                    };
+                    let held = hold(&mut timer, app, &poll, peer, gone);
                     match held.await {
                         Some(response) => response,
                         None => return Served::Done,
@@ -256,7 +271,7 @@ fn release_idle(out: &mut Vec<u8>, reader: &mut RequestReader) {
 
 /// `response` with the `Date` header an origin server sends (RFC 9110
 /// §6.6.1).
-fn dated(response: Response) -> Response {
+pub(crate) fn dated(response: Response) -> Response {
     response.with_header("Date", httpdate::fmt_http_date(SystemTime::now()))
 }
 
@@ -276,14 +291,15 @@ impl Drop for Waiting<'_> {
 }
 
 /// Hold a long poll until messages arrive or its timeout passes; `None`
-/// when the client went away (or sent bytes that cannot be a request).
-async fn hold<T: Transport, K: Timer>(
-    io: &mut T,
+/// when the client went away: `gone` is ready once it has (HTTP/1.1: the
+/// connection ended or sent bytes past the limits; HTTP/2: the stream
+/// was reset). Shared by both protocols.
+pub(crate) async fn hold<K: Timer>(
     timer: &mut K,
-    reader: &mut RequestReader,
     app: &HttpApp,
     poll: &PollRequest,
     peer: Option<SocketAddr>,
+    mut gone: impl FnMut(&mut Context<'_>) -> Poll<()>,
 ) -> Option<Response> {
     let long_poll = app.long_poll()?;
     if let Err(refused) = long_poll.open(&poll.session, peer.map(|p| p.ip())) {
@@ -303,10 +319,7 @@ async fn hold<T: Transport, K: Timer>(
         session: &poll.session,
         waiter: None,
     };
-    let limits = app.limits();
-    let room = limits.max_head + limits.max_body;
-    let mut buf = [0u8; 512];
-    let messages = poll_fn(|cx: &mut Context<'_>| loop {
+    let messages = poll_fn(|cx: &mut Context<'_>| {
         match long_poll.take(&poll.session, poll.max, cx.waker(), waiting.waiter) {
             Taken::Messages(messages) => {
                 waiting.waiter = None;
@@ -318,16 +331,7 @@ async fn hold<T: Transport, K: Timer>(
         if timer.poll(cx).is_ready() {
             return Poll::Ready(Some(Ok(Vec::new())));
         }
-        // Watch the connection: pipelined bytes are kept (bounded), the end
-        // of the stream cancels the poll.
-        if reader.buffered_len() >= room {
-            return Poll::Pending;
-        }
-        match io.poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(None),
-            Poll::Ready(Ok(n)) => reader.feed(&buf[..n]),
-            Poll::Pending => return Poll::Pending,
-        }
+        gone(cx).map(|()| None)
     })
     .await;
     match messages? {
@@ -399,7 +403,7 @@ async fn write_all<T: Transport, K: Timer>(
     result
 }
 
-/// Write what `out` holds, then `file` in chunks of [`FILE_CHUNK`], each
+/// Write what `out` holds, then `file` in chunks of [`FILE_CHUNK`](crate::FILE_CHUNK), each
 /// read once the one before was written (so at most one chunk, plus the
 /// answers gathered before, is held for a peer that does not read).
 async fn stream_file<T: Transport, K: Timer>(
@@ -410,21 +414,8 @@ async fn stream_file<T: Transport, K: Timer>(
     limit: Duration,
 ) -> io::Result<()> {
     let mut left = file.len;
-    let mut reader = &*file.file;
     while left > 0 {
-        let start = out.len();
-        let chunk = FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK));
-        out.resize(start + chunk, 0);
-        let mut filled = start;
-        while filled < out.len() {
-            match reader.read(&mut out[filled..]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => filled += n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        left -= chunk as u64;
+        file.read_chunk(&mut left, out)?;
         write_all(io, timer, out, limit).await?;
     }
     Ok(())
@@ -469,6 +460,7 @@ mod tests {
 
     use super::*;
     use crate::Limits;
+    use crate::FILE_CHUNK;
 
     /// The peer's side of an in-memory connection: bytes it sent (then, at
     /// their end, end of stream), and a receive window it opens by reading.

@@ -94,6 +94,10 @@ pub struct Settings {
     /// private key to serve TLS with (`https://`, `wss://`); both or
     /// neither, unset by default.
     pub tls: Option<TlsFiles>,
+    /// `HTTP2`: under TLS, offer HTTP/2 by ALPN (`h2`, then `http/1.1`):
+    /// WebSockets over HTTP/2 (RFC 8441) and the routes over HTTP/2; off,
+    /// ALPN offers `http/1.1` only. On by default; no effect without TLS.
+    pub http2: bool,
 }
 
 /// Where a server's TLS certificate and key are (`TLS_CERT_PATH`,
@@ -139,6 +143,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             long_poll: LongPollConfig::default(),
             tls: None,
+            http2: true,
         }
     }
 }
@@ -294,6 +299,7 @@ impl Settings {
                 get("TLS_CERT_PATH").map(|(_, v)| v),
                 get("TLS_KEY_PATH").map(|(_, v)| v),
             )?,
+            http2: get("HTTP2").map(boolean).transpose()?.unwrap_or(d.http2),
         };
         if settings.auth_required && settings.auth_jwt_secret.is_none() {
             return Err(invalid(
@@ -636,6 +642,16 @@ mod tests {
     }
 
     #[test]
+    fn http2_is_on_by_default_and_a_boolean() {
+        assert!(Settings::from_lookup(lookup(&[])).unwrap().http2);
+        let off = Settings::from_lookup(lookup(&[("HTTP2", "off")])).unwrap();
+        assert!(!off.http2);
+        let bad = Settings::from_lookup(lookup(&[("HTTP2", "h2c")])).unwrap_err();
+        assert_eq!(bad.key, "HTTP2");
+        assert!(bad.to_string().contains("true/false"), "{bad}");
+    }
+
+    #[test]
     fn tls_files_go_together() {
         assert_eq!(Settings::from_lookup(lookup(&[])).unwrap().tls, None);
         let both = Settings::from_lookup(lookup(&[
@@ -725,7 +741,7 @@ mod tests {
 
     /// Every settings key, removed from a child's environment so the
     /// parent's cannot leak into a case.
-    const KEYS: [&str; 19] = [
+    const KEYS: [&str; 20] = [
         "SERVER_HOST",
         "SERVER_PORT",
         "WEBSOCKET_HOST",
@@ -745,6 +761,7 @@ mod tests {
         "STORE_PATH",
         "TLS_CERT_PATH",
         "TLS_KEY_PATH",
+        "HTTP2",
     ];
 
     /// `Settings::from_env` in a child process. Run normally, it starts

@@ -49,13 +49,15 @@
 //!
 //! With `TLS_CERT_PATH` and `TLS_KEY_PATH` (PEM) both ports speak TLS
 //! (`https://`, `wss://`; the `listening` line says so), and SIGHUP reloads
-//! the certificate for new connections.
+//! the certificate for new connections. Under TLS, ALPN offers HTTP/2 as
+//! well unless `HTTP2=off`: the page, the routes and the WebSockets
+//! (RFC 8441) then go over HTTP/2 with a browser that speaks it.
 
 use std::{error::Error, path::PathBuf, process::ExitCode, time::Duration};
 
 use hubbub_examples::{
     protocol::{envelope_text, room_of, text_of},
-    tls::schemes,
+    tls::{schemes, start_hub},
     until, Main, Program, Rt, SHUTDOWN_GRACE,
 };
 use hubbub_http::{serve_http_with, HttpApp, SendRefused, Settings, StaticFiles};
@@ -256,7 +258,7 @@ async fn serve<R: Rt>(
     } else {
         let http = bind_http::<R>(&settings)?;
         let http_addr = R::local_addr(&http)?;
-        let handle = ws.start()?;
+        let handle = start_hub(ws)?;
         let shutdown = PROGRAM.listening::<R>(format_args!(
             "{http_scheme}://{http_addr} (page, /api/health, /ws/poll, /metrics) and {ws_scheme}://{ws_addr}/ (chat)"
         ))?;

@@ -25,7 +25,7 @@ use std::{error::Error, process::ExitCode};
 
 use hubbub_examples::{
     protocol::{envelope_text, text_of},
-    tls::schemes,
+    tls::{schemes, start_hub},
     Main, Program, Rt, SHUTDOWN_GRACE,
 };
 use hubbub_http::Settings;
@@ -82,7 +82,7 @@ async fn serve<R: Rt>(settings: Settings, tls: Option<TlsAcceptor>) -> std::io::
     )
     .await?;
     let (_, scheme) = schemes(tls.as_ref());
-    let handle = server.with_acceptor(tls).start()?;
+    let handle = start_hub(server.with_acceptor(tls))?;
     let shutdown = PROGRAM.listening::<R>(format_args!("{scheme}://{}/", handle.local_addr()))?;
     shutdown.await;
     handle.shutdown(SHUTDOWN_GRACE).await;

@@ -16,7 +16,10 @@
 use std::{error::Error, process::ExitCode};
 
 use hubbub_core::Config;
-use hubbub_examples::{tls::schemes, Main, Program, Rt, Spec, SHUTDOWN_GRACE};
+use hubbub_examples::{
+    tls::{schemes, start_hub},
+    Main, Program, Rt, Spec, SHUTDOWN_GRACE,
+};
 use hubbub_http::Settings;
 use hubbub_hub::{Hub, HubLimits, HubServer};
 use hubbub_ws::tls::TlsAcceptor;
@@ -96,7 +99,7 @@ async fn serve<R: Rt>(
         .build();
     let server = HubServer::<R>::bind(("0.0.0.0", port), hub, Config::default().into()).await?;
     let (_, scheme) = schemes(tls.as_ref());
-    let handle = server.with_acceptor(tls).start()?;
+    let handle = start_hub(server.with_acceptor(tls))?;
     let shutdown =
         PROGRAM.listening::<R>(format_args!("{scheme}://{}/chat", handle.local_addr()))?;
     shutdown.await;
