@@ -97,9 +97,12 @@ async fn answer_request<R: Runtime>(
     peer: Option<SocketAddr>,
 ) {
     let mut timer = R::Timer::default();
-    let (parts, body) = request.into_parts();
+    // The request's body stays open until the answer is sent (a refused
+    // body is not reset before its answer).
+    let (parts, mut body) = request.into_parts();
     let head_only = parts.method == http::Method::HEAD;
-    let response = match read_request(&app, &mut timer, &parts, body, &mut respond, peer).await {
+    let response = match read_request(&app, &mut timer, &parts, &mut body, &mut respond, peer).await
+    {
         Ok(request) => match app.handle(&request) {
             Reply::Now(response) => response,
             Reply::Poll(poll) => {
@@ -124,7 +127,7 @@ async fn read_request<K: Timer>(
     app: &HttpApp,
     timer: &mut K,
     parts: &http::request::Parts,
-    mut body: RecvStream,
+    body: &mut RecvStream,
     respond: &mut H2Respond,
     peer: Option<SocketAddr>,
 ) -> Result<Request, Option<Response>> {
