@@ -12,7 +12,11 @@
 # (127.0.0.1, localhost) made by scripts/test-certs.sh in a temporary directory,
 # given to `chat` as TLS_CERT_PATH/TLS_KEY_PATH; Chromium trusts that one
 # key (--ignore-certificate-errors-spki-list with its SHA-256), Node's
-# fetch the CA (NODE_EXTRA_CA_CERTS). Before those: resume.test.mjs (the
+# fetch the CA (NODE_EXTRA_CA_CERTS); then h2.test.mjs: the chat on one
+# shared TLS port offering ALPN h2 (its HTTP2 setting, on by default), two
+# pages chatting with the page, a route and both WebSockets over HTTP/2
+# (extended CONNECT, RFC 8441), as /metrics and the pages' nextHopProtocol
+# show. Before those: resume.test.mjs (the
 # page's history and its resume after its socket was closed, one node) and
 # nodes.test.mjs (two chat nodes sharing rooms over a redis-server of its
 # own, installed by scripts/install-redis.sh when missing: a page on each).
@@ -87,3 +91,6 @@ timeout 180 node "$TEST_DIR/chat.test.mjs" "$CHAT_BIN" "${SCREENSHOT%.png}-tls.p
 
 echo "== chat page in auth mode over https:// and wss:// in headless Chromium"
 timeout 180 node "$TEST_DIR/chat-auth.test.mjs" "$CHAT_BIN" "${SCREENSHOT%.png}-auth-tls.png"
+
+echo "== chat page over HTTP/2 (one shared TLS port, ALPN h2) in headless Chromium"
+timeout 180 node "$TEST_DIR/h2.test.mjs" "$CHAT_BIN"
