@@ -277,7 +277,7 @@ async fn static_files_and_routes_over_h2<R: Rt>() {
 async fn websocket_over_h2_is_counted_in_metrics<R: Rt>() {
     let hub = Hub::builder()
         .on_message(|session, text| {
-            let _ = session.send_text(&format!("echo: {text}"));
+            let _ = session.send_text(format!("echo: {text}"));
         })
         .build();
     let served = Served::start::<R>(hub.clone(), |app| app).await;
