@@ -309,3 +309,79 @@ fn events_and_room_chat_over_wss() {
         assert!(room_chat.terminate().success());
     });
 }
+
+/// The ALPN protocol a TLS handshake with the server on `port` chooses
+/// when the client offers `h2` and `http/1.1`.
+fn alpn_chosen(port: u16, ca: &Path) -> Option<Vec<u8>> {
+    let mut config = std::sync::Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    // Bounded: each round trip moves the handshake on or fails.
+    for _ in 0..10 {
+        if !conn.is_handshaking() {
+            break;
+        }
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    assert!(!conn.is_handshaking(), "the TLS handshake did not finish");
+    conn.alpn_protocol().map(<[u8]>::to_vec)
+}
+
+#[test]
+fn http2_is_offered_under_tls_unless_turned_off() {
+    let dir = temp_dir("chat-tls-h2");
+    let pki = TestPki::new("chat-h2");
+    let files = pki.server("server");
+    let tls = [
+        ("TLS_CERT_PATH", path(&files.cert)),
+        ("TLS_KEY_PATH", path(&files.key)),
+    ];
+    // chat on one shared port and on two, events and room-chat: h2.
+    let port = free_port();
+    let shared = chat(&dir, &files, &port, &port);
+    let two = chat(&dir, &files, "0", "0");
+    let ws_env = [("WEBSOCKET_HOST", "127.0.0.1"), ("WEBSOCKET_PORT", "0")];
+    let events = start(
+        EVENTS,
+        &[],
+        Some(&dir),
+        &[ws_env[0], ws_env[1], tls[0], tls[1]],
+    );
+    let room_chat = start(ROOM_CHAT, &["0"], Some(&dir), &tls);
+    let mut ports = shared.ports();
+    ports.extend(two.ports());
+    ports.extend(events.ports());
+    ports.extend(room_chat.ports());
+    for port in ports {
+        assert_eq!(alpn_chosen(port, &pki.ca).as_deref(), Some(&b"h2"[..]));
+    }
+    // HTTP2=off: http/1.1 only, and the routes answer over it.
+    let store = dir.join("off.db");
+    let off = start(
+        CHAT,
+        &[],
+        Some(&dir),
+        &[
+            ("SERVER_HOST", "127.0.0.1"),
+            ("WEBSOCKET_HOST", "127.0.0.1"),
+            ("SERVER_PORT", "0"),
+            ("WEBSOCKET_PORT", "0"),
+            ("STORE_PATH", path(&store)),
+            tls[0],
+            tls[1],
+            ("HTTP2", "off"),
+        ],
+    );
+    for port in off.ports() {
+        let chosen = alpn_chosen(port, &pki.ca);
+        assert_eq!(chosen.as_deref(), Some(&b"http/1.1"[..]));
+    }
+    let health = https(off.ports()[0], &pki.ca, HEALTH);
+    assert!(health.starts_with("HTTP/1.1 200 "), "{health}");
+    for server in [shared, two, events, room_chat, off] {
+        assert!(server.terminate().success());
+    }
+}
