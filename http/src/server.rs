@@ -56,7 +56,7 @@ pub async fn serve_http_with<R: Runtime>(listener: R::Listener, app: HttpApp, tl
                             #[cfg(feature = "h2")]
                             if hubbub_hub::http2::is_h2(&stream) {
                                 let io = hubbub_ws::h2::TransportIo(stream);
-                                let h2 = Default::default();
+                                let h2 = H2::for_app(&app).config;
                                 let served =
                                     crate::h2::serve_h2::<R, _>(io, app, None, h2, Some(peer));
                                 return Box::pin(served).await;
@@ -90,9 +90,9 @@ impl HttpApp {
     ///
     /// **HTTP/2** (feature `h2`): when `server`'s TLS acceptor offers ALPN
     /// `h2` ([`offer_h2`](hubbub_ws::h2::offer_h2)), a connection whose
-    /// TLS handshake chose `h2` is served with HTTP/2 (default
-    /// [`H2Config`](hubbub_ws::h2::H2Config); see
-    /// [`start_shared_h2`](Self::start_shared_h2)): each extended CONNECT
+    /// TLS handshake chose `h2` is served with HTTP/2 (see
+    /// [`start_shared_h2`](Self::start_shared_h2) for its settings): each
+    /// extended CONNECT
     /// (RFC 8441) is a session of the hub, decided as an upgrade is, and
     /// every other request is answered by the app's routes as over
     /// HTTP/1.1 (same routing, guard, limits, long polls, files streamed
@@ -100,11 +100,13 @@ impl HttpApp {
     /// GOAWAY. Connections that chose `http/1.1` (or none), and acceptors
     /// that do not offer `h2`, are served exactly as without the feature.
     pub fn start_shared<R: Runtime>(&self, server: HubServer<R>) -> io::Result<HubHandle> {
-        self.start_shared_inner(server, Default::default())
+        self.start_shared_inner(server, H2::for_app(self))
     }
 
     /// [`start_shared`](Self::start_shared) with the HTTP/2 settings `h2`
-    /// for the connections that choose HTTP/2 (feature `h2`).
+    /// for the connections that choose HTTP/2 (feature `h2`). Without
+    /// it, the defaults but for the idle timeout, which is the app's
+    /// ([`HttpTimeouts::idle`](crate::HttpTimeouts)), as over HTTP/1.1.
     #[cfg(feature = "h2")]
     pub fn start_shared_h2<R: Runtime>(
         &self,
@@ -132,10 +134,26 @@ impl HttpApp {
 }
 
 /// The HTTP/2 settings of a shared port (nothing without feature `h2`).
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct H2 {
     #[cfg(feature = "h2")]
     config: hubbub_ws::h2::H2Config,
+}
+
+impl H2 {
+    /// The defaults, but for the idle timeout: `app`'s, as for an idle
+    /// HTTP/1.1 connection.
+    #[cfg_attr(not(feature = "h2"), allow(unused_variables))]
+    fn for_app(app: &HttpApp) -> Self {
+        #[cfg(feature = "h2")]
+        {
+            let mut config = hubbub_ws::h2::H2Config::default();
+            config.idle_timeout = app.timeouts().idle;
+            H2 { config }
+        }
+        #[cfg(not(feature = "h2"))]
+        H2 {}
+    }
 }
 
 /// HTTP and WebSocket upgrades on one port (and HTTP/2, by ALPN).
