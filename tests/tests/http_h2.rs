@@ -2,7 +2,8 @@
 //! whose acceptor offers ALPN `h2` (`HttpApp::start_shared`) answers the
 //! routes, static files, `/metrics`, long polls and refusals over HTTP/2
 //! as over HTTP/1.1, opens hub sessions by extended CONNECT (RFC 8441),
-//! and still serves HTTP/1.1. The client is the `h2` crate's, on tokio,
+//! and still serves HTTP/1.1; an HTTP-only port (`serve_http_with`) serves
+//! its routes over HTTP/2 too. The client is the `h2` crate's, on tokio,
 //! over hubbub's TLS client stream.
 
 mod common;
@@ -18,7 +19,8 @@ use bytes::Bytes;
 use common::{bounded, certs::TestPki};
 use h2::{client::SendRequest, RecvStream};
 use hubbub_http::{
-    HttpApp, HttpAppBuilder, HttpRateLimits, Limits, LongPollConfig, Response, StaticFiles,
+    HttpApp, HttpAppBuilder, HttpRateLimits, HttpTimeouts, Limits, LongPollConfig, Response,
+    StaticFiles,
 };
 use hubbub_tests::prelude::*;
 use hubbub_ws::{
@@ -62,23 +64,28 @@ impl Served {
 
     /// An HTTP/2 client connection (TLS, ALPN `h2`).
     async fn client(&self) -> SendRequest<Bytes> {
-        let mut config = Arc::unwrap_or_clone(client_config_with_ca_file(&self.pki.ca).unwrap());
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let tcp = tokio::net::TcpStream::connect(self.addr()).await.unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut tls =
-            hubbub_tokio::tls::TlsStream::client(hubbub_tokio::Io(tcp), Arc::new(config), name)
-                .unwrap();
-        bounded("TLS handshake", tls.handshake()).await.unwrap();
-        assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
-        let (client, connection) = bounded("h2 handshake", h2::client::handshake(TransportIo(tls)))
-            .await
-            .unwrap();
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+        h2_client(self.addr(), &self.pki.ca).await
     }
+}
+
+/// An HTTP/2 client connection to `addr` (TLS trusting `ca`, ALPN `h2`).
+async fn h2_client(addr: SocketAddr, ca: &std::path::Path) -> SendRequest<Bytes> {
+    let mut config = Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls =
+        hubbub_tokio::tls::TlsStream::client(hubbub_tokio::Io(tcp), Arc::new(config), name)
+            .unwrap();
+    bounded("TLS handshake", tls.handshake()).await.unwrap();
+    assert_eq!(tls.alpn_protocol(), Some(&b"h2"[..]));
+    let (client, connection) = bounded("h2 handshake", h2::client::handshake(TransportIo(tls)))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
 }
 
 /// The static file's bytes: a pattern that shows any byte out of place.
@@ -447,7 +454,57 @@ async fn shutdown_answers_a_held_poll_and_sends_goaway<R: Rt>() {
     }
 }
 
+async fn an_http_only_port_over_h2_and_a_stalled_body<R: Rt>() {
+    let pki = TestPki::new("http-only-h2");
+    let files = pki.server("server");
+    let acceptor = TlsAcceptor::from_pem_files(&files.cert, &files.key).unwrap();
+    acceptor.reload(offer_h2(&acceptor.config()));
+    let app = HttpApp::builder(Hub::builder().build())
+        .timeouts(HttpTimeouts {
+            request: Duration::from_millis(300),
+            ..HttpTimeouts::default()
+        })
+        .post("/echo", |req| {
+            Response::new(200).with_body("application/octet-stream", req.body.clone())
+        })
+        .build();
+    let (listener, addr) = listen::<R>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    R::spawn(async move {
+        let serve = std::pin::pin!(hubbub_http::serve_http_with::<R>(
+            listener,
+            app,
+            Some(acceptor)
+        ));
+        futures_util::future::select(serve, stopped).await;
+    });
+    let client = h2_client(addr, &pki.ca).await;
+    let health = request(&client, "GET", "/api/health", None).await;
+    assert_eq!(health.head.status, 200);
+    let echo = request(&client, "POST", "/echo", Some(Bytes::from("body"))).await;
+    assert_eq!(echo.text(), "body");
+    // A body that stops half way: 408 after the request timeout.
+    let head = http::Request::builder()
+        .method("POST")
+        .uri("https://localhost/echo")
+        .header("content-length", "10")
+        .body(())
+        .unwrap();
+    let mut ready = bounded("ready", client.clone().ready()).await.unwrap();
+    let (response, mut send) = ready.send_request(head, false).unwrap();
+    send.send_data(Bytes::from("12345"), false).unwrap();
+    let started = std::time::Instant::now();
+    let response = bounded("408", response).await.unwrap();
+    assert_eq!(response.status(), 408);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // The connection still serves.
+    let again = request(&client, "GET", "/api/health", None).await;
+    assert_eq!(again.head.status, 200);
+    drop(stop);
+}
+
 hubbub_tests::cross_runtime!(
+    an_http_only_port_over_h2_and_a_stalled_body,
     static_files_and_routes_over_h2,
     websocket_over_h2_is_counted_in_metrics,
     long_polls_over_h2_are_held_answered_and_cancelled,
