@@ -248,6 +248,63 @@ impl Connection {
         conn
     }
 
+    /// A client-side connection whose opening handshake ran over HTTP/2
+    /// (RFC 8441): `request` was sent as an extended CONNECT with the
+    /// headers of [`ClientRequest::extended_connect_headers`] for this
+    /// `config`, and the server answered `status` with `headers`. A `200`
+    /// is checked as a `101` is (the subprotocol and the extension must
+    /// have been offered, the extension's parameters honoured) and the
+    /// connection starts open, its first event the same [`Event::Open`]
+    /// as after a `101`, [`response`](Self::response) the `200`; any other
+    /// status is [`HandshakeError::Status`]. No handshake bytes go in or
+    /// out: the stream's bytes are frames from the start. `seed` feeds the
+    /// frame masks, as in [`client`](Self::client).
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Instant};
+    /// use hubbub_core::{ClientRequest, Config, Connection, Event, HandshakeError};
+    ///
+    /// let config = Arc::new(Config::default());
+    /// let request = ClientRequest::from_url("wss://example.com/chat")?.protocol("chat");
+    /// let _headers = request.extended_connect_headers(&config);
+    /// // ... sent as an extended CONNECT; the server answers 200:
+    /// let answer = [("sec-websocket-protocol", "chat")];
+    /// let mut conn =
+    ///     Connection::client_upgraded(config.clone(), Instant::now(), &request, 200, answer, [7; 32])?;
+    /// assert!(matches!(conn.poll_event(), Some(Event::Open(opened)) if opened.protocol.as_deref() == Some("chat")));
+    /// assert_eq!(conn.response().map(|r| r.status()), Some(200));
+    /// let refused = Connection::client_upgraded(config, Instant::now(), &request, 403, [("a", "b")], [7; 32]);
+    /// assert_eq!(refused.err(), Some(HandshakeError::Status(403)));
+    /// # Ok::<(), hubbub_core::HandshakeError>(())
+    /// ```
+    pub fn client_upgraded<N: AsRef<str>, V: AsRef<[u8]>>(
+        config: Arc<Config>,
+        now: Instant,
+        request: &ClientRequest,
+        status: u16,
+        headers: impl IntoIterator<Item = (N, V)>,
+        seed: [u8; 32],
+    ) -> Result<Self, HandshakeError> {
+        let headers = handshake::HeaderList::collect("", headers, 256).map_err(|name| {
+            HandshakeError::Malformed(format!("the {name} header is not printable text"))
+        })?;
+        let offered: Vec<&str> = config.factories().map(|f| f.name()).collect();
+        let response =
+            handshake::check_connect_response(status, headers, request.protocols(), &offered)?;
+        let mut conn = Self::new(config, Role::Client, now);
+        conn.rng = Some(Box::new(ChaCha8Rng::from_seed(seed)));
+        conn.state = State::ReadingResponse;
+        if conn.open_client(now, response) {
+            return Ok(conn);
+        }
+        match conn.poll_event() {
+            Some(Event::HandshakeFailed(error)) => Err(error),
+            _ => Err(HandshakeError::BadExtension(
+                "the extension was refused".into(),
+            )),
+        }
+    }
+
     fn new(config: Arc<Config>, role: Role, now: Instant) -> Self {
         let mut timers = TimerTable::new(now);
         timers.set(Timer::Handshake, config.handshake_timeout.map(|t| now + t));
@@ -687,12 +744,21 @@ impl Connection {
             Err(error) => return self.fail_handshake(now, error),
         };
         let after_head = buf.split_off(head_len);
+        if self.open_client(now, response) && !after_head.is_empty() {
+            self.read_frames(now, &after_head);
+        }
+    }
+
+    /// Client: take up the extension the server accepted and open; `false`
+    /// (the handshake failed) if it cannot be honoured.
+    fn open_client(&mut self, now: Instant, response: Response) -> bool {
         let mut accepted = response.extensions().iter();
         let negotiated = match (accepted.next(), accepted.next()) {
             (None, _) => None,
             (Some(_), Some(_)) => {
                 let error = HandshakeError::BadExtension("more than one extension accepted".into());
-                return self.fail_handshake(now, error);
+                self.fail_handshake(now, error);
+                return false;
             }
             (Some(offer), None) => {
                 let factory = self.config.factories().find(|f| f.name() == offer.name);
@@ -702,11 +768,13 @@ impl Connection {
                         Some(offer.to_string())
                     }
                     Some(Err(why)) => {
-                        return self.fail_handshake(now, HandshakeError::BadExtension(why))
+                        self.fail_handshake(now, HandshakeError::BadExtension(why));
+                        return false;
                     }
                     None => {
-                        return self
-                            .fail_handshake(now, HandshakeError::BadExtension(offer.name.clone()))
+                        let error = HandshakeError::BadExtension(offer.name.clone());
+                        self.fail_handshake(now, error);
+                        return false;
                     }
                 }
             }
@@ -717,9 +785,7 @@ impl Connection {
         };
         self.response = Some(Box::new(response));
         self.open(now, opened);
-        if !after_head.is_empty() {
-            self.read_frames(now, &after_head);
-        }
+        true
     }
 
     /// Server: open with what [`Request::negotiate`] settled.

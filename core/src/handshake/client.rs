@@ -6,7 +6,7 @@ use super::{
     accept_key, format_extensions, has_token, is_token, parse_extensions, push_header, raw_pairs,
     write_header, HandshakeError, HeaderList, MAX_HEADERS,
 };
-use crate::extension::Offer;
+use crate::{extension::Offer, Config};
 
 /// What a client asks for: where to connect and what to offer.
 ///
@@ -140,6 +140,60 @@ impl ClientRequest {
             .map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
+    /// The headers of this request sent as an extended CONNECT over
+    /// HTTP/2 (RFC 8441 §5), in order: `sec-websocket-version: 13`, the
+    /// subprotocols and the extensions `config` offers (as the HTTP/1.1
+    /// request offers them), then the extra headers, except the ones
+    /// HTTP/2 forbids or carries in pseudo-headers (`Host`, `Connection`,
+    /// `Upgrade`, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`,
+    /// `TE`). Names are lower case. The caller sends them with `:method
+    /// CONNECT`, `:protocol websocket`, `:scheme`, `:authority` and
+    /// `:path` ([`path`](Self::path)), and hands the answer to
+    /// [`Connection::client_upgraded`](crate::Connection::client_upgraded).
+    ///
+    /// ```
+    /// use hubbub_core::{ClientRequest, Config};
+    /// let request = ClientRequest::from_url("wss://example.com/chat")?
+    ///     .protocol("chat")
+    ///     .header("Origin", "https://example.com")
+    ///     .header("Connection", "keep-alive");
+    /// let headers = request.extended_connect_headers(&Config::default());
+    /// assert_eq!(headers[0], ("sec-websocket-version".into(), "13".into()));
+    /// assert!(headers.contains(&("sec-websocket-protocol".into(), "chat".into())));
+    /// assert!(headers.contains(&("origin".into(), "https://example.com".into())));
+    /// assert!(!headers.iter().any(|(name, _)| name == "connection"));
+    /// # Ok::<(), hubbub_core::HandshakeError>(())
+    /// ```
+    pub fn extended_connect_headers(&self, config: &Config) -> Vec<(String, String)> {
+        let offers: Vec<Offer> = config.factories().flat_map(|f| f.client_offers()).collect();
+        let mut headers = vec![("sec-websocket-version".to_owned(), "13".to_owned())];
+        if !self.protocols.is_empty() {
+            headers.push(("sec-websocket-protocol".into(), self.protocols.join(", ")));
+        }
+        if !offers.is_empty() {
+            headers.push((
+                "sec-websocket-extensions".into(),
+                format_extensions(&offers),
+            ));
+        }
+        const NOT_IN_H2: [&str; 7] = [
+            "host",
+            "connection",
+            "upgrade",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "te",
+        ];
+        for (name, value) in &self.headers {
+            let name = name.to_ascii_lowercase();
+            if !NOT_IN_H2.contains(&name.as_str()) {
+                headers.push((name, value.clone()));
+            }
+        }
+        headers
+    }
+
     /// Serialize the request with `key` and the extension offers.
     pub(crate) fn write_to(&self, key: &str, extensions: &[Offer], out: &mut Vec<u8>) {
         out.extend_from_slice(b"GET ");
@@ -235,18 +289,21 @@ fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b)
 }
 
-/// A validated `101 Switching Protocols` response.
+/// A validated `101 Switching Protocols` response, or the `200` that
+/// opens a WebSocket over HTTP/2 (RFC 8441).
 #[derive(Debug, Clone)]
 pub struct Response {
+    status: u16,
     headers: HeaderList,
     pub(crate) protocol: Option<String>,
     pub(crate) extensions: Vec<Offer>,
 }
 
 impl Response {
-    /// The status code: always 101, the only one accepted.
+    /// The status code: 101 over HTTP/1.1, 200 for an extended CONNECT
+    /// over HTTP/2: the only ones accepted.
     pub fn status(&self) -> u16 {
-        101
+        self.status
     }
     /// The first value of header `name` (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -309,12 +366,36 @@ pub(crate) fn parse_response(
     let extensions = accepted_extensions(&headers, offered_extensions)?;
     Ok(Some((
         Response {
+            status: 101,
             headers,
             protocol,
             extensions,
         },
         len,
     )))
+}
+
+/// Validate the server's answer to an extended CONNECT (RFC 8441 §5):
+/// status `200`, then the same subprotocol and extension checks as a
+/// `101`'s (there is no `Upgrade`, `Connection` or `Sec-WebSocket-Accept`
+/// to check over HTTP/2). `headers` are the response's, names in any case.
+pub(crate) fn check_connect_response(
+    status: u16,
+    headers: HeaderList,
+    offered_protocols: &[String],
+    offered_extensions: &[&str],
+) -> Result<Response, HandshakeError> {
+    if status != 200 {
+        return Err(HandshakeError::Status(status));
+    }
+    let protocol = chosen_protocol(&headers, offered_protocols)?;
+    let extensions = accepted_extensions(&headers, offered_extensions)?;
+    Ok(Response {
+        status,
+        headers,
+        protocol,
+        extensions,
+    })
 }
 
 /// Whether there is exactly one `Sec-WebSocket-Accept`, and it answers `key`.

@@ -10,11 +10,11 @@ mod head;
 mod headers;
 mod server;
 
-pub(crate) use client::parse_response;
+pub(crate) use client::{check_connect_response, parse_response};
 pub use client::{ClientRequest, Response};
 pub use extensions::{format_extensions, parse_extensions};
 pub use head::{BareLf, HeadScan};
-use headers::HeaderList;
+pub(crate) use headers::HeaderList;
 pub(crate) use server::switching_protocols;
 pub use server::{parse_request, reason_phrase, Accept, Reject, Request};
 
@@ -69,7 +69,8 @@ pub enum HandshakeError {
         /// Why.
         reason: String,
     },
-    /// Client role: the response status was not 101.
+    /// Client role: the response status was not 101 (not 200 for an
+    /// extended CONNECT over HTTP/2).
     Status(u16),
     /// The head is not valid HTTP/1.1.
     Malformed(String),
