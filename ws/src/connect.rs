@@ -96,6 +96,26 @@ pub struct ClientConfig {
     /// Set ALPN `http/1.1` in a configuration of one's own.
     #[cfg(feature = "tls")]
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// WebSockets over HTTP/2 (RFC 8441) for `wss://` (feature `h2`):
+    /// with a pool, a connect offers ALPN `h2` and `http/1.1`, opens the
+    /// WebSocket as an extended CONNECT where the server allows it, and
+    /// shares one connection among the WebSockets to one origin; HTTP/1.1
+    /// otherwise (see [`h2::H2Pool`](crate::h2::H2Pool)). `None` (the
+    /// default): HTTP/1.1 only, with the ALPN of [`tls`](Self::tls).
+    #[cfg(feature = "h2")]
+    pub h2: Option<crate::h2::H2Pool>,
+}
+
+#[cfg(feature = "h2")]
+impl ClientConfig {
+    /// Open `wss://` WebSockets over HTTP/2 where servers allow it,
+    /// sharing the connections of `pool` (see
+    /// [`h2::H2Pool`](crate::h2::H2Pool)); clones of this configuration
+    /// share it.
+    pub fn with_h2(mut self, pool: crate::h2::H2Pool) -> Self {
+        self.h2 = Some(pool);
+        self
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -118,6 +138,8 @@ impl Default for ClientConfig {
             reconnect: None,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "h2")]
+            h2: None,
         }
     }
 }
@@ -171,7 +193,10 @@ pub async fn connect<R: Runtime>(
 /// Connect to `request`: resolve the host, open a TCP connection (with
 /// `TCP_NODELAY`), for `wss://` run the TLS handshake (SNI and certificate
 /// verification for the URL's host, within `config.handshake_timeout`),
-/// and run the opening handshake, each step within its timeout. The error
+/// and run the opening handshake, each step within its timeout. With
+/// [`ClientConfig::h2`] set, a `wss://` WebSocket goes over HTTP/2 where
+/// the server allows it ([`MaybeTls::H2`]; see
+/// [`h2::H2Pool`](crate::h2::H2Pool)). The error
 /// names the step that failed and, for the handshakes, the check
 /// ([`Error::Tls`] names the TLS problem: an expired certificate, one for
 /// another host…).
@@ -183,6 +208,10 @@ pub async fn connect_with<R: Runtime>(
     #[cfg(not(feature = "tls"))]
     if request.is_secure() {
         return Err(wss_needs_tls());
+    }
+    #[cfg(feature = "h2")]
+    if let (true, Some(pool)) = (request.is_secure(), &config.h2) {
+        return crate::h2::client::connect::<R>(pool, &request, config).await;
     }
     let addrs = within::<R, _>(
         config.dns_timeout,
@@ -204,6 +233,35 @@ pub async fn connect_with<R: Runtime>(
     client(stream, R::Timer::default(), &request, config.config.clone()).await
 }
 
+/// Resolve, connect and run the TLS handshake offering `alpn` (HTTP/2's
+/// connects).
+#[cfg(feature = "h2")]
+pub(crate) async fn tcp_tls<R: Runtime>(
+    request: &ClientRequest,
+    config: &ClientConfig,
+    alpn: Vec<Vec<u8>>,
+) -> Result<MaybeTls<R::Stream>, Error> {
+    let addrs = within::<R, _>(
+        config.dns_timeout,
+        Step::Dns,
+        resolve::<R>(request.host(), request.port()),
+    )
+    .await?;
+    let stream = within::<R, _>(
+        config.connect_timeout,
+        Step::Connect,
+        connect_any::<R>(&addrs),
+    )
+    .await?;
+    let tls = match &config.tls {
+        Some(tls) => tls.clone(),
+        None => crate::tls::default_client_config().map_err(Error::Tls)?,
+    };
+    let mut tls = Arc::unwrap_or_clone(tls);
+    tls.alpn_protocols = alpn;
+    secure_with::<R>(stream, request, config, Arc::new(tls)).await
+}
+
 /// The TLS handshake of a `wss://` connection.
 #[cfg(feature = "tls")]
 async fn secure<R: Runtime>(
@@ -211,12 +269,23 @@ async fn secure<R: Runtime>(
     request: &ClientRequest,
     config: &ClientConfig,
 ) -> Result<MaybeTls<R::Stream>, Error> {
-    use rustls::pki_types::ServerName;
-
     let tls = match &config.tls {
         Some(tls) => tls.clone(),
         None => crate::tls::default_client_config().map_err(Error::Tls)?,
     };
+    secure_with::<R>(stream, request, config, tls).await
+}
+
+/// The TLS handshake of a `wss://` connection with the configuration `tls`.
+#[cfg(feature = "tls")]
+async fn secure_with<R: Runtime>(
+    stream: R::Stream,
+    request: &ClientRequest,
+    config: &ClientConfig,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<MaybeTls<R::Stream>, Error> {
+    use rustls::pki_types::ServerName;
+
     let name = ServerName::try_from(request.host().to_owned()).map_err(|e| {
         Error::Tls(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -274,7 +343,8 @@ pub async fn timeout<R: Runtime, T>(limit: Duration, work: impl Future<Output = 
     }
 }
 
-async fn within<R: Runtime, T>(
+/// `work` within `limit` (if any); past it, [`Error::Timeout`] of `step`.
+pub(crate) async fn within<R: Runtime, T>(
     limit: Option<Duration>,
     step: Step,
     work: impl Future<Output = Result<T, Error>>,

@@ -13,7 +13,16 @@ use crate::driver::Transport;
 /// with, so that one program handles both with one type. The TLS side is
 /// boxed, so a plain connection does not pay for its size.
 ///
-/// It dereferences to the socket underneath (for `peer_addr`, say).
+/// With feature `h2`, a client's `wss://` WebSocket may also run over one
+/// stream of a shared HTTP/2 connection ([`H2`](Self::H2); see
+/// [`h2::H2Pool`](crate::h2::H2Pool)). It is a variant here rather than a
+/// transport type of its own so that `connect_with` and the hub's
+/// reconnecting `Client` keep returning the one WebSocket type whichever
+/// protocol the server allowed.
+///
+/// It dereferences to the socket underneath (for `peer_addr`, say), which
+/// an HTTP/2 stream does not own: see [`get_ref`](Self::get_ref) and
+/// [`stream`](Self::stream).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaybeTls<S> {
@@ -22,30 +31,62 @@ pub enum MaybeTls<S> {
     /// TLS over the stream.
     #[cfg(feature = "tls")]
     Tls(Box<crate::tls::TlsStream<S>>),
+    /// One stream of an HTTP/2 connection under TLS (client side, RFC
+    /// 8441): the connection, its socket and TLS session belong to the
+    /// pool's connection task.
+    #[cfg(feature = "h2")]
+    H2(Box<crate::h2::H2ClientStream>),
 }
 
 impl<S> MaybeTls<S> {
     /// The stream underneath (the socket, below any TLS).
+    ///
+    /// # Panics
+    ///
+    /// On an HTTP/2 stream ([`H2`](Self::H2)), which owns no socket: use
+    /// [`stream`](Self::stream) where a client may use HTTP/2.
     pub fn get_ref(&self) -> &S {
-        match self {
-            MaybeTls::Plain(stream) => stream,
-            #[cfg(feature = "tls")]
-            MaybeTls::Tls(tls) => tls.get_ref(),
+        match self.stream() {
+            Some(stream) => stream,
+            None => panic!("a WebSocket over HTTP/2 has no socket of its own"),
         }
     }
 
-    /// Whether the connection runs over TLS.
+    /// The stream underneath (the socket, below any TLS); `None` for an
+    /// HTTP/2 stream, whose socket belongs to its connection.
+    pub fn stream(&self) -> Option<&S> {
+        match self {
+            MaybeTls::Plain(stream) => Some(stream),
+            #[cfg(feature = "tls")]
+            MaybeTls::Tls(tls) => Some(tls.get_ref()),
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(_) => None,
+        }
+    }
+
+    /// Whether the connection runs over TLS (an HTTP/2 stream always
+    /// does).
     pub fn is_tls(&self) -> bool {
         !matches!(self, MaybeTls::Plain(_))
     }
 
-    /// The TLS session, if there is one (its ALPN protocol, the peer's
-    /// certificates, the SNI name).
+    /// Whether this is a stream of an HTTP/2 connection (RFC 8441).
+    pub fn is_h2(&self) -> bool {
+        #[cfg(feature = "h2")]
+        if let MaybeTls::H2(_) = self {
+            return true;
+        }
+        false
+    }
+
+    /// The TLS session, if this stream has one of its own (its ALPN
+    /// protocol, the peer's certificates, the SNI name); `None` for an
+    /// HTTP/2 stream too.
     #[cfg(feature = "tls")]
     pub fn tls(&self) -> Option<&crate::tls::TlsStream<S>> {
         match self {
             MaybeTls::Tls(tls) => Some(tls),
-            MaybeTls::Plain(_) => None,
+            _ => None,
         }
     }
 }
@@ -70,6 +111,8 @@ impl<S: Transport> Transport for MaybeTls<S> {
             MaybeTls::Plain(stream) => stream.poll_read(cx, buf),
             #[cfg(feature = "tls")]
             MaybeTls::Tls(tls) => tls.poll_read(cx, buf),
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.poll_read(cx, buf),
         }
     }
 
@@ -78,6 +121,8 @@ impl<S: Transport> Transport for MaybeTls<S> {
             MaybeTls::Plain(stream) => stream.poll_write(cx, buf),
             #[cfg(feature = "tls")]
             MaybeTls::Tls(tls) => tls.poll_write(cx, buf),
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.poll_write(cx, buf),
         }
     }
 
@@ -90,6 +135,8 @@ impl<S: Transport> Transport for MaybeTls<S> {
             MaybeTls::Plain(stream) => stream.poll_write_vectored(cx, bufs),
             #[cfg(feature = "tls")]
             MaybeTls::Tls(tls) => tls.poll_write_vectored(cx, bufs),
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.poll_write_vectored(cx, bufs),
         }
     }
 
@@ -98,6 +145,8 @@ impl<S: Transport> Transport for MaybeTls<S> {
             MaybeTls::Plain(stream) => stream.poll_flush(cx),
             #[cfg(feature = "tls")]
             MaybeTls::Tls(tls) => tls.poll_flush(cx),
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.poll_flush(cx),
         }
     }
 
@@ -106,6 +155,8 @@ impl<S: Transport> Transport for MaybeTls<S> {
             MaybeTls::Plain(stream) => stream.poll_shutdown(cx),
             #[cfg(feature = "tls")]
             MaybeTls::Tls(tls) => tls.poll_shutdown(cx),
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.poll_shutdown(cx),
         }
     }
 }

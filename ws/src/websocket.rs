@@ -199,7 +199,26 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
         config: Arc<Config>,
         negotiated: Negotiated,
     ) -> Self {
-        let mut conn = Connection::upgraded(config, negotiated, timer.now());
+        let conn = Connection::upgraded(config, negotiated, timer.now());
+        Self::from_open(conn, transport, timer)
+    }
+
+    /// A client WebSocket whose connection started open
+    /// ([`Connection::client_upgraded`], over HTTP/2).
+    #[cfg(feature = "h2")]
+    pub(crate) fn from_open_client(conn: Connection, transport: T, timer: K) -> Self {
+        Self::from_open(conn, transport, timer)
+    }
+
+    /// The server's response (client role).
+    #[cfg(feature = "h2")]
+    pub(crate) fn response(&self) -> Option<Response> {
+        self.core.response()
+    }
+
+    /// A WebSocket over a connection that started open: its
+    /// [`Event::Open`] taken.
+    fn from_open(mut conn: Connection, transport: T, timer: K) -> Self {
         let opened = match conn.poll_event() {
             Some(Event::Open(opened))
                 if opened.protocol.is_some() || opened.extensions.is_some() =>

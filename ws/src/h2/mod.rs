@@ -16,6 +16,10 @@
 //! - [`serve_h2_websockets`]: the plain [`Server`](crate::Server)'s
 //!   decision and configuration over HTTP/2, a handler per
 //!   [`H2WebSocket`];
+//! - [`H2Pool`]: the client side, an opt-in setting of
+//!   [`ClientConfig`](crate::ClientConfig): `wss://` WebSockets as
+//!   extended CONNECTs where the server allows them, several to one
+//!   origin on one connection, HTTP/1.1 otherwise;
 //! - [`H2Stream`]: one stream as a [`Transport`](crate::driver::Transport),
 //!   for the [`Driver`](crate::driver::Driver); [`TransportIo`]: a
 //!   transport (TCP or TLS of any runtime) as the I/O the `h2` crate
@@ -44,9 +48,11 @@
 //! by the peer and send at most that much, so nothing is buffered beyond
 //! the peer's window.
 
+pub(crate) mod client;
 mod server;
 mod stream;
 
+pub use client::{H2ClientStream, H2Pool};
 pub use server::{
     offer_h2, open_websocket, refuse, serve_connection, serve_h2_websockets, websocket_request,
     H2Config, H2Io, H2Request, H2Respond, H2WebSocket, StreamFuture, ALPN_H2,
