@@ -22,6 +22,10 @@
 #   8. Python's `h2` package over TLS with ALPN h2: WebSockets over HTTP/2
 #      (RFC 8441) against a hub on every runtime (interop/python/h2_websocket.py,
 #      run by tests/tests/h2.rs `python_h2_client`).
+#   9. our client with an H2Pool over TLS against hypercorn (an independent
+#      HTTP/2 server with RFC 8441) serving interop/python/h2_echo_asgi.py:
+#      several WebSockets on one HTTP/2 connection, each answered 200
+#      (tests/tests/h2_client.rs `hypercorn_echo`).
 # The test CA and the server certificate (127.0.0.1, localhost) are made
 # by scripts/test-certs.sh (openssl), in a temporary directory.
 # Loopback only; every step has a time limit. Exits non-zero on failure.
@@ -31,8 +35,8 @@ ROOT=$(pwd)
 HERE="$ROOT/interop/python"
 VENV=${INTEROP_VENV:-$HERE/.venv}
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import websockets, h2' 2>/dev/null; then
-    echo "== installing websockets and h2 into $VENV"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import websockets, h2, hypercorn' 2>/dev/null; then
+    echo "== installing websockets, h2 and hypercorn into $VENV"
     python3 -m venv "$VENV"
     timeout 300 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 fi
@@ -143,4 +147,20 @@ done
 echo "== Python h2 client -> hub over HTTP/2 (RFC 8441, every runtime)"
 HUBBUB_PYTHON="$PY" timeout 600 \
     cargo test --quiet -p hubbub-tests --test h2 -- --ignored --exact python_h2_client
+
+# 9. hypercorn (ALPN h2 and http/1.1, SETTINGS_ENABLE_CONNECT_PROTOCOL):
+#    our client's WebSockets over HTTP/2 against another server.
+HC_PORT=$(free_port)
+(cd "$HERE" && exec "$VENV/bin/hypercorn" --certfile "$CERTS/server.pem" \
+    --keyfile "$CERTS/server.key" --bind "127.0.0.1:$HC_PORT" h2_echo_asgi:app) \
+    >"$LOGS/hypercorn.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+    grep -qs "Running on" "$LOGS/hypercorn.log" && break
+    sleep 0.1
+done
+grep -qs "Running on" "$LOGS/hypercorn.log" || { echo "hypercorn did not start:" >&2; cat "$LOGS/hypercorn.log" >&2; exit 1; }
+echo "== hubbub client over HTTP/2 (RFC 8441) -> hypercorn"
+HUBBUB_HYPERCORN_ADDR="127.0.0.1:$HC_PORT" HUBBUB_HYPERCORN_CA="$CERTS/ca.pem" timeout 300 \
+    cargo test --quiet -p hubbub-tests --test h2_client -- --ignored --exact hypercorn_echo
 echo "interop: all passed"

@@ -55,6 +55,14 @@ pub trait Transport {
     }
     /// Shut down the write half (TCP: send FIN).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Whether a client ends its write half as soon as the close handshake
+    /// is done, as a server does, instead of waiting for the server's end
+    /// first. RFC 6455 §7.1.1's wait leaves TCP's TIME_WAIT with the
+    /// server; an HTTP/2 stream (RFC 8441) has none, and servers there may
+    /// wait for the client's END_STREAM. `false` by default (TCP, TLS).
+    fn ends_at_close(&self) -> bool {
+        false
+    }
 }
 
 /// One resettable timer and the clock it runs on.
@@ -284,8 +292,9 @@ impl<T: Transport, K: Timer> Driver<T, K> {
             }
             // Our last frame is out. A server sends FIN, then waits for the
             // peer's; a client waits for the server to close first (RFC 6455
-            // §7.1.1) so that the server holds TIME_WAIT, and shuts down below.
-            let server = self.conn.role() == Role::Server;
+            // §7.1.1) so that the server holds TIME_WAIT, and shuts down below
+            // (over an HTTP/2 stream, at once: `ends_at_close`).
+            let server = self.conn.role() == Role::Server || self.io.ends_at_close();
             if server && self.conn.is_closed() && !write_blocked && !self.shut_down && !self.dead {
                 if let Poll::Ready(result) = self.io.poll_shutdown(cx) {
                     self.shut_down = true;

@@ -159,4 +159,14 @@ impl<S: Transport> Transport for MaybeTls<S> {
             MaybeTls::H2(h2) => h2.poll_shutdown(cx),
         }
     }
+
+    fn ends_at_close(&self) -> bool {
+        match self {
+            MaybeTls::Plain(stream) => stream.ends_at_close(),
+            #[cfg(feature = "tls")]
+            MaybeTls::Tls(_) => false,
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.ends_at_close(),
+        }
+    }
 }

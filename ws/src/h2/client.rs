@@ -351,6 +351,10 @@ impl Transport for H2ClientStream {
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.stream.poll_shutdown(cx)
     }
+
+    fn ends_at_close(&self) -> bool {
+        self.stream.ends_at_close()
+    }
 }
 
 /// The WebSocket and response a connect returns.

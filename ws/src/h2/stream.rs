@@ -141,6 +141,12 @@ impl Transport for H2Stream {
         }
     }
 
+    /// END_STREAM right after the close handshake, on either side: a
+    /// stream has no TIME_WAIT to leave with the server.
+    fn ends_at_close(&self) -> bool {
+        true
+    }
+
     fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !std::mem::replace(&mut self.finished, true) {
             // An error means the stream was reset already: nothing to end.
