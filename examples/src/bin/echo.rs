@@ -3,7 +3,7 @@
 //! ```text
 //! echo --port P [--max-message BYTES] [--receive-budget BYTES]
 //!      [--deflate | --deflate-takeover] [--broadcast]
-//!      [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]
+//!      [--tls-cert PATH --tls-key PATH [--h2]] [--runtime tokio|smol|mio]
 //! ```
 //!
 //! Binds 127.0.0.1:P, sets TCP_NODELAY, and sends every text and binary
@@ -16,6 +16,9 @@
 //! code 2 and a message naming it. `--receive-budget` bounds what the
 //! unfinished incoming messages of all connections hold together (default
 //! the core's, 256 MiB; a connection that would pass it is closed 1009).
+//! With `--h2` (TLS only) a hub echoes instead, served by `http2::start`:
+//! ALPN `h2` (WebSockets over HTTP/2, RFC 8441, many on one connection)
+//! and `http/1.1` on the same port (bench/h2.sh compares the two).
 
 use std::{error::Error, net::SocketAddr, process::ExitCode, sync::Arc};
 
@@ -24,13 +27,17 @@ use hubbub_examples::{
     echo::{conformance_config, echo},
     until, Main, Program, Rt, Spec, SHUTDOWN_GRACE,
 };
-use hubbub_hub::{Hub, HubServer, OutboundLimit, SlowConsumer};
-use hubbub_ws::{tls::TlsAcceptor, Server, LISTEN_BACKLOG};
+use hubbub_hub::{http2, Hub, HubServer, OutboundLimit, SlowConsumer};
+use hubbub_ws::{
+    h2::{offer_h2, H2Config},
+    tls::TlsAcceptor,
+    Server, LISTEN_BACKLOG,
+};
 
 const PROGRAM: Program = Program {
     name: "echo",
     usage:
-        "echo --port P [--max-message BYTES] [--receive-budget BYTES] [--deflate | --deflate-takeover] [--broadcast] [--tls-cert PATH --tls-key PATH] [--runtime tokio|smol|mio]",
+        "echo --port P [--max-message BYTES] [--receive-budget BYTES] [--deflate | --deflate-takeover] [--broadcast] [--tls-cert PATH --tls-key PATH [--h2]] [--runtime tokio|smol|mio]",
 };
 
 /// Default `--max-message`: 16 MiB.
@@ -42,6 +49,8 @@ struct Args {
     /// `--receive-budget`, when given.
     receive_budget: Option<Arc<ReceiveBudget>>,
     broadcast: bool,
+    /// `--h2`: a hub served with HTTP/2 and HTTP/1.1 by ALPN.
+    h2: bool,
     /// `--deflate` (the default settings: no context takeover on our side)
     /// or `--deflate-takeover` (context takeover both ways).
     deflate: Option<DeflateConfig>,
@@ -59,7 +68,7 @@ fn main() -> ExitCode {
             "--tls-cert",
             "--tls-key",
         ],
-        switches: &["--deflate", "--deflate-takeover", "--broadcast"],
+        switches: &["--deflate", "--deflate-takeover", "--broadcast", "--h2"],
     }) {
         Ok(options) => options,
         Err(code) => return code,
@@ -87,7 +96,15 @@ fn main() -> ExitCode {
             (None, None) => None,
             _ => return Err("--tls-cert and --tls-key go together".into()),
         };
+        let h2 = options.switch("--h2");
+        if h2 && tls.is_none() {
+            return Err("--h2 needs --tls-cert and --tls-key (HTTP/2 is served under TLS)".into());
+        }
+        if h2 && options.switch("--broadcast") {
+            return Err("--h2 and --broadcast exclude each other".into());
+        }
         Ok(Args {
+            h2,
             tls,
             port,
             max_message,
@@ -136,6 +153,9 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
     if args.broadcast {
         return broadcast::<R>(listener, config, args.max_message, args.tls).await;
     }
+    if let (true, Some(tls)) = (args.h2, args.tls.clone()) {
+        return h2_echo::<R>(listener, config, tls).await;
+    }
     let addr = R::local_addr(&listener)?;
     // The plain line as it always was; TLS adds a mark.
     let place = match args.tls {
@@ -148,6 +168,30 @@ async fn serve<R: Rt>(args: Args) -> std::io::Result<()> {
         server = server.tls(acceptor);
     }
     until(server.serve(listener, |ws, _| echo(ws)), shutdown).await;
+    Ok(())
+}
+
+/// `--h2`: a hub that echoes every message to its sender, served with
+/// HTTP/2 (ALPN `h2`, extended CONNECT) and HTTP/1.1 on one TLS port.
+async fn h2_echo<R: Rt>(
+    listener: R::Listener,
+    config: Config,
+    tls: TlsAcceptor,
+) -> std::io::Result<()> {
+    let hub = Hub::builder()
+        .on_message(|session, text| {
+            let _ = session.send_text(text);
+        })
+        .on_binary(|session, data| {
+            let _ = session.send_binary(data.to_vec());
+        })
+        .build();
+    tls.reload(offer_h2(&tls.config()));
+    let server = HubServer::<R>::from_listener(listener, hub, Arc::new(config)).tls(tls);
+    let handle = http2::start(server, H2Config::default())?;
+    let shutdown = PROGRAM.listening::<R>(format_args!("{} (wss://, h2)", handle.local_addr()))?;
+    shutdown.await;
+    handle.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
 

@@ -603,12 +603,10 @@ async fn open<R: Runtime>(
         None => work.await?,
     };
     let (parts, recv) = response.into_parts();
-    let headers = parts.headers.iter().map(|(name, value)| {
-        (
-            name.as_str().to_owned(),
-            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-        )
-    });
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|error| Retry::No(Error::Io(io::Error::other(error))))?;
     let timer = R::Timer::default();
