@@ -186,7 +186,8 @@ macro_rules! runtime_front {
 
             pub use ::hubbub_hub::http2::{h2_acceptor, is_h2, start};
             pub use $crate::h2::{
-                offer_h2, serve_connection, H2Config, H2Io, H2Stream, TransportIo, ALPN_H2,
+                offer_h2, serve_connection, H2ClientStream, H2Config, H2Io, H2Pool, H2Stream,
+                TransportIo, ALPN_H2,
             };
 
             /// A WebSocket over one HTTP/2 stream, as [`serve_h2_websockets`]
