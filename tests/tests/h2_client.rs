@@ -36,6 +36,7 @@ use hubbub_ws::{
 
 cross_runtime!(
     websockets_to_one_origin_share_one_connection,
+    a_full_connection_opens_another,
     falls_back_to_http1_without_alpn_h2,
     falls_back_to_http1_without_extended_connect,
     a_refused_connect_is_the_error,
@@ -162,6 +163,38 @@ async fn websockets_to_one_origin_share_one_connection<R: Rt>() {
     let ports: BTreeSet<u16> = peers.lock().unwrap().iter().map(|p| p.port()).collect();
     assert_eq!(ports.len(), 2, "a second connection: {ports:?}");
     close::<R>(ws).await;
+    handle.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A pool of 2 WebSockets per connection: 5 concurrent connects make 3
+/// connections (the server sees 3 peer ports), none more.
+async fn a_full_connection_opens_another<R: Rt>() {
+    let pki = TestPki::new("h2-full");
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let hub = echo_hub(peers.clone());
+    let handle = h2_hub::<R>(&pki.server("server"), hub.clone(), "127.0.0.1:0").await;
+    let pool = H2Pool::new().max_streams(2);
+    let config = client(&pki, &pool);
+    let url = wss(handle.local_addr(), "/");
+    let connects = (0..5).map(|_| hubbub_ws::connect_with::<R>(&url, &config));
+    let opened = bounded("connects", futures_util::future::join_all(connects)).await;
+    let mut sockets = Vec::new();
+    for result in opened {
+        let (ws, _) = result.unwrap();
+        assert!(ws.get_ref().is_h2());
+        sockets.push(ws);
+    }
+    assert_eq!(pool.connections(), 3);
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        echo::<R>(ws, Message::text(format!("hello {i}"))).await;
+    }
+    let ports: BTreeSet<u16> = peers.lock().unwrap().iter().map(|p| p.port()).collect();
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    assert_eq!(hub.metrics().h2_sessions.get(), 5);
+    for ws in sockets {
+        close::<R>(ws).await;
+    }
+    assert_eq!(pool.connections(), 0);
     handle.shutdown(Duration::from_secs(1)).await;
 }
 
