@@ -264,7 +264,8 @@ impl<R: Runtime> Task<R> {
     /// Make `ws` the current connection and call `on_open`.
     fn open(&self, ws: RuntimeWebSocket<R>) -> Open<R> {
         let (driver, protocol) = ws.into_driver();
-        let mut info = SessionInfo::new(R::peer_addr(driver.transport()).ok(), "", []);
+        let peer = driver.transport().peer_addr_by(R::peer_addr);
+        let mut info = SessionInfo::new(peer, "", []);
         info.protocol = protocol;
         let session = Session::detached(info, self.limit);
         *self.handle.current() = Some(session.clone());

@@ -41,6 +41,7 @@ cross_runtime!(
     falls_back_to_http1_without_extended_connect,
     a_refused_connect_is_the_error,
     the_reconnecting_client_reconnects_over_h2,
+    the_callback_client_over_h2,
 );
 
 fn config() -> Config {
@@ -424,6 +425,36 @@ async fn the_reconnecting_client_reconnects_over_h2<R: Rt>() {
         .unwrap()
         .unwrap();
     assert!(closed.clean);
+    handle.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The hub's callback client (`Client::builder`) with an `H2Pool`: its
+/// session runs over an HTTP/2 stream and knows the server's address.
+async fn the_callback_client_over_h2<R: Rt>() {
+    let pki = TestPki::new("h2-callback");
+    let hub = echo_hub(Arc::new(Mutex::new(Vec::new())));
+    let handle = h2_hub::<R>(&pki.server("server"), hub.clone(), "127.0.0.1:0").await;
+    let pool = H2Pool::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = bounded(
+        "connect",
+        Client::<R>::builder(wss(handle.local_addr(), "/"))
+            .config(client(&pki, &pool))
+            .on_message(move |_, text| {
+                let _ = tx.send(text.to_owned());
+            })
+            .connect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.peer_addr(), Some(handle.local_addr()));
+    client.send_text("called back").unwrap();
+    assert_eq!(bounded("echo", rx.recv()).await.unwrap(), "called back");
+    assert_eq!(hub.metrics().h2_sessions.get(), 1);
+    assert_eq!(pool.connections(), 1);
+    client.close(CloseCode::NORMAL, "");
+    bounded("closed", client.closed()).await;
+    until("the pool let go", || pool.connections() == 0).await;
     handle.shutdown(Duration::from_secs(1)).await;
 }
 

@@ -2,6 +2,7 @@
 
 use std::{
     io::{self, IoSlice},
+    net::SocketAddr,
     ops::Deref,
     task::{Context, Poll},
 };
@@ -61,6 +62,20 @@ impl<S> MaybeTls<S> {
             MaybeTls::Tls(tls) => Some(tls.get_ref()),
             #[cfg(feature = "h2")]
             MaybeTls::H2(_) => None,
+        }
+    }
+
+    /// The peer's address: `peer_of` the socket underneath (the runtime's
+    /// `peer_addr`), or for an HTTP/2 stream the server's address on its
+    /// connection, noted when it was opened. Never panics.
+    pub fn peer_addr_by(
+        &self,
+        peer_of: impl FnOnce(&S) -> io::Result<SocketAddr>,
+    ) -> Option<SocketAddr> {
+        match self {
+            #[cfg(feature = "h2")]
+            MaybeTls::H2(h2) => h2.peer_addr(),
+            _ => self.stream().and_then(|stream| peer_of(stream).ok()),
         }
     }
 

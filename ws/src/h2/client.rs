@@ -36,6 +36,7 @@ use std::{
     fmt,
     future::poll_fn,
     io::{self, IoSlice},
+    net::SocketAddr,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
@@ -69,7 +70,10 @@ const MAX_ROUNDS: usize = 4096;
 /// A pool of HTTP/2 connections shared by the WebSockets of a
 /// [`ClientConfig`] (and of its clones, and of the hub's reconnecting
 /// `Client` built with it): one connection carries many WebSockets to one
-/// origin (`wss://`, host, port). Cloning shares the pool.
+/// origin (`wss://`, host, port). Cloning shares the pool. Connections
+/// are found by host and port alone: use one pool per TLS configuration
+/// (trusted roots, client certificate), as a connection is opened with the
+/// configuration of the connect that opened it.
 ///
 /// ```
 /// use hubbub_ws::{h2::H2Pool, ClientConfig};
@@ -107,6 +111,8 @@ struct OriginState {
 struct Pooled {
     id: u64,
     send: SendRequest<Bytes>,
+    /// The server's address on this connection.
+    peer: Option<SocketAddr>,
     /// WebSockets open (or opening) on it.
     open: usize,
     /// The most it may carry: the pool's limit and the server's.
@@ -195,7 +201,7 @@ impl Pool {
 /// What a connect does next.
 enum Checkout {
     /// Open a stream on this connection (a place on it is held).
-    Stream(SendRequest<Bytes>, Lease),
+    Stream(SendRequest<Bytes>, Lease, Option<SocketAddr>),
     /// Open a connection (others wait for it).
     Connect(Connecting),
     /// Another connect is opening a connection: wait for it.
@@ -222,7 +228,7 @@ impl H2Pool {
                 origin: origin.clone(),
                 id: pooled.id,
             };
-            return Checkout::Stream(pooled.send.clone(), lease);
+            return Checkout::Stream(pooled.send.clone(), lease, pooled.peer);
         }
         if state.connecting {
             return Checkout::Wait(self.inner.changed.listen());
@@ -244,13 +250,14 @@ struct Connecting {
 
 impl Connecting {
     /// Add the connection to the pool, holding one place on it.
-    fn pooled(self, send: SendRequest<Bytes>, limit: usize) -> Lease {
+    fn pooled(self, send: SendRequest<Bytes>, limit: usize, peer: Option<SocketAddr>) -> Lease {
         let id = self.pool.next_id.fetch_add(1, Ordering::Relaxed);
         let mut origins = self.pool.lock();
         let state = origins.entry(self.origin.clone()).or_default();
         state.connections.push(Pooled {
             id,
             send,
+            peer,
             open: 1,
             limit: limit.max(1),
         });
@@ -309,6 +316,7 @@ impl Drop for Lease {
 /// [`H2Stream`] and its place in the [`H2Pool`] (released on drop).
 pub struct H2ClientStream {
     stream: H2Stream,
+    peer: Option<SocketAddr>,
     _lease: Lease,
 }
 
@@ -316,6 +324,7 @@ impl fmt::Debug for H2ClientStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("H2ClientStream")
             .field("stream", &self.stream)
+            .field("peer", &self.peer)
             .finish()
     }
 }
@@ -324,6 +333,11 @@ impl H2ClientStream {
     /// The stream.
     pub fn stream(&self) -> &H2Stream {
         &self.stream
+    }
+
+    /// The server's address on the connection that carries the stream.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
     }
 }
 
@@ -382,8 +396,8 @@ pub(crate) async fn connect<R: Runtime>(
         }
         match pool.checkout(&origin) {
             Checkout::Http1 => return http1::<R>(request, config).await,
-            Checkout::Stream(send, lease) => {
-                match open::<R>(send, lease, request, config).await {
+            Checkout::Stream(send, lease, peer) => {
+                match open::<R>(send, lease, peer, request, config).await {
                     Ok(connected) => return Ok(connected),
                     // The connection failed under us: try another.
                     Err(Retry::Connection(error, id)) => {
@@ -403,8 +417,8 @@ pub(crate) async fn connect<R: Runtime>(
             }
             Checkout::Connect(connecting) => {
                 match new_connection::<R>(connecting, request, config).await? {
-                    Opened::H2(send, lease) => {
-                        return open::<R>(send, lease, request, config)
+                    Opened::H2(send, lease, peer) => {
+                        return open::<R>(send, lease, peer, request, config)
                             .await
                             .map_err(Retry::into_error)
                     }
@@ -443,8 +457,9 @@ impl Retry {
 
 /// What a new connection turned out to be.
 enum Opened<S> {
-    /// HTTP/2 with extended CONNECT, in the pool, a place held on it.
-    H2(SendRequest<Bytes>, Lease),
+    /// HTTP/2 with extended CONNECT, in the pool, a place held on it;
+    /// the server's address.
+    H2(SendRequest<Bytes>, Lease, Option<SocketAddr>),
     /// ALPN chose HTTP/1.1: upgrade on this stream.
     Http1(MaybeTls<S>),
     /// h2 without extended CONNECT: remembered; connect again with
@@ -469,6 +484,7 @@ async fn new_connection<R: Runtime>(
     if !is_h2 {
         return Ok(Opened::Http1(stream));
     }
+    let peer = stream.stream().and_then(|socket| R::peer_addr(socket).ok());
     let connections = u32::try_from(connecting.pool.max_streams).unwrap_or(u32::MAX);
     let window = (u64::from(connections) * u64::from(STREAM_WINDOW)).clamp(65_535, (1 << 31) - 1);
     let handshake = h2::client::Builder::new()
@@ -511,13 +527,13 @@ async fn new_connection<R: Runtime>(
         .min(send.current_max_send_streams());
     let pool = connecting.pool.clone();
     let origin = connecting.origin.clone();
-    let lease = connecting.pooled(send.clone(), limit);
+    let lease = connecting.pooled(send.clone(), limit, peer);
     let id = lease.id;
     R::spawn(async move {
         ended.await;
         pool.forget(&origin, id);
     });
-    Ok(Opened::H2(send, lease))
+    Ok(Opened::H2(send, lease, peer))
 }
 
 /// A one-shot signal from the connection's task: it ended.
@@ -572,6 +588,7 @@ async fn http1<R: Runtime>(
 async fn open<R: Runtime>(
     send: SendRequest<Bytes>,
     lease: Lease,
+    peer: Option<SocketAddr>,
     request: &ClientRequest,
     config: &ClientConfig,
 ) -> Result<Connected<R>, Retry> {
@@ -621,6 +638,7 @@ async fn open<R: Runtime>(
     .map_err(|error| Retry::No(Error::handshake(error)))?;
     let stream = H2ClientStream {
         stream: H2Stream::new(recv, send),
+        peer,
         _lease: lease,
     };
     let ws = WebSocket::from_open_client(conn, MaybeTls::H2(Box::new(stream)), timer);
