@@ -194,9 +194,9 @@ pub async fn connect<R: Runtime>(
 /// `TCP_NODELAY`), for `wss://` run the TLS handshake (SNI and certificate
 /// verification for the URL's host, within `config.handshake_timeout`),
 /// and run the opening handshake, each step within its timeout. With
-/// [`ClientConfig::h2`] set, a `wss://` WebSocket goes over HTTP/2 where
-/// the server allows it ([`MaybeTls::H2`]; see
-/// [`h2::H2Pool`](crate::h2::H2Pool)). The error
+/// `ClientConfig::h2` set (feature `h2`), a `wss://` WebSocket goes over
+/// HTTP/2 where the server allows it (`MaybeTls::H2`; see `h2::H2Pool`).
+/// The error
 /// names the step that failed and, for the handshakes, the check
 /// ([`Error::Tls`] names the TLS problem: an expired certificate, one for
 /// another host…).

@@ -15,8 +15,8 @@ use crate::driver::Transport;
 /// boxed, so a plain connection does not pay for its size.
 ///
 /// With feature `h2`, a client's `wss://` WebSocket may also run over one
-/// stream of a shared HTTP/2 connection ([`H2`](Self::H2); see
-/// [`h2::H2Pool`](crate::h2::H2Pool)). It is a variant here rather than a
+/// stream of a shared HTTP/2 connection (`H2`; see `h2::H2Pool`). It is
+/// a variant here rather than a
 /// transport type of its own so that `connect_with` and the hub's
 /// reconnecting `Client` keep returning the one WebSocket type whichever
 /// protocol the server allowed.
@@ -44,7 +44,7 @@ impl<S> MaybeTls<S> {
     ///
     /// # Panics
     ///
-    /// On an HTTP/2 stream ([`H2`](Self::H2)), which owns no socket: use
+    /// On an HTTP/2 stream (`H2`, feature `h2`), which owns no socket: use
     /// [`stream`](Self::stream) where a client may use HTTP/2.
     pub fn get_ref(&self) -> &S {
         match self.stream() {
