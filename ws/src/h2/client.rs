@@ -73,7 +73,9 @@ const MAX_ROUNDS: usize = 4096;
 /// origin (`wss://`, host, port). Cloning shares the pool. Connections
 /// are found by host and port alone: use one pool per TLS configuration
 /// (trusted roots, client certificate), as a connection is opened with the
-/// configuration of the connect that opened it.
+/// configuration of the connect that opened it. One connection per origin
+/// is being opened at a time: connects that find no room wait for it
+/// (within the handshake timeout) rather than each opening their own.
 ///
 /// ```
 /// use hubbub_ws::{h2::H2Pool, ClientConfig};
