@@ -213,18 +213,7 @@ pub async fn connect_with<R: Runtime>(
     if let (true, Some(pool)) = (request.is_secure(), &config.h2) {
         return crate::h2::client::connect::<R>(pool, &request, config).await;
     }
-    let addrs = within::<R, _>(
-        config.dns_timeout,
-        Step::Dns,
-        resolve::<R>(request.host(), request.port()),
-    )
-    .await?;
-    let stream = within::<R, _>(
-        config.connect_timeout,
-        Step::Connect,
-        connect_any::<R>(&addrs),
-    )
-    .await?;
+    let stream = open_tcp::<R>(&request, config).await?;
     let stream = if request.is_secure() {
         secure::<R>(stream, &request, config).await?
     } else {
@@ -241,25 +230,40 @@ pub(crate) async fn tcp_tls<R: Runtime>(
     config: &ClientConfig,
     alpn: Vec<Vec<u8>>,
 ) -> Result<MaybeTls<R::Stream>, Error> {
+    let stream = open_tcp::<R>(request, config).await?;
+    let mut tls = Arc::unwrap_or_clone(tls_config(config)?);
+    tls.alpn_protocols = alpn;
+    secure_with::<R>(stream, request, config, Arc::new(tls)).await
+}
+
+/// Resolve `request`'s host and connect to one of its addresses, each
+/// step within its timeout.
+async fn open_tcp<R: Runtime>(
+    request: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<R::Stream, Error> {
     let addrs = within::<R, _>(
         config.dns_timeout,
         Step::Dns,
         resolve::<R>(request.host(), request.port()),
     )
     .await?;
-    let stream = within::<R, _>(
+    within::<R, _>(
         config.connect_timeout,
         Step::Connect,
         connect_any::<R>(&addrs),
     )
-    .await?;
-    let tls = match &config.tls {
-        Some(tls) => tls.clone(),
-        None => crate::tls::default_client_config().map_err(Error::Tls)?,
-    };
-    let mut tls = Arc::unwrap_or_clone(tls);
-    tls.alpn_protocols = alpn;
-    secure_with::<R>(stream, request, config, Arc::new(tls)).await
+    .await
+}
+
+/// The TLS configuration of `wss://` connections: the configured one, or
+/// the webpki roots'.
+#[cfg(feature = "tls")]
+fn tls_config(config: &ClientConfig) -> Result<Arc<rustls::ClientConfig>, Error> {
+    match &config.tls {
+        Some(tls) => Ok(tls.clone()),
+        None => crate::tls::default_client_config().map_err(Error::Tls),
+    }
 }
 
 /// The TLS handshake of a `wss://` connection.
@@ -269,11 +273,7 @@ async fn secure<R: Runtime>(
     request: &ClientRequest,
     config: &ClientConfig,
 ) -> Result<MaybeTls<R::Stream>, Error> {
-    let tls = match &config.tls {
-        Some(tls) => tls.clone(),
-        None => crate::tls::default_client_config().map_err(Error::Tls)?,
-    };
-    secure_with::<R>(stream, request, config, tls).await
+    secure_with::<R>(stream, request, config, tls_config(config)?).await
 }
 
 /// The TLS handshake of a `wss://` connection with the configuration `tls`.
