@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Benchmarks hubbub's `echo` on each of its runtimes against peer servers
-# written as their crates' examples are (tokio-tungstenite, fastwebsockets),
-# on loopback only.
+# written as their crates' examples are (tokio-tungstenite, fastwebsockets,
+# yawc; uWebSockets.js on node, `uws`), on loopback only.
 #
 #   bench/run.sh [--quick] [--deflate | --tls] [--servers a,b,c]
 #
 # One table column per server of SERVERS (default: hubbub hubbub-smol
 # hubbub-mio tungstenite fastwebsockets; `--servers` picks others, in that
-# order): hubbub is `echo` on tokio, hubbub-smol and hubbub-mio the same
-# binary with `--runtime smol` / `--runtime mio`. A server that does not
-# start (say "runtime mio is not available yet") is left out of the table
-# with a note. Ratio columns: each hubbub column against tokio-tungstenite,
-# the first hubbub column against fastwebsockets; with no peer in the list,
-# each hubbub column against the first.
+# order, also from yawc and uws): hubbub is `echo` on tokio, hubbub-smol and
+# hubbub-mio the same binary with `--runtime smol` / `--runtime mio`; yawc
+# is the yawc-echo peer, uws is peers/uws/echo.mjs (uWebSockets.js through
+# the npm package uws-pack, pinned in peers/uws/package.json) run by
+# `node`; its node_modules are installed with `npm ci` when missing. A
+# server that does not start (say "runtime mio is not available yet") is
+# left out of the table with a note. Ratio columns: each hubbub column
+# against tokio-tungstenite, the first hubbub column against fastwebsockets
+# and against uws; with no peer in the list, each hubbub column against the
+# first.
 #
 # Each server runs pinned to CPU 0 (`taskset -c 0`), the single-threaded load
 # generator to CPU 1, one fresh server process per workload; workloads run
 # row by row, each on every server in turn. The server's CPU
-# time (utime+stime from /proc/PID/stat) is read before and after each run and
+# time (utime+stime from /proc/PID/stat: the whole process, every thread of
+# it, which matters for node's helper threads; taskset's affinity is
+# inherited by all of them) is read before and after each run and
 # divided by the messages (or handshakes, deliveries) the load generator
 # counted; RSS comes from /proc/PID/status. Raw JSON lines are kept in
 # $BENCH_OUT/results.jsonl, the table also as Markdown in $BENCH_OUT/table.md.
@@ -103,17 +109,21 @@ declare -A RUNTIME=(
 declare -A PEER_BIN=(
     [tungstenite]="$HERE/target/release/tungstenite-echo"
     [fastwebsockets]="$HERE/target/release/fastwebsockets-echo"
+    [yawc]="$HERE/target/release/yawc-echo"
 )
+# uWebSockets.js: a node script, its package pinned in peers/uws/package.json.
+UWS_DIR="$HERE/peers/uws"
+NODE=${NODE:-node}
 declare -A ECHO_FLAGS=([deflate]="--deflate" [takeover]="--deflate-takeover")
 declare -A LOAD_FLAGS=([deflate]="--deflate on" [takeover]="--deflate on")
 declare -A HEAD=(
     [hubbub]=hubbub [hubbub-smol]=hub-smol [hubbub-mio]=hub-mio
-    [tungstenite]=tungstenite [fastwebsockets]=fastws
+    [tungstenite]=tungstenite [fastwebsockets]=fastws [yawc]=yawc [uws]=uws
     [plain]=plain [deflate]=deflate [takeover]=takeover
 )
 declare -A SHORT=(
     [hubbub]=hub [hubbub-smol]=smol [hubbub-mio]=mio
-    [tungstenite]=tung [fastwebsockets]=fws
+    [tungstenite]=tung [fastwebsockets]=fws [yawc]=yawc [uws]=uws
     [plain]=plain [deflate]=defl [takeover]=take
 )
 if [ "${#SERVERS[@]}" = 0 ]; then
@@ -128,7 +138,7 @@ fi
 declare -A SEEN=()
 for server in "${SERVERS[@]}"; do
     if [ -z "${HEAD[$server]:-}" ]; then
-        echo "unknown server ${server@Q}: expected one of: hubbub hubbub-smol hubbub-mio tungstenite fastwebsockets plain deflate takeover" >&2
+        echo "unknown server ${server@Q}: expected one of: hubbub hubbub-smol hubbub-mio tungstenite fastwebsockets yawc uws plain deflate takeover" >&2
         exit 2
     fi
     if [ -n "${SEEN[$server]:-}" ]; then echo "server $server given twice" >&2; exit 2; fi
@@ -187,6 +197,8 @@ server_command() {
     elif is_hubbub "$name"; then
         # shellcheck disable=SC2206  # the flags are words
         CMD=("$ECHO" --port "$PORT" --runtime "${RUNTIME[$name]}" ${ECHO_FLAGS[$name]:-} "${TLS_SERVER[@]}" "$@")
+    elif [ "$name" = uws ]; then
+        CMD=("$NODE" "$UWS_DIR/echo.mjs" --port "$PORT" "${TLS_SERVER[@]}" "$@")
     else
         CMD=("${PEER_BIN[$name]}" --port "$PORT" "${TLS_SERVER[@]}" "$@")
     fi
@@ -341,6 +353,16 @@ measure_idle() {
 log "== building (release)"
 (cd "$ROOT" && cargo build --release --quiet -p hubbub-examples --bin echo --bin chat)
 (cd "$HERE" && CARGO_TARGET_DIR="$HERE/target" cargo build --release --quiet -p loadgen -p peers)
+if [ -n "${SEEN[uws]:-}" ]; then
+    # uWebSockets.js from the npm registry, the version of package-lock.json.
+    if ! command -v "$NODE" >/dev/null || ! command -v npm >/dev/null; then
+        log "warning: uws needs node and npm (not found); it will be left out"
+    elif [ ! -d "$UWS_DIR/node_modules/uws-pack" ]; then
+        log "== installing uWebSockets.js (npm ci in bench/peers/uws)"
+        (cd "$UWS_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
+            log "warning: npm ci failed in bench/peers/uws; uws will be left out"
+    fi
+fi
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "$(nproc)" -lt 2 ]; then log "warning: fewer than 2 CPUs; server and load generator share one"; fi
@@ -548,7 +570,8 @@ if [ "$TLS" = 1 ]; then
 fi
 
 # The ratio columns, "A B" for A/B: each hubbub column against
-# tokio-tungstenite, the first hubbub column against fastwebsockets; with no
+# tokio-tungstenite, the first hubbub column against fastwebsockets and
+# against uWebSockets.js; with no
 # peer, each hubbub column against the first.
 HUBS=(); PEERS=()
 for server in "${SHOWN[@]}"; do
@@ -560,6 +583,9 @@ if [[ " ${PEERS[*]} " == *" tungstenite "* ]]; then
 fi
 if [ "${#HUBS[@]}" -gt 0 ] && [[ " ${PEERS[*]} " == *" fastwebsockets "* ]]; then
     RATIOS+=("${HUBS[0]} fastwebsockets")
+fi
+if [ "${#HUBS[@]}" -gt 0 ] && [[ " ${PEERS[*]} " == *" uws "* ]]; then
+    RATIOS+=("${HUBS[0]} uws")
 fi
 if [ "${#PEERS[@]}" = 0 ] && [ "${#HUBS[@]}" -gt 1 ]; then
     for h in "${HUBS[@]:1}"; do RATIOS+=("$h ${HUBS[0]}"); done

@@ -2,7 +2,7 @@
 //!
 //! Each binary in `src/bin/` is written the way its crate's own examples are
 //! (tokio-tungstenite's `echo-server.rs` / `server.rs`, fastwebsockets'
-//! `echo_server.rs` with the hyper upgrade); this module only holds what all
+//! and yawc's `echo_server.rs` with the hyper upgrade); this module only holds what all
 //! of them share: the command line of hubbub's `echo` binary
 //! (`examples/README.md`, "echo"), binding, and the single-threaded runtime
 //! used to keep the comparison fair.
