@@ -8,15 +8,10 @@
 
 mod common;
 
-use std::{
-    io::{Read, Write},
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use common::{bounded, certs::TestPki};
+use common::{bounded, certs::TestPki, http::https_request};
 use h2::{client::SendRequest, RecvStream};
 use hubbub_http::{
     HttpApp, HttpAppBuilder, HttpRateLimits, HttpTimeouts, Limits, LongPollConfig, Response,
@@ -25,7 +20,7 @@ use hubbub_http::{
 use hubbub_tests::prelude::*;
 use hubbub_ws::{
     h2::{offer_h2, TransportIo},
-    tls::{client_config_with_ca_file, rustls, rustls::pki_types::ServerName, TlsAcceptor},
+    tls::{client_config_with_ca_file, rustls::pki_types::ServerName, TlsAcceptor},
 };
 use serde_json::{json, Value};
 
@@ -174,21 +169,6 @@ fn metric(metrics: &str, name: &str) -> Option<u64> {
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// One HTTP/1.1 request over TLS (ALPN `http/1.1`), read to the end.
-fn https_request(addr: SocketAddr, ca: &std::path::Path, request: &str) -> String {
-    let mut config = Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = tls.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 async fn static_files_and_routes_over_h2<R: Rt>() {

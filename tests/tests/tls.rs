@@ -18,13 +18,15 @@ use bytes::Bytes;
 use common::{
     bounded,
     certs::{ServerFiles, TestPki},
-    echo, payload,
+    echo,
+    http::https_request,
+    payload,
 };
 use futures_util::{SinkExt, StreamExt};
 use hubbub_core::DeflateConfig;
 use hubbub_http::HttpApp;
 use hubbub_tests::prelude::*;
-use hubbub_ws::tls::{client_config_with_ca_file, rustls, TlsAcceptor};
+use hubbub_ws::tls::{client_config_with_ca_file, TlsAcceptor};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -212,21 +214,6 @@ async fn reconnecting_client_over_tls_after_a_restart<R: Rt>() {
         other => panic!("{other:?}"),
     }
     client.close(CloseCode::NORMAL, "").await.unwrap();
-}
-
-/// One HTTP/1.1 request over TLS (blocking, with rustls's own stream):
-/// the whole answer, read to the end.
-fn https_request(addr: SocketAddr, ca: &std::path::Path, request: &str) -> String {
-    let config = client_config_with_ca_file(ca).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = tls.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 async fn http_and_websocket_on_one_tls_port<R: Rt>() {

@@ -7,7 +7,21 @@
 //! (`examples/README.md`, "echo"), binding, and the single-threaded runtime
 //! used to keep the comparison fair.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::{Ipv4Addr, SocketAddr},
+    sync::{atomic::AtomicU64, Arc, Mutex},
+};
+
+use http_body_util::Empty;
+use hyper::{
+    body::{Bytes, Incoming},
+    server::conn::http1,
+    service::service_fn,
+    Request, Response,
+};
+use hyper_util::rt::TokioIo;
 
 use tokio_rustls::rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
@@ -130,6 +144,71 @@ pub fn tls_config(cert: &str, key: &str) -> std::io::Result<std::sync::Arc<Serve
         .map_err(|e| bad(cert, &e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(std::sync::Arc::new(config))
+}
+
+/// Every connected peer's outgoing channel `T`, keyed by a connection id:
+/// tokio-tungstenite's chat-server pattern, which the `--broadcast` peers
+/// follow.
+pub type PeerMap<T> = Arc<Mutex<HashMap<u64, T>>>;
+
+/// What every upgrade handler of a hyper-based peer needs.
+pub struct Shared<T> {
+    /// The command line.
+    pub args: Args,
+    /// The `--broadcast` peers' channels.
+    pub peers: PeerMap<T>,
+    /// The next connection id.
+    pub next_id: Arc<AtomicU64>,
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            args: self.args.clone(),
+            peers: self.peers.clone(),
+            next_id: self.next_id.clone(),
+        }
+    }
+}
+
+/// The main of a peer built on hyper's HTTP/1 upgrade (fastwebsockets,
+/// yawc, as their `echo_server.rs` examples are): no TLS (`--tls-cert` is
+/// refused), the single-threaded runtime, and every accepted connection
+/// (TCP_NODELAY) served by hyper with upgrades, `upgrade` answering each
+/// request.
+pub fn run_upgrade_peer<T, U, F, E>(name: &str, upgrade: U) -> std::io::Result<()>
+where
+    T: Send + 'static,
+    U: Fn(Shared<T>, Request<Incoming>) -> F + Copy + Send + 'static,
+    F: Future<Output = Result<Response<Empty<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let args = Args::from_env();
+    if args.tls.is_some() {
+        return Err(std::io::Error::other("this peer has no TLS (--tls-cert)"));
+    }
+    current_thread_runtime().block_on(async move {
+        let listener = bind(&args, name).await?;
+        let shared = Shared {
+            args,
+            peers: PeerMap::default(),
+            next_id: Arc::default(),
+        };
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let io = TokioIo::new(stream);
+                let service = service_fn(move |req| upgrade(shared.clone(), req));
+                // Errors (a peer vanishing mid-handshake) just end the connection.
+                let _ = http1::Builder::new()
+                    .serve_connection(io, service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    })
 }
 
 #[cfg(test)]

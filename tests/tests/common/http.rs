@@ -143,3 +143,19 @@ pub(crate) fn metric(addr: SocketAddr, line_start: &str) -> u64 {
         .and_then(|l| l.rsplit(' ').next())
         .map_or(0, |v| v.parse().unwrap())
 }
+
+/// One HTTP/1.1 request over TLS (ALPN `http/1.1`, blocking, with
+/// rustls's own stream, trusting the CA in `ca`): the whole answer, read
+/// to the end.
+pub(crate) fn https_request(addr: SocketAddr, ca: &std::path::Path, request: &str) -> String {
+    use hubbub_ws::tls::{client_config_with_ca_file, rustls};
+    let mut config = std::sync::Arc::unwrap_or_clone(client_config_with_ca_file(ca).unwrap());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, connect(addr));
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -15,62 +15,21 @@
 //!
 //! Single-threaded (`current_thread` runtime), TCP_NODELAY, 127.0.0.1 only.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::{future, pin_mut, SinkExt, StreamExt};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use peers::Args;
 use yawc::{Frame, OpCode, Options, UpgradeFut, WebSocket};
 
-/// Every connected peer's outgoing channel, keyed by a connection id.
-type PeerMap = Arc<Mutex<HashMap<u64, UnboundedSender<Frame>>>>;
-
-/// What every upgrade handler needs.
-#[derive(Clone)]
-struct Shared {
-    args: Args,
-    peers: PeerMap,
-    next_id: Arc<AtomicU64>,
-}
+/// What every upgrade handler needs: the command line and the
+/// `--broadcast` peers' channels.
+type Shared = peers::Shared<UnboundedSender<Frame>>;
 
 fn main() -> std::io::Result<()> {
-    let args = Args::from_env();
-    if args.tls.is_some() {
-        return Err(std::io::Error::other("this peer has no TLS (--tls-cert)"));
-    }
-    peers::current_thread_runtime().block_on(serve(args))
-}
-
-/// Accepts connections forever; hyper serves each one with upgrades enabled.
-async fn serve(args: Args) -> std::io::Result<()> {
-    let listener = peers::bind(&args, "yawc-echo").await?;
-    let shared = Shared {
-        args,
-        peers: PeerMap::default(),
-        next_id: Arc::default(),
-    };
-    loop {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let io = TokioIo::new(stream);
-            let service = service_fn(move |req| server_upgrade(shared.clone(), req));
-            // Errors (a peer vanishing mid-handshake) just end the connection.
-            let _ = http1::Builder::new()
-                .serve_connection(io, service)
-                .with_upgrades()
-                .await;
-        });
-    }
+    peers::run_upgrade_peer("yawc-echo", server_upgrade)
 }
 
 /// Answers the upgrade request and spawns the WebSocket task.
