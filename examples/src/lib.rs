@@ -303,12 +303,18 @@ pub trait Rt: hubbub_ws::Runtime + hubbub_ws::Signals {
 impl Rt for Tokio {
     const NAME: &'static str = "tokio";
 
-    /// A single-threaded tokio runtime.
+    /// A current-thread tokio runtime; a multi-thread one when
+    /// `TOKIO_WORKER_THREADS` (tokio's own setting of its worker count)
+    /// asks for more than one worker.
     fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok(runtime.block_on(future))
+        let workers = std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok());
+        let mut builder = match workers {
+            Some(n) if n > 1 => tokio::runtime::Builder::new_multi_thread(),
+            _ => tokio::runtime::Builder::new_current_thread(),
+        };
+        Ok(builder.enable_all().build()?.block_on(future))
     }
 }
 

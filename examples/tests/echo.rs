@@ -98,6 +98,38 @@ fn mio_with_one_loop_is_one_thread_and_still_exits_on_sigterm() {
     }
 }
 
+/// On tokio the programs run on a current-thread runtime, one thread
+/// (besides the log's writers); `TOKIO_WORKER_THREADS=2` gives a
+/// multi-thread runtime with two workers, which serves as well.
+#[test]
+fn tokio_runs_on_one_thread_or_on_the_workers_asked_for() {
+    for (workers, expected) in [(None, 0), (Some("2"), 2)] {
+        let env: Vec<_> = workers
+            .map(|n| ("TOKIO_WORKER_THREADS", n))
+            .into_iter()
+            .collect();
+        let server = start(ECHO, &["--runtime", "tokio", "--port", "0"], None, &env);
+        let port = port(&server);
+        runtime().block_on(async {
+            let mut ws = connect(&format!("ws://127.0.0.1:{port}/")).await;
+            for n in 0..20 {
+                send(&mut ws, &format!("m{n}")).await;
+            }
+            for n in 0..20 {
+                assert_eq!(next(&mut ws).await, format!("m{n}"));
+            }
+            let names = server.thread_names();
+            let workers_seen = names
+                .iter()
+                .filter(|name| name.starts_with("tokio-r"))
+                .count();
+            assert_eq!(workers_seen, expected, "{workers:?}: {names:?}");
+            close(ws).await;
+        });
+        assert!(server.terminate().success(), "{workers:?}");
+    }
+}
+
 /// The `Sec-WebSocket-Extensions` answer to an upgrade offering
 /// permessage-deflate (raw, over a blocking socket with timeouts).
 fn extension_answer(port: u16) -> Option<String> {
