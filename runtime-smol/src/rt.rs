@@ -198,10 +198,36 @@ impl Runtime for Smol {
     }
 
     async fn accept(listener: &TcpListener) -> io::Result<(Io<TcpStream>, SocketAddr)> {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = accept_nonblocking(listener).await?;
         let _ = stream.set_nodelay(true);
         Ok((Io::tcp(stream), peer))
     }
+}
+
+/// Accept a connection that is non-blocking from the start: `accept4` with
+/// `SOCK_NONBLOCK` and a registration with async-io that skips its own
+/// `ioctl(FIONBIO)` (async-net's `accept` makes one per connection: a
+/// system call in ~30 per WebSocket handshake).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+async fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    // The listener's own readiness handle (a reference count, not a socket).
+    let listener = Arc::<Async<std::net::TcpListener>>::from(listener.clone());
+    let (socket, peer) = listener
+        .read_with(|listener| {
+            socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        })
+        .await?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accepted a connection without an IP address"))?;
+    let stream = Async::new_nonblocking(std::net::TcpStream::from(socket))?;
+    Ok((stream.into(), peer))
+}
+
+/// Elsewhere, async-net's `accept` (which then sets `O_NONBLOCK`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+async fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    listener.accept().await
 }
 
 #[cfg(feature = "signal")]
@@ -262,6 +288,48 @@ mod tests {
             assert!(!io.drained);
             let n = io.poll_read(&mut cx, &mut buf);
             assert!(matches!(n, Poll::Ready(Ok(36))), "{n:?}");
+        })
+    }
+
+    #[test]
+    fn accepted_connections_are_non_blocking_with_nodelay_and_carry_data() {
+        smol::block_on(async {
+            let listener = Smol::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+            let addr = Smol::local_addr(&listener).unwrap();
+            for round in 0..3u8 {
+                let mut peer = TcpStream::connect(addr).await.unwrap();
+                let (mut io, from) = Smol::accept(&listener).await.unwrap();
+                assert_eq!(from, peer.local_addr().unwrap());
+                assert_eq!(Smol::peer_addr(&io).unwrap(), from);
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                {
+                    let socket = socket2::SockRef::from(&*io);
+                    assert!(socket.nonblocking().unwrap(), "accept4(SOCK_NONBLOCK)");
+                    assert!(socket.tcp_nodelay().unwrap());
+                }
+
+                // Nothing to read yet: a blocking socket would hang here.
+                let mut buf = [0u8; 16];
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(io.poll_read(&mut cx, &mut buf).is_pending());
+
+                // Both ways, through the reactor.
+                peer.write_all(&[round; 3]).await.unwrap();
+                let n = smol::future::or(poll_fn(|cx| io.poll_read(cx, &mut buf)), async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                    panic!("the data never came")
+                })
+                .await
+                .unwrap();
+                assert_eq!(&buf[..n], &[round; 3]);
+                let n = poll_fn(|cx| io.poll_write(cx, b"back")).await.unwrap();
+                assert_eq!(n, 4);
+                let mut back = [0u8; 4];
+                smol::io::AsyncReadExt::read_exact(&mut peer, &mut back)
+                    .await
+                    .unwrap();
+                assert_eq!(&back, b"back");
+            }
         })
     }
 
