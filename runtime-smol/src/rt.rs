@@ -240,9 +240,10 @@ async fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, So
 /// executor's thread when it is idle (async-io's own thread steps in while
 /// the executor is busy), so connections' events are handled where their
 /// tasks run. For a server whose accept loop runs in `future`, that is a
-/// third fewer system calls per WebSocket handshake (measured under
-/// strace, 10 clients handshaking in a loop, server on one CPU: 30 to 20,
-/// with `epoll_wait` 1.5 to 0.3 and futex 2.0 to 1.1 per handshake). The
+/// quarter to a third fewer system calls per WebSocket handshake (measured
+/// under strace, clients handshaking in a loop, server on one CPU: 26 to
+/// 16.5 with 10 clients, 20.5 to 15 with 50; with 10, `epoll_wait` 1.5 to
+/// 0.3 and futex 1.9 to 1.1 per handshake). The
 /// future itself still does I/O and timers normally, but each of its wakes
 /// now comes from the thread that drives the reactor: a future that does
 /// most of the program's I/O itself (a lone client, say) is better off
