@@ -321,10 +321,11 @@ impl Rt for Tokio {
 impl Rt for Smol {
     const NAME: &'static str = "smol";
 
-    /// `smol::block_on`; spawned tasks run on smol's global executor
+    /// `hubbub_smol::block_on` (this thread leaves the reactor to the
+    /// executor's); spawned tasks run on smol's global executor
     /// (`SMOL_THREADS`, one thread by default).
     fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
-        Ok(smol::block_on(future))
+        Ok(hubbub_smol::block_on(future))
     }
 }
 

@@ -50,14 +50,18 @@
 //! ```
 //!
 //! Tasks (one per connection, and each callback client's) run on smol's
-//! global executor: set `SMOL_THREADS` for more than one thread.
+//! global executor: set `SMOL_THREADS` for more than one thread. A server's
+//! main future costs less under [`block_on`] than under `smol::block_on`:
+//! the calling thread then leaves async-io's reactor to the executor's
+//! thread, which handles the connections' events itself instead of being
+//! woken for each of them.
 #![forbid(unsafe_code)]
 
 mod rt;
 #[cfg(feature = "signal")]
 mod signal;
 
-pub use rt::{Io, Smol, SmolTimer};
+pub use rt::{block_on, Io, Smol, SmolTimer};
 
 hubbub_ws::runtime_front! {
     runtime: Smol,

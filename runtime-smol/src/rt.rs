@@ -198,10 +198,58 @@ impl Runtime for Smol {
     }
 
     async fn accept(listener: &TcpListener) -> io::Result<(Io<TcpStream>, SocketAddr)> {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = accept_nonblocking(listener).await?;
         let _ = stream.set_nodelay(true);
         Ok((Io::tcp(stream), peer))
     }
+}
+
+/// Accept a connection that is non-blocking from the start: `accept4` with
+/// `SOCK_NONBLOCK` and a registration with async-io that skips its own
+/// `ioctl(FIONBIO)` (async-net's `accept` makes one per connection: a
+/// system call in ~30 per WebSocket handshake).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+async fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    // The listener's own readiness handle (a reference count, not a socket).
+    let listener = Arc::<Async<std::net::TcpListener>>::from(listener.clone());
+    let (socket, peer) = listener
+        .read_with(|listener| {
+            socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        })
+        .await?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accepted a connection without an IP address"))?;
+    let stream = Async::new_nonblocking(std::net::TcpStream::from(socket))?;
+    Ok((stream.into(), peer))
+}
+
+/// Elsewhere, async-net's `accept` (which then sets `O_NONBLOCK`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+async fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    listener.accept().await
+}
+
+/// Run `future` to completion on the calling thread, which only polls it
+/// and sleeps in between: it never waits on async-io's reactor itself.
+///
+/// `smol::block_on` makes the calling thread one more candidate for the
+/// reactor: while it waits there in `epoll_wait`, every I/O event of the
+/// tasks on smol's executor is handed over to the executor's thread
+/// (a futex wake, a context switch). Here the reactor is left to the
+/// executor's thread when it is idle (async-io's own thread steps in while
+/// the executor is busy), so connections' events are handled where their
+/// tasks run. For a server whose accept loop runs in `future`, that is a
+/// quarter to a third fewer system calls per WebSocket handshake (measured
+/// under strace, clients handshaking in a loop, server on one CPU: 26 to
+/// 16.5 with 10 clients, 20.5 to 15 with 50; with 10, `epoll_wait` 1.5 to
+/// 0.3 and futex 1.9 to 1.1 per handshake). The
+/// future itself still does I/O and timers normally, but each of its wakes
+/// now comes from the thread that drives the reactor: a future that does
+/// most of the program's I/O itself (a lone client, say) is better off
+/// under `smol::block_on`.
+pub fn block_on<T>(future: impl Future<Output = T>) -> T {
+    smol::future::block_on(future)
 }
 
 #[cfg(feature = "signal")]
@@ -263,6 +311,89 @@ mod tests {
             let n = io.poll_read(&mut cx, &mut buf);
             assert!(matches!(n, Poll::Ready(Ok(36))), "{n:?}");
         })
+    }
+
+    #[test]
+    fn accepted_connections_are_non_blocking_with_nodelay_and_carry_data() {
+        smol::block_on(async {
+            let listener = Smol::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+            let addr = Smol::local_addr(&listener).unwrap();
+            for round in 0..3u8 {
+                let mut peer = TcpStream::connect(addr).await.unwrap();
+                let (mut io, from) = Smol::accept(&listener).await.unwrap();
+                assert_eq!(from, peer.local_addr().unwrap());
+                assert_eq!(Smol::peer_addr(&io).unwrap(), from);
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                {
+                    let socket = socket2::SockRef::from(&*io);
+                    assert!(socket.nonblocking().unwrap(), "accept4(SOCK_NONBLOCK)");
+                    assert!(socket.tcp_nodelay().unwrap());
+                }
+
+                // Nothing to read yet: a blocking socket would hang here.
+                let mut buf = [0u8; 16];
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(io.poll_read(&mut cx, &mut buf).is_pending());
+
+                // Both ways, through the reactor.
+                peer.write_all(&[round; 3]).await.unwrap();
+                let n = smol::future::or(poll_fn(|cx| io.poll_read(cx, &mut buf)), async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                    panic!("the data never came")
+                })
+                .await
+                .unwrap();
+                assert_eq!(&buf[..n], &[round; 3]);
+                let n = poll_fn(|cx| io.poll_write(cx, b"back")).await.unwrap();
+                assert_eq!(n, 4);
+                let mut back = [0u8; 4];
+                smol::io::AsyncReadExt::read_exact(&mut peer, &mut back)
+                    .await
+                    .unwrap();
+                assert_eq!(&back, b"back");
+            }
+        })
+    }
+
+    #[test]
+    fn block_on_serves_connections_while_another_thread_drives_the_reactor() {
+        let started = Instant::now();
+        let echoed = block_on(async {
+            let listener = Smol::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+            let addr = Smol::local_addr(&listener).unwrap();
+            let mut peers = Vec::new();
+            for round in 0..3u8 {
+                let mut peer = TcpStream::connect(addr).await.unwrap();
+                let (mut io, _) = Smol::accept(&listener).await.unwrap();
+                // The connection's task on the executor: echo one read.
+                Smol::spawn(async move {
+                    let mut buf = [0u8; 16];
+                    let n = poll_fn(|cx| io.poll_read(cx, &mut buf)).await.unwrap();
+                    poll_fn(|cx| io.poll_write(cx, &buf[..n])).await.unwrap();
+                });
+                Smol::sleep(Duration::from_millis(5)).await;
+                peer.write_all(&[round; 2]).await.unwrap();
+                peers.push(peer);
+            }
+            let mut echoed = Vec::new();
+            for peer in &mut peers {
+                let mut back = [0u8; 2];
+                let read = smol::io::AsyncReadExt::read_exact(peer, &mut back);
+                smol::future::or(read, async {
+                    smol::Timer::after(Duration::from_secs(10)).await;
+                    panic!("no echo")
+                })
+                .await
+                .unwrap();
+                echoed.push(back);
+            }
+            echoed
+        });
+        assert_eq!(echoed, [[0, 0], [1, 1], [2, 2]]);
+        assert!(
+            started.elapsed() >= Duration::from_millis(15),
+            "the timers ran"
+        );
     }
 
     #[test]
