@@ -52,6 +52,16 @@ struct Source {
     writer: Option<Waker>,
 }
 
+/// The registered sources of a loop, by id (a plain vector and a free
+/// list rather than a `Slab`: a slot is the two wakers, 32 bytes, where a
+/// slab's entry would take 40). A free slot holds no waker; an event for
+/// it (one that was queued before its source left) wakes nothing.
+#[derive(Default)]
+struct Sources {
+    slots: Vec<Source>,
+    free: Vec<u32>,
+}
+
 /// Which of a source's wakers.
 #[derive(Clone, Copy)]
 pub(crate) enum Direction {
@@ -70,7 +80,7 @@ pub(crate) struct Shared {
     registry: Registry,
     /// The waker's token; sources take the tokens above it.
     base: usize,
-    sources: Mutex<Slab<Source>>,
+    sources: Mutex<Sources>,
     pub(crate) timers: Mutex<Timers>,
     /// Futures spawned onto this loop, not yet in its slab.
     spawned: Mutex<Vec<SendTask>>,
@@ -100,6 +110,61 @@ impl Shared {
     pub(crate) fn spawn(&self, future: SendTask) {
         lock(&self.spawned).push(future);
         self.signal();
+    }
+
+    /// Register `source` with this loop for `interest`; its id (the token
+    /// is `base + 1 + id`). Free it with [`remove_source`](Self::remove_source).
+    pub(crate) fn add_source(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+    ) -> io::Result<u32> {
+        let id = {
+            let mut sources = lock(&self.sources);
+            match sources.free.pop() {
+                Some(id) => id,
+                None => {
+                    let id = u32::try_from(sources.slots.len())
+                        .map_err(|_| io::Error::other("too many sources on one loop"))?;
+                    sources.slots.push(Source::default());
+                    id
+                }
+            }
+        };
+        let token = Token(self.base + 1 + id as usize);
+        if let Err(error) = self.registry.register(source, token, interest) {
+            self.remove_source(id);
+            return Err(error);
+        }
+        Ok(id)
+    }
+
+    /// Source `id` is gone: drop its wakers, free its id.
+    pub(crate) fn remove_source(&self, id: u32) {
+        let mut sources = lock(&self.sources);
+        if let Some(source) = sources.slots.get_mut(id as usize) {
+            *source = Source::default();
+            sources.free.push(id);
+        }
+    }
+
+    /// Set the waker of source `id`'s `direction`; true if one was set
+    /// (and not taken by an event).
+    pub(crate) fn swap_waker(&self, id: u32, direction: Direction, waker: &Waker) -> bool {
+        let mut sources = lock(&self.sources);
+        let Some(source) = sources.slots.get_mut(id as usize) else {
+            return false;
+        };
+        let slot = match direction {
+            Direction::Read => &mut source.reader,
+            Direction::Write => &mut source.writer,
+        };
+        let waiting = slot.is_some();
+        match slot {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+        waiting
     }
 
     /// Whether this loop is the one running on this thread.
@@ -216,7 +281,7 @@ pub(crate) fn wait(
 /// the token (the socket leaves the poll when it is closed).
 pub(crate) struct Registration {
     shared: Arc<Shared>,
-    id: usize,
+    id: u32,
 }
 
 impl std::fmt::Debug for Registration {
@@ -234,18 +299,13 @@ impl Registration {
         source: &mut impl mio::event::Source,
         interest: Interest,
     ) -> io::Result<Self> {
-        let id = lock(&shared.sources).insert(Source::default());
-        let token = Token(shared.base + 1 + id);
-        if let Err(error) = shared.registry.register(source, token, interest) {
-            lock(&shared.sources).remove(id);
-            return Err(error);
-        }
+        let id = shared.add_source(source, interest)?;
         Ok(Registration { shared, id })
     }
 
     /// Have the next readiness event in `direction` wake `waker`.
     pub(crate) fn set_waker(&self, direction: Direction, waker: &Waker) {
-        self.swap_waker(direction, waker);
+        self.shared.swap_waker(self.id, direction, waker);
     }
 
     /// Whether the source is still waiting in `direction`: no readiness
@@ -253,26 +313,7 @@ impl Registration {
     /// next one wakes `waker` instead.
     #[cfg_attr(not(feature = "signal"), allow(dead_code))]
     pub(crate) fn still_waiting(&self, direction: Direction, waker: &Waker) -> bool {
-        self.swap_waker(direction, waker)
-    }
-
-    /// Set the waker of `direction`; true if one was set (and not taken by
-    /// an event).
-    fn swap_waker(&self, direction: Direction, waker: &Waker) -> bool {
-        let mut sources = lock(&self.shared.sources);
-        let Some(source) = sources.get_mut(self.id) else {
-            return false;
-        };
-        let slot = match direction {
-            Direction::Read => &mut source.reader,
-            Direction::Write => &mut source.writer,
-        };
-        let waiting = slot.is_some();
-        match slot {
-            Some(old) if old.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
-        waiting
+        self.shared.swap_waker(self.id, direction, waker)
     }
 
     /// Poll `op` on this source; while it is pending, the next readiness
@@ -289,22 +330,16 @@ impl Registration {
             return Poll::Ready(value);
         }
         self.set_waker(direction, cx.waker());
-        if self.on_its_loop() {
+        if self.shared.is_current() {
             return Poll::Pending;
         }
         op()
-    }
-
-    /// Whether the polling thread is this source's loop: an event cannot
-    /// arrive between a `WouldBlock` and [`set_waker`](Self::set_waker).
-    pub(crate) fn on_its_loop(&self) -> bool {
-        self.shared.is_current()
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.shared.sources).try_remove(self.id);
+        self.shared.remove_source(self.id);
     }
 }
 
@@ -393,7 +428,7 @@ impl Executor {
                 waker,
                 registry: registry.try_clone()?,
                 base: base.0,
-                sources: Mutex::new(Slab::new()),
+                sources: Mutex::default(),
                 timers: Mutex::default(),
                 spawned: Mutex::new(Vec::new()),
             }),
@@ -429,7 +464,7 @@ impl Executor {
         };
         let (reader, writer) = {
             let mut sources = lock(&self.shared.sources);
-            let Some(source) = sources.get_mut(id) else {
+            let Some(source) = sources.slots.get_mut(id) else {
                 return true;
             };
             let error = event.is_error();
