@@ -99,16 +99,24 @@ impl MioIo {
     /// Have the next readiness event in `direction` wake `waker`
     /// (registering the stream first if it is not yet).
     fn set_waker(&mut self, direction: Direction, waker: &Waker) -> io::Result<()> {
-        let shared = match self.shared {
-            Some(ref shared) => shared,
-            None => {
-                let shared = pick();
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                self.id = shared.add_source(&mut self.stream, interest)?;
-                self.shared.insert(shared)
-            }
-        };
-        shared.swap_waker(self.id, direction, waker);
+        if self.shared.is_none() {
+            self.register_now()?;
+        }
+        if let Some(shared) = &self.shared {
+            shared.swap_waker(self.id, direction, waker);
+        }
+        Ok(())
+    }
+
+    /// Register the stream with the current loop (else a default one):
+    /// once in its life, out of the read and write paths.
+    #[cold]
+    #[inline(never)]
+    fn register_now(&mut self) -> io::Result<()> {
+        let shared = pick();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.id = shared.add_source(&mut self.stream, interest)?;
+        self.shared = Some(shared);
         Ok(())
     }
 
@@ -129,6 +137,7 @@ impl MioIo {
 
     /// Run `op` until it does not block; when it would, have `direction`'s
     /// next readiness wake the task.
+    #[inline(always)]
     fn poll_op<T>(
         &mut self,
         cx: &Context<'_>,

@@ -16,7 +16,6 @@ use std::{
     future::Future,
     io,
     panic::{catch_unwind, AssertUnwindSafe},
-    pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
         Arc, Mutex, MutexGuard, OnceLock,
@@ -28,12 +27,10 @@ use std::{
 use mio::{event::Event, Events, Interest, Registry, Token};
 use slab::Slab;
 
-use crate::timers::Timers;
-
-/// A task as the loop keeps it (built on the loop's thread: need not be `Send`).
-pub(crate) type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
-/// A task handed over from another thread.
-type SendTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+use crate::{
+    task::{Slot, Spawned},
+    timers::Timers,
+};
 
 /// Rounds of polling in one [`Executor::process`] before returning to the
 /// poll (tasks that keep waking each other must not starve I/O).
@@ -83,11 +80,11 @@ pub(crate) struct Shared {
     sources: Mutex<Sources>,
     pub(crate) timers: Mutex<Timers>,
     /// Futures spawned onto this loop, not yet in its slab.
-    spawned: Mutex<Vec<SendTask>>,
+    spawned: Mutex<Vec<Spawned>>,
 }
 
 impl Shared {
-    fn schedule(&self, key: usize) {
+    pub(crate) fn schedule(&self, key: usize) {
         lock(&self.ready).push(key);
         self.signal();
     }
@@ -107,8 +104,8 @@ impl Shared {
     }
 
     /// Run `future` on this loop.
-    pub(crate) fn spawn(&self, future: SendTask) {
-        lock(&self.spawned).push(future);
+    pub(crate) fn spawn(self: &Arc<Self>, future: impl Future<Output = ()> + Send + 'static) {
+        lock(&self.spawned).push(Spawned::new(future, self.clone()));
         self.signal();
     }
 
@@ -343,7 +340,8 @@ impl Drop for Registration {
     }
 }
 
-/// One task's waker: schedules its key at most once until it is polled.
+/// The waker of a future polled outside the slab (`block_on_local`'s):
+/// marks it woken, and makes the loop look.
 pub(crate) struct TaskWaker {
     key: usize,
     scheduled: AtomicBool,
@@ -385,11 +383,6 @@ impl Wake for TaskWaker {
     }
 }
 
-struct Task {
-    future: LocalTask,
-    waker: Arc<TaskWaker>,
-}
-
 /// Puts the previous current loop back when a loop's processing ends.
 pub(crate) struct Enter(Option<Arc<Shared>>);
 
@@ -408,7 +401,7 @@ impl Drop for Enter {
 
 /// A loop's tasks, polled on its thread.
 pub(crate) struct Executor {
-    tasks: Slab<Task>,
+    tasks: Slab<Slot>,
     pub(crate) shared: Arc<Shared>,
     /// The ready list being worked on (swapped with the shared one, so
     /// both keep their capacity).
@@ -436,17 +429,20 @@ impl Executor {
         })
     }
 
-    /// Add a task, scheduled for the next round.
-    pub(crate) fn spawn(&mut self, future: LocalTask) -> usize {
+    /// Add a task (made on this thread: need not be `Send`), scheduled
+    /// for the next round; its key.
+    pub(crate) fn spawn(&mut self, future: impl Future<Output = ()> + 'static) -> usize {
+        self.insert(Slot::local(future, self.shared.clone()))
+    }
+
+    /// Add `task`, scheduled for the next round (it is made scheduled).
+    fn insert(&mut self, task: Slot) -> usize {
         let entry = self.tasks.vacant_entry();
         let key = entry.key();
-        let waker = Arc::new(TaskWaker {
-            key,
-            scheduled: AtomicBool::new(true),
-            shared: self.shared.clone(),
-        });
+        // Keys stay far below `u32::MAX`: one per live task of the loop.
+        task.set_key(u32::try_from(key).unwrap_or(u32::MAX));
         lock(&self.shared.ready).push(key);
-        entry.insert(Task { future, waker });
+        entry.insert(task);
         key
     }
 
@@ -508,8 +504,8 @@ impl Executor {
         let mut due = Vec::new();
         for _ in 0..MAX_ROUNDS {
             let spawned = std::mem::take(&mut *lock(&self.shared.spawned));
-            for future in spawned {
-                self.spawn(future);
+            for task in spawned {
+                self.insert(Slot::spawned(task));
             }
             lock(&self.shared.timers).expire(Instant::now(), |_, waker| due.extend(waker));
             for waker in due.drain(..) {
@@ -534,12 +530,9 @@ impl Executor {
         let Some(task) = self.tasks.get_mut(key) else {
             return;
         };
-        task.waker.scheduled.store(false, SeqCst);
         crate::io::next_poll();
-        let waker = Waker::from(task.waker.clone());
-        let mut cx = Context::from_waker(&waker);
         // A panicking task ends itself (its connection), not the loop.
-        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        let polled = catch_unwind(AssertUnwindSafe(|| task.poll()));
         if !matches!(polled, Ok(Poll::Pending)) {
             // Dropping the task closes its sockets and frees its timers.
             drop(self.tasks.remove(key));
