@@ -19,6 +19,7 @@ use std::{
     cell::Cell,
     io::{self, IoSlice, Read, Write},
     net::Shutdown,
+    ptr,
     sync::Arc,
     task::{Context, Poll, Waker},
 };
@@ -26,17 +27,20 @@ use std::{
 use hubbub_ws::driver::Transport;
 use mio::{net::TcpStream, Interest};
 
-use crate::reactor::{pick, Direction, Shared};
+use crate::{
+    reactor::{pick, Direction, Shared},
+    task::own_task,
+};
 
 thread_local! {
     /// The number of the task poll in progress on this thread (0: none).
     static POLL: Cell<u64> = const { Cell::new(0) };
     /// The stream whose short read emptied its receive queue last on this
-    /// thread, and in which poll: its loop (by address) and source id.
+    /// thread, and in which poll: its loop (by address) and its socket.
     /// Kept here rather than in every stream, which an idle connection
     /// pays for; a task's poll that drains two streams only remembers the
     /// last (the other one's next read is a real one).
-    static DRAINED: Cell<(u64, usize, u32)> = const { Cell::new((0, 0, 0)) };
+    static DRAINED: Cell<(u64, usize, u64)> = const { Cell::new((0, 0, 0)) };
 }
 
 /// Number the task poll that starts now.
@@ -44,13 +48,25 @@ pub(crate) fn next_poll() {
     POLL.with(|poll| poll.set(poll.get().wrapping_add(1).max(1)));
 }
 
+/// [`MioIo::id`]'s mark of a stream registered for a task's key rather
+/// than a source slot.
+const TASK: u32 = 1 << 31;
+
 /// A mio TCP stream registered with a loop, as a [`Transport`].
 ///
 /// (Its registration is kept flat, as the loop and the source's id, so
 /// that the stream is 16 bytes: it is part of every connection's task.)
+///
+/// A stream first polled by a task of its loop with the task's own waker
+/// (the usual case: a connection's task) is registered with that task's
+/// token: its readiness events wake the task directly, and it takes no
+/// source slot and stores no waker. Polled by another task or with another
+/// waker later (moved elsewhere, or under a combinator with wakers of its
+/// own), it moves to a slot of its own for good.
 pub struct MioIo {
     stream: TcpStream,
-    /// The source's id in its loop, once registered.
+    /// The source's id in its loop once registered, or the key of the task
+    /// it is registered for, marked [`TASK`].
     id: u32,
     /// The loop it is registered with: taken when the stream first would
     /// block, if not at creation.
@@ -68,10 +84,25 @@ impl std::fmt::Debug for MioIo {
 
 impl Drop for MioIo {
     fn drop(&mut self) {
-        if let Some(shared) = &self.shared {
-            shared.remove_source(self.id);
+        match &self.shared {
+            Some(shared) if self.id & TASK == 0 => shared.remove_source(self.id),
+            _ => {}
         }
     }
+}
+
+/// The socket underneath, as a number unique among open sockets.
+#[cfg(unix)]
+fn socket_id(stream: &TcpStream) -> u64 {
+    use std::os::fd::AsRawFd;
+    u64::from(stream.as_raw_fd().unsigned_abs())
+}
+
+/// The socket underneath, as a number unique among open sockets.
+#[cfg(windows)]
+fn socket_id(stream: &TcpStream) -> u64 {
+    use std::os::windows::io::AsRawSocket;
+    stream.as_raw_socket()
 }
 
 impl MioIo {
@@ -99,24 +130,52 @@ impl MioIo {
     /// Have the next readiness event in `direction` wake `waker`
     /// (registering the stream first if it is not yet).
     fn set_waker(&mut self, direction: Direction, waker: &Waker) -> io::Result<()> {
-        if self.shared.is_none() {
-            self.register_now()?;
-        }
-        if let Some(shared) = &self.shared {
+        let Some(shared) = &self.shared else {
+            return self.register_now(direction, waker);
+        };
+        if self.id & TASK == 0 {
             shared.swap_waker(self.id, direction, waker);
+            return Ok(());
         }
-        Ok(())
+        if own_task(waker) == Some((Arc::as_ptr(shared), self.id & !TASK)) {
+            return Ok(()); // its events wake this task
+        }
+        self.leave_task(direction, waker)
     }
 
     /// Register the stream with the current loop (else a default one):
-    /// once in its life, out of the read and write paths.
+    /// once in its life, out of the read and write paths. Polled by a task
+    /// of that loop with its own waker, for that task.
     #[cold]
     #[inline(never)]
-    fn register_now(&mut self) -> io::Result<()> {
+    fn register_now(&mut self, direction: Direction, waker: &Waker) -> io::Result<()> {
         let shared = pick();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        self.id = shared.add_source(&mut self.stream, interest)?;
+        match own_task(waker) {
+            Some((on, key)) if ptr::eq(on, Arc::as_ptr(&shared)) && key < TASK => {
+                shared.add_task_source(&mut self.stream, interest, key)?;
+                self.id = key | TASK;
+            }
+            _ => {
+                self.id = shared.add_source(&mut self.stream, interest)?;
+                shared.swap_waker(self.id, direction, waker);
+            }
+        }
         self.shared = Some(shared);
+        Ok(())
+    }
+
+    /// The stream, registered for a task, is polled by another one or with
+    /// another waker: give it a source slot, for good.
+    #[cold]
+    #[inline(never)]
+    fn leave_task(&mut self, direction: Direction, waker: &Waker) -> io::Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.id = shared.move_to_slot(&mut self.stream, interest)?;
+        shared.swap_waker(self.id, direction, waker);
         Ok(())
     }
 
@@ -124,10 +183,11 @@ impl MioIo {
         self.shared.as_ref().is_some_and(Shared::is_current)
     }
 
-    /// This stream's mark in [`DRAINED`]: its loop's address and its id.
-    fn drained_key(&self, poll: u64) -> (u64, usize, u32) {
+    /// This stream's mark in [`DRAINED`]: its loop's address and its
+    /// socket.
+    fn drained_key(&self, poll: u64) -> (u64, usize, u64) {
         let shared = self.shared.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize);
-        (poll, shared, self.id)
+        (poll, shared, socket_id(&self.stream))
     }
 
     /// The stream.
@@ -264,6 +324,105 @@ mod tests {
     fn a_stream_is_its_socket_an_id_and_a_pointer() {
         let flat = (size_of::<TcpStream>() + size_of::<u32>()).next_multiple_of(8) + 8;
         assert_eq!(size_of::<MioIo>(), flat);
+    }
+
+    /// Counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// One turn of a loop: process its tasks, then its events (10 ms at
+    /// most).
+    fn turn(poll: &mut mio::Poll, executor: &mut crate::reactor::Executor) {
+        executor.process();
+        let mut events = mio::Events::with_capacity(16);
+        poll.poll(&mut events, Some(Duration::from_millis(10)))
+            .unwrap();
+        for event in &events {
+            executor.handle_event(event);
+        }
+    }
+
+    /// A stream a task polls with its own waker is registered for the
+    /// task: no source slot, and its readiness wakes the task. Polled with
+    /// another waker, it moves to a slot, whose waker its events wake.
+    #[test]
+    fn a_stream_wakes_its_task_without_a_slot_until_another_waker_polls_it() {
+        use std::{cell::RefCell, rc::Rc};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut executor = crate::reactor::Executor::new(poll.registry(), mio::Token(0)).unwrap();
+        let shared = executor.shared.clone();
+        let io = Rc::new(RefCell::new(MioIo::unregistered(TcpStream::from_std(
+            server,
+        ))));
+        let (got, task_io) = (Rc::new(RefCell::new(Vec::new())), io.clone());
+        let into = got.clone();
+        executor.spawn(std::future::poll_fn(move |cx| {
+            let mut buf = [0u8; 64];
+            loop {
+                match task_io.borrow_mut().poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        into.borrow_mut().extend_from_slice(&buf[..n]);
+                        if into.borrow().len() >= 5 {
+                            return Poll::Ready(()); // the stream outlives it
+                        }
+                    }
+                    Poll::Ready(_) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }));
+        turn(&mut poll, &mut executor);
+        assert_eq!(shared.slots_in_use(), 0, "registered for its task");
+        assert!(io.borrow().id & TASK != 0);
+        client.write_all(b"hello").unwrap();
+        for _ in 0..100 {
+            if got.borrow().len() == 5 {
+                break;
+            }
+            turn(&mut poll, &mut executor);
+        }
+        assert_eq!(&got.borrow()[..], b"hello", "the event woke the task");
+        turn(&mut poll, &mut executor);
+        assert_eq!(executor.len(), 0, "the task is done");
+        // Another waker (outside any task) polls it: it takes a slot.
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let _enter = crate::reactor::Enter::new(&shared);
+        next_poll();
+        let mut buf = [0u8; 64];
+        let pending = io
+            .borrow_mut()
+            .poll_read(&mut Context::from_waker(&waker), &mut buf);
+        assert!(pending.is_pending());
+        assert_eq!(shared.slots_in_use(), 1, "moved to a slot");
+        client.write_all(b"more").unwrap();
+        for _ in 0..100 {
+            if count.0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                break;
+            }
+            turn(&mut poll, &mut executor);
+        }
+        assert!(
+            count.0.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the slot's waker was woken"
+        );
+        drop(io.borrow_mut()); // the task still holds the stream
+        drop(executor);
+        drop(io);
+        assert_eq!(
+            shared.slots_in_use(),
+            0,
+            "the slot is freed with the stream"
+        );
     }
 
     #[test]

@@ -109,12 +109,55 @@ impl Shared {
         self.signal();
     }
 
-    /// Register `source` with this loop for `interest`; its id (the token
-    /// is `base + 1 + id`). Free it with [`remove_source`](Self::remove_source).
+    /// Register `source` with this loop for `interest`; its id. Free it
+    /// with [`remove_source`](Self::remove_source).
     pub(crate) fn add_source(
         &self,
         source: &mut impl mio::event::Source,
         interest: Interest,
+    ) -> io::Result<u32> {
+        self.add_slot(source, interest, false)
+    }
+
+    /// Register `source` for `interest` so that its readiness events wake
+    /// the task with `key` (on this loop) directly: no slot, no waker
+    /// stored (the task polls it with its own waker, on this loop).
+    pub(crate) fn add_task_source(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+        key: u32,
+    ) -> io::Result<()> {
+        self.registry
+            .register(source, self.task_token(key), interest)
+    }
+
+    /// Move `source`, registered for a task's key, to a slot of its own
+    /// (it is polled by another task now, or with another waker); its id.
+    pub(crate) fn move_to_slot(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+    ) -> io::Result<u32> {
+        self.add_slot(source, interest, true)
+    }
+
+    /// The token of source slot `id`: tokens above `base` alternate between
+    /// source slots (even offsets) and tasks' keys (odd ones).
+    fn slot_token(&self, id: u32) -> Token {
+        Token(self.base + 1 + 2 * id as usize)
+    }
+
+    /// The token whose events wake the task with `key`.
+    fn task_token(&self, key: u32) -> Token {
+        Token(self.base + 2 + 2 * key as usize)
+    }
+
+    fn add_slot(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+        registered: bool,
     ) -> io::Result<u32> {
         let id = {
             let mut sources = lock(&self.sources);
@@ -128,12 +171,23 @@ impl Shared {
                 }
             }
         };
-        let token = Token(self.base + 1 + id as usize);
-        if let Err(error) = self.registry.register(source, token, interest) {
+        let token = self.slot_token(id);
+        let registering = match registered {
+            true => self.registry.reregister(source, token, interest),
+            false => self.registry.register(source, token, interest),
+        };
+        if let Err(error) = registering {
             self.remove_source(id);
             return Err(error);
         }
         Ok(id)
+    }
+
+    /// Source slots in use: for tests.
+    #[cfg(test)]
+    pub(crate) fn slots_in_use(&self) -> usize {
+        let sources = lock(&self.sources);
+        sources.slots.len() - sources.free.len()
     }
 
     /// Source `id` is gone: drop its wakers, free its id.
@@ -455,9 +509,20 @@ impl Executor {
         }
         // `process` runs next: a wake need not interrupt a poll.
         self.shared.signalled.store(true, SeqCst);
-        let Some(id) = token.checked_sub(self.shared.base + 1) else {
+        let Some(offset) = token.checked_sub(self.shared.base + 1) else {
             return true; // the loop's waker
         };
+        let id = offset / 2;
+        if offset % 2 == 1 {
+            // A socket of the task with this key (see `add_task_source`):
+            // wake it, whichever way the socket became ready. (An event
+            // queued before the task ended may wake the task that took
+            // its key since: a spurious wake-up, harmless.)
+            if let Some(task) = self.tasks.get(id) {
+                task.wake();
+            }
+            return true;
+        }
         let (reader, writer) = {
             let mut sources = lock(&self.shared.sources);
             let Some(source) = sources.slots.get_mut(id) else {

@@ -15,14 +15,15 @@
 //! — so that a waker dropped last on another thread drops no future there.
 
 use std::{
-    cell::UnsafeCell,
+    cell::{Cell, UnsafeCell},
     future::Future,
     pin::Pin,
+    ptr,
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering::SeqCst},
         Arc,
     },
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, RawWakerVTable, Wake, Waker},
 };
 
 use crate::reactor::Shared;
@@ -55,6 +56,40 @@ unsafe impl<F> Send for Task<F> {}
 // atomics and the loop's `Arc<Shared>` (`Sync`).
 unsafe impl<F> Sync for Task<F> {}
 
+/// The task being polled on this thread: its loop, its key and its own
+/// waker (by address: data and vtable).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Polling {
+    shared: *const Shared,
+    key: u32,
+    data: *const (),
+    vtable: *const RawWakerVTable,
+}
+
+thread_local! {
+    /// The task this thread is polling, if any (nested loops put theirs
+    /// back when they return).
+    static POLLING: Cell<Option<Polling>> = const { Cell::new(None) };
+}
+
+/// If `waker` is the own waker of the task being polled on this thread:
+/// that task's loop (by address) and key. A socket polled so may let its
+/// readiness events wake that task directly (see `MioIo`).
+pub(crate) fn own_task(waker: &Waker) -> Option<(*const Shared, u32)> {
+    let polling = POLLING.with(Cell::get)?;
+    (polling.data == waker.data() && ptr::eq(polling.vtable, waker.vtable()))
+        .then_some((polling.shared, polling.key))
+}
+
+/// Puts back the task polled before (none, or an outer loop's).
+struct Restore(Option<Polling>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        POLLING.with(|polling| polling.set(self.0));
+    }
+}
+
 /// A task with its future's type erased.
 trait Run {
     /// The task joins the slab under `key`.
@@ -65,6 +100,12 @@ trait Run {
 
     /// The task's waker.
     fn waker(self: Arc<Self>) -> Waker;
+
+    /// Its loop and its key.
+    fn place(&self) -> (*const Shared, u32);
+
+    /// Wake it.
+    fn wake_here(&self);
 
     /// Poll the future (a cleared task is done).
     ///
@@ -137,9 +178,25 @@ impl Slot {
     pub(crate) fn poll(&mut self) -> Poll<()> {
         self.0.unschedule();
         let waker = self.0.clone().waker();
+        let (shared, key) = self.0.place();
+        let polling = Polling {
+            shared,
+            key,
+            data: waker.data(),
+            vtable: waker.vtable(),
+        };
+        let _restore = Restore(POLLING.with(|p| p.replace(Some(polling))));
         // SAFETY: by the task's one `Slot`, through `&mut`, on the thread
         // where the slot was made (it is not `Send`); see `Task`'s `Send`.
         unsafe { self.0.poll(&mut Context::from_waker(&waker)) }
+    }
+}
+
+impl Slot {
+    /// A readiness event for a socket of this task (see
+    /// [`own_task`]): wake it.
+    pub(crate) fn wake(&self) {
+        self.0.wake_here();
     }
 }
 
@@ -161,6 +218,14 @@ impl<F: Future<Output = ()> + 'static> Run for Task<F> {
 
     fn waker(self: Arc<Self>) -> Waker {
         Waker::from(self)
+    }
+
+    fn place(&self) -> (*const Shared, u32) {
+        (Arc::as_ptr(&self.shared), self.key.load(SeqCst))
+    }
+
+    fn wake_here(&self) {
+        wake(&self.scheduled, &self.shared, &self.key);
     }
 
     unsafe fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -188,9 +253,14 @@ impl<F> Wake for Task<F> {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, SeqCst) {
-            self.shared.schedule(self.key.load(SeqCst) as usize);
-        }
+        wake(&self.scheduled, &self.shared, &self.key);
+    }
+}
+
+/// Put a task on its loop's ready list, unless it is there already.
+fn wake(scheduled: &AtomicBool, shared: &Shared, key: &AtomicU32) {
+    if !scheduled.swap(true, SeqCst) {
+        shared.schedule(key.load(SeqCst) as usize);
     }
 }
 
@@ -279,7 +349,7 @@ mod tests {
         }
         impl Pinned {
             fn check(&self) {
-                let here = std::ptr::from_ref(self) as usize;
+                let here = ptr::from_ref(self) as usize;
                 match self.at.get() {
                     0 => self.at.set(here),
                     at => assert_eq!(at, here, "the future moved"),
