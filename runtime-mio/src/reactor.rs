@@ -36,6 +36,13 @@ use crate::{
 /// poll (tasks that keep waking each other must not starve I/O).
 const MAX_ROUNDS: usize = 64;
 
+/// Task slots a loop's slab reserves at once: 128 KiB of address space,
+/// which the allocator maps without touching it (a page is resident once a
+/// task uses it). Growing a small slab step by step instead copies it each
+/// time, and the copies it leaves behind stay resident: some 26 bytes per
+/// connection at 5 000 connections a loop.
+const TASKS_RESERVED: usize = 8192;
+
 /// Lock, ignoring poison: every critical section here leaves its data
 /// consistent (a push, a take, a slab insert or removal).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -468,7 +475,7 @@ impl Executor {
     pub(crate) fn new(registry: &Registry, base: Token) -> io::Result<Self> {
         let waker = mio::Waker::new(registry, base)?;
         Ok(Executor {
-            tasks: Slab::new(),
+            tasks: Slab::with_capacity(TASKS_RESERVED),
             shared: Arc::new(Shared {
                 ready: Mutex::new(Vec::new()),
                 signalled: AtomicBool::new(false),
