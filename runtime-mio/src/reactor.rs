@@ -1,12 +1,15 @@
 //! One loop's reactor and executor: what every task, socket and timer of a
 //! `mio::Poll` loop shares, across threads.
 //!
-//! Sources (sockets, listeners) get a token each and store the waker of the
-//! task polling them, one for reading and one for writing; a readiness
-//! event wakes it. Timers live in the loop's heap with their waker. Tasks
-//! sit in a slab on the loop's thread; a task's waker puts its key on the
-//! ready list, from any thread, and interrupts the loop's poll. A future
-//! spawned from another thread is queued and the loop picked up.
+//! Sources (sockets, listeners) get a slot and a token each and store the
+//! waker of the task polling them, one for reading and one for writing; a
+//! readiness event wakes it. A socket polled by its own task with the task's
+//! waker takes the task's token instead (no slot): its events wake the task
+//! (see `MioIo`). Timers live in the loop's heap with their waker. Tasks sit
+//! in a slab on the loop's thread, each one allocation that is also its
+//! waker (see `task`); a task's waker puts its key on the ready list, from
+//! any thread, and interrupts the loop's poll. A future spawned from another
+//! thread is queued and the loop picked up.
 //!
 //! The loop that is running a task on this thread is the *current* loop:
 //! what is created there (a socket, a timer, a spawned task) joins it.
