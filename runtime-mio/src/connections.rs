@@ -52,7 +52,7 @@ impl Remote {
 
     /// Run `future` on the loop (from any thread).
     pub fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
-        self.0.spawn(Box::pin(future));
+        self.0.spawn(future);
     }
 }
 
@@ -199,7 +199,7 @@ impl Connections {
         F: Future<Output = ()> + 'static,
     {
         let future = make(LoopTimer::on(self.executor.shared.clone()));
-        self.executor.spawn(Box::pin(future))
+        self.executor.spawn(future)
     }
 
     /// Note a readiness event: wakes the task waiting for it. Returns

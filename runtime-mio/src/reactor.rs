@@ -1,12 +1,15 @@
 //! One loop's reactor and executor: what every task, socket and timer of a
 //! `mio::Poll` loop shares, across threads.
 //!
-//! Sources (sockets, listeners) get a token each and store the waker of the
-//! task polling them, one for reading and one for writing; a readiness
-//! event wakes it. Timers live in the loop's heap with their waker. Tasks
-//! sit in a slab on the loop's thread; a task's waker puts its key on the
-//! ready list, from any thread, and interrupts the loop's poll. A future
-//! spawned from another thread is queued and the loop picked up.
+//! Sources (sockets, listeners) get a slot and a token each and store the
+//! waker of the task polling them, one for reading and one for writing; a
+//! readiness event wakes it. A socket polled by its own task with the task's
+//! waker takes the task's token instead (no slot): its events wake the task
+//! (see `MioIo`). Timers live in the loop's heap with their waker. Tasks sit
+//! in a slab on the loop's thread, each one allocation that is also its
+//! waker (see `task`); a task's waker puts its key on the ready list, from
+//! any thread, and interrupts the loop's poll. A future spawned from another
+//! thread is queued and the loop picked up.
 //!
 //! The loop that is running a task on this thread is the *current* loop:
 //! what is created there (a socket, a timer, a spawned task) joins it.
@@ -16,7 +19,6 @@ use std::{
     future::Future,
     io,
     panic::{catch_unwind, AssertUnwindSafe},
-    pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
         Arc, Mutex, MutexGuard, OnceLock,
@@ -28,16 +30,21 @@ use std::{
 use mio::{event::Event, Events, Interest, Registry, Token};
 use slab::Slab;
 
-use crate::timers::Timers;
-
-/// A task as the loop keeps it (built on the loop's thread: need not be `Send`).
-pub(crate) type LocalTask = Pin<Box<dyn Future<Output = ()>>>;
-/// A task handed over from another thread.
-type SendTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+use crate::{
+    task::{Slot, Spawned},
+    timers::Timers,
+};
 
 /// Rounds of polling in one [`Executor::process`] before returning to the
 /// poll (tasks that keep waking each other must not starve I/O).
 const MAX_ROUNDS: usize = 64;
+
+/// Task slots a loop's slab reserves at once: 128 KiB of address space,
+/// which the allocator maps without touching it (a page is resident once a
+/// task uses it). Growing a small slab step by step instead copies it each
+/// time, and the copies it leaves behind stay resident: some 26 bytes per
+/// connection at 5 000 connections a loop.
+const TASKS_RESERVED: usize = 8192;
 
 /// Lock, ignoring poison: every critical section here leaves its data
 /// consistent (a push, a take, a slab insert or removal).
@@ -50,6 +57,16 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Source {
     reader: Option<Waker>,
     writer: Option<Waker>,
+}
+
+/// The registered sources of a loop, by id (a plain vector and a free
+/// list rather than a `Slab`: a slot is the two wakers, 32 bytes, where a
+/// slab's entry would take 40). A free slot holds no waker; an event for
+/// it (one that was queued before its source left) wakes nothing.
+#[derive(Default)]
+struct Sources {
+    slots: Vec<Source>,
+    free: Vec<u32>,
 }
 
 /// Which of a source's wakers.
@@ -70,14 +87,14 @@ pub(crate) struct Shared {
     registry: Registry,
     /// The waker's token; sources take the tokens above it.
     base: usize,
-    sources: Mutex<Slab<Source>>,
+    sources: Mutex<Sources>,
     pub(crate) timers: Mutex<Timers>,
     /// Futures spawned onto this loop, not yet in its slab.
-    spawned: Mutex<Vec<SendTask>>,
+    spawned: Mutex<Vec<Spawned>>,
 }
 
 impl Shared {
-    fn schedule(&self, key: usize) {
+    pub(crate) fn schedule(&self, key: usize) {
         lock(&self.ready).push(key);
         self.signal();
     }
@@ -97,9 +114,118 @@ impl Shared {
     }
 
     /// Run `future` on this loop.
-    pub(crate) fn spawn(&self, future: SendTask) {
-        lock(&self.spawned).push(future);
+    pub(crate) fn spawn(self: &Arc<Self>, future: impl Future<Output = ()> + Send + 'static) {
+        lock(&self.spawned).push(Spawned::new(future, self.clone()));
         self.signal();
+    }
+
+    /// Register `source` with this loop for `interest`; its id. Free it
+    /// with [`remove_source`](Self::remove_source).
+    pub(crate) fn add_source(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+    ) -> io::Result<u32> {
+        self.add_slot(source, interest, false)
+    }
+
+    /// Register `source` for `interest` so that its readiness events wake
+    /// the task with `key` (on this loop) directly: no slot, no waker
+    /// stored (the task polls it with its own waker, on this loop).
+    pub(crate) fn add_task_source(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+        key: u32,
+    ) -> io::Result<()> {
+        self.registry
+            .register(source, self.task_token(key), interest)
+    }
+
+    /// Move `source`, registered for a task's key, to a slot of its own
+    /// (it is polled by another task now, or with another waker); its id.
+    pub(crate) fn move_to_slot(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+    ) -> io::Result<u32> {
+        self.add_slot(source, interest, true)
+    }
+
+    /// The token of source slot `id`: tokens above `base` alternate between
+    /// source slots (even offsets) and tasks' keys (odd ones).
+    fn slot_token(&self, id: u32) -> Token {
+        Token(self.base + 1 + 2 * id as usize)
+    }
+
+    /// The token whose events wake the task with `key`.
+    fn task_token(&self, key: u32) -> Token {
+        Token(self.base + 2 + 2 * key as usize)
+    }
+
+    fn add_slot(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+        registered: bool,
+    ) -> io::Result<u32> {
+        let id = {
+            let mut sources = lock(&self.sources);
+            match sources.free.pop() {
+                Some(id) => id,
+                None => {
+                    let id = u32::try_from(sources.slots.len())
+                        .map_err(|_| io::Error::other("too many sources on one loop"))?;
+                    sources.slots.push(Source::default());
+                    id
+                }
+            }
+        };
+        let token = self.slot_token(id);
+        let registering = match registered {
+            true => self.registry.reregister(source, token, interest),
+            false => self.registry.register(source, token, interest),
+        };
+        if let Err(error) = registering {
+            self.remove_source(id);
+            return Err(error);
+        }
+        Ok(id)
+    }
+
+    /// Source slots in use: for tests.
+    #[cfg(test)]
+    pub(crate) fn slots_in_use(&self) -> usize {
+        let sources = lock(&self.sources);
+        sources.slots.len() - sources.free.len()
+    }
+
+    /// Source `id` is gone: drop its wakers, free its id.
+    pub(crate) fn remove_source(&self, id: u32) {
+        let mut sources = lock(&self.sources);
+        if let Some(source) = sources.slots.get_mut(id as usize) {
+            *source = Source::default();
+            sources.free.push(id);
+        }
+    }
+
+    /// Set the waker of source `id`'s `direction`; true if one was set
+    /// (and not taken by an event).
+    pub(crate) fn swap_waker(&self, id: u32, direction: Direction, waker: &Waker) -> bool {
+        let mut sources = lock(&self.sources);
+        let Some(source) = sources.slots.get_mut(id as usize) else {
+            return false;
+        };
+        let slot = match direction {
+            Direction::Read => &mut source.reader,
+            Direction::Write => &mut source.writer,
+        };
+        let waiting = slot.is_some();
+        match slot {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+        waiting
     }
 
     /// Whether this loop is the one running on this thread.
@@ -216,7 +342,7 @@ pub(crate) fn wait(
 /// the token (the socket leaves the poll when it is closed).
 pub(crate) struct Registration {
     shared: Arc<Shared>,
-    id: usize,
+    id: u32,
 }
 
 impl std::fmt::Debug for Registration {
@@ -234,18 +360,13 @@ impl Registration {
         source: &mut impl mio::event::Source,
         interest: Interest,
     ) -> io::Result<Self> {
-        let id = lock(&shared.sources).insert(Source::default());
-        let token = Token(shared.base + 1 + id);
-        if let Err(error) = shared.registry.register(source, token, interest) {
-            lock(&shared.sources).remove(id);
-            return Err(error);
-        }
+        let id = shared.add_source(source, interest)?;
         Ok(Registration { shared, id })
     }
 
     /// Have the next readiness event in `direction` wake `waker`.
     pub(crate) fn set_waker(&self, direction: Direction, waker: &Waker) {
-        self.swap_waker(direction, waker);
+        self.shared.swap_waker(self.id, direction, waker);
     }
 
     /// Whether the source is still waiting in `direction`: no readiness
@@ -253,26 +374,7 @@ impl Registration {
     /// next one wakes `waker` instead.
     #[cfg_attr(not(feature = "signal"), allow(dead_code))]
     pub(crate) fn still_waiting(&self, direction: Direction, waker: &Waker) -> bool {
-        self.swap_waker(direction, waker)
-    }
-
-    /// Set the waker of `direction`; true if one was set (and not taken by
-    /// an event).
-    fn swap_waker(&self, direction: Direction, waker: &Waker) -> bool {
-        let mut sources = lock(&self.shared.sources);
-        let Some(source) = sources.get_mut(self.id) else {
-            return false;
-        };
-        let slot = match direction {
-            Direction::Read => &mut source.reader,
-            Direction::Write => &mut source.writer,
-        };
-        let waiting = slot.is_some();
-        match slot {
-            Some(old) if old.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
-        waiting
+        self.shared.swap_waker(self.id, direction, waker)
     }
 
     /// Poll `op` on this source; while it is pending, the next readiness
@@ -289,26 +391,21 @@ impl Registration {
             return Poll::Ready(value);
         }
         self.set_waker(direction, cx.waker());
-        if self.on_its_loop() {
+        if self.shared.is_current() {
             return Poll::Pending;
         }
         op()
-    }
-
-    /// Whether the polling thread is this source's loop: an event cannot
-    /// arrive between a `WouldBlock` and [`set_waker`](Self::set_waker).
-    pub(crate) fn on_its_loop(&self) -> bool {
-        self.shared.is_current()
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.shared.sources).try_remove(self.id);
+        self.shared.remove_source(self.id);
     }
 }
 
-/// One task's waker: schedules its key at most once until it is polled.
+/// The waker of a future polled outside the slab (`block_on_local`'s):
+/// marks it woken, and makes the loop look.
 pub(crate) struct TaskWaker {
     key: usize,
     scheduled: AtomicBool,
@@ -350,11 +447,6 @@ impl Wake for TaskWaker {
     }
 }
 
-struct Task {
-    future: LocalTask,
-    waker: Arc<TaskWaker>,
-}
-
 /// Puts the previous current loop back when a loop's processing ends.
 pub(crate) struct Enter(Option<Arc<Shared>>);
 
@@ -373,7 +465,7 @@ impl Drop for Enter {
 
 /// A loop's tasks, polled on its thread.
 pub(crate) struct Executor {
-    tasks: Slab<Task>,
+    tasks: Slab<Slot>,
     pub(crate) shared: Arc<Shared>,
     /// The ready list being worked on (swapped with the shared one, so
     /// both keep their capacity).
@@ -386,14 +478,14 @@ impl Executor {
     pub(crate) fn new(registry: &Registry, base: Token) -> io::Result<Self> {
         let waker = mio::Waker::new(registry, base)?;
         Ok(Executor {
-            tasks: Slab::new(),
+            tasks: Slab::with_capacity(TASKS_RESERVED),
             shared: Arc::new(Shared {
                 ready: Mutex::new(Vec::new()),
                 signalled: AtomicBool::new(false),
                 waker,
                 registry: registry.try_clone()?,
                 base: base.0,
-                sources: Mutex::new(Slab::new()),
+                sources: Mutex::default(),
                 timers: Mutex::default(),
                 spawned: Mutex::new(Vec::new()),
             }),
@@ -401,17 +493,20 @@ impl Executor {
         })
     }
 
-    /// Add a task, scheduled for the next round.
-    pub(crate) fn spawn(&mut self, future: LocalTask) -> usize {
+    /// Add a task (made on this thread: need not be `Send`), scheduled
+    /// for the next round; its key.
+    pub(crate) fn spawn(&mut self, future: impl Future<Output = ()> + 'static) -> usize {
+        self.insert(Slot::local(future, self.shared.clone()))
+    }
+
+    /// Add `task`, scheduled for the next round (it is made scheduled).
+    fn insert(&mut self, task: Slot) -> usize {
         let entry = self.tasks.vacant_entry();
         let key = entry.key();
-        let waker = Arc::new(TaskWaker {
-            key,
-            scheduled: AtomicBool::new(true),
-            shared: self.shared.clone(),
-        });
+        // Keys stay far below `u32::MAX`: one per live task of the loop.
+        task.set_key(u32::try_from(key).unwrap_or(u32::MAX));
         lock(&self.shared.ready).push(key);
-        entry.insert(Task { future, waker });
+        entry.insert(task);
         key
     }
 
@@ -424,12 +519,23 @@ impl Executor {
         }
         // `process` runs next: a wake need not interrupt a poll.
         self.shared.signalled.store(true, SeqCst);
-        let Some(id) = token.checked_sub(self.shared.base + 1) else {
+        let Some(offset) = token.checked_sub(self.shared.base + 1) else {
             return true; // the loop's waker
         };
+        let id = offset / 2;
+        if offset % 2 == 1 {
+            // A socket of the task with this key (see `add_task_source`):
+            // wake it, whichever way the socket became ready. (An event
+            // queued before the task ended may wake the task that took
+            // its key since: a spurious wake-up, harmless.)
+            if let Some(task) = self.tasks.get(id) {
+                task.wake();
+            }
+            return true;
+        }
         let (reader, writer) = {
             let mut sources = lock(&self.shared.sources);
-            let Some(source) = sources.get_mut(id) else {
+            let Some(source) = sources.slots.get_mut(id) else {
                 return true;
             };
             let error = event.is_error();
@@ -473,8 +579,8 @@ impl Executor {
         let mut due = Vec::new();
         for _ in 0..MAX_ROUNDS {
             let spawned = std::mem::take(&mut *lock(&self.shared.spawned));
-            for future in spawned {
-                self.spawn(future);
+            for task in spawned {
+                self.insert(Slot::spawned(task));
             }
             lock(&self.shared.timers).expire(Instant::now(), |_, waker| due.extend(waker));
             for waker in due.drain(..) {
@@ -499,12 +605,9 @@ impl Executor {
         let Some(task) = self.tasks.get_mut(key) else {
             return;
         };
-        task.waker.scheduled.store(false, SeqCst);
         crate::io::next_poll();
-        let waker = Waker::from(task.waker.clone());
-        let mut cx = Context::from_waker(&waker);
         // A panicking task ends itself (its connection), not the loop.
-        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        let polled = catch_unwind(AssertUnwindSafe(|| task.poll()));
         if !matches!(polled, Ok(Poll::Pending)) {
             // Dropping the task closes its sockets and frees its timers.
             drop(self.tasks.remove(key));

@@ -94,7 +94,7 @@ impl Runtime for Mio {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        pick_for_task().spawn(Box::pin(future));
+        pick_for_task().spawn(future);
     }
 
     async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {

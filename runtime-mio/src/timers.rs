@@ -14,7 +14,7 @@
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
-    sync::Arc,
+    sync::{Arc, MutexGuard},
     task::{Context, Poll, Waker},
     time::Instant,
 };
@@ -34,6 +34,9 @@ pub(crate) struct Timers {
     queued: Vec<Option<Instant>>,
     /// By timer id: the waker of the task waiting for it.
     wakers: Vec<Option<Waker>>,
+    /// By timer id: the deadline its [`LoopTimer`] is set to (kept here,
+    /// not in the timer, which every connection's task holds).
+    deadlines: Vec<Option<Instant>>,
     /// Ids free for new timers.
     free: Vec<usize>,
     /// How many `queued` slots are set.
@@ -46,6 +49,7 @@ impl Timers {
         self.free.pop().unwrap_or_else(|| {
             self.queued.push(None);
             self.wakers.push(None);
+            self.deadlines.push(None);
             self.queued.len() - 1
         })
     }
@@ -55,6 +59,7 @@ impl Timers {
         self.forget(id);
         if let Some(waker) = self.wakers.get_mut(id) {
             *waker = None;
+            self.deadlines[id] = None;
             self.free.push(id);
         }
     }
@@ -65,6 +70,7 @@ impl Timers {
         if self.queued.len() <= id {
             self.queued.resize(id + 1, None);
             self.wakers.resize(id + 1, None);
+            self.deadlines.resize(id + 1, None);
         }
         if let Some(waker) = waker {
             match &mut self.wakers[id] {
@@ -144,17 +150,35 @@ impl Timers {
 /// A [`Timer`] in a loop's heap. [`Default`] makes an unset timer that
 /// joins a loop (the current one, else a default one) when first armed;
 /// it may be polled from any thread.
-#[derive(Default)]
+///
+/// Its deadline is kept in the loop's table, by the timer's id, so that
+/// the timer is 16 bytes: it is part of every connection's task.
 pub struct LoopTimer {
-    /// The loop, and the timer's id there once armed.
-    slot: Option<(Arc<Shared>, Option<usize>)>,
-    deadline: Option<Instant>,
+    /// The loop, once chosen.
+    shared: Option<Arc<Shared>>,
+    /// The timer's id in its loop's table, or [`NO_ID`].
+    id: u32,
+    /// A deadline is set (and has not been seen to pass).
+    set: bool,
+}
+
+/// [`LoopTimer::id`] of a timer that has none in its loop's table.
+const NO_ID: u32 = u32::MAX;
+
+impl Default for LoopTimer {
+    fn default() -> Self {
+        LoopTimer {
+            shared: None,
+            id: NO_ID,
+            set: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for LoopTimer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopTimer")
-            .field("deadline", &self.deadline)
+            .field("set", &self.set)
             .finish_non_exhaustive()
     }
 }
@@ -164,28 +188,29 @@ impl LoopTimer {
     #[cfg_attr(not(feature = "hub"), allow(dead_code))]
     pub(crate) fn on(shared: Arc<Shared>) -> Self {
         LoopTimer {
-            slot: Some((shared, None)),
-            deadline: None,
+            shared: Some(shared),
+            id: NO_ID,
+            set: false,
         }
     }
 
-    fn arm(&mut self, deadline: Instant, waker: Option<&Waker>) {
-        let (shared, id) = self.slot.get_or_insert_with(|| (pick(), None));
+    /// The timer's loop, its table locked, and its id there (taken now
+    /// if it has none).
+    fn table(&mut self) -> (&Arc<Shared>, MutexGuard<'_, Timers>, usize) {
+        let shared = self.shared.get_or_insert_with(pick);
         let mut timers = lock(&shared.timers);
-        let id = *id.get_or_insert_with(|| timers.insert());
-        let pushed = timers.arm(id, deadline, waker);
-        drop(timers);
-        if pushed && !shared.is_current() {
-            // The loop may be asleep with a later deadline.
-            shared.signal();
+        if self.id == NO_ID {
+            // Ids stay far below `u32::MAX`: one per live timer of the loop.
+            self.id = u32::try_from(timers.insert()).unwrap_or(NO_ID - 1);
         }
+        (shared, timers, self.id as usize)
     }
 }
 
 impl Drop for LoopTimer {
     fn drop(&mut self) {
-        if let Some((shared, Some(id))) = &self.slot {
-            lock(&shared.timers).remove(*id);
+        if let (Some(shared), true) = (&self.shared, self.id != NO_ID) {
+            lock(&shared.timers).remove(self.id as usize);
         }
     }
 }
@@ -196,32 +221,47 @@ impl Timer for LoopTimer {
     }
 
     fn reset(&mut self, deadline: Instant) {
-        self.deadline = Some(deadline);
-        self.arm(deadline, None);
+        self.set = true;
+        let (shared, mut timers, id) = self.table();
+        timers.deadlines[id] = Some(deadline);
+        let pushed = timers.arm(id, deadline, None);
+        drop(timers);
+        if pushed && !shared.is_current() {
+            // The loop may be asleep with a later deadline.
+            shared.signal();
+        }
     }
 
     fn cancel(&mut self) {
-        self.deadline = None;
-        if let Some((shared, id)) = &mut self.slot {
-            if let Some(id) = id.take() {
-                lock(&shared.timers).remove(id);
-            }
+        self.set = false;
+        if let (Some(shared), true) = (&self.shared, self.id != NO_ID) {
+            lock(&shared.timers).remove(self.id as usize);
+            self.id = NO_ID;
         }
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match self.deadline {
-            None => Poll::Pending,
-            Some(deadline) if deadline <= Instant::now() => {
-                self.deadline = None;
-                Poll::Ready(())
-            }
-            Some(deadline) => {
-                // An earlier entry of this timer may have fired meanwhile.
-                self.arm(deadline, Some(cx.waker()));
-                Poll::Pending
-            }
+        if !self.set {
+            return Poll::Pending;
         }
+        let now = Instant::now();
+        let (shared, mut timers, id) = self.table();
+        let Some(deadline) = timers.deadlines[id] else {
+            return Poll::Pending; // not reached: `set` means a deadline
+        };
+        if deadline <= now {
+            timers.deadlines[id] = None;
+            drop(timers);
+            self.set = false;
+            return Poll::Ready(());
+        }
+        // An earlier entry of this timer may have fired meanwhile.
+        let pushed = timers.arm(id, deadline, Some(cx.waker()));
+        drop(timers);
+        if pushed && !shared.is_current() {
+            shared.signal();
+        }
+        Poll::Pending
     }
 }
 
@@ -229,6 +269,13 @@ impl Timer for LoopTimer {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Every connection's task holds a timer: its deadline is in the loop's
+    /// table.
+    #[test]
+    fn a_timer_is_16_bytes() {
+        assert_eq!(size_of::<LoopTimer>(), 16);
+    }
 
     #[test]
     fn rearming_keeps_the_heap_bounded() {

@@ -122,9 +122,11 @@ fn an_idle_hub_session_costs_under_1300_bytes_of_heap() {
 /// loops, its handler waiting in `recv()`, with no idle or keep-alive timer
 /// (what `echo --runtime mio` holds in the benchmark's idle row): the task,
 /// one future holding the handshake and then the handler, and the loop's
-/// slots; the handshake's timer is cancelled once open.
+/// slots; the handshake's timer is cancelled once open. (574 bytes in a
+/// debug build with a separate waker, a boxed future and a source slot;
+/// 432 with the task in one allocation and the socket registered for it.)
 #[test]
-fn an_idle_websocket_costs_under_800_bytes_of_heap() {
+fn an_idle_websocket_costs_under_512_bytes_of_heap() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     static WAITING: AtomicUsize = AtomicUsize::new(0);
     let listener = Mio::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1024).unwrap();
@@ -147,7 +149,7 @@ fn an_idle_websocket_costs_under_800_bytes_of_heap() {
         eventually("handlers", || WAITING.load(Ordering::SeqCst) == expected);
     });
     println!("heap per idle WebSocket: {per} bytes");
-    assert!(per < 800, "{per} bytes");
+    assert!(per < 512, "{per} bytes");
 }
 
 /// The size of the future a closure returns (without calling it).
