@@ -1,7 +1,12 @@
 //! What the echo servers (`echo`, `axum-echo`) share: the conformance
 //! configuration and the echo loop.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::{poll_fn, Future},
+    time::Duration,
+};
+
+use futures_util::SinkExt;
 
 use hubbub_core::{Config, DeflateConfig};
 use hubbub_ws::{
@@ -30,20 +35,24 @@ pub fn conformance_config(max_message: usize, deflate: Option<DeflateConfig>) ->
 ///
 /// (A plain function returning an `async move` block: an `async fn` would
 /// keep its `WebSocket` argument twice in its future, and this future is
-/// most of what an idle connection costs.)
+/// most of what an idle connection costs. For the same reason the loop
+/// waits for room to queue *before* it takes a message, and then queues
+/// it at once through the `Sink` calls, so that no message is held
+/// across a wait: the future is the `WebSocket` and a few words.)
 #[allow(clippy::manual_async_fn)]
 pub fn echo<T: Transport, K: Timer>(mut ws: WebSocket<T, K>) -> impl Future<Output = ()> {
     async move {
         loop {
-            // The message moves into `feed`'s future before that is
-            // awaited, so this future does not keep a slot for it too.
-            let feeding = match ws.recv().await {
-                Some(Ok(message)) => ws.feed(message),
-                Some(Err(_)) => continue,
+            // Once a close has started this is an error: sends fail, and
+            // the loop keeps reading to the end.
+            let room = poll_fn(|cx| ws.poll_ready_unpin(cx)).await;
+            match ws.recv().await {
+                Some(Ok(message)) if room.is_ok() => {
+                    let _ = ws.start_send_unpin(message);
+                }
+                Some(_) => continue,
                 None => break,
-            };
-            // After a close has started, sends fail; keep reading to the end.
-            let _ = feeding.await;
+            }
         }
     }
 }

@@ -23,24 +23,29 @@ use hubbub_core::{
 /// Everything a connection owns; shared by the two halves after a split.
 pub(crate) struct Core<T: Transport, K: Timer> {
     driver: Driver<T, K>,
-    /// How the connection ended, once it has. (This and the two below are
-    /// boxed: usually unset, and an idle connection's memory is mostly this
-    /// struct.)
-    closed: Option<Box<Closed>>,
-    last_pong: Option<Box<Bytes>>,
-    /// The subprotocol and extension agreed in the handshake, if either was.
-    opened: Option<Box<Opened>>,
+    /// What is usually unset, in one box made when the first of it is set:
+    /// an idle connection's memory is mostly this struct.
+    extras: Option<Box<Extras>>,
     /// The stream has returned `None`.
     ended: bool,
+}
+
+/// A connection's rarely set state (see [`Core::extras`]).
+#[derive(Default)]
+struct Extras {
+    /// How the connection ended, once it has.
+    closed: Option<Closed>,
+    /// The payload of the last pong received.
+    last_pong: Option<Bytes>,
+    /// The subprotocol and extension agreed in the handshake, if either was.
+    opened: Option<Opened>,
 }
 
 impl<T: Transport, K: Timer> Core<T, K> {
     pub(crate) fn new(conn: Connection, transport: T, timer: K) -> Self {
         Core {
             driver: Driver::new(conn, transport, timer),
-            closed: None,
-            last_pong: None,
-            opened: None,
+            extras: None,
             ended: false,
         }
     }
@@ -52,10 +57,31 @@ impl<T: Transport, K: Timer> Core<T, K> {
         D: FnOnce(&Request) -> Result<Accept, Reject>,
     {
         let opened = self.driver.open(decide).await?;
-        if opened.protocol.is_some() || opened.extensions.is_some() {
-            self.opened = Some(Box::new(opened));
-        }
+        self.set_opened(opened);
         Ok(())
+    }
+
+    /// Keep what the handshake agreed, if it agreed on anything.
+    fn set_opened(&mut self, opened: Opened) {
+        if opened.protocol.is_some() || opened.extensions.is_some() {
+            self.extras_mut().opened = Some(opened);
+        }
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    fn closed(&self) -> Option<&Closed> {
+        self.extras.as_ref()?.closed.as_ref()
+    }
+
+    fn last_pong(&self) -> Option<&Bytes> {
+        self.extras.as_ref()?.last_pong.as_ref()
+    }
+
+    fn opened(&self) -> Option<&Opened> {
+        self.extras.as_ref()?.opened.as_ref()
     }
 
     /// The server's `101` response (client role, once open).
@@ -75,11 +101,11 @@ impl<T: Transport, K: Timer> Core<T, K> {
             };
             match event {
                 Event::Message(message) => return Poll::Ready(Some(Ok(message))),
-                Event::Pong(payload) => self.last_pong = Some(Box::new(payload)),
+                Event::Pong(payload) => self.extras_mut().last_pong = Some(payload),
                 Event::ProtocolError(error) => {
                     return Poll::Ready(Some(Err(Error::Protocol(error))))
                 }
-                Event::Closed(closed) => self.closed = Some(Box::new(closed)),
+                Event::Closed(closed) => self.extras_mut().closed = Some(closed),
                 Event::HandshakeFailed(error) => {
                     return Poll::Ready(Some(Err(Error::handshake(error))))
                 }
@@ -220,15 +246,13 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
     /// [`Event::Open`] taken.
     fn from_open(mut conn: Connection, transport: T, timer: K) -> Self {
         let opened = match conn.poll_event() {
-            Some(Event::Open(opened))
-                if opened.protocol.is_some() || opened.extensions.is_some() =>
-            {
-                Some(Box::new(opened))
-            }
+            Some(Event::Open(opened)) => Some(opened),
             _ => None,
         };
         let mut core = Core::new(conn, transport, timer);
-        core.opened = opened;
+        if let Some(opened) = opened {
+            core.set_opened(opened);
+        }
         WebSocket { core }
     }
 
@@ -245,7 +269,7 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
     /// hub's callback client runs the connection this way). Messages the
     /// driver had read ahead stay in its core.
     pub fn into_driver(self) -> (Driver<T, K>, Option<String>) {
-        let protocol = self.core.opened.and_then(|opened| opened.protocol);
+        let protocol = self.core.extras.and_then(|extras| extras.opened?.protocol);
         (self.core.driver, protocol)
     }
 
@@ -302,7 +326,7 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
             self.core.start_close(code, reason)?;
         }
         while self.recv().await.is_some() {}
-        self.core.closed.as_deref().cloned().ok_or(Error::Closed)
+        self.core.closed().cloned().ok_or(Error::Closed)
     }
 
     /// True while messages may be sent.
@@ -312,23 +336,23 @@ impl<T: Transport, K: Timer> WebSocket<T, K> {
 
     /// How the connection ended (set when the stream sees the close).
     pub fn closed(&self) -> Option<&Closed> {
-        self.core.closed.as_deref()
+        self.core.closed()
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.core.opened.as_ref()?.protocol.as_deref()
+        self.core.opened()?.protocol.as_deref()
     }
 
     /// The negotiated extension as sent in `Sec-WebSocket-Extensions`
     /// (e.g. `permessage-deflate; server_no_context_takeover`), if any.
     pub fn extensions(&self) -> Option<&str> {
-        self.core.opened.as_ref()?.extensions.as_deref()
+        self.core.opened()?.extensions.as_deref()
     }
 
     /// The payload of the last pong received.
     pub fn last_pong(&self) -> Option<&Bytes> {
-        self.core.last_pong.as_deref()
+        self.core.last_pong()
     }
 
     /// The underlying transport (e.g. for its peer address).
@@ -367,7 +391,7 @@ impl<T: Transport, K: Timer> std::fmt::Debug for WebSocket<T, K> {
             .field("role", &conn.role())
             .field("open", &conn.is_open())
             .field("pending_bytes", &conn.pending_bytes())
-            .field("closed", &self.core.closed)
+            .field("closed", &self.core.closed())
             .finish()
     }
 }
@@ -481,12 +505,12 @@ impl<T: Transport, K: Timer> ReadHalf<T, K> {
 
     /// How the connection ended (set when this half sees the close).
     pub fn closed(&self) -> Option<Closed> {
-        self.shared.lock().closed.as_deref().cloned()
+        self.shared.lock().closed().cloned()
     }
 
     /// The payload of the last pong received.
     pub fn last_pong(&self) -> Option<Bytes> {
-        self.shared.lock().last_pong.as_deref().cloned()
+        self.shared.lock().last_pong().cloned()
     }
 }
 
